@@ -1,0 +1,41 @@
+//! `/healthz` (the process is alive) and `/readyz` (it can do useful work: its database answers).
+//! Load balancers and `flotilla status` read these; they need no credential.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+use crate::db::Db;
+
+/// Routes for the two probes, checking `db` for readiness.
+pub fn routes(service: &'static str, db: Option<Db>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(move || async move { Json(json!({"status": "ok", "service": service})) }),
+        )
+        .route("/readyz", get(readyz))
+        .with_state((service, db))
+}
+
+async fn readyz(State((service, db)): State<(&'static str, Option<Db>)>) -> Response {
+    let db_ok = match &db {
+        Some(db) => db.ping().await.is_ok(),
+        None => true,
+    };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": if db_ok { "ready" } else { "not ready" },
+        "service": service,
+        "checks": { "database": if db.is_none() { "none" } else if db_ok { "ok" } else { "failing" } },
+    });
+    (status, Json(body)).into_response()
+}

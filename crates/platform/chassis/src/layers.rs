@@ -1,0 +1,122 @@
+//! The standard middleware stack every service router (and the gateway) runs behind.
+//!
+//! Outermost first: request context (id + trace) → panic catcher → caller trust → problem
+//! rewriting → timeout → body size limit → the routes. Each piece is an off-the-shelf tower-http
+//! layer where one exists; the two written here are the problem rewriter and the trust check.
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::any::Any;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::caller::{TrustPolicy, establish_trust};
+use crate::problem::Problem;
+
+/// Limits applied to every request a service serves. All are documented in the README.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (413 above it, before the handler runs).
+    pub body_bytes: usize,
+    /// Longest a handler may take before the caller gets a 503.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Wraps `router` in the standard stack.
+pub fn standard(router: Router, limits: Limits, trust: TrustPolicy) -> Router {
+    router
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(trust, establish_trust))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(middleware::from_fn(crate::request_context::middleware))
+}
+
+/// The shared part of [`standard`] for routers that are not services (the gateway): no trust
+/// check, since the gateway is where trust starts.
+pub fn edge(router: Router, limits: Limits) -> Router {
+    router
+        .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(middleware::from_fn(crate::request_context::middleware))
+}
+
+/// A panic in a handler becomes a 500 problem; the process keeps serving.
+fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
+    let msg = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = msg, "handler panicked");
+    Problem::internal().into_response()
+}
+
+/// Error responses produced by layers and the router itself (404 for an unknown route, 405,
+/// 413 from the body limit, 503 from the timeout) have empty bodies; give them a problem body.
+async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (slug, detail) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("method-not-allowed", "method not allowed on this route")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            "the request body is larger than this service accepts",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => (
+            "timeout",
+            "the request took longer than the configured timeout",
+        ),
+        _ => ("error", "request failed"),
+    };
+    let mut rewritten = Problem::new(status, slug, detail).into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH {
+            rewritten.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    rewritten
+}

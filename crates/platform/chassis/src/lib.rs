@@ -1,0 +1,33 @@
+//! The Flotilla service chassis: everything a service is built on and nothing a service is.
+//!
+//! A service crate takes a [`ServiceContext`] and returns a [`Service`]; this crate supplies the
+//! pieces in between: the problem+json error type, extractors that reject bad input cleanly, the
+//! standard middleware stack, probes, storage, paging, caller identity and its trust rules,
+//! service credentials, and the transports and client that carry calls between services.
+
+pub mod caller;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod extract;
+pub mod health;
+pub mod layers;
+pub mod money;
+pub mod pagination;
+pub mod problem;
+pub mod request_context;
+pub mod service;
+pub mod service_credential;
+pub mod trace_context;
+pub mod transport;
+
+pub use caller::{Admin, Caller, Role};
+pub use db::{Db, Migration};
+pub use layers::Limits;
+pub use money::{Currency, Money};
+pub use pagination::{Page, PageParams, PageRequest};
+pub use problem::Problem;
+pub use service::{Service, ServiceContext, ServiceFactory, ServiceSpec, StartError};
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,0 +1,155 @@
+//! RFC 9457 problem details: the one shape every error leaving a Flotilla service takes.
+//!
+//! Services define their own error enums and convert them into [`Problem`]; nothing else in the
+//! code base writes an error body by hand. The `type` URI is stable (`urn:flotilla:problem:<slug>`)
+//! so that clients can branch on it without parsing prose.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The media type of a problem document.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem, e.g. `urn:flotilla:problem:not-found`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short, human-readable summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this particular request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request id, so a user can quote it and an operator can find the logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Field-level validation errors, when the problem is invalid input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One invalid field in a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// The field's name (a JSON pointer-ish path such as `quantity` or `address.city`).
+    pub field: String,
+    /// Why it was rejected.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem of the given status with a slug that becomes `urn:flotilla:problem:<slug>`.
+    pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:flotilla:problem:{slug}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: Some(detail.into()),
+            request_id: crate::request_context::current_request_id(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// 400: the request is malformed (unparseable JSON, bad query string).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 422: the request parsed but a field is invalid.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            format!("{field}: {message}"),
+        );
+        p.errors.push(FieldError {
+            field: field.to_owned(),
+            message,
+        });
+        p
+    }
+
+    /// 404: the named thing does not exist (or the caller may not know it does).
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    /// 401: no valid credentials.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+    }
+
+    /// 403: valid credentials, but not allowed.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 503: a dependency is unavailable; the request may succeed later.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// 500: a bug or an unexpected failure. The detail is deliberately generic: internals
+    /// (SQL, stack traces) are logged, never sent.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred; quote the request id when reporting it",
+        )
+    }
+
+    /// The status as a [`StatusCode`].
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.title)?;
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut response = (status, Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
+
+/// Errors from the storage layer become a 500 (logged with their cause) unless a service maps a
+/// specific constraint violation to something more useful first.
+impl From<sqlx::Error> for Problem {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "storage error");
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Problem::unavailable("storage is busy; retry shortly")
+            }
+            _ => Problem::internal(),
+        }
+    }
+}

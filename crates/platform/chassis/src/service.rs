@@ -1,0 +1,149 @@
+//! A service is a value: [`ServiceContext`] in, [`Service`] out.
+//!
+//! The context carries everything a service may touch of the outside world (its configuration
+//! section, its database, its peers, a clock, a shutdown token) and nothing else. The service
+//! returns its HTTP surface with its OpenAPI document and its background tasks; the host decides
+//! whether that surface is mounted in-process behind the gateway or served on its own listener.
+
+use axum::Router;
+use axum::routing::get;
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::caller::TrustPolicy;
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::layers::{self, Limits};
+use crate::transport::Peers;
+
+/// What a service is given.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The service's name (`catalog`, `cart`, ...), also its configuration section.
+    pub name: &'static str,
+    /// The service's own database (`None` for services that own no data, like the storefront).
+    pub db: Option<Db>,
+    /// How to reach other services.
+    pub peers: Peers,
+    /// Wall-clock reads.
+    pub clock: SharedClock,
+    /// Cancelled when the host shuts down; background tasks stop on it.
+    pub shutdown: CancellationToken,
+    config: figment::Figment,
+}
+
+impl ServiceContext {
+    /// A context; hosts and tests build these.
+    pub fn new(
+        name: &'static str,
+        config: figment::Figment,
+        db: Option<Db>,
+        peers: Peers,
+        clock: SharedClock,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            name,
+            db,
+            peers,
+            clock,
+            shutdown,
+            config,
+        }
+    }
+
+    /// The service's database; an error for a service whose spec says it needs none.
+    pub fn db(&self) -> Result<Db, StartError> {
+        self.db.clone().ok_or_else(|| {
+            StartError::Other(format!("{} was started without a database", self.name))
+        })
+    }
+
+    /// The service's configuration section (`[<name>]` in the file, `FLOTILLA_<NAME>__KEY` in the
+    /// environment), with the type's defaults for anything missing.
+    pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T, Box<figment::Error>> {
+        if self.config.find_value(self.name).is_err() {
+            return Ok(T::default());
+        }
+        self.config.extract_inner(self.name).map_err(Box::new)
+    }
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Its configuration section is invalid.
+    #[error("configuration: {0}")]
+    Config(#[from] Box<figment::Error>),
+    /// Anything else, described.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A service constructor, as hosts hold them: `|ctx| Box::pin(catalog::service(ctx))`.
+pub type ServiceFactory = fn(ServiceContext) -> BoxFuture<'static, Result<Service, StartError>>;
+
+/// How a host learns what a service needs before starting it. Each service crate exports one
+/// as `SPEC`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceSpec {
+    /// The service's name: its configuration section, database name and gateway prefix.
+    pub name: &'static str,
+    /// Its constructor.
+    pub factory: ServiceFactory,
+    /// Whether the host must give it a database.
+    pub needs_database: bool,
+}
+
+/// A task a service runs in the background until `shutdown` is cancelled.
+pub type BackgroundTask = BoxFuture<'static, ()>;
+
+/// What a service is made of.
+pub struct Service {
+    /// Its name.
+    pub name: &'static str,
+    /// Its routes, with the OpenAPI description of each.
+    pub api: OpenApiRouter,
+    /// Its background tasks.
+    pub tasks: Vec<BackgroundTask>,
+    /// Its database, for the readiness probe.
+    pub db: Option<Db>,
+}
+
+impl Service {
+    /// A service with routes and no background tasks.
+    pub fn new(name: &'static str, api: OpenApiRouter, db: Option<Db>) -> Self {
+        Self {
+            name,
+            api,
+            tasks: Vec::new(),
+            db,
+        }
+    }
+
+    /// The complete router: the API, `/openapi.json`, `/healthz`, `/readyz`, behind the standard
+    /// middleware. Returns the background tasks for the host to run.
+    pub fn into_parts(
+        self,
+        limits: Limits,
+        trust: TrustPolicy,
+    ) -> (Router, OpenApi, Vec<BackgroundTask>) {
+        let (api, mut openapi) = self.api.split_for_parts();
+        openapi.info.title = format!("flotilla {}", self.name);
+        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        let document = openapi.clone();
+        let router = api
+            .route(
+                "/openapi.json",
+                get(move || async move { axum::Json(document) }),
+            )
+            .merge(crate::health::routes(self.name, self.db));
+        (layers::standard(router, limits, trust), openapi, self.tasks)
+    }
+}

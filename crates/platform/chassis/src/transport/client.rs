@@ -1,0 +1,225 @@
+//! The one way to call another service: a [`ServiceClient`] sends JSON over a [`Transport`],
+//! copies the request id and trace context of the request being served, writes the caller's
+//! identity when the call acts for a user, and turns error responses into [`ClientError`].
+//! Each service's typed client (`catalog::client::CatalogClient`, ...) is a thin layer on this.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tower::ServiceExt;
+
+use super::{Transport, TransportError};
+use crate::caller::Caller;
+use crate::problem::Problem;
+use crate::request_context::{self, REQUEST_ID, TRACEPARENT};
+
+/// Largest response body a client reads (a defence against a misbehaving peer).
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Why a call to another service failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The service answered with an error status; its problem document is kept.
+    #[error("{service} answered {problem}")]
+    Status {
+        /// The callee.
+        service: &'static str,
+        /// What it said.
+        problem: Box<Problem>,
+    },
+    /// The service could not be reached or timed out.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The answer could not be read or decoded.
+    #[error("{service} sent an unreadable response: {message}")]
+    Decode {
+        /// The callee.
+        service: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status the callee answered with, if it answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Status { problem, .. } => Some(problem.status_code()),
+            _ => None,
+        }
+    }
+
+    /// True for a 404 from the callee.
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(StatusCode::NOT_FOUND)
+    }
+}
+
+/// The default translation for a failed dependency: the caller's client sees a 503 (the
+/// dependency is unavailable or broken), never the dependency's own 4xx, which would blame the
+/// client for our call. Services that expect a 4xx (e.g. "unknown product") match on it first.
+impl From<ClientError> for Problem {
+    fn from(err: ClientError) -> Self {
+        tracing::warn!(error = %err, "dependency call failed");
+        match &err {
+            ClientError::Status { service, problem } if problem.status_code().is_client_error() => {
+                tracing::error!(service, %problem, "dependency rejected our request");
+                Problem::internal()
+            }
+            ClientError::Status { service, .. } | ClientError::Decode { service, .. } => {
+                Problem::unavailable(format!("{service} is not working right now"))
+            }
+            ClientError::Transport(TransportError::NoInstance(s))
+            | ClientError::Transport(TransportError::Timeout(s))
+            | ClientError::Transport(TransportError::Connect { service: s, .. }) => {
+                Problem::unavailable(format!("{s} is unavailable right now"))
+            }
+        }
+    }
+}
+
+/// A JSON client for one named service.
+#[derive(Clone)]
+pub struct ServiceClient {
+    service: &'static str,
+    transport: Transport,
+}
+
+impl std::fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceClient")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceClient {
+    /// A client for `service` over `transport`.
+    pub fn new(service: &'static str, transport: Transport) -> Self {
+        Self { service, transport }
+    }
+
+    /// The callee's name.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// `GET path`, decoding a JSON answer.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        caller: Option<&Caller>,
+    ) -> Result<T, ClientError> {
+        self.call(Method::GET, path, caller, None::<&()>).await
+    }
+
+    /// `method path` with a JSON body, decoding a JSON answer.
+    pub async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(method, path, caller, Some(body)).await
+    }
+
+    /// `method path` without a body, expecting no content back (204 or any 2xx).
+    pub async fn send_empty(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+    ) -> Result<(), ClientError> {
+        let request = self.request(method, path, caller, None::<&()>)?;
+        self.exchange(request).await.map(|_| ())
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let request = self.request(method, path, caller, body)?;
+        let bytes = self.exchange(request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            service: self.service,
+            message: e.to_string(),
+        })
+    }
+
+    fn request<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+        body: Option<&B>,
+    ) -> Result<Request<Body>, ClientError> {
+        let body = match body {
+            Some(b) => Body::from(serde_json::to_vec(b).map_err(|e| ClientError::Decode {
+                service: self.service,
+                message: e.to_string(),
+            })?),
+            None => Body::empty(),
+        };
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().map_err(|_| ClientError::Decode {
+            service: self.service,
+            message: format!("bad path {path:?}"),
+        })?;
+        let headers = request.headers_mut();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(ctx) = request_context::current() {
+            if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
+                headers.insert(REQUEST_ID.clone(), v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&ctx.trace.child().to_header()) {
+                headers.insert(TRACEPARENT.clone(), v);
+            }
+        }
+        if let Some(caller) = caller {
+            caller.write_headers(headers);
+        }
+        Ok(request)
+    }
+
+    async fn exchange(&self, request: Request<Body>) -> Result<bytes::Bytes, ClientError> {
+        let response = self.transport.clone().oneshot(request).await?;
+        let status = response.status();
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| ClientError::Decode {
+                service: self.service,
+                message: e.to_string(),
+            })?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
+            Problem::new(
+                status,
+                "upstream",
+                String::from_utf8_lossy(&bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            )
+        });
+        Err(ClientError::Status {
+            service: self.service,
+            problem: Box::new(problem),
+        })
+    }
+}

@@ -1,0 +1,122 @@
+//! The HTTP transport: a pooled hyper client to one base URL, e.g. `http://10.0.0.7:9002` or
+//! `http://gateway:8080/api/catalog`. Each request gets the service credential and a timeout.
+//! Discovery and balancing across instances arrive with the fleet issue, as a layer in front.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::util::BoxCloneSyncService;
+
+use super::{Transport, TransportError};
+use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
+
+/// Settings of an HTTP transport.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Longest wait for the response head.
+    pub timeout: Duration,
+    /// Idle pooled connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+/// A shared connection pool; make one per process and derive transports from it.
+#[derive(Clone)]
+pub struct HttpPool {
+    client: Client<HttpConnector, Body>,
+    credentials: Arc<ServiceCredentials>,
+    settings: HttpSettings,
+}
+
+impl HttpPool {
+    /// A pool whose requests carry credentials from `credentials`.
+    pub fn new(credentials: Arc<ServiceCredentials>, settings: HttpSettings) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(settings.timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(settings.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Self {
+            client,
+            credentials,
+            settings,
+        }
+    }
+
+    /// A transport to `service` at `base_url` (scheme, authority and an optional path prefix).
+    pub fn transport(
+        &self,
+        service: &str,
+        base_url: &str,
+    ) -> Result<Transport, url_error::InvalidBaseUrl> {
+        let base: Uri = base_url
+            .parse()
+            .map_err(|_| url_error::InvalidBaseUrl(base_url.to_owned()))?;
+        let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
+            return Err(url_error::InvalidBaseUrl(base_url.to_owned()));
+        };
+        let prefix = base.path().trim_end_matches('/').to_owned();
+        let origin = format!("{scheme}://{authority}");
+        let pool = self.clone();
+        let service = service.to_owned();
+        Ok(BoxCloneSyncService::new(tower::service_fn(
+            move |req: Request<Body>| {
+                let pool = pool.clone();
+                let service = service.clone();
+                let target = format!(
+                    "{origin}{prefix}{}",
+                    req.uri()
+                        .path_and_query()
+                        .map(|p| p.as_str())
+                        .unwrap_or("/")
+                );
+                async move { pool.send(&service, &target, req).await }
+            },
+        )))
+    }
+
+    async fn send(
+        &self,
+        service: &str,
+        target: &str,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, TransportError> {
+        *req.uri_mut() = target.parse().map_err(|e| TransportError::Connect {
+            service: service.to_owned(),
+            source: Box::new(e),
+        })?;
+        if let Ok(token) = HeaderValue::from_str(&self.credentials.token()) {
+            req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
+        }
+        match tokio::time::timeout(self.settings.timeout, self.client.request(req)).await {
+            Err(_) => Err(TransportError::Timeout(service.to_owned())),
+            Ok(Err(e)) => Err(TransportError::Connect {
+                service: service.to_owned(),
+                source: Box::new(e),
+            }),
+            Ok(Ok(response)) => Ok(response.map(Body::new)),
+        }
+    }
+}
+
+/// Errors building an HTTP transport.
+pub mod url_error {
+    /// The base URL is not an absolute `http://host:port[/prefix]` URL.
+    #[derive(Debug, thiserror::Error)]
+    #[error("invalid base url {0:?}: expected http://host:port[/prefix]")]
+    pub struct InvalidBaseUrl(pub String);
+}

@@ -1,0 +1,44 @@
+//! How one service reaches another. A [`Transport`] is a cloneable tower `Service` from an HTTP
+//! request to an HTTP response; typed clients wrap one and never know which kind it is:
+//!
+//! - [`in_process`]: the callee's router, called directly (no socket, same middleware, same HTTP
+//!   semantics), marked as a trusted hop;
+//! - [`http`]: a pooled hyper client to a base URL, carrying a service credential.
+//!
+//! The resilience layers of a later issue (deadline, retry budget, breaker, bulkhead) wrap a
+//! `Transport` and so behave the same in every mode.
+
+pub mod client;
+pub mod http;
+pub mod in_process;
+pub mod peers;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use tower::util::BoxCloneSyncService;
+
+pub use client::{ClientError, ServiceClient};
+pub use peers::Peers;
+
+/// A request/response service to one named peer.
+pub type Transport = BoxCloneSyncService<Request<Body>, Response<Body>, TransportError>;
+
+/// Failures below HTTP: the peer could not be reached or did not answer in time.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No instance of the service is known (not registered in-process, no URL configured).
+    #[error("service {0} is not available here")]
+    NoInstance(String),
+    /// Connecting or exchanging bytes failed.
+    #[error("could not reach {service}: {source}")]
+    Connect {
+        /// The peer.
+        service: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The peer took longer than the transport's timeout.
+    #[error("{0} did not answer in time")]
+    Timeout(String),
+}

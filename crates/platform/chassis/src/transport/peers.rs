@@ -1,0 +1,52 @@
+//! Where each peer service lives, as seen from one process: in this process (the default) or at
+//! a remote base URL. A service asks its [`Peers`] for a transport by name and never learns which.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::Transport;
+use super::http::HttpPool;
+use super::in_process::InProcessRegistry;
+
+/// The peers of the services hosted in one process.
+#[derive(Clone)]
+pub struct Peers {
+    local: InProcessRegistry,
+    remote: Arc<HashMap<String, Transport>>,
+}
+
+impl Peers {
+    /// Peers reached in-process through `local`, except those listed in `remote`.
+    pub fn new(local: InProcessRegistry, remote: HashMap<String, Transport>) -> Self {
+        Self {
+            local,
+            remote: Arc::new(remote),
+        }
+    }
+
+    /// Peers with remote base URLs (`service → url`), sharing `pool`.
+    pub fn with_urls(
+        local: InProcessRegistry,
+        pool: &HttpPool,
+        urls: &HashMap<String, String>,
+    ) -> Result<Self, super::http::url_error::InvalidBaseUrl> {
+        let remote = urls
+            .iter()
+            .map(|(name, url)| Ok((name.clone(), pool.transport(name, url)?)))
+            .collect::<Result<HashMap<_, _>, _>>()?;
+        Ok(Self::new(local, remote))
+    }
+
+    /// The transport to `service`.
+    pub fn transport(&self, service: &str) -> Transport {
+        match self.remote.get(service) {
+            Some(t) => t.clone(),
+            None => self.local.transport(service),
+        }
+    }
+
+    /// True when `service` is reached over the network.
+    pub fn is_remote(&self, service: &str) -> bool {
+        self.remote.contains_key(service)
+    }
+}
