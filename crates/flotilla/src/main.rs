@@ -1,1 +1,109 @@
-fn main() {}
+//! `flotilla`: parses the command line, sets up logging, and hands over to a host.
+
+use clap::Parser;
+use figment::providers::Serialized;
+use flotilla::cli::{Cli, Command, Common};
+use flotilla::host::{GATEWAY, Host, Mode};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = flotilla_chassis::config::load(cli.config.as_deref());
+    let command = cli.command.unwrap_or(Command::Run(Common::default()));
+    match command {
+        Command::Run(common) => {
+            let (config, settings) = flotilla::settings(config, &common)?;
+            serve(Host::build(config, settings, Mode::Run).await?).await
+        }
+        Command::Serve {
+            services,
+            listen,
+            common,
+        } => {
+            let mut config = config;
+            for (name, addr) in &listen {
+                config = config.merge(Serialized::default(
+                    &format!("listen.{name}"),
+                    addr.to_string(),
+                ));
+            }
+            let (config, settings) = flotilla::settings(config, &common)?;
+            serve(Host::build(config, settings, Mode::Serve(services)).await?).await
+        }
+        Command::Migrate { services, common } => {
+            let (config, settings) = flotilla::settings(config, &common)?;
+            let host = Host::build(config, settings, Mode::Migrate(services)).await?;
+            for (name, _) in &host.placement {
+                println!("{name}: migrated");
+            }
+            host.shutdown_token().cancel();
+            host.run().await
+        }
+        Command::Seed { products, common } => {
+            let (config, settings) = flotilla::settings(config, &common)?;
+            let catalog = vec![flotilla_catalog::NAME.to_owned()];
+            let host = Host::build(config, settings.clone(), Mode::Migrate(catalog)).await?;
+            host.shutdown_token().cancel();
+            host.run().await?;
+            let added = flotilla::seed_catalog(&settings, products).await?;
+            println!("catalog: added {added} products");
+            Ok(())
+        }
+    }
+}
+
+/// Prints where everything runs, then serves until Ctrl-C or SIGTERM.
+async fn serve(host: Host) -> anyhow::Result<()> {
+    println!("{:<12} {}", "SERVICE", "WHERE");
+    for (name, place) in &host.placement {
+        let listener = host.endpoints.iter().find(|e| &e.name == name);
+        match listener {
+            Some(e) => println!("{name:<12} http://{}", e.addr),
+            None => println!("{name:<12} {place}"),
+        }
+    }
+    for endpoint in &host.endpoints {
+        println!("{} listening on http://{}", endpoint.name, endpoint.addr);
+    }
+    match host.gateway_addr() {
+        Some(addr) => println!(
+            "Flotilla is ready: open http://{addr}/ (the {GATEWAY} fronts the services above)"
+        ),
+        None => println!("Flotilla is ready."),
+    }
+    let token = host.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    host.run().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,1 +1,19 @@
-//! placeholder
+//! The gateway: the only public entry to Flotilla.
+//!
+//! It routes `/api/<service>/<rest>` to the service (which sees `/<rest>`) and everything else to
+//! the storefront, over whatever [`Transport`](flotilla_chassis::transport::Transport) the host
+//! gives it (in-process or HTTP). On the way it authenticates the user (a bearer token for the
+//! API, the `flotilla_token` cookie for the web shop), replaces any caller-identity headers the
+//! client sent with the verified ones, and strips hop-by-hop headers.
+//!
+//! Rate limits, load balancing and resilience arrive in later issues as tower layers around the
+//! per-service transports and the router built here; nothing in the routing needs to change.
+
+mod auth;
+mod keys;
+mod proxy;
+mod routes;
+
+pub use auth::{AuthError, Authenticator};
+pub use keys::KeyCache;
+pub use routes::{Gateway, GatewayConfig, RoutePolicy};

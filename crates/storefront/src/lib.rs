@@ -1,1 +1,153 @@
-//! placeholder
+//! The storefront: the shop's web pages, rendered on the server from what the catalog, cart and
+//! identity services answer. It is a backend-for-frontend and owns no data.
+//!
+//! Every page has one critical call (the thing the page is about) and a few optional ones (the
+//! category navigation, the cart count in the header, featured products). They run concurrently;
+//! when an optional one fails the page renders anyway with a notice, and when the critical one's
+//! service is down the answer is a friendly 503 page. Pages are plain HTML with no JavaScript:
+//! every form is a POST answered with a 303 redirect, or with the form again and its message.
+//!
+//! Cross-site form posts are refused by tower-http's [`CsrfLayer`], which implements the
+//! token-free scheme of Go 1.25 (`Sec-Fetch-Site`, with an `Origin`/`Host` fallback for old
+//! browsers). Together with `SameSite=Lax` on the session cookie this needs no per-form token
+//! and no server state, which a stateless backend-for-frontend cannot keep anyway.
+
+mod assets;
+mod error;
+mod forms;
+mod pages;
+mod session;
+mod shop;
+mod views;
+
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware;
+use axum::routing::get;
+use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
+use serde::Deserialize;
+use std::sync::Arc;
+use tower_http::csrf::CsrfLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::shop::Shop;
+
+/// The service's name: its configuration section.
+pub const NAME: &str = "storefront";
+
+/// How hosts start the storefront.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: NAME,
+    factory: |ctx| Box::pin(service(ctx)),
+    needs_database: false,
+};
+
+/// Largest page size the catalog accepts by default; asking for more would turn every listing
+/// into an error.
+const MAX_PAGE_SIZE: u32 = 100;
+
+/// Most featured products the catalog returns (`flotilla_catalog::contract::MAX_FEATURED`).
+const MAX_FEATURED: u32 = flotilla_catalog::contract::MAX_FEATURED;
+
+/// The `[storefront]` configuration section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorefrontConfig {
+    /// The shop's name, shown in the header and page titles.
+    pub shop_name: String,
+    /// Products per page on category and search pages (1 to 100).
+    pub page_size: u32,
+    /// Featured products on the home page (0 to 24; 0 hides the section).
+    pub featured: u32,
+}
+
+impl Default for StorefrontConfig {
+    fn default() -> Self {
+        Self {
+            shop_name: "Flotilla".to_owned(),
+            page_size: 24,
+            featured: 8,
+        }
+    }
+}
+
+impl StorefrontConfig {
+    /// Refuses values the services would reject on every request, so the mistake shows at start.
+    fn validate(&self) -> Result<(), StartError> {
+        if self.shop_name.trim().is_empty() {
+            return Err(StartError::Other("storefront.shop_name is empty".into()));
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(StartError::Other(format!(
+                "storefront.page_size must be between 1 and {MAX_PAGE_SIZE}"
+            )));
+        }
+        if self.featured > MAX_FEATURED {
+            return Err(StartError::Other(format!(
+                "storefront.featured must be at most {MAX_FEATURED}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Starts the storefront: reads its configuration and returns its pages.
+pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
+    let config: StorefrontConfig = ctx.config()?;
+    config.validate()?;
+    let shop = Arc::new(Shop::new(&ctx.peers, config));
+    Ok(Service::new(NAME, router(shop), None))
+}
+
+/// Content-Security-Policy of every page: the shop has no script at all, so none may run, and
+/// styles, pictures and form targets all live on the shop's own origin.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages, the stylesheet and the HTML 404, behind the CSRF check and the security headers.
+fn router(shop: Arc<Shop>) -> OpenApiRouter {
+    let csrf = CsrfLayer::new()
+        .with_rejection_response(error::csrf_rejection(shop.config.shop_name.clone()));
+    let headers: [(HeaderName, &'static str); 4] = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        // Pages carry the caller's cart count, so no shared cache may keep them.
+        (header::CACHE_CONTROL, "private, no-cache"),
+    ];
+    let mut router = pages::routes()
+        .route("/static/style.css", get(assets::style))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(
+            shop.clone(),
+            error::html_for_bare_errors,
+        ))
+        .layer(csrf);
+    for (name, value) in headers {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            name,
+            HeaderValue::from_static(value),
+        ));
+    }
+    router.with_state(shop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_is_checked() {
+        assert!(StorefrontConfig::default().validate().is_ok());
+        let bad_page = StorefrontConfig {
+            page_size: 0,
+            ..Default::default()
+        };
+        assert!(bad_page.validate().is_err());
+        let too_many = StorefrontConfig {
+            featured: MAX_FEATURED + 1,
+            ..Default::default()
+        };
+        assert!(too_many.validate().is_err());
+    }
+}

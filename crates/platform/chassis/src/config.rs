@@ -7,6 +7,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use serde::de::DeserializeOwned;
 use std::path::Path;
 
 /// Flat public environment names and the configuration keys they set.
@@ -36,4 +37,15 @@ pub fn environment() -> Env {
             }
         })
         .split("__")
+}
+
+/// The section `name` of `config` as `T`, with `T`'s defaults when the section is absent.
+pub fn section<T: DeserializeOwned + Default>(
+    config: &Figment,
+    name: &str,
+) -> Result<T, Box<figment::Error>> {
+    if config.find_value(name).is_err() {
+        return Ok(T::default());
+    }
+    config.extract_inner(name).map_err(Box::new)
 }

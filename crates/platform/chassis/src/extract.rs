@@ -30,7 +30,11 @@ where
 }
 
 fn json_problem(rejection: JsonRejection) -> Problem {
-    let status = rejection.status();
+    let status = if exceeded_length_limit(&rejection) {
+        StatusCode::PAYLOAD_TOO_LARGE
+    } else {
+        rejection.status()
+    };
     let detail = rejection.body_text();
     match rejection {
         JsonRejection::JsonDataError(_) => {
@@ -49,6 +53,20 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         ),
         _ => Problem::new(status, "bad-request", detail),
     }
+}
+
+/// True when reading the body failed because a size limit was hit anywhere below us. axum only
+/// recognises its own limit one level down; a body limited twice (gateway, then service, in one
+/// process) hides it deeper in the chain.
+fn exceeded_length_limit(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// A query string, 400 when it does not parse.

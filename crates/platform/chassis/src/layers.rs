@@ -88,13 +88,16 @@ fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Error responses produced by layers and the router itself (404 for an unknown route, 405,
-/// 413 from the body limit, 503 from the timeout) have empty bodies; give them a problem body.
+/// 413 from the body limit, 503 from the timeout) have empty or plain-text bodies; give them a
+/// problem body. Errors a handler rendered on purpose (JSON, HTML pages) are left alone.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
+    let bare = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => ct.as_bytes().starts_with(b"text/plain"),
+    };
+    if !(status.is_client_error() || status.is_server_error()) || !bare {
         return response;
     }
     let (slug, detail) = match status {
@@ -114,7 +117,7 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     };
     let mut rewritten = Problem::new(status, slug, detail).into_response();
     for (name, value) in response.headers() {
-        if name != header::CONTENT_LENGTH {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
             rewritten.headers_mut().entry(name).or_insert(value.clone());
         }
     }

@@ -65,10 +65,7 @@ impl ServiceContext {
     /// The service's configuration section (`[<name>]` in the file, `FLOTILLA_<NAME>__KEY` in the
     /// environment), with the type's defaults for anything missing.
     pub fn config<T: DeserializeOwned + Default>(&self) -> Result<T, Box<figment::Error>> {
-        if self.config.find_value(self.name).is_err() {
-            return Ok(T::default());
-        }
-        self.config.extract_inner(self.name).map_err(Box::new)
+        crate::config::section(&self.config, self.name)
     }
 }
 

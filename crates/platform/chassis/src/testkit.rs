@@ -19,6 +19,7 @@ use crate::layers::Limits;
 use crate::service::{ServiceContext, ServiceSpec};
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use crate::transport::Peers;
+use crate::transport::http::{HttpPool, HttpSettings};
 use crate::transport::in_process::InProcessRegistry;
 
 /// A set of running services for one test.
@@ -127,6 +128,14 @@ impl TestFleet {
         self.http
             .request(method, format!("{}{path}", self.url(service)))
             .header(SERVICE_TOKEN.as_str(), self.credentials.token())
+    }
+
+    /// A transport to `service` over real HTTP with the fleet's credential, for testing typed
+    /// clients exactly as another process would use them.
+    pub fn transport(&self, service: &str) -> crate::transport::Transport {
+        HttpPool::new(self.credentials.clone(), HttpSettings::default())
+            .transport(service, self.url(service))
+            .expect("valid base url")
     }
 
     /// `GET` with a service credential.

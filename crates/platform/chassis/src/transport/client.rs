@@ -126,6 +126,17 @@ impl ServiceClient {
         self.call(method, path, caller, Some(body)).await
     }
 
+    /// `method path` without a request body, decoding a JSON answer (e.g. a DELETE that returns
+    /// the updated resource).
+    pub async fn send_without_body<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        caller: Option<&Caller>,
+    ) -> Result<T, ClientError> {
+        self.call(method, path, caller, None::<&()>).await
+    }
+
     /// `method path` without a body, expecting no content back (204 or any 2xx).
     pub async fn send_empty(
         &self,

@@ -1,0 +1,348 @@
+//! A host: one OS process running some of Flotilla's services and deciding how they meet the
+//! world. `run` mounts every service in-process behind the gateway on one port; `serve` gives
+//! each named service its own listener. Business code is identical in both; only this wiring
+//! differs.
+
+use anyhow::{Context, bail};
+use axum::Router;
+use flotilla_chassis::caller::TrustPolicy;
+use flotilla_chassis::clock::{SharedClock, SystemClock};
+use flotilla_chassis::config::section;
+use flotilla_chassis::db::{Db, PoolSettings};
+use flotilla_chassis::service::{BackgroundTask, ServiceContext, ServiceSpec};
+use flotilla_chassis::service_credential::ServiceCredentials;
+use flotilla_chassis::transport::Peers;
+use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
+use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePolicy};
+use flotilla_identity::IdentityConfig;
+use flotilla_identity::client::IdentityClient;
+use flotilla_identity::token::TokenVerifier;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::settings::HostSettings;
+
+/// Every service Flotilla has, in start order.
+pub const SERVICES: &[ServiceSpec] = &[
+    flotilla_identity::SPEC,
+    flotilla_catalog::SPEC,
+    flotilla_cart::SPEC,
+    flotilla_storefront::SPEC,
+];
+
+/// The gateway's name where a name is needed (`serve gateway`).
+pub const GATEWAY: &str = "gateway";
+
+/// Which services this process runs and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Everything (except services configured as remote) in-process, behind the gateway.
+    Run,
+    /// Only these services (and optionally `gateway`), each on its own listener.
+    Serve(Vec<String>),
+    /// Start the named services' storage (migrate, seed) and stop.
+    Migrate(Vec<String>),
+}
+
+/// One bound listener and what it serves.
+pub struct Endpoint {
+    /// `gateway` or a service name.
+    pub name: String,
+    /// The bound address (the real port when 0 was asked for).
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    router: Router,
+}
+
+/// A built host, ready to serve.
+pub struct Host {
+    /// Listeners, in start order.
+    pub endpoints: Vec<Endpoint>,
+    /// Where each service lives, for the start-up table: (name, "in-process" or URL).
+    pub placement: Vec<(String, String)>,
+    tasks: Vec<BackgroundTask>,
+    dbs: Vec<Db>,
+    shutdown: CancellationToken,
+    drain: Duration,
+}
+
+impl Host {
+    /// Opens storage, starts services and binds listeners.
+    pub async fn build(
+        config: figment::Figment,
+        settings: HostSettings,
+        mode: Mode,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+        let secret =
+            crate::secret::load_or_create(settings.service_secret.as_deref(), &settings.data_dir)?;
+        let process = match &mode {
+            Mode::Run => "flotilla-run".to_owned(),
+            Mode::Serve(names) | Mode::Migrate(names) => {
+                format!("flotilla-serve:{}", names.join(","))
+            }
+        };
+        let credentials = Arc::new(ServiceCredentials::new(&secret, process));
+        let pool = HttpPool::new(credentials.clone(), HttpSettings::default());
+        let registry = InProcessRegistry::default();
+        let remote: std::collections::HashMap<String, String> = settings
+            .remote
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let peers = Peers::with_urls(registry.clone(), &pool, &remote)?;
+        let shutdown = CancellationToken::new();
+        let clock: SharedClock = Arc::new(SystemClock);
+
+        let (local, with_gateway) = local_services(&mode, &settings)?;
+        let trust = TrustPolicy {
+            credentials: Some(credentials.clone()),
+            require_credential: !matches!(mode, Mode::Run),
+        };
+        let pool_settings = PoolSettings {
+            max_connections: settings.database.max_connections,
+            ..PoolSettings::default()
+        };
+        let mut host = Host {
+            endpoints: Vec::new(),
+            placement: Vec::new(),
+            tasks: Vec::new(),
+            dbs: Vec::new(),
+            shutdown: shutdown.clone(),
+            drain: Duration::from_secs(settings.drain_secs),
+        };
+        let mut routers = Vec::new();
+        for spec in &local {
+            let db = if spec.needs_database {
+                let path = settings.data_dir.join(format!("{}.db", spec.name));
+                let db = Db::open_sqlite(&path, &pool_settings)
+                    .await
+                    .with_context(|| format!("opening {}", path.display()))?;
+                host.dbs.push(db.clone());
+                Some(db)
+            } else {
+                None
+            };
+            let ctx = ServiceContext::new(
+                spec.name,
+                config.clone(),
+                db,
+                peers.clone(),
+                clock.clone(),
+                shutdown.clone(),
+            );
+            let service = (spec.factory)(ctx)
+                .await
+                .with_context(|| format!("starting {}", spec.name))?;
+            let (router, _openapi, tasks) = service.into_parts(settings.limits, trust.clone());
+            registry.register(spec.name, router.clone());
+            host.tasks.extend(tasks);
+            routers.push((spec.name, router));
+        }
+        for spec in SERVICES {
+            let place = match remote.get(spec.name) {
+                Some(url) => url.clone(),
+                None if local.iter().any(|s| s.name == spec.name) => "in-process".to_owned(),
+                None => continue,
+            };
+            host.placement.push((spec.name.to_owned(), place));
+        }
+        if matches!(mode, Mode::Migrate(_)) {
+            return Ok(host);
+        }
+
+        if with_gateway {
+            let gateway = build_gateway(&config, &peers, clock.clone(), credentials.clone())?;
+            let port = match mode {
+                Mode::Run => settings.port,
+                _ => settings
+                    .listen
+                    .get(GATEWAY)
+                    .map(|a| a.port())
+                    .unwrap_or(settings.port),
+            };
+            let addr = settings
+                .listen
+                .get(GATEWAY)
+                .copied()
+                .unwrap_or(SocketAddr::new(settings.host, port));
+            host.bind(GATEWAY, addr, gateway.into_router(settings.limits))
+                .await?;
+        }
+        if let Mode::Serve(_) = mode {
+            let mut next_port = settings.port.saturating_add(u16::from(with_gateway));
+            for (name, router) in routers {
+                let addr = match settings.listen.get(name) {
+                    Some(addr) => *addr,
+                    None => {
+                        let addr = SocketAddr::new(settings.host, next_port);
+                        if next_port != 0 {
+                            next_port = next_port.saturating_add(1);
+                        }
+                        addr
+                    }
+                };
+                host.bind(name, addr, router).await?;
+            }
+        }
+        Ok(host)
+    }
+
+    async fn bind(&mut self, name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {name} to {addr}"))?;
+        let addr = listener.local_addr()?;
+        self.endpoints.push(Endpoint {
+            name: name.to_owned(),
+            addr,
+            listener,
+            router,
+        });
+        Ok(())
+    }
+
+    /// The token that stops this host; cancel it to shut down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// The gateway's address, when this host runs one.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == GATEWAY)
+            .map(|e| e.addr)
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains: listeners stop accepting,
+    /// in-flight requests get the drain time to finish, background tasks stop, storage closes.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let tracker = TaskTracker::new();
+        for task in self.tasks {
+            tracker.spawn(task);
+        }
+        let mut servers = tokio::task::JoinSet::new();
+        for endpoint in self.endpoints {
+            let stop = self.shutdown.clone();
+            servers.spawn(async move {
+                axum::serve(endpoint.listener, endpoint.router)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
+            });
+        }
+        self.shutdown.cancelled().await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let drained = tokio::time::timeout(self.drain, async {
+            while let Some(result) = servers.join_next().await {
+                if let Ok(Err(err)) = result {
+                    tracing::warn!(error = %err, "listener ended with an error");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("drain timeout reached; abandoning remaining requests");
+            servers.abort_all();
+        }
+        tracker.close();
+        let _ = tokio::time::timeout(self.drain, tracker.wait()).await;
+        for db in self.dbs {
+            db.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// The services this process runs itself, and whether it runs the gateway.
+fn local_services(
+    mode: &Mode,
+    settings: &HostSettings,
+) -> anyhow::Result<(Vec<ServiceSpec>, bool)> {
+    for name in settings.remote.keys() {
+        if !SERVICES.iter().any(|s| s.name == name) {
+            bail!(
+                "remote service {name:?} is not a Flotilla service ({})",
+                known()
+            );
+        }
+    }
+    match mode {
+        Mode::Run => Ok((
+            SERVICES
+                .iter()
+                .filter(|s| !settings.remote.contains_key(s.name))
+                .copied()
+                .collect(),
+            true,
+        )),
+        Mode::Serve(names) | Mode::Migrate(names) => {
+            let mut specs = Vec::new();
+            let mut gateway = false;
+            for name in names {
+                if name == GATEWAY && matches!(mode, Mode::Serve(_)) {
+                    gateway = true;
+                    continue;
+                }
+                let spec = SERVICES
+                    .iter()
+                    .find(|s| s.name == name)
+                    .with_context(|| format!("unknown service {name:?} ({})", known()))?;
+                if settings.remote.contains_key(spec.name) {
+                    bail!("{name} is both served here and configured as remote");
+                }
+                if !specs.iter().any(|s: &ServiceSpec| s.name == spec.name) {
+                    specs.push(*spec);
+                }
+            }
+            if matches!(mode, Mode::Migrate(_)) && names.is_empty() {
+                specs = SERVICES.to_vec();
+            }
+            Ok((specs, gateway))
+        }
+    }
+}
+
+fn known() -> String {
+    let names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+    format!("known: {}, {GATEWAY}", names.join(", "))
+}
+
+/// The gateway over `peers`: identity, catalog and cart under `/api/`, the storefront at `/`.
+fn build_gateway(
+    config: &figment::Figment,
+    peers: &Peers,
+    clock: SharedClock,
+    credentials: Arc<ServiceCredentials>,
+) -> anyhow::Result<Gateway> {
+    let identity_config: IdentityConfig = section(config, flotilla_identity::NAME)?;
+    let gateway_config: GatewayConfig = section(config, GATEWAY)?;
+    let keys = KeyCache::new(
+        IdentityClient::new(peers.transport(flotilla_identity::NAME)),
+        Duration::from_secs(gateway_config.jwks_refresh_secs),
+    );
+    let auth = Authenticator::new(TokenVerifier::new(&identity_config), keys, clock);
+    Ok(Gateway::new(auth, credentials)
+        .route(
+            flotilla_identity::NAME,
+            peers.transport(flotilla_identity::NAME),
+            RoutePolicy::Public,
+        )
+        .route(
+            flotilla_catalog::NAME,
+            peers.transport(flotilla_catalog::NAME),
+            RoutePolicy::Public,
+        )
+        .route(
+            flotilla_cart::NAME,
+            peers.transport(flotilla_cart::NAME),
+            RoutePolicy::Authenticated,
+        )
+        .storefront(peers.transport(flotilla_storefront::NAME)))
+}

@@ -1,0 +1,49 @@
+//! The Flotilla binary's library half: command line, settings and the host that wires services
+//! together. Integration tests start hosts through it exactly as `main` does.
+
+pub mod cli;
+pub mod host;
+mod secret;
+pub mod settings;
+
+use figment::Figment;
+use figment::providers::Serialized;
+
+use cli::Common;
+use settings::HostSettings;
+
+/// Merges command-line flags over the layered configuration and extracts the host settings.
+pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, HostSettings)> {
+    let mut overrides = serde_json::Map::new();
+    if let Some(host) = common.host {
+        overrides.insert("host".into(), host.to_string().into());
+    }
+    if let Some(port) = common.port {
+        overrides.insert("port".into(), port.into());
+    }
+    if let Some(dir) = &common.data_dir {
+        overrides.insert("data_dir".into(), dir.display().to_string().into());
+    }
+    let mut config = config.merge(Serialized::defaults(serde_json::Value::Object(overrides)));
+    for (name, url) in &common.remote {
+        config = config.merge(Serialized::default(&format!("remote.{name}"), url));
+    }
+    let settings: HostSettings = config
+        .extract()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok((config, settings))
+}
+
+/// Appends `count` deterministic products to the catalog database under the data directory.
+pub async fn seed_catalog(settings: &HostSettings, count: u64) -> anyhow::Result<u64> {
+    use flotilla_chassis::db::{Db, PoolSettings};
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let path = settings
+        .data_dir
+        .join(format!("{}.db", flotilla_catalog::NAME));
+    let db = Db::open_sqlite(&path, &PoolSettings::default()).await?;
+    let added =
+        flotilla_catalog::seed::seed_products(&db, count, flotilla_chassis::Currency::EUR).await?;
+    db.close().await;
+    Ok(added)
+}

@@ -1,0 +1,65 @@
+//! The host's settings: where to listen, where data lives, which services are elsewhere.
+//! Read from the layered configuration (file ← `FLOTILLA_*` environment ← flags); see the
+//! README's configuration reference for every key.
+
+use flotilla_chassis::Limits;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// Top-level settings of one Flotilla process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HostSettings {
+    /// Address to bind listeners on (`FLOTILLA_HOST`). Loopback by default: expose on purpose.
+    pub host: IpAddr,
+    /// Gateway port for `run` (`FLOTILLA_PORT`); first service port for `serve`.
+    pub port: u16,
+    /// Directory holding one SQLite file per service and the service secret (`FLOTILLA_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Services reached over HTTP instead of in-process: name → base URL
+    /// (`FLOTILLA_REMOTE__CART=http://127.0.0.1:9003`).
+    pub remote: BTreeMap<String, String>,
+    /// `serve` only: a listen address per service (`FLOTILLA_LISTEN__CART=127.0.0.1:9003`).
+    pub listen: BTreeMap<String, SocketAddr>,
+    /// Shared secret for service credentials (`FLOTILLA_SERVICE_SECRET`, at least 32 chars).
+    /// When unset, one is generated into `<data_dir>/service-secret` and reused.
+    pub service_secret: Option<String>,
+    /// Request limits (`[limits] body_bytes`, `request_timeout`).
+    pub limits: Limits,
+    /// Connections per service database pool (`FLOTILLA_DATABASE__MAX_CONNECTIONS`).
+    pub database: DatabaseSettings,
+    /// Seconds in-flight requests get to finish after a shutdown signal.
+    pub drain_secs: u64,
+}
+
+/// `[database]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    /// Most connections per service pool.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { max_connections: 4 }
+    }
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8080,
+            data_dir: PathBuf::from("./data"),
+            remote: BTreeMap::new(),
+            listen: BTreeMap::new(),
+            service_secret: None,
+            limits: Limits::default(),
+            database: DatabaseSettings::default(),
+            drain_secs: 10,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! System tests: whole hosts, real SQLite files, real HTTP on random ports. One test binary
+//! (one link) for all of them.
+
+mod gateway;
+mod journey;
+mod support;

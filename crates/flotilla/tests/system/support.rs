@@ -1,0 +1,151 @@
+//! Starting Flotilla for a test: in this process through the library (`spawn_app`), or as child
+//! processes of the real binary (`Process`), each with its own data directory and ports.
+
+use flotilla::cli::Common;
+use flotilla::host::{Host, Mode};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A `flotilla run` host started in this process on a random port.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Client with a cookie store (for storefront sessions) and no redirects.
+    pub http: reqwest::Client,
+    /// The data directory (holds `identity.db`, `catalog.db`, ...).
+    pub dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A small catalog keeps start-up fast.
+pub const TEST_PRODUCTS: u64 = 60;
+
+/// Starts `flotilla run` in-process with `extra` configuration (JSON merged over defaults).
+pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = figment::Figment::from(figment::providers::Serialized::defaults(
+        serde_json::json!({
+            "catalog": {"seed_products": TEST_PRODUCTS},
+        }),
+    ));
+    config = config.merge(figment::providers::Serialized::defaults(extra));
+    let common = Common {
+        port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Common::default()
+    };
+    let (config, settings) = flotilla::settings(config, &common).expect("settings");
+    let host = Host::build(config, settings, Mode::Run)
+        .await
+        .expect("host builds");
+    let addr = host.gateway_addr().expect("gateway");
+    let shutdown = host.shutdown_token();
+    tokio::spawn(host.run());
+    TestApp {
+        base: format!("http://{addr}"),
+        http: client(),
+        dir,
+        shutdown,
+    }
+}
+
+/// Starts `flotilla run` in-process with test defaults.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(serde_json::json!({})).await
+}
+
+/// A client that keeps cookies and does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// A free local port (bound, then released: fine for tests that need to know ports up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A `flotilla` child process, killed when dropped.
+pub struct Process {
+    child: Child,
+    /// Name → address of each listener it printed.
+    pub listeners: Vec<(String, SocketAddr)>,
+}
+
+impl Process {
+    /// Starts the real binary with `args` and `envs`, waiting until it prints its listeners.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Process {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("RUST_LOG", "warn");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn flotilla");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listeners = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("flotilla printed its listeners in time");
+            if let Some((name, rest)) = line.split_once(" listening on http://") {
+                listeners.push((name.to_owned(), rest.trim().parse().expect("address")));
+            }
+            if line.starts_with("Flotilla is ready") {
+                break;
+            }
+        }
+        Process { child, listeners }
+    }
+
+    /// Base URL of the listener called `name`.
+    pub fn url(&self, name: &str) -> String {
+        let addr = self
+            .listeners
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .expect("listener");
+        format!("http://{addr}")
+    }
+
+    /// Sends SIGKILL and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,100 @@
+//! Forwarding one request to an upstream transport: a fresh request with the target path, the
+//! client's end-to-end headers minus hop-by-hop ones and minus any identity it tried to assert,
+//! plus the identity the gateway verified.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, header};
+use axum::response::{IntoResponse, Response};
+use flotilla_chassis::caller::Caller;
+use flotilla_chassis::problem::Problem;
+use flotilla_chassis::service_credential::SERVICE_TOKEN;
+use flotilla_chassis::transport::{Transport, TransportError};
+use tower::ServiceExt;
+
+/// What identity the forwarded request carries.
+pub enum Identity {
+    /// The gateway verified this (or no) user; client-sent identity headers are replaced.
+    Verified(Option<Caller>),
+    /// The request came from another Flotilla process with a valid credential: its caller
+    /// headers are already trustworthy.
+    PassThrough,
+}
+
+/// Headers meaningful only for one connection (RFC 9110 §7.6.1), never forwarded.
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in Connection are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| name.trim().parse().ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP) {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+}
+
+/// Sends `req` to `transport` as `target` (path and query) and relays the answer.
+pub async fn forward(
+    transport: &Transport,
+    service: &str,
+    req: Request,
+    target: &str,
+    identity: Identity,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(uri) = target.parse::<axum::http::Uri>() else {
+        return Problem::bad_request("the request path is not valid").into_response();
+    };
+    let mut forwarded = Request::new(body);
+    *forwarded.method_mut() = parts.method;
+    *forwarded.uri_mut() = uri;
+    *forwarded.headers_mut() = parts.headers;
+    let headers = forwarded.headers_mut();
+    strip_hop_by_hop(headers);
+    headers.remove(&SERVICE_TOKEN);
+    if let Identity::Verified(caller) = identity {
+        Caller::strip_headers(headers);
+        if let Some(caller) = caller {
+            caller.write_headers(headers);
+        }
+    }
+    match transport.clone().oneshot(forwarded).await {
+        Ok(mut response) => {
+            strip_hop_by_hop(response.headers_mut());
+            response
+        }
+        Err(err) => transport_problem(service, &err).into_response(),
+    }
+}
+
+fn transport_problem(service: &str, err: &TransportError) -> Problem {
+    tracing::warn!(service, error = %err, "upstream failed");
+    match err {
+        TransportError::NoInstance(_) => {
+            Problem::unavailable(format!("{service} is not available"))
+        }
+        TransportError::Timeout(_) => Problem::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            format!("{service} did not answer in time"),
+        ),
+        TransportError::Connect { .. } => Problem::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "upstream-unreachable",
+            format!("{service} could not be reached"),
+        ),
+    }
+}

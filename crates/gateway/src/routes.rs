@@ -1,0 +1,230 @@
+//! The gateway's routing table and router: `/api/<service>/...` to that service with its
+//! policy, everything else to the storefront.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use flotilla_chassis::caller::Caller;
+use flotilla_chassis::layers::{self, Limits};
+use flotilla_chassis::problem::Problem;
+use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
+use flotilla_chassis::transport::Transport;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::proxy;
+
+/// `[gateway]` configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// Minimum seconds between two fetches of identity's keys triggered by unknown key ids.
+    pub jwks_refresh_secs: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            jwks_refresh_secs: 10,
+        }
+    }
+}
+
+/// Who may call a service's routes, decided at the edge before the request travels further.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutePolicy {
+    /// Anyone; a token, if presented, must be valid and identifies the caller.
+    Public,
+    /// Only authenticated users; anonymous requests get 401 here.
+    Authenticated,
+}
+
+struct Upstream {
+    transport: Transport,
+    policy: RoutePolicy,
+}
+
+/// The gateway's routing table.
+pub struct Gateway {
+    upstreams: HashMap<String, Upstream>,
+    storefront: Option<Transport>,
+    auth: Arc<Authenticator>,
+    credentials: Arc<ServiceCredentials>,
+}
+
+impl Gateway {
+    /// A gateway with no routes yet. `credentials` recognises other Flotilla processes (mixed
+    /// mode), whose caller headers are passed on as they are.
+    pub fn new(auth: Authenticator, credentials: Arc<ServiceCredentials>) -> Self {
+        Self {
+            upstreams: HashMap::new(),
+            storefront: None,
+            auth: Arc::new(auth),
+            credentials,
+        }
+    }
+
+    /// Routes `/api/<service>/...` to `transport` under `policy`.
+    pub fn route(mut self, service: &str, transport: Transport, policy: RoutePolicy) -> Self {
+        self.upstreams
+            .insert(service.to_owned(), Upstream { transport, policy });
+        self
+    }
+
+    /// Routes every non-API path to the storefront.
+    pub fn storefront(mut self, transport: Transport) -> Self {
+        self.storefront = Some(transport);
+        self
+    }
+
+    /// The gateway's router behind the edge middleware.
+    pub fn into_router(self, limits: Limits) -> Router {
+        let router = Router::new()
+            .route(
+                "/healthz",
+                get(|| async {
+                    axum::Json(serde_json::json!({"status": "ok", "service": "gateway"}))
+                }),
+            )
+            .route("/api", any(api))
+            .route("/api/", any(api))
+            .route("/api/{*rest}", any(api))
+            .fallback(site)
+            .with_state(Arc::new(self));
+        layers::edge(router, limits)
+    }
+
+    /// True when the request carries a valid credential of another Flotilla process.
+    fn from_fleet(&self, req: &Request) -> bool {
+        req.headers()
+            .get(&SERVICE_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| self.credentials.verify(t).is_ok())
+    }
+}
+
+/// `/api/<service>/<rest>` → `<service>` sees `/<rest>`.
+async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let Some((service, rest)) = split_api_path(&path) else {
+        return Problem::not_found("no such API; routes are /api/<service>/...").into_response();
+    };
+    let Some(upstream) = gw.upstreams.get(service) else {
+        return Problem::not_found(format!("no service named {service:?}")).into_response();
+    };
+    let target = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    if gw.from_fleet(&req) {
+        return proxy::forward(
+            &upstream.transport,
+            service,
+            req,
+            &target,
+            proxy::Identity::PassThrough,
+        )
+        .await;
+    }
+    let caller = match Authenticator::bearer(req.headers()) {
+        Err(err) => return unauthorized(&err),
+        Ok(None) => None,
+        Ok(Some(token)) => match gw.auth.verify(token).await {
+            Ok(caller) => Some(caller),
+            Err(err) => return unauthorized(&err),
+        },
+    };
+    if caller.is_none() && upstream.policy == RoutePolicy::Authenticated && !is_probe(rest) {
+        return unauthorized(&AuthError::Missing);
+    }
+    proxy::forward(
+        &upstream.transport,
+        service,
+        req,
+        &target,
+        proxy::Identity::Verified(caller),
+    )
+    .await
+}
+
+/// Everything else → the storefront, with the session cookie (or a bearer token) as identity.
+/// An invalid or expired cookie makes the visitor anonymous rather than locking them out.
+async fn site(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let Some(storefront) = &gw.storefront else {
+        return Problem::not_found("no storefront runs here; the API is under /api/<service>/")
+            .into_response();
+    };
+    let token = match Authenticator::bearer(req.headers()) {
+        Ok(Some(token)) => Some(token),
+        _ => Authenticator::session_cookie(req.headers()),
+    };
+    let caller: Option<Caller> = match token {
+        Some(token) => gw.auth.verify(token).await.ok(),
+        None => None,
+    };
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    proxy::forward(
+        storefront,
+        "storefront",
+        req,
+        &target,
+        proxy::Identity::Verified(caller),
+    )
+    .await
+}
+
+fn unauthorized(err: &AuthError) -> Response {
+    let status = match err {
+        AuthError::KeysUnavailable => {
+            return Problem::unavailable("cannot verify tokens right now: identity is unavailable")
+                .into_response();
+        }
+        _ => Problem::unauthorized(err.to_string()),
+    };
+    let mut response = status.into_response();
+    if let Ok(v) = "Bearer error=\"invalid_token\"".parse() {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, v);
+    }
+    response
+}
+
+/// Probes and the contract are public on every service, so monitors need no token.
+fn is_probe(rest: &str) -> bool {
+    matches!(rest, "/healthz" | "/readyz" | "/openapi.json")
+}
+
+/// Splits `/api/<service>/<rest>` into (`service`, `/<rest>`); `rest` is `/` when absent.
+fn split_api_path(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/api/")?;
+    let (service, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, "/"),
+    };
+    (!service.is_empty()).then_some((service, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_api_path;
+
+    #[test]
+    fn splits_api_paths() {
+        assert_eq!(
+            split_api_path("/api/catalog/products/p1"),
+            Some(("catalog", "/products/p1"))
+        );
+        assert_eq!(split_api_path("/api/cart"), Some(("cart", "/")));
+        assert_eq!(split_api_path("/api/cart/"), Some(("cart", "/")));
+        assert_eq!(split_api_path("/api/"), None);
+        assert_eq!(split_api_path("/apix/cart"), None);
+    }
+}

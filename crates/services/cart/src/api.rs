@@ -1,0 +1,264 @@
+//! The cart's HTTP API: four routes on the caller's own cart, their OpenAPI description, and
+//! the one place where the cart's errors become problem+json.
+//!
+//! There is no route that takes a user id: the cart is always the caller's (`Caller`, 401
+//! without one), so a user can neither read nor change anyone else's. Every answer that shows a
+//! cart prices it from the catalog at that moment. A change is made only after the catalog has
+//! answered for every product the reply will show, so a catalog outage is a 503 that leaves the
+//! cart untouched.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flotilla_catalog::client::CatalogClient;
+use flotilla_catalog::contract::MAX_LOOKUP_IDS;
+use flotilla_chassis::clock::SharedClock;
+use flotilla_chassis::extract::{Json, Path};
+use flotilla_chassis::transport::ClientError;
+use flotilla_chassis::{Caller, Problem};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::CartConfig;
+use crate::contract::{Cart, SetQuantity};
+use crate::domain::{
+    self, PricingError, ProductId, ProductSnapshot, QuantityChange, QuantityTooLarge, StoredLine,
+};
+use crate::store::{CartStore, SetOutcome};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct CartState {
+    /// The cart's tables.
+    pub store: CartStore,
+    /// Where prices come from.
+    pub catalog: CatalogClient,
+    /// Stamps `added_at` / `updated_at`.
+    pub clock: SharedClock,
+    /// Limits on a cart.
+    pub config: CartConfig,
+}
+
+/// The routes, with their OpenAPI description.
+pub fn routes(state: CartState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(get_cart, clear_cart))
+        .routes(routes!(set_quantity, remove_line))
+        .with_state(state)
+}
+
+/// Everything that can go wrong in a cart request, each with the status a client can act on.
+#[derive(Debug, thiserror::Error)]
+enum CartError {
+    /// The product does not exist in the catalog (or its id could not be one).
+    #[error("unknown product")]
+    UnknownProduct,
+    /// More than `max_quantity`.
+    #[error("quantity {0}")]
+    Quantity(#[from] QuantityTooLarge),
+    /// Adding a line to a cart that already holds `max_lines`.
+    #[error("the cart is full: it holds at most {max} different products")]
+    CartFull { max: u32 },
+    /// The catalog's prices cannot be totalled.
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    /// The catalog could not be asked.
+    #[error(transparent)]
+    Catalog(#[from] ClientError),
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+}
+
+impl From<CartError> for Problem {
+    fn from(err: CartError) -> Self {
+        match err {
+            CartError::UnknownProduct => Problem::not_found("unknown product"),
+            CartError::Quantity(e) => Problem::invalid("quantity", e.to_string()),
+            CartError::CartFull { .. } => {
+                Problem::new(StatusCode::CONFLICT, "cart-full", err.to_string())
+            }
+            CartError::Pricing(e) => {
+                // Only a catalog that breaks its own rules (one currency, sane prices) gets here.
+                tracing::error!(error = %e, "catalog prices cannot be totalled");
+                Problem::unavailable("the catalog's prices for this cart cannot be added up")
+            }
+            CartError::Catalog(e) => e.into(),
+            CartError::Storage(e) => e.into(),
+        }
+    }
+}
+
+impl IntoResponse for CartError {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}
+
+impl CartState {
+    /// Asks the catalog about `ids`, in as few calls as the lookup limit allows (one for any cart
+    /// within the default `max_lines`).
+    async fn fetch(
+        &self,
+        snapshot: &mut ProductSnapshot,
+        ids: &[ProductId],
+    ) -> Result<(), ClientError> {
+        for chunk in ids.chunks(MAX_LOOKUP_IDS) {
+            let asked: Vec<String> = chunk.iter().map(|id| id.as_str().to_owned()).collect();
+            let found = self.catalog.lookup(&asked).await?;
+            snapshot.record(chunk, found);
+        }
+        Ok(())
+    }
+
+    /// Reads `user_id`'s lines and prices them, asking the catalog only about products
+    /// `snapshot` has no answer for (none, unless another request changed the cart meanwhile).
+    async fn priced_cart(
+        &self,
+        user_id: &str,
+        mut snapshot: ProductSnapshot,
+    ) -> Result<Cart, CartError> {
+        let lines = self.store.lines(user_id).await?;
+        let unasked = snapshot.unasked(lines.iter().map(|line| &line.product_id));
+        self.fetch(&mut snapshot, &unasked).await?;
+        Ok(domain::price_cart(user_id, &lines, &snapshot)?)
+    }
+
+    /// The catalog's answer for the products of `lines` plus `extra`, fetched before a change.
+    async fn snapshot_before_change(
+        &self,
+        lines: &[StoredLine],
+        extra: Option<&ProductId>,
+    ) -> Result<ProductSnapshot, ClientError> {
+        let mut snapshot = ProductSnapshot::default();
+        let ids = snapshot.unasked(lines.iter().map(|line| &line.product_id).chain(extra));
+        self.fetch(&mut snapshot, &ids).await?;
+        Ok(snapshot)
+    }
+}
+
+/// The caller's cart, priced now.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "cart",
+    responses(
+        (status = 200, description = "The caller's cart with current prices", body = Cart),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog is unavailable", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+async fn get_cart(
+    State(state): State<CartState>,
+    caller: Caller,
+) -> Result<axum::Json<Cart>, CartError> {
+    let cart = state
+        .priced_cart(&caller.user_id, ProductSnapshot::default())
+        .await?;
+    Ok(axum::Json(cart))
+}
+
+/// Empties the caller's cart (orders calls this after checkout).
+#[utoipa::path(
+    delete,
+    path = "/",
+    tag = "cart",
+    responses(
+        (status = 204, description = "The cart is empty"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+async fn clear_cart(
+    State(state): State<CartState>,
+    caller: Caller,
+) -> Result<StatusCode, CartError> {
+    state.store.clear(&caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets how many of a product the caller's cart holds; quantity 0 removes the line.
+#[utoipa::path(
+    put,
+    path = "/items/{product_id}",
+    tag = "cart",
+    params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
+    request_body = SetQuantity,
+    responses(
+        (status = 200, description = "The updated cart", body = Cart),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown product", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The cart already holds `max_lines` products", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Quantity missing, negative or above `max_quantity`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog is unavailable; nothing was changed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, product_id = %product_id))]
+async fn set_quantity(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+    Json(body): Json<SetQuantity>,
+) -> Result<axum::Json<Cart>, CartError> {
+    // An id that cannot be a catalog id cannot be in the catalog: no need to ask.
+    let product_id = ProductId::parse(&product_id).map_err(|_| CartError::UnknownProduct)?;
+    let change = QuantityChange::parse(body.quantity, state.config.max_quantity)?;
+    let user_id = caller.user_id.as_str();
+    let before = state.store.lines(user_id).await?;
+    let snapshot = match change {
+        QuantityChange::Remove => {
+            let snapshot = state.snapshot_before_change(&before, None).await?;
+            state.store.remove(user_id, &product_id).await?;
+            snapshot
+        }
+        QuantityChange::Set(quantity) => {
+            let snapshot = state
+                .snapshot_before_change(&before, Some(&product_id))
+                .await?;
+            if snapshot.get(&product_id).is_none() {
+                return Err(CartError::UnknownProduct);
+            }
+            let max = state.config.max_lines;
+            let now = state.clock.now_millis();
+            let outcome = state
+                .store
+                .set_quantity(user_id, &product_id, quantity, max, now)
+                .await?;
+            if outcome == SetOutcome::CartFull {
+                return Err(CartError::CartFull { max });
+            }
+            snapshot
+        }
+    };
+    Ok(axum::Json(state.priced_cart(user_id, snapshot).await?))
+}
+
+/// Removes a product from the caller's cart; removing one that is not there is not an error.
+#[utoipa::path(
+    delete,
+    path = "/items/{product_id}",
+    tag = "cart",
+    params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
+    responses(
+        (status = 200, description = "The updated cart", body = Cart),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The catalog is unavailable; nothing was changed", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, product_id = %product_id))]
+async fn remove_line(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(product_id): Path<String>,
+) -> Result<axum::Json<Cart>, CartError> {
+    let user_id = caller.user_id.as_str();
+    let before = state.store.lines(user_id).await?;
+    let snapshot = state.snapshot_before_change(&before, None).await?;
+    // An id that cannot exist cannot be in the cart either: removing it is a no-op.
+    if let Ok(product_id) = ProductId::parse(&product_id) {
+        state.store.remove(user_id, &product_id).await?;
+    }
+    Ok(axum::Json(state.priced_cart(user_id, snapshot).await?))
+}

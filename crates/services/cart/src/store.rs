@@ -1,0 +1,150 @@
+//! All of the cart's SQL, in plain sight: reading a user's lines, setting a line's quantity
+//! under the `max_lines` rule, removing a line and emptying a cart.
+//!
+//! Every query is keyed by the user id, so nothing here can reach another user's cart. The SQL is
+//! portable (SQLite and PostgreSQL); the schema is in `migrations/0001_init.sql`.
+
+use flotilla_chassis::Db;
+use flotilla_chassis::db::Migration;
+
+use crate::domain::{ProductId, ProductIdError, Quantity, StoredLine};
+
+/// The cart's schema, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration::portable(
+    1,
+    "init",
+    include_str!("../migrations/0001_init.sql"),
+)];
+
+/// The outcome of [`CartStore::set_quantity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// The line now holds the quantity asked for.
+    Stored,
+    /// The product is not in the cart and the cart already holds `max_lines` lines: nothing was
+    /// written.
+    CartFull,
+}
+
+/// A stored row that breaks the rules the writes enforce (someone edited the table by hand).
+#[derive(Debug, thiserror::Error)]
+enum CorruptRow {
+    #[error("cart_items.product_id: {0}")]
+    ProductId(#[from] ProductIdError),
+    #[error("cart_items.quantity {0} is out of range")]
+    Quantity(i64),
+}
+
+/// The cart's tables.
+#[derive(Debug, Clone)]
+pub struct CartStore {
+    db: Db,
+}
+
+impl CartStore {
+    /// A store over `db` (already migrated).
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// The lines of `user_id`'s cart, oldest first (ties broken by product id, so the order is
+    /// stable).
+    pub async fn lines(&self, user_id: &str) -> Result<Vec<StoredLine>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM cart_items
+             WHERE user_id = $1
+             ORDER BY added_at, product_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.into_iter()
+            .map(|(product_id, quantity)| {
+                let product_id = ProductId::parse(&product_id)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(CorruptRow::from(e))))?;
+                let quantity = Quantity::from_stored(quantity)
+                    .ok_or_else(|| sqlx::Error::Decode(Box::new(CorruptRow::Quantity(quantity))))?;
+                Ok(StoredLine {
+                    product_id,
+                    quantity,
+                })
+            })
+            .collect()
+    }
+
+    /// Sets the quantity of `product_id` in `user_id`'s cart, adding the line if needed, unless
+    /// that would make the cart hold more than `max_lines` lines. Changing the quantity of a line
+    /// already there is always allowed (even if `max_lines` was lowered since it was added).
+    pub async fn set_quantity(
+        &self,
+        user_id: &str,
+        product_id: &ProductId,
+        quantity: Quantity,
+        max_lines: u32,
+        now_millis: i64,
+    ) -> Result<SetOutcome, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        // Write first: taking the cart's lock before reading means the count below cannot be
+        // overtaken by a concurrent add (and on SQLite, a transaction that writes first waits
+        // for the lock instead of failing on a stale read snapshot).
+        sqlx::query(
+            "INSERT INTO carts (user_id, updated_at) VALUES ($1, $2)
+             ON CONFLICT (user_id) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(now_millis)
+        .execute(&mut *tx)
+        .await?;
+        let present: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM cart_items WHERE user_id = $1 AND product_id = $2",
+        )
+        .bind(user_id)
+        .bind(product_id.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        if present == 0 {
+            let lines: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if lines >= i64::from(max_lines) {
+                tx.rollback().await?;
+                return Ok(SetOutcome::CartFull);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO cart_items (user_id, product_id, quantity, added_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4)
+             ON CONFLICT (user_id, product_id)
+             DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
+        )
+        .bind(user_id)
+        .bind(product_id.as_str())
+        .bind(i64::from(quantity.get()))
+        .bind(now_millis)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(SetOutcome::Stored)
+    }
+
+    /// Removes `product_id` from `user_id`'s cart; removing an absent line does nothing.
+    pub async fn remove(&self, user_id: &str, product_id: &ProductId) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+            .bind(user_id)
+            .bind(product_id.as_str())
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Empties `user_id`'s cart.
+    pub async fn clear(&self, user_id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
+            .bind(user_id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The cart's test harness: a fleet of catalog + cart on fresh SQLite files, typed helpers for
+//! the requests the tests make, and a [`Transport`] that lets the typed client reach the fleet
+//! over HTTP the way a remote caller would.
+
+use axum::http::{Method, StatusCode};
+use figment::Figment;
+use figment::providers::Serialized;
+use flotilla_cart::contract::Cart;
+use flotilla_catalog::contract::Product;
+use flotilla_chassis::clock::{ManualClock, SharedClock};
+use flotilla_chassis::problem::PROBLEM_JSON;
+use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::transport::Transport;
+use flotilla_chassis::{Problem, Role};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Products the test catalog is seeded with: `p0000001` to `p0000030`.
+pub const SEEDED: u32 = 30;
+
+/// A running catalog + cart, and the clock they read.
+pub struct App {
+    pub fleet: TestFleet,
+    pub clock: Arc<ManualClock>,
+}
+
+impl App {
+    /// Catalog and cart with the cart's default configuration.
+    pub async fn start() -> Self {
+        Self::with_cart_config(json!({})).await
+    }
+
+    /// Catalog and cart, with `cart` as the `[cart]` configuration section.
+    pub async fn with_cart_config(cart: Value) -> Self {
+        Self::with_services(&[flotilla_catalog::SPEC, flotilla_cart::SPEC], cart).await
+    }
+
+    /// The cart alone: every catalog call fails as "unavailable".
+    pub async fn without_catalog() -> Self {
+        Self::with_services(&[flotilla_cart::SPEC], json!({})).await
+    }
+
+    async fn with_services(specs: &[flotilla_chassis::ServiceSpec], cart: Value) -> Self {
+        let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+        let config = json!({ "catalog": { "seed_products": SEEDED }, "cart": cart });
+        let shared: SharedClock = clock.clone();
+        let fleet = TestFleet::start_with(
+            specs,
+            FleetOptions {
+                config: Some(Figment::from(Serialized::defaults(config))),
+                clock: Some(shared),
+                ..Default::default()
+            },
+        )
+        .await;
+        Self { fleet, clock }
+    }
+
+    /// A request to the cart acting for `user` (a customer).
+    pub fn as_user(&self, method: Method, path: &str, user: &str) -> reqwest::RequestBuilder {
+        self.fleet
+            .as_user(method, flotilla_cart::NAME, path, user, Role::Customer)
+    }
+
+    /// `PUT /items/{product}` with `body`, for `user`.
+    pub async fn put(&self, user: &str, product: &str, body: Value) -> reqwest::Response {
+        self.as_user(Method::PUT, &format!("/items/{product}"), user)
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT reaches the cart")
+    }
+
+    /// Sets a quantity and expects the updated cart.
+    pub async fn set(&self, user: &str, product: &str, quantity: u32) -> Cart {
+        let res = self
+            .put(user, product, json!({ "quantity": quantity }))
+            .await;
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// `DELETE /items/{product}`, expecting the updated cart.
+    pub async fn remove(&self, user: &str, product: &str) -> Cart {
+        let res = self
+            .as_user(Method::DELETE, &format!("/items/{product}"), user)
+            .send()
+            .await
+            .expect("DELETE reaches the cart");
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// `GET /` for `user`.
+    pub async fn cart(&self, user: &str) -> Cart {
+        let res = self
+            .as_user(Method::GET, "/", user)
+            .send()
+            .await
+            .expect("GET reaches the cart");
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// The product as the catalog shows it, for checking prices independently of the cart.
+    pub async fn product(&self, id: &str) -> Product {
+        let res = self
+            .fleet
+            .get(flotilla_catalog::NAME, &format!("/products/{id}"))
+            .send()
+            .await
+            .expect("GET reaches the catalog");
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// A transport to the cart over HTTP, carrying the fleet's service credential.
+    pub fn cart_transport(&self) -> Transport {
+        self.fleet.transport(flotilla_cart::NAME)
+    }
+}
+
+/// Asserts `res` has `status` and decodes its JSON body.
+pub async fn expect_json<T: serde::de::DeserializeOwned>(
+    res: reqwest::Response,
+    status: StatusCode,
+) -> T {
+    let actual = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
+}
+
+/// Asserts `res` is a problem+json document with `status` and returns it.
+pub async fn expect_problem(res: reqwest::Response, status: StatusCode) -> Problem {
+    let content_type = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let problem: Problem = expect_json(res, status).await;
+    assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
+    assert_eq!(problem.status, status.as_u16());
+    problem
+}
+
+/// `p` followed by seven digits: the id of the `n`th seeded product.
+pub fn product_id(n: u32) -> String {
+    format!("p{n:07}")
+}

@@ -1,0 +1,253 @@
+//! The catalog's HTTP surface: handlers, their OpenAPI descriptions and the one place where
+//! [`CatalogError`] becomes problem+json. Handlers stay thin: parse the request into domain
+//! types, ask the store, shape the answer.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use flotilla_chassis::Db;
+use flotilla_chassis::extract::{Json, Path, Query};
+use flotilla_chassis::pagination::{Page, PageParams, PageRequest};
+use flotilla_chassis::problem::Problem;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::contract::{Category, LookupRequest, LookupResponse, Product};
+use crate::domain::{self, CatalogError, FeaturedLimit, ProductId, SearchQuery};
+use crate::{image, store};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The catalog's database.
+    pub db: Db,
+    /// Largest page size the list endpoints accept.
+    pub max_page_size: u32,
+}
+
+/// The catalog's routes.
+pub fn router(state: AppState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_products))
+        .routes(routes!(get_product))
+        .routes(routes!(product_image))
+        .routes(routes!(search))
+        .routes(routes!(list_categories))
+        .routes(routes!(featured))
+        .routes(routes!(lookup))
+        .with_state(state)
+}
+
+impl From<CatalogError> for Problem {
+    fn from(err: CatalogError) -> Self {
+        let detail = err.to_string();
+        match err {
+            CatalogError::UnknownProduct(_) | CatalogError::UnknownCategory(_) => {
+                Problem::not_found(detail)
+            }
+            CatalogError::InvalidQuery | CatalogError::InvalidLimit => Problem::bad_request(detail),
+            CatalogError::TooManyIds(_) => Problem::invalid("ids", detail),
+        }
+    }
+}
+
+/// Echoes at most this much of a caller's unknown id back in a problem's detail.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+fn page_of(items: Vec<Product>, total: u64, page: PageRequest) -> Page<Product> {
+    Page {
+        items,
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    }
+}
+
+/// `?page=&page_size=&category=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ListParams {
+    /// Page number, from 1 (default 1).
+    page: Option<u32>,
+    /// Products per page (default 20, at most the configured maximum, 100 by default).
+    page_size: Option<u32>,
+    /// Only products of this category (its slug).
+    category: Option<String>,
+}
+
+/// A page of products ordered by id, optionally of one category.
+#[utoipa::path(get, path = "/products", tag = "catalog", params(ListParams),
+    responses(
+        (status = 200, description = "One page of products", body = Page<Product>),
+        (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown category", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip(state))]
+async fn list_products(
+    State(state): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<axum::Json<Page<Product>>, Problem> {
+    let page = PageParams {
+        page: params.page,
+        page_size: params.page_size,
+    }
+    .validate(state.max_page_size)?;
+    let (items, total) = match params.category.as_deref() {
+        None => store::list(&state.db, page).await?,
+        Some(slug) => store::list_in_category(&state.db, slug, page)
+            .await?
+            .ok_or_else(|| CatalogError::UnknownCategory(shorten(slug)))?,
+    };
+    Ok(axum::Json(page_of(items, total, page)))
+}
+
+/// One product.
+#[utoipa::path(get, path = "/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "Product id, e.g. p0000042")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(level = "debug", skip(state))]
+async fn get_product(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Product>, Problem> {
+    let unknown = || CatalogError::UnknownProduct(shorten(&id));
+    let product_id = ProductId::parse(&id).ok_or_else(unknown)?;
+    let product = store::product(&state.db, product_id)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok(axum::Json(product))
+}
+
+/// A product's picture: a generated SVG, the same for as long as the product exists.
+#[utoipa::path(get, path = "/products/{id}/image.svg", tag = "catalog",
+    params(("id" = String, Path, description = "Product id, e.g. p0000042")),
+    responses(
+        (status = 200, description = "The picture", body = String, content_type = "image/svg+xml"),
+        (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(level = "debug", skip(state))]
+async fn product_image(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let unknown = || CatalogError::UnknownProduct(shorten(&id));
+    let product_id = ProductId::parse(&id).ok_or_else(unknown)?;
+    let (name, category) = store::product_label(&state.db, product_id)
+        .await?
+        .ok_or_else(unknown)?;
+    let svg = image::render(&id, &category, &name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        svg,
+    ))
+}
+
+/// `?q=&page=&page_size=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SearchParams {
+    /// What to look for: 1 to 200 characters; its words must all match (as prefixes).
+    q: Option<String>,
+    /// Page number, from 1 (default 1).
+    page: Option<u32>,
+    /// Products per page (default 20, at most the configured maximum).
+    page_size: Option<u32>,
+}
+
+/// Full-text search over names, descriptions and categories, most relevant first.
+#[utoipa::path(get, path = "/search", tag = "catalog", params(SearchParams),
+    responses(
+        (status = 200, description = "One page of matches (empty when q has no words)", body = Page<Product>),
+        (status = 400, description = "Missing or overlong q, bad paging", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip(state))]
+async fn search(
+    State(state): State<AppState>,
+    Query(params): Query<SearchParams>,
+) -> Result<axum::Json<Page<Product>>, Problem> {
+    let query = SearchQuery::parse(params.q.as_deref())?;
+    let page = PageParams {
+        page: params.page,
+        page_size: params.page_size,
+    }
+    .validate(state.max_page_size)?;
+    let (items, total) = store::search(&state.db, &query, page).await?;
+    Ok(axum::Json(page_of(items, total, page)))
+}
+
+/// Every category with its number of products, in display order.
+#[utoipa::path(get, path = "/categories", tag = "catalog",
+    responses((status = 200, description = "The categories", body = Vec<Category>)))]
+#[tracing::instrument(skip(state))]
+async fn list_categories(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<Category>>, Problem> {
+    Ok(axum::Json(store::categories(&state.db).await?))
+}
+
+/// `?limit=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FeaturedParams {
+    /// How many products (default 8, 1 to 24).
+    limit: Option<u32>,
+}
+
+/// A stable selection of products spread across the whole catalog.
+#[utoipa::path(get, path = "/featured", tag = "catalog", params(FeaturedParams),
+    responses(
+        (status = 200, description = "The featured products", body = Vec<Product>),
+        (status = 400, description = "limit out of range", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip(state))]
+async fn featured(
+    State(state): State<AppState>,
+    Query(params): Query<FeaturedParams>,
+) -> Result<axum::Json<Vec<Product>>, Problem> {
+    let limit = FeaturedLimit::parse(params.limit)?;
+    let Some(highest) = store::highest_id(&state.db).await? else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    let ids = domain::featured_ids(highest, limit);
+    let products = store::products_by_ids(&state.db, &ids).await?;
+    Ok(axum::Json(in_order_of(&ids, products)))
+}
+
+/// Several products by id; unknown ids are left out.
+#[utoipa::path(post, path = "/products/lookup", tag = "catalog", request_body = LookupRequest,
+    responses(
+        (status = 200, description = "The products that exist, in the order asked for", body = LookupResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "More than 100 ids, or not a lookup request", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(ids = request.ids.len()))]
+async fn lookup(
+    State(state): State<AppState>,
+    Json(request): Json<LookupRequest>,
+) -> Result<axum::Json<LookupResponse>, Problem> {
+    let ids = domain::lookup_ids(&request.ids)?;
+    let products = store::products_by_ids(&state.db, &ids).await?;
+    Ok(axum::Json(LookupResponse {
+        products: in_order_of(&ids, products),
+    }))
+}
+
+/// `products` sorted into the order of `ids` (the store returns them in any order).
+fn in_order_of(ids: &[ProductId], mut products: Vec<Product>) -> Vec<Product> {
+    let position = |p: &Product| {
+        ProductId::parse(&p.id).and_then(|id| ids.iter().position(|wanted| *wanted == id))
+    };
+    products.sort_by_cached_key(position);
+    products
+}

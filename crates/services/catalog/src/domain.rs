@@ -1,0 +1,293 @@
+//! The catalog's rules, free of I/O: what a product id looks like, which search queries and
+//! limits are acceptable, and how a user's search text becomes a full-text query that cannot
+//! be anything but a list of words.
+//!
+//! Input is parsed once at the edge into these types; the store and the handlers trust them.
+
+use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS};
+
+/// Longest search query accepted, in characters after trimming.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Most words of a query that reach the full-text index; a longer conjunction matches nothing
+/// anyway, and the cap bounds the work one request can ask for.
+pub const MAX_QUERY_WORDS: usize = 16;
+
+/// Why a catalog request was refused. Mapped to problem+json in one place (`api`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// No product has this id (or the id is not even of the product id shape).
+    #[error("no product with id {0:?}")]
+    UnknownProduct(String),
+    /// No category has this slug.
+    #[error("no category {0:?}")]
+    UnknownCategory(String),
+    /// The search text is missing, blank or too long.
+    #[error("q must be between 1 and {MAX_QUERY_CHARS} characters")]
+    InvalidQuery,
+    /// The featured limit is out of range.
+    #[error("limit must be between 1 and {MAX_FEATURED}")]
+    InvalidLimit,
+    /// A lookup asked for too many ids.
+    #[error("at most {MAX_LOOKUP_IDS} ids per lookup, got {0}")]
+    TooManyIds(usize),
+}
+
+/// A product id: `p` followed by exactly seven digits. The number is also the product's position
+/// in the deterministic catalog and its row id in the SQLite full-text index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProductId(u32);
+
+impl ProductId {
+    /// The largest number a seven-digit id holds.
+    pub const MAX_NUMBER: u32 = 9_999_999;
+
+    /// The id with this number, if it fits in seven digits and is not zero.
+    pub fn from_number(n: u64) -> Option<Self> {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=Self::MAX_NUMBER).contains(n))
+            .map(Self)
+    }
+
+    /// Parses `p0000042`; anything else is `None` (such a product cannot exist).
+    pub fn parse(s: &str) -> Option<Self> {
+        let digits = s.strip_prefix('p')?;
+        if digits.len() != 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok().and_then(Self::from_number)
+    }
+
+    /// The number in the id.
+    pub fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ProductId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p{:07}", self.0)
+    }
+}
+
+/// The public URL of a product's picture, at the gateway.
+pub fn image_url(id: &str) -> String {
+    format!("/api/catalog/products/{id}/image.svg")
+}
+
+/// Search text that passed the length rules, split into the words it is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    words: Vec<String>,
+}
+
+impl SearchQuery {
+    /// Accepts 1..=[`MAX_QUERY_CHARS`] characters after trimming. Words are the runs of
+    /// alphanumeric characters; everything else (quotes, stars, brackets, operators'
+    /// punctuation) only separates them, so no input can carry query syntax into the index.
+    pub fn parse(q: Option<&str>) -> Result<Self, CatalogError> {
+        let q = q.map(str::trim).unwrap_or_default();
+        let chars = q.chars().count();
+        if chars == 0 || chars > MAX_QUERY_CHARS {
+            return Err(CatalogError::InvalidQuery);
+        }
+        let words = q
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(MAX_QUERY_WORDS)
+            .map(str::to_lowercase)
+            .collect();
+        Ok(Self { words })
+    }
+
+    /// True when the text held no word at all (e.g. `"*'--"`): it matches nothing.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_empty()
+    }
+
+    /// An FTS5 MATCH expression: every word as a quoted string with a prefix star, all required
+    /// (`"red"* AND "kettle"*`). Words never contain `"`, but doubling them is the FTS5 escape
+    /// and keeps this function safe on its own. `None` when there is no word.
+    /// See <https://www.sqlite.org/fts5.html#full_text_query_syntax>.
+    pub fn to_fts5(&self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            self.words
+                .iter()
+                .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        })
+    }
+
+    /// A PostgreSQL `to_tsquery` expression: every word as a prefix, all required
+    /// (`red:* & kettle:*`). Words are alphanumeric, so none is a tsquery operator.
+    /// `None` when there is no word.
+    pub fn to_tsquery(&self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            self.words
+                .iter()
+                .map(|w| format!("{w}:*"))
+                .collect::<Vec<_>>()
+                .join(" & ")
+        })
+    }
+}
+
+/// How many products `GET /featured` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeaturedLimit(u32);
+
+impl FeaturedLimit {
+    /// Default [`crate::contract::DEFAULT_FEATURED`], at most [`MAX_FEATURED`], never 0.
+    pub fn parse(limit: Option<u32>) -> Result<Self, CatalogError> {
+        match limit.unwrap_or(crate::contract::DEFAULT_FEATURED) {
+            n @ 1..=MAX_FEATURED => Ok(Self(n)),
+            _ => Err(CatalogError::InvalidLimit),
+        }
+    }
+
+    /// The limit.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// The featured products of a catalog whose highest product number is `highest`: `limit`
+/// numbers spread evenly from the first product to the last, so the selection is stable and
+/// covers the whole catalog (and so every category) without scanning it.
+pub fn featured_ids(highest: ProductId, limit: FeaturedLimit) -> Vec<ProductId> {
+    let n = u64::from(highest.number());
+    let limit = u64::from(limit.get());
+    let mut ids: Vec<ProductId> = (0..limit)
+        .filter_map(|k| ProductId::from_number(1 + k * n / limit))
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// The ids of a lookup that can exist, in the order first asked for, each once. Refuses more
+/// than [`MAX_LOOKUP_IDS`]; ids of the wrong shape are dropped (they name nothing).
+pub fn lookup_ids(ids: &[String]) -> Result<Vec<ProductId>, CatalogError> {
+    if ids.len() > MAX_LOOKUP_IDS {
+        return Err(CatalogError::TooManyIds(ids.len()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(ids
+        .iter()
+        .filter_map(|id| ProductId::parse(id))
+        .filter(|id| seen.insert(*id))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn product_ids_have_one_shape() {
+        let id = ProductId::parse("p0000042").expect("valid");
+        assert_eq!(id.number(), 42);
+        assert_eq!(id.to_string(), "p0000042");
+        for bad in [
+            "",
+            "p",
+            "p42",
+            "p00000042",
+            "P0000042",
+            "p000004x",
+            "p-000042",
+            "p+000042",
+            "p0000000",
+            "x0000042",
+            "p٠٠٠٠٠٤٢",
+        ] {
+            assert_eq!(ProductId::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(ProductId::from_number(10_000_000), None);
+        assert_eq!(
+            ProductId::from_number(9_999_999).map(|i| i.to_string()),
+            Some("p9999999".into())
+        );
+    }
+
+    #[test]
+    fn search_text_becomes_quoted_prefix_words() {
+        let q = SearchQuery::parse(Some("  Red KETTLE ")).expect("valid");
+        assert_eq!(q.to_fts5().as_deref(), Some(r#""red"* AND "kettle"*"#));
+        assert_eq!(q.to_tsquery().as_deref(), Some("red:* & kettle:*"));
+    }
+
+    #[test]
+    fn query_syntax_and_injection_are_only_separators() {
+        let cases = [
+            (
+                r#"'; DROP TABLE products; --"#,
+                r#""drop"* AND "table"* AND "products"*"#,
+            ),
+            (
+                r#"name:"x" OR NEAR(a b)"#,
+                r#""name"* AND "x"* AND "or"* AND "near"* AND "a"* AND "b"*"#,
+            ),
+            ("caf\u{e9}* -tea^", "\"caf\u{e9}\"* AND \"tea\"*"),
+        ];
+        for (input, expected) in cases {
+            let q = SearchQuery::parse(Some(input)).expect("valid length");
+            assert_eq!(q.to_fts5().as_deref(), Some(expected), "{input:?}");
+        }
+        let punctuation = SearchQuery::parse(Some(r#"*"'()--"#)).expect("valid length");
+        assert!(punctuation.is_empty());
+        assert_eq!(punctuation.to_fts5(), None);
+        assert_eq!(punctuation.to_tsquery(), None);
+    }
+
+    #[test]
+    fn query_length_is_bounded() {
+        assert_eq!(SearchQuery::parse(None), Err(CatalogError::InvalidQuery));
+        assert_eq!(
+            SearchQuery::parse(Some("   ")),
+            Err(CatalogError::InvalidQuery)
+        );
+        assert!(SearchQuery::parse(Some(&"é".repeat(200))).is_ok());
+        assert_eq!(
+            SearchQuery::parse(Some(&"a".repeat(201))),
+            Err(CatalogError::InvalidQuery)
+        );
+        let many = SearchQuery::parse(Some(&"w ".repeat(40))).expect("valid");
+        assert_eq!(many.words.len(), MAX_QUERY_WORDS);
+    }
+
+    #[test]
+    fn featured_is_spread_and_bounded() {
+        assert_eq!(FeaturedLimit::parse(None).map(FeaturedLimit::get), Ok(8));
+        assert_eq!(
+            FeaturedLimit::parse(Some(0)),
+            Err(CatalogError::InvalidLimit)
+        );
+        assert_eq!(
+            FeaturedLimit::parse(Some(25)),
+            Err(CatalogError::InvalidLimit)
+        );
+        let highest = ProductId::from_number(1000).expect("valid");
+        let ids = featured_ids(highest, FeaturedLimit::parse(Some(4)).expect("valid"));
+        let numbers: Vec<u32> = ids.iter().map(|i| i.number()).collect();
+        assert_eq!(numbers, [1, 251, 501, 751]);
+        let tiny = ProductId::from_number(3).expect("valid");
+        let ids = featured_ids(tiny, FeaturedLimit::parse(Some(24)).expect("valid"));
+        assert_eq!(ids.len(), 3);
+    }
+
+    #[test]
+    fn lookup_ids_are_parsed_deduplicated_and_capped() {
+        let ids: Vec<String> = ["p0000002", "nope", "p0000001", "p0000002"]
+            .map(String::from)
+            .to_vec();
+        let parsed = lookup_ids(&ids).expect("few ids");
+        assert_eq!(
+            parsed.iter().map(|i| i.number()).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let too_many = vec!["p0000001".to_owned(); 101];
+        assert_eq!(lookup_ids(&too_many), Err(CatalogError::TooManyIds(101)));
+    }
+}

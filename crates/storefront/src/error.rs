@@ -1,0 +1,201 @@
+//! Error pages: the HTML counterpart of the chassis's problem+json.
+//!
+//! A handler that cannot show its page turns the cause into a [`PageError`] and renders it inside
+//! the page's header. Visitors read a friendly sentence; the cause (which service, what it said)
+//! goes to the log only. Responses that reach the storefront's edge with an error status and no
+//! body (405 from the router, say) get the same treatment, so no visitor ever sees a bare error
+//! or a JSON document.
+
+use axum::extract::{OptionalFromRequestParts, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use flotilla_chassis::Caller;
+use flotilla_chassis::transport::ClientError;
+use std::sync::Arc;
+use tower_http::csrf::ProtectionError;
+
+use crate::shop::Shop;
+use crate::views::{Chrome, ErrorView, render};
+
+/// Why a page cannot be shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// The page or the thing it shows does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The request could not be read (a mangled form post).
+    #[error("bad request")]
+    BadRequest,
+    /// A form was posted from another site.
+    #[error("cross-site request refused")]
+    CrossSite,
+    /// The method is not one this page answers (e.g. `GET /logout`).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The service the page is about is down or overloaded.
+    #[error("a service is unavailable")]
+    Unavailable,
+    /// A bug, or a service refusing a request it should have accepted.
+    #[error("internal error")]
+    Internal,
+}
+
+impl PageError {
+    /// The status the page is served with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::BadRequest => StatusCode::BAD_REQUEST,
+            PageError::CrossSite => StatusCode::FORBIDDEN,
+            PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The headline and the sentence shown to the visitor.
+    fn wording(self) -> (&'static str, &'static str) {
+        match self {
+            PageError::NotFound => (
+                "Page not found",
+                "We could not find what you were looking for. It may have been moved or removed.",
+            ),
+            PageError::BadRequest => (
+                "That did not work",
+                "We could not read what was sent. Please go back and try again.",
+            ),
+            PageError::CrossSite => (
+                "Request refused",
+                "This form was sent from another website, so we did not act on it. \
+                 If you meant to do this, please use the form on this shop's own page.",
+            ),
+            PageError::MethodNotAllowed => (
+                "That did not work",
+                "This address does not accept that kind of request.",
+            ),
+            PageError::Unavailable => (
+                "We'll be right back",
+                "This part of the shop is unavailable right now. Please try again in a moment.",
+            ),
+            PageError::Internal => (
+                "Something went wrong",
+                "Something went wrong on our side. Please try again in a moment.",
+            ),
+        }
+    }
+
+    /// The error page, inside `chrome`.
+    pub fn page(self, chrome: Chrome) -> Response {
+        let (title, message) = self.wording();
+        let status = self.status();
+        render(
+            status,
+            &ErrorView {
+                chrome,
+                status: status.as_u16(),
+                title,
+                message,
+            },
+        )
+    }
+
+    /// For a call that names one thing (a product, a category): the catalog refusing the name
+    /// (404, or 400/422 for a malformed one) means the visitor asked for something that does not
+    /// exist; anything else is [`PageError::from`].
+    pub fn from_lookup(error: ClientError) -> Self {
+        match error.status() {
+            Some(StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST)
+            | Some(StatusCode::UNPROCESSABLE_ENTITY) => PageError::NotFound,
+            _ => PageError::from(error),
+        }
+    }
+}
+
+/// A failed call to the service a page is about. A 4xx the page did not expect is our bug (we
+/// sent a request the service refuses), not the visitor's, and not an outage.
+impl From<ClientError> for PageError {
+    fn from(error: ClientError) -> Self {
+        match error.status() {
+            Some(StatusCode::NOT_FOUND) => PageError::NotFound,
+            Some(StatusCode::TOO_MANY_REQUESTS) => {
+                tracing::warn!(%error, "dependency is shedding load");
+                PageError::Unavailable
+            }
+            Some(status) if status.is_client_error() => {
+                tracing::error!(%error, "dependency refused our request");
+                PageError::Internal
+            }
+            _ => {
+                tracing::warn!(%error, "dependency unavailable");
+                PageError::Unavailable
+            }
+        }
+    }
+}
+
+/// Middleware: an error response without a body (the router's 405, say) becomes an error page.
+pub async fn html_for_bare_errors(
+    State(shop): State<Arc<Shop>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // Read the caller first, so the error page's header shows the right account links.
+    let (mut parts, body) = req.into_parts();
+    let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .flatten();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let error = match status {
+        StatusCode::NOT_FOUND => PageError::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
+        StatusCode::FORBIDDEN => PageError::CrossSite,
+        s if s.is_client_error() => PageError::BadRequest,
+        StatusCode::SERVICE_UNAVAILABLE => PageError::Unavailable,
+        _ => PageError::Internal,
+    };
+    let mut page = error.page(shop.bare_chrome(caller.as_ref()));
+    *page.status_mut() = status;
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH {
+            page.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    page
+}
+
+/// The answer to a refused cross-site post, for [`tower_http::csrf::CsrfLayer`].
+pub fn csrf_rejection(shop_name: String) -> impl FnMut(ProtectionError) -> Response + Clone {
+    move |error| {
+        tracing::info!(%error, "refused a cross-site form post");
+        PageError::CrossSite.page(Chrome::new(&shop_name, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_has_an_error_status_and_wording() {
+        for error in [
+            PageError::NotFound,
+            PageError::BadRequest,
+            PageError::CrossSite,
+            PageError::MethodNotAllowed,
+            PageError::Unavailable,
+            PageError::Internal,
+        ] {
+            assert!(error.status().is_client_error() || error.status().is_server_error());
+            let (title, message) = error.wording();
+            assert!(!title.is_empty() && !message.is_empty());
+        }
+    }
+}

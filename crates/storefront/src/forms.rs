@@ -1,0 +1,147 @@
+//! Reading HTML form posts: the extractor, and the field types a form's text is parsed into.
+//!
+//! Form fields arrive as text whatever the `<input type>` says, so the form structs take
+//! `String`s and the handlers parse them into [`Quantity`] and [`ProductId`]: a typo in a number
+//! becomes a message next to the form, never axum's plain-text rejection.
+
+use axum::extract::{FromRequest, OptionalFromRequestParts, Request};
+use flotilla_chassis::Caller;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+use crate::error::PageError;
+use crate::shop::Shop;
+
+/// An `application/x-www-form-urlencoded` body; an unreadable one is a 400 error page.
+#[derive(Debug, Clone)]
+pub struct HtmlForm<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<Shop>> for HtmlForm<T> {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(req: Request, shop: &Arc<Shop>) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
+            .await
+            .ok()
+            .flatten();
+        let req = Request::from_parts(parts, body);
+        match axum::Form::<T>::from_request(req, shop).await {
+            Ok(axum::Form(value)) => Ok(HtmlForm(value)),
+            Err(rejection) => {
+                tracing::debug!(%rejection, "unreadable form post");
+                Err(PageError::BadRequest.page(shop.bare_chrome(caller.as_ref())))
+            }
+        }
+    }
+}
+
+/// How many of one product a cart line holds: 0 to [`Quantity::MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity(u32);
+
+/// Why a typed quantity was refused; the text is shown next to the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum QuantityError {
+    /// Not a whole number.
+    #[error("Please enter a whole number.")]
+    NotANumber,
+    /// Zero where at least one is needed.
+    #[error("Please choose at least one.")]
+    Zero,
+    /// More than the cart takes.
+    #[error("You can have at most 99 of one product in your cart.")]
+    TooMany,
+}
+
+impl Quantity {
+    /// The most of one product a cart holds (the cart service refuses more).
+    pub const MAX: u32 = 99;
+
+    /// A quantity from 0 (remove the line) to [`Quantity::MAX`].
+    pub fn parse(text: &str) -> Result<Self, QuantityError> {
+        let n: u64 = text.trim().parse().map_err(|_| QuantityError::NotANumber)?;
+        match u32::try_from(n) {
+            Ok(n) if n <= Self::MAX => Ok(Quantity(n)),
+            _ => Err(QuantityError::TooMany),
+        }
+    }
+
+    /// A quantity from 1 to [`Quantity::MAX`]: how many to add.
+    pub fn parse_positive(text: &str) -> Result<Self, QuantityError> {
+        match Self::parse(text)? {
+            Quantity(0) => Err(QuantityError::Zero),
+            q => Ok(q),
+        }
+    }
+
+    /// `self + more`, capped at [`Quantity::MAX`]: adding to a full line fills it, no more.
+    pub fn add_capped(self, more: Quantity) -> Quantity {
+        Quantity(self.0.saturating_add(more.0).min(Self::MAX))
+    }
+
+    /// Any count, capped at [`Quantity::MAX`].
+    pub fn capped(n: u32) -> Quantity {
+        Quantity(n.min(Self::MAX))
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// A catalog product id as typed into a URL or a form: short and alphanumeric. Anything else
+/// cannot name a product, so it is refused before any service is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductId(String);
+
+impl ProductId {
+    /// The id, if it could be one.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        ok.then(|| ProductId(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_are_parsed_and_capped() {
+        assert_eq!(Quantity::parse(" 3 ").map(Quantity::get), Ok(3));
+        assert_eq!(Quantity::parse("0").map(Quantity::get), Ok(0));
+        assert_eq!(Quantity::parse("99").map(Quantity::get), Ok(99));
+        assert_eq!(Quantity::parse("100"), Err(QuantityError::TooMany));
+        assert_eq!(Quantity::parse("99999999999"), Err(QuantityError::TooMany));
+        assert_eq!(Quantity::parse("-1"), Err(QuantityError::NotANumber));
+        assert_eq!(Quantity::parse("two"), Err(QuantityError::NotANumber));
+        assert_eq!(Quantity::parse_positive("0"), Err(QuantityError::Zero));
+        let sum = Quantity::capped(98).add_capped(Quantity::capped(5));
+        assert_eq!(sum.get(), Quantity::MAX);
+        assert_eq!(Quantity::capped(2).add_capped(Quantity::capped(3)).get(), 5);
+    }
+
+    #[test]
+    fn product_ids_are_short_and_plain() {
+        assert_eq!(
+            ProductId::parse("p0000042").map(|p| p.as_str().to_owned()),
+            Some("p0000042".to_owned())
+        );
+        assert!(ProductId::parse("").is_none());
+        assert!(ProductId::parse("../admin").is_none());
+        assert!(ProductId::parse("a b").is_none());
+        assert!(ProductId::parse(&"p".repeat(65)).is_none());
+    }
+}

@@ -1,0 +1,265 @@
+//! Signing up, logging in and out.
+//!
+//! The storefront holds no accounts: identity checks the form, and on success the storefront
+//! turns the access token it answers with into the `flotilla_token` cookie. A refused form comes
+//! back filled in with what was typed, except the password, which is never echoed into a page.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use flotilla_chassis::Caller;
+use flotilla_chassis::transport::ClientError;
+use flotilla_identity::contract::{LoginRequest, SignupRequest};
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::error::PageError;
+use crate::forms::HtmlForm;
+use crate::session::{self, AccessToken};
+use crate::shop::Shop;
+use crate::views::{LoginPage, SignupPage, render};
+
+/// The sign-up form's fields. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+pub struct SignupForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The login form's fields. No `Debug`: it holds a password.
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+/// `?next=` of the login page.
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+/// What the login page says after a refused attempt.
+const WRONG_CREDENTIALS: &str = "Wrong email or password.";
+
+/// `GET /signup`.
+pub async fn signup_form(State(shop): State<Arc<Shop>>, caller: Option<Caller>) -> Response {
+    let chrome = shop.chrome(caller.as_ref()).await;
+    let page = SignupPage {
+        chrome,
+        name: String::new(),
+        email: String::new(),
+        errors: Vec::new(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /signup`: create the account, log it in, go home.
+#[tracing::instrument(skip_all)]
+pub async fn signup(
+    State(shop): State<Arc<Shop>>,
+    caller: Option<Caller>,
+    HtmlForm(form): HtmlForm<SignupForm>,
+) -> Response {
+    let request = SignupRequest {
+        email: form.email.trim().to_owned(),
+        password: form.password,
+        name: form.name.trim().to_owned(),
+    };
+    if let Err(error) = shop.identity.signup(&request).await {
+        let (status, errors) = match error.status() {
+            Some(StatusCode::CONFLICT) => (
+                StatusCode::CONFLICT,
+                vec!["An account with this email address already exists. Log in instead?".into()],
+            ),
+            Some(StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                validation_messages(&error),
+            ),
+            _ => {
+                let chrome = shop.chrome(caller.as_ref()).await;
+                return PageError::from(error).page(chrome);
+            }
+        };
+        let page = SignupPage {
+            chrome: shop.chrome(caller.as_ref()).await,
+            name: request.name,
+            email: request.email,
+            errors,
+        };
+        return render(status, &page);
+    }
+    let login = LoginRequest {
+        email: request.email,
+        password: request.password,
+    };
+    match shop.identity.login(&login).await {
+        Ok(token) => match AccessToken::parse(&token.access_token) {
+            Some(access) => session::log_in("/", &access, token.expires_in),
+            None => {
+                tracing::error!("identity issued a token that cannot be a cookie");
+                PageError::Internal.page(shop.chrome(caller.as_ref()).await)
+            }
+        },
+        // The account exists; only the automatic log-in failed. Let the visitor do it.
+        Err(error) => {
+            tracing::warn!(%error, "log-in right after sign-up failed");
+            let page = LoginPage {
+                chrome: shop.chrome(caller.as_ref()).await,
+                email: login.email,
+                next: "/".to_owned(),
+                message: Some("Your account was created. Please log in.".to_owned()),
+            };
+            render(StatusCode::OK, &page)
+        }
+    }
+}
+
+/// The messages of identity's validation problem: one per field, else its detail.
+fn validation_messages(error: &ClientError) -> Vec<String> {
+    let ClientError::Status { problem, .. } = error else {
+        return vec![GENERIC_INVALID.to_owned()];
+    };
+    let mut messages: Vec<String> = problem
+        .errors
+        .iter()
+        .map(|e| field_message(&e.field, &e.message))
+        .collect();
+    if messages.is_empty() {
+        messages.push(
+            problem
+                .detail
+                .as_deref()
+                .map(sentence)
+                .unwrap_or_else(|| GENERIC_INVALID.to_owned()),
+        );
+    }
+    messages
+}
+
+/// Fallback when identity gives no reason.
+const GENERIC_INVALID: &str = "Please check the form and try again.";
+
+/// Identity's field errors read "must be at least 8 characters"; on the page they name their
+/// field: "Password must be at least 8 characters."
+fn field_message(field: &str, message: &str) -> String {
+    let message = message.trim().trim_end_matches('.');
+    let field = field.replace('_', " ");
+    let text = if message.to_lowercase().starts_with(&field.to_lowercase()) {
+        message.to_owned()
+    } else {
+        format!("{field} {message}")
+    };
+    format!("{}.", sentence(&text))
+}
+
+/// `text` starting with a capital letter, as a message on a page reads.
+fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => GENERIC_INVALID.to_owned(),
+    }
+}
+
+/// `GET /login?next=`.
+pub async fn login_form(
+    State(shop): State<Arc<Shop>>,
+    caller: Option<Caller>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let page = LoginPage {
+        chrome: shop.chrome(caller.as_ref()).await,
+        email: String::new(),
+        next: session::safe_next(query.next.as_deref()),
+        message: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// `POST /login`: set the cookie and go to `next`, or show the form again.
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    State(shop): State<Arc<Shop>>,
+    caller: Option<Caller>,
+    HtmlForm(form): HtmlForm<LoginForm>,
+) -> Response {
+    let next = session::safe_next(form.next.as_deref());
+    let request = LoginRequest {
+        email: form.email.trim().to_owned(),
+        password: form.password,
+    };
+    let refusal = if request.email.is_empty() || request.password.is_empty() {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Please enter your email address and password.",
+        )
+    } else {
+        match shop.identity.login(&request).await {
+            Ok(token) => {
+                return match AccessToken::parse(&token.access_token) {
+                    Some(access) => session::log_in(&next, &access, token.expires_in),
+                    None => {
+                        tracing::error!("identity issued a token that cannot be a cookie");
+                        PageError::Internal.page(shop.chrome(caller.as_ref()).await)
+                    }
+                };
+            }
+            // Any refusal reads the same, so the page never tells which half was wrong.
+            Err(error)
+                if error
+                    .status()
+                    .is_some_and(|s| s.is_client_error() && s != StatusCode::TOO_MANY_REQUESTS) =>
+            {
+                (StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS)
+            }
+            Err(error) => {
+                return PageError::from(error).page(shop.chrome(caller.as_ref()).await);
+            }
+        }
+    };
+    let (status, message) = refusal;
+    let page = LoginPage {
+        chrome: shop.chrome(caller.as_ref()).await,
+        email: request.email,
+        next,
+        message: Some(message.to_owned()),
+    };
+    render(status, &page)
+}
+
+/// `POST /logout`: clear the cookie, go home.
+pub async fn logout() -> Response {
+    session::log_out()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("must be at least 8 characters"),
+            "Must be at least 8 characters"
+        );
+        assert_eq!(sentence("  "), GENERIC_INVALID);
+        assert_eq!(
+            field_message("password", "must be at least 8 characters"),
+            "Password must be at least 8 characters."
+        );
+        assert_eq!(
+            field_message("email", "Email is not valid."),
+            "Email is not valid."
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! What every page handler is given: typed clients for the three services the storefront calls,
+//! its configuration, and the loading of the parts of a page that are nice to have (the category
+//! navigation, the cart count in the header, featured products).
+//!
+//! Optional calls are bounded by [`OPTIONAL_CALL_TIMEOUT`] and their failures are logged and
+//! swallowed: a page that cannot show its category links is still a page.
+
+use flotilla_cart::client::CartClient;
+use flotilla_catalog::client::CatalogClient;
+use flotilla_catalog::contract::{Category, Product};
+use flotilla_chassis::transport::{ClientError, Peers, ServiceClient};
+use flotilla_chassis::{Caller, Page, PageParams};
+use flotilla_identity::client::IdentityClient;
+use std::future::Future;
+use std::time::Duration;
+
+use crate::StorefrontConfig;
+use crate::views::Chrome;
+
+/// How long an optional call may delay a page. Short, because the page is useful without it and
+/// a slow dependency should cost a missing cart count, not a slow shop.
+const OPTIONAL_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The storefront's shared state.
+pub struct Shop {
+    /// The catalog: products, categories, search.
+    pub catalog: CatalogClient,
+    /// The catalog's raw client, for the two calls [`Shop::products_in`] and [`Shop::search`]
+    /// (see there for why).
+    catalog_raw: ServiceClient,
+    /// The cart of the logged-in caller.
+    pub cart: CartClient,
+    /// Sign-up and log-in.
+    pub identity: IdentityClient,
+    /// The `[storefront]` section.
+    pub config: StorefrontConfig,
+}
+
+impl Shop {
+    /// Clients for the peers as `peers` reaches them (in-process or remote, it does not matter).
+    pub fn new(peers: &Peers, config: StorefrontConfig) -> Self {
+        Self {
+            catalog: CatalogClient::new(peers.transport(flotilla_catalog::NAME)),
+            catalog_raw: ServiceClient::new(
+                flotilla_catalog::NAME,
+                peers.transport(flotilla_catalog::NAME),
+            ),
+            cart: CartClient::new(peers.transport(flotilla_cart::NAME)),
+            identity: IdentityClient::new(peers.transport(flotilla_identity::NAME)),
+            config,
+        }
+    }
+
+    /// The header of a page for `caller`: categories and cart count, loaded concurrently.
+    pub async fn chrome(&self, caller: Option<&Caller>) -> Chrome {
+        let (categories, count) = tokio::join!(self.categories(), self.cart_count(caller));
+        let mut chrome = self.bare_chrome(caller).with_categories(categories);
+        if caller.is_some() {
+            chrome = chrome.with_cart_count(count);
+        }
+        chrome
+    }
+
+    /// A header without anything loaded: for pages that must not wait on other services.
+    pub fn bare_chrome(&self, caller: Option<&Caller>) -> Chrome {
+        Chrome::new(&self.config.shop_name, caller.is_some())
+    }
+
+    /// The category navigation, or `None` when the catalog could not say.
+    pub async fn categories(&self) -> Option<Vec<Category>> {
+        optional("categories", self.catalog.categories()).await
+    }
+
+    /// The home page's featured products, or `None` when the catalog could not say.
+    pub async fn featured(&self) -> Option<Vec<Product>> {
+        if self.config.featured == 0 {
+            return Some(Vec::new());
+        }
+        optional("featured", self.catalog.featured(self.config.featured)).await
+    }
+
+    /// One page of the products of category `slug` (`GET /products?category=`).
+    ///
+    /// This and [`Shop::search`] call the catalog's contract directly instead of through
+    /// `CatalogClient::list` and `CatalogClient::search`: those futures hold a
+    /// `form_urlencoded::Serializer` (not `Send`) across an await, so an axum handler cannot
+    /// await them. Switch back to the typed client once that is fixed in the catalog crate.
+    pub async fn products_in(
+        &self,
+        slug: &str,
+        page: PageParams,
+    ) -> Result<Page<Product>, ClientError> {
+        let path = catalog_path("/products", &[("category", slug)], page);
+        self.catalog_raw.get(&path, None).await
+    }
+
+    /// One page of the products matching `q` (`GET /search?q=`), most relevant first.
+    pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
+        let path = catalog_path("/search", &[("q", q)], page);
+        self.catalog_raw.get(&path, None).await
+    }
+
+    /// Items in the caller's cart (`None` when anonymous or when the cart could not say).
+    async fn cart_count(&self, caller: Option<&Caller>) -> Option<u32> {
+        let caller = caller?;
+        optional("cart count", self.cart.get(caller))
+            .await
+            .map(|cart| cart.item_count)
+    }
+}
+
+/// `path?pairs&page=&page_size=`, every value form-encoded.
+fn catalog_path(path: &str, pairs: &[(&str, &str)], page: PageParams) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    if let Some(n) = page.page {
+        query.append_pair("page", &n.to_string());
+    }
+    if let Some(n) = page.page_size {
+        query.append_pair("page_size", &n.to_string());
+    }
+    format!("{path}?{}", query.finish())
+}
+
+/// Runs an optional call: its answer, or `None` after a failure or [`OPTIONAL_CALL_TIMEOUT`].
+async fn optional<T>(
+    what: &'static str,
+    call: impl Future<Output = Result<T, ClientError>>,
+) -> Option<T> {
+    match tokio::time::timeout(OPTIONAL_CALL_TIMEOUT, call).await {
+        Ok(Ok(value)) => Some(value),
+        Ok(Err(error)) => {
+            tracing::warn!(what, %error, "optional call failed; rendering without it");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(what, "optional call timed out; rendering without it");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_paths_encode_their_values() {
+        let page = PageParams {
+            page: Some(2),
+            page_size: Some(24),
+        };
+        assert_eq!(
+            catalog_path("/search", &[("q", "tea & cake")], page),
+            "/search?q=tea+%26+cake&page=2&page_size=24"
+        );
+    }
+}
