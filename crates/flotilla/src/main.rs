@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
 
 /// Prints where everything runs, then serves until Ctrl-C or SIGTERM.
 async fn serve(host: Host) -> anyhow::Result<()> {
-    println!("{:<12} {}", "SERVICE", "WHERE");
+    println!("{:<12} WHERE", "SERVICE");
     for (name, place) in &host.placement {
         let listener = host.endpoints.iter().find(|e| &e.name == name);
         match listener {

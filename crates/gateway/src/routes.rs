@@ -98,7 +98,7 @@ impl Gateway {
     }
 
     /// True when the request carries a valid credential of another Flotilla process.
-    fn from_fleet(&self, req: &Request) -> bool {
+    fn is_fleet_call(&self, req: &Request) -> bool {
         req.headers()
             .get(&SERVICE_TOKEN)
             .and_then(|v| v.to_str().ok())
@@ -119,7 +119,7 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
     };
-    if gw.from_fleet(&req) {
+    if gw.is_fleet_call(&req) {
         return proxy::forward(
             &upstream.transport,
             service,

@@ -8,7 +8,7 @@
 use flotilla_cart::client::CartClient;
 use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{Category, Product};
-use flotilla_chassis::transport::{ClientError, Peers, ServiceClient};
+use flotilla_chassis::transport::{ClientError, Peers};
 use flotilla_chassis::{Caller, Page, PageParams};
 use flotilla_identity::client::IdentityClient;
 use std::future::Future;
@@ -25,9 +25,6 @@ const OPTIONAL_CALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Shop {
     /// The catalog: products, categories, search.
     pub catalog: CatalogClient,
-    /// The catalog's raw client, for the two calls [`Shop::products_in`] and [`Shop::search`]
-    /// (see there for why).
-    catalog_raw: ServiceClient,
     /// The cart of the logged-in caller.
     pub cart: CartClient,
     /// Sign-up and log-in.
@@ -41,10 +38,6 @@ impl Shop {
     pub fn new(peers: &Peers, config: StorefrontConfig) -> Self {
         Self {
             catalog: CatalogClient::new(peers.transport(flotilla_catalog::NAME)),
-            catalog_raw: ServiceClient::new(
-                flotilla_catalog::NAME,
-                peers.transport(flotilla_catalog::NAME),
-            ),
             cart: CartClient::new(peers.transport(flotilla_cart::NAME)),
             identity: IdentityClient::new(peers.transport(flotilla_identity::NAME)),
             config,
@@ -79,25 +72,18 @@ impl Shop {
         optional("featured", self.catalog.featured(self.config.featured)).await
     }
 
-    /// One page of the products of category `slug` (`GET /products?category=`).
-    ///
-    /// This and [`Shop::search`] call the catalog's contract directly instead of through
-    /// `CatalogClient::list` and `CatalogClient::search`: those futures hold a
-    /// `form_urlencoded::Serializer` (not `Send`) across an await, so an axum handler cannot
-    /// await them. Switch back to the typed client once that is fixed in the catalog crate.
+    /// One page of the products of category `slug`.
     pub async fn products_in(
         &self,
         slug: &str,
         page: PageParams,
     ) -> Result<Page<Product>, ClientError> {
-        let path = catalog_path("/products", &[("category", slug)], page);
-        self.catalog_raw.get(&path, None).await
+        self.catalog.list(page, Some(slug)).await
     }
 
-    /// One page of the products matching `q` (`GET /search?q=`), most relevant first.
+    /// One page of the products matching `q`, most relevant first.
     pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
-        let path = catalog_path("/search", &[("q", q)], page);
-        self.catalog_raw.get(&path, None).await
+        self.catalog.search(q, page).await
     }
 
     /// Items in the caller's cart (`None` when anonymous or when the cart could not say).
@@ -107,19 +93,6 @@ impl Shop {
             .await
             .map(|cart| cart.item_count)
     }
-}
-
-/// `path?pairs&page=&page_size=`, every value form-encoded.
-fn catalog_path(path: &str, pairs: &[(&str, &str)], page: PageParams) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.extend_pairs(pairs);
-    if let Some(n) = page.page {
-        query.append_pair("page", &n.to_string());
-    }
-    if let Some(n) = page.page_size {
-        query.append_pair("page_size", &n.to_string());
-    }
-    format!("{path}?{}", query.finish())
 }
 
 /// Runs an optional call: its answer, or `None` after a failure or [`OPTIONAL_CALL_TIMEOUT`].
@@ -137,22 +110,5 @@ async fn optional<T>(
             tracing::warn!(what, "optional call timed out; rendering without it");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn catalog_paths_encode_their_values() {
-        let page = PageParams {
-            page: Some(2),
-            page_size: Some(24),
-        };
-        assert_eq!(
-            catalog_path("/search", &[("q", "tea & cake")], page),
-            "/search?q=tea+%26+cake&page=2&page_size=24"
-        );
     }
 }

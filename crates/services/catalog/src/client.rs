@@ -41,13 +41,15 @@ impl CatalogClient {
         page: PageParams,
         category: Option<&str>,
     ) -> Result<Page<Product>, ClientError> {
-        let mut query = page_query(page);
-        if let Some(category) = category {
-            query.append_pair("category", category);
-        }
-        self.inner
-            .get(&with_query("/products", query.finish()), None)
-            .await
+        // The serializer is not `Send`: build the path before the first await.
+        let path = {
+            let mut query = page_query(page);
+            if let Some(category) = category {
+                query.append_pair("category", category);
+            }
+            with_query("/products", query.finish())
+        };
+        self.inner.get(&path, None).await
     }
 
     /// `GET /products/{id}`: one product ([`ClientError::is_not_found`] when unknown).
@@ -59,12 +61,13 @@ impl CatalogClient {
     /// `GET /search`: products matching `q`, most relevant first.
     #[tracing::instrument(skip(self), err(level = "debug"))]
     pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        query.append_pair("q", q);
-        append_page(&mut query, page);
-        self.inner
-            .get(&with_query("/search", query.finish()), None)
-            .await
+        let path = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("q", q);
+            append_page(&mut query, page);
+            with_query("/search", query.finish())
+        };
+        self.inner.get(&path, None).await
     }
 
     /// `GET /categories`: every category with its product count.

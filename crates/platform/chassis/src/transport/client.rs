@@ -15,6 +15,10 @@ use crate::caller::Caller;
 use crate::problem::Problem;
 use crate::request_context::{self, REQUEST_ID, TRACEPARENT};
 
+/// The header carrying an idempotency key.
+pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("idempotency-key");
+
 /// Largest response body a client reads (a defence against a misbehaving peer).
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -126,6 +130,25 @@ impl ServiceClient {
         self.call(method, path, caller, Some(body)).await
     }
 
+    /// `method path` with a JSON body and an `Idempotency-Key` header, decoding a JSON answer.
+    /// The callee replays its first answer for a repeated key, so the call may be retried.
+    pub async fn send_idempotent<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        idempotency_key: &str,
+        caller: Option<&Caller>,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let mut request = self.request(method, path, caller, Some(body))?;
+        let key = HeaderValue::from_str(idempotency_key).map_err(|_| ClientError::Decode {
+            service: self.service,
+            message: "idempotency key is not a valid header value".into(),
+        })?;
+        request.headers_mut().insert(IDEMPOTENCY_KEY.clone(), key);
+        self.decode(&self.exchange(request).await?)
+    }
+
     /// `method path` without a request body, decoding a JSON answer (e.g. a DELETE that returns
     /// the updated resource).
     pub async fn send_without_body<T: DeserializeOwned>(
@@ -156,8 +179,11 @@ impl ServiceClient {
         body: Option<&B>,
     ) -> Result<T, ClientError> {
         let request = self.request(method, path, caller, body)?;
-        let bytes = self.exchange(request).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+        self.decode(&self.exchange(request).await?)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
             service: self.service,
             message: e.to_string(),
         })
