@@ -144,18 +144,23 @@ impl Db {
     /// Hand-written rather than `sqlx::migrate!` because sqlx ties a migration directory to one
     /// SQL dialect, and Flotilla keeps one migration list with per-backend variants where needed.
     pub async fn migrate(&self, migrations: &[Migration]) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(
-            "CREATE TABLE IF NOT EXISTS _migrations (
+        self.migrate_tracked("_migrations", migrations).await
+    }
+
+    /// [`Db::migrate`] with versions recorded in `table` (the platform keeps its own).
+    pub async fn migrate_tracked(&self, table: &'static str, migrations: &[Migration]) -> Result<(), sqlx::Error> {
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {table} (
                 version BIGINT PRIMARY KEY,
                 name TEXT NOT NULL,
                 applied_at BIGINT NOT NULL
-            )",
-        )
-        .execute(&self.pool)
-        .await?;
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _migrations")
-            .fetch_all(&self.pool)
-            .await?;
+            )"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&self.pool).await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
+                .fetch_all(&self.pool)
+                .await?;
         for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
             let sql = match self.backend {
                 Backend::Sqlite => m.sqlite.unwrap_or(m.sql),
@@ -163,7 +168,8 @@ impl Db {
             };
             let mut tx = self.pool.begin().await?;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO _migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            let record = format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)");
+            sqlx::query(sqlx::AssertSqlSafe(record))
                 .bind(m.version)
                 .bind(m.name)
                 .bind(crate::clock::unix_millis(std::time::SystemTime::now()))

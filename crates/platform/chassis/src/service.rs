@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::events::{Outbox, Subscription};
 use crate::layers::{self, Limits};
 use crate::transport::Peers;
 
@@ -32,6 +33,8 @@ pub struct ServiceContext {
     pub clock: SharedClock,
     /// Cancelled when the host shuts down; background tasks stop on it.
     pub shutdown: CancellationToken,
+    /// The service's outbox (present whenever it has a database): publish events with it.
+    pub outbox: Option<Outbox>,
     config: figment::Figment,
 }
 
@@ -45,12 +48,14 @@ impl ServiceContext {
         clock: SharedClock,
         shutdown: CancellationToken,
     ) -> Self {
+        let outbox = db.as_ref().map(|db| Outbox::new(name, db.clone(), clock.clone()));
         Self {
             name,
             db,
             peers,
             clock,
             shutdown,
+            outbox,
             config,
         }
     }
@@ -60,6 +65,11 @@ impl ServiceContext {
         self.db.clone().ok_or_else(|| {
             StartError::Other(format!("{} was started without a database", self.name))
         })
+    }
+
+    /// The service's outbox; an error for a service without a database.
+    pub fn outbox(&self) -> Result<Outbox, StartError> {
+        self.outbox.clone().ok_or_else(|| StartError::Other(format!("{} has no database, so no outbox", self.name)))
     }
 
     /// The service's configuration section (`[<name>]` in the file, `FLOTILLA_<NAME>__KEY` in the
@@ -109,6 +119,8 @@ pub struct Service {
     pub api: OpenApiRouter,
     /// Its background tasks.
     pub tasks: Vec<BackgroundTask>,
+    /// The events it consumes and their handlers.
+    pub subscriptions: Vec<Subscription>,
     /// Its database, for the readiness probe.
     pub db: Option<Db>,
 }
@@ -120,6 +132,7 @@ impl Service {
             name,
             api,
             tasks: Vec::new(),
+            subscriptions: Vec::new(),
             db,
         }
     }

@@ -16,7 +16,9 @@ use crate::caller::{Caller, Role, TrustPolicy};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::{Db, PoolSettings};
 use crate::layers::Limits;
-use crate::service::{ServiceContext, ServiceSpec};
+use crate::events::{Consumer, InProcessBus, RelaySettings, SharedBus};
+use crate::launch::{LaunchEnv, launch};
+use crate::service::ServiceSpec;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use crate::transport::Peers;
 use crate::transport::http::{HttpPool, HttpSettings};
@@ -28,6 +30,12 @@ pub struct TestFleet {
     pub urls: HashMap<&'static str, String>,
     /// The HTTP client tests use.
     pub http: reqwest::Client,
+    /// The event bus the services publish on.
+    pub bus: SharedBus,
+    /// Each consuming service's consumer (to deliver events directly in tests).
+    pub consumers: HashMap<&'static str, Arc<Consumer>>,
+    /// Each service's database.
+    pub dbs: HashMap<&'static str, Db>,
     credentials: Arc<ServiceCredentials>,
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
@@ -42,6 +50,10 @@ pub struct FleetOptions {
     pub limits: Option<Limits>,
     /// Clock; the system clock otherwise.
     pub clock: Option<SharedClock>,
+    /// Event bus; a fresh in-process bus otherwise.
+    pub bus: Option<SharedBus>,
+    /// Relay and delivery settings; defaults otherwise.
+    pub relay: Option<RelaySettings>,
 }
 
 impl TestFleet {
@@ -66,6 +78,19 @@ impl TestFleet {
             require_credential: true,
         };
         let mut urls = HashMap::new();
+        let bus = options.bus.unwrap_or_else(|| Arc::new(InProcessBus::new()));
+        let env = LaunchEnv {
+            config,
+            peers,
+            clock,
+            shutdown: shutdown.clone(),
+            limits,
+            trust,
+            bus: bus.clone(),
+            relay: options.relay.unwrap_or_default(),
+        };
+        let mut consumers = HashMap::new();
+        let mut dbs = HashMap::new();
         for spec in services {
             let name = spec.name;
             let db = if spec.needs_database {
@@ -78,19 +103,17 @@ impl TestFleet {
             } else {
                 None
             };
-            let ctx = ServiceContext::new(
-                name,
-                config.clone(),
-                db,
-                peers.clone(),
-                clock.clone(),
-                shutdown.clone(),
-            );
-            let service = (spec.factory)(ctx)
+            if let Some(db) = &db {
+                dbs.insert(name, db.clone());
+            }
+            let launched = launch(spec, &env, db)
                 .await
                 .unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
-            let (router, _openapi, tasks) = service.into_parts(limits, trust.clone());
-            for task in tasks {
+            let router = launched.router;
+            if let Some(consumer) = launched.consumer {
+                consumers.insert(name, consumer);
+            }
+            for task in launched.tasks {
                 tokio::spawn(task);
             }
             registry.register(name, router.clone());
@@ -109,6 +132,9 @@ impl TestFleet {
         Self {
             urls,
             http: reqwest::Client::new(),
+            bus,
+            consumers,
+            dbs,
             credentials,
             shutdown,
             _dir: dir,

@@ -1,0 +1,282 @@
+//! The consuming side: a [`Consumer`] runs a service's handlers with exactly-once effect over
+//! at-least-once delivery.
+//!
+//! Each delivery runs in one transaction that first inserts the event id into the service's
+//! `inbox` (a duplicate is recognised and skipped there), then runs the handler, then commits.
+//! A failed delivery is counted in `inbox_attempts`; at `max_deliveries` the event is parked in
+//! `dead_letters` and acknowledged, so one poison event never blocks the ones behind it.
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use utoipa::ToSchema;
+
+use super::Event;
+use crate::clock::SharedClock;
+use crate::db::Db;
+
+/// A handler's failure; the delivery is retried, then parked.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+}
+
+impl HandlerError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::new(format!("storage: {err}"))
+    }
+}
+
+/// Handles one event type. The handler's writes go through `tx`, the same transaction that
+/// records the event in the inbox, so the effect and the record commit together.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies `event`.
+    fn handle<'a>(&'a self, tx: &'a mut sqlx::AnyConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// One event type a service consumes and its handler.
+#[derive(Clone)]
+pub struct Subscription {
+    /// The event type, e.g. `order.confirmed`.
+    pub event_type: &'static str,
+    /// The handler.
+    pub handler: Arc<dyn EventHandler>,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The handler ran and its effect committed.
+    Handled,
+    /// The event had been handled before; nothing happened.
+    Duplicate,
+    /// The event failed too often and is parked in `dead_letters`.
+    DeadLettered,
+}
+
+/// Why a delivery did not complete (the sender retries).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The consumer's database failed.
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+    /// The handler failed; `attempt` deliveries have failed so far.
+    #[error("attempt {attempt} failed: {message}")]
+    Failed {
+        /// Failed deliveries so far.
+        attempt: i64,
+        /// The handler's message.
+        message: String,
+    },
+    /// A replay asked for an event that is not parked.
+    #[error("no dead letter {0}")]
+    NotParked(String),
+}
+
+/// Counters of one consumer, reported on `/admin/events`.
+#[derive(Debug, Default)]
+pub struct ConsumerStats {
+    handled: AtomicU64,
+    duplicates: AtomicU64,
+    failures: AtomicU64,
+    dead_lettered: AtomicU64,
+}
+
+/// A snapshot of [`ConsumerStats`].
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct ConsumerCounts {
+    /// Deliveries whose effect committed.
+    pub handled: u64,
+    /// Redeliveries recognised by the inbox (no second effect).
+    pub duplicates: u64,
+    /// Failed deliveries (each retried or parked).
+    pub failures: u64,
+    /// Events parked as dead letters.
+    pub dead_lettered: u64,
+}
+
+impl ConsumerStats {
+    /// The current counts.
+    pub fn snapshot(&self) -> ConsumerCounts {
+        ConsumerCounts {
+            handled: self.handled.load(Ordering::Relaxed),
+            duplicates: self.duplicates.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A service's consumer: its handlers, its inbox and its dead letters.
+pub struct Consumer {
+    service: &'static str,
+    db: Db,
+    clock: SharedClock,
+    handlers: HashMap<&'static str, Arc<dyn EventHandler>>,
+    max_deliveries: i64,
+    stats: ConsumerStats,
+}
+
+impl Consumer {
+    /// A consumer for `service` with `subscriptions`, parking events after `max_deliveries`.
+    pub fn new(service: &'static str, db: Db, clock: SharedClock, subscriptions: Vec<Subscription>, max_deliveries: u32) -> Self {
+        let handlers = subscriptions.into_iter().map(|s| (s.event_type, s.handler)).collect();
+        Self { service, db, clock, handlers, max_deliveries: i64::from(max_deliveries.max(1)), stats: ConsumerStats::default() }
+    }
+
+    /// The consuming service.
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    /// True when this consumer subscribes to `event_type`.
+    pub fn handles(&self, event_type: &str) -> bool {
+        self.handlers.contains_key(event_type)
+    }
+
+    /// The event types consumed.
+    pub fn event_types(&self) -> Vec<&'static str> {
+        self.handlers.keys().copied().collect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ConsumerStats {
+        &self.stats
+    }
+
+    /// Delivers `event` once. `Ok` means the sender may forget it; `Err` means retry later.
+    pub async fn deliver(&self, event: &Event) -> Result<Outcome, DeliveryError> {
+        let Some(handler) = self.handlers.get(event.event_type.as_str()) else {
+            return Ok(Outcome::Duplicate);
+        };
+        let parked: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
+            .bind(&event.id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        if parked.is_some() {
+            return Ok(Outcome::DeadLettered);
+        }
+        let mut tx = self.db.pool().begin().await?;
+        if !self.record_in_inbox(&mut tx, event).await? {
+            tx.rollback().await?;
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Ok(Outcome::Duplicate);
+        }
+        match handler.handle(&mut tx, event).await {
+            Ok(()) => {
+                sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1").bind(&event.id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.stats.handled.fetch_add(1, Ordering::Relaxed);
+                Ok(Outcome::Handled)
+            }
+            Err(err) => {
+                tx.rollback().await?;
+                self.record_failure(event, &err).await
+            }
+        }
+    }
+
+    /// Inserts the event into the inbox; false when it was there already.
+    async fn record_in_inbox(&self, conn: &mut sqlx::AnyConnection, event: &Event) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (event_id, event_type, source, handled_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(&event.event_type)
+        .bind(&event.source)
+        .bind(self.clock.now_millis())
+        .execute(conn)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    async fn record_failure(&self, event: &Event, err: &HandlerError) -> Result<Outcome, DeliveryError> {
+        let now = self.clock.now_millis();
+        let message: String = err.to_string().chars().take(1000).collect();
+        let mut tx = self.db.pool().begin().await?;
+        let attempts: i64 = sqlx::query(
+            "INSERT INTO inbox_attempts (event_id, attempts, last_error, updated_at) VALUES ($1, 1, $2, $3)
+             ON CONFLICT (event_id) DO UPDATE SET attempts = inbox_attempts.attempts + 1,
+                 last_error = excluded.last_error, updated_at = excluded.updated_at
+             RETURNING attempts",
+        )
+        .bind(&event.id)
+        .bind(&message)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.stats.failures.fetch_add(1, Ordering::Relaxed);
+        if attempts < self.max_deliveries {
+            tx.commit().await?;
+            tracing::warn!(service = self.service, event_id = %event.id, attempts, error = %message, "event delivery failed");
+            return Err(DeliveryError::Failed { attempt: attempts, message });
+        }
+        let json = serde_json::to_string(event).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO dead_letters (event_id, event, event_type, attempts, last_error, parked_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&event.id)
+        .bind(json)
+        .bind(&event.event_type)
+        .bind(attempts)
+        .bind(&message)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(service = self.service, event_id = %event.id, attempts, error = %message, "event parked as a dead letter");
+        Ok(Outcome::DeadLettered)
+    }
+
+    /// Runs a parked event's handler again; on success it leaves the dead letters.
+    pub async fn replay(&self, event_id: &str) -> Result<Outcome, DeliveryError> {
+        let row: Option<String> = sqlx::query_scalar("SELECT event FROM dead_letters WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        let text = row.ok_or_else(|| DeliveryError::NotParked(event_id.to_owned()))?;
+        let event: Event = serde_json::from_str(&text)
+            .map_err(|e| DeliveryError::Failed { attempt: 0, message: format!("stored event unreadable: {e}") })?;
+        let handler = self.handlers.get(event.event_type.as_str()).ok_or_else(|| DeliveryError::Failed {
+            attempt: 0,
+            message: format!("no handler for {} any more", event.event_type),
+        })?;
+        let mut tx = self.db.pool().begin().await?;
+        let fresh = self.record_in_inbox(&mut tx, &event).await?;
+        if fresh && let Err(err) = handler.handle(&mut tx, &event).await {
+            tx.rollback().await?;
+            sqlx::query("UPDATE dead_letters SET attempts = attempts + 1, last_error = $2 WHERE event_id = $1")
+                .bind(event_id)
+                .bind(err.to_string())
+                .execute(self.db.pool())
+                .await?;
+            return Err(DeliveryError::Failed { attempt: 0, message: err.to_string() });
+        }
+        sqlx::query("DELETE FROM dead_letters WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        if fresh {
+            self.stats.handled.fetch_add(1, Ordering::Relaxed);
+            Ok(Outcome::Handled)
+        } else {
+            Ok(Outcome::Duplicate)
+        }
+    }
+
+}

@@ -1,0 +1,97 @@
+//! The publishing side: a service's [`Outbox`] writes events into its own `outbox` table inside
+//! the business transaction, then wakes the relay.
+
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::request_context;
+
+/// An event to publish: its type, payload schema version and payload.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// What happened, e.g. `order.confirmed`.
+    pub event_type: &'static str,
+    /// Payload schema version.
+    pub version: u32,
+    /// The payload.
+    pub payload: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event with `payload` serialised to JSON.
+    pub fn new(event_type: &'static str, version: u32, payload: &impl Serialize) -> Result<Self, serde_json::Error> {
+        Ok(Self { event_type, version, payload: serde_json::to_value(payload)? })
+    }
+}
+
+/// A service's outbox: append inside a transaction, then [`Outbox::wake`] after commit.
+#[derive(Clone)]
+pub struct Outbox {
+    source: &'static str,
+    db: Db,
+    clock: SharedClock,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    /// The outbox of service `source` in `db`.
+    pub fn new(source: &'static str, db: Db, clock: SharedClock) -> Self {
+        Self { source, db, clock, wake: Arc::new(Notify::new()) }
+    }
+
+    /// Writes `event` into the outbox on `conn` — pass the business transaction, so that the
+    /// event is stored if and only if the state change commits. Returns the event id.
+    pub async fn append(&self, conn: &mut sqlx::AnyConnection, event: NewEvent) -> Result<String, sqlx::Error> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = self.clock.now_millis();
+        let traceparent = request_context::current().map(|c| c.trace.child().to_header());
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, version, source, occurred_at, traceparent, payload,
+                                 published_at, attempts, next_attempt_at, last_error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, 0, $8, NULL)",
+        )
+        .bind(&id)
+        .bind(event.event_type)
+        .bind(i64::from(event.version))
+        .bind(self.source)
+        .bind(now)
+        .bind(traceparent)
+        .bind(event.payload.to_string())
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(id)
+    }
+
+    /// Tells the relay there is something to publish (call after the transaction commits; if
+    /// forgotten, the relay's periodic pass still finds the rows).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// The publishing service's name.
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    pub(crate) fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+}

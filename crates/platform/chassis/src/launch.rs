@@ -1,0 +1,102 @@
+//! Starting one service, the same way in every host (and in the test kit): platform tables,
+//! context, constructor, event wiring (outbox relay, consumer, admin routes), then the finished
+//! router behind the standard middleware.
+
+use axum::Router;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use utoipa::openapi::OpenApi;
+
+use crate::caller::TrustPolicy;
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::events::admin::{self, EventsAdmin};
+use crate::events::relay::Relay;
+use crate::events::{self, Consumer, RelaySettings, SharedBus};
+use crate::layers::Limits;
+use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
+use crate::transport::Peers;
+
+/// What every service in one host shares.
+#[derive(Clone)]
+pub struct LaunchEnv {
+    /// The layered configuration.
+    pub config: figment::Figment,
+    /// How to reach other services.
+    pub peers: Peers,
+    /// Wall clock.
+    pub clock: SharedClock,
+    /// The host's shutdown token.
+    pub shutdown: CancellationToken,
+    /// Request limits.
+    pub limits: Limits,
+    /// Who may assert caller identity.
+    pub trust: TrustPolicy,
+    /// The event bus.
+    pub bus: SharedBus,
+    /// Outbox relay and delivery settings.
+    pub relay: RelaySettings,
+}
+
+/// A started service.
+pub struct Launched {
+    /// Its name.
+    pub name: &'static str,
+    /// The finished router (API, admin, probes, contract, standard middleware).
+    pub router: Router,
+    /// Its OpenAPI document.
+    pub openapi: OpenApi,
+    /// Background tasks to spawn (the service's own plus the outbox relay).
+    pub tasks: Vec<BackgroundTask>,
+    /// Its event consumer, if it consumes any.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+/// Starts `spec` with `db` (which must be given when the spec needs a database).
+pub async fn launch(spec: &ServiceSpec, env: &LaunchEnv, db: Option<Db>) -> Result<Launched, StartError> {
+    if spec.needs_database && db.is_none() {
+        return Err(StartError::Other(format!("{} needs a database", spec.name)));
+    }
+    if let Some(db) = &db {
+        events::migrate(db).await?;
+    }
+    let ctx = ServiceContext::new(
+        spec.name,
+        env.config.clone(),
+        db.clone(),
+        env.peers.clone(),
+        env.clock.clone(),
+        env.shutdown.clone(),
+    );
+    let outbox = ctx.outbox.clone();
+    let mut service = (spec.factory)(ctx).await?;
+    let mut tasks = std::mem::take(&mut service.tasks);
+
+    let consumer = match (&db, service.subscriptions.is_empty()) {
+        (Some(db), false) => {
+            let subscriptions = std::mem::take(&mut service.subscriptions);
+            let consumer = Arc::new(Consumer::new(spec.name, db.clone(), env.clock.clone(), subscriptions, env.relay.max_deliveries));
+            env.bus
+                .subscribe(consumer.clone())
+                .await
+                .map_err(|e| StartError::Other(format!("subscribing {}: {e}", spec.name)))?;
+            Some(consumer)
+        }
+        (None, false) => return Err(StartError::Other(format!("{} consumes events but has no database", spec.name))),
+        _ => None,
+    };
+    let relay_stats = outbox.map(|outbox| {
+        let relay = Relay::new(outbox, env.bus.clone(), env.relay.clone());
+        let stats = relay.stats();
+        let shutdown = env.shutdown.clone();
+        tasks.push(Box::pin(relay.run(shutdown)));
+        stats
+    });
+    if let Some(db) = &db {
+        let admin = EventsAdmin { db: db.clone(), clock: env.clock.clone(), relay: relay_stats, consumer: consumer.clone() };
+        service.api = service.api.merge(admin::routes(admin));
+    }
+    let (router, openapi, own_tasks) = service.into_parts(env.limits, env.trust.clone());
+    tasks.extend(own_tasks);
+    Ok(Launched { name: spec.name, router, openapi, tasks, consumer })
+}

@@ -1,0 +1,229 @@
+//! The event contract against real SQLite files: outbox + relay + in-process bus + inbox.
+//! Crash points are simulated where they matter: after the business commit but before the
+//! publish (rows left in the outbox), after the publish but before it is marked (the bus took
+//! it, the relay "crashed"), and after the consumer's effect but before its ack (redelivery).
+
+use flotilla_chassis::clock::{SharedClock, SystemClock};
+use flotilla_chassis::db::{Db, PoolSettings};
+use flotilla_chassis::events::relay::Relay;
+use flotilla_chassis::events::{
+    self, Bus, BusError, Consumer, Event, EventHandler, HandlerError, InProcessBus, NewEvent, Outbox, Outcome,
+    RelaySettings, SharedBus, Subscription,
+};
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A consumer's effect: count each order once in a table of its own.
+struct CountOrders;
+
+impl EventHandler for CountOrders {
+    fn handle<'a>(&'a self, tx: &'a mut sqlx::AnyConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            #[derive(serde::Deserialize)]
+            struct Placed {
+                order_id: String,
+            }
+            let placed: Placed = event.decode(1)?;
+            sqlx::query("INSERT INTO effects (order_id) VALUES ($1)").bind(placed.order_id).execute(tx).await?;
+            Ok(())
+        })
+    }
+}
+
+async fn db(dir: &tempfile::TempDir, name: &str) -> Db {
+    let db = Db::open_sqlite(&dir.path().join(format!("{name}.db")), &PoolSettings::default()).await.expect("db");
+    events::migrate(&db).await.expect("platform tables");
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS effects (order_id TEXT NOT NULL)").execute(db.pool()).await.expect("effects");
+    db
+}
+
+fn clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+async fn consumer(db: &Db) -> Arc<Consumer> {
+    let sub = Subscription { event_type: "order.placed", handler: Arc::new(CountOrders) };
+    Arc::new(Consumer::new("counter", db.clone(), clock(), vec![sub], 3))
+}
+
+async fn publish(outbox: &Outbox, db: &Db, order_id: &str, version: u32) {
+    let mut tx = db.pool().begin().await.expect("tx");
+    let event = NewEvent::new("order.placed", version, &serde_json::json!({"order_id": order_id})).expect("json");
+    outbox.append(&mut tx, event).await.expect("append");
+    tx.commit().await.expect("commit");
+}
+
+async fn count(db: &Db, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db.pool()).await.expect("count")
+}
+
+fn settings() -> RelaySettings {
+    RelaySettings { retry_base_ms: 1, retry_max_ms: 1, ..RelaySettings::default() }
+}
+
+#[tokio::test]
+async fn rows_left_by_a_crash_before_publishing_are_all_delivered_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    // The business transactions commit; the process "dies" before any relay runs.
+    for i in 0..100 {
+        publish(&outbox, &orders, &format!("o{i}"), 1).await;
+    }
+    assert_eq!(count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 100);
+    // A new process starts its relay.
+    let bus: SharedBus = Arc::new(InProcessBus::new());
+    bus.subscribe(consumer(&counter).await).await.expect("subscribe");
+    let relay = Relay::new(outbox, bus, settings());
+    while relay.pass().await.expect("pass") > 0 {}
+    assert_eq!(count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 100);
+    assert_eq!(count(&counter, "SELECT COUNT(DISTINCT order_id) FROM effects").await, 100);
+}
+
+/// A bus that delivers, then reports failure the first `fail` times: the relay "crashed" after
+/// the consumer took the event but before the outbox row was marked published.
+struct LosesAcks {
+    inner: InProcessBus,
+    fail: AtomicU32,
+}
+
+impl Bus for LosesAcks {
+    fn publish<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            self.inner.publish(event).await?;
+            if self.fail.load(Ordering::SeqCst) > 0 {
+                self.fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(BusError::Broker("ack lost".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, consumer: Arc<Consumer>) -> BoxFuture<'_, Result<(), BusError>> {
+        self.inner.subscribe(consumer)
+    }
+}
+
+#[tokio::test]
+async fn lost_acknowledgements_cause_redelivery_without_a_second_effect() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    for i in 0..20 {
+        publish(&outbox, &orders, &format!("o{i}"), 1).await;
+    }
+    let bus = Arc::new(LosesAcks { inner: InProcessBus::new(), fail: AtomicU32::new(40) });
+    let consumer = consumer(&counter).await;
+    bus.subscribe(consumer.clone()).await.expect("subscribe");
+    let relay = Relay::new(outbox, bus, settings());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "outbox drains");
+        relay.pass().await.expect("pass");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 20, "each effect exactly once");
+    let stats = consumer.stats().snapshot();
+    assert_eq!(stats.handled, 20);
+    assert_eq!(stats.duplicates, 40, "every redelivery recognised and counted");
+}
+
+#[tokio::test]
+async fn every_event_delivered_three_times_has_one_effect() {
+    let dir = tempfile::tempdir().expect("dir");
+    let counter = db(&dir, "counter").await;
+    let consumer = consumer(&counter).await;
+    for i in 0..30 {
+        let event = Event {
+            id: format!("e{i}"),
+            event_type: "order.placed".into(),
+            version: 1,
+            source: "orders".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            traceparent: None,
+            payload: serde_json::json!({"order_id": format!("o{i}")}),
+        };
+        let outcomes: Vec<Outcome> = futures::future::join_all((0..3).map(|_| consumer.deliver(&event)))
+            .await
+            .into_iter()
+            .map(|r| r.expect("delivered"))
+            .collect();
+        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Handled).count(), 1, "{outcomes:?}");
+    }
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 30);
+    assert_eq!(consumer.stats().snapshot().duplicates, 60);
+}
+
+#[tokio::test]
+async fn poison_events_are_parked_and_later_events_still_flow() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    publish(&outbox, &orders, "before", 1).await;
+    publish(&outbox, &orders, "unknown-version", 7).await;
+    // A truncated payload and a 10 MiB one, written as a buggy publisher would.
+    for (id, payload) in [("truncated", "{\"order_id\": \"tru".to_owned()), ("huge", format!("\"{}\"", "x".repeat(10 << 20)))] {
+        sqlx::query(
+            "INSERT INTO outbox (id, event_type, version, source, occurred_at, traceparent, payload,
+                                 published_at, attempts, next_attempt_at, last_error)
+             VALUES ($1, 'order.placed', 1, 'orders', 0, NULL, $2, NULL, 0, 0, NULL)",
+        )
+        .bind(id)
+        .bind(payload)
+        .execute(orders.pool())
+        .await
+        .expect("poison row");
+    }
+    publish(&outbox, &orders, "after", 1).await;
+    let bus: SharedBus = Arc::new(InProcessBus::new());
+    let consumer = consumer(&counter).await;
+    bus.subscribe(consumer.clone()).await.expect("subscribe");
+    let relay = Relay::new(outbox, bus, settings());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await > 0 {
+        assert!(std::time::Instant::now() < deadline, "outbox drains despite poison");
+        relay.pass().await.expect("pass");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 2, "good events handled");
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM dead_letters").await, 3, "poison parked");
+    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM dead_letters").fetch_all(counter.pool()).await.expect("x");
+    assert!(attempts.iter().all(|a| *a == 3), "parked after max_deliveries: {attempts:?}");
+    // Replaying still fails (the event is still poison) and leaves it parked.
+    let parked: String = sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE event_id = 'truncated'")
+        .fetch_one(counter.pool())
+        .await
+        .expect("parked");
+    assert!(consumer.replay(&parked).await.is_err());
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM dead_letters").await, 3);
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_handled_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let counter = db(&dir, "counter").await;
+    let consumer = consumer(&counter).await;
+    // Park an event by failing its handler: the effects table is missing for a while.
+    sqlx::raw_sql("ALTER TABLE effects RENAME TO effects_away").execute(counter.pool()).await.expect("rename");
+    let event = Event {
+        id: "e-replay".into(),
+        event_type: "order.placed".into(),
+        version: 1,
+        source: "orders".into(),
+        time: "2026-01-01T00:00:00Z".into(),
+        traceparent: None,
+        payload: serde_json::json!({"order_id": "o1"}),
+    };
+    for _ in 0..2 {
+        assert!(consumer.deliver(&event).await.is_err());
+    }
+    assert_eq!(consumer.deliver(&event).await.expect("parked"), Outcome::DeadLettered);
+    assert_eq!(consumer.deliver(&event).await.expect("still parked"), Outcome::DeadLettered);
+    sqlx::raw_sql("ALTER TABLE effects_away RENAME TO effects").execute(counter.pool()).await.expect("rename");
+    assert_eq!(consumer.replay("e-replay").await.expect("replayed"), Outcome::Handled);
+    assert!(consumer.replay("e-replay").await.is_err(), "no longer parked");
+    assert_eq!(consumer.deliver(&event).await.expect("dup"), Outcome::Duplicate);
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 1);
+}
