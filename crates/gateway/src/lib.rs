@@ -10,10 +10,12 @@
 //! per-service transports and the router built here; nothing in the routing needs to change.
 
 mod auth;
+mod exposure;
 mod keys;
 mod proxy;
 mod routes;
 
 pub use auth::{AuthError, Authenticator};
+pub use exposure::{Exposure, INTERNAL_TAG};
 pub use keys::KeyCache;
 pub use routes::{Gateway, GatewayConfig, RoutePolicy};

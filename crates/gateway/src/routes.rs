@@ -9,12 +9,14 @@ use flotilla_chassis::caller::Caller;
 use flotilla_chassis::layers::{self, Limits};
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
-use flotilla_chassis::transport::Transport;
+use flotilla_chassis::transport::{ServiceClient, Transport};
+use tokio::sync::OnceCell;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::exposure::Exposure;
 use crate::proxy;
 
 /// `[gateway]` configuration.
@@ -45,6 +47,28 @@ pub enum RoutePolicy {
 struct Upstream {
     transport: Transport,
     policy: RoutePolicy,
+    /// The service's public operations, read from its `/openapi.json` on first use.
+    exposure: OnceCell<Arc<Exposure>>,
+}
+
+impl Upstream {
+    /// The exposure, fetching the service's contract the first time (and again after a failure).
+    async fn exposure(&self, service: &str) -> Result<Arc<Exposure>, Problem> {
+        self.exposure
+            .get_or_try_init(|| async {
+                let client = ServiceClient::new("gateway", self.transport.clone());
+                let doc: serde_json::Value = client.get("/openapi.json", None).await.map_err(|err| {
+                    tracing::warn!(service, error = %err, "cannot read the service's contract");
+                    Problem::unavailable(format!("{service} is unavailable right now"))
+                })?;
+                Exposure::from_openapi(&doc).map(Arc::new).map_err(|err| {
+                    tracing::error!(service, error = %err, "the service's contract is unusable");
+                    Problem::unavailable(format!("{service} is unavailable right now"))
+                })
+            })
+            .await
+            .cloned()
+    }
 }
 
 /// The gateway's routing table.
@@ -70,7 +94,7 @@ impl Gateway {
     /// Routes `/api/<service>/...` to `transport` under `policy`.
     pub fn route(mut self, service: &str, transport: Transport, policy: RoutePolicy) -> Self {
         self.upstreams
-            .insert(service.to_owned(), Upstream { transport, policy });
+            .insert(service.to_owned(), Upstream { transport, policy, exposure: OnceCell::new() });
         self
     }
 
@@ -128,6 +152,14 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             proxy::Identity::PassThrough,
         )
         .await;
+    }
+    match upstream.exposure(service).await {
+        Ok(exposure) if exposure.allows(req.method(), rest) => {}
+        Ok(_) => {
+            let detail = format!("no public route {} {rest} on {service}", req.method());
+            return Problem::not_found(detail).into_response();
+        }
+        Err(problem) => return problem.into_response(),
     }
     let caller = match Authenticator::bearer(req.headers()) {
         Err(err) => return unauthorized(&err),

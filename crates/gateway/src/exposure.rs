@@ -1,0 +1,99 @@
+//! Which of a service's operations the public may call: exactly the operations in its OpenAPI
+//! document that are not tagged `internal`. Anything else — a route a service forgot to
+//! document, an internal route like `POST /reservations` — is a 404 at the gateway: new routes
+//! are denied by default, and the served public surface is the published contract.
+//!
+//! Built from the document as JSON, so it works the same for a service in this process (its
+//! document serialised) and for a remote one (its `/openapi.json` fetched).
+
+use axum::http::Method;
+use serde_json::Value;
+
+/// The tag that keeps an operation off the public gateway.
+pub const INTERNAL_TAG: &str = "internal";
+
+const METHODS: &[(&str, Method)] = &[
+    ("get", Method::GET),
+    ("put", Method::PUT),
+    ("post", Method::POST),
+    ("delete", Method::DELETE),
+    ("patch", Method::PATCH),
+    ("options", Method::OPTIONS),
+    ("head", Method::HEAD),
+];
+
+/// Paths that every service serves to anyone (monitors need no token, clients read the contract).
+const ALWAYS: &[&str] = &["/healthz", "/readyz", "/openapi.json"];
+
+/// A service's public operations, matched by method and path template.
+pub struct Exposure {
+    router: matchit::Router<Vec<Method>>,
+}
+
+/// Why a document could not be turned into an exposure.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid OpenAPI document: {0}")]
+pub struct InvalidDocument(String);
+
+impl Exposure {
+    /// The public operations of the document `doc`.
+    pub fn from_openapi(doc: &Value) -> Result<Self, InvalidDocument> {
+        let paths = doc.get("paths").and_then(Value::as_object).ok_or_else(|| InvalidDocument("no paths".into()))?;
+        let mut router = matchit::Router::new();
+        for (path, item) in paths {
+            let methods: Vec<Method> = METHODS
+                .iter()
+                .filter(|(name, _)| item.get(*name).is_some_and(|op| !is_internal(op)))
+                .map(|(_, method)| method.clone())
+                .collect();
+            if methods.is_empty() {
+                continue;
+            }
+            router.insert(path.clone(), methods).map_err(|e| InvalidDocument(format!("{path}: {e}")))?;
+        }
+        Ok(Self { router })
+    }
+
+    /// True when `method path` is a public operation (HEAD is allowed where GET is).
+    pub fn allows(&self, method: &Method, path: &str) -> bool {
+        if ALWAYS.contains(&path) {
+            return true;
+        }
+        match self.router.at(path) {
+            Ok(found) => found.value.iter().any(|m| m == method || (*method == Method::HEAD && *m == Method::GET)),
+            Err(_) => false,
+        }
+    }
+}
+
+fn is_internal(operation: &Value) -> bool {
+    operation
+        .get("tags")
+        .and_then(Value::as_array)
+        .is_some_and(|tags| tags.iter().any(|t| t.as_str() == Some(INTERNAL_TAG)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_documented_public_operations_pass() {
+        let doc = json!({"paths": {
+            "/stock/{product_id}": {"get": {"tags": ["inventory"]}, "put": {}},
+            "/reservations": {"post": {"tags": ["internal"]}},
+            "/": {"get": {}, "post": {}},
+        }});
+        let e = Exposure::from_openapi(&doc).expect("valid");
+        assert!(e.allows(&Method::GET, "/stock/p0000001"));
+        assert!(e.allows(&Method::HEAD, "/stock/p0000001"));
+        assert!(e.allows(&Method::PUT, "/stock/p0000001"));
+        assert!(!e.allows(&Method::DELETE, "/stock/p0000001"));
+        assert!(!e.allows(&Method::POST, "/reservations"), "internal");
+        assert!(!e.allows(&Method::GET, "/undocumented"));
+        assert!(e.allows(&Method::POST, "/"));
+        assert!(e.allows(&Method::GET, "/healthz"));
+        assert!(!e.allows(&Method::GET, "/stock/a/b"));
+    }
+}
