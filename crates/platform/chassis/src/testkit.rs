@@ -193,3 +193,32 @@ impl Drop for TestFleet {
         self.shutdown.cancel();
     }
 }
+
+/// Asserts `res` has `status` and decodes its JSON body.
+pub async fn expect_json<T: serde::de::DeserializeOwned>(
+    res: reqwest::Response,
+    status: axum::http::StatusCode,
+) -> T {
+    let actual = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
+}
+
+/// Asserts `res` is a problem+json document with `status` and returns it.
+pub async fn expect_problem(res: reqwest::Response, status: axum::http::StatusCode) -> crate::Problem {
+    let content_type = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let problem: crate::Problem = expect_json(res, status).await;
+    assert_eq!(content_type.as_deref(), Some(crate::problem::PROBLEM_JSON));
+    assert_eq!(problem.status, status.as_u16());
+    problem
+}
+
+/// `p` followed by seven digits: the id of the catalog's `n`th seeded product.
+pub fn product_id(n: u64) -> String {
+    format!("p{n:07}")
+}
