@@ -110,7 +110,7 @@ impl Relay {
                 }
             };
             passes += 1;
-            if passes % 100 == 0 {
+            if passes.is_multiple_of(100) {
                 let _ = self.prune().await;
             }
             if moved >= self.settings.batch as usize {
@@ -188,7 +188,7 @@ impl Relay {
     fn backoff(&self, attempt: i64) -> i64 {
         let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
         let ceiling = self.settings.retry_base_ms.saturating_mul(1_i64 << exp).min(self.settings.retry_max_ms);
-        let jitter = i64::try_from(rand::random::<u32>()).unwrap_or(0) % ceiling.max(1);
+        let jitter = i64::from(rand::random::<u32>()) % ceiling.max(1);
         (ceiling / 2 + jitter / 2).max(1)
     }
 

@@ -55,6 +55,14 @@ impl ClientError {
         }
     }
 
+    /// The slug of the callee's problem type (e.g. `out-of-stock`), when it answered with one.
+    pub fn problem_slug(&self) -> Option<&str> {
+        match self {
+            ClientError::Status { problem, .. } => Some(problem.slug()),
+            _ => None,
+        }
+    }
+
     /// True for a 404 from the callee.
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(StatusCode::NOT_FOUND)
