@@ -7,7 +7,7 @@
 //! the contract version.
 
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// How many units of a product can still be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -134,14 +134,6 @@ pub struct InventorySummary {
 pub struct ExpiryPass {
     /// Held reservations found past their expiry and released by this pass.
     pub released: u64,
-}
-
-/// `GET /admin/reservations` filters (paging comes from `PageParams`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ReservationFilter {
-    /// Only reservations in this status; all of them when absent.
-    pub status: Option<ReservationStatus>,
 }
 
 /// The `type` URIs of the problems only the inventory answers with, for callers to match on

@@ -151,7 +151,10 @@ pub struct Lines(Vec<Line>);
 
 impl Lines {
     /// Checks `lines` against `limits` and sorts them.
-    pub fn parse(lines: &[ReservationLine], limits: ReservationLimits) -> Result<Self, InvalidInput> {
+    pub fn parse(
+        lines: &[ReservationLine],
+        limits: ReservationLimits,
+    ) -> Result<Self, InvalidInput> {
         if lines.is_empty() {
             return Err(InvalidInput::new("lines", "at least one line is required"));
         }
@@ -216,12 +219,8 @@ impl Lines {
 /// 1 s to [`MAX_TTL_SECS`].
 pub fn ttl_millis(requested: Option<u64>, default_secs: u64) -> Result<i64, InvalidInput> {
     let secs = requested.unwrap_or(default_secs);
-    let out_of_range = || {
-        InvalidInput::new(
-            "ttl_secs",
-            format!("must be between 1 and {MAX_TTL_SECS}"),
-        )
-    };
+    let out_of_range =
+        || InvalidInput::new("ttl_secs", format!("must be between 1 and {MAX_TTL_SECS}"));
     if !(1..=MAX_TTL_SECS).contains(&secs) {
         return Err(out_of_range());
     }

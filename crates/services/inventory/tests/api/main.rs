@@ -1,0 +1,11 @@
+//! The inventory over real HTTP with a real SQLite file. One test binary (modules, not files in
+//! `tests/`), so the crate links its tests once.
+
+mod admin;
+mod client;
+mod concurrency;
+mod expiry;
+mod helpers;
+mod invariant;
+mod reservations;
+mod stock;

@@ -1,0 +1,141 @@
+//! The background task that forgets old idempotency keys.
+//!
+//! A key must outlive every retry of its request (the orders saga retries for seconds, a
+//! restarted saga within minutes), but kept forever the table only grows. Keys older than the
+//! configured retention are deleted once a minute; the task stops when the host shuts down.
+
+use flotilla_chassis::clock::SharedClock;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::PaymentStore;
+
+/// How often old keys are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Deletes keys older than `retention` every `every`, until `shutdown` is cancelled. A failed
+/// round is logged and tried again at the next tick.
+pub async fn prune_keys(
+    store: PaymentStore,
+    clock: SharedClock,
+    retention: Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let retention_millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut ticker = tokio::time::interval(every);
+    // After a stall (a suspended laptop), one round catches up; a burst would do nothing more.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let cutoff = clock.now_millis().saturating_sub(retention_millis);
+        // Cancellation also ends a round in flight: the DELETE is one statement, so it either
+        // happened or it did not.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = store.prune_keys(cutoff) => match result {
+                Ok(0) => {}
+                Ok(deleted) => tracing::debug!(deleted, "old idempotency keys deleted"),
+                Err(e) => tracing::warn!(error = %e, "could not delete old idempotency keys"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::{HeaderValue, StatusCode};
+    use flotilla_chassis::Db;
+    use flotilla_chassis::clock::{Clock, ManualClock};
+    use flotilla_chassis::db::PoolSettings;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::contract::LedgerKind;
+    use crate::idempotency::{IdempotencyKey, RequestHash, StoredResponse};
+    use crate::store::{KeyClaim, MIGRATIONS};
+
+    const HOUR_MILLIS: i64 = 3_600_000;
+
+    async fn store(dir: &tempfile::TempDir) -> PaymentStore {
+        let db = Db::open_sqlite(&dir.path().join("payments.db"), &PoolSettings::default())
+            .await
+            .expect("open");
+        db.migrate(MIGRATIONS).await.expect("migrate");
+        PaymentStore::new(db)
+    }
+
+    /// Claims `key` for a capture with parameters `param`; true when the key was free (the claim
+    /// is then recorded, so the key is taken from now on).
+    async fn take(store: &PaymentStore, key: &str, param: &str, now: i64) -> bool {
+        let key = IdempotencyKey::parse(&HeaderValue::from_str(key).expect("header")).expect("key");
+        let hash = RequestHash::of(&[param]);
+        match store
+            .claim(&key, LedgerKind::Capture, &hash, now)
+            .await
+            .expect("claim")
+        {
+            KeyClaim::Fresh(tx) => {
+                let answer = StoredResponse {
+                    status: StatusCode::OK,
+                    body: "{}".into(),
+                };
+                tx.record(&answer).await.expect("record");
+                true
+            }
+            KeyClaim::Replay(_) | KeyClaim::Conflict => false,
+        }
+    }
+
+    #[tokio::test]
+    async fn pruning_deletes_only_keys_older_than_the_cutoff() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store(&dir).await;
+        assert!(take(&store, "old", "a", 1_000).await);
+        assert!(take(&store, "new", "a", 2_000).await);
+        assert_eq!(store.prune_keys(1_000).await.expect("prune"), 0);
+        assert_eq!(store.prune_keys(1_001).await.expect("prune"), 1);
+        assert!(
+            take(&store, "old", "b", 3_000).await,
+            "the old key is free again"
+        );
+        assert!(
+            !take(&store, "new", "b", 3_000).await,
+            "the new key is still held"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_task_forgets_expired_keys_and_stops_on_shutdown() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = store(&dir).await;
+        let clock = Arc::new(ManualClock::new(1_750_000_000_000));
+        assert!(take(&store, "k", "a", clock.now_millis()).await);
+        clock.advance(HOUR_MILLIS + 1);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(prune_keys(
+            store.clone(),
+            clock.clone(),
+            Duration::from_secs(3_600),
+            Duration::from_millis(5),
+            shutdown.clone(),
+        ));
+        // Wait (with a deadline) for a round of the task to have freed the key.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !take(&store, "k", "b", clock.now_millis()).await {
+            assert!(Instant::now() < deadline, "the key was never pruned");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the task stops on shutdown")
+            .expect("the task did not panic");
+        // The key taken just now is younger than the retention: no later round may delete it.
+        assert!(!take(&store, "k", "c", clock.now_millis()).await);
+    }
+}

@@ -1,0 +1,289 @@
+//! Shipping's HTTP API: quotes for anyone (the storefront shows shipping costs), shipments for
+//! other services (tagged `internal`, so the gateway never exposes them), and a paged list for
+//! operators under `/admin`. Handlers stay thin: parse into domain types, price, ask the store.
+//!
+//! Creating a shipment is idempotent by order id, because the orders saga retries it after a
+//! crash or a timeout: the same order with the same address and lines gets the shipment it
+//! already has (200), whatever its status; anything else for that order is a 409.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use flotilla_chassis::clock::{SharedClock, rfc3339};
+use flotilla_chassis::extract::{Json, Path, Query};
+use flotilla_chassis::pagination::{Page, PageParams};
+use flotilla_chassis::{Admin, Money, Problem};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::contract::{CreateShipment, Quote, QuoteRequest, Shipment, ShipmentStatus};
+use crate::domain::pricing::RateCard;
+use crate::domain::{NewShipment, QuoteInput};
+use crate::error::ShippingError;
+use crate::store::{CreateOutcome, QuoteRecord, ShippingStore};
+
+/// Largest page the admin list serves.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ShippingState {
+    /// Shipping's tables.
+    pub store: ShippingStore,
+    /// What shipping costs.
+    pub rates: Arc<RateCard>,
+    /// Stamps quotes and shipments, and decides whether a quote has expired.
+    pub clock: SharedClock,
+    /// How long a quote is honoured, in milliseconds.
+    pub quote_ttl_millis: i64,
+}
+
+/// The routes, with their OpenAPI description.
+pub fn routes(state: ShippingState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create_quote))
+        .routes(routes!(get_quote))
+        .routes(routes!(create_shipment, shipments_for_order))
+        .routes(routes!(get_shipment))
+        .routes(routes!(cancel_shipment))
+        .routes(routes!(admin_list))
+        .with_state(state)
+}
+
+impl ShippingState {
+    /// What `new` costs: the amount of its quote when that quote exists, has not expired and was
+    /// for the same country (in the currency charged now); otherwise the price now. The
+    /// destination must be supported either way, even if it was when the quote was made.
+    async fn cost(&self, new: &NewShipment) -> Result<Money, ShippingError> {
+        let unsupported = |source| ShippingError::Unsupported {
+            field: "address.country",
+            source,
+        };
+        self.rates.zone(new.country).map_err(unsupported)?;
+        if let Some(quote_id) = &new.quote_id {
+            let now = self.clock.now_millis();
+            match self.store.quote(quote_id).await? {
+                Some(quote)
+                    if now < quote.expires_at
+                        && quote.country == new.country.as_str()
+                        && quote.amount.currency == self.rates.currency() =>
+                {
+                    return Ok(quote.amount);
+                }
+                _ => tracing::info!(quote_id, "quote unknown, expired or elsewhere; pricing now"),
+            }
+        }
+        self.rates
+            .price(new.country, new.items, None)
+            .map_err(unsupported)
+    }
+}
+
+fn quote_view(record: QuoteRecord) -> Quote {
+    Quote {
+        id: record.id,
+        country: record.country,
+        amount: record.amount,
+        expires_at: rfc3339(record.expires_at),
+    }
+}
+
+/// Answers a repeated create with the order's shipment, or 409 when it is not a repeat.
+fn settle(new: &NewShipment, existing: Shipment) -> Result<Shipment, ShippingError> {
+    if new.repeats(&existing) {
+        Ok(existing)
+    } else {
+        Err(ShippingError::Conflict(new.order_id.clone()))
+    }
+}
+
+/// Prices a parcel and stores the quote, honoured for `quote_ttl_secs`.
+#[utoipa::path(post, path = "/quotes", tag = "shipping", request_body = QuoteRequest,
+    responses(
+        (status = 201, description = "The stored quote", body = Quote),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, or `unsupported-destination`", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(country = %req.country, items = req.items))]
+async fn create_quote(
+    State(state): State<ShippingState>,
+    Json(req): Json<QuoteRequest>,
+) -> Result<(StatusCode, axum::Json<Quote>), ShippingError> {
+    let input = QuoteInput::parse(&req).map_err(ShippingError::Invalid)?;
+    let amount = state
+        .rates
+        .price(input.country, input.items, input.weight)
+        .map_err(|source| ShippingError::Unsupported {
+            field: "country",
+            source,
+        })?;
+    let now = state.clock.now_millis();
+    let expires_at = now.saturating_add(state.quote_ttl_millis);
+    let record = state
+        .store
+        .insert_quote(&input, amount, now, expires_at)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(quote_view(record))))
+}
+
+/// A stored quote, expired or not (compare `expires_at`).
+#[utoipa::path(get, path = "/quotes/{id}", tag = "shipping",
+    params(("id" = String, Path, description = "The quote id")),
+    responses(
+        (status = 200, description = "The quote", body = Quote),
+        (status = 404, description = "No such quote", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(level = "debug", skip(state))]
+async fn get_quote(
+    State(state): State<ShippingState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Quote>, ShippingError> {
+    let record = state
+        .store
+        .quote(&id)
+        .await?
+        .ok_or(ShippingError::QuoteNotFound)?;
+    Ok(axum::Json(quote_view(record)))
+}
+
+/// Creates the shipment of an order, once. Postal code `00000` is the test address the carrier
+/// always rejects (422 `carrier-rejected`, nothing stored).
+#[utoipa::path(post, path = "/shipments", tag = "internal", request_body = CreateShipment,
+    responses(
+        (status = 201, description = "The new shipment", body = Shipment),
+        (status = 200, description = "The order's existing shipment (a repeated request)", body = Shipment),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`shipment-conflict`: the order has a shipment to another address or with other lines", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields, `unsupported-destination` or `carrier-rejected`", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(order_id = %req.order_id))]
+async fn create_shipment(
+    State(state): State<ShippingState>,
+    Json(req): Json<CreateShipment>,
+) -> Result<(StatusCode, axum::Json<Shipment>), ShippingError> {
+    let new = NewShipment::parse(&req).map_err(ShippingError::Invalid)?;
+    if new.carrier_rejects() {
+        return Err(ShippingError::CarrierRejected);
+    }
+    // A repeat needs no pricing; and it must succeed even if pricing would now refuse it.
+    if let Some(existing) = state.store.for_order(&new.order_id).await? {
+        return Ok((StatusCode::OK, axum::Json(settle(&new, existing)?)));
+    }
+    let cost = state.cost(&new).await?;
+    let now = state.clock.now_millis();
+    match state.store.create_shipment(&new, cost, now).await? {
+        CreateOutcome::Created(shipment) => {
+            tracing::info!(shipment_id = %shipment.id, tracking = %shipment.tracking_number, "shipment created");
+            Ok((StatusCode::CREATED, axum::Json(shipment)))
+        }
+        CreateOutcome::Existing(existing) => {
+            Ok((StatusCode::OK, axum::Json(settle(&new, existing)?)))
+        }
+    }
+}
+
+/// `?order_id=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ForOrderParams {
+    /// The order whose shipment to find.
+    order_id: String,
+}
+
+/// The shipment of one order: a list of none or one.
+#[utoipa::path(get, path = "/shipments", tag = "internal", params(ForOrderParams),
+    responses(
+        (status = 200, description = "The order's shipment, if it has one", body = Vec<Shipment>),
+        (status = 400, description = "`order_id` missing", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(level = "debug", skip(state))]
+async fn shipments_for_order(
+    State(state): State<ShippingState>,
+    Query(params): Query<ForOrderParams>,
+) -> Result<axum::Json<Vec<Shipment>>, ShippingError> {
+    let found = state.store.for_order(&params.order_id).await?;
+    Ok(axum::Json(found.into_iter().collect()))
+}
+
+/// One shipment.
+#[utoipa::path(get, path = "/shipments/{id}", tag = "internal",
+    params(("id" = String, Path, description = "The shipment id")),
+    responses(
+        (status = 200, description = "The shipment", body = Shipment),
+        (status = 404, description = "No such shipment", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(level = "debug", skip(state))]
+async fn get_shipment(
+    State(state): State<ShippingState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Shipment>, ShippingError> {
+    let shipment = state
+        .store
+        .shipment(&id)
+        .await?
+        .ok_or(ShippingError::ShipmentNotFound)?;
+    Ok(axum::Json(shipment))
+}
+
+/// Cancels a shipment (the saga's compensation); cancelling it again changes nothing.
+#[utoipa::path(post, path = "/shipments/{id}/cancel", tag = "internal",
+    params(("id" = String, Path, description = "The shipment id")),
+    responses(
+        (status = 200, description = "The cancelled shipment", body = Shipment),
+        (status = 404, description = "No such shipment", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip(state))]
+async fn cancel_shipment(
+    State(state): State<ShippingState>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Shipment>, ShippingError> {
+    let now = state.clock.now_millis();
+    let shipment = state
+        .store
+        .cancel(&id, now)
+        .await?
+        .ok_or(ShippingError::ShipmentNotFound)?;
+    Ok(axum::Json(shipment))
+}
+
+/// `?page=&page_size=&status=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct AdminListParams {
+    /// Page number, from 1 (default 1).
+    page: Option<u32>,
+    /// Shipments per page (default 20, at most 100).
+    page_size: Option<u32>,
+    /// Only shipments with this status.
+    status: Option<ShipmentStatus>,
+}
+
+/// All shipments, newest first, for operators.
+#[utoipa::path(get, path = "/admin/shipments", tag = "shipping", params(AdminListParams),
+    responses(
+        (status = 200, description = "One page of shipments", body = Page<Shipment>),
+        (status = 400, description = "Bad paging parameters or status", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip(state, _admin))]
+async fn admin_list(
+    State(state): State<ShippingState>,
+    _admin: Admin,
+    Query(params): Query<AdminListParams>,
+) -> Result<axum::Json<Page<Shipment>>, Problem> {
+    let page = PageParams {
+        page: params.page,
+        page_size: params.page_size,
+    }
+    .validate(MAX_PAGE_SIZE)?;
+    let (items, total) = state.store.list(params.status, page).await?;
+    Ok(axum::Json(Page {
+        items,
+        total,
+        page: page.page,
+        page_size: page.page_size,
+    }))
+}

@@ -1,0 +1,111 @@
+//! The store against an in-memory SQLite database: the paths the HTTP tests cannot force, such
+//! as an insert that loses the race for its order after the handler's first look found nothing.
+
+use flotilla_chassis::db::PoolSettings;
+use flotilla_chassis::{Currency, Db, Money};
+
+use super::*;
+use crate::contract::CreateShipment;
+
+/// A migrated store over a private in-memory database.
+pub(crate) async fn memory_store() -> ShippingStore {
+    // One connection: every connection to `:memory:` is a database of its own.
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let db = Db::connect("sqlite::memory:", &settings)
+        .await
+        .expect("in-memory sqlite");
+    db.migrate(MIGRATIONS).await.expect("migrate");
+    ShippingStore::new(db)
+}
+
+fn new_shipment(order_id: &str) -> NewShipment {
+    NewShipment::parse(&CreateShipment {
+        order_id: order_id.to_owned(),
+        quote_id: None,
+        address: Address {
+            name: "Ada".into(),
+            line1: "Street 1".into(),
+            city: "Berlin".into(),
+            postal_code: "10117".into(),
+            country: "DE".into(),
+        },
+        lines: vec![
+            ShipmentLine {
+                product_id: "p2".into(),
+                quantity: 1,
+            },
+            ShipmentLine {
+                product_id: "p1".into(),
+                quantity: 4,
+            },
+        ],
+    })
+    .expect("valid")
+}
+
+#[tokio::test]
+async fn a_second_insert_for_an_order_returns_the_first_untouched() {
+    let store = memory_store().await;
+    let cost = Money::new(640, Currency::EUR);
+    let CreateOutcome::Created(first) = store
+        .create_shipment(&new_shipment("o-1"), cost, 1_000)
+        .await
+        .expect("create")
+    else {
+        panic!("the first insert creates");
+    };
+    let again = store
+        .create_shipment(&new_shipment("o-1"), Money::new(1, Currency::EUR), 2_000)
+        .await
+        .expect("create");
+    assert_eq!(again, CreateOutcome::Existing(first.clone()));
+    assert_eq!(
+        store.shipment(&first.id).await.expect("read"),
+        Some(first.clone())
+    );
+    assert_eq!(first.lines[0].product_id, "p2", "lines keep their order");
+}
+
+#[tokio::test]
+async fn cancelling_is_conditional_and_lists_filter_by_status() {
+    let store = memory_store().await;
+    let cost = Money::new(640, Currency::EUR);
+    for (n, order) in ["a", "b", "c"].into_iter().enumerate() {
+        store
+            .create_shipment(&new_shipment(order), cost, 1_000 + n as i64)
+            .await
+            .expect("create");
+    }
+    let b = store.for_order("b").await.expect("read").expect("exists");
+    let cancelled = store
+        .cancel(&b.id, 5_000)
+        .await
+        .expect("cancel")
+        .expect("exists");
+    let again = store
+        .cancel(&b.id, 9_000)
+        .await
+        .expect("cancel")
+        .expect("exists");
+    assert_eq!(again, cancelled, "the second cancel writes nothing");
+    assert_eq!(store.cancel("nope", 9_000).await.expect("cancel"), None);
+
+    let page = PageRequest {
+        page: 1,
+        page_size: 10,
+    };
+    let (all, total) = store.list(None, page).await.expect("list");
+    assert_eq!(total, 3);
+    let orders: Vec<&str> = all.iter().map(|s| s.order_id.as_str()).collect();
+    assert_eq!(orders, ["c", "b", "a"]);
+    assert!(all.iter().all(|s| s.lines.len() == 2));
+    let (live, total) = store
+        .list(Some(ShipmentStatus::Created), page)
+        .await
+        .expect("list");
+    assert_eq!(total, 2);
+    assert!(live.iter().all(|s| s.status == ShipmentStatus::Created));
+}
