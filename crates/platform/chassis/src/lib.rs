@@ -12,6 +12,7 @@ pub mod db;
 pub mod events;
 pub mod extract;
 pub mod health;
+pub mod idempotency_key;
 pub mod launch;
 pub mod layers;
 pub mod money;

@@ -222,3 +222,16 @@ pub async fn expect_problem(res: reqwest::Response, status: axum::http::StatusCo
 pub fn product_id(n: u64) -> String {
     format!("p{n:07}")
 }
+
+/// An event envelope as a publisher would send it, for delivering straight to a consumer.
+pub fn event(id: &str, event_type: &str, version: u32, payload: serde_json::Value) -> crate::events::Event {
+    crate::events::Event {
+        id: id.to_owned(),
+        event_type: event_type.to_owned(),
+        version,
+        source: "test".to_owned(),
+        time: "2026-01-01T00:00:00Z".to_owned(),
+        traceparent: None,
+        payload,
+    }
+}

@@ -159,7 +159,8 @@ async fn get_cart(
     Ok(axum::Json(cart))
 }
 
-/// Empties the caller's cart (orders calls this after checkout).
+/// Empties the caller's cart. Checkout does not need it: the products of a confirmed order
+/// leave the cart by themselves (`order.confirmed`), and lines added since stay.
 #[utoipa::path(
     delete,
     path = "/",

@@ -3,19 +3,22 @@
 //! The cart stores only which products a user wants and how many; names and prices come from
 //! the catalog on every read (one lookup for all lines), so the cart never shows a stale price
 //! and a product withdrawn from the catalog shows up as unavailable rather than disappearing.
-//! Every route acts on the caller's own cart. Other services use only [`contract`] and
-//! [`client`].
+//! Every route acts on the caller's own cart. When an order is confirmed, its products leave the
+//! buyer's cart (the `events` module). Other services use only [`contract`] and [`client`].
 
 pub mod client;
 pub mod contract;
 
 mod api;
 mod domain;
+mod events;
 mod store;
 
 use flotilla_catalog::client::CatalogClient;
+use flotilla_chassis::events::Subscription;
 use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// The service's name: its configuration section, database name and gateway prefix.
 pub const NAME: &str = "cart";
@@ -46,7 +49,8 @@ impl Default for CartConfig {
     }
 }
 
-/// Starts the cart: checks its configuration, migrates its database and returns its routes.
+/// Starts the cart: checks its configuration, migrates its database and returns its routes and
+/// its subscription to `order.confirmed`.
 pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: CartConfig = ctx.config()?;
     // A cart that can hold nothing is a typo in the configuration, not a policy.
@@ -63,5 +67,10 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
         clock: ctx.clock.clone(),
         config,
     };
-    Ok(Service::new(NAME, api::routes(state), Some(db)))
+    let mut service = Service::new(NAME, api::routes(state), Some(db));
+    service.subscriptions.push(Subscription {
+        event_type: events::ORDER_CONFIRMED,
+        handler: Arc::new(events::OrderConfirmedHandler::new(ctx.clock.clone())),
+    });
+    Ok(service)
 }

@@ -1,11 +1,13 @@
 //! All of the cart's SQL, in plain sight: reading a user's lines, setting a line's quantity
-//! under the `max_lines` rule, removing a line and emptying a cart.
+//! under the `max_lines` rule, removing a line, emptying a cart, and taking ordered products out
+//! of a cart when an order is confirmed.
 //!
 //! Every query is keyed by the user id, so nothing here can reach another user's cart. The SQL is
 //! portable (SQLite and PostgreSQL); the schema is in `migrations/0001_init.sql`.
 
 use flotilla_chassis::Db;
 use flotilla_chassis::db::Migration;
+use sqlx::AnyConnection;
 
 use crate::domain::{ProductId, ProductIdError, Quantity, StoredLine};
 
@@ -145,6 +147,57 @@ impl CartStore {
             .bind(user_id)
             .execute(self.db.pool())
             .await?;
+        Ok(())
+    }
+
+    /// Takes the lock on `user_id`'s cart row inside `conn`, as [`CartStore::set_quantity`]
+    /// does first, so that changes to one cart are serialised in one lock order (cart row, then
+    /// its lines) and cannot deadlock on PostgreSQL. A user who never had a cart has no row and
+    /// nothing to lock (and nothing to take out).
+    pub async fn lock_cart(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        now_millis: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE carts SET updated_at = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(now_millis)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes `quantity` of `product_id` out of `user_id`'s cart inside the caller's transaction
+    /// `conn`: the line shrinks by that much, or goes when it would hold nothing. Lines of other
+    /// products, and any quantity beyond `quantity`, stay.
+    pub async fn take_ordered(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        product_id: &ProductId,
+        quantity: Quantity,
+        now_millis: i64,
+    ) -> Result<(), sqlx::Error> {
+        let quantity = i64::from(quantity.get());
+        // Delete before shrinking: the other order would first shrink a line and then delete it
+        // when what is left happens to be no more than `quantity`.
+        sqlx::query(
+            "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2 AND quantity <= $3",
+        )
+        .bind(user_id)
+        .bind(product_id.as_str())
+        .bind(quantity)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE cart_items SET quantity = quantity - $3, updated_at = $4
+             WHERE user_id = $1 AND product_id = $2 AND quantity > $3",
+        )
+        .bind(user_id)
+        .bind(product_id.as_str())
+        .bind(quantity)
+        .bind(now_millis)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }

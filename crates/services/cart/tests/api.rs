@@ -1,11 +1,14 @@
 //! The cart's HTTP API, exercised end to end: a real catalog and a real cart on fresh SQLite
-//! files, spoken to over HTTP like the gateway does.
+//! files, spoken to over HTTP like the gateway does, and fed events through the bus.
 
 #[path = "api/harness.rs"]
 mod harness;
 
 #[path = "api/client.rs"]
 mod client;
+
+#[path = "api/events.rs"]
+mod events;
 
 use axum::http::{Method, StatusCode};
 use flotilla_cart::contract::Cart;

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::contract::{Reservation, ReserveRequest, SetStock, StockLevel};
 use crate::domain::{self, Lines, ProductId, ReservationId, ReservationLimits, StockAmount};
 use crate::error::InventoryError;
-use crate::idempotency_key::IdempotencyKey;
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use crate::store::{InventoryStore, ReserveOutcome, Transition};
 
 /// What the handlers share.

@@ -14,7 +14,6 @@ mod api;
 mod domain;
 mod error;
 mod expiry;
-mod idempotency_key;
 mod store;
 
 use std::time::Duration;

@@ -9,64 +9,16 @@
 //! logs explain); the same key with other parameters is a 409. Answers that say "try again" (the
 //! retryable 503) are never saved, so a retry really does try again.
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use flotilla_chassis::Problem;
 use flotilla_chassis::problem::PROBLEM_JSON;
-use flotilla_chassis::transport::client::IDEMPOTENCY_KEY;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-/// Longest key accepted (Stripe allows 255; 200 leaves room in any index).
-pub const MAX_KEY_CHARS: usize = 200;
 
 /// Set on an answer that was replayed from a stored one, so a caller (and a test) can tell.
 pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
-/// The value of a valid `Idempotency-Key` header: 1 to 200 visible ASCII characters. Missing or
-/// invalid is a 400 before anything else about the request is looked at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey(String);
-
-impl IdempotencyKey {
-    /// Validates a header value.
-    pub fn parse(value: &HeaderValue) -> Result<Self, Problem> {
-        let text = value.to_str().map_err(|_| {
-            key_problem("the Idempotency-Key header must be visible ASCII characters")
-        })?;
-        if text.is_empty()
-            || text.len() > MAX_KEY_CHARS
-            || !text.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(key_problem(&format!(
-                "the Idempotency-Key header must be 1 to {MAX_KEY_CHARS} visible ASCII characters"
-            )));
-        }
-        Ok(Self(text.to_owned()))
-    }
-
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn key_problem(detail: &str) -> Problem {
-    Problem::new(StatusCode::BAD_REQUEST, "invalid-idempotency-key", detail)
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(&IDEMPOTENCY_KEY).ok_or_else(|| {
-            key_problem("this operation moves money: send an Idempotency-Key header")
-        })?;
-        Self::parse(value)
-    }
-}
+pub use flotilla_chassis::idempotency_key::IdempotencyKey;
 
 /// A SHA-256 fingerprint of the parameters of a request, hex-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]

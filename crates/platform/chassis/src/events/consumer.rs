@@ -62,6 +62,8 @@ pub enum Outcome {
     Handled,
     /// The event had been handled before; nothing happened.
     Duplicate,
+    /// This consumer does not subscribe to the event's type; nothing happened.
+    Ignored,
     /// The event failed too often and is parked in `dead_letters`.
     DeadLettered,
 }
@@ -85,7 +87,7 @@ pub enum DeliveryError {
     NotParked(String),
 }
 
-/// Counters of one consumer, reported on `/admin/events`.
+/// Counters of one consumer, reported on `/admin/outbox`.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
     handled: AtomicU64,
@@ -159,7 +161,7 @@ impl Consumer {
     /// Delivers `event` once. `Ok` means the sender may forget it; `Err` means retry later.
     pub async fn deliver(&self, event: &Event) -> Result<Outcome, DeliveryError> {
         let Some(handler) = self.handlers.get(event.event_type.as_str()) else {
-            return Ok(Outcome::Duplicate);
+            return Ok(Outcome::Ignored);
         };
         let parked: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
             .bind(&event.id)

@@ -1,0 +1,159 @@
+//! The events the cart consumes: `order.confirmed`, after which the ordered products leave the
+//! buyer's cart.
+//!
+//! Checkout does not empty the cart: between placing an order and its confirmation the user may
+//! keep shopping, and those later additions must survive. So each ordered line is taken out by
+//! the ordered quantity (the line goes when nothing would be left), in the consumer's
+//! transaction, so the inbox that records the event and the change to the cart commit together
+//! and a redelivered event cannot take the products out twice.
+//!
+//! The payload is mirrored here rather than imported from the orders crate: a consumer depends on
+//! the event schema, not on the publisher's code. Only the fields the cart uses are declared;
+//! serde ignores the rest, so fields orders adds later do not break the cart (a tolerant reader).
+
+use flotilla_chassis::clock::SharedClock;
+use flotilla_chassis::events::{Event, EventHandler, HandlerError};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use tracing::Instrument;
+
+use crate::domain::{ProductId, Quantity};
+use crate::store::CartStore;
+
+/// The event type the cart subscribes to.
+pub const ORDER_CONFIRMED: &str = "order.confirmed";
+
+/// The version of the `order.confirmed` payload this module understands; any other version is
+/// refused (and, after the platform's retries, parked as a dead letter).
+pub const ORDER_CONFIRMED_VERSION: u32 = 1;
+
+/// The part of an `order.confirmed` v1 payload the cart reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderConfirmed {
+    /// The order, for the logs.
+    pub order_id: String,
+    /// The buyer, whose cart the products leave.
+    pub user_id: String,
+    /// What was ordered.
+    pub lines: Vec<OrderedLine>,
+}
+
+/// One line of a confirmed order.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderedLine {
+    /// The catalog's product id.
+    pub product_id: String,
+    /// How many were ordered.
+    pub quantity: u32,
+}
+
+/// Takes the products of a confirmed order out of the buyer's cart.
+#[derive(Debug, Clone)]
+pub struct OrderConfirmedHandler {
+    clock: SharedClock,
+}
+
+impl OrderConfirmedHandler {
+    /// A handler stamping the lines it changes with `clock`.
+    pub fn new(clock: SharedClock) -> Self {
+        Self { clock }
+    }
+}
+
+impl EventHandler for OrderConfirmedHandler {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::AnyConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let order: OrderConfirmed = event.decode(ORDER_CONFIRMED_VERSION)?;
+            let span = tracing::info_span!(
+                "order_confirmed",
+                event_id = %event.id,
+                order_id = %order.order_id,
+                user_id = %order.user_id
+            );
+            self.take_out(tx, &order).instrument(span).await
+        })
+    }
+}
+
+impl OrderConfirmedHandler {
+    /// Takes the order's lines out of the buyer's cart, in `tx`.
+    async fn take_out(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        order: &OrderConfirmed,
+    ) -> Result<(), HandlerError> {
+        let now = self.clock.now_millis();
+        CartStore::lock_cart(tx, &order.user_id, now).await?;
+        for (product_id, quantity) in cart_changes(&order.lines) {
+            CartStore::take_ordered(tx, &order.user_id, &product_id, quantity, now).await?;
+        }
+        tracing::debug!("ordered products taken out of the cart");
+        Ok(())
+    }
+}
+
+/// The changes an order's lines ask of a cart. A line whose product id could not be in any cart
+/// (malformed) or that ordered nothing has nothing to take out, so it is skipped rather than
+/// failing the whole event: the rest of the order still leaves the cart.
+fn cart_changes(lines: &[OrderedLine]) -> impl Iterator<Item = (ProductId, Quantity)> + '_ {
+    lines.iter().filter_map(|line| {
+        let product_id = ProductId::parse(&line.product_id).ok()?;
+        let quantity = Quantity::new(line.quantity)?;
+        Some((product_id, quantity))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product_id: &str, quantity: u32) -> OrderedLine {
+        OrderedLine {
+            product_id: product_id.to_owned(),
+            quantity,
+        }
+    }
+
+    #[test]
+    fn lines_that_cannot_be_in_a_cart_are_skipped() {
+        let lines = [line("p0000001", 2), line("../x", 1), line("p0000002", 0)];
+        let changes: Vec<(String, u32)> = cart_changes(&lines)
+            .map(|(id, q)| (id.as_str().to_owned(), q.get()))
+            .collect();
+        assert_eq!(changes, [("p0000001".to_owned(), 2)]);
+    }
+
+    #[test]
+    fn the_payload_tolerates_fields_the_cart_does_not_read() {
+        let event = Event {
+            id: "e1".into(),
+            event_type: ORDER_CONFIRMED.into(),
+            version: 1,
+            source: "orders".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            traceparent: None,
+            payload: serde_json::json!({
+                "order_id": "o1",
+                "user_id": "alice",
+                "lines": [{ "product_id": "p0000001", "quantity": 2, "unit_price": 5 }],
+                "total": { "amount_minor": 10, "currency": "EUR" },
+                "tracking_number": null,
+            }),
+        };
+        let order: OrderConfirmed = event.decode(ORDER_CONFIRMED_VERSION).expect("decodes");
+        assert_eq!(order.user_id, "alice");
+        assert_eq!(order.lines.len(), 1);
+        let v2 = Event {
+            version: 2,
+            ..event
+        };
+        assert!(
+            v2.decode::<OrderConfirmed>(ORDER_CONFIRMED_VERSION)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! Events the service cannot handle: parked after the platform's `max_deliveries` (5 by
+//! default), listed to admins only, replayable once the cause is fixed, and never in the way of
+//! the events behind them.
+
+use axum::http::{Method, StatusCode};
+use flotilla_chassis::Role;
+use flotilla_chassis::events::Outcome;
+use flotilla_chassis::pagination::Page;
+use serde_json::{Value, json};
+
+use crate::harness::{App, event, expect_json, expect_problem, order_confirmed};
+
+/// The platform's default number of failed deliveries before an event is parked.
+const MAX_DELIVERIES: usize = 5;
+
+/// Delivers `poison` until it is parked, checking every earlier delivery failed.
+async fn deliver_until_parked(app: &App, poison: &flotilla_chassis::events::Event) {
+    for attempt in 1..MAX_DELIVERIES {
+        let result = app.consumer().deliver(poison).await;
+        assert!(
+            result.is_err(),
+            "attempt {attempt} of {}: {result:?}",
+            poison.id
+        );
+    }
+    let parked = app.consumer().deliver(poison).await.expect("parked");
+    assert_eq!(parked, Outcome::DeadLettered);
+}
+
+async fn dead_letters(app: &App) -> Page<Value> {
+    expect_json(
+        app.get_as_admin("/admin/dead-letters").await,
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn replay(app: &App, event_id: &str, role: Role) -> reqwest::Response {
+    let path = format!("/admin/dead-letters/{event_id}/replay");
+    app.as_role(Method::POST, &path, "ops", role)
+        .send()
+        .await
+        .expect("POST reaches the service")
+}
+
+#[tokio::test]
+async fn unreadable_events_are_parked_and_later_events_still_send() {
+    let app = App::start().await;
+    let mut unknown_version = order_confirmed("e-v2", "alice", "o-1");
+    unknown_version.version = 2;
+    let malformed = event(
+        "e-malformed",
+        "order.cancelled",
+        1,
+        json!({ "order_id": "o-1", "user_id": "alice", "reason": 42 }),
+    );
+    let nobody = event(
+        "e-nobody",
+        "order.cancelled",
+        1,
+        json!({ "order_id": "o-1", "user_id": "", "reason": "x",
+                "total": { "amount_minor": 1, "currency": "EUR" } }),
+    );
+    for poison in [&unknown_version, &malformed, &nobody] {
+        deliver_until_parked(&app, poison).await;
+        // Parked means acknowledged: further deliveries neither fail nor run the handler.
+        let again = app.consumer().deliver(poison).await.expect("still parked");
+        assert_eq!(again, Outcome::DeadLettered);
+    }
+    assert_eq!(app.stored_messages().await, 0);
+    let stats = app.consumer().stats().snapshot();
+    assert_eq!(stats.dead_lettered, 3);
+    assert_eq!(stats.failures, 3 * MAX_DELIVERIES as u64);
+
+    app.publish(&order_confirmed("e-good", "alice", "o-2"))
+        .await;
+    let page = app.messages("alice").await;
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].order_id, "o-2");
+
+    let parked = dead_letters(&app).await;
+    assert_eq!(parked.total, 3);
+    let mut ids: Vec<&str> = parked
+        .items
+        .iter()
+        .map(|d| d["event_id"].as_str().expect("event_id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["e-malformed", "e-nobody", "e-v2"]);
+    for letter in &parked.items {
+        assert_eq!(letter["attempts"], MAX_DELIVERIES as u64, "{letter}");
+        assert!(!letter["last_error"].as_str().unwrap_or("").is_empty());
+    }
+    let v2 = parked
+        .items
+        .iter()
+        .find(|d| d["event_id"] == "e-v2")
+        .expect("listed");
+    assert!(
+        v2["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("version 2")
+    );
+}
+
+#[tokio::test]
+async fn dead_letters_are_for_admins_only() {
+    let app = App::start().await;
+    let mut poison = order_confirmed("e-v9", "alice", "o-1");
+    poison.version = 9;
+    deliver_until_parked(&app, &poison).await;
+
+    let res = app.get_as("alice", "/admin/dead-letters").await;
+    expect_problem(res, StatusCode::FORBIDDEN).await;
+    let res = app
+        .fleet
+        .get(flotilla_notifications::NAME, "/admin/dead-letters")
+        .send()
+        .await
+        .expect("GET");
+    expect_problem(res, StatusCode::UNAUTHORIZED).await;
+    let res = replay(&app, "e-v9", Role::Customer).await;
+    expect_problem(res, StatusCode::FORBIDDEN).await;
+    let res = app
+        .fleet
+        .request(
+            Method::POST,
+            flotilla_notifications::NAME,
+            "/admin/dead-letters/e-v9/replay",
+        )
+        .send()
+        .await
+        .expect("POST");
+    expect_problem(res, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(dead_letters(&app).await.total, 1, "still parked");
+}
+
+#[tokio::test]
+async fn replaying_an_event_that_is_still_unreadable_is_a_409() {
+    let app = App::start().await;
+    let mut poison = order_confirmed("e-v2", "alice", "o-1");
+    poison.version = 2;
+    deliver_until_parked(&app, &poison).await;
+
+    // Nothing an operator can do here fixes a version this service does not understand.
+    let res = replay(&app, "e-v2", Role::Admin).await;
+    let problem = expect_problem(res, StatusCode::CONFLICT).await;
+    assert!(
+        problem
+            .detail
+            .as_deref()
+            .unwrap_or("")
+            .contains("version 2"),
+        "{problem:?}"
+    );
+    assert_eq!(dead_letters(&app).await.total, 1, "still parked");
+    assert_eq!(app.stored_messages().await, 0);
+
+    let res = replay(&app, "e-unknown", Role::Admin).await;
+    expect_problem(res, StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_dead_letter_replayed_after_the_cause_is_fixed_sends_one_message() {
+    let app = App::start().await;
+    // The cause: the messages table is out of reach for a while (a botched migration).
+    sqlx::raw_sql("ALTER TABLE messages RENAME TO messages_away")
+        .execute(app.db().pool())
+        .await
+        .expect("rename");
+    let event = order_confirmed("e-later", "alice", "o-7");
+    deliver_until_parked(&app, &event).await;
+    assert_eq!(dead_letters(&app).await.total, 1);
+
+    // The fix.
+    sqlx::raw_sql("ALTER TABLE messages_away RENAME TO messages")
+        .execute(app.db().pool())
+        .await
+        .expect("rename back");
+    let res = replay(&app, "e-later", Role::Admin).await;
+    let result: Value = expect_json(res, StatusCode::OK).await;
+    assert_eq!(
+        result,
+        json!({ "event_id": "e-later", "outcome": "handled" })
+    );
+
+    let page = app.messages("alice").await;
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].order_id, "o-7");
+    assert_eq!(dead_letters(&app).await.total, 0);
+
+    // Replayed once: a second replay finds nothing, a late redelivery is a duplicate.
+    let res = replay(&app, "e-later", Role::Admin).await;
+    expect_problem(res, StatusCode::NOT_FOUND).await;
+    let late = app.consumer().deliver(&event).await.expect("delivered");
+    assert_eq!(late, Outcome::Duplicate);
+    assert_eq!(app.stored_messages().await, 1);
+}
