@@ -8,10 +8,9 @@ use figment::providers::Serialized;
 use flotilla_cart::contract::Cart;
 use flotilla_catalog::contract::Product;
 use flotilla_chassis::clock::{ManualClock, SharedClock};
-use flotilla_chassis::problem::PROBLEM_JSON;
 use flotilla_chassis::testkit::{FleetOptions, TestFleet};
 use flotilla_chassis::transport::Transport;
-use flotilla_chassis::{Problem, Role};
+use flotilla_chassis::Role;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -116,29 +115,8 @@ impl App {
     }
 }
 
-/// Asserts `res` has `status` and decodes its JSON body.
-pub async fn expect_json<T: serde::de::DeserializeOwned>(
-    res: reqwest::Response,
-    status: StatusCode,
-) -> T {
-    let actual = res.status();
-    let text = res.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
-}
+pub use flotilla_chassis::testkit::{expect_json, expect_problem};
 
-/// Asserts `res` is a problem+json document with `status` and returns it.
-pub async fn expect_problem(res: reqwest::Response, status: StatusCode) -> Problem {
-    let content_type = res
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let problem: Problem = expect_json(res, status).await;
-    assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
-    assert_eq!(problem.status, status.as_u16());
-    problem
-}
 
 /// `p` followed by seven digits: the id of the `n`th seeded product.
 pub fn product_id(n: u32) -> String {
