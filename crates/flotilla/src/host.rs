@@ -9,7 +9,9 @@ use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::clock::{SharedClock, SystemClock};
 use flotilla_chassis::config::section;
 use flotilla_chassis::db::{Db, PoolSettings};
-use flotilla_chassis::service::{BackgroundTask, ServiceContext, ServiceSpec};
+use flotilla_chassis::events::InProcessBus;
+use flotilla_chassis::launch::{LaunchEnv, launch};
+use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
 use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
@@ -32,6 +34,10 @@ pub const SERVICES: &[ServiceSpec] = &[
     flotilla_identity::SPEC,
     flotilla_catalog::SPEC,
     flotilla_cart::SPEC,
+    flotilla_inventory::SPEC,
+    flotilla_payments::SPEC,
+    flotilla_shipping::SPEC,
+    flotilla_notifications::SPEC,
     flotilla_storefront::SPEC,
 ];
 
@@ -67,6 +73,8 @@ pub struct Host {
     pub placement: Vec<(String, String)>,
     tasks: Vec<BackgroundTask>,
     dbs: Vec<Db>,
+    /// Each local service's OpenAPI document (the gateway exposes what they publish).
+    pub openapi: std::collections::HashMap<&'static str, utoipa::openapi::OpenApi>,
     shutdown: CancellationToken,
     drain: Duration,
 }
@@ -114,8 +122,19 @@ impl Host {
             placement: Vec::new(),
             tasks: Vec::new(),
             dbs: Vec::new(),
+            openapi: std::collections::HashMap::new(),
             shutdown: shutdown.clone(),
             drain: Duration::from_secs(settings.drain_secs),
+        };
+        let env = LaunchEnv {
+            config: config.clone(),
+            peers: peers.clone(),
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+            limits: settings.limits,
+            trust: trust.clone(),
+            bus: Arc::new(InProcessBus::new()),
+            relay: section(&config, "events")?,
         };
         let mut routers = Vec::new();
         for spec in &local {
@@ -129,21 +148,13 @@ impl Host {
             } else {
                 None
             };
-            let ctx = ServiceContext::new(
-                spec.name,
-                config.clone(),
-                db,
-                peers.clone(),
-                clock.clone(),
-                shutdown.clone(),
-            );
-            let service = (spec.factory)(ctx)
+            let launched = launch(spec, &env, db)
                 .await
                 .with_context(|| format!("starting {}", spec.name))?;
-            let (router, _openapi, tasks) = service.into_parts(settings.limits, trust.clone());
-            registry.register(spec.name, router.clone());
-            host.tasks.extend(tasks);
-            routers.push((spec.name, router));
+            registry.register(spec.name, launched.router.clone());
+            host.tasks.extend(launched.tasks);
+            host.openapi.insert(spec.name, launched.openapi);
+            routers.push((spec.name, launched.router));
         }
         for spec in SERVICES {
             let place = match remote.get(spec.name) {
@@ -314,7 +325,10 @@ fn known() -> String {
     format!("known: {}, {GATEWAY}", names.join(", "))
 }
 
-/// The gateway over `peers`: identity, catalog and cart under `/api/`, the storefront at `/`.
+/// Services whose every public operation acts for a user: anonymous calls stop at the gateway.
+const USER_ONLY: &[&str] = &["cart", "orders", "notifications"];
+
+/// The gateway over `peers`: every service under `/api/<name>/`, the storefront at `/`.
 fn build_gateway(
     config: &figment::Figment,
     peers: &Peers,
@@ -328,21 +342,10 @@ fn build_gateway(
         Duration::from_secs(gateway_config.jwks_refresh_secs),
     );
     let auth = Authenticator::new(TokenVerifier::new(&identity_config), keys, clock);
-    Ok(Gateway::new(auth, credentials)
-        .route(
-            flotilla_identity::NAME,
-            peers.transport(flotilla_identity::NAME),
-            RoutePolicy::Public,
-        )
-        .route(
-            flotilla_catalog::NAME,
-            peers.transport(flotilla_catalog::NAME),
-            RoutePolicy::Public,
-        )
-        .route(
-            flotilla_cart::NAME,
-            peers.transport(flotilla_cart::NAME),
-            RoutePolicy::Authenticated,
-        )
-        .storefront(peers.transport(flotilla_storefront::NAME)))
+    let mut gateway = Gateway::new(auth, credentials).storefront(peers.transport(flotilla_storefront::NAME));
+    for spec in SERVICES.iter().filter(|s| s.name != flotilla_storefront::NAME) {
+        let policy = if USER_ONLY.contains(&spec.name) { RoutePolicy::Authenticated } else { RoutePolicy::Public };
+        gateway = gateway.route(spec.name, peers.transport(spec.name), policy);
+    }
+    Ok(gateway)
 }
