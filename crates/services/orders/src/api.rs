@@ -1,0 +1,172 @@
+//! The orders HTTP API: checkout and the caller's orders here, the operators' views in
+//! [`admin`], and the one place where errors become problem+json ([`crate::error`]).
+//!
+//! Handlers are thin: parse, call [`Checkout`] or the store, map to a status. A user sees only
+//! their own orders: another user's order is a 404, exactly like an id that does not exist, so
+//! ids cannot be probed (OWASP API1). Checkout starts the saga in its own task and waits for it
+//! a little (`respond_within_ms`): a quick saga answers 201 with the final order, a slow one 202
+//! with the PENDING order, which the client polls; either way the saga goes on without the
+//! request.
+
+mod admin;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flotilla_chassis::extract::{Json, Path, Query};
+use flotilla_chassis::pagination::{Page, PageParams};
+use flotilla_chassis::request_context;
+use flotilla_chassis::transport::client::IDEMPOTENCY_KEY;
+use flotilla_chassis::{Caller, Problem, Role};
+use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::checkout::{Checkedout, Checkout};
+use crate::contract::{CheckoutRequest, Order};
+use crate::domain::{CheckoutKey, OrderId};
+use crate::error::OrdersError;
+use crate::saga::executor::Executor;
+use crate::saga::recovery::log_end;
+use crate::store::{OrderFilter, OrdersStore};
+
+/// Largest page the list routes serve.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct OrdersState {
+    /// Places orders.
+    pub checkout: Checkout,
+    /// Runs their sagas.
+    pub executor: Executor,
+    /// The orders tables.
+    pub store: OrdersStore,
+    /// How long checkout waits for the saga before answering 202.
+    pub respond_within: Duration,
+}
+
+/// The routes, with their OpenAPI description.
+pub fn routes(state: OrdersState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(checkout, list_orders))
+        .routes(routes!(get_order))
+        .merge(admin::routes())
+        .with_state(state)
+}
+
+/// Checks out the caller's cart: the order is stored PENDING and its saga reserves the stock,
+/// authorizes the payment, creates the shipment, captures the payment and commits the stock.
+#[utoipa::path(
+    post,
+    path = "/",
+    tag = "orders",
+    params(("Idempotency-Key" = String, Header, description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "The order, already CONFIRMED or CANCELLED", body = Order, headers(("Location" = String, description = "/api/orders/{id}"))),
+        (status = 202, description = "The order, PENDING: poll it", body = Order, headers(("Location" = String, description = "/api/orders/{id}"))),
+        (status = 400, description = "Missing or malformed Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency-conflict` (the key was used for another request) or `product-unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid address or card, `empty-cart`, `too-many-lines`, or a destination shipping refuses", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A dependency is down; nothing was stored", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+async fn checkout(
+    State(state): State<OrdersState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Json(req): Json<CheckoutRequest>,
+) -> Result<Response, OrdersError> {
+    let key = CheckoutKey::parse(headers.get(&IDEMPOTENCY_KEY).map(HeaderValue::as_bytes))?;
+    let owner = Executor::new_owner();
+    let order_id = match state.checkout.place(&caller, &key, &req, &owner).await? {
+        Checkedout::New(order_id) => {
+            let executor = state.executor.clone();
+            let id = order_id.clone();
+            let saga = async move {
+                let end = executor.run(&id, &owner, None).await;
+                log_end(&id, &end);
+            };
+            // The saga outlives the request (a client that hangs up does not stop it), and
+            // keeps the request's trace so its events continue the same trace.
+            let task = match request_context::current() {
+                Some(ctx) => tokio::spawn(request_context::scope(ctx, saga)),
+                None => tokio::spawn(saga),
+            };
+            // Whether it finished or not, the order's state is read below.
+            let _ = tokio::time::timeout(state.respond_within, task).await;
+            order_id
+        }
+        Checkedout::Existing(order_id) => order_id,
+    };
+    let order = state
+        .store
+        .order(&order_id)
+        .await?
+        .ok_or(OrdersError::NotFound)?;
+    let status = if order.status.is_terminal() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let location = HeaderValue::from_str(&format!("/api/orders/{}", order.id))
+        .map_err(|_| OrdersError::NotFound)?;
+    Ok((status, [(header::LOCATION, location)], axum::Json(order)).into_response())
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "orders",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of the caller's orders", body = Page<Order>),
+        (status = 400, description = "Invalid paging", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+async fn list_orders(
+    State(state): State<OrdersState>,
+    caller: Caller,
+    Query(params): Query<PageParams>,
+) -> Result<axum::Json<Page<Order>>, Problem> {
+    let page = params.validate(MAX_PAGE_SIZE)?;
+    let filter = OrderFilter {
+        user_id: Some(&caller.user_id),
+        status: None,
+    };
+    Ok(axum::Json(state.store.orders(filter, page).await?))
+}
+
+/// One of the caller's orders (admins may read any).
+#[utoipa::path(
+    get,
+    path = "/{id}",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order, or not the caller's", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %id))]
+async fn get_order(
+    State(state): State<OrdersState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Order>, OrdersError> {
+    let id = OrderId::parse(&id).ok_or(OrdersError::NotFound)?;
+    let order = state
+        .store
+        .order(id.as_str())
+        .await?
+        .filter(|order| caller.role == Role::Admin || order.user_id == caller.user_id)
+        .ok_or(OrdersError::NotFound)?;
+    Ok(axum::Json(order))
+}

@@ -1,0 +1,137 @@
+//! The operators' views (admin role only): sagas with their logs, every order by status, and
+//! the summary the ops console and the load tests read.
+
+use axum::extract::State;
+use flotilla_chassis::extract::{Path, Query};
+use flotilla_chassis::pagination::{Page, PageParams};
+use flotilla_chassis::{Admin, Problem};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{MAX_PAGE_SIZE, OrdersState};
+use crate::contract::{Order, OrderStatus, OrdersSummary, SagaView};
+use crate::error::OrdersError;
+use crate::saga::Phase;
+use crate::store::OrderFilter;
+
+/// The admin routes.
+pub fn routes() -> OpenApiRouter<OrdersState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sagas))
+        .routes(routes!(get_saga))
+        .routes(routes!(list_all_orders))
+        .routes(routes!(summary))
+}
+
+/// `?status=&page=&page_size=`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FilterParams {
+    /// Only items with this status (`running`, `compensating`, `done` for sagas; `PENDING`,
+    /// `CONFIRMED`, `CANCELLED` for orders).
+    status: Option<String>,
+    /// Page number, from 1 (default 1).
+    page: Option<u32>,
+    /// Items per page (default 20, at most 100).
+    page_size: Option<u32>,
+}
+
+impl FilterParams {
+    fn page(&self) -> PageParams {
+        PageParams {
+            page: self.page,
+            page_size: self.page_size,
+        }
+    }
+
+    /// The status parsed by `parse`; an unknown one is a 400, not an empty page.
+    fn status<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, OrdersError> {
+        match self.status.as_deref() {
+            None | Some("") => Ok(None),
+            Some(s) => parse(s)
+                .map(Some)
+                .ok_or_else(|| OrdersError::BadQuery(format!("unknown status {s:?}"))),
+        }
+    }
+}
+
+/// Checkout sagas, most recently changed first, each with its log.
+#[utoipa::path(get, path = "/admin/sagas", tag = "admin", params(FilterParams),
+    responses(
+        (status = 200, description = "One page of sagas", body = Page<SagaView>),
+        (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn list_sagas(
+    _: Admin,
+    State(state): State<OrdersState>,
+    Query(params): Query<FilterParams>,
+) -> Result<axum::Json<Page<SagaView>>, OrdersError> {
+    let page = params.page().validate(MAX_PAGE_SIZE).map_err(bad_query)?;
+    let phase = params.status(Phase::parse)?;
+    Ok(axum::Json(state.store.saga_views(phase, page).await?))
+}
+
+/// One order's saga with its log.
+#[utoipa::path(get, path = "/admin/sagas/{order_id}", tag = "admin",
+    params(("order_id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The saga", body = SagaView),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such saga", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+async fn get_saga(
+    _: Admin,
+    State(state): State<OrdersState>,
+    Path(order_id): Path<String>,
+) -> Result<axum::Json<SagaView>, OrdersError> {
+    let view = state.store.saga_view(&order_id).await?;
+    view.map(axum::Json).ok_or(OrdersError::NotFound)
+}
+
+/// Every user's orders, newest first.
+#[utoipa::path(get, path = "/admin/orders", tag = "admin", params(FilterParams),
+    responses(
+        (status = 200, description = "One page of orders", body = Page<Order>),
+        (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn list_all_orders(
+    _: Admin,
+    State(state): State<OrdersState>,
+    Query(params): Query<FilterParams>,
+) -> Result<axum::Json<Page<Order>>, OrdersError> {
+    let page = params.page().validate(MAX_PAGE_SIZE).map_err(bad_query)?;
+    let filter = OrderFilter {
+        user_id: None,
+        status: params.status(OrderStatus::parse)?,
+    };
+    Ok(axum::Json(state.store.orders(filter, page).await?))
+}
+
+/// Orders per status and the money confirmed orders brought in.
+#[utoipa::path(get, path = "/admin/summary", tag = "admin",
+    responses(
+        (status = 200, description = "The summary", body = OrdersSummary),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn summary(
+    _: Admin,
+    State(state): State<OrdersState>,
+) -> Result<axum::Json<OrdersSummary>, OrdersError> {
+    Ok(axum::Json(state.store.summary().await?))
+}
+
+fn bad_query(problem: Problem) -> OrdersError {
+    OrdersError::BadQuery(problem.detail.unwrap_or_default())
+}

@@ -1,0 +1,269 @@
+//! The rules of placing an order, free of I/O: what an order id, an idempotency key and a card
+//! number may be, how a checkout request is fingerprinted, and how an order is priced from the
+//! cart's lines, the catalog's current prices and the shipping quote.
+//!
+//! Input is parsed into these types at the edge, so the store and the saga never see a key,
+//! card or id that could not be one. The state machine of the saga lives in [`crate::saga`].
+
+use flotilla_catalog::contract::Product;
+use flotilla_chassis::Money;
+use flotilla_chassis::money::MoneyError;
+use flotilla_chassis::problem::FieldError;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+use crate::contract::CheckoutRequest;
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_KEY_LEN: usize = 200;
+
+/// An order id: `ord_` and 32 lower-case hex digits (a UUIDv7, so ids sort by creation time).
+/// It is also the inventory reservation id and the stem of every payment idempotency key, so
+/// it stays within the characters those accept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(format!("ord_{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    /// Accepts only text of the generated form, so an id that cannot exist is answered as
+    /// unknown without a query.
+    pub fn parse(s: &str) -> Option<Self> {
+        let hex = s.strip_prefix("ord_")?;
+        let well_formed = hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        well_formed.then(|| Self(s.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why an `Idempotency-Key` header is refused (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The header is absent.
+    #[error(
+        "the Idempotency-Key header is required: choose one per checkout and repeat it on retries"
+    )]
+    Missing,
+    /// Empty, too long, or not visible ASCII.
+    #[error("the Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters")]
+    Malformed,
+}
+
+/// A checkout's `Idempotency-Key`: 1 to [`MAX_KEY_LEN`] visible ASCII characters, scoped to the
+/// user who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutKey(String);
+
+impl CheckoutKey {
+    /// Parses the header's value (`None` when the header is absent).
+    pub fn parse(raw: Option<&[u8]>) -> Result<Self, KeyError> {
+        let raw = raw.ok_or(KeyError::Missing)?;
+        let visible = raw.iter().all(|b| b.is_ascii_graphic());
+        if raw.is_empty() || raw.len() > MAX_KEY_LEN || !visible {
+            return Err(KeyError::Malformed);
+        }
+        // Only ASCII bytes were accepted, so this cannot fail.
+        String::from_utf8(raw.to_vec())
+            .map(Self)
+            .map_err(|_| KeyError::Malformed)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A card number: 12 to 19 digits, spaces removed. Which numbers the provider accepts is the
+/// payments service's judgement, not this type's. `Debug` shows only the last four digits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardNumber(String);
+
+impl CardNumber {
+    /// Parses `raw` (spaces allowed and ignored).
+    pub fn parse(raw: &str) -> Option<Self> {
+        // Longer input cannot be 19 digits with sensible spacing; refuse before copying it.
+        if raw.len() > 64 {
+            return None;
+        }
+        let digits: String = raw.chars().filter(|c| *c != ' ').collect();
+        let valid = (12..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        valid.then_some(Self(digits))
+    }
+
+    /// The digits.
+    pub fn digits(&self) -> &str {
+        &self.0
+    }
+
+    /// The last four digits.
+    pub fn last4(&self) -> &str {
+        &self.0[self.0.len() - 4..]
+    }
+}
+
+impl std::fmt::Debug for CardNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CardNumber(…{})", self.last4())
+    }
+}
+
+/// Checks the request's address and card, reporting every invalid field.
+pub fn validate_request(req: &CheckoutRequest) -> Result<CardNumber, Vec<FieldError>> {
+    let mut errors: Vec<FieldError> = match req.address.validate() {
+        Ok(()) => Vec::new(),
+        Err(errors) => errors
+            .into_iter()
+            .map(|e| FieldError {
+                field: format!("address.{}", e.field),
+                message: e.message,
+            })
+            .collect(),
+    };
+    let card = CardNumber::parse(&req.card_number);
+    if card.is_none() {
+        errors.push(FieldError {
+            field: "card_number".to_owned(),
+            message: "a card number has 12 to 19 digits (spaces are ignored)".to_owned(),
+        });
+    }
+    match card {
+        Some(card) if errors.is_empty() => Ok(card),
+        _ => Err(errors),
+    }
+}
+
+/// The fingerprint of a checkout request, stored with its idempotency key: equal for a repeat,
+/// different for another body.
+///
+/// The card enters only as its length and last four digits: an unkeyed hash of a whole card
+/// number can be reversed by trying the few billion numbers of a known issuer, and the key
+/// table is kept long after the card is forgotten. Two requests that differ only in the middle
+/// digits of the card therefore count as one.
+pub fn fingerprint(req: &CheckoutRequest) -> String {
+    let digits: String = req.card_number.chars().filter(|c| *c != ' ').collect();
+    // Not yet validated: count characters, never slice bytes.
+    let length = digits.chars().count();
+    let last4: String = digits.chars().skip(length.saturating_sub(4)).collect();
+    let canonical = serde_json::json!({
+        "address": req.address,
+        "card_length": length,
+        "card_last4": last4,
+    });
+    let digest = Sha256::digest(canonical.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A line to price: what the cart holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedLine {
+    /// The catalog's product id.
+    pub product_id: String,
+    /// How many, at least 1.
+    pub quantity: u32,
+}
+
+/// A line priced from the catalog at checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PricedLine {
+    /// The catalog's product id.
+    pub product_id: String,
+    /// The catalog's name for it.
+    pub name: String,
+    /// The catalog's current price.
+    pub unit_price: Money,
+    /// How many.
+    pub quantity: u32,
+    /// `unit_price × quantity`.
+    pub line_total: Money,
+}
+
+/// Why an order cannot be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PricingError {
+    /// These products are no longer in the catalog.
+    #[error("no longer available: {}", .0.join(", "))]
+    Unavailable(Vec<String>),
+    /// The amounts cannot be added up (mixed currencies, overflow): a broken peer, not the
+    /// customer's fault.
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+/// The lines priced from `products` (the catalog's answer), in the order of `wanted`.
+pub fn price_lines(
+    wanted: &[WantedLine],
+    products: &[Product],
+) -> Result<Vec<PricedLine>, PricingError> {
+    let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|line| !by_id.contains_key(line.product_id.as_str()))
+        .map(|line| line.product_id.clone())
+        .collect();
+    if !missing.is_empty() {
+        return Err(PricingError::Unavailable(missing));
+    }
+    wanted
+        .iter()
+        .filter_map(|line| by_id.get(line.product_id.as_str()).map(|p| (line, *p)))
+        .map(|(line, product)| {
+            Ok(PricedLine {
+                product_id: line.product_id.clone(),
+                name: product.name.clone(),
+                unit_price: product.price,
+                quantity: line.quantity,
+                line_total: product.price.checked_mul(i64::from(line.quantity))?,
+            })
+        })
+        .collect()
+}
+
+/// What an order costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    /// The sum of the line totals.
+    pub subtotal: Money,
+    /// The quoted shipping cost.
+    pub shipping: Money,
+    /// `subtotal + shipping`.
+    pub total: Money,
+}
+
+/// Adds up `lines` (at least one) and `shipping`, refusing mixed currencies and overflow.
+pub fn totals(lines: &[PricedLine], shipping: Money) -> Result<Totals, MoneyError> {
+    let mut subtotal = Money::zero(shipping.currency);
+    if let Some(first) = lines.first() {
+        subtotal = Money::zero(first.line_total.currency);
+    }
+    for line in lines {
+        subtotal = subtotal.checked_add(line.line_total)?;
+    }
+    let total = subtotal.checked_add(shipping)?;
+    Ok(Totals {
+        subtotal,
+        shipping,
+        total,
+    })
+}
+
+/// The number of items in the parcel (what shipping prices by); `None` when it overflows.
+pub fn item_count(lines: &[PricedLine]) -> Option<u32> {
+    lines
+        .iter()
+        .try_fold(0u32, |sum, line| sum.checked_add(line.quantity))
+}
+
+#[cfg(test)]
+#[path = "domain/tests.rs"]
+mod tests;

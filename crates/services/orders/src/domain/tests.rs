@@ -1,0 +1,159 @@
+//! Unit tests of the ordering rules: ids, keys, cards, fingerprints and pricing.
+
+use super::*;
+use crate::contract::Address;
+use flotilla_chassis::Currency;
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::EUR)
+}
+
+fn product(id: &str, price: Money) -> Product {
+    Product {
+        id: id.to_owned(),
+        sku: format!("SKU-{id}"),
+        name: format!("Product {id}"),
+        description: String::new(),
+        category: "kitchen".to_owned(),
+        price,
+        image_url: String::new(),
+        created_at: String::new(),
+    }
+}
+
+fn wanted(id: &str, quantity: u32) -> WantedLine {
+    WantedLine {
+        product_id: id.to_owned(),
+        quantity,
+    }
+}
+
+fn request(card: &str, postal_code: &str) -> CheckoutRequest {
+    CheckoutRequest {
+        address: Address {
+            name: "Ada Lovelace".to_owned(),
+            line1: "Unter den Linden 1".to_owned(),
+            city: "Berlin".to_owned(),
+            postal_code: postal_code.to_owned(),
+            country: "DE".to_owned(),
+        },
+        card_number: card.to_owned(),
+    }
+}
+
+#[test]
+fn order_ids_round_trip_and_odd_text_is_refused() {
+    let id = OrderId::generate();
+    assert_eq!(OrderId::parse(id.as_str()), Some(id.clone()));
+    assert!(id.as_str().starts_with("ord_"));
+    for odd in [
+        "",
+        "ord_",
+        "ord_XYZ",
+        "pay_0190a1b2c3d47e8f9a0b1c2d3e4f5a6b",
+        "admin",
+    ] {
+        assert_eq!(OrderId::parse(odd), None, "{odd}");
+    }
+    assert!(
+        OrderId::generate().as_str() > id.as_str(),
+        "ids sort by creation"
+    );
+}
+
+#[test]
+fn keys_are_visible_ascii_of_bounded_length() {
+    assert_eq!(CheckoutKey::parse(None), Err(KeyError::Missing));
+    assert_eq!(CheckoutKey::parse(Some(b"")), Err(KeyError::Malformed));
+    assert_eq!(CheckoutKey::parse(Some(b"a b")), Err(KeyError::Malformed));
+    let long = "k".repeat(MAX_KEY_LEN + 1);
+    assert_eq!(
+        CheckoutKey::parse(Some(long.as_bytes())),
+        Err(KeyError::Malformed)
+    );
+    let max = "k".repeat(MAX_KEY_LEN);
+    assert_eq!(
+        CheckoutKey::parse(Some(max.as_bytes())).map(|k| k.as_str().len()),
+        Ok(MAX_KEY_LEN)
+    );
+}
+
+#[test]
+fn cards_are_12_to_19_digits_and_debug_hides_them() {
+    let card = CardNumber::parse("4242 4242 4242 4242").expect("valid");
+    assert_eq!(card.digits(), "4242424242424242");
+    assert_eq!(card.last4(), "4242");
+    assert_eq!(format!("{card:?}"), "CardNumber(…4242)");
+    for bad in [
+        "",
+        "42424242424",
+        "42424242424242424242",
+        "4242-4242-4242-4242",
+        "abcdabcdabcd",
+    ] {
+        assert!(CardNumber::parse(bad).is_none(), "{bad}");
+    }
+    assert!(CardNumber::parse(&"4".repeat(100)).is_none());
+}
+
+#[test]
+fn validation_reports_every_bad_field() {
+    assert!(validate_request(&request("4242424242424242", "10117")).is_ok());
+    let mut bad = request("12", "10117");
+    bad.address.city = "  ".to_owned();
+    let errors = validate_request(&bad).expect_err("invalid");
+    let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(fields, ["address.city", "card_number"]);
+}
+
+#[test]
+fn fingerprints_tell_repeats_from_other_bodies_without_holding_the_card() {
+    let a = request("4242 4242 4242 4242", "10117");
+    let same = request("4242424242424242", "10117");
+    assert_eq!(
+        fingerprint(&a),
+        fingerprint(&same),
+        "spacing is not a difference"
+    );
+    assert_ne!(
+        fingerprint(&a),
+        fingerprint(&request("4000000000000002", "10117"))
+    );
+    assert_ne!(
+        fingerprint(&a),
+        fingerprint(&request("4242424242424242", "10115"))
+    );
+    assert!(!fingerprint(&a).contains("4242"), "a hex digest");
+    assert_eq!(fingerprint(&a).len(), 64);
+}
+
+#[test]
+fn lines_are_priced_from_the_catalog_in_cart_order() {
+    let products = [product("p2", eur(250)), product("p1", eur(1000))];
+    let lines = price_lines(&[wanted("p1", 2), wanted("p2", 3)], &products).expect("priced");
+    assert_eq!(lines[0].product_id, "p1");
+    assert_eq!(lines[0].line_total, eur(2000));
+    assert_eq!(lines[1].line_total, eur(750));
+    assert_eq!(lines[1].name, "Product p2");
+    let totals = totals(&lines, eur(499)).expect("adds up");
+    assert_eq!(totals.subtotal, eur(2750));
+    assert_eq!(totals.total, eur(3249));
+    assert_eq!(item_count(&lines), Some(5));
+}
+
+#[test]
+fn missing_products_and_broken_money_are_refused() {
+    let products = [product("p1", eur(100))];
+    assert_eq!(
+        price_lines(&[wanted("p1", 1), wanted("p9", 1)], &products),
+        Err(PricingError::Unavailable(vec!["p9".to_owned()]))
+    );
+    let huge = [product("p1", eur(i64::MAX))];
+    assert!(matches!(
+        price_lines(&[wanted("p1", 2)], &huge),
+        Err(PricingError::Money(_))
+    ));
+    let lines = price_lines(&[wanted("p1", 1)], &products).expect("priced");
+    let usd = Money::new(100, Currency::parse("USD").expect("code"));
+    assert!(totals(&lines, usd).is_err(), "mixed currencies");
+}

@@ -1,0 +1,187 @@
+//! The orders service: order records and the checkout saga that makes each order real across
+//! inventory, payments and shipping.
+//!
+//! `POST /` stores a PENDING order and its saga in one transaction, then runs the saga:
+//! reserve stock, authorize payment, create the shipment, capture payment, commit the stock,
+//! confirm — or, when a step is refused, undo what was done in reverse order and cancel. Every
+//! step outcome is persisted before the next step starts and every peer call is idempotent, so
+//! a saga interrupted anywhere (a crash, a timeout, a lost lease) is resumed from its last
+//! persisted step by the recovery loop with no step taking effect twice: no lost order, no
+//! double charge, no oversold stock, and every order ends CONFIRMED or CANCELLED. The outcome
+//! is published as `order.confirmed` / `order.cancelled` through the outbox, in the same
+//! transaction as the status change. Other services use only [`contract`] and [`client`].
+
+pub mod client;
+pub mod contract;
+#[doc(hidden)]
+pub mod testing;
+
+mod api;
+mod checkout;
+mod domain;
+mod error;
+mod saga;
+mod store;
+
+use flotilla_cart::client::CartClient;
+use flotilla_catalog::client::CatalogClient;
+use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
+use flotilla_inventory::client::InventoryClient;
+use flotilla_payments::client::PaymentsClient;
+use flotilla_shipping::client::ShippingClient;
+use serde::Deserialize;
+use std::time::Duration;
+
+use crate::checkout::Checkout;
+use crate::saga::executor::{Executor, Timing};
+use crate::saga::steps::SagaPeers;
+use crate::store::OrdersStore;
+
+/// The service's name: its configuration section, database name and gateway prefix.
+pub const NAME: &str = "orders";
+
+/// How hosts start orders.
+pub const SPEC: ServiceSpec = ServiceSpec {
+    name: NAME,
+    factory: |ctx| Box::pin(service(ctx)),
+    needs_database: true,
+};
+
+/// Longest reservation inventory accepts (7 days).
+const MAX_RESERVATION_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// The `[orders]` configuration section.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct OrdersConfig {
+    /// Deadline of each peer call of checkout and of each saga step, in ms (default 2000).
+    pub step_timeout_ms: u64,
+    /// Tries of a forward step whose failures are transient before it counts as failed
+    /// (default 3).
+    pub step_attempts: u32,
+    /// First backoff between tries, in ms; it doubles, with jitter, up to 30 s (default 100).
+    pub retry_base_ms: u64,
+    /// How often the recovery loop looks for unfinished sagas, in ms (default 500).
+    pub recovery_interval_ms: u64,
+    /// How long an executor holds a saga without renewing, in ms: after a crash, the longest
+    /// a saga waits to be resumed (default 10000). Must exceed twice `step_timeout_ms`.
+    pub lease_ms: u64,
+    /// How long `POST /` waits for the saga before answering 202, in ms (default 2000).
+    pub respond_within_ms: u64,
+    /// Most lines one order may have (default 50).
+    pub max_lines: u32,
+    /// How long the stock is reserved for a saga, in seconds (default 900).
+    pub reservation_ttl_secs: u64,
+}
+
+impl Default for OrdersConfig {
+    fn default() -> Self {
+        Self {
+            step_timeout_ms: 2000,
+            step_attempts: 3,
+            retry_base_ms: 100,
+            recovery_interval_ms: 500,
+            lease_ms: 10_000,
+            respond_within_ms: 2000,
+            max_lines: 50,
+            reservation_ttl_secs: 900,
+        }
+    }
+}
+
+impl OrdersConfig {
+    /// Refuses settings that are typos rather than policies.
+    fn check(&self) -> Result<(), StartError> {
+        let fail = |msg: &str| Err(StartError::Other(format!("[orders] {msg}")));
+        if self.step_timeout_ms == 0 || self.step_attempts == 0 || self.retry_base_ms == 0 {
+            return fail("step_timeout_ms, step_attempts and retry_base_ms must be at least 1");
+        }
+        if self.recovery_interval_ms == 0 || self.max_lines == 0 {
+            return fail("recovery_interval_ms and max_lines must be at least 1");
+        }
+        // A lease shorter than a step (plus the renewal around it) would let a second executor
+        // take over a saga whose step is still in flight.
+        if self.lease_ms <= self.step_timeout_ms.saturating_mul(2) {
+            return fail("lease_ms must exceed twice step_timeout_ms");
+        }
+        if !(1..=MAX_RESERVATION_TTL_SECS).contains(&self.reservation_ttl_secs) {
+            return fail("reservation_ttl_secs must be between 1 and 604800 (7 days)");
+        }
+        Ok(())
+    }
+}
+
+/// What an orders instance is made of; shared by [`service`] and the test driver.
+struct Parts {
+    store: OrdersStore,
+    checkout: Checkout,
+    executor: Executor,
+    config: OrdersConfig,
+}
+
+/// Checks the configuration, migrates the database and wires the pieces.
+async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
+    let config: OrdersConfig = ctx.config()?;
+    config.check()?;
+    let db = ctx.db()?;
+    db.migrate(store::MIGRATIONS).await?;
+    let store = OrdersStore::new(db);
+    let step_timeout = Duration::from_millis(config.step_timeout_ms);
+    let lease = Duration::from_millis(config.lease_ms);
+    let checkout = Checkout {
+        store: store.clone(),
+        cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
+        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
+        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
+        clock: ctx.clock.clone(),
+        call_timeout: step_timeout,
+        max_lines: config.max_lines,
+        lease,
+    };
+    let peers = SagaPeers {
+        inventory: InventoryClient::new(ctx.peers.transport(flotilla_inventory::NAME)),
+        payments: PaymentsClient::new(ctx.peers.transport(flotilla_payments::NAME)),
+        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
+        reservation_ttl_secs: config.reservation_ttl_secs,
+    };
+    let timing = Timing {
+        step_timeout,
+        step_attempts: config.step_attempts,
+        retry_base: Duration::from_millis(config.retry_base_ms),
+        lease,
+    };
+    let executor = Executor::new(
+        store.clone(),
+        peers,
+        ctx.outbox()?,
+        ctx.clock.clone(),
+        ctx.shutdown.clone(),
+        timing,
+    );
+    Ok(Parts {
+        store,
+        checkout,
+        executor,
+        config,
+    })
+}
+
+/// Starts orders: checks its configuration, migrates its database, returns its routes and the
+/// saga recovery loop.
+pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
+    let parts = assemble(&ctx).await?;
+    let interval = Duration::from_millis(parts.config.recovery_interval_ms);
+    let state = api::OrdersState {
+        checkout: parts.checkout,
+        executor: parts.executor.clone(),
+        store: parts.store,
+        respond_within: Duration::from_millis(parts.config.respond_within_ms),
+    };
+    let mut service = Service::new(NAME, api::routes(state), Some(ctx.db()?));
+    service.tasks.push(Box::pin(saga::recovery::run(
+        parts.executor,
+        interval,
+        ctx.shutdown.clone(),
+    )));
+    Ok(service)
+}

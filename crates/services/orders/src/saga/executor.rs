@@ -1,0 +1,339 @@
+//! Runs one order's saga: holds its lease, runs the current step under the step deadline,
+//! asks the state machine what follows, persists that (and the log entry) before anything
+//! else happens, and goes on until the saga is done or it must stop.
+//!
+//! An executor only runs a saga it holds: the request that placed the order holds it from the
+//! start; the recovery loop claims one whose lease ran out. The lease is renewed before every
+//! step and every write is conditional on the executor's token, so an executor that stalled
+//! past its lease (and was replaced) stops at its next write without changing anything. A long
+//! backoff hands the lease back with a `next_attempt_at` instead of holding it idle; a shutdown
+//! stops at the next await, exactly like a crash, and the saga resumes elsewhere from its last
+//! persisted step.
+
+use flotilla_chassis::clock::SharedClock;
+use flotilla_chassis::events::{NewEvent, Outbox};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::steps::{Learnt, SagaPeers};
+use super::{Outcome, Phase, Policy, Step, Transition, advance, retry_delay};
+use crate::contract::{
+    ORDER_CANCELLED, ORDER_CANCELLED_VERSION, ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION,
+    OrderCancelled, OrderConfirmed, OrderStatus, OrderedItem,
+};
+use crate::store::OrdersStore;
+use crate::store::sagas::{Ending, Progress, SagaRecord};
+
+/// The longest wait between two attempts of a step; compensations retry forever, so the cap
+/// bounds how long a recovered peer waits for them.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The executor's timing settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Deadline of one step.
+    pub step_timeout: Duration,
+    /// Tries of a forward step.
+    pub step_attempts: u32,
+    /// First backoff.
+    pub retry_base: Duration,
+    /// How long a lease lasts.
+    pub lease: Duration,
+}
+
+/// Why a run ended.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The saga is done; the order has this status.
+    Finished(OrderStatus),
+    /// Another executor holds the saga now (or it never existed).
+    LostLease,
+    /// Waiting for a retry; the recovery loop resumes it.
+    HandedBack,
+    /// The host is shutting down.
+    Stopped,
+    /// The run was asked to stop after a number of steps (tests drive sagas step by step).
+    Paused,
+    /// Storage failed; the lease runs out and the recovery loop resumes the saga.
+    Storage(sqlx::Error),
+    /// The final event could not be encoded (a bug); the saga is retried like a storage error.
+    Unencodable(serde_json::Error),
+}
+
+/// One step's result, on its way to being recorded.
+#[derive(Debug)]
+struct Stepped {
+    /// The step that ran.
+    ran: Step,
+    /// What it came to.
+    outcome: Outcome,
+    /// What follows.
+    transition: Transition,
+    /// What it learnt.
+    learnt: Learnt,
+    /// How long to wait before retrying it.
+    delay: Duration,
+}
+
+/// Runs sagas. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    store: OrdersStore,
+    peers: SagaPeers,
+    outbox: Outbox,
+    clock: SharedClock,
+    shutdown: CancellationToken,
+    timing: Timing,
+}
+
+impl Executor {
+    /// An executor over the orders tables and the peers.
+    pub fn new(
+        store: OrdersStore,
+        peers: SagaPeers,
+        outbox: Outbox,
+        clock: SharedClock,
+        shutdown: CancellationToken,
+        timing: Timing,
+    ) -> Self {
+        Self {
+            store,
+            peers,
+            outbox,
+            clock,
+            shutdown,
+            timing,
+        }
+    }
+
+    /// A fresh lease token: one per run, so that two runs in one process are told apart.
+    pub fn new_owner() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// The tables.
+    pub fn store(&self) -> &OrdersStore {
+        &self.store
+    }
+
+    /// The lease deadline of a lease taken now.
+    pub fn lease_until(&self, now: i64) -> i64 {
+        now.saturating_add(millis(self.timing.lease))
+    }
+
+    /// Now, by the service's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now_millis()
+    }
+
+    /// Runs `order_id`'s saga, which `owner` holds, until it is done or must stop; at most
+    /// `limit` step outcomes when given.
+    #[tracing::instrument(skip(self, owner), fields(order_id = %order_id))]
+    pub async fn run(&self, order_id: &str, owner: &str, limit: Option<usize>) -> RunEnd {
+        let mut saga = match self.store.saga(order_id).await {
+            Ok(Some(saga)) => saga,
+            Ok(None) => return RunEnd::LostLease,
+            Err(e) => return RunEnd::Storage(e),
+        };
+        let policy = Policy {
+            step_attempts: self.timing.step_attempts,
+        };
+        let mut outcomes = 0;
+        loop {
+            if let Some(status) = saga.state.order_status() {
+                return RunEnd::Finished(status);
+            }
+            if limit.is_some_and(|limit| outcomes >= limit) {
+                return RunEnd::Paused;
+            }
+            if self.shutdown.is_cancelled() {
+                return RunEnd::Stopped;
+            }
+            match self
+                .store
+                .renew(order_id, owner, self.lease_until(self.now()))
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return RunEnd::LostLease,
+                Err(e) => return RunEnd::Storage(e),
+            }
+            let ran = saga.state.step;
+            let (outcome, learnt) = if ran.is_local() {
+                (Outcome::Done(String::new()), Learnt::default())
+            } else {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return RunEnd::Stopped,
+                    performed = self.perform(&saga) => (performed.outcome, performed.learnt),
+                }
+            };
+            let transition = advance(&saga.state, &outcome, policy);
+            let delay = if transition.retry {
+                retry_delay(
+                    transition.state.attempts,
+                    self.timing.retry_base,
+                    MAX_BACKOFF,
+                    order_id,
+                )
+            } else {
+                Duration::ZERO
+            };
+            let stepped = Stepped {
+                ran,
+                outcome,
+                transition,
+                learnt,
+                delay,
+            };
+            if let Err(end) = self.persist(&saga, owner, &stepped).await {
+                return end;
+            }
+            tracing::debug!(step = ran.as_str(), outcome = ?stepped.outcome, "saga step recorded");
+            let Stepped {
+                transition, learnt, ..
+            } = stepped;
+            saga.state = transition.state;
+            saga.learnt.merge(learnt);
+            if transition.forget_card {
+                saga.card = None;
+            }
+            outcomes += 1;
+            if transition.retry {
+                // Not worth holding a lease for: the recovery loop resumes it when due.
+                if delay > self.timing.lease / 2 {
+                    let at = self.now().saturating_add(millis(delay));
+                    return match self.store.hand_back(order_id, owner, at).await {
+                        Ok(()) => RunEnd::HandedBack,
+                        Err(e) => RunEnd::Storage(e),
+                    };
+                }
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return RunEnd::Stopped,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+
+    /// Runs the current step of `saga` under the step deadline.
+    pub async fn perform(&self, saga: &SagaRecord) -> super::steps::Performed {
+        let deadline = self.timing.step_timeout;
+        match tokio::time::timeout(deadline, self.peers.perform(saga)).await {
+            Ok(performed) => performed,
+            Err(_) => {
+                Outcome::Failed(format!("no answer within {} ms", deadline.as_millis())).into()
+            }
+        }
+    }
+
+    /// Records the outcome of `ran` and what follows; the final step's record is the order's
+    /// final transaction (status, history, event).
+    async fn persist(
+        &self,
+        saga: &SagaRecord,
+        owner: &str,
+        stepped: &Stepped,
+    ) -> Result<(), RunEnd> {
+        let Stepped {
+            ran,
+            outcome,
+            transition,
+            learnt,
+            delay,
+        } = stepped;
+        let now = self.now();
+        let detail = match outcome {
+            Outcome::Done(d)
+            | Outcome::NothingToDo(d)
+            | Outcome::Refused(d)
+            | Outcome::Failed(d) => d.clone(),
+        };
+        let detail = if transition.retry {
+            format!("attempt {}: {detail}", transition.state.attempts)
+        } else {
+            detail
+        };
+        let ending = match transition.state.phase {
+            Phase::Done => Some(self.ending(saga, transition).map_err(RunEnd::Unencodable)?),
+            _ => None,
+        };
+        let progress = Progress {
+            order_id: &saga.order_id,
+            owner,
+            ran: *ran,
+            transition,
+            detail: ending.as_ref().map(|e| e.note).unwrap_or(&detail),
+            learnt,
+            now,
+            lease_until: self.lease_until(now),
+            next_attempt_at: now.saturating_add(millis(*delay)),
+        };
+        let written = match ending {
+            Some(ending) => {
+                let written = self.store.finish(&progress, ending, &self.outbox).await;
+                if matches!(written, Ok(true)) {
+                    self.outbox.wake();
+                }
+                written
+            }
+            None => self.store.record(&progress).await,
+        };
+        match written {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(RunEnd::LostLease),
+            Err(e) => Err(RunEnd::Storage(e)),
+        }
+    }
+
+    /// The final status, history note and event of a saga finishing with `transition`.
+    fn ending<'a>(
+        &self,
+        saga: &'a SagaRecord,
+        transition: &'a Transition,
+    ) -> Result<Ending<'a>, serde_json::Error> {
+        if transition.state.order_status() == Some(OrderStatus::Confirmed) {
+            let payload = OrderConfirmed {
+                order_id: saga.order_id.clone(),
+                user_id: saga.user_id.clone(),
+                lines: saga
+                    .lines
+                    .iter()
+                    .map(|(product_id, quantity)| OrderedItem {
+                        product_id: product_id.clone(),
+                        quantity: *quantity,
+                    })
+                    .collect(),
+                total: saga.total,
+                tracking_number: saga.learnt.tracking_number.clone(),
+            };
+            return Ok(Ending {
+                status: OrderStatus::Confirmed,
+                reason: None,
+                note: "paid, stock sold and shipment created",
+                event: NewEvent::new(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION, &payload)?,
+            });
+        }
+        let reason = transition
+            .state
+            .failure
+            .as_deref()
+            .unwrap_or("the order could not be completed");
+        let payload = OrderCancelled {
+            order_id: saga.order_id.clone(),
+            user_id: saga.user_id.clone(),
+            reason: reason.to_owned(),
+            total: saga.total,
+        };
+        Ok(Ending {
+            status: OrderStatus::Cancelled,
+            reason: Some(reason),
+            note: reason,
+            event: NewEvent::new(ORDER_CANCELLED, ORDER_CANCELLED_VERSION, &payload)?,
+        })
+    }
+}
+
+/// `d` in whole milliseconds, saturating.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}

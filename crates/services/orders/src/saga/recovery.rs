@@ -1,0 +1,88 @@
+//! The recovery loop: every `recovery_interval_ms`, until shutdown, it claims each unfinished
+//! saga whose lease ran out and whose next attempt is due, and resumes it from its stored step.
+//!
+//! This is what finishes a saga after a crash (its lease simply runs out: leases are clock
+//! times, so one left by a killed process delays recovery by at most `lease_ms`), after a
+//! storage error, and after an executor handed a long backoff back. Claims are conditional
+//! updates, so several replicas may run this loop at once: each saga is resumed by one. A
+//! semaphore bounds how many sagas one process resumes at a time, so a restart after an outage
+//! does not stampede the peers.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use super::executor::{Executor, RunEnd};
+
+/// Most sagas one process resumes at once.
+pub const MAX_RESUMING: usize = 64;
+
+/// Runs the loop until `shutdown` is cancelled.
+pub async fn run(executor: Executor, interval: Duration, shutdown: CancellationToken) {
+    let permits = Arc::new(Semaphore::new(MAX_RESUMING));
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = pass(&executor, &permits).await {
+            tracing::warn!(error = %e, "saga recovery pass failed");
+        }
+    }
+}
+
+/// One pass: claims and resumes the sagas due now, as many as there are free permits.
+async fn pass(executor: &Executor, permits: &Arc<Semaphore>) -> Result<(), sqlx::Error> {
+    let free = permits.available_permits();
+    if free == 0 {
+        return Ok(());
+    }
+    let now = executor.now();
+    let due = executor
+        .store()
+        .due(now, i64::try_from(free).unwrap_or(i64::MAX))
+        .await?;
+    for order_id in due {
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            break;
+        };
+        let owner = Executor::new_owner();
+        let until = executor.lease_until(now);
+        if !executor
+            .store()
+            .claim(&order_id, &owner, now, until)
+            .await?
+        {
+            // Someone else (the placing request, another replica) holds it.
+            continue;
+        }
+        tracing::info!(%order_id, "resuming saga");
+        let executor = executor.clone();
+        tokio::spawn(async move {
+            let end = executor.run(&order_id, &owner, None).await;
+            log_end(&order_id, &end);
+            drop(permit);
+        });
+    }
+    Ok(())
+}
+
+/// Logs how a run ended, loudly only when something is wrong.
+pub fn log_end(order_id: &str, end: &RunEnd) {
+    match end {
+        RunEnd::Finished(status) => {
+            tracing::info!(%order_id, status = status.as_str(), "saga finished")
+        }
+        RunEnd::Storage(e) => {
+            tracing::warn!(%order_id, error = %e, "saga paused by a storage error")
+        }
+        RunEnd::Unencodable(e) => {
+            tracing::error!(%order_id, error = %e, "saga event cannot be encoded")
+        }
+        other => tracing::debug!(%order_id, end = ?other, "saga run ended"),
+    }
+}

@@ -1,0 +1,124 @@
+//! The operators' view of sagas: each saga's state with its log, one or a page at a time
+//! (the log of a whole page is read in one query).
+
+use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::pagination::{Page, PageRequest};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use std::collections::HashMap;
+
+use super::OrdersStore;
+use super::rows::placeholders;
+use crate::contract::{SagaStepView, SagaView};
+use crate::saga::Phase;
+
+const SAGA_SELECT: &str = "SELECT order_id, status, step, attempts, failure, updated_at FROM sagas";
+
+impl OrdersStore {
+    /// One saga with its log.
+    pub async fn saga_view(&self, order_id: &str) -> Result<Option<SagaView>, sqlx::Error> {
+        let sql = format!("{SAGA_SELECT} WHERE order_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(order_id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        match row {
+            Some(row) => Ok(self.complete_views(vec![row]).await?.pop()),
+            None => Ok(None),
+        }
+    }
+
+    /// One page of sagas (optionally in one phase), most recently changed first.
+    pub async fn saga_views(
+        &self,
+        phase: Option<Phase>,
+        page: PageRequest,
+    ) -> Result<Page<SagaView>, sqlx::Error> {
+        let (total, found) = match phase {
+            Some(phase) => {
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sagas WHERE status = $1")
+                    .bind(phase.as_str())
+                    .fetch_one(self.db.pool())
+                    .await?;
+                let sql = format!(
+                    "{SAGA_SELECT} WHERE status = $1 ORDER BY updated_at DESC, order_id DESC
+                     LIMIT $2 OFFSET $3"
+                );
+                let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(phase.as_str())
+                    .bind(page.limit())
+                    .bind(page.offset())
+                    .fetch_all(self.db.pool())
+                    .await?;
+                (total, found)
+            }
+            None => {
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sagas")
+                    .fetch_one(self.db.pool())
+                    .await?;
+                let sql = format!(
+                    "{SAGA_SELECT} ORDER BY updated_at DESC, order_id DESC LIMIT $1 OFFSET $2"
+                );
+                let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(page.limit())
+                    .bind(page.offset())
+                    .fetch_all(self.db.pool())
+                    .await?;
+                (total, found)
+            }
+        };
+        Ok(Page {
+            items: self.complete_views(found).await?,
+            total: u64::try_from(total).unwrap_or(0),
+            page: page.page,
+            page_size: page.page_size,
+        })
+    }
+
+    async fn complete_views(&self, rows: Vec<AnyRow>) -> Result<Vec<SagaView>, sqlx::Error> {
+        let mut views = rows
+            .iter()
+            .map(|row| {
+                let attempts: i64 = row.try_get("attempts")?;
+                Ok(SagaView {
+                    order_id: row.try_get("order_id")?,
+                    status: row.try_get("status")?,
+                    step: row.try_get("step")?,
+                    failure: row.try_get("failure")?,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                    steps: Vec::new(),
+                    updated_at: rfc3339(row.try_get("updated_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        if views.is_empty() {
+            return Ok(views);
+        }
+        let sql = format!(
+            "SELECT order_id, step, action, outcome, detail, at FROM saga_log
+             WHERE order_id IN ({}) ORDER BY order_id, seq",
+            placeholders(views.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for view in &views {
+            query = query.bind(view.order_id.as_str());
+        }
+        let mut logs: HashMap<String, Vec<SagaStepView>> = HashMap::new();
+        for row in query.fetch_all(self.db.pool()).await? {
+            let entry = SagaStepView {
+                step: row.try_get("step")?,
+                action: row.try_get("action")?,
+                outcome: row.try_get("outcome")?,
+                detail: row.try_get("detail")?,
+                at: rfc3339(row.try_get("at")?),
+            };
+            logs.entry(row.try_get("order_id")?)
+                .or_default()
+                .push(entry);
+        }
+        for view in &mut views {
+            view.steps = logs.remove(&view.order_id).unwrap_or_default();
+        }
+        Ok(views)
+    }
+}

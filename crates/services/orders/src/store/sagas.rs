@@ -1,0 +1,385 @@
+//! The saga's SQL: leases (claim, renew, hand back), loading what an executor needs, recording
+//! each step outcome with its log entry, the final transactions (order status, history, outbox
+//! event, saga done — all or nothing), and what the recovery loop finds due.
+//!
+//! Every write of an executor is conditional on `lease_owner` being its token, so an executor
+//! that lost its lease (it stalled, another took over) can no longer change anything.
+
+use flotilla_chassis::Money;
+use flotilla_chassis::events::{NewEvent, Outbox};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+use super::{OrdersStore, money};
+use crate::contract::{Address, OrderStatus};
+use crate::domain::CardNumber;
+use crate::saga::steps::Learnt;
+use crate::saga::{Logged, Phase, SagaState, Step, Transition};
+
+/// What an executor needs to run an order's saga.
+#[derive(Debug, Clone)]
+pub struct SagaRecord {
+    /// The order.
+    pub order_id: String,
+    /// Who placed it.
+    pub user_id: String,
+    /// Where the saga is.
+    pub state: SagaState,
+    /// The card, until the authorization has a definitive answer.
+    pub card: Option<CardNumber>,
+    /// What the peers told it so far.
+    pub learnt: Learnt,
+    /// The order's lines: product id and quantity.
+    pub lines: Vec<(String, u32)>,
+    /// What the card is charged.
+    pub total: Money,
+    /// Where it ships.
+    pub address: Address,
+    /// The shipping quote to honour.
+    pub quote_id: Option<String>,
+}
+
+/// One step outcome to record.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    /// The order.
+    pub order_id: &'a str,
+    /// The executor's lease token.
+    pub owner: &'a str,
+    /// The step that ran.
+    pub ran: Step,
+    /// What follows.
+    pub transition: &'a Transition,
+    /// What happened, for the log.
+    pub detail: &'a str,
+    /// What the step learnt (payment, shipment).
+    pub learnt: &'a Learnt,
+    /// Now, and the lease and next attempt times to store (clock millis).
+    pub now: i64,
+    /// The renewed lease.
+    pub lease_until: i64,
+    /// When the step may run again (for a retry).
+    pub next_attempt_at: i64,
+}
+
+/// How a finished saga leaves its order.
+#[derive(Debug)]
+pub struct Ending<'a> {
+    /// CONFIRMED or CANCELLED.
+    pub status: OrderStatus,
+    /// Why, when cancelled.
+    pub reason: Option<&'a str>,
+    /// The history note.
+    pub note: &'a str,
+    /// The event to publish with it.
+    pub event: NewEvent,
+}
+
+impl OrdersStore {
+    /// Takes `order_id`'s saga for `owner` until `lease_until`, if no one holds it at `now` and
+    /// it is not done.
+    pub async fn claim(
+        &self,
+        order_id: &str,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let claimed = sqlx::query(
+            "UPDATE sagas SET lease_owner = $2, lease_until = $3
+             WHERE order_id = $1 AND lease_until < $4 AND status <> 'done'",
+        )
+        .bind(order_id)
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
+    /// Extends `owner`'s lease to `lease_until`; false when it lost it (or the saga is done).
+    pub async fn renew(
+        &self,
+        order_id: &str,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let renewed = sqlx::query(
+            "UPDATE sagas SET lease_until = $3
+             WHERE order_id = $1 AND lease_owner = $2 AND status <> 'done'",
+        )
+        .bind(order_id)
+        .bind(owner)
+        .bind(lease_until)
+        .execute(self.db.pool())
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Gives `owner`'s lease back, so that the recovery loop resumes the saga at
+    /// `next_attempt_at` (a long backoff is not worth holding a lease for).
+    pub async fn hand_back(
+        &self,
+        order_id: &str,
+        owner: &str,
+        next_attempt_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE sagas SET lease_owner = NULL, lease_until = 0, next_attempt_at = $3
+             WHERE order_id = $1 AND lease_owner = $2",
+        )
+        .bind(order_id)
+        .bind(owner)
+        .bind(next_attempt_at)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Unfinished sagas nobody holds at `now` and due to run, oldest due first.
+    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT order_id FROM sagas
+             WHERE status IN ('running', 'compensating') AND lease_until < $1
+               AND next_attempt_at <= $1
+             ORDER BY next_attempt_at, order_id LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.db.pool())
+        .await
+    }
+
+    /// The saga of `order_id` with the order data its steps need.
+    pub async fn saga(&self, order_id: &str) -> Result<Option<SagaRecord>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT s.status, s.step, s.attempts, s.failure, s.card_number, s.payment_id,
+                    s.shipment_id, s.tracking_number, o.user_id, o.currency, o.total_minor,
+                    o.address_name, o.address_line1, o.address_city, o.address_postal_code,
+                    o.address_country, o.quote_id
+             FROM sagas s JOIN orders o ON o.id = s.order_id WHERE s.order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let lines: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT product_id, quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(order_id)
+        .fetch_all(self.db.pool())
+        .await?;
+        let lines = lines
+            .into_iter()
+            .map(|(id, n)| {
+                u32::try_from(n)
+                    .map(|n| (id, n))
+                    .map_err(|_| corrupt("quantity"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let card: Option<String> = row.try_get("card_number")?;
+        let card = match card {
+            Some(digits) => Some(CardNumber::parse(&digits).ok_or_else(|| corrupt("card"))?),
+            None => None,
+        };
+        let currency: String = row.try_get("currency")?;
+        Ok(Some(SagaRecord {
+            order_id: order_id.to_owned(),
+            user_id: row.try_get("user_id")?,
+            state: state_of(&row)?,
+            card,
+            learnt: Learnt {
+                payment_id: row.try_get("payment_id")?,
+                shipment_id: row.try_get("shipment_id")?,
+                tracking_number: row.try_get("tracking_number")?,
+            },
+            lines,
+            total: money(row.try_get("total_minor")?, &currency)?,
+            address: Address {
+                name: row.try_get("address_name")?,
+                line1: row.try_get("address_line1")?,
+                city: row.try_get("address_city")?,
+                postal_code: row.try_get("address_postal_code")?,
+                country: row.try_get("address_country")?,
+            },
+            quote_id: row.try_get("quote_id")?,
+        }))
+    }
+
+    /// Records a step outcome and the state that follows, with its log entry, in one
+    /// transaction; false (nothing written) when `owner` no longer holds the saga.
+    pub async fn record(&self, p: &Progress<'_>) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        let to = &p.transition.state;
+        let updated = sqlx::query(
+            "UPDATE sagas SET status = $3, step = $4, attempts = $5, failure = $6,
+                              lease_until = $7, next_attempt_at = $8, updated_at = $9
+             WHERE order_id = $1 AND lease_owner = $2 AND status <> 'done'",
+        )
+        .bind(p.order_id)
+        .bind(p.owner)
+        .bind(to.phase.as_str())
+        .bind(to.step.as_str())
+        .bind(i64::from(to.attempts))
+        .bind(to.failure.as_deref())
+        .bind(p.lease_until)
+        .bind(p.next_attempt_at)
+        .bind(p.now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        store_learnt(&mut tx, p.order_id, p.learnt).await?;
+        if p.transition.forget_card {
+            forget_card(&mut tx, p.order_id).await?;
+        }
+        append_log(&mut tx, p, p.transition.logged).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Finishes the saga: saga done, order CONFIRMED or CANCELLED with its history entry, the
+    /// step's log entry and the event in the outbox, all in one transaction (the event exists if
+    /// and only if the order changed). False when `owner` no longer holds the saga.
+    pub async fn finish(
+        &self,
+        p: &Progress<'_>,
+        ending: Ending<'_>,
+        outbox: &Outbox,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        let to = &p.transition.state;
+        let updated = sqlx::query(
+            "UPDATE sagas SET status = 'done', step = $3, attempts = 0, failure = $4,
+                              card_number = NULL, lease_owner = NULL, lease_until = 0,
+                              next_attempt_at = $5, updated_at = $5
+             WHERE order_id = $1 AND lease_owner = $2 AND status <> 'done'",
+        )
+        .bind(p.order_id)
+        .bind(p.owner)
+        .bind(to.step.as_str())
+        .bind(to.failure.as_deref())
+        .bind(p.now)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE orders SET status = $2, reason = $3, updated_at = $4
+             WHERE id = $1 AND status = 'PENDING'",
+        )
+        .bind(p.order_id)
+        .bind(ending.status.as_str())
+        .bind(ending.reason)
+        .bind(p.now)
+        .execute(&mut *tx)
+        .await?;
+        append_history(&mut tx, p.order_id, ending.status, Some(ending.note), p.now).await?;
+        append_log(&mut tx, p, Logged::Ok).await?;
+        outbox.append(&mut tx, ending.event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// A stored value the writes never produce.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt saga row: {0}")]
+struct CorruptSaga(&'static str);
+
+fn corrupt(what: &'static str) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(CorruptSaga(what)))
+}
+
+fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let step: String = row.try_get("step")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(SagaState {
+        phase: Phase::parse(&status).ok_or_else(|| corrupt("status"))?,
+        step: Step::parse(&step).ok_or_else(|| corrupt("step"))?,
+        attempts: u32::try_from(attempts).map_err(|_| corrupt("attempts"))?,
+        failure: row.try_get("failure")?,
+    })
+}
+
+async fn store_learnt(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    learnt: &Learnt,
+) -> Result<(), sqlx::Error> {
+    let fields = [
+        ("payment_id", &learnt.payment_id),
+        ("shipment_id", &learnt.shipment_id),
+        ("tracking_number", &learnt.tracking_number),
+    ];
+    for (column, value) in fields {
+        if let Some(value) = value {
+            let sql = format!("UPDATE sagas SET {column} = $2 WHERE order_id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(order_id)
+                .bind(value)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn forget_card(tx: &mut Transaction<'_, Any>, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE sagas SET card_number = NULL WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn append_log(
+    tx: &mut Transaction<'_, Any>,
+    p: &Progress<'_>,
+    logged: Logged,
+) -> Result<(), sqlx::Error> {
+    // The caller's UPDATE of the saga row holds its lock, so no other transaction can pick the
+    // same sequence number.
+    sqlx::query(
+        "INSERT INTO saga_log (order_id, seq, step, action, outcome, detail, at)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6
+         FROM saga_log WHERE order_id = $1",
+    )
+    .bind(p.order_id)
+    .bind(p.ran.as_str())
+    .bind(p.ran.action())
+    .bind(logged.as_str())
+    .bind(p.detail)
+    .bind(p.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Appends a status change to an order's history.
+pub async fn append_history(
+    tx: &mut Transaction<'_, Any>,
+    order_id: &str,
+    status: OrderStatus,
+    note: Option<&str>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO order_history (order_id, seq, status, note, at)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4
+         FROM order_history WHERE order_id = $1",
+    )
+    .bind(order_id)
+    .bind(status.as_str())
+    .bind(note)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

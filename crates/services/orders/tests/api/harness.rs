@@ -1,0 +1,387 @@
+//! What every orders test starts from: the whole checkout fleet (catalog, cart, inventory,
+//! payments, shipping, orders) on fresh SQLite files, reading one manual clock, with fast saga
+//! timings; and terse ways to fill a cart, check out, wait for an order to settle and ask each
+//! peer what it did.
+
+use axum::http::{Method, StatusCode};
+use figment::Figment;
+use figment::providers::Serialized;
+use flotilla_catalog::contract::Product;
+use flotilla_chassis::clock::{ManualClock, SharedClock};
+use flotilla_chassis::problem::PROBLEM_JSON;
+use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::transport::Peers;
+use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_chassis::{Money, Problem, Role, ServiceContext, ServiceSpec};
+use flotilla_inventory::contract::{Reservation, StockLevel};
+use flotilla_orders::contract::{Order, SagaView};
+use flotilla_orders::testing::SagaDriver;
+use flotilla_payments::contract::Payment;
+use flotilla_shipping::contract::Shipment;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Products the catalog and inventory are seeded with: `p0000001` to `p0000040`.
+pub const SEEDED: u64 = 40;
+/// Where the manual clock starts.
+pub const T0: i64 = 1_750_000_000_000;
+/// The saga lease in the test fleet.
+pub const LEASE_MS: i64 = 3000;
+/// The reservation lifetime in the test fleet.
+pub const TTL_SECS: i64 = 60;
+/// How long a test waits for an order to settle.
+pub const SETTLE: Duration = Duration::from_secs(10);
+
+/// Stripe's test cards, as the payments simulator treats them.
+pub const GOOD_CARD: &str = "4242 4242 4242 4242";
+pub const DECLINED_CARD: &str = "4000000000000002";
+pub const NO_FUNDS_CARD: &str = "4000000000009995";
+pub const PROCESSING_ERROR_CARD: &str = "4000000000000119";
+pub const CAPTURE_DECLINED_CARD: &str = "4000000000000341";
+
+/// Every service checkout touches.
+pub const FLEET: [ServiceSpec; 6] = [
+    flotilla_catalog::SPEC,
+    flotilla_cart::SPEC,
+    flotilla_inventory::SPEC,
+    flotilla_payments::SPEC,
+    flotilla_shipping::SPEC,
+    flotilla_orders::SPEC,
+];
+
+/// A running fleet, the clock it reads and its configuration.
+pub struct App {
+    pub fleet: TestFleet,
+    pub clock: Arc<ManualClock>,
+    config: Figment,
+}
+
+/// The catalog id of the `n`th seeded product.
+pub fn product(n: u32) -> String {
+    format!("p{n:07}")
+}
+
+/// A checkout body shipping to Berlin (or `postal_code`) and paying with `card`.
+pub fn body(card: &str, postal_code: &str) -> Value {
+    json!({
+        "address": {
+            "name": "Ada Lovelace",
+            "line1": "Unter den Linden 1",
+            "city": "Berlin",
+            "postal_code": postal_code,
+            "country": "DE",
+        },
+        "card_number": card,
+    })
+}
+
+impl App {
+    /// The whole fleet with the test timings.
+    pub async fn start() -> Self {
+        Self::with(&FLEET, json!({})).await
+    }
+
+    /// The whole fleet with `orders` merged over the test timings.
+    pub async fn with_orders(orders: Value) -> Self {
+        Self::with(&FLEET, orders).await
+    }
+
+    /// `specs` only, with `orders` merged over the test timings.
+    pub async fn with(specs: &[ServiceSpec], orders: Value) -> Self {
+        let mut section = json!({
+            "step_timeout_ms": 1000,
+            "step_attempts": 3,
+            "retry_base_ms": 5,
+            "recovery_interval_ms": 50,
+            "lease_ms": LEASE_MS,
+            "respond_within_ms": 2000,
+            "reservation_ttl_secs": TTL_SECS,
+        });
+        if let (Some(section), Some(extra)) = (section.as_object_mut(), orders.as_object()) {
+            section.extend(extra.clone());
+        }
+        let config = Figment::from(Serialized::defaults(json!({
+            "catalog": { "seed_products": SEEDED },
+            "inventory": { "seed_products": SEEDED },
+            "orders": section,
+        })));
+        let clock = Arc::new(ManualClock::new(T0));
+        let shared: SharedClock = clock.clone();
+        let fleet = TestFleet::start_with(
+            specs,
+            FleetOptions {
+                config: Some(config.clone()),
+                clock: Some(shared),
+                ..Default::default()
+            },
+        )
+        .await;
+        Self {
+            fleet,
+            clock,
+            config,
+        }
+    }
+
+    /// A request to `service` acting for `user` (a customer, or an admin for `admin-*`).
+    pub fn as_user(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        let role = if user.starts_with("admin") {
+            Role::Admin
+        } else {
+            Role::Customer
+        };
+        self.fleet.as_user(method, service, path, user, role)
+    }
+
+    /// Puts `lines` (product number, quantity) in `user`'s cart.
+    pub async fn fill_cart(&self, user: &str, lines: &[(u32, u32)]) {
+        for (n, quantity) in lines {
+            let res = send(
+                self.as_user(
+                    Method::PUT,
+                    "cart",
+                    &format!("/items/{}", product(*n)),
+                    user,
+                )
+                .json(&json!({ "quantity": quantity })),
+            )
+            .await;
+            assert_eq!(res.status(), StatusCode::OK, "filling the cart");
+        }
+    }
+
+    /// `POST /` to orders, raw.
+    pub async fn post_checkout(
+        &self,
+        user: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self.as_user(Method::POST, "orders", "/", user).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        send(request).await
+    }
+
+    /// Checks out `user`'s cart, expecting 201 or 202, and returns the order.
+    pub async fn checkout(&self, user: &str, key: &str, body: &Value) -> Order {
+        let res = self.post_checkout(user, Some(key), body).await;
+        let status = res.status();
+        assert!(
+            status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
+            "checkout answered {status}: {:?}",
+            res.text().await
+        );
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let order: Order = decode(res).await;
+        assert_eq!(location, Some(format!("/api/orders/{}", order.id)));
+        assert_eq!(status == StatusCode::CREATED, order.status.is_terminal());
+        order
+    }
+
+    /// `GET /{id}` as `user`, expecting 200.
+    pub async fn order(&self, user: &str, id: &str) -> Order {
+        expect_json(self.get_order(user, id).await, StatusCode::OK).await
+    }
+
+    /// `GET /{id}` as `user`, raw.
+    pub async fn get_order(&self, user: &str, id: &str) -> reqwest::Response {
+        send(self.as_user(Method::GET, "orders", &format!("/{id}"), user)).await
+    }
+
+    /// Polls the order until it is CONFIRMED or CANCELLED (panics after [`SETTLE`]).
+    pub async fn settled(&self, user: &str, id: &str) -> Order {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let order = self.order(user, id).await;
+            if order.status.is_terminal() {
+                return order;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "order {id} still {:?}",
+                order.status
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The saga of `order_id` (admin view).
+    pub async fn saga(&self, order_id: &str) -> SagaView {
+        let path = format!("/admin/sagas/{order_id}");
+        expect_json(
+            send(self.as_user(Method::GET, "orders", &path, "admin-1")).await,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// The saga log as `STEP action outcome` lines.
+    pub async fn saga_log(&self, order_id: &str) -> Vec<String> {
+        self.saga(order_id)
+            .await
+            .steps
+            .iter()
+            .map(|s| format!("{} {} {}", s.step, s.action, s.outcome))
+            .collect()
+    }
+
+    /// The catalog's price of product `n`.
+    pub async fn price(&self, n: u32) -> Money {
+        let res = send(
+            self.fleet
+                .get("catalog", &format!("/products/{}", product(n))),
+        )
+        .await;
+        expect_json::<Product>(res, StatusCode::OK).await.price
+    }
+
+    /// Units of product `n` that can still be reserved.
+    pub async fn stock(&self, n: u32) -> i64 {
+        let res = send(
+            self.fleet
+                .get("inventory", &format!("/stock/{}", product(n))),
+        )
+        .await;
+        expect_json::<StockLevel>(res, StatusCode::OK)
+            .await
+            .available
+    }
+
+    /// Sets the reservable units of product `n` (as an admin).
+    pub async fn set_stock(&self, n: u32, available: i64) {
+        let path = format!("/stock/{}", product(n));
+        let res = send(
+            self.as_user(Method::PUT, "inventory", &path, "admin-1")
+                .json(&json!({ "available": available })),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK, "setting stock");
+    }
+
+    /// The inventory's reservation for `order_id`.
+    pub async fn reservation(&self, order_id: &str) -> Reservation {
+        let res = send(
+            self.fleet
+                .get("inventory", &format!("/reservations/{order_id}")),
+        )
+        .await;
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// The payments made for `order_id`.
+    pub async fn payments(&self, order_id: &str) -> Vec<Payment> {
+        let res = send(
+            self.fleet
+                .get("payments", &format!("/payments?order_id={order_id}")),
+        )
+        .await;
+        expect_json(res, StatusCode::OK).await
+    }
+
+    /// The ledger entries of `order_id`'s payments, counted by kind.
+    pub async fn ledger(&self, order_id: &str) -> BTreeMap<String, i64> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT l.kind, COUNT(*) FROM ledger l JOIN payments p ON p.id = l.payment_id
+             WHERE p.order_id = $1 GROUP BY l.kind",
+        )
+        .bind(order_id)
+        .fetch_all(self.fleet.dbs["payments"].pool())
+        .await
+        .expect("ledger query");
+        rows.into_iter().collect()
+    }
+
+    /// The shipment of `order_id`, if any.
+    pub async fn shipment(&self, order_id: &str) -> Option<Shipment> {
+        let res = send(
+            self.fleet
+                .get("shipping", &format!("/shipments?order_id={order_id}")),
+        )
+        .await;
+        let found: Vec<Shipment> = expect_json(res, StatusCode::OK).await;
+        assert!(found.len() <= 1, "one shipment per order at most");
+        found.into_iter().next()
+    }
+
+    /// Payloads of the `event_type` events in the orders outbox.
+    pub async fn events(&self, event_type: &str) -> Vec<Value> {
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id")
+                .bind(event_type)
+                .fetch_all(self.fleet.dbs["orders"].pool())
+                .await
+                .expect("outbox query");
+        rows.iter()
+            .map(|p| serde_json::from_str(p).expect("json payload"))
+            .collect()
+    }
+
+    /// A hand-driven orders instance over the fleet's orders database, reaching the peers over
+    /// HTTP like another process would.
+    pub async fn driver(&self) -> SagaDriver {
+        let mut remote = HashMap::new();
+        for name in ["catalog", "cart", "inventory", "payments", "shipping"] {
+            remote.insert(name.to_owned(), self.fleet.transport(name));
+        }
+        let peers = Peers::new(InProcessRegistry::default(), remote);
+        let shared: SharedClock = self.clock.clone();
+        let ctx = ServiceContext::new(
+            flotilla_orders::NAME,
+            self.config.clone(),
+            Some(self.fleet.dbs["orders"].clone()),
+            peers,
+            shared,
+            CancellationToken::new(),
+        );
+        SagaDriver::new(ctx).await.expect("driver starts")
+    }
+}
+
+/// Sends `request`, panicking (this is a test) when it cannot.
+pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.expect("the request reaches the fleet")
+}
+
+/// Decodes a JSON body.
+pub async fn decode<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> T {
+    let text = res.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
+}
+
+/// Asserts `res` has `status` and decodes its JSON body.
+pub async fn expect_json<T: serde::de::DeserializeOwned>(
+    res: reqwest::Response,
+    status: StatusCode,
+) -> T {
+    let actual = res.status();
+    let text = res.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
+}
+
+/// Asserts `res` is a problem+json document with `status` and returns it.
+pub async fn expect_problem(res: reqwest::Response, status: StatusCode) -> Problem {
+    let content_type = res
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let problem: Problem = expect_json(res, status).await;
+    assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
+    problem
+}
