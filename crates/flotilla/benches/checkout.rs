@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 const PRODUCTS: u64 = 200;
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
@@ -32,13 +35,23 @@ async fn main() -> anyhow::Result<()> {
         "inventory": {"seed_products": PRODUCTS, "initial_stock": 1_000_000_000},
         "cart": {"max_quantity": 99},
     })));
-    let common = Common { port: Some(0), data_dir: Some(dir.path().to_path_buf()), ..Common::default() };
+    let common = Common {
+        port: Some(0),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Common::default()
+    };
     let (config, settings) = flotilla::settings(config, &common)?;
     let host = Host::build(config, settings, Mode::Run).await?;
-    let base = format!("http://{}", host.gateway_addr().ok_or_else(|| anyhow::anyhow!("no gateway"))?);
+    let base = format!(
+        "http://{}",
+        host.gateway_addr()
+            .ok_or_else(|| anyhow::anyhow!("no gateway"))?
+    );
     let stop = host.shutdown_token();
     let server = tokio::spawn(host.run());
-    let http = reqwest::Client::builder().pool_max_idle_per_host(users * 2).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(users * 2)
+        .build()?;
 
     let mut bearers = Vec::new();
     for u in 0..users {
@@ -54,7 +67,10 @@ async fn main() -> anyhow::Result<()> {
             .await?
             .json()
             .await?;
-        bearers.push(format!("Bearer {}", token["access_token"].as_str().unwrap_or_default()));
+        bearers.push(format!(
+            "Bearer {}",
+            token["access_token"].as_str().unwrap_or_default()
+        ));
     }
 
     let run = |duration: Duration, record: bool| {
@@ -66,7 +82,8 @@ async fn main() -> anyhow::Result<()> {
             let deadline = Instant::now() + duration;
             let mut tasks = Vec::new();
             for (u, bearer) in bearers.into_iter().enumerate() {
-                let (http, base, ok, errors) = (http.clone(), base.clone(), ok.clone(), errors.clone());
+                let (http, base, ok, errors) =
+                    (http.clone(), base.clone(), ok.clone(), errors.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut hist = Histogram::<u64>::new(3).expect("histogram");
                     let mut n = 0u64;
@@ -84,7 +101,9 @@ async fn main() -> anyhow::Result<()> {
                             continue;
                         }
                         let started = Instant::now();
-                        match checkout(&http, &base, &bearer, &format!("bench-{u}-{n}-{record}")).await {
+                        match checkout(&http, &base, &bearer, &format!("bench-{u}-{n}-{record}"))
+                            .await
+                        {
                             Some(true) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                                 let _ = hist.record(started.elapsed().as_micros() as u64);
@@ -103,7 +122,11 @@ async fn main() -> anyhow::Result<()> {
                     let _ = hist.add(h);
                 }
             }
-            (ok.load(Ordering::Relaxed), errors.load(Ordering::Relaxed), hist)
+            (
+                ok.load(Ordering::Relaxed),
+                errors.load(Ordering::Relaxed),
+                hist,
+            )
         }
     };
 
@@ -117,15 +140,28 @@ async fn main() -> anyhow::Result<()> {
     let inserts = raw_insert_rate(dir.path(), users, Duration::from_secs(3)).await?;
 
     println!();
-    println!("flotilla checkout bench: {} cores, {users} users, {secs} s, SQLite, one process", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "flotilla checkout bench: {} cores, {users} users, {secs} s, SQLite, one process",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     println!();
     println!("| measure | value |");
     println!("|---|---|");
     println!("| checkouts/s (confirmed) | {:.0} |", ok as f64 / elapsed);
-    println!("| checkout p50 (POST to CONFIRMED) | {:.1} ms |", hist.value_at_quantile(0.50) as f64 / 1000.0);
-    println!("| checkout p99 | {:.1} ms |", hist.value_at_quantile(0.99) as f64 / 1000.0);
+    println!(
+        "| checkout p50 (POST to CONFIRMED) | {:.1} ms |",
+        hist.value_at_quantile(0.50) as f64 / 1000.0
+    );
+    println!(
+        "| checkout p99 | {:.1} ms |",
+        hist.value_at_quantile(0.99) as f64 / 1000.0
+    );
     println!("| checkouts confirmed / errors | {ok} / {errors} |");
-    println!("| raw SQLite single-row insert transactions/s ({users} tasks, same settings) | {inserts:.0} |");
+    println!(
+        "| raw SQLite single-row insert transactions/s ({users} tasks, same settings) | {inserts:.0} |"
+    );
     Ok(())
 }
 
@@ -163,13 +199,19 @@ async fn checkout(http: &reqwest::Client, base: &str, bearer: &str, key: &str) -
 }
 
 /// Single-row insert transactions per second on a fresh SQLite file, `tasks` writers at once.
-async fn raw_insert_rate(dir: &std::path::Path, tasks: usize, duration: Duration) -> anyhow::Result<f64> {
+async fn raw_insert_rate(
+    dir: &std::path::Path,
+    tasks: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let pool = PoolSettings {
         max_connections: flotilla::settings::DatabaseSettings::default().max_connections,
         ..PoolSettings::default()
     };
     let db = Db::open_sqlite(&dir.join("raw.db"), &pool).await?;
-    sqlx::raw_sql("CREATE TABLE t (id TEXT PRIMARY KEY, v BIGINT NOT NULL)").execute(db.pool()).await?;
+    sqlx::raw_sql("CREATE TABLE t (id TEXT PRIMARY KEY, v BIGINT NOT NULL)")
+        .execute(db.pool())
+        .await?;
     let count = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + duration;
     let started = Instant::now();

@@ -37,6 +37,7 @@ pub const SERVICES: &[ServiceSpec] = &[
     flotilla_inventory::SPEC,
     flotilla_payments::SPEC,
     flotilla_shipping::SPEC,
+    flotilla_orders::SPEC,
     flotilla_notifications::SPEC,
     flotilla_storefront::SPEC,
 ];
@@ -342,9 +343,17 @@ fn build_gateway(
         Duration::from_secs(gateway_config.jwks_refresh_secs),
     );
     let auth = Authenticator::new(TokenVerifier::new(&identity_config), keys, clock);
-    let mut gateway = Gateway::new(auth, credentials).storefront(peers.transport(flotilla_storefront::NAME));
-    for spec in SERVICES.iter().filter(|s| s.name != flotilla_storefront::NAME) {
-        let policy = if USER_ONLY.contains(&spec.name) { RoutePolicy::Authenticated } else { RoutePolicy::Public };
+    let mut gateway =
+        Gateway::new(auth, credentials).storefront(peers.transport(flotilla_storefront::NAME));
+    for spec in SERVICES
+        .iter()
+        .filter(|s| s.name != flotilla_storefront::NAME)
+    {
+        let policy = if USER_ONLY.contains(&spec.name) {
+            RoutePolicy::Authenticated
+        } else {
+            RoutePolicy::Public
+        };
         gateway = gateway.route(spec.name, peers.transport(spec.name), policy);
     }
     Ok(gateway)

@@ -32,7 +32,10 @@ pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &s
         .json()
         .await
         .expect("token");
-    format!("Bearer {}", token["access_token"].as_str().expect("access token"))
+    format!(
+        "Bearer {}",
+        token["access_token"].as_str().expect("access token")
+    )
 }
 
 /// Signs up a fresh customer and returns their bearer header value.
@@ -49,7 +52,13 @@ pub async fn customer(http: &reqwest::Client, base: &str) -> String {
 }
 
 /// Puts `quantity` of `product` in the cart of `bearer`.
-pub async fn add_to_cart(http: &reqwest::Client, base: &str, bearer: &str, product: &str, quantity: u32) {
+pub async fn add_to_cart(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    product: &str,
+    quantity: u32,
+) {
     let res = http
         .put(format!("{base}/api/cart/items/{product}"))
         .header("authorization", bearer)
@@ -57,11 +66,35 @@ pub async fn add_to_cart(http: &reqwest::Client, base: &str, bearer: &str, produ
         .send()
         .await
         .expect("add to cart");
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap_or_default());
+    assert_eq!(
+        res.status(),
+        200,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
 }
 
 /// Checks out; returns the HTTP status and the order (or problem) body.
-pub async fn checkout(http: &reqwest::Client, base: &str, bearer: &str, key: &str, card: &str) -> (u16, Value) {
+pub async fn checkout(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    key: &str,
+    card: &str,
+) -> (u16, Value) {
+    try_checkout(http, base, bearer, key, card)
+        .await
+        .expect("checkout")
+}
+
+/// Checks out, reporting a failed exchange (e.g. the server was killed) instead of panicking.
+pub async fn try_checkout(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    key: &str,
+    card: &str,
+) -> Result<(u16, Value), reqwest::Error> {
     let res = http
         .post(format!("{base}/api/orders"))
         .header("authorization", bearer)
@@ -71,14 +104,19 @@ pub async fn checkout(http: &reqwest::Client, base: &str, bearer: &str, key: &st
             "card_number": card,
         }))
         .send()
-        .await
-        .expect("checkout");
+        .await?;
     let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    Ok((status, res.json().await.unwrap_or(Value::Null)))
 }
 
 /// Polls the order until it is CONFIRMED or CANCELLED.
-pub async fn terminal(http: &reqwest::Client, base: &str, bearer: &str, id: &str, within: Duration) -> Value {
+pub async fn terminal(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    id: &str,
+    within: Duration,
+) -> Value {
     let deadline = Instant::now() + within;
     loop {
         let res = http
@@ -94,13 +132,21 @@ pub async fn terminal(http: &reqwest::Client, base: &str, bearer: &str, id: &str
                 return order;
             }
         }
-        assert!(Instant::now() < deadline, "order {id} terminal within {within:?}");
+        assert!(
+            Instant::now() < deadline,
+            "order {id} terminal within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn get_json(http: &reqwest::Client, url: String, bearer: &str) -> Value {
-    let res = http.get(&url).header("authorization", bearer).send().await.expect("get");
+    let res = http
+        .get(&url)
+        .header("authorization", bearer)
+        .send()
+        .await
+        .expect("get");
     assert_eq!(res.status(), 200, "{url}");
     res.json().await.expect("json")
 }
@@ -118,7 +164,11 @@ async fn checkout_end_to_end_through_the_gateway() {
     let id = order["id"].as_str().expect("id").to_owned();
     let order = terminal(http, base, &ada, &id, Duration::from_secs(15)).await;
     assert_eq!(order["status"], "CONFIRMED", "{order}");
-    assert!(order["tracking_number"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        order["tracking_number"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
 
     // The same request again: the same order.
     let (_, again) = checkout(http, base, &ada, "key-1", "4242424242424242").await;
@@ -140,7 +190,10 @@ async fn checkout_end_to_end_through_the_gateway() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let messages = get_json(http, format!("{base}/api/notifications/messages"), &ada).await;
-        if messages["items"].as_array().is_some_and(|m| m.iter().any(|m| m["order_id"] == id.as_str())) {
+        if messages["items"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["order_id"] == id.as_str()))
+        {
             break;
         }
         assert!(Instant::now() < deadline, "notification sent: {messages}");
@@ -178,11 +231,19 @@ async fn checkout_end_to_end_through_the_gateway() {
     assert_eq!(set(ada.clone()).await, 403);
     let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(set(admin.clone()).await, 200);
-    assert_eq!(get_json(http, format!("{base}/api/inventory/stock/p0000009"), &ada).await["available"], 42);
+    assert_eq!(
+        get_json(http, format!("{base}/api/inventory/stock/p0000009"), &ada).await["available"],
+        42
+    );
 
     // Another customer cannot see Ada's order.
     let bob = customer(http, base).await;
-    let res = http.get(format!("{base}/api/orders/{id}")).header("authorization", &bob).send().await.expect("x");
+    let res = http
+        .get(format!("{base}/api/orders/{id}"))
+        .header("authorization", &bob)
+        .send()
+        .await
+        .expect("x");
     assert_eq!(res.status(), 404);
 }
 
@@ -194,7 +255,10 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
     const PER_USER: usize = 5;
     let app = shop(SKUS, STOCK).await;
     let base = app.base.clone();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
 
     let mut users = Vec::new();
     for u in 0..USERS {
@@ -232,9 +296,17 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
     let mut tasks = Vec::new();
     for (u, (bearer, sku)) in users.iter().enumerate() {
         for k in 0..PER_USER {
-            let (http, base, bearer, sku) = (http.clone(), base.clone(), bearer.clone(), sku.clone());
+            let (http, base, bearer, sku) =
+                (http.clone(), base.clone(), bearer.clone(), sku.clone());
             tasks.push(tokio::spawn(async move {
-                let (status, order) = checkout(&http, &base, &bearer, &format!("u{u}-k{k}"), "4242424242424242").await;
+                let (status, order) = checkout(
+                    &http,
+                    &base,
+                    &bearer,
+                    &format!("u{u}-k{k}"),
+                    "4242424242424242",
+                )
+                .await;
                 assert!(status == 201 || status == 202, "{status} {order}");
                 let id = order["id"].as_str().expect("id").to_owned();
                 let order = terminal(&http, &base, &bearer, &id, Duration::from_secs(30)).await;
@@ -255,7 +327,11 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
             assert_eq!(order["status"], "CANCELLED");
         }
     }
-    assert!(started.elapsed() < Duration::from_secs(60), "all terminal in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "all terminal in {:?}",
+        started.elapsed()
+    );
     watching.store(false, std::sync::atomic::Ordering::Relaxed);
     let lowest = watcher.await.expect("watcher");
     assert!(lowest >= 0, "stock read below zero: {lowest}");
@@ -263,7 +339,11 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
     // Demand per SKU is 25 (5 users x 5 checkouts) against 10 in stock.
     for n in 1..=SKUS {
         let sku = format!("p{n:07}");
-        assert_eq!(confirmed_per_sku.get(&sku).copied().unwrap_or(0), STOCK, "sold of {sku}");
+        assert_eq!(
+            confirmed_per_sku.get(&sku).copied().unwrap_or(0),
+            STOCK,
+            "sold of {sku}"
+        );
         let stock = get_json(&http, format!("{base}/api/inventory/stock/{sku}"), &admin).await;
         assert_eq!(stock["available"], 0, "{sku}");
     }
@@ -271,8 +351,14 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
     let inventory = get_json(&http, format!("{base}/api/inventory/admin/summary"), &admin).await;
     let orders = get_json(&http, format!("{base}/api/orders/admin/summary"), &admin).await;
     assert_eq!(orders["confirmed"], confirmed);
-    assert_eq!(inventory["committed"], confirmed, "committed reservations: {inventory}");
-    assert_eq!(payments["count_by_status"]["captured"], confirmed, "captured payments: {payments}");
+    assert_eq!(
+        inventory["committed"], confirmed,
+        "committed reservations: {inventory}"
+    );
+    assert_eq!(
+        payments["count_by_status"]["captured"], confirmed,
+        "captured payments: {payments}"
+    );
     let captured = payments["captured_total"].as_i64().expect("captured");
     let refunded = payments["refunded_total"].as_i64().expect("refunded");
     assert_eq!(captured - refunded, confirmed_total, "money: {payments}");

@@ -1,6 +1,8 @@
 //! System tests: whole hosts, real SQLite files, real HTTP on random ports. One test binary
 //! (one link) for all of them.
 
+mod checkout;
+mod crash;
 mod gateway;
 mod journey;
 mod support;

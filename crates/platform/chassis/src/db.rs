@@ -148,7 +148,11 @@ impl Db {
     }
 
     /// [`Db::migrate`] with versions recorded in `table` (the platform keeps its own).
-    pub async fn migrate_tracked(&self, table: &'static str, migrations: &[Migration]) -> Result<(), sqlx::Error> {
+    pub async fn migrate_tracked(
+        &self,
+        table: &'static str,
+        migrations: &[Migration],
+    ) -> Result<(), sqlx::Error> {
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (
                 version BIGINT PRIMARY KEY,
@@ -156,7 +160,9 @@ impl Db {
                 applied_at BIGINT NOT NULL
             )"
         );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&self.pool).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&self.pool)
+            .await?;
         let applied: Vec<i64> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT version FROM {table}")))
                 .fetch_all(&self.pool)
@@ -168,7 +174,8 @@ impl Db {
             };
             let mut tx = self.pool.begin().await?;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            let record = format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)");
+            let record =
+                format!("INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)");
             sqlx::query(sqlx::AssertSqlSafe(record))
                 .bind(m.version)
                 .bind(m.name)

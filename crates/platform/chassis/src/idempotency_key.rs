@@ -23,8 +23,13 @@ pub struct IdempotencyKey(String);
 impl IdempotencyKey {
     /// Validates a header value.
     pub fn parse(value: &HeaderValue) -> Result<Self, Problem> {
-        let text = value.to_str().map_err(|_| key_problem("the Idempotency-Key header must be visible ASCII"))?;
-        if text.is_empty() || text.len() > MAX_KEY_CHARS || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        let text = value
+            .to_str()
+            .map_err(|_| key_problem("the Idempotency-Key header must be visible ASCII"))?;
+        if text.is_empty()
+            || text.len() > MAX_KEY_CHARS
+            || !text.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(key_problem(&format!(
                 "the Idempotency-Key header must be 1 to {MAX_KEY_CHARS} visible ASCII characters"
             )));
@@ -38,7 +43,11 @@ impl IdempotencyKey {
     }
 
     fn read(parts: &Parts) -> Result<Option<Self>, Problem> {
-        parts.headers.get(&IDEMPOTENCY_KEY).map(Self::parse).transpose()
+        parts
+            .headers
+            .get(&IDEMPOTENCY_KEY)
+            .map(Self::parse)
+            .transpose()
     }
 }
 
@@ -51,7 +60,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Self::read(parts)?.ok_or_else(|| key_problem("this request needs an Idempotency-Key header"))
+        Self::read(parts)?
+            .ok_or_else(|| key_problem("this request needs an Idempotency-Key header"))
     }
 }
 
@@ -70,7 +80,8 @@ mod tests {
 
     #[test]
     fn keys_are_visible_ascii_up_to_the_limit() {
-        let ok = |s: &str| IdempotencyKey::parse(&HeaderValue::from_str(s).expect("header")).is_ok();
+        let ok =
+            |s: &str| IdempotencyKey::parse(&HeaderValue::from_str(s).expect("header")).is_ok();
         assert!(ok("order-1:authorize"));
         assert!(ok(&"k".repeat(MAX_KEY_CHARS)));
         assert!(!ok(&"k".repeat(MAX_KEY_CHARS + 1)));

@@ -53,7 +53,11 @@ pub struct Launched {
 }
 
 /// Starts `spec` with `db` (which must be given when the spec needs a database).
-pub async fn launch(spec: &ServiceSpec, env: &LaunchEnv, db: Option<Db>) -> Result<Launched, StartError> {
+pub async fn launch(
+    spec: &ServiceSpec,
+    env: &LaunchEnv,
+    db: Option<Db>,
+) -> Result<Launched, StartError> {
     if spec.needs_database && db.is_none() {
         return Err(StartError::Other(format!("{} needs a database", spec.name)));
     }
@@ -75,14 +79,25 @@ pub async fn launch(spec: &ServiceSpec, env: &LaunchEnv, db: Option<Db>) -> Resu
     let consumer = match (&db, service.subscriptions.is_empty()) {
         (Some(db), false) => {
             let subscriptions = std::mem::take(&mut service.subscriptions);
-            let consumer = Arc::new(Consumer::new(spec.name, db.clone(), env.clock.clone(), subscriptions, env.relay.max_deliveries));
+            let consumer = Arc::new(Consumer::new(
+                spec.name,
+                db.clone(),
+                env.clock.clone(),
+                subscriptions,
+                env.relay.max_deliveries,
+            ));
             env.bus
                 .subscribe(consumer.clone())
                 .await
                 .map_err(|e| StartError::Other(format!("subscribing {}: {e}", spec.name)))?;
             Some(consumer)
         }
-        (None, false) => return Err(StartError::Other(format!("{} consumes events but has no database", spec.name))),
+        (None, false) => {
+            return Err(StartError::Other(format!(
+                "{} consumes events but has no database",
+                spec.name
+            )));
+        }
         _ => None,
     };
     let relay_stats = outbox.map(|outbox| {
@@ -93,10 +108,21 @@ pub async fn launch(spec: &ServiceSpec, env: &LaunchEnv, db: Option<Db>) -> Resu
         stats
     });
     if let Some(db) = &db {
-        let admin = EventsAdmin { db: db.clone(), clock: env.clock.clone(), relay: relay_stats, consumer: consumer.clone() };
+        let admin = EventsAdmin {
+            db: db.clone(),
+            clock: env.clock.clone(),
+            relay: relay_stats,
+            consumer: consumer.clone(),
+        };
         service.api = service.api.merge(admin::routes(admin));
     }
     let (router, openapi, own_tasks) = service.into_parts(env.limits, env.trust.clone());
     tasks.extend(own_tasks);
-    Ok(Launched { name: spec.name, router, openapi, tasks, consumer })
+    Ok(Launched {
+        name: spec.name,
+        router,
+        openapi,
+        tasks,
+        consumer,
+    })
 }

@@ -78,7 +78,11 @@ impl Problem {
 
     /// 422 with one entry per invalid field (the detail lists them all).
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        let detail = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
         let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail);
         p.errors = errors;
         p
@@ -86,7 +90,9 @@ impl Problem {
 
     /// The slug of the `type` (`not-found` for `urn:flotilla:problem:not-found`).
     pub fn slug(&self) -> &str {
-        self.kind.strip_prefix("urn:flotilla:problem:").unwrap_or(&self.kind)
+        self.kind
+            .strip_prefix("urn:flotilla:problem:")
+            .unwrap_or(&self.kind)
     }
 
     /// 404: the named thing does not exist (or the caller may not know it does).

@@ -48,7 +48,9 @@ impl ServiceContext {
         clock: SharedClock,
         shutdown: CancellationToken,
     ) -> Self {
-        let outbox = db.as_ref().map(|db| Outbox::new(name, db.clone(), clock.clone()));
+        let outbox = db
+            .as_ref()
+            .map(|db| Outbox::new(name, db.clone(), clock.clone()));
         Self {
             name,
             db,
@@ -69,7 +71,9 @@ impl ServiceContext {
 
     /// The service's outbox; an error for a service without a database.
     pub fn outbox(&self) -> Result<Outbox, StartError> {
-        self.outbox.clone().ok_or_else(|| StartError::Other(format!("{} has no database, so no outbox", self.name)))
+        self.outbox.clone().ok_or_else(|| {
+            StartError::Other(format!("{} has no database, so no outbox", self.name))
+        })
     }
 
     /// The service's configuration section (`[<name>]` in the file, `FLOTILLA_<NAME>__KEY` in the

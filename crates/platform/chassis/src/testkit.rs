@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::caller::{Caller, Role, TrustPolicy};
 use crate::clock::{SharedClock, SystemClock};
 use crate::db::{Db, PoolSettings};
-use crate::layers::Limits;
 use crate::events::{Consumer, InProcessBus, RelaySettings, SharedBus};
 use crate::launch::{LaunchEnv, launch};
+use crate::layers::Limits;
 use crate::service::ServiceSpec;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use crate::transport::Peers;
@@ -206,7 +206,10 @@ pub async fn expect_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Asserts `res` is a problem+json document with `status` and returns it.
-pub async fn expect_problem(res: reqwest::Response, status: axum::http::StatusCode) -> crate::Problem {
+pub async fn expect_problem(
+    res: reqwest::Response,
+    status: axum::http::StatusCode,
+) -> crate::Problem {
     let content_type = res
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -224,7 +227,12 @@ pub fn product_id(n: u64) -> String {
 }
 
 /// An event envelope as a publisher would send it, for delivering straight to a consumer.
-pub fn event(id: &str, event_type: &str, version: u32, payload: serde_json::Value) -> crate::events::Event {
+pub fn event(
+    id: &str,
+    event_type: &str,
+    version: u32,
+    payload: serde_json::Value,
+) -> crate::events::Event {
     crate::events::Event {
         id: id.to_owned(),
         event_type: event_type.to_owned(),

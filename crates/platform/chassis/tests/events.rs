@@ -7,8 +7,8 @@ use flotilla_chassis::clock::{SharedClock, SystemClock};
 use flotilla_chassis::db::{Db, PoolSettings};
 use flotilla_chassis::events::relay::Relay;
 use flotilla_chassis::events::{
-    self, Bus, BusError, Consumer, Event, EventHandler, HandlerError, InProcessBus, NewEvent, Outbox, Outcome,
-    RelaySettings, SharedBus, Subscription,
+    self, Bus, BusError, Consumer, Event, EventHandler, HandlerError, InProcessBus, NewEvent,
+    Outbox, Outcome, RelaySettings, SharedBus, Subscription,
 };
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -18,23 +18,38 @@ use std::sync::atomic::{AtomicU32, Ordering};
 struct CountOrders;
 
 impl EventHandler for CountOrders {
-    fn handle<'a>(&'a self, tx: &'a mut sqlx::AnyConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::AnyConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             #[derive(serde::Deserialize)]
             struct Placed {
                 order_id: String,
             }
             let placed: Placed = event.decode(1)?;
-            sqlx::query("INSERT INTO effects (order_id) VALUES ($1)").bind(placed.order_id).execute(tx).await?;
+            sqlx::query("INSERT INTO effects (order_id) VALUES ($1)")
+                .bind(placed.order_id)
+                .execute(tx)
+                .await?;
             Ok(())
         })
     }
 }
 
 async fn db(dir: &tempfile::TempDir, name: &str) -> Db {
-    let db = Db::open_sqlite(&dir.path().join(format!("{name}.db")), &PoolSettings::default()).await.expect("db");
+    let db = Db::open_sqlite(
+        &dir.path().join(format!("{name}.db")),
+        &PoolSettings::default(),
+    )
+    .await
+    .expect("db");
     events::migrate(&db).await.expect("platform tables");
-    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS effects (order_id TEXT NOT NULL)").execute(db.pool()).await.expect("effects");
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS effects (order_id TEXT NOT NULL)")
+        .execute(db.pool())
+        .await
+        .expect("effects");
     db
 }
 
@@ -43,23 +58,38 @@ fn clock() -> SharedClock {
 }
 
 async fn consumer(db: &Db) -> Arc<Consumer> {
-    let sub = Subscription { event_type: "order.placed", handler: Arc::new(CountOrders) };
+    let sub = Subscription {
+        event_type: "order.placed",
+        handler: Arc::new(CountOrders),
+    };
     Arc::new(Consumer::new("counter", db.clone(), clock(), vec![sub], 3))
 }
 
 async fn publish(outbox: &Outbox, db: &Db, order_id: &str, version: u32) {
     let mut tx = db.pool().begin().await.expect("tx");
-    let event = NewEvent::new("order.placed", version, &serde_json::json!({"order_id": order_id})).expect("json");
+    let event = NewEvent::new(
+        "order.placed",
+        version,
+        &serde_json::json!({"order_id": order_id}),
+    )
+    .expect("json");
     outbox.append(&mut tx, event).await.expect("append");
     tx.commit().await.expect("commit");
 }
 
 async fn count(db: &Db, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(db.pool()).await.expect("count")
+    sqlx::query_scalar(sql)
+        .fetch_one(db.pool())
+        .await
+        .expect("count")
 }
 
 fn settings() -> RelaySettings {
-    RelaySettings { retry_base_ms: 1, retry_max_ms: 1, ..RelaySettings::default() }
+    RelaySettings {
+        retry_base_ms: 1,
+        retry_max_ms: 1,
+        ..RelaySettings::default()
+    }
 }
 
 #[tokio::test]
@@ -71,15 +101,34 @@ async fn rows_left_by_a_crash_before_publishing_are_all_delivered_once() {
     for i in 0..100 {
         publish(&outbox, &orders, &format!("o{i}"), 1).await;
     }
-    assert_eq!(count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 100);
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        100
+    );
     // A new process starts its relay.
     let bus: SharedBus = Arc::new(InProcessBus::new());
-    bus.subscribe(consumer(&counter).await).await.expect("subscribe");
+    bus.subscribe(consumer(&counter).await)
+        .await
+        .expect("subscribe");
     let relay = Relay::new(outbox, bus, settings());
     while relay.pass().await.expect("pass") > 0 {}
-    assert_eq!(count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
     assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 100);
-    assert_eq!(count(&counter, "SELECT COUNT(DISTINCT order_id) FROM effects").await, 100);
+    assert_eq!(
+        count(&counter, "SELECT COUNT(DISTINCT order_id) FROM effects").await,
+        100
+    );
 }
 
 /// A bus that delivers, then reports failure the first `fail` times: the relay "crashed" after
@@ -114,20 +163,36 @@ async fn lost_acknowledgements_cause_redelivery_without_a_second_effect() {
     for i in 0..20 {
         publish(&outbox, &orders, &format!("o{i}"), 1).await;
     }
-    let bus = Arc::new(LosesAcks { inner: InProcessBus::new(), fail: AtomicU32::new(40) });
+    let bus = Arc::new(LosesAcks {
+        inner: InProcessBus::new(),
+        fail: AtomicU32::new(40),
+    });
     let consumer = consumer(&counter).await;
     bus.subscribe(consumer.clone()).await.expect("subscribe");
     let relay = Relay::new(outbox, bus, settings());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await > 0 {
+    while count(
+        &orders,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await
+        > 0
+    {
         assert!(std::time::Instant::now() < deadline, "outbox drains");
         relay.pass().await.expect("pass");
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 20, "each effect exactly once");
+    assert_eq!(
+        count(&counter, "SELECT COUNT(*) FROM effects").await,
+        20,
+        "each effect exactly once"
+    );
     let stats = consumer.stats().snapshot();
     assert_eq!(stats.handled, 20);
-    assert_eq!(stats.duplicates, 40, "every redelivery recognised and counted");
+    assert_eq!(
+        stats.duplicates, 40,
+        "every redelivery recognised and counted"
+    );
 }
 
 #[tokio::test]
@@ -145,12 +210,17 @@ async fn every_event_delivered_three_times_has_one_effect() {
             traceparent: None,
             payload: serde_json::json!({"order_id": format!("o{i}")}),
         };
-        let outcomes: Vec<Outcome> = futures::future::join_all((0..3).map(|_| consumer.deliver(&event)))
-            .await
-            .into_iter()
-            .map(|r| r.expect("delivered"))
-            .collect();
-        assert_eq!(outcomes.iter().filter(|o| **o == Outcome::Handled).count(), 1, "{outcomes:?}");
+        let outcomes: Vec<Outcome> =
+            futures::future::join_all((0..3).map(|_| consumer.deliver(&event)))
+                .await
+                .into_iter()
+                .map(|r| r.expect("delivered"))
+                .collect();
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == Outcome::Handled).count(),
+            1,
+            "{outcomes:?}"
+        );
     }
     assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 30);
     assert_eq!(consumer.stats().snapshot().duplicates, 60);
@@ -164,7 +234,10 @@ async fn poison_events_are_parked_and_later_events_still_flow() {
     publish(&outbox, &orders, "before", 1).await;
     publish(&outbox, &orders, "unknown-version", 7).await;
     // A truncated payload and a 10 MiB one, written as a buggy publisher would.
-    for (id, payload) in [("truncated", "{\"order_id\": \"tru".to_owned()), ("huge", format!("\"{}\"", "x".repeat(10 << 20)))] {
+    for (id, payload) in [
+        ("truncated", "{\"order_id\": \"tru".to_owned()),
+        ("huge", format!("\"{}\"", "x".repeat(10 << 20))),
+    ] {
         sqlx::query(
             "INSERT INTO outbox (id, event_type, version, source, occurred_at, traceparent, payload,
                                  published_at, attempts, next_attempt_at, last_error)
@@ -182,22 +255,49 @@ async fn poison_events_are_parked_and_later_events_still_flow() {
     bus.subscribe(consumer.clone()).await.expect("subscribe");
     let relay = Relay::new(outbox, bus, settings());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while count(&orders, "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL").await > 0 {
-        assert!(std::time::Instant::now() < deadline, "outbox drains despite poison");
+    while count(
+        &orders,
+        "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL",
+    )
+    .await
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox drains despite poison"
+        );
         relay.pass().await.expect("pass");
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 2, "good events handled");
-    assert_eq!(count(&counter, "SELECT COUNT(*) FROM dead_letters").await, 3, "poison parked");
-    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM dead_letters").fetch_all(counter.pool()).await.expect("x");
-    assert!(attempts.iter().all(|a| *a == 3), "parked after max_deliveries: {attempts:?}");
-    // Replaying still fails (the event is still poison) and leaves it parked.
-    let parked: String = sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE event_id = 'truncated'")
-        .fetch_one(counter.pool())
+    assert_eq!(
+        count(&counter, "SELECT COUNT(*) FROM effects").await,
+        2,
+        "good events handled"
+    );
+    assert_eq!(
+        count(&counter, "SELECT COUNT(*) FROM dead_letters").await,
+        3,
+        "poison parked"
+    );
+    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM dead_letters")
+        .fetch_all(counter.pool())
         .await
-        .expect("parked");
+        .expect("x");
+    assert!(
+        attempts.iter().all(|a| *a == 3),
+        "parked after max_deliveries: {attempts:?}"
+    );
+    // Replaying still fails (the event is still poison) and leaves it parked.
+    let parked: String =
+        sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE event_id = 'truncated'")
+            .fetch_one(counter.pool())
+            .await
+            .expect("parked");
     assert!(consumer.replay(&parked).await.is_err());
-    assert_eq!(count(&counter, "SELECT COUNT(*) FROM dead_letters").await, 3);
+    assert_eq!(
+        count(&counter, "SELECT COUNT(*) FROM dead_letters").await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -206,7 +306,10 @@ async fn a_replayed_dead_letter_is_handled_once() {
     let counter = db(&dir, "counter").await;
     let consumer = consumer(&counter).await;
     // Park an event by failing its handler: the effects table is missing for a while.
-    sqlx::raw_sql("ALTER TABLE effects RENAME TO effects_away").execute(counter.pool()).await.expect("rename");
+    sqlx::raw_sql("ALTER TABLE effects RENAME TO effects_away")
+        .execute(counter.pool())
+        .await
+        .expect("rename");
     let event = Event {
         id: "e-replay".into(),
         event_type: "order.placed".into(),
@@ -219,11 +322,29 @@ async fn a_replayed_dead_letter_is_handled_once() {
     for _ in 0..2 {
         assert!(consumer.deliver(&event).await.is_err());
     }
-    assert_eq!(consumer.deliver(&event).await.expect("parked"), Outcome::DeadLettered);
-    assert_eq!(consumer.deliver(&event).await.expect("still parked"), Outcome::DeadLettered);
-    sqlx::raw_sql("ALTER TABLE effects_away RENAME TO effects").execute(counter.pool()).await.expect("rename");
-    assert_eq!(consumer.replay("e-replay").await.expect("replayed"), Outcome::Handled);
-    assert!(consumer.replay("e-replay").await.is_err(), "no longer parked");
-    assert_eq!(consumer.deliver(&event).await.expect("dup"), Outcome::Duplicate);
+    assert_eq!(
+        consumer.deliver(&event).await.expect("parked"),
+        Outcome::DeadLettered
+    );
+    assert_eq!(
+        consumer.deliver(&event).await.expect("still parked"),
+        Outcome::DeadLettered
+    );
+    sqlx::raw_sql("ALTER TABLE effects_away RENAME TO effects")
+        .execute(counter.pool())
+        .await
+        .expect("rename");
+    assert_eq!(
+        consumer.replay("e-replay").await.expect("replayed"),
+        Outcome::Handled
+    );
+    assert!(
+        consumer.replay("e-replay").await.is_err(),
+        "no longer parked"
+    );
+    assert_eq!(
+        consumer.deliver(&event).await.expect("dup"),
+        Outcome::Duplicate
+    );
     assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 1);
 }

@@ -18,8 +18,8 @@ use utoipa_axum::routes;
 use crate::contract::{Reservation, ReserveRequest, SetStock, StockLevel};
 use crate::domain::{self, Lines, ProductId, ReservationId, ReservationLimits, StockAmount};
 use crate::error::InventoryError;
-use flotilla_chassis::idempotency_key::IdempotencyKey;
 use crate::store::{InventoryStore, ReserveOutcome, Transition};
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 
 /// What the handlers share.
 #[derive(Clone)]

@@ -86,7 +86,10 @@ pub fn routes(admin: EventsAdmin) -> OpenApiRouter {
 /// The service's outbox backlog and event counters.
 #[utoipa::path(get, path = "/admin/outbox", tag = "admin",
     responses((status = 200, body = OutboxReport), (status = 401), (status = 403)))]
-async fn outbox(_: Admin, State(admin): State<EventsAdmin>) -> Result<axum::Json<OutboxReport>, Problem> {
+async fn outbox(
+    _: Admin,
+    State(admin): State<EventsAdmin>,
+) -> Result<axum::Json<OutboxReport>, Problem> {
     let row = sqlx::query(
         "SELECT
             COUNT(CASE WHEN published_at IS NULL THEN 1 END) AS pending,
@@ -98,11 +101,15 @@ async fn outbox(_: Admin, State(admin): State<EventsAdmin>) -> Result<axum::Json
     .fetch_one(admin.db.pool())
     .await?;
     let oldest: Option<i64> = row.try_get("oldest")?;
-    let count = |name: &str| -> Result<u64, sqlx::Error> { Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0)) };
+    let count = |name: &str| -> Result<u64, sqlx::Error> {
+        Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+    };
     Ok(axum::Json(OutboxReport {
         pending: count("pending")?,
         failing: count("failing")?,
-        oldest_pending_ms: oldest.map(|t| (admin.clock.now_millis() - t).max(0)).unwrap_or(0),
+        oldest_pending_ms: oldest
+            .map(|t| (admin.clock.now_millis() - t).max(0))
+            .unwrap_or(0),
         published_retained: count("published")?,
         relay: admin.relay.as_ref().map(|r| r.snapshot()),
         consumer: admin.consumer.as_ref().map(|c| c.stats().snapshot()),
@@ -118,7 +125,9 @@ async fn dead_letters(
     Query(params): Query<PageParams>,
 ) -> Result<axum::Json<Page<DeadLetter>>, Problem> {
     let page = params.validate(100)?;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters").fetch_one(admin.db.pool()).await?;
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+        .fetch_one(admin.db.pool())
+        .await?;
     let rows = sqlx::query(
         "SELECT event_id, event_type, attempts, last_error, parked_at, event FROM dead_letters
          ORDER BY parked_at DESC, event_id LIMIT $1 OFFSET $2",
@@ -141,7 +150,12 @@ async fn dead_letters(
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
-    Ok(axum::Json(Page { items, total: u64::try_from(total).unwrap_or(0), page: page.page, page_size: page.page_size }))
+    Ok(axum::Json(Page {
+        items,
+        total: u64::try_from(total).unwrap_or(0),
+        page: page.page,
+        page_size: page.page_size,
+    }))
 }
 
 /// Runs a dead letter's handler again; on success it leaves the dead letters.
@@ -158,10 +172,12 @@ async fn replay(
     };
     match consumer.replay(&event_id).await {
         Ok(outcome) => Ok(axum::Json(ReplayResult { event_id, outcome })),
-        Err(DeliveryError::NotParked(_)) => Err(Problem::not_found(format!("no dead letter {event_id}"))),
-        Err(DeliveryError::Failed { message, .. }) => {
-            Err(Problem::conflict(format!("the handler failed again: {message}")))
+        Err(DeliveryError::NotParked(_)) => {
+            Err(Problem::not_found(format!("no dead letter {event_id}")))
         }
+        Err(DeliveryError::Failed { message, .. }) => Err(Problem::conflict(format!(
+            "the handler failed again: {message}"
+        ))),
         Err(DeliveryError::Storage(err)) => Err(err.into()),
     }
 }

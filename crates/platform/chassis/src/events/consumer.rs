@@ -28,7 +28,9 @@ pub struct HandlerError {
 impl HandlerError {
     /// A failure described by `message`.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 
@@ -42,7 +44,11 @@ impl From<sqlx::Error> for HandlerError {
 /// records the event in the inbox, so the effect and the record commit together.
 pub trait EventHandler: Send + Sync + 'static {
     /// Applies `event`.
-    fn handle<'a>(&'a self, tx: &'a mut sqlx::AnyConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::AnyConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 /// One event type a service consumes and its handler.
@@ -133,9 +139,25 @@ pub struct Consumer {
 
 impl Consumer {
     /// A consumer for `service` with `subscriptions`, parking events after `max_deliveries`.
-    pub fn new(service: &'static str, db: Db, clock: SharedClock, subscriptions: Vec<Subscription>, max_deliveries: u32) -> Self {
-        let handlers = subscriptions.into_iter().map(|s| (s.event_type, s.handler)).collect();
-        Self { service, db, clock, handlers, max_deliveries: i64::from(max_deliveries.max(1)), stats: ConsumerStats::default() }
+    pub fn new(
+        service: &'static str,
+        db: Db,
+        clock: SharedClock,
+        subscriptions: Vec<Subscription>,
+        max_deliveries: u32,
+    ) -> Self {
+        let handlers = subscriptions
+            .into_iter()
+            .map(|s| (s.event_type, s.handler))
+            .collect();
+        Self {
+            service,
+            db,
+            clock,
+            handlers,
+            max_deliveries: i64::from(max_deliveries.max(1)),
+            stats: ConsumerStats::default(),
+        }
     }
 
     /// The consuming service.
@@ -163,10 +185,11 @@ impl Consumer {
         let Some(handler) = self.handlers.get(event.event_type.as_str()) else {
             return Ok(Outcome::Ignored);
         };
-        let parked: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
-            .bind(&event.id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let parked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
+                .bind(&event.id)
+                .fetch_optional(self.db.pool())
+                .await?;
         if parked.is_some() {
             return Ok(Outcome::DeadLettered);
         }
@@ -178,7 +201,10 @@ impl Consumer {
         }
         match handler.handle(&mut tx, event).await {
             Ok(()) => {
-                sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1").bind(&event.id).execute(&mut *tx).await?;
+                sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1")
+                    .bind(&event.id)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 Ok(Outcome::Handled)
@@ -191,7 +217,11 @@ impl Consumer {
     }
 
     /// Inserts the event into the inbox; false when it was there already.
-    async fn record_in_inbox(&self, conn: &mut sqlx::AnyConnection, event: &Event) -> Result<bool, sqlx::Error> {
+    async fn record_in_inbox(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        event: &Event,
+    ) -> Result<bool, sqlx::Error> {
         let inserted = sqlx::query(
             "INSERT INTO inbox (event_id, event_type, source, handled_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (event_id) DO NOTHING",
@@ -205,7 +235,11 @@ impl Consumer {
         Ok(inserted.rows_affected() == 1)
     }
 
-    async fn record_failure(&self, event: &Event, err: &HandlerError) -> Result<Outcome, DeliveryError> {
+    async fn record_failure(
+        &self,
+        event: &Event,
+        err: &HandlerError,
+    ) -> Result<Outcome, DeliveryError> {
         let now = self.clock.now_millis();
         let message: String = err.to_string().chars().take(1000).collect();
         let mut tx = self.db.pool().begin().await?;
@@ -225,7 +259,10 @@ impl Consumer {
         if attempts < self.max_deliveries {
             tx.commit().await?;
             tracing::warn!(service = self.service, event_id = %event.id, attempts, error = %message, "event delivery failed");
-            return Err(DeliveryError::Failed { attempt: attempts, message });
+            return Err(DeliveryError::Failed {
+                attempt: attempts,
+                message,
+            });
         }
         let json = serde_json::to_string(event).unwrap_or_default();
         sqlx::query(
@@ -248,17 +285,23 @@ impl Consumer {
 
     /// Runs a parked event's handler again; on success it leaves the dead letters.
     pub async fn replay(&self, event_id: &str) -> Result<Outcome, DeliveryError> {
-        let row: Option<String> = sqlx::query_scalar("SELECT event FROM dead_letters WHERE event_id = $1")
-            .bind(event_id)
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT event FROM dead_letters WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(self.db.pool())
+                .await?;
         let text = row.ok_or_else(|| DeliveryError::NotParked(event_id.to_owned()))?;
-        let event: Event = serde_json::from_str(&text)
-            .map_err(|e| DeliveryError::Failed { attempt: 0, message: format!("stored event unreadable: {e}") })?;
-        let handler = self.handlers.get(event.event_type.as_str()).ok_or_else(|| DeliveryError::Failed {
+        let event: Event = serde_json::from_str(&text).map_err(|e| DeliveryError::Failed {
             attempt: 0,
-            message: format!("no handler for {} any more", event.event_type),
+            message: format!("stored event unreadable: {e}"),
         })?;
+        let handler = self
+            .handlers
+            .get(event.event_type.as_str())
+            .ok_or_else(|| DeliveryError::Failed {
+                attempt: 0,
+                message: format!("no handler for {} any more", event.event_type),
+            })?;
         let mut tx = self.db.pool().begin().await?;
         let fresh = self.record_in_inbox(&mut tx, &event).await?;
         if fresh && let Err(err) = handler.handle(&mut tx, &event).await {
@@ -268,10 +311,19 @@ impl Consumer {
                 .bind(err.to_string())
                 .execute(self.db.pool())
                 .await?;
-            return Err(DeliveryError::Failed { attempt: 0, message: err.to_string() });
+            return Err(DeliveryError::Failed {
+                attempt: 0,
+                message: err.to_string(),
+            });
         }
-        sqlx::query("DELETE FROM dead_letters WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1").bind(event_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM dead_letters WHERE event_id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1")
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         if fresh {
             self.stats.handled.fetch_add(1, Ordering::Relaxed);
@@ -280,5 +332,4 @@ impl Consumer {
             Ok(Outcome::Duplicate)
         }
     }
-
 }

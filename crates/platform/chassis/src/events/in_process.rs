@@ -6,9 +6,9 @@
 use futures::future::BoxFuture;
 use std::sync::{Arc, RwLock};
 
+use super::Event;
 use super::bus::{Bus, BusError};
 use super::consumer::Consumer;
-use super::Event;
 
 /// Consumers registered in this process.
 #[derive(Default)]
@@ -29,14 +29,21 @@ impl Bus for InProcessBus {
         Box::pin(async move {
             let targets: Vec<Arc<Consumer>> = {
                 let consumers = self.consumers.read().unwrap_or_else(|p| p.into_inner());
-                consumers.iter().filter(|c| c.handles(&event.event_type)).cloned().collect()
+                consumers
+                    .iter()
+                    .filter(|c| c.handles(&event.event_type))
+                    .cloned()
+                    .collect()
             };
             for consumer in targets {
-                consumer.deliver(event).await.map_err(|err| BusError::Consumer {
-                    consumer: consumer.service().to_owned(),
-                    event_id: event.id.clone(),
-                    message: err.to_string(),
-                })?;
+                consumer
+                    .deliver(event)
+                    .await
+                    .map_err(|err| BusError::Consumer {
+                        consumer: consumer.service().to_owned(),
+                        event_id: event.id.clone(),
+                        message: err.to_string(),
+                    })?;
             }
             Ok(())
         })

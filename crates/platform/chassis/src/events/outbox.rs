@@ -22,8 +22,16 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// An event with `payload` serialised to JSON.
-    pub fn new(event_type: &'static str, version: u32, payload: &impl Serialize) -> Result<Self, serde_json::Error> {
-        Ok(Self { event_type, version, payload: serde_json::to_value(payload)? })
+    pub fn new(
+        event_type: &'static str,
+        version: u32,
+        payload: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            event_type,
+            version,
+            payload: serde_json::to_value(payload)?,
+        })
     }
 }
 
@@ -38,19 +46,30 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("source", &self.source).finish_non_exhaustive()
+        f.debug_struct("Outbox")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
 impl Outbox {
     /// The outbox of service `source` in `db`.
     pub fn new(source: &'static str, db: Db, clock: SharedClock) -> Self {
-        Self { source, db, clock, wake: Arc::new(Notify::new()) }
+        Self {
+            source,
+            db,
+            clock,
+            wake: Arc::new(Notify::new()),
+        }
     }
 
     /// Writes `event` into the outbox on `conn` — pass the business transaction, so that the
     /// event is stored if and only if the state change commits. Returns the event id.
-    pub async fn append(&self, conn: &mut sqlx::AnyConnection, event: NewEvent) -> Result<String, sqlx::Error> {
+    pub async fn append(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        event: NewEvent,
+    ) -> Result<String, sqlx::Error> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = self.clock.now_millis();
         let traceparent = request_context::current().map(|c| c.trace.child().to_header());

@@ -14,9 +14,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
+use super::Event;
 use super::bus::SharedBus;
 use super::outbox::Outbox;
-use super::Event;
 use crate::clock::rfc3339;
 
 /// Relay tuning; every value is documented in the README.
@@ -87,7 +87,12 @@ pub struct Relay {
 impl Relay {
     /// A relay for `outbox` onto `bus`.
     pub fn new(outbox: Outbox, bus: SharedBus, settings: RelaySettings) -> Self {
-        Self { outbox, bus, settings, stats: Arc::new(RelayStats::default()) }
+        Self {
+            outbox,
+            bus,
+            settings,
+            stats: Arc::new(RelayStats::default()),
+        }
     }
 
     /// The relay's counters (shared with the admin routes).
@@ -154,15 +159,18 @@ impl Relay {
                 traceparent: row.try_get("traceparent")?,
                 // A payload that is not JSON still travels (as a string), so the consumer parks
                 // it visibly instead of the relay retrying it forever.
-                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+                payload: serde_json::from_str(&payload)
+                    .unwrap_or(serde_json::Value::String(payload)),
             };
             match self.bus.publish(&event).await {
                 Ok(()) => {
-                    sqlx::query("UPDATE outbox SET published_at = $2, last_error = NULL WHERE id = $1")
-                        .bind(&id)
-                        .bind(self.outbox.clock().now_millis())
-                        .execute(db.pool())
-                        .await?;
+                    sqlx::query(
+                        "UPDATE outbox SET published_at = $2, last_error = NULL WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(self.outbox.clock().now_millis())
+                    .execute(db.pool())
+                    .await?;
                     self.stats.published.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(err) => {
@@ -187,7 +195,11 @@ impl Relay {
     /// Exponential backoff with "equal jitter" (half fixed, half random), capped.
     fn backoff(&self, attempt: i64) -> i64 {
         let exp = u32::try_from(attempt.clamp(1, 20) - 1).unwrap_or(0);
-        let ceiling = self.settings.retry_base_ms.saturating_mul(1_i64 << exp).min(self.settings.retry_max_ms);
+        let ceiling = self
+            .settings
+            .retry_base_ms
+            .saturating_mul(1_i64 << exp)
+            .min(self.settings.retry_max_ms);
         let jitter = i64::from(rand::random::<u32>()) % ceiling.max(1);
         (ceiling / 2 + jitter / 2).max(1)
     }
@@ -195,10 +207,11 @@ impl Relay {
     /// Deletes published rows older than the retention.
     async fn prune(&self) -> Result<u64, sqlx::Error> {
         let cutoff = self.outbox.clock().now_millis() - self.settings.retention_ms;
-        let done = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
-            .bind(cutoff)
-            .execute(self.outbox.db().pool())
-            .await?;
+        let done =
+            sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+                .bind(cutoff)
+                .execute(self.outbox.db().pool())
+                .await?;
         Ok(done.rows_affected())
     }
 }

@@ -7,10 +7,10 @@ use figment::Figment;
 use figment::providers::Serialized;
 use flotilla_cart::contract::Cart;
 use flotilla_catalog::contract::Product;
+use flotilla_chassis::Role;
 use flotilla_chassis::clock::{ManualClock, SharedClock};
 use flotilla_chassis::testkit::{FleetOptions, TestFleet};
 use flotilla_chassis::transport::Transport;
-use flotilla_chassis::Role;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -116,7 +116,6 @@ impl App {
 }
 
 pub use flotilla_chassis::testkit::{expect_json, expect_problem};
-
 
 /// `p` followed by seven digits: the id of the `n`th seeded product.
 pub fn product_id(n: u32) -> String {

@@ -138,7 +138,6 @@ pub fn shipment_body(order_id: &str) -> Value {
 
 pub use flotilla_chassis::testkit::{expect_json, expect_problem};
 
-
 /// The field names of a problem's errors.
 pub fn error_fields(problem: &Problem) -> Vec<&str> {
     problem.errors.iter().map(|e| e.field.as_str()).collect()
