@@ -38,7 +38,10 @@ pub struct InvalidDocument(String);
 impl Exposure {
     /// The public operations of the document `doc`.
     pub fn from_openapi(doc: &Value) -> Result<Self, InvalidDocument> {
-        let paths = doc.get("paths").and_then(Value::as_object).ok_or_else(|| InvalidDocument("no paths".into()))?;
+        let paths = doc
+            .get("paths")
+            .and_then(Value::as_object)
+            .ok_or_else(|| InvalidDocument("no paths".into()))?;
         let mut router = matchit::Router::new();
         for (path, item) in paths {
             let methods: Vec<Method> = METHODS
@@ -49,7 +52,9 @@ impl Exposure {
             if methods.is_empty() {
                 continue;
             }
-            router.insert(path.clone(), methods).map_err(|e| InvalidDocument(format!("{path}: {e}")))?;
+            router
+                .insert(path.clone(), methods)
+                .map_err(|e| InvalidDocument(format!("{path}: {e}")))?;
         }
         Ok(Self { router })
     }
@@ -60,7 +65,10 @@ impl Exposure {
             return true;
         }
         match self.router.at(path) {
-            Ok(found) => found.value.iter().any(|m| m == method || (*method == Method::HEAD && *m == Method::GET)),
+            Ok(found) => found
+                .value
+                .iter()
+                .any(|m| m == method || (*method == Method::HEAD && *m == Method::GET)),
             Err(_) => false,
         }
     }

@@ -10,10 +10,10 @@ use flotilla_chassis::layers::{self, Limits};
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use flotilla_chassis::transport::{ServiceClient, Transport};
-use tokio::sync::OnceCell;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::exposure::Exposure;
@@ -57,10 +57,11 @@ impl Upstream {
         self.exposure
             .get_or_try_init(|| async {
                 let client = ServiceClient::new("gateway", self.transport.clone());
-                let doc: serde_json::Value = client.get("/openapi.json", None).await.map_err(|err| {
-                    tracing::warn!(service, error = %err, "cannot read the service's contract");
-                    Problem::unavailable(format!("{service} is unavailable right now"))
-                })?;
+                let doc: serde_json::Value =
+                    client.get("/openapi.json", None).await.map_err(|err| {
+                        tracing::warn!(service, error = %err, "cannot read the service's contract");
+                        Problem::unavailable(format!("{service} is unavailable right now"))
+                    })?;
                 Exposure::from_openapi(&doc).map(Arc::new).map_err(|err| {
                     tracing::error!(service, error = %err, "the service's contract is unusable");
                     Problem::unavailable(format!("{service} is unavailable right now"))
@@ -93,8 +94,14 @@ impl Gateway {
 
     /// Routes `/api/<service>/...` to `transport` under `policy`.
     pub fn route(mut self, service: &str, transport: Transport, policy: RoutePolicy) -> Self {
-        self.upstreams
-            .insert(service.to_owned(), Upstream { transport, policy, exposure: OnceCell::new() });
+        self.upstreams.insert(
+            service.to_owned(),
+            Upstream {
+                transport,
+                policy,
+                exposure: OnceCell::new(),
+            },
+        );
         self
     }
 
