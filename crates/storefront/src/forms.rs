@@ -1,8 +1,10 @@
 //! Reading HTML form posts: the extractor, and the field types a form's text is parsed into.
 //!
 //! Form fields arrive as text whatever the `<input type>` says, so the form structs take
-//! `String`s and the handlers parse them into [`Quantity`] and [`ProductId`]: a typo in a number
-//! becomes a message next to the form, never axum's plain-text rejection.
+//! `String`s and the handlers parse them into [`Quantity`], [`ProductId`] and [`OrderId`]: a typo
+//! in a number becomes a message next to the form, never axum's plain-text rejection. The
+//! services' validation messages ("must be at least 8 characters") are turned into sentences
+//! that name their field here too.
 
 use axum::extract::{FromRequest, OptionalFromRequestParts, Request};
 use flotilla_chassis::Caller;
@@ -99,18 +101,77 @@ pub struct ProductId(String);
 impl ProductId {
     /// The id, if it could be one.
     pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let ok = !text.is_empty()
-            && text.len() <= 64
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ok.then(|| ProductId(text.to_owned()))
+        plain_id(text).map(ProductId)
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// An order id as found in a URL, by the same rule as [`ProductId`]: orders names its orders
+/// with UUIDs, so anything else is a 404 without asking it. Being plain, it is also safe to put
+/// back into a path or a `next=` parameter as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// The id, if it could be one.
+    pub fn parse(text: &str) -> Option<Self> {
+        plain_id(text).map(OrderId)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `text`, trimmed, if it is 1 to 64 ASCII letters, digits, hyphens and underscores: the ids
+/// the services hand out.
+fn plain_id(text: &str) -> Option<String> {
+    let text = text.trim();
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| text.to_owned())
+}
+
+/// Fallback when a service refuses a form without saying why.
+pub const GENERIC_INVALID: &str = "Please check the form and try again.";
+
+/// The services' field errors read "must be at least 8 characters"; on the page they name their
+/// field: "Password must be at least 8 characters." A message that names its field already
+/// ("a card number has 12 to 19 digits") is only made a sentence.
+pub fn field_message(field: &str, message: &str) -> String {
+    let message = message.trim().trim_end_matches('.');
+    let field = field.replace('_', " ");
+    let text = if message.to_lowercase().contains(&field.to_lowercase()) {
+        message.to_owned()
+    } else {
+        format!("{field} {message}")
+    };
+    format!("{}.", sentence(&text))
+}
+
+/// `text` starting with a capital letter, as a message on a page reads ([`GENERIC_INVALID`]
+/// when there is no text).
+pub fn sentence(text: &str) -> String {
+    match capitalized(text) {
+        text if text.is_empty() => GENERIC_INVALID.to_owned(),
+        text => text,
+    }
+}
+
+/// `text`, trimmed, with its first letter upper-case.
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -134,6 +195,28 @@ mod tests {
     }
 
     #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("must be at least 8 characters"),
+            "Must be at least 8 characters"
+        );
+        assert_eq!(sentence("  "), GENERIC_INVALID);
+        assert_eq!(capitalized("  "), "");
+        assert_eq!(
+            field_message("password", "must be at least 8 characters"),
+            "Password must be at least 8 characters."
+        );
+        assert_eq!(
+            field_message("email", "Email is not valid."),
+            "Email is not valid."
+        );
+        assert_eq!(
+            field_message("card_number", "a card number has 12 to 19 digits"),
+            "A card number has 12 to 19 digits."
+        );
+    }
+
+    #[test]
     fn product_ids_are_short_and_plain() {
         assert_eq!(
             ProductId::parse("p0000042").map(|p| p.as_str().to_owned()),
@@ -143,5 +226,11 @@ mod tests {
         assert!(ProductId::parse("../admin").is_none());
         assert!(ProductId::parse("a b").is_none());
         assert!(ProductId::parse(&"p".repeat(65)).is_none());
+        let order = "0190b2c4-7e1a-4c3e-9f00-0123456789ab";
+        assert_eq!(
+            OrderId::parse(order).map(|o| o.as_str().to_owned()),
+            Some(order.to_owned())
+        );
+        assert!(OrderId::parse("../orders").is_none());
     }
 }

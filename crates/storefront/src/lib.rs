@@ -1,5 +1,5 @@
-//! The storefront: the shop's web pages, rendered on the server from what the catalog, cart and
-//! identity services answer. It is a backend-for-frontend and owns no data.
+//! The storefront: the shop's web pages, rendered on the server from what the catalog, cart,
+//! identity, orders and shipping services answer. It is a backend-for-frontend and owns no data.
 //!
 //! Every page has one critical call (the thing the page is about) and a few optional ones (the
 //! category navigation, the cart count in the header, featured products). They run concurrently;
@@ -13,6 +13,7 @@
 //! and no server state, which a stateless backend-for-frontend cannot keep anyway.
 
 mod assets;
+mod countries;
 mod error;
 mod forms;
 mod pages;

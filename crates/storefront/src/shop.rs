@@ -1,6 +1,7 @@
-//! What every page handler is given: typed clients for the three services the storefront calls,
-//! its configuration, and the loading of the parts of a page that are nice to have (the category
-//! navigation, the cart count in the header, featured products).
+//! What every page handler is given: typed clients for the services the storefront calls, its
+//! configuration, and the loading of the parts of a page that are nice to have (the category
+//! navigation, the cart count in the header, featured products, the shipping cost shown before
+//! checkout).
 //!
 //! Optional calls are bounded by [`OPTIONAL_CALL_TIMEOUT`] and their failures are logged and
 //! swallowed: a page that cannot show its category links is still a page.
@@ -9,8 +10,11 @@ use flotilla_cart::client::CartClient;
 use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{Category, Product};
 use flotilla_chassis::transport::{ClientError, Peers};
-use flotilla_chassis::{Caller, Page, PageParams};
+use flotilla_chassis::{Caller, Money, Page, PageParams};
 use flotilla_identity::client::IdentityClient;
+use flotilla_orders::client::OrdersClient;
+use flotilla_shipping::client::ShippingClient;
+use flotilla_shipping::contract::QuoteRequest;
 use std::future::Future;
 use std::time::Duration;
 
@@ -29,6 +33,10 @@ pub struct Shop {
     pub cart: CartClient,
     /// Sign-up and log-in.
     pub identity: IdentityClient,
+    /// Checkout and the caller's orders.
+    pub orders: OrdersClient,
+    /// Shipping quotes shown before checkout.
+    pub shipping: ShippingClient,
     /// The `[storefront]` section.
     pub config: StorefrontConfig,
 }
@@ -40,6 +48,8 @@ impl Shop {
             catalog: CatalogClient::new(peers.transport(flotilla_catalog::NAME)),
             cart: CartClient::new(peers.transport(flotilla_cart::NAME)),
             identity: IdentityClient::new(peers.transport(flotilla_identity::NAME)),
+            orders: OrdersClient::new(peers.transport(flotilla_orders::NAME)),
+            shipping: ShippingClient::new(peers.transport(flotilla_shipping::NAME)),
             config,
         }
     }
@@ -84,6 +94,25 @@ impl Shop {
     /// One page of the products matching `q`, most relevant first.
     pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
         self.catalog.search(q, page).await
+    }
+
+    /// What shipping `items` items to `country` costs, or `None` when shipping could not say.
+    /// Only for display: orders prices the shipment itself when the order is placed.
+    pub async fn shipping_cost(
+        &self,
+        country: &str,
+        postal_code: &str,
+        items: u32,
+    ) -> Option<Money> {
+        let request = QuoteRequest {
+            country: country.to_owned(),
+            postal_code: postal_code.to_owned(),
+            items,
+            weight_grams: None,
+        };
+        optional("shipping quote", self.shipping.quote(&request))
+            .await
+            .map(|quote| quote.amount)
     }
 
     /// Items in the caller's cart (`None` when anonymous or when the cart could not say).

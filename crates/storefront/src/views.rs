@@ -2,7 +2,15 @@
 //!
 //! Every page extends `base.html` and carries a [`Chrome`]: the header with the shop's name, the
 //! search box, the category links and the account links. askama escapes every value for HTML;
-//! no template marks data as safe, so text from the services can never become markup.
+//! no template marks data as safe, so text from the services can never become markup. The pages
+//! about orders (checkout, an order, the history) live in [`orders`].
+
+mod orders;
+
+pub use orders::{
+    AddressFields, CheckoutPage, FormMessages, HistoryRow, OrderPage, OrderRow, OrdersPage,
+    Progress, ShippingEstimate, display_time,
+};
 
 use askama::Template;
 use axum::http::{StatusCode, header};

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::error::PageError;
-use crate::forms::HtmlForm;
+use crate::forms::{GENERIC_INVALID, HtmlForm, field_message, sentence};
 use crate::session::{self, AccessToken};
 use crate::shop::Shop;
 use crate::views::{LoginPage, SignupPage, render};
@@ -145,31 +145,6 @@ fn validation_messages(error: &ClientError) -> Vec<String> {
     messages
 }
 
-/// Fallback when identity gives no reason.
-const GENERIC_INVALID: &str = "Please check the form and try again.";
-
-/// Identity's field errors read "must be at least 8 characters"; on the page they name their
-/// field: "Password must be at least 8 characters."
-fn field_message(field: &str, message: &str) -> String {
-    let message = message.trim().trim_end_matches('.');
-    let field = field.replace('_', " ");
-    let text = if message.to_lowercase().starts_with(&field.to_lowercase()) {
-        message.to_owned()
-    } else {
-        format!("{field} {message}")
-    };
-    format!("{}.", sentence(&text))
-}
-
-/// `text` starting with a capital letter, as a message on a page reads.
-fn sentence(text: &str) -> String {
-    let mut chars = text.trim().chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => GENERIC_INVALID.to_owned(),
-    }
-}
-
 /// `GET /login?next=`.
 pub async fn login_form(
     State(shop): State<Arc<Shop>>,
@@ -240,26 +215,4 @@ pub async fn login(
 /// `POST /logout`: clear the cookie, go home.
 pub async fn logout() -> Response {
     session::log_out()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_read_as_sentences() {
-        assert_eq!(
-            sentence("must be at least 8 characters"),
-            "Must be at least 8 characters"
-        );
-        assert_eq!(sentence("  "), GENERIC_INVALID);
-        assert_eq!(
-            field_message("password", "must be at least 8 characters"),
-            "Password must be at least 8 characters."
-        );
-        assert_eq!(
-            field_message("email", "Email is not valid."),
-            "Email is not valid."
-        );
-    }
 }

@@ -33,7 +33,7 @@ pub struct SearchQuery {
 }
 
 /// The page number in `raw`, or 1.
-fn page_number(raw: Option<&str>) -> u32 {
+pub fn page_number(raw: Option<&str>) -> u32 {
     raw.and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|n| (1..=MAX_PAGE).contains(n))
         .unwrap_or(1)

@@ -210,7 +210,12 @@ fn refusal(error: &ClientError) -> Option<Refusal> {
 
 /// The cart page with `status`, and `notice` above it when a change failed. The cart is the
 /// critical call; the header's categories load beside it and the cart count comes from it.
-async fn page(shop: &Shop, caller: &Caller, notice: Option<&str>, status: StatusCode) -> Response {
+pub async fn page(
+    shop: &Shop,
+    caller: &Caller,
+    notice: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let (categories, cart) = tokio::join!(shop.categories(), shop.cart.get(caller));
     let chrome = shop.bare_chrome(Some(caller)).with_categories(categories);
     let cart = match cart {

@@ -6,7 +6,9 @@
 mod account;
 mod browse;
 mod cart;
+mod checkout;
 mod home;
+mod orders;
 mod product;
 
 use axum::extract::State;
@@ -33,6 +35,9 @@ pub fn routes() -> OpenApiRouter<Arc<Shop>> {
         .route("/cart/items", post(cart::add))
         .route("/cart/items/{id}", post(cart::set))
         .route("/cart/items/{id}/remove", post(cart::remove))
+        .route("/checkout", get(checkout::show).post(checkout::place))
+        .route("/orders", get(orders::history))
+        .route("/orders/{id}", get(orders::show))
 }
 
 /// The router's fallback: any unknown path is a 404 page.

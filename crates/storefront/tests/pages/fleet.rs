@@ -25,6 +25,7 @@ pub const PAGE_SIZE: u32 = 3;
 pub async fn shop_of(services: &[flotilla_chassis::ServiceSpec]) -> Shop {
     let config = serde_json::json!({
         "catalog": { "seed_products": SEED_PRODUCTS },
+        "inventory": { "seed_products": SEED_PRODUCTS },
         "storefront": { "page_size": PAGE_SIZE },
     });
     let options = FleetOptions {
@@ -47,6 +48,22 @@ pub async fn shop() -> Shop {
         flotilla_catalog::SPEC,
         flotilla_identity::SPEC,
         flotilla_cart::SPEC,
+        flotilla_storefront::SPEC,
+    ])
+    .await
+}
+
+/// The whole shop with checkout: the services above plus orders and the services its checkout
+/// saga calls (inventory, payments, shipping).
+pub async fn shop_with_orders() -> Shop {
+    shop_of(&[
+        flotilla_catalog::SPEC,
+        flotilla_identity::SPEC,
+        flotilla_cart::SPEC,
+        flotilla_inventory::SPEC,
+        flotilla_payments::SPEC,
+        flotilla_shipping::SPEC,
+        flotilla_orders::SPEC,
         flotilla_storefront::SPEC,
     ])
     .await
