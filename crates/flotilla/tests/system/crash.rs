@@ -51,10 +51,11 @@ async fn killing_the_process_mid_checkout_loses_no_order_and_charges_no_one_twic
     let mut round = 0;
     while round < 2 || (interrupted == 0 && round < 6) {
         round += 1;
+        let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for (u, bearer) in users.iter().enumerate() {
             for k in 0..(100 / users.len() + 1) {
-                let (http, base, bearer) = (http.clone(), base.clone(), bearer.clone());
+                let (http, base, bearer, acks) = (http.clone(), base.clone(), bearer.clone(), acks.clone());
                 let key = format!("r{round}-u{u}-k{k}");
                 tasks.push(tokio::spawn(async move {
                     let id =

@@ -2,8 +2,9 @@
 //!
 //! A service crate takes a [`ServiceContext`] and returns a [`Service`]; this crate supplies the
 //! pieces in between: the problem+json error type, extractors that reject bad input cleanly, the
-//! standard middleware stack, probes, storage, paging, caller identity and its trust rules,
-//! service credentials, and the transports and client that carry calls between services.
+//! standard middleware stack, probes, storage, paging, prefixed ids, caller identity and its
+//! trust rules, service credentials, and the transports and client that carry calls between
+//! services.
 
 pub mod caller;
 pub mod clock;
@@ -13,6 +14,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod idempotency_key;
+pub mod ids;
 pub mod launch;
 pub mod layers;
 pub mod money;

@@ -4,7 +4,6 @@
 //! a generic 500/503: a client learns that something broke and which request id to quote, never
 //! SQL or key material.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flotilla_chassis::Problem;
 use flotilla_chassis::problem::FieldError;
@@ -52,17 +51,7 @@ impl From<InsertUserError> for IdentityError {
 impl From<IdentityError> for Problem {
     fn from(err: IdentityError) -> Self {
         match err {
-            IdentityError::Invalid(errors) => {
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut problem =
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail);
-                problem.errors = errors;
-                problem
-            }
+            IdentityError::Invalid(errors) => Problem::invalid_fields(errors),
             IdentityError::EmailTaken => {
                 Problem::conflict("an account with this email address already exists")
             }

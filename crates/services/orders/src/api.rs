@@ -11,12 +11,12 @@
 mod admin;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flotilla_chassis::extract::{Json, Path, Query};
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageParams};
 use flotilla_chassis::request_context;
-use flotilla_chassis::transport::client::IDEMPOTENCY_KEY;
 use flotilla_chassis::{Caller, Problem, Role};
 use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::checkout::{Checkedout, Checkout};
 use crate::contract::{CheckoutRequest, Order};
-use crate::domain::{CheckoutKey, OrderId};
+use crate::domain::OrderId;
 use crate::error::OrdersError;
 use crate::saga::executor::Executor;
 use crate::saga::recovery::log_end;
@@ -77,10 +77,9 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
 async fn checkout(
     State(state): State<OrdersState>,
     caller: Caller,
-    headers: HeaderMap,
+    key: IdempotencyKey,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<Response, OrdersError> {
-    let key = CheckoutKey::parse(headers.get(&IDEMPOTENCY_KEY).map(HeaderValue::as_bytes))?;
     let owner = Executor::new_owner();
     let order_id = match state.checkout.place(&caller, &key, &req, &owner).await? {
         Checkedout::New(order_id) => {

@@ -13,6 +13,7 @@ use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
 use flotilla_chassis::Caller;
 use flotilla_chassis::clock::SharedClock;
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::transport::{ClientError, TransportError};
 use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{Quote, QuoteRequest};
@@ -20,7 +21,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::contract::CheckoutRequest;
-use crate::domain::{self, CheckoutKey, OrderId, PricedLine, WantedLine};
+use crate::domain::{self, OrderId, PricedLine, WantedLine};
 use crate::error::OrdersError;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
 
@@ -61,7 +62,7 @@ impl Checkout {
     pub async fn place(
         &self,
         caller: &Caller,
-        key: &CheckoutKey,
+        key: &IdempotencyKey,
         req: &CheckoutRequest,
         lease_owner: &str,
     ) -> Result<Checkedout, OrdersError> {

@@ -1,21 +1,20 @@
-//! The rules of placing an order, free of I/O: what an order id, an idempotency key and a card
-//! number may be, how a checkout request is fingerprinted, and how an order is priced from the
-//! cart's lines, the catalog's current prices and the shipping quote.
+//! The rules of placing an order, free of I/O: what an order id and a card number may be, how
+//! a checkout request is fingerprinted, and how an order is priced from the cart's lines, the
+//! catalog's current prices and the shipping quote.
 //!
-//! Input is parsed into these types at the edge, so the store and the saga never see a key,
-//! card or id that could not be one. The state machine of the saga lives in [`crate::saga`].
+//! Input is parsed into these types at the edge (the `Idempotency-Key` by the chassis's
+//! [`IdempotencyKey`](flotilla_chassis::idempotency_key::IdempotencyKey) extractor), so the
+//! store and the saga never see a key, card or id that could not be one. The state machine of
+//! the saga lives in [`crate::saga`].
 
 use flotilla_catalog::contract::Product;
-use flotilla_chassis::Money;
 use flotilla_chassis::money::MoneyError;
 use flotilla_chassis::problem::FieldError;
+use flotilla_chassis::{Money, ids};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
 use crate::contract::CheckoutRequest;
-
-/// Longest `Idempotency-Key` accepted.
-pub const MAX_KEY_LEN: usize = 200;
 
 /// An order id: `ord_` and 32 lower-case hex digits (a UUIDv7, so ids sort by creation time).
 /// It is also the inventory reservation id and the stem of every payment idempotency key, so
@@ -26,59 +25,16 @@ pub struct OrderId(String);
 impl OrderId {
     /// A fresh id.
     pub fn generate() -> Self {
-        Self(format!("ord_{}", uuid::Uuid::now_v7().simple()))
+        Self(ids::new_id("ord"))
     }
 
     /// Accepts only text of the generated form, so an id that cannot exist is answered as
     /// unknown without a query.
     pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix("ord_")?;
-        let well_formed = hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        well_formed.then(|| Self(s.to_owned()))
+        ids::is_id("ord", s).then(|| Self(s.to_owned()))
     }
 
     /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Why an `Idempotency-Key` header is refused (400).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// The header is absent.
-    #[error(
-        "the Idempotency-Key header is required: choose one per checkout and repeat it on retries"
-    )]
-    Missing,
-    /// Empty, too long, or not visible ASCII.
-    #[error("the Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters")]
-    Malformed,
-}
-
-/// A checkout's `Idempotency-Key`: 1 to [`MAX_KEY_LEN`] visible ASCII characters, scoped to the
-/// user who sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckoutKey(String);
-
-impl CheckoutKey {
-    /// Parses the header's value (`None` when the header is absent).
-    pub fn parse(raw: Option<&[u8]>) -> Result<Self, KeyError> {
-        let raw = raw.ok_or(KeyError::Missing)?;
-        let visible = raw.iter().all(|b| b.is_ascii_graphic());
-        if raw.is_empty() || raw.len() > MAX_KEY_LEN || !visible {
-            return Err(KeyError::Malformed);
-        }
-        // Only ASCII bytes were accepted, so this cannot fail.
-        String::from_utf8(raw.to_vec())
-            .map(Self)
-            .map_err(|_| KeyError::Malformed)
-    }
-
-    /// The key as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }

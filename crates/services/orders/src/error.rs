@@ -12,14 +12,11 @@ use flotilla_chassis::money::MoneyError;
 use flotilla_chassis::problem::FieldError;
 use flotilla_chassis::transport::ClientError;
 
-use crate::domain::{KeyError, PricingError};
+use crate::domain::PricingError;
 
 /// An orders request that cannot be served as asked.
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
-    /// The `Idempotency-Key` header is missing or malformed (400).
-    #[error(transparent)]
-    Key(#[from] KeyError),
     /// The key was used before with a different request (409).
     #[error("this Idempotency-Key was already used for a different checkout request")]
     IdempotencyConflict,
@@ -79,21 +76,11 @@ impl From<OrdersError> for Problem {
     fn from(err: OrdersError) -> Self {
         let detail = err.to_string();
         match err {
-            OrdersError::Key(_) | OrdersError::BadQuery(_) => Problem::bad_request(detail),
+            OrdersError::BadQuery(_) => Problem::bad_request(detail),
             OrdersError::IdempotencyConflict => {
                 Problem::new(StatusCode::CONFLICT, "idempotency-conflict", detail)
             }
-            OrdersError::Invalid(errors) => {
-                let summary = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut problem =
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", summary);
-                problem.errors = errors;
-                problem
-            }
+            OrdersError::Invalid(errors) => Problem::invalid_fields(errors),
             OrdersError::EmptyCart => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "empty-cart", detail)
             }
@@ -152,7 +139,6 @@ mod tests {
     #[test]
     fn each_error_has_its_status_and_type() {
         let cases = [
-            (OrdersError::Key(KeyError::Missing), 400, "bad-request"),
             (
                 OrdersError::IdempotencyConflict,
                 409,

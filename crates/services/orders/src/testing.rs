@@ -8,13 +8,13 @@
 //! point leaves behind: a saga whose lease is still held and whose last outcome may not be
 //! recorded. The real service's recovery loop must then finish it with no second effect.
 
+use axum::http::HeaderValue;
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::{Caller, Problem, ServiceContext, StartError};
 
 use crate::Parts;
 use crate::checkout::Checkedout;
 use crate::contract::{CheckoutRequest, OrderStatus};
-use crate::domain::CheckoutKey;
-use crate::error::OrdersError;
 use crate::saga::executor::{Executor, RunEnd};
 
 /// An orders instance whose sagas move only when told to.
@@ -40,7 +40,9 @@ impl SagaDriver {
         key: &str,
         req: &CheckoutRequest,
     ) -> Result<String, Problem> {
-        let key = CheckoutKey::parse(Some(key.as_bytes())).map_err(OrdersError::from)?;
+        let header = HeaderValue::from_str(key)
+            .map_err(|_| Problem::bad_request("the Idempotency-Key must be visible ASCII"))?;
+        let key = IdempotencyKey::parse(&header)?;
         match self
             .parts
             .checkout

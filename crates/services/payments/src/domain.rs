@@ -6,8 +6,8 @@
 //! brand and last four digits: that is all the service keeps, and all it needs later (the
 //! card whose capture is declined is recognised by its last four digits at capture time).
 
-use flotilla_chassis::Money;
 use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::{Money, ids};
 
 use crate::contract::{DeclineCode, LedgerKind, Payment, PaymentStatus};
 
@@ -62,18 +62,13 @@ pub struct PaymentId(String);
 impl PaymentId {
     /// A fresh id.
     pub fn generate() -> Self {
-        Self(format!("pay_{}", uuid::Uuid::now_v7().simple()))
+        Self(ids::new_id("pay"))
     }
 
     /// Accepts only text of the generated form, so an id that cannot exist is answered as
     /// unknown without a query.
     pub fn parse(s: &str) -> Option<Self> {
-        let hex = s.strip_prefix("pay_")?;
-        let well_formed = hex.len() == 32
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        well_formed.then(|| Self(s.to_owned()))
+        ids::is_id("pay", s).then(|| Self(s.to_owned()))
     }
 
     /// The id as text.

@@ -48,17 +48,7 @@ impl From<ShippingError> for Problem {
     fn from(err: ShippingError) -> Self {
         let detail = err.to_string();
         match err {
-            ShippingError::Invalid(errors) => {
-                let detail = errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.field, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                let mut problem =
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail);
-                problem.errors = errors;
-                problem
-            }
+            ShippingError::Invalid(errors) => Problem::invalid_fields(errors),
             ShippingError::Unsupported { field, .. } => {
                 let mut problem = Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,

@@ -119,5 +119,5 @@ pub use flotilla_chassis::testkit::{expect_json, expect_problem};
 
 /// `p` followed by seven digits: the id of the `n`th seeded product.
 pub fn product_id(n: u32) -> String {
-    format!("p{n:07}")
+    flotilla_chassis::testkit::product_id(u64::from(n))
 }

@@ -3,7 +3,7 @@
 
 use flotilla_catalog::contract::Product;
 use flotilla_chassis::clock::SystemClock;
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::testkit::{FleetOptions, TestFleet, expect_json};
 use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::{Db, ServiceContext};
@@ -12,6 +12,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+pub use flotilla_chassis::testkit::expect_problem;
 
 /// Products in every test fleet's catalog.
 pub const SEEDED: u64 = 50;
@@ -38,18 +40,7 @@ pub async fn get(fleet: &TestFleet, path: &str) -> Response {
 
 /// `GET path`, asserting 200 and decoding the body.
 pub async fn ok<T: serde::de::DeserializeOwned>(fleet: &TestFleet, path: &str) -> T {
-    let res = get(fleet, path).await;
-    assert_eq!(res.status(), StatusCode::OK, "{path}");
-    res.json().await.expect("json body")
-}
-
-/// Asserts `res` is a problem+json document with `status`.
-pub async fn assert_problem(res: Response, status: StatusCode) {
-    assert_eq!(res.status(), status, "{:?}", res.url().path());
-    let content_type = res.headers()[reqwest::header::CONTENT_TYPE].clone();
-    assert_eq!(content_type, "application/problem+json");
-    let body: serde_json::Value = res.json().await.expect("problem body");
-    assert_eq!(body["status"], status.as_u16());
+    expect_json(get(fleet, path).await, StatusCode::OK).await
 }
 
 /// The ids of `products`, in order.

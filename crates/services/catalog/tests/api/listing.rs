@@ -5,7 +5,7 @@ use flotilla_chassis::Currency;
 use flotilla_chassis::pagination::Page;
 use reqwest::StatusCode;
 
-use crate::helpers::{SEEDED, assert_problem, fleet, get, ids, ok};
+use crate::helpers::{SEEDED, expect_problem, fleet, get, ids, ok};
 
 #[tokio::test]
 async fn lists_pages_of_products_in_id_order() {
@@ -38,7 +38,7 @@ async fn lists_pages_of_products_in_id_order() {
         "page_size=-1",
         "page_size=0",
     ] {
-        assert_problem(
+        expect_problem(
             get(&fleet, &format!("/products?{bad}")).await,
             StatusCode::BAD_REQUEST,
         )
@@ -69,13 +69,13 @@ async fn filters_by_category_and_counts_categories() {
     assert!(page.items.iter().all(|p| p.category == busiest.slug));
     assert!(page.items.windows(2).all(|w| w[0].id < w[1].id));
 
-    assert_problem(
+    expect_problem(
         get(&fleet, "/products?category=lasers").await,
         StatusCode::NOT_FOUND,
     )
     .await;
     let injected = "/products?category=%27%20OR%20%271%27%3D%271";
-    assert_problem(get(&fleet, injected).await, StatusCode::NOT_FOUND).await;
+    expect_problem(get(&fleet, injected).await, StatusCode::NOT_FOUND).await;
 }
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn serves_one_product_or_404() {
         "%27--",
     ] {
         let res = get(&fleet, &format!("/products/{unknown}")).await;
-        assert_problem(res, StatusCode::NOT_FOUND).await;
+        expect_problem(res, StatusCode::NOT_FOUND).await;
     }
 }
 
@@ -116,7 +116,7 @@ async fn draws_product_pictures() {
     assert_eq!(again.expect("body"), svg);
     for unknown in ["p0000051", "nope"] {
         let res = get(&fleet, &format!("/products/{unknown}/image.svg")).await;
-        assert_problem(res, StatusCode::NOT_FOUND).await;
+        expect_problem(res, StatusCode::NOT_FOUND).await;
     }
 }
 
@@ -133,7 +133,7 @@ async fn featured_is_stable_and_limited() {
     assert_eq!(ids(&one), ["p0000001"]);
     for bad in ["limit=0", "limit=25", "limit=x", "limit=-3"] {
         let res = get(&fleet, &format!("/featured?{bad}")).await;
-        assert_problem(res, StatusCode::BAD_REQUEST).await;
+        expect_problem(res, StatusCode::BAD_REQUEST).await;
     }
 }
 

@@ -6,7 +6,7 @@ use flotilla_chassis::testkit::TestFleet;
 use reqwest::{Response, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{SEEDED, assert_problem, fleet, ids, ok};
+use crate::helpers::{SEEDED, expect_problem, fleet, ids, ok};
 
 async fn lookup(fleet: &TestFleet, body: serde_json::Value) -> Response {
     fleet
@@ -44,13 +44,13 @@ async fn looks_up_products_by_id() {
 
     let too_many: Vec<String> = (1..=101).map(|n| format!("p{n:07}")).collect();
     let res = lookup(&fleet, json!({ "ids": too_many })).await;
-    assert_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_problem(
+    expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    expect_problem(
         lookup(&fleet, json!({ "ids": "p0000001" })).await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
     .await;
-    assert_problem(
+    expect_problem(
         lookup(&fleet, json!([1, 2])).await,
         StatusCode::UNPROCESSABLE_ENTITY,
     )
@@ -66,7 +66,7 @@ async fn looks_up_products_by_id() {
     let malformed = post(r#"{"ids": ["p0000001""#.to_owned())
         .await
         .expect("request");
-    assert_problem(malformed, StatusCode::BAD_REQUEST).await;
+    expect_problem(malformed, StatusCode::BAD_REQUEST).await;
     let huge = format!(r#"{{"ids": ["{}"]}}"#, "p".repeat(70 * 1024));
     // Status only: with a declared Content-Length the chassis' body-limit layer answers 413
     // itself, as text/plain, before any problem rewriting (reported to the chassis owner).
@@ -78,5 +78,5 @@ async fn looks_up_products_by_id() {
         .send()
         .await
         .expect("request");
-    assert_problem(untyped, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    expect_problem(untyped, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
 }

@@ -4,7 +4,7 @@ use flotilla_catalog::contract::Product;
 use flotilla_chassis::pagination::Page;
 use reqwest::StatusCode;
 
-use crate::helpers::{SEEDED, assert_problem, fleet, get, ids, ok};
+use crate::helpers::{SEEDED, expect_problem, fleet, get, ids, ok};
 
 #[tokio::test]
 async fn search_ranks_matches_by_relevance() {
@@ -81,8 +81,8 @@ async fn hostile_search_input_is_just_text() {
         "/search?q=%20%20",
         "/search?q=a&page_size=101",
     ] {
-        assert_problem(get(&fleet, bad).await, StatusCode::BAD_REQUEST).await;
+        expect_problem(get(&fleet, bad).await, StatusCode::BAD_REQUEST).await;
     }
     let res = get(&fleet, &format!("/search?q={too_long}")).await;
-    assert_problem(res, StatusCode::BAD_REQUEST).await;
+    expect_problem(res, StatusCode::BAD_REQUEST).await;
 }

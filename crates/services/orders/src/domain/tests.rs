@@ -1,4 +1,4 @@
-//! Unit tests of the ordering rules: ids, keys, cards, fingerprints and pricing.
+//! Unit tests of the ordering rules: ids, cards, fingerprints and pricing.
 
 use super::*;
 use crate::contract::Address;
@@ -58,23 +58,6 @@ fn order_ids_round_trip_and_odd_text_is_refused() {
     assert!(
         OrderId::generate().as_str() > id.as_str(),
         "ids sort by creation"
-    );
-}
-
-#[test]
-fn keys_are_visible_ascii_of_bounded_length() {
-    assert_eq!(CheckoutKey::parse(None), Err(KeyError::Missing));
-    assert_eq!(CheckoutKey::parse(Some(b"")), Err(KeyError::Malformed));
-    assert_eq!(CheckoutKey::parse(Some(b"a b")), Err(KeyError::Malformed));
-    let long = "k".repeat(MAX_KEY_LEN + 1);
-    assert_eq!(
-        CheckoutKey::parse(Some(long.as_bytes())),
-        Err(KeyError::Malformed)
-    );
-    let max = "k".repeat(MAX_KEY_LEN);
-    assert_eq!(
-        CheckoutKey::parse(Some(max.as_bytes())).map(|k| k.as_str().len()),
-        Ok(MAX_KEY_LEN)
     );
 }
 

@@ -8,9 +8,7 @@
 
 use flotilla_inventory::contract::{RELEASED_ON_REQUEST, problem_types};
 use flotilla_payments::client::is_retryable;
-use flotilla_payments::contract::{
-    AuthorizeRequest, PROBLEM_PROCESSING_ERROR, Payment, PaymentStatus,
-};
+use flotilla_payments::contract::{PROBLEM_PROCESSING_ERROR, Payment, PaymentStatus};
 
 use super::Outcome;
 use super::steps::{Learnt, Performed, SagaPeers, kind_is, payment_key};
@@ -107,13 +105,7 @@ impl SagaPeers {
         let Some(card) = &saga.card else {
             return Ok(None);
         };
-        let request = AuthorizeRequest {
-            order_id: saga.order_id.clone(),
-            amount: saga.total,
-            card_number: card.digits().to_owned(),
-        };
-        let key = payment_key(&saga.order_id, "authorize");
-        match self.payments.authorize(&key, &request).await {
+        match self.send_authorize(saga, card).await {
             Ok(payment) => Ok(Some(payment)),
             // The provider answered and recorded nothing under the key: nothing is held.
             Err(e) if kind_is(&e, PROBLEM_PROCESSING_ERROR) => Ok(None),

@@ -10,12 +10,13 @@ mod saga_views;
 pub mod sagas;
 
 use flotilla_chassis::db::{Migration, is_unique_violation};
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageRequest};
 use flotilla_chassis::{Db, Money};
 use sqlx::Row;
 
 use crate::contract::{Address, Order, OrderStatus, OrdersSummary};
-use crate::domain::{CardNumber, CheckoutKey, OrderId, PricedLine, Totals};
+use crate::domain::{CardNumber, OrderId, PricedLine, Totals};
 use crate::saga::{SagaState, Step};
 
 /// The orders schema, oldest first.
@@ -43,7 +44,7 @@ pub struct NewOrder<'a> {
     /// The card, held until the authorization has an answer.
     pub card: &'a CardNumber,
     /// The checkout's idempotency key and the request's fingerprint.
-    pub key: &'a CheckoutKey,
+    pub key: &'a IdempotencyKey,
     /// See [`crate::domain::fingerprint`].
     pub fingerprint: &'a str,
     /// The executor that will run the saga, which holds it from the start.
@@ -97,7 +98,7 @@ impl OrdersStore {
     pub async fn checkout_key(
         &self,
         user_id: &str,
-        key: &CheckoutKey,
+        key: &IdempotencyKey,
     ) -> Result<Option<StoredKey>, sqlx::Error> {
         let row: Option<(String, String)> = sqlx::query_as(
             "SELECT request_hash, order_id FROM checkout_keys WHERE user_id = $1 AND key = $2",

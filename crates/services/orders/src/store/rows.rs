@@ -65,19 +65,25 @@ fn order_head(row: &AnyRow) -> Result<Order, sqlx::Error> {
         subtotal: money(row.try_get("subtotal_minor")?, &currency)?,
         shipping: money(row.try_get("shipping_minor")?, &currency)?,
         total: money(row.try_get("total_minor")?, &currency)?,
-        address: Address {
-            name: row.try_get("address_name")?,
-            line1: row.try_get("address_line1")?,
-            city: row.try_get("address_city")?,
-            postal_code: row.try_get("address_postal_code")?,
-            country: row.try_get("address_country")?,
-        },
+        address: address(row)?,
         payment_id: row.try_get("payment_id")?,
         shipment_id: row.try_get("shipment_id")?,
         tracking_number: row.try_get("tracking_number")?,
         history: Vec::new(),
         created_at: rfc3339(row.try_get("created_at")?),
         updated_at: rfc3339(row.try_get("updated_at")?),
+    })
+}
+
+/// The delivery address of an order row (the `address_*` columns, read by orders and sagas
+/// alike).
+pub(super) fn address(row: &AnyRow) -> Result<Address, sqlx::Error> {
+    Ok(Address {
+        name: row.try_get("address_name")?,
+        line1: row.try_get("address_line1")?,
+        city: row.try_get("address_city")?,
+        postal_code: row.try_get("address_postal_code")?,
+        country: row.try_get("address_country")?,
     })
 }
 

@@ -10,7 +10,7 @@ use flotilla_chassis::events::{NewEvent, Outbox};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{OrdersStore, money};
+use super::{OrdersStore, money, rows};
 use crate::contract::{Address, OrderStatus};
 use crate::domain::CardNumber;
 use crate::saga::steps::Learnt;
@@ -196,13 +196,7 @@ impl OrdersStore {
             },
             lines,
             total: money(row.try_get("total_minor")?, &currency)?,
-            address: Address {
-                name: row.try_get("address_name")?,
-                line1: row.try_get("address_line1")?,
-                city: row.try_get("address_city")?,
-                postal_code: row.try_get("address_postal_code")?,
-                country: row.try_get("address_country")?,
-            },
+            address: rows::address(&row)?,
             quote_id: row.try_get("quote_id")?,
         }))
     }

@@ -7,11 +7,10 @@
 use flotilla_orders::contract::{Order, OrderCancelled, OrderStatus};
 use flotilla_payments::contract::PaymentStatus;
 use flotilla_shipping::contract::ShipmentStatus;
-use std::collections::BTreeMap;
 
 use crate::harness::{
     App, CAPTURE_DECLINED_CARD, DECLINED_CARD, GOOD_CARD, NO_FUNDS_CARD, PROCESSING_ERROR_CARD,
-    body,
+    body, counts,
 };
 
 /// Checks out 2 of product `n` for `user` and waits for the order to settle, which must be a
@@ -56,10 +55,6 @@ async fn cancelled(
 
 fn log(lines: &[&str]) -> Vec<String> {
     lines.iter().map(|l| l.to_string()).collect()
-}
-
-fn counts(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
-    entries.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
 #[tokio::test]

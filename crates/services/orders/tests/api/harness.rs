@@ -8,11 +8,10 @@ use figment::Figment;
 use figment::providers::Serialized;
 use flotilla_catalog::contract::Product;
 use flotilla_chassis::clock::{ManualClock, SharedClock};
-use flotilla_chassis::problem::PROBLEM_JSON;
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::testkit::{FleetOptions, TestFleet, product_id};
 use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
-use flotilla_chassis::{Money, Problem, Role, ServiceContext, ServiceSpec};
+use flotilla_chassis::{Money, Role, ServiceContext, ServiceSpec};
 use flotilla_inventory::contract::{Reservation, StockLevel};
 use flotilla_orders::contract::{Order, SagaView};
 use flotilla_orders::testing::SagaDriver;
@@ -23,6 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+pub use flotilla_chassis::testkit::{expect_json, expect_problem};
 
 /// Products the catalog and inventory are seeded with: `p0000001` to `p0000040`.
 pub const SEEDED: u64 = 40;
@@ -61,7 +62,12 @@ pub struct App {
 
 /// The catalog id of the `n`th seeded product.
 pub fn product(n: u32) -> String {
-    format!("p{n:07}")
+    product_id(u64::from(n))
+}
+
+/// `{kind: count}` as [`App::ledger`] answers it, for comparing with.
+pub fn counts(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    entries.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
 /// A checkout body shipping to Berlin (or `postal_code`) and paying with `card`.
@@ -361,27 +367,4 @@ pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Response {
 pub async fn decode<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> T {
     let text = res.text().await.expect("body");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
-}
-
-/// Asserts `res` has `status` and decodes its JSON body.
-pub async fn expect_json<T: serde::de::DeserializeOwned>(
-    res: reqwest::Response,
-    status: StatusCode,
-) -> T {
-    let actual = res.status();
-    let text = res.text().await.expect("body");
-    assert_eq!(actual, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("undecodable body {text}: {e}"))
-}
-
-/// Asserts `res` is a problem+json document with `status` and returns it.
-pub async fn expect_problem(res: reqwest::Response, status: StatusCode) -> Problem {
-    let content_type = res
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let problem: Problem = expect_json(res, status).await;
-    assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
-    problem
 }

@@ -12,10 +12,9 @@ use flotilla_inventory::contract::ReservationStatus;
 use flotilla_orders::contract::{CheckoutRequest, OrderStatus};
 use flotilla_payments::contract::PaymentStatus;
 use flotilla_shipping::contract::ShipmentStatus;
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::harness::{App, CAPTURE_DECLINED_CARD, GOOD_CARD, LEASE_MS, TTL_SECS, body};
+use crate::harness::{App, CAPTURE_DECLINED_CARD, GOOD_CARD, LEASE_MS, TTL_SECS, body, counts};
 
 const FORWARD: [&str; 6] = [
     "RESERVE",
@@ -35,10 +34,6 @@ fn caller(user: &str) -> Caller {
 
 fn request(card: &str) -> CheckoutRequest {
     serde_json::from_value(body(card, "10117")).expect("request")
-}
-
-fn counts(entries: &[(&str, i64)]) -> BTreeMap<String, i64> {
-    entries.iter().map(|(k, n)| (k.to_string(), *n)).collect()
 }
 
 /// How many log entries of `order_id` read `line`.

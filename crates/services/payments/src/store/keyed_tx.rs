@@ -6,7 +6,7 @@
 //! transaction never holds a read snapshot that a later write would find stale (SQLITE_BUSY).
 
 use axum::http::StatusCode;
-use flotilla_chassis::Money;
+use flotilla_chassis::{Money, ids};
 use sqlx::{Any, Transaction};
 
 use super::{PaymentRow, PaymentStore, corrupt, payment_from_row};
@@ -161,7 +161,7 @@ impl KeyedTx {
             "INSERT INTO ledger (id, payment_id, kind, amount_minor, currency, at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(format!("led_{}", uuid::Uuid::now_v7().simple()))
+        .bind(ids::new_id("led"))
         .bind(id.as_str())
         .bind(kind.as_str())
         .bind(amount.amount_minor)
