@@ -55,7 +55,8 @@ async fn killing_the_process_mid_checkout_loses_no_order_and_charges_no_one_twic
         let mut tasks = Vec::new();
         for (u, bearer) in users.iter().enumerate() {
             for k in 0..(100 / users.len() + 1) {
-                let (http, base, bearer, acks) = (http.clone(), base.clone(), bearer.clone(), acks.clone());
+                let (http, base, bearer, acks) =
+                    (http.clone(), base.clone(), bearer.clone(), acks.clone());
                 let key = format!("r{round}-u{u}-k{k}");
                 tasks.push(tokio::spawn(async move {
                     let id =
