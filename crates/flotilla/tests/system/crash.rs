@@ -64,6 +64,9 @@ async fn killing_the_process_mid_checkout_loses_no_order_and_charges_no_one_twic
                             Ok((201 | 202, order)) => order["id"].as_str().map(str::to_owned),
                             _ => None,
                         };
+                    if id.is_some() {
+                        acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     (id, bearer)
                 }));
             }
