@@ -93,6 +93,15 @@ pub enum DeliveryError {
     NotParked(String),
 }
 
+/// Whether an inbox insert should refuse a parked event.
+#[derive(Clone, Copy)]
+enum InboxMode {
+    /// A delivery: a parked event stays parked.
+    UnlessParked,
+    /// A replay of a parked event.
+    Replay,
+}
+
 /// Counters of one consumer, reported on `/admin/outbox`.
 #[derive(Debug, Default)]
 pub struct ConsumerStats {
@@ -185,26 +194,29 @@ impl Consumer {
         let Some(handler) = self.handlers.get(event.event_type.as_str()) else {
             return Ok(Outcome::Ignored);
         };
-        let parked: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
-                .bind(&event.id)
-                .fetch_optional(self.db.pool())
-                .await?;
-        if parked.is_some() {
-            return Ok(Outcome::DeadLettered);
-        }
+        // Every statement is a round trip to SQLite's worker thread, so the common path is kept
+        // to four: BEGIN, the inbox insert (which also refuses parked events), the handler's
+        // writes, COMMIT. Attempt counters of events that failed before succeeding are left
+        // behind; they are a few rows and never read again.
         let mut tx = self.db.pool().begin().await?;
-        if !self.record_in_inbox(&mut tx, event).await? {
+        if !self
+            .record_in_inbox(&mut tx, event, InboxMode::UnlessParked)
+            .await?
+        {
             tx.rollback().await?;
+            let parked: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
+                    .bind(&event.id)
+                    .fetch_optional(self.db.pool())
+                    .await?;
+            if parked.is_some() {
+                return Ok(Outcome::DeadLettered);
+            }
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return Ok(Outcome::Duplicate);
         }
         match handler.handle(&mut tx, event).await {
             Ok(()) => {
-                sqlx::query("DELETE FROM inbox_attempts WHERE event_id = $1")
-                    .bind(&event.id)
-                    .execute(&mut *tx)
-                    .await?;
                 tx.commit().await?;
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 Ok(Outcome::Handled)
@@ -216,22 +228,33 @@ impl Consumer {
         }
     }
 
-    /// Inserts the event into the inbox; false when it was there already.
+    /// Inserts the event into the inbox; false when it was there already (or, unless
+    /// replaying, when it is parked as a dead letter).
     async fn record_in_inbox(
         &self,
         conn: &mut sqlx::AnyConnection,
         event: &Event,
+        mode: InboxMode,
     ) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (event_id, event_type, source, handled_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.event_type)
-        .bind(&event.source)
-        .bind(self.clock.now_millis())
-        .execute(conn)
-        .await?;
+        let sql = match mode {
+            InboxMode::UnlessParked => {
+                "INSERT INTO inbox (event_id, event_type, source, handled_at)
+                 SELECT $1, $2, $3, $4
+                 WHERE NOT EXISTS (SELECT 1 FROM dead_letters WHERE event_id = $1)
+                 ON CONFLICT (event_id) DO NOTHING"
+            }
+            InboxMode::Replay => {
+                "INSERT INTO inbox (event_id, event_type, source, handled_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (event_id) DO NOTHING"
+            }
+        };
+        let inserted = sqlx::query(sql)
+            .bind(&event.id)
+            .bind(&event.event_type)
+            .bind(&event.source)
+            .bind(self.clock.now_millis())
+            .execute(conn)
+            .await?;
         Ok(inserted.rows_affected() == 1)
     }
 
@@ -303,7 +326,9 @@ impl Consumer {
                 message: format!("no handler for {} any more", event.event_type),
             })?;
         let mut tx = self.db.pool().begin().await?;
-        let fresh = self.record_in_inbox(&mut tx, &event).await?;
+        let fresh = self
+            .record_in_inbox(&mut tx, &event, InboxMode::Replay)
+            .await?;
         if fresh && let Err(err) = handler.handle(&mut tx, &event).await {
             tx.rollback().await?;
             sqlx::query("UPDATE dead_letters SET attempts = attempts + 1, last_error = $2 WHERE event_id = $1")
