@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The test command from the README: formatting, lints, then every test in the workspace.
-# CI (.ci/run) calls exactly this.
+# The test command from the README: formatting, lints, then every test in the workspace — the
+# service suites twice, on SQLite and on PostgreSQL. CI (.ci/run) calls exactly this.
+#
+# Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and NATS with JetStream at
+# 127.0.0.1:4222; FLOTILLA_TEST_POSTGRES overrides the PostgreSQL URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -10,9 +14,18 @@ cargo fmt --all -- --check
 echo "== cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== tests"
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --locked --no-fail-fast
-else
-    cargo test --workspace --locked --no-fail-fast
-fi
+run_tests() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --locked --no-fail-fast "$@"
+    else
+        cargo test --locked --no-fail-fast "$@"
+    fi
+}
+
+echo "== tests (SQLite)"
+run_tests --workspace
+
+echo "== service and chassis tests again on PostgreSQL"
+FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}" run_tests \
+    -p flotilla-chassis -p flotilla-identity -p flotilla-catalog -p flotilla-cart -p flotilla-inventory \
+    -p flotilla-payments -p flotilla-shipping -p flotilla-orders -p flotilla-notifications

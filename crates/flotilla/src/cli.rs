@@ -54,6 +54,23 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Start a local fleet: every service instance its own OS process, then supervise them.
+    ///
+    /// The gateway listens on --port and the instances on the ports after it (free ports with
+    /// --port 0). Events travel through NATS (--nats-url is required); storage is SQLite files
+    /// shared by a service's replicas, or PostgreSQL with --database-url. Ctrl-C stops them all.
+    Up {
+        /// Replicas per service, e.g. catalog=3,cart=2 (default 1 each).
+        #[arg(long, value_name = "NAME=N,...", value_parser = parse_replicas)]
+        replicas: Vec<Vec<(String, u16)>>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List services, their instances (from discovery) and the health of each.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Create or upgrade each service's database (and seed the catalog), then exit.
     Migrate {
         /// Services to migrate (default: all).
@@ -85,18 +102,58 @@ pub struct Common {
     /// Directory for the SQLite files [env: FLOTILLA_DATA_DIR] [default: ./data].
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Reach a service over HTTP at a base URL instead of in-process, NAME=URL (repeatable)
-    /// [env: FLOTILLA_REMOTE__<NAME>].
-    #[arg(long, value_name = "NAME=URL", value_parser = parse_remote)]
+    /// Reach a service over HTTP instead of in-process: NAME=URL for a fixed address, or just
+    /// NAME to find its instances through discovery (repeatable) [env: FLOTILLA_REMOTE__<NAME>].
+    #[arg(long, value_name = "NAME[=URL]", value_parser = parse_remote)]
     pub remote: Vec<(String, String)>,
+    /// PostgreSQL server for every service's database, e.g. postgres://user@host:5432
+    /// [env: FLOTILLA_DATABASE_URL] [default: SQLite files under --data-dir].
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Prefix of the per-service PostgreSQL databases: <prefix>_<service>
+    /// [env: FLOTILLA_DATABASE_PREFIX] [default: flotilla].
+    #[arg(long, value_name = "PREFIX")]
+    pub database_prefix: Option<String>,
+    /// NATS server with JetStream for events between processes, e.g. nats://127.0.0.1:4222
+    /// [env: FLOTILLA_NATS_URL] [default: in-process events].
+    #[arg(long, value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Service discovery: static, etcd://host:port, or dns://{service}.ns.svc.cluster.local:PORT
+    /// [env: FLOTILLA_DISCOVERY] [default: static].
+    #[arg(long, value_name = "SPEC")]
+    pub discovery: Option<String>,
+    /// Deployment name: NATS stream/subject and etcd key prefix [env: FLOTILLA_CLUSTER]
+    /// [default: flotilla].
+    #[arg(long, value_name = "NAME")]
+    pub cluster: Option<String>,
 }
 
+/// The value a remote service has when it is found through discovery instead of a fixed URL.
+pub const DISCOVER: &str = "discover";
+
 fn parse_remote(s: &str) -> Result<(String, String), String> {
-    let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!("{url:?} is not an http:// URL"));
+    let Some((name, urls)) = s.split_once('=') else {
+        return Ok((s.to_owned(), DISCOVER.to_owned()));
+    };
+    for url in urls.split(',') {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("{url:?} is not an http:// URL"));
+        }
     }
-    Ok((name.to_owned(), url.trim_end_matches('/').to_owned()))
+    Ok((name.to_owned(), urls.trim_end_matches('/').to_owned()))
+}
+
+fn parse_replicas(s: &str) -> Result<Vec<(String, u16)>, String> {
+    s.split(',')
+        .map(|pair| {
+            let (name, n) = pair.split_once('=').ok_or("expected NAME=N")?;
+            let n: u16 = n.parse().map_err(|_| format!("{n:?} is not a count"))?;
+            if n == 0 || n > 32 {
+                return Err(format!("replicas of {name} must be 1 to 32"));
+            }
+            Ok((name.to_owned(), n))
+        })
+        .collect()
 }
 
 fn parse_listen(s: &str) -> Result<(String, SocketAddr), String> {

@@ -2,9 +2,12 @@
 //! together. Integration tests start hosts through it exactly as `main` does.
 
 pub mod cli;
+pub mod fleet;
 pub mod host;
 mod secret;
 pub mod settings;
+pub mod signal;
+pub mod status;
 
 use figment::Figment;
 use figment::providers::Serialized;
@@ -23,6 +26,17 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
     }
     if let Some(dir) = &common.data_dir {
         overrides.insert("data_dir".into(), dir.display().to_string().into());
+    }
+    for (key, value) in [
+        ("database_url", &common.database_url),
+        ("database_prefix", &common.database_prefix),
+        ("nats_url", &common.nats_url),
+        ("discovery", &common.discovery),
+        ("cluster", &common.cluster),
+    ] {
+        if let Some(value) = value {
+            overrides.insert(key.into(), value.clone().into());
+        }
     }
     let mut config = config.merge(Serialized::defaults(serde_json::Value::Object(overrides)));
     for (name, url) in &common.remote {

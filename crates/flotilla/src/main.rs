@@ -37,6 +37,29 @@ async fn main() -> anyhow::Result<()> {
             let (config, settings) = flotilla::settings(config, &common)?;
             serve(Host::build(config, settings, Mode::Serve(services)).await?).await
         }
+        Command::Up { replicas, common } => {
+            let (_, settings) = flotilla::settings(config, &common)?;
+            let replicas = replicas.into_iter().flatten().collect();
+            let instances = flotilla::fleet::plan(&replicas, settings.host, settings.port)?;
+            // Databases are created, migrated and seeded once, before any instance starts.
+            let (migrate_config, migrate_settings) = flotilla::settings(
+                flotilla_chassis::config::load(cli.config.as_deref()),
+                &common,
+            )?;
+            let host =
+                Host::build(migrate_config, migrate_settings, Mode::Migrate(Vec::new())).await?;
+            host.shutdown_token().cancel();
+            host.run().await?;
+            flotilla::fleet::up(cli.config.as_deref(), &common, &settings, instances).await
+        }
+        Command::Status { common } => {
+            let (_, settings) = flotilla::settings(config, &common)?;
+            let ready = flotilla::status::status(&settings).await?;
+            if !ready {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Migrate { services, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let host = Host::build(config, settings, Mode::Migrate(services)).await?;
@@ -80,30 +103,11 @@ async fn serve(host: Host) -> anyhow::Result<()> {
     }
     let token = host.shutdown_token();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        tokio::select! {
+            _ = flotilla::signal::wait() => {}
+            _ = flotilla::signal::parent_gone() => eprintln!("the supervising flotilla up is gone; stopping"),
+        }
         token.cancel();
     });
     host.run().await
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

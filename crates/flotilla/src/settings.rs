@@ -32,6 +32,28 @@ pub struct HostSettings {
     pub database: DatabaseSettings,
     /// Seconds in-flight requests get to finish after a shutdown signal.
     pub drain_secs: u64,
+    /// A PostgreSQL server (`FLOTILLA_DATABASE_URL`); each service then creates and migrates its
+    /// own database `<database_prefix>_<service>` on it. SQLite files under `data_dir` otherwise.
+    pub database_url: Option<String>,
+    /// Prefix of the per-service database names (`FLOTILLA_DATABASE_PREFIX`).
+    pub database_prefix: String,
+    /// NATS with JetStream (`FLOTILLA_NATS_URL`) carries events between processes; without it
+    /// events travel only inside this process.
+    pub nats_url: Option<String>,
+    /// Where instances find each other (`FLOTILLA_DISCOVERY`): `static` (the `remote` URLs),
+    /// `etcd://host:port`, or `dns://{service}.namespace.svc.cluster.local:8080`.
+    pub discovery: String,
+    /// Name of this deployment: NATS stream and subject prefix, etcd key prefix
+    /// (`FLOTILLA_CLUSTER`). Two fleets sharing a NATS or etcd need different names.
+    pub cluster: String,
+    /// Address other processes should use to reach this one's listeners (`FLOTILLA_ADVERTISE_HOST`);
+    /// defaults to `host`, or 127.0.0.1 when `host` is unspecified (0.0.0.0).
+    pub advertise_host: Option<String>,
+    /// etcd lease TTL in seconds: a dead instance leaves discovery within it.
+    pub discovery_ttl_secs: u64,
+    /// On SIGTERM, how long an instance keeps serving after leaving discovery, so that callers
+    /// see it gone before it stops accepting (`FLOTILLA_DEREGISTER_GRACE_MS`).
+    pub deregister_grace_ms: u64,
 }
 
 /// `[database]` settings.
@@ -60,6 +82,14 @@ impl Default for HostSettings {
             limits: Limits::default(),
             database: DatabaseSettings::default(),
             drain_secs: 10,
+            database_url: None,
+            database_prefix: "flotilla".to_owned(),
+            nats_url: None,
+            discovery: "static".to_owned(),
+            cluster: "flotilla".to_owned(),
+            advertise_host: None,
+            discovery_ttl_secs: 5,
+            deregister_grace_ms: 2000,
         }
     }
 }

@@ -71,9 +71,17 @@ async fn killing_the_process_mid_checkout_loses_no_order_and_charges_no_one_twic
                 }));
             }
         }
-        tokio::time::sleep(Duration::from_millis(
-            30 + u64::from(rand::random::<u16>() % 400),
-        ))
+        // Kill once the shop has acknowledged some orders (however loaded the machine is), at a
+        // random moment while the rest are in flight.
+        let waiting = std::time::Instant::now();
+        while acks.load(std::sync::atomic::Ordering::SeqCst) < 10
+            && waiting.elapsed() < Duration::from_secs(20)
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(u64::from(
+            rand::random::<u16>() % 150,
+        )))
         .await;
         shop.kill();
         for task in tasks {

@@ -6,7 +6,7 @@ use crate::support::{Process, client, free_port};
 use serde_json::{Value, json};
 
 /// The API half of the journey, returning the product put in the cart.
-async fn api_journey(http: &reqwest::Client, base: &str) -> Value {
+pub async fn api_journey(http: &reqwest::Client, base: &str) -> Value {
     let email = format!("ada-{}@example.com", rand::random::<u32>());
     let res = http
         .post(format!("{base}/api/identity/signup"))
@@ -117,7 +117,7 @@ async fn api_journey(http: &reqwest::Client, base: &str) -> Value {
 }
 
 /// The web half: the storefront pages, logging in with the form (cookie session).
-async fn web_journey(base: &str, product: &Value) {
+pub async fn web_journey(base: &str, product: &Value) {
     let http = client();
     let home = http.get(format!("{base}/")).send().await.expect("home");
     assert_eq!(home.status(), 200);

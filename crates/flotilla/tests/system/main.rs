@@ -3,6 +3,8 @@
 
 mod checkout;
 mod crash;
+mod fleet;
 mod gateway;
+mod infra;
 mod journey;
 mod support;

@@ -86,6 +86,8 @@ pub struct Process {
     child: Child,
     /// Name → address of each listener it printed.
     pub listeners: Vec<(String, SocketAddr)>,
+    /// For `flotilla up`: (service, URL, pid) of each instance it printed.
+    pub instances: Vec<(String, String, u32)>,
 }
 
 impl Process {
@@ -103,14 +105,15 @@ impl Process {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            // Keep draining after the test stops listening, so the child never writes into a
+            // closed pipe.
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut listeners = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut instances = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
@@ -119,11 +122,33 @@ impl Process {
             if let Some((name, rest)) = line.split_once(" listening on http://") {
                 listeners.push((name.to_owned(), rest.trim().parse().expect("address")));
             }
+            if let Some(rest) = line.strip_prefix("Fleet ready in ") {
+                if let Some((_, url)) = rest.split_once("open http://") {
+                    let addr = url
+                        .trim()
+                        .trim_end_matches('/')
+                        .parse()
+                        .expect("gateway address");
+                    listeners.push(("gateway".to_owned(), addr));
+                }
+                break;
+            }
+            if let Some(rest) = line.split_whitespace().collect::<Vec<_>>().get(0..4)
+                && rest.len() == 4
+                && rest[2].starts_with("http://")
+                && let Ok(pid) = rest[3].parse::<u32>()
+            {
+                instances.push((rest[0].to_owned(), rest[2].to_owned(), pid));
+            }
             if line.starts_with("Flotilla is ready") {
                 break;
             }
         }
-        Process { child, listeners }
+        Process {
+            child,
+            listeners,
+            instances,
+        }
     }
 
     /// Base URL of the listener called `name`.
@@ -145,7 +170,17 @@ impl Process {
 }
 
 impl Drop for Process {
+    /// A graceful stop (SIGTERM, as an operator would), then SIGKILL after 15 s.
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.kill();
     }
 }

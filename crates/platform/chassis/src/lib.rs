@@ -10,6 +10,7 @@ pub mod caller;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod events;
 pub mod extract;
 pub mod health;

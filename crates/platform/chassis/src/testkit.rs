@@ -1,6 +1,10 @@
-//! Test harness for service crates: starts services on random local ports with fresh SQLite
-//! files, wired to each other in-process, and gives tests an HTTP client that speaks to them the
-//! way the gateway does (with a service credential and, when asked, a user's identity).
+//! Test harness for service crates: starts services on random local ports with fresh
+//! databases, wired to each other in-process, and gives tests an HTTP client that speaks to them
+//! the way the gateway does (with a service credential and, when asked, a user's identity).
+//!
+//! The databases are SQLite files unless `FLOTILLA_TEST_DATABASE_URL` names a PostgreSQL
+//! server (see [`databases`]); the same tests then run every query on PostgreSQL:
+//! `FLOTILLA_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432 cargo test -p flotilla-cart`.
 //!
 //! ```ignore
 //! let fleet = TestFleet::start(&[flotilla_catalog::SPEC]).await;
@@ -14,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::caller::{Caller, Role, TrustPolicy};
 use crate::clock::{SharedClock, SystemClock};
-use crate::db::{Db, PoolSettings};
+use crate::db::Db;
 use crate::events::{Consumer, InProcessBus, RelaySettings, SharedBus};
 use crate::launch::{LaunchEnv, launch};
 use crate::layers::Limits;
@@ -23,6 +27,9 @@ use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use crate::transport::Peers;
 use crate::transport::http::{HttpPool, HttpSettings};
 use crate::transport::in_process::InProcessRegistry;
+
+pub mod databases;
+pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
 
 /// A set of running services for one test.
 pub struct TestFleet {
@@ -38,7 +45,8 @@ pub struct TestFleet {
     pub dbs: HashMap<&'static str, Db>,
     credentials: Arc<ServiceCredentials>,
     shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
+    /// Declared last: dropped after everything that uses the databases.
+    _databases: TestDatabases,
 }
 
 /// Options for [`TestFleet::start_with`].
@@ -64,7 +72,17 @@ impl TestFleet {
 
     /// Starts `services`; panics (this is test code) if any fails to start.
     pub async fn start_with(services: &[ServiceSpec], options: FleetOptions) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let mut databases = TestDatabases::new();
+        let needing: Vec<&str> = services
+            .iter()
+            .filter(|spec| spec.needs_database)
+            .map(|spec| spec.name)
+            .collect();
+        let mut opened: HashMap<&str, Db> = needing
+            .iter()
+            .copied()
+            .zip(databases.open_all(&needing).await)
+            .collect();
         let secret: [u8; 32] = rand::random();
         let credentials = Arc::new(ServiceCredentials::new(&secret, "test"));
         let registry = InProcessRegistry::default();
@@ -89,26 +107,22 @@ impl TestFleet {
             bus: bus.clone(),
             relay: options.relay.unwrap_or_default(),
         };
+        // Started together: a service reaches its peers only when it calls them (the registry
+        // is read at call time), so start order does not matter, and on PostgreSQL a start is
+        // mostly waiting for its migrations.
+        let started = futures::future::join_all(services.iter().map(|spec| {
+            let db = opened.remove(spec.name);
+            let env = &env;
+            async move { (spec.name, db.clone(), launch(spec, env, db).await) }
+        }))
+        .await;
         let mut consumers = HashMap::new();
         let mut dbs = HashMap::new();
-        for spec in services {
-            let name = spec.name;
-            let db = if spec.needs_database {
-                let path = dir.path().join(format!("{name}.db"));
-                Some(
-                    Db::open_sqlite(&path, &PoolSettings::default())
-                        .await
-                        .expect("open sqlite"),
-                )
-            } else {
-                None
-            };
-            if let Some(db) = &db {
-                dbs.insert(name, db.clone());
+        for (name, db, launched) in started {
+            let launched = launched.unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
+            if let Some(db) = db {
+                dbs.insert(name, db);
             }
-            let launched = launch(spec, &env, db)
-                .await
-                .unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
             let router = launched.router;
             if let Some(consumer) = launched.consumer {
                 consumers.insert(name, consumer);
@@ -137,7 +151,7 @@ impl TestFleet {
             dbs,
             credentials,
             shutdown,
-            _dir: dir,
+            _databases: databases,
         }
     }
 

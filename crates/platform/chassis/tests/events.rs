@@ -1,15 +1,17 @@
-//! The event contract against real SQLite files: outbox + relay + in-process bus + inbox.
+//! The event contract against real databases (SQLite files, or PostgreSQL when
+//! `FLOTILLA_TEST_DATABASE_URL` is set): outbox + relay + in-process bus + inbox.
 //! Crash points are simulated where they matter: after the business commit but before the
 //! publish (rows left in the outbox), after the publish but before it is marked (the bus took
 //! it, the relay "crashed"), and after the consumer's effect but before its ack (redelivery).
 
 use flotilla_chassis::clock::{SharedClock, SystemClock};
-use flotilla_chassis::db::{Db, PoolSettings};
+use flotilla_chassis::db::Db;
 use flotilla_chassis::events::relay::Relay;
 use flotilla_chassis::events::{
     self, Bus, BusError, Consumer, Event, EventHandler, HandlerError, InProcessBus, NewEvent,
     Outbox, Outcome, RelaySettings, SharedBus, Subscription,
 };
+use flotilla_chassis::testkit::{TestDatabases, test_db};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,19 +40,15 @@ impl EventHandler for CountOrders {
     }
 }
 
-async fn db(dir: &tempfile::TempDir, name: &str) -> Db {
-    let db = Db::open_sqlite(
-        &dir.path().join(format!("{name}.db")),
-        &PoolSettings::default(),
-    )
-    .await
-    .expect("db");
+/// A fresh database with the platform tables and the effects table; keep the guard alive.
+async fn db(name: &str) -> (Db, TestDatabases) {
+    let (db, guard) = test_db(name).await;
     events::migrate(&db).await.expect("platform tables");
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS effects (order_id TEXT NOT NULL)")
         .execute(db.pool())
         .await
         .expect("effects");
-    db
+    (db, guard)
 }
 
 fn clock() -> SharedClock {
@@ -59,6 +57,7 @@ fn clock() -> SharedClock {
 
 async fn consumer(db: &Db) -> Arc<Consumer> {
     let sub = Subscription {
+        source: "orders",
         event_type: "order.placed",
         handler: Arc::new(CountOrders),
     };
@@ -94,8 +93,7 @@ fn settings() -> RelaySettings {
 
 #[tokio::test]
 async fn rows_left_by_a_crash_before_publishing_are_all_delivered_once() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
     let outbox = Outbox::new("orders", orders.clone(), clock());
     // The business transactions commit; the process "dies" before any relay runs.
     for i in 0..100 {
@@ -157,8 +155,7 @@ impl Bus for LosesAcks {
 
 #[tokio::test]
 async fn lost_acknowledgements_cause_redelivery_without_a_second_effect() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
     let outbox = Outbox::new("orders", orders.clone(), clock());
     for i in 0..20 {
         publish(&outbox, &orders, &format!("o{i}"), 1).await;
@@ -197,8 +194,7 @@ async fn lost_acknowledgements_cause_redelivery_without_a_second_effect() {
 
 #[tokio::test]
 async fn every_event_delivered_three_times_has_one_effect() {
-    let dir = tempfile::tempdir().expect("dir");
-    let counter = db(&dir, "counter").await;
+    let (counter, _counter_db) = db("counter").await;
     let consumer = consumer(&counter).await;
     for i in 0..30 {
         let event = Event {
@@ -228,8 +224,7 @@ async fn every_event_delivered_three_times_has_one_effect() {
 
 #[tokio::test]
 async fn poison_events_are_parked_and_later_events_still_flow() {
-    let dir = tempfile::tempdir().expect("dir");
-    let (orders, counter) = (db(&dir, "orders").await, db(&dir, "counter").await);
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
     let outbox = Outbox::new("orders", orders.clone(), clock());
     publish(&outbox, &orders, "before", 1).await;
     publish(&outbox, &orders, "unknown-version", 7).await;
@@ -302,8 +297,7 @@ async fn poison_events_are_parked_and_later_events_still_flow() {
 
 #[tokio::test]
 async fn a_replayed_dead_letter_is_handled_once() {
-    let dir = tempfile::tempdir().expect("dir");
-    let counter = db(&dir, "counter").await;
+    let (counter, _counter_db) = db("counter").await;
     let consumer = consumer(&counter).await;
     // Park an event by failing its handler: the effects table is missing for a while.
     sqlx::raw_sql("ALTER TABLE effects RENAME TO effects_away")

@@ -69,6 +69,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     };
     let mut service = Service::new(NAME, api::routes(state), Some(db));
     service.subscriptions.push(Subscription {
+        source: "orders",
         event_type: events::ORDER_CONFIRMED,
         handler: Arc::new(events::OrderConfirmedHandler::new(ctx.clock.clone())),
     });

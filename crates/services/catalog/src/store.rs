@@ -178,20 +178,18 @@ const SEARCH_SQLITE: &str = concat!(
 );
 const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM products_fts WHERE products_fts MATCH $1";
 
-/// PostgreSQL: the tsvector expression must match the index in `0002_search.postgres.sql`.
+/// PostgreSQL: `search_document` is the weighted tsvector column of `0002_search.postgres.sql`.
+/// `ts_rank` is normalised by document length (flag 1), as bm25 is, so a match in a short name
+/// beats one in a long description; ties fall back to id so pages are stable.
 const SEARCH_POSTGRES: &str = concat!(
     "SELECT ",
     product_columns!(),
-    " FROM products p \
-     WHERE to_tsvector('simple', p.name || ' ' || p.description || ' ' || p.category_slug) \
-           @@ to_tsquery('simple', $1) \
-     ORDER BY ts_rank(to_tsvector('simple', p.name || ' ' || p.description || ' ' || p.category_slug), \
-                      to_tsquery('simple', $1)) DESC, p.id \
+    " FROM products p WHERE p.search_document @@ to_tsquery('simple', $1) \
+     ORDER BY ts_rank(p.search_document, to_tsquery('simple', $1), 1) DESC, p.id \
      LIMIT $2 OFFSET $3"
 );
-const COUNT_POSTGRES: &str = "SELECT COUNT(*) FROM products p \
-     WHERE to_tsvector('simple', p.name || ' ' || p.description || ' ' || p.category_slug) \
-           @@ to_tsquery('simple', $1)";
+const COUNT_POSTGRES: &str =
+    "SELECT COUNT(*) FROM products p WHERE p.search_document @@ to_tsquery('simple', $1)";
 
 /// One page of the products matching `query`, most relevant first, with the number of matches.
 pub async fn search(

@@ -131,33 +131,22 @@ async fn promote(store: &Store, email: &Email) -> Result<bool, StartError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flotilla_chassis::Db;
     use flotilla_chassis::clock::SystemClock;
-    use flotilla_chassis::db::PoolSettings;
+    use flotilla_chassis::testkit::{TestDatabases, test_db};
 
-    /// A migrated store on a fresh SQLite file; the file is removed when the guard drops.
+    /// A migrated store on a fresh database (SQLite, or PostgreSQL when
+    /// `FLOTILLA_TEST_DATABASE_URL` is set); the database goes when the guard drops.
     struct TempStore {
         store: Store,
-        path: std::path::PathBuf,
-    }
-
-    impl Drop for TempStore {
-        fn drop(&mut self) {
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
-            }
-        }
+        _db: TestDatabases,
     }
 
     async fn temp_store() -> TempStore {
-        let path = std::env::temp_dir().join(format!("identity-{}.db", uuid::Uuid::new_v4()));
-        let db = Db::open_sqlite(&path, &PoolSettings::default())
-            .await
-            .expect("open");
+        let (db, guard) = test_db("identity").await;
         db.migrate(crate::MIGRATIONS).await.expect("migrate");
         TempStore {
             store: Store::new(db),
-            path,
+            _db: guard,
         }
     }
 

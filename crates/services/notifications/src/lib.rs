@@ -63,10 +63,12 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let mailer = Arc::new(SimulatedMailer::new(sender, ctx.clock.clone()));
     let mut service = Service::new(NAME, api::routes(state), Some(db));
     service.subscriptions.push(Subscription {
+        source: "orders",
         event_type: events::ORDER_CONFIRMED,
         handler: Arc::new(NoticeHandler::<OrderConfirmedV1>::new(mailer.clone())),
     });
     service.subscriptions.push(Subscription {
+        source: "orders",
         event_type: events::ORDER_CANCELLED,
         handler: Arc::new(NoticeHandler::<OrderCancelledV1>::new(mailer)),
     });

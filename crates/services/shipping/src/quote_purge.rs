@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::contract::QuoteRequest;
     use crate::domain::QuoteInput;
-    use crate::store::tests::memory_store;
+    use crate::store::tests::test_store;
     use flotilla_chassis::clock::ManualClock;
     use flotilla_chassis::{Currency, Money};
     use std::sync::Arc;
@@ -54,7 +54,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_quotes_expired_longer_than_the_retention_are_purged() {
-        let store = memory_store().await;
+        let (store, _db) = test_store().await;
         let input = QuoteInput::parse(&QuoteRequest {
             country: "DE".into(),
             postal_code: "10117".into(),
@@ -83,7 +83,8 @@ mod tests {
     async fn the_task_stops_on_shutdown() {
         let shutdown = CancellationToken::new();
         let clock: SharedClock = Arc::new(ManualClock::new(NOW));
-        let task = tokio::spawn(run(memory_store().await, clock, shutdown.clone()));
+        let (store, _db) = test_store().await;
+        let task = tokio::spawn(run(store, clock, shutdown.clone()));
         shutdown.cancel();
         tokio::time::timeout(Duration::from_secs(10), task)
             .await

@@ -9,7 +9,7 @@
 use futures::future::BoxFuture;
 use serde::Serialize;
 use sqlx::Row;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use utoipa::ToSchema;
@@ -54,6 +54,8 @@ pub trait EventHandler: Send + Sync + 'static {
 /// One event type a service consumes and its handler.
 #[derive(Clone)]
 pub struct Subscription {
+    /// The publishing service, e.g. `orders` (a broker keeps one stream per publisher).
+    pub source: &'static str,
     /// The event type, e.g. `order.confirmed`.
     pub event_type: &'static str,
     /// The handler.
@@ -142,6 +144,8 @@ pub struct Consumer {
     db: Db,
     clock: SharedClock,
     handlers: HashMap<&'static str, Arc<dyn EventHandler>>,
+    /// Event types by publishing service, sorted (what a broker subscription asks for).
+    sources: BTreeMap<&'static str, Vec<&'static str>>,
     max_deliveries: i64,
     stats: ConsumerStats,
 }
@@ -155,6 +159,11 @@ impl Consumer {
         subscriptions: Vec<Subscription>,
         max_deliveries: u32,
     ) -> Self {
+        let mut sources: BTreeMap<&'static str, Vec<&'static str>> = BTreeMap::new();
+        for s in &subscriptions {
+            sources.entry(s.source).or_default().push(s.event_type);
+        }
+        sources.values_mut().for_each(|types| types.sort_unstable());
         let handlers = subscriptions
             .into_iter()
             .map(|s| (s.event_type, s.handler))
@@ -164,6 +173,7 @@ impl Consumer {
             db,
             clock,
             handlers,
+            sources,
             max_deliveries: i64::from(max_deliveries.max(1)),
             stats: ConsumerStats::default(),
         }
@@ -182,6 +192,11 @@ impl Consumer {
     /// The event types consumed.
     pub fn event_types(&self) -> Vec<&'static str> {
         self.handlers.keys().copied().collect()
+    }
+
+    /// The event types consumed, by the service that publishes them.
+    pub fn event_types_by_source(&self) -> &BTreeMap<&'static str, Vec<&'static str>> {
+        &self.sources
     }
 
     /// Counters.

@@ -1,6 +1,7 @@
 //! The HTTP transport: a pooled hyper client to one base URL, e.g. `http://10.0.0.7:9002` or
 //! `http://gateway:8080/api/catalog`. Each request gets the service credential and a timeout.
-//! Discovery and balancing across instances arrive with the fleet issue, as a layer in front.
+//! Spreading calls over several instances is [`balanced`](super::balanced)'s job: it holds one
+//! transport per instance, all derived from the same pool.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, Uri};
@@ -63,14 +64,7 @@ impl HttpPool {
         service: &str,
         base_url: &str,
     ) -> Result<Transport, url_error::InvalidBaseUrl> {
-        let base: Uri = base_url
-            .parse()
-            .map_err(|_| url_error::InvalidBaseUrl(base_url.to_owned()))?;
-        let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
-            return Err(url_error::InvalidBaseUrl(base_url.to_owned()));
-        };
-        let prefix = base.path().trim_end_matches('/').to_owned();
-        let origin = format!("{scheme}://{authority}");
+        let BaseUrl { origin, prefix } = BaseUrl::parse(base_url)?;
         let pool = self.clone();
         let service = service.to_owned();
         Ok(BoxCloneSyncService::new(tower::service_fn(
@@ -84,7 +78,8 @@ impl HttpPool {
                         .map(|p| p.as_str())
                         .unwrap_or("/")
                 );
-                async move { pool.send(&service, &target, req).await }
+                let origin = origin.clone();
+                async move { pool.send(&service, &origin, &target, req).await }
             },
         )))
     }
@@ -92,6 +87,7 @@ impl HttpPool {
     async fn send(
         &self,
         service: &str,
+        origin: &str,
         target: &str,
         mut req: Request<Body>,
     ) -> Result<Response<Body>, TransportError> {
@@ -106,11 +102,56 @@ impl HttpPool {
             Err(_) => Err(TransportError::Timeout(service.to_owned())),
             Ok(Err(e)) => Err(TransportError::Connect {
                 service: service.to_owned(),
-                source: Box::new(e),
+                source: Box::new(UnreachableInstance {
+                    origin: origin.to_owned(),
+                    source: e,
+                }),
             }),
             Ok(Ok(response)) => Ok(response.map(Body::new)),
         }
     }
+}
+
+/// A base URL split into the origin requests go to and the path prefix they get.
+struct BaseUrl {
+    origin: String,
+    prefix: String,
+}
+
+impl BaseUrl {
+    fn parse(base_url: &str) -> Result<Self, url_error::InvalidBaseUrl> {
+        let invalid = || url_error::InvalidBaseUrl(base_url.to_owned());
+        let base: Uri = base_url.parse().map_err(|_| invalid())?;
+        let (Some(scheme), Some(authority)) = (base.scheme_str(), base.authority()) else {
+            return Err(invalid());
+        };
+        // The pool's connector speaks plain HTTP only; refuse anything else up front.
+        if scheme != "http" {
+            return Err(invalid());
+        }
+        Ok(Self {
+            origin: format!("{scheme}://{authority}"),
+            prefix: base.path().trim_end_matches('/').to_owned(),
+        })
+    }
+}
+
+/// Checks that `base_url` is one [`HttpPool::transport`] accepts, e.g. before announcing it.
+pub fn check_base_url(base_url: &str) -> Result<(), url_error::InvalidBaseUrl> {
+    BaseUrl::parse(base_url).map(|_| ())
+}
+
+/// The cause inside [`TransportError::Connect`] for an HTTP call: which instance failed. The
+/// instance is named here, in the cause (which is logged), and not in the error's `service`
+/// (which may be shown to end users).
+#[derive(Debug, thiserror::Error)]
+#[error("at {origin}: {source}")]
+pub struct UnreachableInstance {
+    /// `scheme://host:port` of the instance.
+    pub origin: String,
+    /// What hyper reported.
+    #[source]
+    pub source: hyper_util::client::legacy::Error,
 }
 
 /// Errors building an HTTP transport.

@@ -1,10 +1,14 @@
-//! Where each peer service lives, as seen from one process: in this process (the default) or at
-//! a remote base URL. A service asks its [`Peers`] for a transport by name and never learns which.
+//! Where each peer service lives, as seen from one process: in this process (the default), at
+//! a remote base URL, or spread over the instances discovery reports. A service asks its
+//! [`Peers`] for a transport by name and never learns which.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use tokio::sync::watch;
+
 use super::Transport;
+use super::balanced::balanced;
 use super::http::HttpPool;
 use super::in_process::InProcessRegistry;
 
@@ -35,6 +39,24 @@ impl Peers {
             .map(|(name, url)| Ok((name.clone(), pool.transport(name, url)?)))
             .collect::<Result<HashMap<_, _>, _>>()?;
         Ok(Self::new(local, remote))
+    }
+
+    /// Reaches `service` through `transport` (replacing any earlier one). Clones of these
+    /// peers made before keep what they had.
+    pub fn insert(&mut self, service: &str, transport: Transport) {
+        Arc::make_mut(&mut self.remote).insert(service.to_owned(), transport);
+    }
+
+    /// Reaches `service` through a [`balanced`] transport over `instances` (a watch channel from
+    /// [`Discovery::watch`](crate::discovery::Discovery::watch)), sharing `pool`. Must be called
+    /// within a tokio runtime.
+    pub fn insert_balanced(
+        &mut self,
+        service: &str,
+        instances: watch::Receiver<Vec<String>>,
+        pool: &HttpPool,
+    ) {
+        self.insert(service, balanced(service, instances, pool));
     }
 
     /// The transport to `service`.

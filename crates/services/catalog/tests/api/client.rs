@@ -2,22 +2,19 @@
 //! `flotilla` binary wires it: every method, its query encoding and its 404s.
 
 use flotilla_catalog::client::CatalogClient;
+use flotilla_chassis::Limits;
 use flotilla_chassis::caller::TrustPolicy;
-use flotilla_chassis::db::PoolSettings;
 use flotilla_chassis::pagination::PageParams;
+use flotilla_chassis::testkit::{TestDatabases, test_db};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
-use flotilla_chassis::{Db, Limits};
 use serde_json::json;
 
 use crate::helpers::{SEEDED, context};
 
-/// A catalog registered in an in-process registry, and a client to it. The temp dir must
-/// outlive the client.
-async fn in_process_catalog() -> (CatalogClient, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("dir");
-    let db = Db::open_sqlite(&dir.path().join("catalog.db"), &PoolSettings::default())
-        .await
-        .expect("open");
+/// A catalog registered in an in-process registry, and a client to it. The database guard
+/// must outlive the client.
+async fn in_process_catalog() -> (CatalogClient, TestDatabases) {
+    let (db, guard) = test_db("catalog").await;
     let registry = InProcessRegistry::default();
     let config = json!({ "catalog": { "seed_products": SEEDED, "max_page_size": 30 } });
     let ctx = context(db, config, &registry);
@@ -29,7 +26,7 @@ async fn in_process_catalog() -> (CatalogClient, tempfile::TempDir) {
     let (router, _openapi, _tasks) = service.into_parts(Limits::default(), trust);
     registry.register(flotilla_catalog::NAME, router);
     let client = CatalogClient::new(registry.transport(flotilla_catalog::NAME));
-    (client, dir)
+    (client, guard)
 }
 
 fn page(page: u32, page_size: u32) -> PageParams {

@@ -1,24 +1,18 @@
-//! The store against an in-memory SQLite database: the paths the HTTP tests cannot force, such
-//! as an insert that loses the race for its order after the handler's first look found nothing.
+//! The store against a real database (SQLite, or PostgreSQL when `FLOTILLA_TEST_DATABASE_URL`
+//! is set): the paths the HTTP tests cannot force, such as an insert that loses the race for its
+//! order after the handler's first look found nothing.
 
-use flotilla_chassis::db::PoolSettings;
-use flotilla_chassis::{Currency, Db, Money};
+use flotilla_chassis::testkit::{TestDatabases, test_db};
+use flotilla_chassis::{Currency, Money};
 
 use super::*;
 use crate::contract::CreateShipment;
 
-/// A migrated store over a private in-memory database.
-pub(crate) async fn memory_store() -> ShippingStore {
-    // One connection: every connection to `:memory:` is a database of its own.
-    let settings = PoolSettings {
-        max_connections: 1,
-        ..PoolSettings::default()
-    };
-    let db = Db::connect("sqlite::memory:", &settings)
-        .await
-        .expect("in-memory sqlite");
+/// A migrated store over a fresh database, which lives as long as the guard.
+pub(crate) async fn test_store() -> (ShippingStore, TestDatabases) {
+    let (db, guard) = test_db("shipping").await;
     db.migrate(MIGRATIONS).await.expect("migrate");
-    ShippingStore::new(db)
+    (ShippingStore::new(db), guard)
 }
 
 fn new_shipment(order_id: &str) -> NewShipment {
@@ -48,7 +42,7 @@ fn new_shipment(order_id: &str) -> NewShipment {
 
 #[tokio::test]
 async fn a_second_insert_for_an_order_returns_the_first_untouched() {
-    let store = memory_store().await;
+    let (store, _db) = test_store().await;
     let cost = Money::new(640, Currency::EUR);
     let CreateOutcome::Created(first) = store
         .create_shipment(&new_shipment("o-1"), cost, 1_000)
@@ -71,7 +65,7 @@ async fn a_second_insert_for_an_order_returns_the_first_untouched() {
 
 #[tokio::test]
 async fn cancelling_is_conditional_and_lists_filter_by_status() {
-    let store = memory_store().await;
+    let (store, _db) = test_store().await;
     let cost = Money::new(640, Currency::EUR);
     for (n, order) in ["a", "b", "c"].into_iter().enumerate() {
         store

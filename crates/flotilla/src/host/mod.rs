@@ -8,8 +8,8 @@ use axum::Router;
 use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::clock::{SharedClock, SystemClock};
 use flotilla_chassis::config::section;
-use flotilla_chassis::db::{Db, PoolSettings};
-use flotilla_chassis::events::InProcessBus;
+use flotilla_chassis::db::Db;
+use flotilla_chassis::discovery::{Discovery, Registration};
 use flotilla_chassis::launch::{LaunchEnv, launch};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
 use flotilla_chassis::service_credential::ServiceCredentials;
@@ -28,6 +28,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::settings::HostSettings;
+
+mod infra;
+
+/// The discovery backend `settings` name (for `flotilla status`).
+pub async fn discovery_for(settings: &HostSettings) -> anyhow::Result<Arc<dyn Discovery>> {
+    infra::discovery(settings).await
+}
 
 /// Every service Flotilla has, in start order.
 pub const SERVICES: &[ServiceSpec] = &[
@@ -74,6 +81,10 @@ pub struct Host {
     pub placement: Vec<(String, String)>,
     tasks: Vec<BackgroundTask>,
     dbs: Vec<Db>,
+    registrations: Vec<Registration>,
+    discovery: Arc<dyn Discovery>,
+    nats: Option<Arc<flotilla_chassis::events::NatsBus>>,
+    deregister_grace: Duration,
     /// Each local service's OpenAPI document (the gateway exposes what they publish).
     pub openapi: std::collections::HashMap<&'static str, utoipa::openapi::OpenApi>,
     shutdown: CancellationToken,
@@ -100,23 +111,34 @@ impl Host {
         let credentials = Arc::new(ServiceCredentials::new(&secret, process));
         let pool = HttpPool::new(credentials.clone(), HttpSettings::default());
         let registry = InProcessRegistry::default();
-        let remote: std::collections::HashMap<String, String> = settings
-            .remote
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let peers = Peers::with_urls(registry.clone(), &pool, &remote)?;
         let shutdown = CancellationToken::new();
         let clock: SharedClock = Arc::new(SystemClock);
 
         let (local, with_gateway) = local_services(&mode, &settings)?;
+        let discovery = infra::discovery(&settings).await?;
+        let local_names: Vec<&str> = local.iter().map(|s| s.name).collect();
+        let all_names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        let peers = infra::peers(
+            &settings,
+            &local_names,
+            &all_names,
+            discovery.as_ref(),
+            &pool,
+            registry.clone(),
+        )
+        .await?;
+        let (bus, nats): (flotilla_chassis::events::SharedBus, _) =
+            if matches!(mode, Mode::Migrate(_)) {
+                (
+                    Arc::new(flotilla_chassis::events::InProcessBus::new()),
+                    None,
+                )
+            } else {
+                infra::bus(&settings, section(&config, "nats")?, &shutdown).await?
+            };
         let trust = TrustPolicy {
             credentials: Some(credentials.clone()),
             require_credential: !matches!(mode, Mode::Run),
-        };
-        let pool_settings = PoolSettings {
-            max_connections: settings.database.max_connections,
-            ..PoolSettings::default()
         };
         let mut host = Host {
             endpoints: Vec::new(),
@@ -124,6 +146,10 @@ impl Host {
             tasks: Vec::new(),
             dbs: Vec::new(),
             openapi: std::collections::HashMap::new(),
+            registrations: Vec::new(),
+            discovery: discovery.clone(),
+            nats,
+            deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
             shutdown: shutdown.clone(),
             drain: Duration::from_secs(settings.drain_secs),
         };
@@ -134,16 +160,13 @@ impl Host {
             shutdown: shutdown.clone(),
             limits: settings.limits,
             trust: trust.clone(),
-            bus: Arc::new(InProcessBus::new()),
+            bus,
             relay: section(&config, "events")?,
         };
         let mut routers = Vec::new();
         for spec in &local {
             let db = if spec.needs_database {
-                let path = settings.data_dir.join(format!("{}.db", spec.name));
-                let db = Db::open_sqlite(&path, &pool_settings)
-                    .await
-                    .with_context(|| format!("opening {}", path.display()))?;
+                let db = infra::open_db(&settings, spec.name).await?;
                 host.dbs.push(db.clone());
                 Some(db)
             } else {
@@ -158,9 +181,11 @@ impl Host {
             routers.push((spec.name, launched.router));
         }
         for spec in SERVICES {
-            let place = match remote.get(spec.name) {
+            let place = match settings.remote.get(spec.name) {
+                Some(url) if url == crate::cli::DISCOVER => format!("via {}", settings.discovery),
                 Some(url) => url.clone(),
                 None if local.iter().any(|s| s.name == spec.name) => "in-process".to_owned(),
+                None if infra::discovers(&settings) => format!("via {}", settings.discovery),
                 None => continue,
             };
             host.placement.push((spec.name.to_owned(), place));
@@ -203,7 +228,52 @@ impl Host {
                 host.bind(name, addr, router).await?;
             }
         }
+        host.register(&settings, &mode).await?;
         Ok(host)
+    }
+
+    /// Announces this process's listeners in discovery: each served service (and the gateway)
+    /// at its own address; in `run` mode, each local service behind this gateway's `/api/<name>`
+    /// (the gateway passes credentialed calls from other Flotilla processes straight through).
+    async fn register(&mut self, settings: &HostSettings, mode: &Mode) -> anyhow::Result<()> {
+        if !infra::discovers(settings) {
+            return Ok(());
+        }
+        let advertise = |addr: SocketAddr| {
+            let host = match &settings.advertise_host {
+                Some(h) => h.clone(),
+                None if addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
+                None => addr.ip().to_string(),
+            };
+            format!("http://{host}:{}", addr.port())
+        };
+        let mut announced = Vec::new();
+        match mode {
+            Mode::Run => {
+                if let Some(addr) = self.gateway_addr() {
+                    let base = advertise(addr);
+                    for (name, place) in &self.placement {
+                        if place == "in-process" {
+                            announced.push((name.clone(), format!("{base}/api/{name}")));
+                        }
+                    }
+                }
+            }
+            _ => {
+                for e in &self.endpoints {
+                    announced.push((e.name.clone(), advertise(e.addr)));
+                }
+            }
+        }
+        for (name, url) in announced {
+            let registration = self
+                .discovery
+                .register(&name, &url)
+                .await
+                .with_context(|| format!("registering {name} at {url}"))?;
+            self.registrations.push(registration);
+        }
+        Ok(())
     }
 
     async fn bind(&mut self, name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
@@ -250,6 +320,15 @@ impl Host {
             });
         }
         self.shutdown.cancelled().await;
+        // Leave discovery first, so that callers stop choosing this instance while it still
+        // answers the requests already on their way; then stop accepting and drain.
+        let leaving = !self.registrations.is_empty();
+        for registration in self.registrations {
+            registration.deregister().await;
+        }
+        if leaving {
+            tokio::time::sleep(self.deregister_grace).await;
+        }
         tracing::info!("shutting down: draining in-flight requests");
         let drained = tokio::time::timeout(self.drain, async {
             while let Some(result) = servers.join_next().await {
@@ -265,6 +344,10 @@ impl Host {
         }
         tracker.close();
         let _ = tokio::time::timeout(self.drain, tracker.wait()).await;
+        if let Some(nats) = &self.nats {
+            // Consumers finish (and ack) the event in hand before storage closes.
+            let _ = tokio::time::timeout(self.drain, nats.stopped()).await;
+        }
         for db in self.dbs {
             db.close().await;
         }

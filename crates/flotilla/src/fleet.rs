@@ -1,0 +1,266 @@
+//! `flotilla up`: a local fleet — every service instance its own OS process (`flotilla serve`),
+//! any number of replicas, storage, bus and discovery from configuration. The supervisor prints
+//! where everything runs, restarts nothing behind the operator's back (a dead instance is
+//! reported, not replaced), and stops every instance cleanly on Ctrl-C or SIGTERM.
+
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+use crate::cli::Common;
+use crate::host::{GATEWAY, SERVICES};
+use crate::settings::HostSettings;
+
+/// One planned instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Service (or `gateway`).
+    pub service: String,
+    /// 1-based replica number.
+    pub replica: u16,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Instance {
+    fn url(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            self.addr.ip().to_string()
+        };
+        format!("http://{host}:{}", self.addr.port())
+    }
+}
+
+/// Every instance of the fleet: the gateway at `port`, the services' replicas after it (or on
+/// free ports when `port` is 0).
+pub fn plan(
+    replicas: &BTreeMap<String, u16>,
+    host: IpAddr,
+    port: u16,
+) -> anyhow::Result<Vec<Instance>> {
+    for name in replicas.keys() {
+        if name != GATEWAY && !SERVICES.iter().any(|s| s.name == name) {
+            bail!("--replicas names an unknown service {name:?}");
+        }
+    }
+    let mut names: Vec<&str> = vec![GATEWAY];
+    names.extend(SERVICES.iter().map(|s| s.name));
+    let mut next = port;
+    let mut instances = Vec::new();
+    for name in names {
+        let count = replicas.get(name).copied().unwrap_or(1);
+        for replica in 1..=count.max(1) {
+            let p = if port == 0 { free_port(host)? } else { next };
+            next = next.checked_add(1).context("ran out of ports")?;
+            instances.push(Instance {
+                service: name.to_owned(),
+                replica,
+                addr: SocketAddr::new(host, p),
+            });
+        }
+    }
+    Ok(instances)
+}
+
+fn free_port(host: IpAddr) -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind(SocketAddr::new(host, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// Runs the fleet until a signal; returns when every instance has stopped.
+pub async fn up(
+    config_file: Option<&Path>,
+    common: &Common,
+    settings: &HostSettings,
+    instances: Vec<Instance>,
+) -> anyhow::Result<()> {
+    if settings.nats_url.is_none() {
+        bail!(
+            "flotilla up runs every service in its own process; events between them need NATS: give --nats-url"
+        );
+    }
+    let secret =
+        crate::secret::load_or_create(settings.service_secret.as_deref(), &settings.data_dir)?;
+    let secret = String::from_utf8(secret).context("service secret is not UTF-8")?;
+    let exe = std::env::current_exe().context("locating the flotilla binary")?;
+
+    // Static discovery: every process is told every other service's instance URLs.
+    let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for i in &instances {
+        urls.entry(i.service.as_str()).or_default().push(i.url());
+    }
+    let started = Instant::now();
+    let mut children: Vec<(Instance, Child)> = Vec::new();
+    for instance in &instances {
+        let mut cmd = Command::new(&exe);
+        if let Some(file) = config_file {
+            cmd.arg("--config").arg(file);
+        }
+        cmd.arg("serve").arg(&instance.service);
+        cmd.arg("--listen")
+            .arg(format!("{}={}", instance.service, instance.addr));
+        cmd.arg("--data-dir").arg(&settings.data_dir);
+        cmd.arg("--cluster").arg(&settings.cluster);
+        cmd.arg("--discovery").arg(&settings.discovery);
+        for (flag, value) in [
+            ("--database-url", &settings.database_url),
+            ("--nats-url", &settings.nats_url),
+            ("--database-prefix", &Some(settings.database_prefix.clone())),
+        ] {
+            if let Some(value) = value {
+                cmd.arg(flag).arg(value);
+            }
+        }
+        if settings.discovery == "static" {
+            for (service, list) in &urls {
+                if *service != instance.service && *service != GATEWAY {
+                    cmd.arg("--remote")
+                        .arg(format!("{service}={}", list.join(",")));
+                }
+            }
+        }
+        for (name, url) in &common.remote {
+            if !urls.contains_key(name.as_str()) {
+                cmd.arg("--remote").arg(format!("{name}={url}"));
+            }
+        }
+        cmd.env("FLOTILLA_SERVICE_SECRET", &secret)
+            .env(
+                "FLOTILLA_INSTANCE",
+                format!("{}#{}", instance.service, instance.replica),
+            )
+            .env(crate::signal::PARENT_PID, std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}#{}", instance.service, instance.replica))?;
+        children.push((instance.clone(), child));
+    }
+
+    let http = reqwest_client()?;
+    let mut waiting: Vec<&Instance> = instances.iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !waiting.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for i in waiting {
+            let ok = http
+                .get(format!(
+                    "{}/{}",
+                    i.url(),
+                    if i.service == GATEWAY {
+                        "healthz"
+                    } else {
+                        "readyz"
+                    }
+                ))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if !ok {
+                still.push(i);
+            }
+        }
+        waiting = still;
+        if !waiting.is_empty() {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    println!(
+        "{:<14} {:<8} {:<24} {:>8}",
+        "SERVICE", "REPLICA", "ADDRESS", "PID"
+    );
+    for (i, child) in &children {
+        println!(
+            "{:<14} {:<8} {:<24} {:>8}",
+            i.service,
+            i.replica,
+            i.url(),
+            child.id().unwrap_or(0)
+        );
+    }
+    if waiting.is_empty() {
+        let gateway = instances
+            .iter()
+            .find(|i| i.service == GATEWAY)
+            .map(Instance::url)
+            .unwrap_or_default();
+        println!(
+            "Fleet ready in {} ms: open {gateway}/",
+            started.elapsed().as_millis()
+        );
+    } else {
+        let late: Vec<String> = waiting
+            .iter()
+            .map(|i| format!("{}#{}", i.service, i.replica))
+            .collect();
+        println!(
+            "Fleet started, but not ready after 60 s: {}",
+            late.join(", ")
+        );
+    }
+    supervise(children).await
+}
+
+fn reqwest_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?)
+}
+
+/// Waits for a signal, reporting instances that die; then stops them all.
+async fn supervise(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
+    let signal = crate::signal::wait();
+    tokio::pin!(signal);
+    loop {
+        let outcome = {
+            let exits =
+                futures::future::select_all(children.iter_mut().map(|(_, c)| Box::pin(c.wait())));
+            tokio::select! {
+                _ = &mut signal => None,
+                (status, index, _) = exits => Some((status, index)),
+            }
+        };
+        let Some((status, index)) = outcome else {
+            break;
+        };
+        let (instance, _) = children.remove(index);
+        println!(
+            "{}#{} exited ({}); not restarting it",
+            instance.service,
+            instance.replica,
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string())
+        );
+        if children.is_empty() {
+            return Ok(());
+        }
+    }
+    println!("stopping {} instances", children.len());
+    for (_, child) in &children {
+        if let Some(pid) = child.id() {
+            crate::signal::terminate(pid);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for (instance, child) in &mut children {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, child.wait()).await.is_err() {
+            println!(
+                "{}#{} did not stop in time; killing it",
+                instance.service, instance.replica
+            );
+            let _ = child.kill().await;
+        }
+    }
+    Ok(())
+}

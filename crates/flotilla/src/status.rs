@@ -1,0 +1,49 @@
+//! `flotilla status`: the services, their instances as discovery reports them, and the health of
+//! each (its `/readyz`), as one table.
+
+use std::time::{Duration, Instant};
+
+use crate::host::{GATEWAY, SERVICES};
+use crate::settings::HostSettings;
+
+/// Prints the table; returns false when some instance is not ready.
+pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
+    let discovery = crate::host::discovery_for(settings).await?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let mut names: Vec<&str> = vec![GATEWAY];
+    names.extend(SERVICES.iter().map(|s| s.name));
+    println!(
+        "{:<14} {:<40} {:<10} {:>8}",
+        "SERVICE", "INSTANCE", "HEALTH", "LATENCY"
+    );
+    let mut all_ready = true;
+    for name in names {
+        let mut rx = discovery.watch(name).await?;
+        // A fresh watch may still be loading: give it a moment to report something.
+        if rx.borrow().is_empty() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), rx.changed()).await;
+        }
+        let instances = rx.borrow().clone();
+        if instances.is_empty() {
+            println!("{name:<14} {:<40} {:<10} {:>8}", "-", "none", "-");
+            continue;
+        }
+        for url in instances {
+            let probe = if name == GATEWAY { "healthz" } else { "readyz" };
+            let started = Instant::now();
+            let health = match http.get(format!("{url}/{probe}")).send().await {
+                Ok(r) if r.status().is_success() => "ready".to_owned(),
+                Ok(r) => format!("{}", r.status().as_u16()),
+                Err(_) => "down".to_owned(),
+            };
+            all_ready &= health == "ready";
+            println!(
+                "{name:<14} {url:<40} {health:<10} {:>6}ms",
+                started.elapsed().as_millis()
+            );
+        }
+    }
+    Ok(all_ready)
+}
