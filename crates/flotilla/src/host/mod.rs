@@ -311,8 +311,10 @@ impl Host {
             tracker.spawn(task);
         }
         let mut servers = tokio::task::JoinSet::new();
+        // Listeners stop on their own token: after the host has left discovery, not at the signal.
+        let stop_serving = CancellationToken::new();
         for endpoint in self.endpoints {
-            let stop = self.shutdown.clone();
+            let stop = stop_serving.clone();
             servers.spawn(async move {
                 axum::serve(endpoint.listener, endpoint.router)
                     .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -330,6 +332,7 @@ impl Host {
             tokio::time::sleep(self.deregister_grace).await;
         }
         tracing::info!("shutting down: draining in-flight requests");
+        stop_serving.cancel();
         let drained = tokio::time::timeout(self.drain, async {
             while let Some(result) = servers.join_next().await {
                 if let Ok(Err(err)) = result {
