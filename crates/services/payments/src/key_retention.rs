@@ -49,9 +49,8 @@ pub async fn prune_keys(
 mod tests {
     use super::*;
     use axum::http::{HeaderValue, StatusCode};
-    use flotilla_chassis::Db;
     use flotilla_chassis::clock::{Clock, ManualClock};
-    use flotilla_chassis::db::PoolSettings;
+    use flotilla_chassis::testkit::{TestDatabases, test_db};
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -61,12 +60,12 @@ mod tests {
 
     const HOUR_MILLIS: i64 = 3_600_000;
 
-    async fn store(dir: &tempfile::TempDir) -> PaymentStore {
-        let db = Db::open_sqlite(&dir.path().join("payments.db"), &PoolSettings::default())
-            .await
-            .expect("open");
+    /// A migrated store on SQLite, or on PostgreSQL when `FLOTILLA_TEST_DATABASE_URL` is set;
+    /// the guard drops the database.
+    async fn store() -> (PaymentStore, TestDatabases) {
+        let (db, guard) = test_db("payments").await;
         db.migrate(MIGRATIONS).await.expect("migrate");
-        PaymentStore::new(db)
+        (PaymentStore::new(db), guard)
     }
 
     /// Claims `key` for a capture with parameters `param`; true when the key was free (the claim
@@ -93,8 +92,7 @@ mod tests {
 
     #[tokio::test]
     async fn pruning_deletes_only_keys_older_than_the_cutoff() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = store(&dir).await;
+        let (store, _guard) = store().await;
         assert!(take(&store, "old", "a", 1_000).await);
         assert!(take(&store, "new", "a", 2_000).await);
         assert_eq!(store.prune_keys(1_000).await.expect("prune"), 0);
@@ -111,8 +109,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_task_forgets_expired_keys_and_stops_on_shutdown() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = store(&dir).await;
+        let (store, _guard) = store().await;
         let clock = Arc::new(ManualClock::new(1_750_000_000_000));
         assert!(take(&store, "k", "a", clock.now_millis()).await);
         clock.advance(HOUR_MILLIS + 1);
