@@ -10,10 +10,12 @@
 //! ([`Db::open_postgres`], in `db/provisioning.rs`), and migrations hold an advisory lock so that
 //! replicas starting together apply each one exactly once.
 
+mod pool;
 mod provisioning;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+pub use pool::{DbPool, DbTx, PooledConnection};
+use sqlx::AnyConnection;
+use sqlx::any::AnyConnectOptions;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -47,7 +49,7 @@ impl Default for PoolSettings {
 /// A service's database: a pool plus the backend it talks to.
 #[derive(Debug, Clone)]
 pub struct Db {
-    pool: AnyPool,
+    pool: DbPool,
     backend: Backend,
 }
 
@@ -105,24 +107,9 @@ impl Db {
                 ));
             }
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
+        let pool = DbPool::new(options, backend, settings)?;
+        // Fail at start, not at the first request, when the database cannot be reached.
+        drop(pool.acquire().await?);
         Ok(Self { pool, backend })
     }
 
@@ -135,8 +122,9 @@ impl Db {
         Self::connect(&url, settings).await
     }
 
-    /// The pool, for running queries.
-    pub fn pool(&self) -> &AnyPool {
+    /// The pool, for running queries (`query.execute(db.pool())`) and transactions
+    /// (`db.pool().begin()`).
+    pub fn pool(&self) -> &DbPool {
         &self.pool
     }
 
@@ -228,13 +216,13 @@ impl Db {
     /// writers are serialised by the database lock.
     async fn lock_migrations(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut AnyConnection,
         table: &str,
     ) -> Result<(), sqlx::Error> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(migration_lock_key(table))
-                .execute(&mut **tx)
+                .execute(tx)
                 .await?;
         }
         Ok(())
@@ -259,6 +247,15 @@ fn migration_lock_key(table: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// `$first, $first+1, ..., $first+n-1`: the placeholders of a multi-row INSERT or an IN list,
+/// built in one place so every store numbers them alike.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// True when `err` is a unique-constraint violation (on either backend), so a store can map it
 /// to a 409 instead of a 500.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -273,6 +270,13 @@ pub fn is_constraint_violation(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_from_first() {
+        assert_eq!(placeholders(1, 3), "$1, $2, $3");
+        assert_eq!(placeholders(9, 2), "$9, $10");
+        assert_eq!(placeholders(1, 0), "");
+    }
 
     #[test]
     fn the_lock_key_is_fnv1a_of_the_table_name() {

@@ -6,10 +6,10 @@
 //! length depends on how many rows or ids there are.
 
 use flotilla_chassis::clock::rfc3339;
-use flotilla_chassis::db::{Backend, Db};
+use flotilla_chassis::db::{Backend, Db, placeholders};
 use flotilla_chassis::pagination::PageRequest;
 use flotilla_chassis::{Currency, Migration, Money};
-use sqlx::{Any, AssertSqlSafe, Transaction};
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::contract::{Category, Product};
 use crate::domain::{ProductId, SearchQuery, image_url};
@@ -217,14 +217,6 @@ pub async fn search(
     Ok((into_products(rows)?, count(total)))
 }
 
-/// `$first, $first+1, ..., $first+n-1`.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The products among `ids` that exist, in no particular order.
 pub async fn products_by_ids(db: &Db, ids: &[ProductId]) -> Result<Vec<Product>, sqlx::Error> {
     if ids.is_empty() {
@@ -280,7 +272,7 @@ const COLUMNS_PER_ROW: usize = 8;
 /// instance seeding the same catalog at the same moment writes the same rows). Returns how many
 /// were inserted. Callers keep `rows` short enough for the backend's bind-parameter limit.
 pub async fn insert_products(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut AnyConnection,
     rows: &[NewProduct],
 ) -> Result<u64, sqlx::Error> {
     if rows.is_empty() {
@@ -312,17 +304,5 @@ pub async fn insert_products(
             .bind(row.price.currency.as_str().to_owned())
             .bind(row.created_at);
     }
-    Ok(query.execute(&mut **tx).await?.rows_affected())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_from_first() {
-        assert_eq!(placeholders(1, 3), "$1, $2, $3");
-        assert_eq!(placeholders(9, 2), "$9, $10");
-        assert_eq!(placeholders(1, 0), "");
-    }
+    Ok(query.execute(tx).await?.rows_affected())
 }

@@ -82,11 +82,14 @@ async fn checkout(
 ) -> Result<Response, OrdersError> {
     let owner = Executor::new_owner();
     let order_id = match state.checkout.place(&caller, &key, &req, &owner).await? {
-        Checkedout::New(order_id) => {
+        Checkedout::New { saga, held_until } => {
             let executor = state.executor.clone();
+            let order_id = saga.order_id.clone();
             let id = order_id.clone();
             let saga = async move {
-                let end = executor.run(&id, &owner, None).await;
+                let end = executor
+                    .run_from(*saga, &owner, Some(held_until), None)
+                    .await;
                 log_end(&id, &end);
             };
             // The saga outlives the request (a client that hangs up does not stop it), and

@@ -23,13 +23,20 @@ use std::time::Duration;
 use crate::contract::CheckoutRequest;
 use crate::domain::{self, OrderId, PricedLine, WantedLine};
 use crate::error::OrdersError;
+use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
 
 /// What a checkout came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Checkedout {
-    /// A new order, whose saga the caller (holding the lease it passed in) must now run.
-    New(String),
+    /// A new order, whose saga (as stored) the caller, holding the lease it passed in until
+    /// `held_until`, must now run.
+    New {
+        /// The saga, at its first step.
+        saga: Box<SagaRecord>,
+        /// Until when the caller's lease runs.
+        held_until: i64,
+    },
     /// The order this key created before (or concurrently): nothing new was stored.
     Existing(String),
 }
@@ -94,7 +101,10 @@ impl Checkout {
         match self.store.place(&order).await? {
             Placed::Created => {
                 tracing::info!(order_id = id.as_str(), total = %totals.total, "order placed");
-                Ok(Checkedout::New(id.as_str().to_owned()))
+                Ok(Checkedout::New {
+                    saga: Box::new(SagaRecord::placed(&order)),
+                    held_until: order.lease_until,
+                })
             }
             Placed::Twin(stored) => repeat(stored, &fingerprint),
         }

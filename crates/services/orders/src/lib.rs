@@ -68,7 +68,8 @@ pub struct OrdersConfig {
     pub lease_ms: u64,
     /// How long `POST /` waits for the saga before answering 202, in ms (default 2000).
     pub respond_within_ms: u64,
-    /// Most lines one order may have (default 50).
+    /// Most lines one order may have (default 50, at most 1000: the lines are stored with one
+    /// statement, 6 bound values each).
     pub max_lines: u32,
     /// How long the stock is reserved for a saga, in seconds (default 900).
     pub reservation_ttl_secs: u64,
@@ -96,8 +97,11 @@ impl OrdersConfig {
         if self.step_timeout_ms == 0 || self.step_attempts == 0 || self.retry_base_ms == 0 {
             return fail("step_timeout_ms, step_attempts and retry_base_ms must be at least 1");
         }
-        if self.recovery_interval_ms == 0 || self.max_lines == 0 {
-            return fail("recovery_interval_ms and max_lines must be at least 1");
+        if self.recovery_interval_ms == 0 {
+            return fail("recovery_interval_ms must be at least 1");
+        }
+        if !(1..=MAX_LINES_LIMIT).contains(&self.max_lines) {
+            return fail("max_lines must be between 1 and 1000");
         }
         // A lease shorter than a step (plus the renewal around it) would let a second executor
         // take over a saga whose step is still in flight.
@@ -110,6 +114,9 @@ impl OrdersConfig {
         Ok(())
     }
 }
+
+/// The largest `max_lines` allowed: SQLite binds at most 32766 values in one statement.
+const MAX_LINES_LIMIT: u32 = 1000;
 
 /// What an orders instance is made of; shared by [`service`] and the test driver.
 struct Parts {

@@ -49,7 +49,8 @@ impl SagaDriver {
             .place(caller, &key, req, &self.owner)
             .await?
         {
-            Checkedout::New(id) | Checkedout::Existing(id) => Ok(id),
+            Checkedout::New { saga, .. } => Ok(saga.order_id),
+            Checkedout::Existing(id) => Ok(id),
         }
     }
 

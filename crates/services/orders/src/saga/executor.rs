@@ -130,11 +130,25 @@ impl Executor {
     /// `limit` step outcomes when given.
     #[tracing::instrument(skip(self, owner), fields(order_id = %order_id))]
     pub async fn run(&self, order_id: &str, owner: &str, limit: Option<usize>) -> RunEnd {
-        let mut saga = match self.store.saga(order_id).await {
-            Ok(Some(saga)) => saga,
-            Ok(None) => return RunEnd::LostLease,
-            Err(e) => return RunEnd::Storage(e),
-        };
+        match self.store.saga(order_id).await {
+            Ok(Some(saga)) => self.run_from(saga, owner, None, limit).await,
+            Ok(None) => RunEnd::LostLease,
+            Err(e) => RunEnd::Storage(e),
+        }
+    }
+
+    /// [`Executor::run`] from `saga` as the caller knows it (the request that just stored it),
+    /// held by `owner` until `held_until` when the caller knows that too (None: renew first).
+    #[tracing::instrument(skip_all, fields(order_id = %saga.order_id))]
+    pub async fn run_from(
+        &self,
+        mut saga: SagaRecord,
+        owner: &str,
+        mut held_until: Option<i64>,
+        limit: Option<usize>,
+    ) -> RunEnd {
+        let order_id = saga.order_id.clone();
+        let order_id = order_id.as_str();
         let policy = Policy {
             step_attempts: self.timing.step_attempts,
         };
@@ -149,14 +163,17 @@ impl Executor {
             if self.shutdown.is_cancelled() {
                 return RunEnd::Stopped;
             }
-            match self
-                .store
-                .renew(order_id, owner, self.lease_until(self.now()))
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return RunEnd::LostLease,
-                Err(e) => return RunEnd::Storage(e),
+            // Each recorded step renews the lease, so a step that follows right away still has
+            // most of it; only a lease too short to cover the step is renewed first (one more
+            // write per saga rather than one per step).
+            let now = self.now();
+            if held_until.is_none_or(|until| until - now <= 2 * millis(self.timing.step_timeout)) {
+                // The step's record below renews it again.
+                match self.store.renew(order_id, owner, self.lease_until(now)).await {
+                    Ok(true) => {}
+                    Ok(false) => return RunEnd::LostLease,
+                    Err(e) => return RunEnd::Storage(e),
+                }
             }
             let ran = saga.state.step;
             let (outcome, learnt) = if ran.is_local() {
@@ -185,8 +202,9 @@ impl Executor {
                 learnt,
                 delay,
             };
-            if let Err(end) = self.persist(&saga, owner, &stepped).await {
-                return end;
+            match self.persist(&saga, owner, &stepped).await {
+                Ok(until) => held_until = Some(until),
+                Err(end) => return end,
             }
             tracing::debug!(step = ran.as_str(), outcome = ?stepped.outcome, "saga step recorded");
             let Stepped {
@@ -227,13 +245,13 @@ impl Executor {
     }
 
     /// Records the outcome of `ran` and what follows; the final step's record is the order's
-    /// final transaction (status, history, event).
+    /// final transaction (status, history, event). Returns until when the lease now runs.
     async fn persist(
         &self,
         saga: &SagaRecord,
         owner: &str,
         stepped: &Stepped,
-    ) -> Result<(), RunEnd> {
+    ) -> Result<i64, RunEnd> {
         let Stepped {
             ran,
             outcome,
@@ -279,7 +297,7 @@ impl Executor {
             None => self.store.record(&progress).await,
         };
         match written {
-            Ok(true) => Ok(()),
+            Ok(true) => Ok(progress.lease_until),
             Ok(false) => Err(RunEnd::LostLease),
             Err(e) => Err(RunEnd::Storage(e)),
         }

@@ -9,7 +9,7 @@ mod rows;
 mod saga_views;
 pub mod sagas;
 
-use flotilla_chassis::db::{Migration, is_unique_violation};
+use flotilla_chassis::db::{Migration, is_unique_violation, placeholders};
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageRequest};
 use flotilla_chassis::{Db, Money};
@@ -20,11 +20,20 @@ use crate::domain::{CardNumber, OrderId, PricedLine, Totals};
 use crate::saga::{SagaState, Step};
 
 /// The orders schema, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "init",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::portable(1, "init", include_str!("../../migrations/0001_init.sql")),
+    Migration {
+        version: 2,
+        name: "saga log trigger",
+        sql: include_str!("../../migrations/0002_saga_log_trigger.sqlite.sql"),
+        sqlite: Some(include_str!(
+            "../../migrations/0002_saga_log_trigger.sqlite.sql"
+        )),
+        postgres: Some(include_str!(
+            "../../migrations/0002_saga_log_trigger.postgres.sql"
+        )),
+    },
+];
 
 /// Everything stored when an order is placed.
 #[derive(Debug)]
@@ -161,22 +170,26 @@ impl OrdersStore {
         .bind(order.now)
         .execute(&mut *tx)
         .await?;
+        // One statement for all the lines: each statement is a round trip to the database.
+        let values = (0..order.lines.len())
+            .map(|i| format!("($1, {})", placeholders(2 + 6 * i, 6)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, product_id, name, unit_price_minor,
+                                      quantity, line_total_minor) VALUES {values}"
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order.id.as_str());
         for (line_no, line) in (1_i64..).zip(order.lines) {
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, line_no, product_id, name, unit_price_minor,
-                                          quantity, line_total_minor)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(order.id.as_str())
-            .bind(line_no)
-            .bind(&line.product_id)
-            .bind(&line.name)
-            .bind(line.unit_price.amount_minor)
-            .bind(i64::from(line.quantity))
-            .bind(line.line_total.amount_minor)
-            .execute(&mut *tx)
-            .await?;
+            insert = insert
+                .bind(line_no)
+                .bind(&line.product_id)
+                .bind(&line.name)
+                .bind(line.unit_price.amount_minor)
+                .bind(i64::from(line.quantity))
+                .bind(line.line_total.amount_minor);
         }
+        insert.execute(&mut *tx).await?;
         sagas::append_history(
             &mut tx,
             order.id.as_str(),

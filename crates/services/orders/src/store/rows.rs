@@ -4,6 +4,7 @@
 
 use flotilla_chassis::Db;
 use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::db::placeholders;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::HashMap;
@@ -25,14 +26,6 @@ struct CorruptRow(String);
 
 fn corrupt(message: String) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(CorruptRow(message)))
-}
-
-/// `$1, $2, ..., $n`.
-pub fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The orders of `rows` (from [`ORDER_SELECT`]), in the same order, with lines and history.
@@ -93,7 +86,7 @@ async fn lines_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<OrderLi
                 l.line_total_minor, o.currency
          FROM order_lines l JOIN orders o ON o.id = l.order_id
          WHERE l.order_id IN ({}) ORDER BY l.order_id, l.line_no",
-        placeholders(ids.len())
+        placeholders(1, ids.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {
@@ -126,7 +119,7 @@ async fn history_of(
     let sql = format!(
         "SELECT order_id, status, note, at FROM order_history
          WHERE order_id IN ({}) ORDER BY order_id, seq",
-        placeholders(ids.len())
+        placeholders(1, ids.len())
     );
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in ids {

@@ -8,9 +8,9 @@ use sqlx::any::AnyRow;
 use std::collections::HashMap;
 
 use super::OrdersStore;
-use super::rows::placeholders;
 use crate::contract::{SagaStepView, SagaView};
 use crate::saga::Phase;
+use flotilla_chassis::db::placeholders;
 
 const SAGA_SELECT: &str = "SELECT order_id, status, step, attempts, failure, updated_at FROM sagas";
 
@@ -97,7 +97,7 @@ impl OrdersStore {
         let sql = format!(
             "SELECT order_id, step, action, outcome, detail, at FROM saga_log
              WHERE order_id IN ({}) ORDER BY order_id, seq",
-            placeholders(views.len())
+            placeholders(1, views.len())
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for view in &views {

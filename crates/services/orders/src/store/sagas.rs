@@ -8,9 +8,9 @@
 use flotilla_chassis::Money;
 use flotilla_chassis::events::{NewEvent, Outbox};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{AnyConnection, Row};
 
-use super::{OrdersStore, money, rows};
+use super::{NewOrder, OrdersStore, money, rows};
 use crate::contract::{Address, OrderStatus};
 use crate::domain::CardNumber;
 use crate::saga::steps::Learnt;
@@ -37,6 +37,27 @@ pub struct SagaRecord {
     pub address: Address,
     /// The shipping quote to honour.
     pub quote_id: Option<String>,
+}
+
+impl SagaRecord {
+    /// The saga [`OrdersStore::place`] stores with `order`, as a fresh read would return it.
+    pub fn placed(order: &NewOrder<'_>) -> Self {
+        Self {
+            order_id: order.id.as_str().to_owned(),
+            user_id: order.user_id.to_owned(),
+            state: SagaState::start(),
+            card: Some(order.card.clone()),
+            learnt: Learnt::default(),
+            lines: order
+                .lines
+                .iter()
+                .map(|line| (line.product_id.clone(), line.quantity))
+                .collect(),
+            total: order.totals.total,
+            address: order.address.clone(),
+            quote_id: order.quote_id.map(str::to_owned),
+        }
+    }
 }
 
 /// One step outcome to record.
@@ -201,14 +222,20 @@ impl OrdersStore {
         }))
     }
 
-    /// Records a step outcome and the state that follows, with its log entry, in one
-    /// transaction; false (nothing written) when `owner` no longer holds the saga.
+    /// Records a step outcome, what it learnt and the state that follows, with its log entry
+    /// (appended by the `saga_log_append` trigger), in one statement; false (nothing written)
+    /// when `owner` no longer holds the saga. The lease is renewed with it.
     pub async fn record(&self, p: &Progress<'_>) -> Result<bool, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
         let to = &p.transition.state;
         let updated = sqlx::query(
             "UPDATE sagas SET status = $3, step = $4, attempts = $5, failure = $6,
-                              lease_until = $7, next_attempt_at = $8, updated_at = $9
+                              lease_until = $7, next_attempt_at = $8, updated_at = $9,
+                              payment_id = COALESCE($10, payment_id),
+                              shipment_id = COALESCE($11, shipment_id),
+                              tracking_number = COALESCE($12, tracking_number),
+                              card_number = CASE WHEN $13 = 1 THEN NULL ELSE card_number END,
+                              log_seq = log_seq + 1, log_step = $14, log_action = $15,
+                              log_outcome = $16, log_detail = $17
              WHERE order_id = $1 AND lease_owner = $2 AND status <> 'done'",
         )
         .bind(p.order_id)
@@ -220,19 +247,17 @@ impl OrdersStore {
         .bind(p.lease_until)
         .bind(p.next_attempt_at)
         .bind(p.now)
-        .execute(&mut *tx)
+        .bind(p.learnt.payment_id.as_deref())
+        .bind(p.learnt.shipment_id.as_deref())
+        .bind(p.learnt.tracking_number.as_deref())
+        .bind(i64::from(p.transition.forget_card))
+        .bind(p.ran.as_str())
+        .bind(p.ran.action())
+        .bind(p.transition.logged.as_str())
+        .bind(p.detail)
+        .execute(self.db.pool())
         .await?;
-        if updated.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        store_learnt(&mut tx, p.order_id, p.learnt).await?;
-        if p.transition.forget_card {
-            forget_card(&mut tx, p.order_id).await?;
-        }
-        append_log(&mut tx, p, p.transition.logged).await?;
-        tx.commit().await?;
-        Ok(true)
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Finishes the saga: saga done, order CONFIRMED or CANCELLED with its history entry, the
@@ -249,7 +274,9 @@ impl OrdersStore {
         let updated = sqlx::query(
             "UPDATE sagas SET status = 'done', step = $3, attempts = 0, failure = $4,
                               card_number = NULL, lease_owner = NULL, lease_until = 0,
-                              next_attempt_at = $5, updated_at = $5
+                              next_attempt_at = $5, updated_at = $5,
+                              log_seq = log_seq + 1, log_step = $6, log_action = $7,
+                              log_outcome = $8, log_detail = $9
              WHERE order_id = $1 AND lease_owner = $2 AND status <> 'done'",
         )
         .bind(p.order_id)
@@ -257,6 +284,10 @@ impl OrdersStore {
         .bind(to.step.as_str())
         .bind(to.failure.as_deref())
         .bind(p.now)
+        .bind(p.ran.as_str())
+        .bind(p.ran.action())
+        .bind(Logged::Ok.as_str())
+        .bind(p.detail)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -274,7 +305,6 @@ impl OrdersStore {
         .execute(&mut *tx)
         .await?;
         append_history(&mut tx, p.order_id, ending.status, Some(ending.note), p.now).await?;
-        append_log(&mut tx, p, Logged::Ok).await?;
         outbox.append(&mut tx, ending.event).await?;
         tx.commit().await?;
         Ok(true)
@@ -302,63 +332,9 @@ fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
     })
 }
 
-async fn store_learnt(
-    tx: &mut Transaction<'_, Any>,
-    order_id: &str,
-    learnt: &Learnt,
-) -> Result<(), sqlx::Error> {
-    let fields = [
-        ("payment_id", &learnt.payment_id),
-        ("shipment_id", &learnt.shipment_id),
-        ("tracking_number", &learnt.tracking_number),
-    ];
-    for (column, value) in fields {
-        if let Some(value) = value {
-            let sql = format!("UPDATE sagas SET {column} = $2 WHERE order_id = $1");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(order_id)
-                .bind(value)
-                .execute(&mut **tx)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-async fn forget_card(tx: &mut Transaction<'_, Any>, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE sagas SET card_number = NULL WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-async fn append_log(
-    tx: &mut Transaction<'_, Any>,
-    p: &Progress<'_>,
-    logged: Logged,
-) -> Result<(), sqlx::Error> {
-    // The caller's UPDATE of the saga row holds its lock, so no other transaction can pick the
-    // same sequence number.
-    sqlx::query(
-        "INSERT INTO saga_log (order_id, seq, step, action, outcome, detail, at)
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6
-         FROM saga_log WHERE order_id = $1",
-    )
-    .bind(p.order_id)
-    .bind(p.ran.as_str())
-    .bind(p.ran.action())
-    .bind(logged.as_str())
-    .bind(p.detail)
-    .bind(p.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Appends a status change to an order's history.
 pub async fn append_history(
-    tx: &mut Transaction<'_, Any>,
+    tx: &mut AnyConnection,
     order_id: &str,
     status: OrderStatus,
     note: Option<&str>,
@@ -373,7 +349,7 @@ pub async fn append_history(
     .bind(status.as_str())
     .bind(note)
     .bind(now)
-    .execute(&mut **tx)
+    .execute(tx)
     .await?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 
 use axum::http::StatusCode;
 use flotilla_chassis::{Money, ids};
-use sqlx::{Any, Transaction};
+use flotilla_chassis::db::DbTx;
 
 use super::{PaymentRow, PaymentStore, corrupt, payment_from_row};
 use crate::contract::{DeclineCode, LedgerKind, PaymentStatus};
@@ -87,7 +87,7 @@ impl PaymentStore {
 
 /// The open transaction of one money movement, holding its idempotency key.
 pub struct KeyedTx {
-    tx: Transaction<'static, Any>,
+    tx: DbTx,
     key: String,
     operation: LedgerKind,
 }
