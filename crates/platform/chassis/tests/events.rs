@@ -342,3 +342,236 @@ async fn a_replayed_dead_letter_is_handled_once() {
     );
     assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 1);
 }
+
+/// A bus that refuses the first publish of each event whose order is in `refuse`, and delivers
+/// everything else.
+struct RefusesOnce {
+    inner: InProcessBus,
+    refuse: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl RefusesOnce {
+    fn new(refuse: &[&str]) -> Self {
+        Self {
+            inner: InProcessBus::new(),
+            refuse: std::sync::Mutex::new(refuse.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+}
+
+impl Bus for RefusesOnce {
+    fn publish<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            let order = event.payload["order_id"].as_str().unwrap_or_default();
+            if self.refuse.lock().expect("lock").remove(order) {
+                return Err(BusError::Broker(format!("refused {order}")));
+            }
+            self.inner.publish(event).await
+        })
+    }
+
+    fn subscribe(&self, consumer: Arc<Consumer>) -> BoxFuture<'_, Result<(), BusError>> {
+        self.inner.subscribe(consumer)
+    }
+}
+
+#[tokio::test]
+async fn a_pass_marks_what_the_bus_took_and_schedules_the_rest_for_a_retry() {
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    for i in 0..10 {
+        publish(&outbox, &orders, &format!("o{i}"), 1).await;
+    }
+    let bus = Arc::new(RefusesOnce::new(&["o3", "o7"]));
+    bus.subscribe(consumer(&counter).await)
+        .await
+        .expect("subscribe");
+    let relay = Relay::new(
+        outbox,
+        bus,
+        RelaySettings {
+            retry_base_ms: 60_000,
+            retry_max_ms: 60_000,
+            ..RelaySettings::default()
+        },
+    );
+    assert_eq!(relay.pass().await.expect("pass"), 10);
+    // The eight the bus took are marked, by one statement (one timestamp); the two it refused
+    // are not, and wait for their retry.
+    let marks: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT published_at FROM outbox WHERE published_at IS NOT NULL",
+    )
+    .fetch_all(orders.pool())
+    .await
+    .expect("marks");
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL"
+        )
+        .await,
+        8
+    );
+    let refused: Vec<(String, i64, Option<String>)> = sqlx::query_as(
+        "SELECT payload, attempts, last_error FROM outbox WHERE published_at IS NULL
+         ORDER BY id",
+    )
+    .fetch_all(orders.pool())
+    .await
+    .expect("refused");
+    assert_eq!(refused.len(), 2);
+    for ((payload, attempts, error), order) in refused.iter().zip(["o3", "o7"]) {
+        assert!(payload.contains(order), "{payload}");
+        assert_eq!(*attempts, 1);
+        assert_eq!(
+            error.as_deref(),
+            Some(format!("broker: refused {order}").as_str())
+        );
+    }
+    assert_eq!(
+        relay.pass().await.expect("pass"),
+        0,
+        "not due before the backoff"
+    );
+    assert_eq!(relay.stats().snapshot().published, 8);
+    assert_eq!(relay.stats().snapshot().failures, 2);
+    // Once due, they go out; each effect exactly once.
+    sqlx::query("UPDATE outbox SET next_attempt_at = 0 WHERE published_at IS NULL")
+        .execute(orders.pool())
+        .await
+        .expect("due now");
+    assert_eq!(relay.pass().await.expect("pass"), 2);
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&counter, "SELECT COUNT(DISTINCT order_id) FROM effects").await,
+        10
+    );
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 10);
+}
+
+/// A bus that delivers, then makes the outbox unwritable for the relay's mark (the table goes
+/// away), the first time: the database failed after the bus took the events.
+struct MarkFails {
+    inner: InProcessBus,
+    orders: Db,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl Bus for MarkFails {
+    fn publish<'a>(&'a self, event: &'a Event) -> BoxFuture<'a, Result<(), BusError>> {
+        Box::pin(async move {
+            self.inner.publish(event).await?;
+            if self.armed.swap(false, Ordering::SeqCst) {
+                sqlx::raw_sql("ALTER TABLE outbox RENAME TO outbox_away")
+                    .execute(self.orders.pool())
+                    .await
+                    .map_err(|e| BusError::Broker(e.to_string()))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe(&self, consumer: Arc<Consumer>) -> BoxFuture<'_, Result<(), BusError>> {
+        self.inner.subscribe(consumer)
+    }
+}
+
+#[tokio::test]
+async fn a_batch_whose_mark_fails_is_published_again_without_a_second_effect() {
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    for i in 0..5 {
+        publish(&outbox, &orders, &format!("o{i}"), 1).await;
+    }
+    let bus = Arc::new(MarkFails {
+        inner: InProcessBus::new(),
+        orders: orders.clone(),
+        armed: std::sync::atomic::AtomicBool::new(true),
+    });
+    let consumer = consumer(&counter).await;
+    bus.subscribe(consumer.clone()).await.expect("subscribe");
+    let relay = Relay::new(outbox, bus, settings());
+    assert!(relay.pass().await.is_err(), "the mark fails");
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 5);
+    sqlx::raw_sql("ALTER TABLE outbox_away RENAME TO outbox")
+        .execute(orders.pool())
+        .await
+        .expect("rename back");
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        5,
+        "nothing was marked"
+    );
+    assert_eq!(relay.pass().await.expect("pass"), 5);
+    assert_eq!(
+        count(
+            &orders,
+            "SELECT COUNT(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&counter, "SELECT COUNT(*) FROM effects").await, 5);
+    assert_eq!(consumer.stats().snapshot().duplicates, 5);
+}
+
+#[tokio::test]
+async fn a_running_relay_delivers_when_woken_and_times_its_own_retries() {
+    let ((orders, _orders_db), (counter, _counter_db)) = (db("orders").await, db("counter").await);
+    let outbox = Outbox::new("orders", orders.clone(), clock());
+    let bus = Arc::new(RefusesOnce::new(&["o2"]));
+    bus.subscribe(consumer(&counter).await)
+        .await
+        .expect("subscribe");
+    // A poll interval far beyond the test: only wake-ups and the relay's own retry timer can
+    // move these events.
+    let settings = RelaySettings {
+        poll_interval_ms: 600_000,
+        retry_base_ms: 50,
+        retry_max_ms: 50,
+        ..RelaySettings::default()
+    };
+    let stop = tokio_util::sync::CancellationToken::new();
+    let relay = tokio::spawn(Relay::new(outbox.clone(), bus, settings).run(stop.clone()));
+    let delivered = |order: &'static str| {
+        let counter = counter.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects WHERE order_id = $1")
+                    .bind(order)
+                    .fetch_one(counter.pool())
+                    .await
+                    .expect("count");
+                if n > 0 {
+                    return;
+                }
+                assert!(std::time::Instant::now() < deadline, "{order} delivered");
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    };
+    // Let the start-up pass find nothing, so that the next one needs a wake-up.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    publish(&outbox, &orders, "o1", 1).await;
+    outbox.wake();
+    delivered("o1").await;
+    // Refused at first: delivered by the retry the relay scheduled itself.
+    publish(&outbox, &orders, "o2", 1).await;
+    outbox.wake();
+    delivered("o2").await;
+    stop.cancel();
+    relay.await.expect("relay stops");
+}

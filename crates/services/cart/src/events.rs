@@ -88,9 +88,8 @@ impl OrderConfirmedHandler {
     ) -> Result<(), HandlerError> {
         let now = self.clock.now_millis();
         CartStore::lock_cart(tx, &order.user_id, now).await?;
-        for (product_id, quantity) in cart_changes(&order.lines) {
-            CartStore::take_ordered(tx, &order.user_id, &product_id, quantity, now).await?;
-        }
+        let changes: Vec<(ProductId, Quantity)> = cart_changes(&order.lines).collect();
+        CartStore::take_ordered(tx, &order.user_id, &changes, now).await?;
         tracing::debug!("ordered products taken out of the cart");
         Ok(())
     }

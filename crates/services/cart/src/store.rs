@@ -5,9 +5,11 @@
 //! Every query is keyed by the user id, so nothing here can reach another user's cart. The SQL is
 //! portable (SQLite and PostgreSQL); the schema is in `migrations/0001_init.sql`.
 
+use std::collections::BTreeMap;
+
 use flotilla_chassis::Db;
 use flotilla_chassis::db::Migration;
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::domain::{ProductId, ProductIdError, Quantity, StoredLine};
 
@@ -17,6 +19,10 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
     "init",
     include_str!("../migrations/0001_init.sql"),
 )];
+
+/// Most products one statement of [`CartStore::take_ordered`] names (two bound values each: far
+/// below either backend's limit on bound parameters).
+const PRODUCTS_PER_STATEMENT: usize = 500;
 
 /// The outcome of [`CartStore::set_quantity`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,27 +103,13 @@ impl CartStore {
         .bind(now_millis)
         .execute(&mut *tx)
         .await?;
-        let present: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM cart_items WHERE user_id = $1 AND product_id = $2",
-        )
-        .bind(user_id)
-        .bind(product_id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        if present == 0 {
-            let lines: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM cart_items WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if lines >= i64::from(max_lines) {
-                tx.rollback().await?;
-                return Ok(SetOutcome::CartFull);
-            }
-        }
-        sqlx::query(
+        // One statement adds or updates the line, unless it is new and the cart is full (then
+        // it writes nothing). The lock taken above keeps the count true until the commit.
+        let stored = sqlx::query(
             "INSERT INTO cart_items (user_id, product_id, quantity, added_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4)
+             SELECT $1, $2, $3, $4, $4
+             WHERE EXISTS (SELECT 1 FROM cart_items WHERE user_id = $1 AND product_id = $2)
+                OR (SELECT COUNT(*) FROM cart_items WHERE user_id = $1) < $5
              ON CONFLICT (user_id, product_id)
              DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
         )
@@ -125,8 +117,13 @@ impl CartStore {
         .bind(product_id.as_str())
         .bind(i64::from(quantity.get()))
         .bind(now_millis)
+        .bind(i64::from(max_lines))
         .execute(&mut *tx)
         .await?;
+        if stored.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(SetOutcome::CartFull);
+        }
         tx.commit().await?;
         Ok(SetOutcome::Stored)
     }
@@ -167,37 +164,74 @@ impl CartStore {
         Ok(())
     }
 
-    /// Takes `quantity` of `product_id` out of `user_id`'s cart inside the caller's transaction
-    /// `conn`: the line shrinks by that much, or goes when it would hold nothing. Lines of other
-    /// products, and any quantity beyond `quantity`, stay.
+    /// Takes the ordered quantities out of `user_id`'s cart inside the caller's transaction
+    /// `conn`: each line shrinks by the quantity ordered of its product, or goes when it would
+    /// hold nothing. Lines of other products, and any quantity beyond what was ordered, stay. A
+    /// product listed more than once is taken out by the sum of its quantities.
+    ///
+    /// Two statements for any number of products, and one when every ordered line goes (the
+    /// usual case: the cart held what was ordered). Each changes several lines in whatever order
+    /// the database visits them, which is safe because the caller holds the cart's row
+    /// ([`CartStore::lock_cart`]) and every transaction that changes several lines of a cart
+    /// takes it first.
     pub async fn take_ordered(
         conn: &mut AnyConnection,
         user_id: &str,
-        product_id: &ProductId,
-        quantity: Quantity,
+        ordered: &[(ProductId, Quantity)],
         now_millis: i64,
     ) -> Result<(), sqlx::Error> {
-        let quantity = i64::from(quantity.get());
-        // Delete before shrinking: the other order would first shrink a line and then delete it
-        // when what is left happens to be no more than `quantity`.
-        sqlx::query(
-            "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2 AND quantity <= $3",
-        )
-        .bind(user_id)
-        .bind(product_id.as_str())
-        .bind(quantity)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "UPDATE cart_items SET quantity = quantity - $3, updated_at = $4
-             WHERE user_id = $1 AND product_id = $2 AND quantity > $3",
-        )
-        .bind(user_id)
-        .bind(product_id.as_str())
-        .bind(quantity)
-        .bind(now_millis)
-        .execute(&mut *conn)
-        .await?;
+        let mut by_product: BTreeMap<&str, i64> = BTreeMap::new();
+        for (product_id, quantity) in ordered {
+            *by_product.entry(product_id.as_str()).or_default() += i64::from(quantity.get());
+        }
+        let all: Vec<(&str, i64)> = by_product.into_iter().collect();
+        for chunk in all.chunks(PRODUCTS_PER_STATEMENT) {
+            // Delete before shrinking: the other order would first shrink a line and then
+            // delete it when what is left happens to be no more than the quantity ordered.
+            // Only placeholders are spliced in; every value is bound below.
+            let doomed = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(product_id = ${} AND quantity <= ${})",
+                        2 * i + 2,
+                        2 * i + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut delete = sqlx::query_scalar::<_, String>(AssertSqlSafe(format!(
+                "DELETE FROM cart_items WHERE user_id = $1 AND ({doomed}) RETURNING product_id"
+            )))
+            .bind(user_id);
+            for (product_id, quantity) in chunk {
+                delete = delete.bind(*product_id).bind(*quantity);
+            }
+            let gone = delete.fetch_all(&mut *conn).await?;
+            let left: Vec<&(&str, i64)> = chunk
+                .iter()
+                .filter(|(product_id, _)| !gone.iter().any(|g| g == product_id))
+                .collect();
+            if left.is_empty() {
+                continue;
+            }
+            // `column1`/`column2` are the names both backends give the columns of a VALUES list.
+            let rows = (0..left.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 3, 2 * i + 4))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut shrink = sqlx::query(AssertSqlSafe(format!(
+                "UPDATE cart_items SET quantity = cart_items.quantity - o.column2, updated_at = $2
+                 FROM (VALUES {rows}) AS o
+                 WHERE cart_items.user_id = $1 AND cart_items.product_id = o.column1
+                   AND cart_items.quantity > o.column2"
+            )))
+            .bind(user_id)
+            .bind(now_millis);
+            for (product_id, quantity) in left {
+                shrink = shrink.bind(*product_id).bind(*quantity);
+            }
+            shrink.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }

@@ -35,10 +35,9 @@ CREATE TABLE ledger (
 
 CREATE INDEX ledger_by_currency ON ledger (currency, kind);
 
--- The first answer given for each (key, operation). The row is inserted first in the
--- operation's transaction, so it doubles as the lock that makes concurrent requests with one key
--- wait for the first and then replay its answer. `status_code` 0 marks a row whose transaction
--- is still running; no other transaction can ever read it in that state.
+-- The first answer given for each (key, operation), inserted complete with that answer in the
+-- same transaction as the operation's effect. Its primary key makes a concurrent request with
+-- the same key wait at its own INSERT for the first to commit, then replay the first answer.
 CREATE TABLE idempotency_keys (
     key TEXT NOT NULL,
     operation TEXT NOT NULL,

@@ -184,10 +184,13 @@ fn brand_of(digits: &str) -> &'static str {
     }
 }
 
-/// True for the stored card whose capture the provider declines. Only test cards are accepted,
-/// and their last four digits tell them apart.
+/// The last four digits of the test card whose capture the provider declines. Only test cards
+/// are accepted, and their last four digits tell them apart.
+const CAPTURE_DECLINED_LAST4: &str = "0341";
+
+/// True for the stored card whose capture the provider declines.
 pub fn declines_capture(card_last4: &str) -> bool {
-    card_last4 == "0341"
+    card_last4 == CAPTURE_DECLINED_LAST4
 }
 
 /// A change of state after authorization.
@@ -248,6 +251,16 @@ impl Transition {
             Transition::Capture => PaymentStatus::Captured,
             Transition::Void => PaymentStatus::Voided,
             Transition::Refund => PaymentStatus::Refunded,
+        }
+    }
+
+    /// The last four digits of the card on which this transition is refused even from
+    /// [`Transition::from`]: the store's conditional UPDATE leaves such a payment alone, so that
+    /// the UPDATE applies exactly when [`Transition::decide`] says [`Decision::Apply`].
+    pub fn refused_last4(self) -> Option<&'static str> {
+        match self {
+            Transition::Capture => Some(CAPTURE_DECLINED_LAST4),
+            Transition::Void | Transition::Refund => None,
         }
     }
 

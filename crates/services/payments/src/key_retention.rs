@@ -56,7 +56,7 @@ mod tests {
 
     use crate::contract::LedgerKind;
     use crate::idempotency::{IdempotencyKey, RequestHash, StoredResponse};
-    use crate::store::{KeyClaim, MIGRATIONS};
+    use crate::store::MIGRATIONS;
 
     const HOUR_MILLIS: i64 = 3_600_000;
 
@@ -68,25 +68,26 @@ mod tests {
         (PaymentStore::new(db), guard)
     }
 
-    /// Claims `key` for a capture with parameters `param`; true when the key was free (the claim
-    /// is then recorded, so the key is taken from now on).
+    /// Records an answer under `key` for a capture with parameters `param`; true when the key
+    /// was free (it is taken from now on).
     async fn take(store: &PaymentStore, key: &str, param: &str, now: i64) -> bool {
         let key = IdempotencyKey::parse(&HeaderValue::from_str(key).expect("header")).expect("key");
         let hash = RequestHash::of(&[param]);
-        match store
-            .claim(&key, LedgerKind::Capture, &hash, now)
+        let answer = StoredResponse {
+            status: StatusCode::OK,
+            body: "{}".into(),
+        };
+        let mut tx = store.begin().await.expect("begin");
+        let prior = tx
+            .record_key(&key, LedgerKind::Capture, &hash, &answer, now)
             .await
-            .expect("claim")
-        {
-            KeyClaim::Fresh(tx) => {
-                let answer = StoredResponse {
-                    status: StatusCode::OK,
-                    body: "{}".into(),
-                };
-                tx.record(&answer).await.expect("record");
+            .expect("record");
+        match prior {
+            None => {
+                tx.commit().await.expect("commit");
                 true
             }
-            KeyClaim::Replay(_) | KeyClaim::Conflict => false,
+            Some(_) => false,
         }
     }
 

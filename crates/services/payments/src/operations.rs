@@ -1,10 +1,16 @@
-//! The four money movements — authorize, capture, void, refund — each one transaction: claim
-//! the idempotency key, decide with the domain rules, change the state with a conditional
-//! UPDATE, append to the ledger, store the answer with the key, commit.
+//! The four money movements — authorize, capture, void, refund — each one transaction that
+//! writes the effect (the payment, its conditional UPDATE, the ledger entry) and the idempotency
+//! key together with the answer, then commits.
 //!
 //! Everything a retry must see again is decided inside that transaction and stored with the
 //! key, so a caller that lost an answer (a timeout, a crash of either side) and asks again with
-//! the same key gets the same status and the same bytes, and the effect happens once.
+//! the same key gets the same status and the same bytes, and the effect happens once. A key
+//! already taken shows when its INSERT finds it (after waiting for the transaction that wrote
+//! it); the transaction then rolls back and the request answers as the key says.
+//!
+//! Each statement, BEGIN and COMMIT is a round trip to the database (on SQLite to the
+//! connection's worker thread), so the paths are short: see `tests/round_trips.rs` for the
+//! budgets.
 
 use axum::http::StatusCode;
 use flotilla_chassis::Money;
@@ -16,7 +22,7 @@ use crate::domain::{
 };
 use crate::error::PaymentError;
 use crate::idempotency::{Answer, IdempotencyKey, RequestHash, StoredResponse};
-use crate::store::{KeyClaim, KeyedTx, PaymentStore};
+use crate::store::{KeyedTx, PaymentStore, Prior};
 
 /// A valid authorization request: the card already reduced to what may be kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,41 +60,42 @@ impl Authorization {
     }
 }
 
-/// Opens the keyed transaction, or ends the request with the key's earlier answer.
-async fn claim(
-    store: &PaymentStore,
-    key: &IdempotencyKey,
-    operation: LedgerKind,
-    hash: &RequestHash,
-    now_millis: i64,
-) -> Result<Result<KeyedTx, Answer>, PaymentError> {
-    match store.claim(key, operation, hash, now_millis).await? {
-        KeyClaim::Fresh(tx) => Ok(Ok(tx)),
-        KeyClaim::Replay(response) => Ok(Err(Answer {
-            response,
-            replayed: true,
-        })),
-        KeyClaim::Conflict => Err(PaymentError::IdempotencyConflict),
+impl Prior {
+    /// The request's answer when its key was used before.
+    fn into_answer(self) -> Result<Answer, PaymentError> {
+        match self {
+            Prior::Replay(response) => Ok(Answer {
+                response,
+                replayed: true,
+            }),
+            Prior::Conflict => Err(PaymentError::IdempotencyConflict),
+        }
     }
 }
 
-/// Stores `outcome` as the key's answer and commits; errors that are not recorded answers roll
-/// everything back instead.
-async fn finish(
-    tx: KeyedTx,
+/// The answer to store for `outcome`; errors that are not recorded answers pass through.
+fn to_record(
     outcome: Result<StoredResponse, PaymentError>,
-) -> Result<Answer, PaymentError> {
-    let response = match outcome {
-        Ok(response) => response,
+) -> Result<StoredResponse, PaymentError> {
+    match outcome {
+        Ok(response) => Ok(response),
         Err(err) => match err.recorded_response() {
-            Some(response) => response?,
-            None => {
-                tx.abandon().await?;
-                return Err(err);
-            }
+            Some(response) => Ok(response?),
+            None => Err(err),
         },
-    };
-    tx.record(&response).await?;
+    }
+}
+
+/// Ends a request whose key turned out to be taken: rolls back what `tx` did and answers as the
+/// key says.
+async fn key_taken(tx: KeyedTx, prior: Prior) -> Result<Answer, PaymentError> {
+    tx.rollback().await?;
+    prior.into_answer()
+}
+
+/// Commits `tx` and answers `response`, which it stored under the key.
+async fn commit(tx: KeyedTx, response: StoredResponse) -> Result<Answer, PaymentError> {
+    tx.commit().await?;
     Ok(Answer {
         response,
         replayed: false,
@@ -96,6 +103,10 @@ async fn finish(
 }
 
 /// `POST /payments`: authorizes `auth` under `key`.
+///
+/// The answer is known before anything is written (the payment's id is made here), so the key
+/// goes in first, complete with its answer, then the payment and its ledger entry: BEGIN, three
+/// INSERTs, COMMIT. A key already taken stops the transaction at its first statement.
 pub async fn authorize(
     store: &PaymentStore,
     now_millis: i64,
@@ -103,10 +114,6 @@ pub async fn authorize(
     auth: Authorization,
 ) -> Result<Answer, PaymentError> {
     let hash = auth.fingerprint();
-    let mut tx = match claim(store, key, LedgerKind::Authorize, &hash, now_millis).await? {
-        Ok(tx) => tx,
-        Err(replay) => return Ok(replay),
-    };
     let mut payment = PaymentRecord {
         id: PaymentId::generate(),
         order_id: auth.order_id.as_str().to_owned(),
@@ -119,37 +126,56 @@ pub async fn authorize(
         updated_at: now_millis,
     };
     let outcome = match auth.card.behaviour {
-        // Nothing is recorded, not even the key: the retry runs again.
-        CardBehaviour::ProcessingError => Err(PaymentError::ProcessingError),
+        // Nothing is recorded, not even the key, so the retry runs again; but a key already used
+        // with other parameters is still a conflict, as it would be for any other card.
+        CardBehaviour::ProcessingError => {
+            return match store.prior(key, LedgerKind::Authorize, &hash).await? {
+                Some(prior) => prior.into_answer(),
+                None => Err(PaymentError::ProcessingError),
+            };
+        }
         CardBehaviour::Declines(code) => {
             payment.status = PaymentStatus::Declined;
             payment.decline_code = Some(code);
-            tx.insert_payment(&payment).await?;
             Err(PaymentError::Declined {
                 payment_id: payment.id.clone(),
                 code,
             })
         }
-        CardBehaviour::Approves | CardBehaviour::DeclinesCapture => {
-            tx.insert_payment(&payment).await?;
-            tx.append_ledger(
-                &payment.id,
-                LedgerKind::Authorize,
-                payment.amount,
-                now_millis,
-            )
-            .await?;
-            Ok(StoredResponse::json(
-                StatusCode::CREATED,
-                &payment.to_contract(),
-            )?)
-        }
+        CardBehaviour::Approves | CardBehaviour::DeclinesCapture => Ok(StoredResponse::json(
+            StatusCode::CREATED,
+            &payment.to_contract(),
+        )?),
     };
-    finish(tx, outcome).await
+    let response = to_record(outcome)?;
+    let mut tx = store.begin().await?;
+    if let Some(prior) = tx
+        .record_key(key, LedgerKind::Authorize, &hash, &response, now_millis)
+        .await?
+    {
+        return key_taken(tx, prior).await;
+    }
+    tx.insert_payment(&payment).await?;
+    if payment.status == PaymentStatus::Authorized {
+        tx.append_ledger(
+            &payment.id,
+            LedgerKind::Authorize,
+            payment.amount,
+            now_millis,
+        )
+        .await?;
+    }
+    commit(tx, response).await
 }
 
 /// `POST /payments/{id}/capture|void|refund`: applies `transition` to payment `raw_id` under
 /// `key`.
+///
+/// The conditional UPDATE goes first and returns the moved payment, which is the answer: then
+/// the key with that answer and the ledger entry, BEGIN, three statements, COMMIT. When the
+/// UPDATE moves nothing (a replay, a refusal, a payment already where the transition leads, an
+/// unknown payment), one read brings the payment and the key together, and the answer decided
+/// from them is stored under the key in the same transaction.
 pub async fn transition(
     store: &PaymentStore,
     now_millis: i64,
@@ -158,55 +184,63 @@ pub async fn transition(
     transition: Transition,
 ) -> Result<Answer, PaymentError> {
     let id = PaymentId::parse(raw_id).ok_or(PaymentError::UnknownPayment)?;
-    let hash = RequestHash::of(&[transition.kind().as_str(), id.as_str()]);
-    let mut tx = match claim(store, key, transition.kind(), &hash, now_millis).await? {
-        Ok(tx) => tx,
-        Err(replay) => return Ok(replay),
+    let operation = transition.kind();
+    let hash = RequestHash::of(&[operation.as_str(), id.as_str()]);
+    let mut tx = store.begin().await?;
+    let moved = tx
+        .move_payment(
+            &id,
+            transition.from(),
+            transition.to(),
+            transition.refused_last4(),
+            now_millis,
+        )
+        .await?;
+    if let Some(payment) = moved {
+        let response = StoredResponse::json(StatusCode::OK, &payment.to_contract())?;
+        // Key before ledger: a key taken by another request ends this one with one statement
+        // less, and the rollback undoes the UPDATE.
+        if let Some(prior) = tx
+            .record_key(key, operation, &hash, &response, now_millis)
+            .await?
+        {
+            return key_taken(tx, prior).await;
+        }
+        tx.append_ledger(&id, operation, payment.amount, now_millis)
+            .await?;
+        return commit(tx, response).await;
+    }
+    // The UPDATE took the write lock on SQLite, so this read is current; on PostgreSQL it sees
+    // the latest commit, and a payment never returns to `from` once it has left it.
+    let (current, prior) = tx.payment_and_prior(&id, key, operation, &hash).await?;
+    if let Some(prior) = prior {
+        return key_taken(tx, prior).await;
+    }
+    let Some(current) = current else {
+        // Not recorded: the key stays free.
+        tx.rollback().await?;
+        return Err(PaymentError::UnknownPayment);
     };
-    let outcome = apply(&mut tx, &id, transition, now_millis).await;
-    let outcome = match outcome {
-        Ok(payment) => Ok(StoredResponse::json(
+    let outcome = match transition.decide(current.status, &current.card_last4) {
+        Decision::AlreadyDone => Ok(StoredResponse::json(
             StatusCode::OK,
-            &payment.to_contract(),
+            &current.to_contract(),
         )?),
-        Err(err) => Err(err),
+        Decision::Refuse(refusal) => Err(PaymentError::Refused(refusal)),
+        // The UPDATE found the payment elsewhere than `from` (or on the refused card) and no
+        // state leads back, so "apply" cannot come up; answered as the state it is in.
+        Decision::Apply => Err(PaymentError::Refused(Refusal::InvalidState(current.status))),
     };
-    finish(tx, outcome).await
+    let response = to_record(outcome)?;
+    // Written nothing yet, so a key taken meanwhile has nothing to undo.
+    if let Some(prior) = tx
+        .record_key(key, operation, &hash, &response, now_millis)
+        .await?
+    {
+        return key_taken(tx, prior).await;
+    }
+    commit(tx, response).await
 }
 
-/// Decides and, when the rules allow, makes the change; returns the payment as it now is.
-async fn apply(
-    tx: &mut KeyedTx,
-    id: &PaymentId,
-    transition: Transition,
-    now_millis: i64,
-) -> Result<PaymentRecord, PaymentError> {
-    let mut payment = tx.payment(id).await?.ok_or(PaymentError::UnknownPayment)?;
-    match transition.decide(payment.status, &payment.card_last4) {
-        Decision::AlreadyDone => Ok(payment),
-        Decision::Refuse(refusal) => Err(PaymentError::Refused(refusal)),
-        Decision::Apply => {
-            if tx
-                .transition(id, transition.from(), transition.to(), now_millis)
-                .await?
-            {
-                tx.append_ledger(id, transition.kind(), payment.amount, now_millis)
-                    .await?;
-                payment.status = transition.to();
-                payment.updated_at = now_millis;
-                return Ok(payment);
-            }
-            // Another transaction moved the payment after our read (possible on PostgreSQL,
-            // where the key lock does not cover the payment row): decide again on what it is now.
-            // No state leads back to `from`, so "apply" cannot come up a second time.
-            let current = tx.payment(id).await?.ok_or(PaymentError::UnknownPayment)?;
-            match transition.decide(current.status, &current.card_last4) {
-                Decision::AlreadyDone => Ok(current),
-                Decision::Refuse(refusal) => Err(PaymentError::Refused(refusal)),
-                Decision::Apply => {
-                    Err(PaymentError::Refused(Refusal::InvalidState(current.status)))
-                }
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -31,7 +31,7 @@ macro_rules! payment_columns {
 
 mod keyed_tx;
 
-pub use keyed_tx::{KeyClaim, KeyedTx};
+pub use keyed_tx::{KeyedTx, Prior};
 
 type PaymentRow = (
     String,

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use flotilla_chassis::clock::{SharedClock, rfc3339};
 use flotilla_chassis::extract::{Json, Path, Query};
 use flotilla_chassis::pagination::{Page, PageParams};
-use flotilla_chassis::{Admin, Money, Problem};
+use flotilla_chassis::{Admin, Problem};
 use serde::Deserialize;
 use std::sync::Arc;
 use utoipa::IntoParams;
@@ -50,35 +50,6 @@ pub fn routes(state: ShippingState) -> OpenApiRouter {
         .routes(routes!(cancel_shipment))
         .routes(routes!(admin_list))
         .with_state(state)
-}
-
-impl ShippingState {
-    /// What `new` costs: the amount of its quote when that quote exists, has not expired and was
-    /// for the same country (in the currency charged now); otherwise the price now. The
-    /// destination must be supported either way, even if it was when the quote was made.
-    async fn cost(&self, new: &NewShipment) -> Result<Money, ShippingError> {
-        let unsupported = |source| ShippingError::Unsupported {
-            field: "address.country",
-            source,
-        };
-        self.rates.zone(new.country).map_err(unsupported)?;
-        if let Some(quote_id) = &new.quote_id {
-            let now = self.clock.now_millis();
-            match self.store.quote(quote_id).await? {
-                Some(quote)
-                    if now < quote.expires_at
-                        && quote.country == new.country.as_str()
-                        && quote.amount.currency == self.rates.currency() =>
-                {
-                    return Ok(quote.amount);
-                }
-                _ => tracing::info!(quote_id, "quote unknown, expired or elsewhere; pricing now"),
-            }
-        }
-        self.rates
-            .price(new.country, new.items, None)
-            .map_err(unsupported)
-    }
 }
 
 fn quote_view(record: QuoteRecord) -> Quote {
@@ -167,13 +138,23 @@ async fn create_shipment(
     if new.carrier_rejects() {
         return Err(ShippingError::CarrierRejected);
     }
-    // A repeat needs no pricing; and it must succeed even if pricing would now refuse it.
-    if let Some(existing) = state.store.for_order(&new.order_id).await? {
-        return Ok((StatusCode::OK, axum::Json(settle(&new, existing)?)));
-    }
-    let cost = state.cost(&new).await?;
+    // What the shipment costs without a quote (the store honours a valid one instead). A
+    // destination that cannot be priced is refused, unless this is a repeat: a repeat needs no
+    // pricing, and must succeed even if pricing would now refuse it.
+    let otherwise = match state.rates.price(new.country, new.items, None) {
+        Ok(otherwise) => otherwise,
+        Err(source) => {
+            if let Some(existing) = state.store.for_order(&new.order_id).await? {
+                return Ok((StatusCode::OK, axum::Json(settle(&new, existing)?)));
+            }
+            return Err(ShippingError::Unsupported {
+                field: "address.country",
+                source,
+            });
+        }
+    };
     let now = state.clock.now_millis();
-    match state.store.create_shipment(&new, cost, now).await? {
+    match state.store.create_shipment(&new, otherwise, now).await? {
         CreateOutcome::Created(shipment) => {
             tracing::info!(shipment_id = %shipment.id, tracking = %shipment.tracking_number, "shipment created");
             Ok((StatusCode::CREATED, axum::Json(shipment)))

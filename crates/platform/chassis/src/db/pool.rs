@@ -14,7 +14,7 @@
 //! rolls back a transaction dropped unfinished exactly as sqlx's `Transaction` does (queued on
 //! the connection, flushed before its next statement).
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleError, RecycleResult};
 use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -101,6 +101,9 @@ impl DbPool {
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.acquire_timeout))
             .recycle_timeout(Some(settings.acquire_timeout))
+            // The connection used last is reused first: its worker thread and caches are warm,
+            // and connections a quiet service no longer needs stay idle.
+            .queue_mode(QueueMode::Lifo)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))?;

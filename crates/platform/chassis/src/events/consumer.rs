@@ -218,12 +218,13 @@ impl Consumer {
             .record_in_inbox(&mut tx, event, InboxMode::UnlessParked)
             .await?
         {
-            tx.rollback().await?;
+            // Asked on the transaction's connection rather than on a fresh one from the pool.
             let parked: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
                     .bind(&event.id)
-                    .fetch_optional(self.db.pool())
+                    .fetch_optional(&mut *tx)
                     .await?;
+            tx.rollback().await?;
             if parked.is_some() {
                 return Ok(Outcome::DeadLettered);
             }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
 use crate::clock::SharedClock;
@@ -41,7 +42,33 @@ pub struct Outbox {
     source: &'static str,
     db: Db,
     clock: SharedClock,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
+}
+
+/// How an outbox wakes its relay: a notification, and a count of wake-ups so that the relay can
+/// tell a wake-up it has already covered (one that came before its last read of the outbox)
+/// from a new one.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    notify: Notify,
+    count: AtomicU64,
+}
+
+impl Wake {
+    fn wake(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Wake-ups so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Completes at the next wake-up, or at once if one came since the last completed wait.
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await;
+    }
 }
 
 impl std::fmt::Debug for Outbox {
@@ -59,7 +86,7 @@ impl Outbox {
             source,
             db,
             clock,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(Wake::default()),
         }
     }
 
@@ -92,9 +119,10 @@ impl Outbox {
     }
 
     /// Tells the relay there is something to publish (call after the transaction commits; if
-    /// forgotten, the relay's periodic pass still finds the rows).
+    /// forgotten, the relay's fallback pass still finds the rows, but only after its poll
+    /// interval).
     pub fn wake(&self) {
-        self.wake.notify_one();
+        self.wake.wake();
     }
 
     /// The publishing service's name.
@@ -110,7 +138,7 @@ impl Outbox {
         &self.clock
     }
 
-    pub(crate) fn waker(&self) -> Arc<Notify> {
+    pub(crate) fn waker(&self) -> Arc<Wake> {
         self.wake.clone()
     }
 }

@@ -111,6 +111,27 @@ async fn ordering_more_than_the_cart_holds_removes_the_line() {
 }
 
 #[tokio::test]
+async fn a_product_ordered_on_several_lines_is_taken_out_by_their_sum() {
+    let app = App::start().await;
+    app.set("alice", &product_id(10), 5).await;
+    app.set("alice", &product_id(11), 4).await;
+    app.set("alice", &product_id(12), 2).await;
+
+    // p10: 1 + 2 of 5 leaves 2; p11: 2 + 2 of 4 leaves nothing; p12 shrinks by 1.
+    let event = order_confirmed(
+        "e6",
+        "alice",
+        &[(10, 1), (11, 2), (10, 2), (12, 1), (11, 2)],
+    );
+    app.fleet.bus.publish(&event).await.expect("published");
+
+    assert_eq!(
+        quantities(&app.cart("alice").await),
+        [(product_id(10), 2), (product_id(12), 1)]
+    );
+}
+
+#[tokio::test]
 async fn an_order_for_a_user_without_a_cart_changes_nothing() {
     let app = App::start().await;
     let consumer = &app.fleet.consumers[flotilla_cart::NAME];

@@ -2,11 +2,12 @@
 //! committed or released.
 //!
 //! The rules "stock never negative" and "units return exactly once" are enforced here by
-//! conditional UPDATEs whose `rows_affected` is checked (`... AND available >= $q`,
-//! `... WHERE status = 'held'`), never by reading first and writing after, so they hold on SQLite
-//! and PostgreSQL alike and under any interleaving. Every transaction starts with a write: on
-//! SQLite that takes the database's write lock before anything is read (a transaction that read
-//! first could fail with SQLITE_BUSY when it tried to write), on PostgreSQL it locks the row.
+//! conditional UPDATEs whose effect is checked (`rows_affected`, or the rows they return:
+//! `... AND available >= $q`, `... WHERE status = 'held'`), never by reading first and writing
+//! after, so they hold on SQLite and PostgreSQL alike and under any interleaving. Every
+//! transaction starts with a write: on SQLite that takes the database's write lock before
+//! anything is read (a transaction that read first could fail with SQLITE_BUSY when it tried to
+//! write), on PostgreSQL it locks the row.
 
 mod reads;
 mod reservations;
@@ -16,8 +17,6 @@ use flotilla_chassis::Db;
 use flotilla_chassis::db::Migration;
 
 use crate::domain::{InvalidInput, ProductId, ReservationRecord};
-
-use reads::load;
 
 /// The inventory's schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[Migration::portable(

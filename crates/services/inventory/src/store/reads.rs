@@ -99,8 +99,8 @@ impl InventoryStore {
 
 /// A `reservations` row as stored.
 #[derive(Debug, sqlx::FromRow)]
-struct ReservationRow {
-    id: String,
+pub(super) struct ReservationRow {
+    pub(super) id: String,
     status: String,
     created_at: i64,
     expires_at: i64,
@@ -108,7 +108,7 @@ struct ReservationRow {
 }
 
 impl ReservationRow {
-    fn into_record(self, lines: Vec<Line>) -> Result<ReservationRecord, sqlx::Error> {
+    pub(super) fn into_record(self, lines: Vec<Line>) -> Result<ReservationRecord, sqlx::Error> {
         let status = ReservationStatus::parse(&self.status)
             .ok_or_else(|| corrupt(CorruptRow::Status(self.status.clone())))?;
         Ok(ReservationRecord {
@@ -122,28 +122,45 @@ impl ReservationRow {
     }
 }
 
-/// The reservation `id` with its lines, read on `conn` (inside a transaction, if it is one).
+/// The reservation `id` with its lines, read on `conn` (inside a transaction, if it is one) with
+/// one statement: a row per line, each carrying the reservation's columns.
 pub(super) async fn load(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<ReservationRecord>, sqlx::Error> {
-    let row: Option<ReservationRow> = sqlx::query_as(
-        "SELECT id, status, created_at, expires_at, released_reason FROM reservations
-         WHERE id = $1",
+    #[derive(sqlx::FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        reservation: ReservationRow,
+        product_id: Option<String>,
+        quantity: Option<i64>,
+    }
+    let rows: Vec<Joined> = sqlx::query_as(
+        "SELECT r.id, r.status, r.created_at, r.expires_at, r.released_reason,
+                l.product_id, l.quantity
+         FROM reservations r LEFT JOIN reservation_lines l ON l.reservation_id = r.id
+         WHERE r.id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let mut lines = lines_of(&mut *conn, std::slice::from_ref(&row)).await?;
-    let lines = lines.remove(id).unwrap_or_default();
-    row.into_record(lines).map(Some)
+    let mut lines = Vec::with_capacity(rows.len());
+    let mut reservation = None;
+    for row in rows {
+        if let (Some(product_id), Some(quantity)) = (row.product_id, row.quantity) {
+            let product_id = ProductId::parse(&product_id).map_err(|e| corrupt(e.into()))?;
+            lines.push(Line {
+                product_id,
+                quantity,
+            });
+        }
+        reservation.get_or_insert(row.reservation);
+    }
+    reservation.map(|r| r.into_record(lines)).transpose()
 }
 
 /// The lines of the reservations in `rows`, by reservation id.
-async fn lines_of<'c, E>(
+pub(super) async fn lines_of<'c, E>(
     executor: E,
     rows: &[ReservationRow],
 ) -> Result<HashMap<String, Vec<Line>>, sqlx::Error>

@@ -1,18 +1,39 @@
 //! Reservations changing state: reserve (all lines or none), commit, release, and the expiry
-//! pass. Each is one transaction that starts with its conditional write, so the row it changes
-//! is locked before anything is read.
+//! pass. Each change of more than one row is one transaction that starts with its conditional
+//! write, so the row it changes is locked before anything is read.
+//!
+//! Every statement is a round trip to the database (on SQLite, to the connection's worker
+//! thread), so the paths a checkout takes are kept to the fewest statements that still enforce
+//! every rule: a line's units are taken or returned by one statement for all lines, a write
+//! returns the row it wrote (`RETURNING`) instead of reading it again, answers are built from
+//! what was written, and a change that is one statement runs without `BEGIN`/`COMMIT`.
 
-use sqlx::AnyConnection;
+use std::collections::BTreeMap;
 
-use super::{CorruptRow, InventoryStore, ReserveOutcome, Transition, corrupt, load};
+use flotilla_chassis::db::Backend;
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use super::reads::{ReservationRow, lines_of, load};
+use super::{CorruptRow, InventoryStore, ReserveOutcome, Transition, corrupt};
 use crate::contract::{RELEASED_EXPIRED, RELEASED_ON_REQUEST, ReservationStatus};
-use crate::domain::{Lines, ReservationId, ReservationRecord};
+use crate::domain::{Line, Lines, ReservationId, ReservationRecord};
 
 /// Expired reservations the expiry pass picks up per query.
 const EXPIRY_BATCH: i64 = 100;
 
+/// Most rows one multi-row statement writes (each binds two or three values: far below either
+/// backend's limit on bound parameters).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The columns of `reservations` that [`ReservationRow`] holds.
+const RETURNING_RESERVATION: &str = "RETURNING id, status, created_at, expires_at, released_reason";
+
 impl InventoryStore {
     /// Holds every line's units under `id` until `expires_at`, or none of them.
+    ///
+    /// Statements: BEGIN, the reservation row, the stock of every line, the lines, COMMIT (on
+    /// PostgreSQL, a reservation of several products takes their stock one statement each: see
+    /// [`take_stock`]).
     pub async fn reserve(
         &self,
         id: &ReservationId,
@@ -35,51 +56,25 @@ impl InventoryStore {
         .await?
         .rows_affected();
         if inserted == 0 {
+            // Reservations are never deleted, so the row that blocked the insert is there (and
+            // committed: the insert waited for it). Read on this connection, then let go.
+            let existing = load(&mut tx, id.as_str()).await?;
             tx.rollback().await?;
-            // Reservations are never deleted, so the row that blocked the insert is there.
-            let existing = self
-                .reservation(id)
-                .await?
-                .ok_or_else(|| corrupt(CorruptRow::Vanished(id.as_str().to_owned())))?;
+            let existing =
+                existing.ok_or_else(|| corrupt(CorruptRow::Vanished(id.as_str().to_owned())))?;
             return Ok(if existing.lines == *lines {
                 ReserveOutcome::Replayed(existing)
             } else {
                 ReserveOutcome::Conflict
             });
         }
-        // Lines in product order, so concurrent reservations lock stock rows in one order.
-        let mut short = Vec::new();
-        for line in lines.iter() {
-            let taken = sqlx::query(
-                "UPDATE stock SET available = available - $1, updated_at = $2
-                 WHERE product_id = $3 AND available >= $1",
-            )
-            .bind(line.quantity)
-            .bind(now)
-            .bind(line.product_id.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if taken != 1 {
-                short.push(line.product_id.clone());
-            }
-        }
+        let short = take_stock(&mut tx, self.db.backend(), lines, now).await?;
         if !short.is_empty() {
             // Rolling back also frees the id: a later reserve with it may succeed.
             tx.rollback().await?;
             return Ok(ReserveOutcome::OutOfStock(short));
         }
-        for line in lines.iter() {
-            sqlx::query(
-                "INSERT INTO reservation_lines (reservation_id, product_id, quantity)
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(id.as_str())
-            .bind(line.product_id.as_str())
-            .bind(line.quantity)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_lines(&mut tx, id.as_str(), lines).await?;
         tx.commit().await?;
         Ok(ReserveOutcome::Created(ReservationRecord {
             id: id.clone(),
@@ -92,45 +87,76 @@ impl InventoryStore {
     }
 
     /// Moves `id` from held to committed, unless it expired by `now`: then it is released
-    /// (reason "expired") in the same transaction and the answer is [`Transition::Blocked`].
+    /// (reason "expired") and the answer is [`Transition::Blocked`].
+    ///
+    /// Statements when it was held and unexpired: the conditional update (alone it is the whole
+    /// change, so no transaction) and the read of its lines for the answer; when it was settled
+    /// before, the update and one read.
     pub async fn commit(&self, id: &ReservationId, now: i64) -> Result<Transition, sqlx::Error> {
-        let mut tx = self.db.pool().begin().await?;
-        let committed = sqlx::query(
+        let mut conn = self.db.pool().acquire().await?;
+        let committed: Option<ReservationRow> = sqlx::query_as(AssertSqlSafe(format!(
             "UPDATE reservations SET status = 'committed', updated_at = $2
-             WHERE id = $1 AND status = 'held' AND expires_at > $2",
-        )
+             WHERE id = $1 AND status = 'held' AND expires_at > $2
+             {RETURNING_RESERVATION}"
+        )))
         .bind(id.as_str())
         .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if committed == 0 {
-            // Held past its expiry, but the expiry task has not got to it yet: it is expired all
-            // the same, and releasing it here means the units return exactly once whichever of
-            // us and the task is first.
-            release_held(&mut tx, id.as_str(), RELEASED_EXPIRED, now, now).await?;
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(row) = committed {
+            // A reservation's lines are written with it and never change: no transaction is
+            // needed to read them consistently with the row.
+            let record = with_lines(&mut conn, row).await?;
+            return Ok(Transition::Reached(record));
         }
-        let current = load(&mut tx, id.as_str()).await?;
+        // Not committed now: committed or released before (a retried commit), unknown, or held
+        // past its expiry. Only the last needs a write, so look first.
+        let current = load(&mut conn, id.as_str()).await?;
+        drop(conn);
+        if !current
+            .as_ref()
+            .is_some_and(|r| r.status == ReservationStatus::Held && r.expires_at <= now)
+        {
+            return settle(current, ReservationStatus::Committed);
+        }
+        // Held past its expiry, but the expiry task has not got to it yet: it is expired all
+        // the same, and releasing it here means the units return exactly once whichever of us
+        // and the task is first (the release re-checks every condition).
+        let mut tx = self.db.pool().begin().await?;
+        let current = match release_held(&mut tx, id.as_str(), RELEASED_EXPIRED, now, now).await? {
+            Some(released) => Some(released),
+            None => load(&mut tx, id.as_str()).await?,
+        };
         tx.commit().await?;
         settle(current, ReservationStatus::Committed)
     }
 
     /// Moves `id` from held to released and returns its units to stock.
+    ///
+    /// Statements when it was held: BEGIN, the conditional update, the read of its lines, the
+    /// return of their units, COMMIT.
     pub async fn release(&self, id: &ReservationId, now: i64) -> Result<Transition, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        release_held(&mut tx, id.as_str(), RELEASED_ON_REQUEST, now, i64::MAX).await?;
-        let current = load(&mut tx, id.as_str()).await?;
+        let current =
+            match release_held(&mut tx, id.as_str(), RELEASED_ON_REQUEST, now, i64::MAX).await? {
+                Some(released) => Some(released),
+                None => load(&mut tx, id.as_str()).await?,
+            };
         tx.commit().await?;
         settle(current, ReservationStatus::Released)
     }
 
     /// Releases every reservation still held at `now` whose expiry has passed, a batch at a
-    /// time, each in its own short transaction. Returns how many this call released (one that a
-    /// concurrent commit or release got to first is not counted).
+    /// time, each batch in one short transaction. Returns how many this call released (one that
+    /// a concurrent commit or release got to first is not counted).
+    ///
+    /// Statements: one read when nothing is due; per batch, that read and BEGIN, the conditional
+    /// update of the batch, the read of its lines, the return of their units, COMMIT.
     pub async fn release_expired(&self, now: i64) -> Result<u64, sqlx::Error> {
         let mut released = 0;
         loop {
-            // A plain read: the write transactions below re-check every condition.
+            // A plain read, so that a pass with nothing to do takes no lock: the write below
+            // re-checks every condition.
             let due: Vec<String> = sqlx::query_scalar(
                 "SELECT id FROM reservations WHERE status = 'held' AND expires_at <= $1
                  ORDER BY expires_at, id LIMIT $2",
@@ -139,15 +165,13 @@ impl InventoryStore {
             .bind(EXPIRY_BATCH)
             .fetch_all(self.db.pool())
             .await?;
-            // Every id read is either released below or was settled by someone else, so no
-            // id comes back and the loop ends.
-            for id in &due {
+            if !due.is_empty() {
                 let mut tx = self.db.pool().begin().await?;
-                if release_held(&mut tx, id, RELEASED_EXPIRED, now, now).await? {
-                    released += 1;
-                }
+                released += release_batch(&mut tx, &due, now).await?;
                 tx.commit().await?;
             }
+            // Every id read is either released above or was settled by someone else, so no
+            // id comes back and the loop ends.
             if due.len() < EXPIRY_BATCH as usize {
                 return Ok(released);
             }
@@ -155,56 +179,252 @@ impl InventoryStore {
     }
 }
 
+/// Takes every line's units from stock inside `conn`; returns the products that lack them (or
+/// have no stock row), in which case the caller rolls back.
+///
+/// Each line is a conditional update (`available >= quantity`), so stock never goes below zero
+/// whatever runs concurrently. On SQLite all lines are one statement: the database lock
+/// serialises writers, so the order in which rows are changed does not matter. On PostgreSQL
+/// row locks are taken in the order rows are changed, and a single statement changes them in
+/// whatever order its plan visits them; a reservation of several products therefore takes them
+/// one statement each, in product order, so that two reservations can never wait on each
+/// other's rows.
+async fn take_stock(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    lines: &Lines,
+    now: i64,
+) -> Result<Vec<crate::domain::ProductId>, sqlx::Error> {
+    let all: Vec<&Line> = lines.iter().collect();
+    let mut short = Vec::new();
+    if let [line] = all.as_slice() {
+        let taken = sqlx::query(
+            "UPDATE stock SET available = available - $1, updated_at = $2
+             WHERE product_id = $3 AND available >= $1",
+        )
+        .bind(line.quantity)
+        .bind(now)
+        .bind(line.product_id.as_str())
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if taken != 1 {
+            short.push(line.product_id.clone());
+        }
+        return Ok(short);
+    }
+    if backend == Backend::Postgres {
+        for line in &all {
+            let taken = sqlx::query(
+                "UPDATE stock SET available = available - $1, updated_at = $2
+                 WHERE product_id = $3 AND available >= $1",
+            )
+            .bind(line.quantity)
+            .bind(now)
+            .bind(line.product_id.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if taken != 1 {
+                short.push(line.product_id.clone());
+            }
+        }
+        return Ok(short);
+    }
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        // Only placeholders are spliced in; every value is bound below. `column1`/`column2`
+        // are the names both backends give the columns of a VALUES list.
+        let sql = format!(
+            "UPDATE stock SET available = stock.available - w.column2, updated_at = $1
+             FROM (VALUES {}) AS w
+             WHERE stock.product_id = w.column1 AND stock.available >= w.column2
+             RETURNING stock.product_id",
+            values(chunk.len(), 2, 2)
+        );
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(now);
+        for line in chunk {
+            query = query.bind(line.product_id.as_str()).bind(line.quantity);
+        }
+        let taken = query.fetch_all(&mut *conn).await?;
+        short.extend(
+            chunk
+                .iter()
+                .filter(|line| !taken.iter().any(|p| p == line.product_id.as_str()))
+                .map(|line| line.product_id.clone()),
+        );
+    }
+    Ok(short)
+}
+
+/// Writes the lines of reservation `id`, one statement for all of them.
+async fn insert_lines(
+    conn: &mut AnyConnection,
+    id: &str,
+    lines: &Lines,
+) -> Result<(), sqlx::Error> {
+    let all: Vec<&Line> = lines.iter().collect();
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        // `($1, $2, $3), ($1, $4, $5), ...`: the reservation id is bound once.
+        let rows = (0..chunk.len())
+            .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO reservation_lines (reservation_id, product_id, quantity) VALUES {rows}"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id);
+        for line in chunk {
+            query = query.bind(line.product_id.as_str()).bind(line.quantity);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `n` rows of `width` placeholders each, numbered from `$first`: `($2, $3), ($4, $5)`.
+fn values(n: usize, width: usize, first: usize) -> String {
+    (0..n)
+        .map(|row| {
+            let cells = (0..width)
+                .map(|col| format!("${}", first + row * width + col))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({cells})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Moves `id` from held to released with `reason` if it is held and expires at or before
-/// `expired_by` (`i64::MAX`: whenever it expires), and returns its units to stock. True when
-/// this call released it. The conditional UPDATE is what makes a concurrent release, commit or
-/// expiry unable to return the units a second time.
+/// `expired_by` (`i64::MAX`: whenever it expires), and returns its units to stock. The
+/// reservation as released when this call released it, `None` when it did not. The conditional
+/// UPDATE is what makes a concurrent release, commit or expiry unable to return the units a
+/// second time.
 async fn release_held(
     conn: &mut AnyConnection,
     id: &str,
     reason: &str,
     now: i64,
     expired_by: i64,
-) -> Result<bool, sqlx::Error> {
-    let released = sqlx::query(
+) -> Result<Option<ReservationRecord>, sqlx::Error> {
+    let released: Option<ReservationRow> = sqlx::query_as(AssertSqlSafe(format!(
         "UPDATE reservations SET status = 'released', released_reason = $2, updated_at = $3
-         WHERE id = $1 AND status = 'held' AND expires_at <= $4",
-    )
+         WHERE id = $1 AND status = 'held' AND expires_at <= $4
+         {RETURNING_RESERVATION}"
+    )))
     .bind(id)
     .bind(reason)
     .bind(now)
     .bind(expired_by)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if released == 0 {
-        return Ok(false);
-    }
-    let mut lines: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT product_id, quantity FROM reservation_lines WHERE reservation_id = $1",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    // Sorted here, byte-wise like a reserve's lines, rather than by the database's collation:
-    // every transaction must lock stock rows in the same order for none to deadlock.
-    lines.sort();
-    for (product_id, quantity) in lines {
-        // An upsert, so that units held for a product whose stock row was deleted by hand
-        // still come back instead of making the release fail forever.
-        sqlx::query(
-            "INSERT INTO stock (product_id, available, updated_at) VALUES ($1, $2, $3)
+    let Some(row) = released else {
+        return Ok(None);
+    };
+    let record = with_lines(&mut *conn, row).await?;
+    return_units(
+        conn,
+        record
+            .lines
+            .iter()
+            .map(|line| (line.product_id.as_str().to_owned(), line.quantity)),
+        now,
+    )
+    .await?;
+    Ok(Some(record))
+}
+
+/// Releases the reservations among `ids` that are still held and expired by `now`, and returns
+/// their units to stock; returns how many it released.
+async fn release_batch(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    // Only placeholders are spliced in; every id is bound below.
+    let sql = format!(
+        "UPDATE reservations SET status = 'released', released_reason = $1, updated_at = $2
+         WHERE id IN ({}) AND status = 'held' AND expires_at <= $2
+         {RETURNING_RESERVATION}",
+        (0..ids.len())
+            .map(|i| format!("${}", i + 3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut query = sqlx::query_as::<_, ReservationRow>(AssertSqlSafe(sql))
+        .bind(RELEASED_EXPIRED)
+        .bind(now);
+    for id in ids {
+        query = query.bind(id);
+    }
+    let released = query.fetch_all(&mut *conn).await?;
+    if released.is_empty() {
+        return Ok(0);
+    }
+    let lines = lines_of(&mut *conn, &released).await?;
+    return_units(
+        conn,
+        lines.into_values().flatten().map(|line| {
+            let Line {
+                product_id,
+                quantity,
+            } = line;
+            (product_id.as_str().to_owned(), quantity)
+        }),
+        now,
+    )
+    .await?;
+    Ok(released.len() as u64)
+}
+
+/// Puts `units` (product, quantity; a product may repeat) back into stock, one statement for
+/// all products.
+///
+/// An upsert, so that units held for a product whose stock row was deleted by hand still come
+/// back instead of making the release fail forever. Rows are written in product order (sorted
+/// here, byte-wise like a reserve's lines, rather than by the database's collation): a
+/// multi-row INSERT writes its rows in the order listed, so every transaction locks stock rows
+/// in the same order and none can deadlock another on PostgreSQL.
+async fn return_units(
+    conn: &mut AnyConnection,
+    units: impl IntoIterator<Item = (String, i64)>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let mut by_product: BTreeMap<String, i64> = BTreeMap::new();
+    for (product_id, quantity) in units {
+        let total = by_product.entry(product_id).or_default();
+        *total = total.saturating_add(quantity);
+    }
+    let all: Vec<(String, i64)> = by_product.into_iter().collect();
+    for chunk in all.chunks(ROWS_PER_STATEMENT) {
+        // Only placeholders are spliced in; every value is bound below.
+        let rows = (0..chunk.len())
+            .map(|i| format!("(${}, ${}, $1)", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO stock (product_id, available, updated_at) VALUES {rows}
              ON CONFLICT (product_id)
              DO UPDATE SET available = stock.available + excluded.available,
-                           updated_at = excluded.updated_at",
-        )
-        .bind(product_id)
-        .bind(quantity)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+                           updated_at = excluded.updated_at"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for (product_id, quantity) in chunk {
+            query = query.bind(product_id).bind(*quantity);
+        }
+        query.execute(&mut *conn).await?;
     }
-    Ok(true)
+    Ok(())
+}
+
+/// `row` with its lines, read on `conn`.
+async fn with_lines(
+    conn: &mut AnyConnection,
+    row: ReservationRow,
+) -> Result<ReservationRecord, sqlx::Error> {
+    let mut lines = lines_of(&mut *conn, std::slice::from_ref(&row)).await?;
+    let own = lines.remove(&row.id).unwrap_or_default();
+    row.into_record(own)
 }
 
 /// Reads where a reservation ended up after a commit or release and says what that means for
@@ -221,5 +441,74 @@ fn settle(
         // reservation did not exist yet (and if it is never settled, it expires).
         Some(r) if r.status == ReservationStatus::Held => Ok(Transition::NotFound),
         Some(r) => Ok(Transition::Blocked(r)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flotilla_chassis::testkit::test_db;
+
+    use super::*;
+    use crate::contract::ReservationLine;
+    use crate::domain::{ProductId, ReservationLimits};
+
+    /// SQLite's one-statement take runs on either backend (PostgreSQL, when
+    /// `FLOTILLA_TEST_DATABASE_URL` is set), so it stays portable SQL even though only SQLite
+    /// uses it for several lines; PostgreSQL's statement per line gives the same answers.
+    #[tokio::test]
+    async fn taking_several_lines_reports_exactly_the_short_products() {
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            let (db, _guard) = test_db("inventory").await;
+            db.migrate(crate::store::MIGRATIONS).await.expect("migrate");
+            sqlx::raw_sql(
+                "INSERT INTO stock (product_id, available, updated_at)
+                 VALUES ('p0000001', 5, 0), ('p0000002', 1, 0), ('p0000003', 9, 0)",
+            )
+            .execute(db.pool())
+            .await
+            .expect("stock");
+            let lines = |wanted: &[(&str, i64)]| {
+                let lines: Vec<ReservationLine> = wanted
+                    .iter()
+                    .map(|(product_id, quantity)| ReservationLine {
+                        product_id: (*product_id).to_owned(),
+                        quantity: *quantity,
+                    })
+                    .collect();
+                Lines::parse(
+                    &lines,
+                    ReservationLimits {
+                        max_lines: 10,
+                        max_quantity_per_line: 100,
+                    },
+                )
+                .expect("valid lines")
+            };
+            let mut tx = db.pool().begin().await.expect("begin");
+            let short = take_stock(
+                &mut tx,
+                backend,
+                &lines(&[
+                    ("p0000003", 2),
+                    ("p0000001", 2),
+                    ("p0000002", 3),
+                    ("p0000009", 1),
+                ]),
+                7,
+            )
+            .await
+            .expect("take");
+            tx.commit().await.expect("commit");
+            let short: Vec<&str> = short.iter().map(ProductId::as_str).collect();
+            assert_eq!(short, ["p0000002", "p0000009"], "{backend:?}");
+            let stock: Vec<(String, i64)> =
+                sqlx::query_as("SELECT product_id, available FROM stock ORDER BY product_id")
+                    .fetch_all(db.pool())
+                    .await
+                    .expect("read");
+            let expected =
+                [("p0000001", 3), ("p0000002", 1), ("p0000003", 7)].map(|(p, n)| (p.to_owned(), n));
+            assert_eq!(stock, expected, "{backend:?}");
+        }
     }
 }

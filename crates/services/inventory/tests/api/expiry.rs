@@ -130,3 +130,43 @@ async fn the_background_task_releases_expired_holds() {
     }
     assert_eq!(app.available(&a).await, INITIAL);
 }
+
+#[tokio::test]
+async fn a_pass_releases_more_than_a_batch_and_returns_each_products_units_once() {
+    let app = App::start().await;
+    let (a, b, c) = (product(6), product(7), product(8));
+    // 130 reservations (more than one batch of 100), sharing products, with one and two lines;
+    // ten of them committed, and ten that expire later.
+    for n in 0..130 {
+        let id = format!("many-{n:03}");
+        match n % 3 {
+            0 => reserve_for(&app, &id, &[(&a, 1)], 60).await,
+            1 => reserve_for(&app, &id, &[(&a, 1), (&b, 1)], 60).await,
+            _ => reserve_for(&app, &id, &[(&b, 1), (&c, 1)], 60).await,
+        };
+    }
+    for n in 0..10 {
+        reserve_for(&app, &format!("later-{n}"), &[(&c, 1)], 120).await;
+    }
+    for n in 0..10 {
+        app.commit(&format!("many-{n:03}")).await;
+    }
+    // Committed: many-000 .. many-009, which hold a: 4 + 3, b: 3 + 3, c: 3.
+    let (a_sold, b_sold, c_sold) = (7, 6, 3);
+    app.clock.advance(60_000);
+    assert_eq!(app.expire().await, 120);
+    assert_eq!(app.expire().await, 0, "a second pass finds nothing");
+    assert_eq!(app.available(&a).await, INITIAL - a_sold);
+    assert_eq!(app.available(&b).await, INITIAL - b_sold);
+    assert_eq!(app.available(&c).await, INITIAL - c_sold - 10);
+    let released = app.reservation("many-128").await;
+    assert_eq!(released.status, ReservationStatus::Released);
+    assert_eq!(released.released_reason.as_deref(), Some(RELEASED_EXPIRED));
+    assert_eq!(released.lines.len(), 2);
+    let summary = app.summary().await;
+    assert_eq!(
+        (summary.held, summary.committed, summary.released),
+        (10, 10, 120)
+    );
+    assert_eq!(summary.units_held, 10);
+}

@@ -169,7 +169,11 @@ impl Executor {
             let now = self.now();
             if held_until.is_none_or(|until| until - now <= 2 * millis(self.timing.step_timeout)) {
                 // The step's record below renews it again.
-                match self.store.renew(order_id, owner, self.lease_until(now)).await {
+                match self
+                    .store
+                    .renew(order_id, owner, self.lease_until(now))
+                    .await
+                {
                     Ok(true) => {}
                     Ok(false) => return RunEnd::LostLease,
                     Err(e) => return RunEnd::Storage(e),

@@ -134,6 +134,26 @@ fn transitions_follow_the_lifecycle() {
     }
 }
 
+/// The store applies a transition with `UPDATE ... WHERE status = from AND card_last4 <>
+/// refused_last4`; that predicate must say "apply" exactly when the rules do.
+#[test]
+fn the_conditional_update_applies_exactly_when_the_rules_say_apply() {
+    let last4s = ["4242", "0002", "9995", "0119", "0341"];
+    for transition in [Transition::Capture, Transition::Void, Transition::Refund] {
+        for status in PaymentStatus::ALL {
+            for last4 in last4s {
+                let update_applies =
+                    status == transition.from() && transition.refused_last4() != Some(last4);
+                assert_eq!(
+                    update_applies,
+                    transition.decide(status, last4) == Decision::Apply,
+                    "{transition:?} of a {status} payment on a card ending {last4}"
+                );
+            }
+        }
+    }
+}
+
 fn any_transition() -> impl Strategy<Value = Transition> {
     prop_oneof![
         Just(Transition::Capture),

@@ -118,3 +118,40 @@ async fn twenty_concurrent_authorizations_with_one_key_make_one_payment() {
     assert_eq!(payments.len(), 1);
     assert_eq!(app.summary().await.authorized_total, 4200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_movements_with_one_key_move_once_and_agree() {
+    let app = std::sync::Arc::new(App::start().await);
+    let captured = app.authorized("order-1", 700).await;
+    let voided = app.authorized("order-2", 800).await;
+    for (action, id, kind) in [
+        ("capture", &captured.id, LedgerKind::Capture),
+        ("void", &voided.id, LedgerKind::Void),
+    ] {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let app = app.clone();
+                let id = id.clone();
+                tokio::spawn(async move { app.movement(action, "one-key", &id).await })
+            })
+            .collect();
+        let mut replies = Vec::new();
+        for task in tasks {
+            replies.push(task.await.expect("task"));
+        }
+        let first = &replies[0];
+        let _: Payment = first.json(StatusCode::OK);
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.status == first.status && r.body == first.body),
+            "{action}: {replies:?}"
+        );
+        assert_eq!(
+            replies.iter().filter(|r| !r.replayed).count(),
+            1,
+            "{action}"
+        );
+        assert_eq!(app.ledger_count(id, kind).await, 1, "{action}");
+    }
+}

@@ -96,11 +96,6 @@ impl RateCard {
         })
     }
 
-    /// The currency prices are in.
-    pub fn currency(&self) -> Currency {
-        self.currency
-    }
-
     /// The zone of `destination`.
     pub fn zone(&self, destination: CountryCode) -> Result<Zone, UnsupportedDestination> {
         if self.unsupported.contains(&destination) {
