@@ -7,23 +7,16 @@
 //!     cargo bench -p flotilla --bench checkout            # 15 s of load
 //!     FLOTILLA_BENCH_SECS=30 FLOTILLA_BENCH_USERS=32 cargo bench -p flotilla --bench checkout
 
+mod support;
+
 use flotilla::cli::Common;
 use flotilla::host::{Host, Mode};
 use flotilla_chassis::db::{Db, PoolSettings};
-use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-const PRODUCTS: u64 = 200;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::{INITIAL_STOCK, MAX_QUANTITY, PRODUCTS, WARM_UP, env_u64};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,8 +25,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = figment::Figment::from(figment::providers::Serialized::defaults(json!({
         "catalog": {"seed_products": PRODUCTS},
-        "inventory": {"seed_products": PRODUCTS, "initial_stock": 1_000_000_000},
-        "cart": {"max_quantity": 99},
+        "inventory": {"seed_products": PRODUCTS, "initial_stock": INITIAL_STOCK},
+        "cart": {"max_quantity": MAX_QUANTITY},
     })));
     let common = Common {
         port: Some(0),
@@ -52,88 +45,10 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(users * 2)
         .build()?;
+    let bearers = support::customers(&http, &base, users).await?;
 
-    let mut bearers = Vec::new();
-    for u in 0..users {
-        let email = format!("bench{u}@example.com");
-        http.post(format!("{base}/api/identity/signup"))
-            .json(&json!({"email": email, "password": "bench-password", "name": "Bench"}))
-            .send()
-            .await?;
-        let token: Value = http
-            .post(format!("{base}/api/identity/login"))
-            .json(&json!({"email": email, "password": "bench-password"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        bearers.push(format!(
-            "Bearer {}",
-            token["access_token"].as_str().unwrap_or_default()
-        ));
-    }
-
-    let run = |duration: Duration, record: bool| {
-        let bearers = bearers.clone();
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let ok = Arc::new(AtomicU64::new(0));
-            let errors = Arc::new(AtomicU64::new(0));
-            let deadline = Instant::now() + duration;
-            let mut tasks = Vec::new();
-            for (u, bearer) in bearers.into_iter().enumerate() {
-                let (http, base, ok, errors) =
-                    (http.clone(), base.clone(), ok.clone(), errors.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                    let mut n = 0u64;
-                    while Instant::now() < deadline {
-                        n += 1;
-                        let product = format!("p{:07}", (u as u64 * 7 + n) % PRODUCTS + 1);
-                        let put = http
-                            .put(format!("{base}/api/cart/items/{product}"))
-                            .header("authorization", &bearer)
-                            .json(&json!({"quantity": 1}))
-                            .send()
-                            .await;
-                        if !put.is_ok_and(|r| r.status().is_success()) {
-                            errors.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        }
-                        let started = Instant::now();
-                        match checkout(&http, &base, &bearer, &format!("bench-{u}-{n}-{record}"))
-                            .await
-                        {
-                            Some(true) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                                let _ = hist.record(started.elapsed().as_micros() as u64);
-                            }
-                            _ => {
-                                errors.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    hist
-                }));
-            }
-            let mut hist = Histogram::<u64>::new(3).expect("histogram");
-            for task in tasks {
-                if let Ok(h) = task.await {
-                    let _ = hist.add(h);
-                }
-            }
-            (
-                ok.load(Ordering::Relaxed),
-                errors.load(Ordering::Relaxed),
-                hist,
-            )
-        }
-    };
-
-    run(Duration::from_secs(2), false).await; // warm-up
-    let started = Instant::now();
-    let (ok, errors, hist) = run(Duration::from_secs(secs), true).await;
-    let elapsed = started.elapsed().as_secs_f64();
+    support::load(&http, &base, &bearers, WARM_UP, "false").await;
+    let outcome = support::load(&http, &base, &bearers, Duration::from_secs(secs), "true").await;
     stop.cancel();
     let _ = server.await;
 
@@ -142,60 +57,16 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!(
         "flotilla checkout bench: {} cores, {users} users, {secs} s, SQLite, one process",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        support::cores()
     );
     println!();
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!("| checkouts/s (confirmed) | {:.0} |", ok as f64 / elapsed);
-    println!(
-        "| checkout p50 (POST to CONFIRMED) | {:.1} ms |",
-        hist.value_at_quantile(0.50) as f64 / 1000.0
-    );
-    println!(
-        "| checkout p99 | {:.1} ms |",
-        hist.value_at_quantile(0.99) as f64 / 1000.0
-    );
-    println!("| checkouts confirmed / errors | {ok} / {errors} |");
-    println!(
-        "| raw SQLite single-row insert transactions/s ({users} tasks, same settings) | {inserts:.0} |"
-    );
+    let mut rows = outcome.rows();
+    rows.push([
+        format!("raw SQLite single-row insert transactions/s ({users} tasks, same settings)"),
+        format!("{inserts:.0}"),
+    ]);
+    support::print_table(["measure", "value"], &rows);
     Ok(())
-}
-
-/// One checkout: `Some(true)` when it ended CONFIRMED.
-async fn checkout(http: &reqwest::Client, base: &str, bearer: &str, key: &str) -> Option<bool> {
-    let res = http
-        .post(format!("{base}/api/orders"))
-        .header("authorization", bearer)
-        .header("idempotency-key", key)
-        .json(&json!({
-            "address": {"name": "Bench", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-            "card_number": "4242424242424242",
-        }))
-        .send()
-        .await
-        .ok()?;
-    if !res.status().is_success() {
-        return None;
-    }
-    let mut order: Value = res.json().await.ok()?;
-    let id = order["id"].as_str()?.to_owned();
-    while order["status"] == "PENDING" {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        order = http
-            .get(format!("{base}/api/orders/{id}"))
-            .header("authorization", bearer)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-    }
-    Some(order["status"] == "CONFIRMED")
 }
 
 /// Single-row insert transactions per second on a fresh SQLite file, `tasks` writers at once.
