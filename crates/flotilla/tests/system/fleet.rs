@@ -185,7 +185,9 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
                 .json()
                 .await
                 .expect("json");
-            handled += report["consumer"]["handled"].as_u64().expect("handled");
+            handled += report["consumer"]["handled"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{service} at {url}: no consumer count in {report}"));
         }
         assert_eq!(
             handled, 10,
