@@ -197,23 +197,9 @@ async fn take_stock(
 ) -> Result<Vec<crate::domain::ProductId>, sqlx::Error> {
     let all: Vec<&Line> = lines.iter().collect();
     let mut short = Vec::new();
-    if let [line] = all.as_slice() {
-        let taken = sqlx::query(
-            "UPDATE stock SET available = available - $1, updated_at = $2
-             WHERE product_id = $3 AND available >= $1",
-        )
-        .bind(line.quantity)
-        .bind(now)
-        .bind(line.product_id.as_str())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if taken != 1 {
-            short.push(line.product_id.clone());
-        }
-        return Ok(short);
-    }
-    if backend == Backend::Postgres {
+    // One line, or PostgreSQL (row locks taken in product order, so two reservations cannot
+    // deadlock): one conditional update per line.
+    if all.len() == 1 || backend == Backend::Postgres {
         for line in &all {
             let taken = sqlx::query(
                 "UPDATE stock SET available = available - $1, updated_at = $2
