@@ -77,6 +77,30 @@ impl Checkout {
         if let Some(stored) = self.store.checkout_key(&caller.user_id, key).await? {
             return repeat(stored, &fingerprint);
         }
+        match self
+            .place_new(caller, key, req, &fingerprint, lease_owner)
+            .await
+        {
+            Ok(placed) => Ok(placed),
+            // A twin request with the same key may have placed its order, and even finished
+            // its saga and emptied the cart, while this one read the cart: its order is the
+            // answer, not this request's "empty cart" or "out of stock".
+            Err(e) => match self.store.checkout_key(&caller.user_id, key).await {
+                Ok(Some(stored)) => repeat(stored, &fingerprint),
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Prices the cart and stores the order with its saga, unless a twin did first.
+    async fn place_new(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        req: &CheckoutRequest,
+        fingerprint: &str,
+        lease_owner: &str,
+    ) -> Result<Checkedout, OrdersError> {
         let card = domain::validate_request(req).map_err(OrdersError::Invalid)?;
         let lines = self.priced_cart(caller).await?;
         let address = req.address.trimmed();
@@ -93,7 +117,7 @@ impl Checkout {
             quote_id: Some(&quote.id),
             card: &card,
             key,
-            fingerprint: &fingerprint,
+            fingerprint,
             lease_owner,
             lease_until: now.saturating_add(crate::saga::executor::millis(self.lease)),
             now,
@@ -106,7 +130,7 @@ impl Checkout {
                     held_until: order.lease_until,
                 })
             }
-            Placed::Twin(stored) => repeat(stored, &fingerprint),
+            Placed::Twin(stored) => repeat(stored, fingerprint),
         }
     }
 
