@@ -12,7 +12,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+# The default build (what `cargo run --release` compiles, without etcd) must be clean too.
+cargo clippy -p flotilla --all-targets --locked -- -D warnings
 
 run_tests() {
     if cargo nextest --version >/dev/null 2>&1; then
@@ -23,9 +25,9 @@ run_tests() {
 }
 
 echo "== tests (SQLite)"
-run_tests --workspace
+run_tests --workspace --all-features
 
 echo "== service and chassis tests again on PostgreSQL"
-FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}" run_tests \
+FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}" run_tests --all-features \
     -p flotilla-chassis -p flotilla-identity -p flotilla-catalog -p flotilla-cart -p flotilla-inventory \
     -p flotilla-payments -p flotilla-shipping -p flotilla-orders -p flotilla-notifications

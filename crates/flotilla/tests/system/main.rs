@@ -3,8 +3,11 @@
 
 mod checkout;
 mod crash;
+// The fleets register in etcd: only a build with etcd support can run them.
+#[cfg(feature = "etcd")]
 mod fleet;
 mod gateway;
+#[cfg(feature = "etcd")]
 mod infra;
 mod journey;
 mod support;

@@ -86,7 +86,9 @@ pub struct Process {
     child: Child,
     /// Name → address of each listener it printed.
     pub listeners: Vec<(String, SocketAddr)>,
-    /// For `flotilla up`: (service, URL, pid) of each instance it printed.
+    /// For `flotilla up`: (service, URL, pid) of each instance it printed (read by the fleet
+    /// tests, which need etcd).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
     pub instances: Vec<(String, String, u32)>,
 }
 

@@ -88,7 +88,10 @@ pub enum DiscoveryError {
     )]
     InvalidSpec(String),
     /// The backend exists but was not compiled into this binary.
-    #[error("discovery {0:?} needs the chassis feature `etcd`")]
+    #[error(
+        "discovery {0:?}: this binary was built without etcd support; build it with \
+         `cargo build --release --features etcd` (needs protoc: `bash scripts/deps.sh`)"
+    )]
     NotBuiltIn(String),
     /// Service names become etcd key segments and DNS labels.
     #[error("invalid service name {0:?}: expected letters, digits, '-' or '_'")]
