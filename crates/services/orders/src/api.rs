@@ -4,9 +4,9 @@
 //! Handlers are thin: parse, call [`Checkout`] or the store, map to a status. A user sees only
 //! their own orders: another user's order is a 404, exactly like an id that does not exist, so
 //! ids cannot be probed (OWASP API1). Checkout starts the saga in its own task and waits for it
-//! a little (`respond_within_ms`): a quick saga answers 201 with the final order, a slow one 202
-//! with the PENDING order, which the client polls; either way the saga goes on without the
-//! request.
+//! a little (`respond_within_ms`): a quick saga answers 201 with the final order (built from what
+//! the request stored and the saga committed, not read back), a slow one 202 with the PENDING
+//! order, which the client polls; either way the saga goes on without the request.
 
 mod admin;
 
@@ -26,9 +26,9 @@ use crate::checkout::{Checkedout, Checkout};
 use crate::contract::{CheckoutRequest, Order};
 use crate::domain::OrderId;
 use crate::error::OrdersError;
-use crate::saga::executor::Executor;
+use crate::saga::executor::{Executor, RunEnd};
 use crate::saga::recovery::log_end;
-use crate::store::{OrderFilter, OrdersStore};
+use crate::store::{self, OrderFilter, OrdersStore};
 
 /// Largest page the list routes serve.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -82,7 +82,11 @@ async fn checkout(
 ) -> Result<Response, OrdersError> {
     let owner = Executor::new_owner();
     let order_id = match state.checkout.place(&caller, &key, &req, &owner).await? {
-        Checkedout::New { saga, held_until } => {
+        Checkedout::New {
+            saga,
+            held_until,
+            placed,
+        } => {
             let executor = state.executor.clone();
             let order_id = saga.order_id.clone();
             let id = order_id.clone();
@@ -91,6 +95,7 @@ async fn checkout(
                     .run_from(*saga, &owner, Some(held_until), None)
                     .await;
                 log_end(&id, &end);
+                end
             };
             // The saga outlives the request (a client that hangs up does not stop it), and
             // keeps the request's trace so its events continue the same trace.
@@ -98,9 +103,16 @@ async fn checkout(
                 Some(ctx) => tokio::spawn(request_context::scope(ctx, saga)),
                 None => tokio::spawn(saga),
             };
-            // Whether it finished or not, the order's state is read below.
-            let _ = tokio::time::timeout(state.respond_within, task).await;
-            order_id
+            match tokio::time::timeout(state.respond_within, task).await {
+                // Ended here: the answer is what this request stored and the saga committed,
+                // with no read back.
+                Ok(Ok(RunEnd::Finished {
+                    status,
+                    finale: Some(finale),
+                })) => return Ok(answer(store::finished(*placed, status, &finale))),
+                // Still running (or ended elsewhere): the order is read below.
+                _ => order_id,
+            }
         }
         Checkedout::Existing(order_id) => order_id,
     };
@@ -109,14 +121,21 @@ async fn checkout(
         .order(&order_id)
         .await?
         .ok_or(OrdersError::NotFound)?;
+    Ok(answer(order))
+}
+
+/// 201 with a terminal order, 202 with a pending one; `Location` names it either way.
+fn answer(order: Order) -> Response {
     let status = if order.status.is_terminal() {
         StatusCode::CREATED
     } else {
         StatusCode::ACCEPTED
     };
-    let location = HeaderValue::from_str(&format!("/api/orders/{}", order.id))
-        .map_err(|_| OrdersError::NotFound)?;
-    Ok((status, [(header::LOCATION, location)], axum::Json(order)).into_response())
+    // Order ids are `ord_` and hex digits, so the header value is always valid.
+    match HeaderValue::from_str(&format!("/api/orders/{}", order.id)) {
+        Ok(location) => (status, [(header::LOCATION, location)], axum::Json(order)).into_response(),
+        Err(_) => (status, axum::Json(order)).into_response(),
+    }
 }
 
 /// The caller's orders, newest first.

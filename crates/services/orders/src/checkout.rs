@@ -20,7 +20,7 @@ use flotilla_shipping::contract::{Quote, QuoteRequest};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::contract::CheckoutRequest;
+use crate::contract::{CheckoutRequest, Order};
 use crate::domain::{self, OrderId, PricedLine, WantedLine};
 use crate::error::OrdersError;
 use crate::store::sagas::SagaRecord;
@@ -36,6 +36,8 @@ pub enum Checkedout {
         saga: Box<SagaRecord>,
         /// Until when the caller's lease runs.
         held_until: i64,
+        /// The order as stored (PENDING).
+        placed: Box<Order>,
     },
     /// The order this key created before (or concurrently): nothing new was stored.
     Existing(String),
@@ -128,6 +130,7 @@ impl Checkout {
                 Ok(Checkedout::New {
                     saga: Box::new(SagaRecord::placed(&order)),
                     held_until: order.lease_until,
+                    placed: Box::new(order.view()),
                 })
             }
             Placed::Twin(stored) => repeat(stored, fingerprint),

@@ -64,7 +64,7 @@ impl SagaDriver {
     ) -> Result<Option<OrderStatus>, String> {
         let executor = &self.parts.executor;
         match executor.run(order_id, &self.owner, Some(outcomes)).await {
-            RunEnd::Finished(status) => Ok(Some(status)),
+            RunEnd::Finished { status, .. } => Ok(Some(status)),
             RunEnd::Paused => Ok(None),
             other => Err(format!("{other:?}")),
         }

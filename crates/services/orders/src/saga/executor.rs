@@ -44,8 +44,14 @@ pub struct Timing {
 /// Why a run ended.
 #[derive(Debug)]
 pub enum RunEnd {
-    /// The saga is done; the order has this status.
-    Finished(OrderStatus),
+    /// The saga is done; the order has this status. `finale` says how this run finished it
+    /// (None when it was already done when the run began).
+    Finished {
+        /// CONFIRMED or CANCELLED.
+        status: OrderStatus,
+        /// The final transaction this run committed.
+        finale: Option<Box<Finale>>,
+    },
     /// Another executor holds the saga now (or it never existed).
     LostLease,
     /// Waiting for a retry; the recovery loop resumes it.
@@ -58,6 +64,20 @@ pub enum RunEnd {
     Storage(sqlx::Error),
     /// The final event could not be encoded (a bug); the saga is retried like a storage error.
     Unencodable(serde_json::Error),
+}
+
+/// What the final transaction of a saga wrote to its order, so that the request that placed
+/// the order can answer without reading it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finale {
+    /// When (clock millis): the order's `updated_at` and its last history entry.
+    pub at: i64,
+    /// Why it was cancelled (None when confirmed).
+    pub reason: Option<String>,
+    /// The last history entry's note.
+    pub note: String,
+    /// Everything the saga learnt from its peers (payment, shipment, tracking number).
+    pub learnt: Learnt,
 }
 
 /// One step's result, on its way to being recorded.
@@ -73,6 +93,12 @@ struct Stepped {
     learnt: Learnt,
     /// How long to wait before retrying it.
     delay: Duration,
+}
+
+/// A recorded step: until when the lease now runs, and how the order ended if it did.
+struct Persisted {
+    lease_until: i64,
+    ended: Option<Box<Finale>>,
 }
 
 /// Runs sagas. Cheap to clone.
@@ -153,9 +179,10 @@ impl Executor {
             step_attempts: self.timing.step_attempts,
         };
         let mut outcomes = 0;
+        let mut finale = None;
         loop {
             if let Some(status) = saga.state.order_status() {
-                return RunEnd::Finished(status);
+                return RunEnd::Finished { status, finale };
             }
             if limit.is_some_and(|limit| outcomes >= limit) {
                 return RunEnd::Paused;
@@ -207,7 +234,15 @@ impl Executor {
                 delay,
             };
             match self.persist(&saga, owner, &stepped).await {
-                Ok(until) => held_until = Some(until),
+                Ok(Persisted { lease_until, ended }) => {
+                    held_until = Some(lease_until);
+                    // The final transaction stores nothing learnt by the final step itself
+                    // (a local one), so the order shows what the saga knew before it.
+                    finale = ended.map(|mut finale| {
+                        finale.learnt = saga.learnt.clone();
+                        finale
+                    });
+                }
                 Err(end) => return end,
             }
             tracing::debug!(step = ran.as_str(), outcome = ?stepped.outcome, "saga step recorded");
@@ -249,13 +284,13 @@ impl Executor {
     }
 
     /// Records the outcome of `ran` and what follows; the final step's record is the order's
-    /// final transaction (status, history, event). Returns until when the lease now runs.
+    /// final transaction (status, history, event).
     async fn persist(
         &self,
         saga: &SagaRecord,
         owner: &str,
         stepped: &Stepped,
-    ) -> Result<i64, RunEnd> {
+    ) -> Result<Persisted, RunEnd> {
         let Stepped {
             ran,
             outcome,
@@ -290,18 +325,28 @@ impl Executor {
             lease_until: self.lease_until(now),
             next_attempt_at: now.saturating_add(millis(*delay)),
         };
-        let written = match ending {
+        let (written, ended) = match ending {
             Some(ending) => {
+                let ended = Finale {
+                    at: now,
+                    reason: ending.reason.map(str::to_owned),
+                    note: ending.note.to_owned(),
+                    // Filled in by the caller, which holds what the saga learnt.
+                    learnt: Learnt::default(),
+                };
                 let written = self.store.finish(&progress, ending, &self.outbox).await;
                 if matches!(written, Ok(true)) {
                     self.outbox.wake();
                 }
-                written
+                (written, Some(Box::new(ended)))
             }
-            None => self.store.record(&progress).await,
+            None => (self.store.record(&progress).await, None),
         };
         match written {
-            Ok(true) => Ok(progress.lease_until),
+            Ok(true) => Ok(Persisted {
+                lease_until: progress.lease_until,
+                ended,
+            }),
             Ok(false) => Err(RunEnd::LostLease),
             Err(e) => Err(RunEnd::Storage(e)),
         }

@@ -74,7 +74,7 @@ async fn pass(executor: &Executor, permits: &Arc<Semaphore>) -> Result<(), sqlx:
 /// Logs how a run ended, loudly only when something is wrong.
 pub fn log_end(order_id: &str, end: &RunEnd) {
     match end {
-        RunEnd::Finished(status) => {
+        RunEnd::Finished { status, .. } => {
             tracing::info!(%order_id, status = status.as_str(), "saga finished")
         }
         RunEnd::Storage(e) => {

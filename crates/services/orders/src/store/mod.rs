@@ -15,8 +15,11 @@ use flotilla_chassis::pagination::{Page, PageRequest};
 use flotilla_chassis::{Db, Money};
 use sqlx::Row;
 
-use crate::contract::{Address, Order, OrderStatus, OrdersSummary};
+use flotilla_chassis::clock::rfc3339;
+
+use crate::contract::{Address, Order, OrderLine, OrderStatus, OrdersSummary, StatusChange};
 use crate::domain::{CardNumber, OrderId, PricedLine, Totals};
+use crate::saga::executor::Finale;
 use crate::saga::{SagaState, Step};
 
 /// The orders schema, oldest first.
@@ -62,6 +65,66 @@ pub struct NewOrder<'a> {
     pub lease_until: i64,
     /// Now (clock millis).
     pub now: i64,
+}
+
+/// The history note of a placed order.
+const PLACED_NOTE: &str = "order placed: reserving stock, authorizing payment, arranging shipment";
+
+impl NewOrder<'_> {
+    /// The order as a read right after [`OrdersStore::place`] returns it: PENDING, with its
+    /// first history entry.
+    pub fn view(&self) -> Order {
+        let currency = self.totals.total.currency;
+        let at = rfc3339(self.now);
+        Order {
+            id: self.id.as_str().to_owned(),
+            user_id: self.user_id.to_owned(),
+            status: OrderStatus::Pending,
+            reason: None,
+            lines: self
+                .lines
+                .iter()
+                .map(|line| OrderLine {
+                    product_id: line.product_id.clone(),
+                    name: line.name.clone(),
+                    unit_price: Money::new(line.unit_price.amount_minor, currency),
+                    quantity: line.quantity,
+                    line_total: Money::new(line.line_total.amount_minor, currency),
+                })
+                .collect(),
+            subtotal: self.totals.subtotal,
+            shipping: self.totals.shipping,
+            total: self.totals.total,
+            address: self.address.clone(),
+            payment_id: None,
+            shipment_id: None,
+            tracking_number: None,
+            history: vec![StatusChange {
+                status: OrderStatus::Pending.as_str().to_owned(),
+                note: Some(PLACED_NOTE.to_owned()),
+                at: at.clone(),
+            }],
+            created_at: at.clone(),
+            updated_at: at,
+        }
+    }
+}
+
+/// `placed` (a [`NewOrder::view`]) as a read returns it once its saga ended with `finale`.
+pub fn finished(mut placed: Order, status: OrderStatus, finale: &Finale) -> Order {
+    let at = rfc3339(finale.at);
+    placed.status = status;
+    placed.reason = finale.reason.clone();
+    placed.payment_id = finale.learnt.payment_id.clone();
+    placed.shipment_id = finale.learnt.shipment_id.clone();
+    placed.tracking_number = finale.learnt.tracking_number.clone();
+    placed.history.push(StatusChange {
+        status: status.as_str().to_owned(),
+        note: Some(finale.note.clone()),
+        at: at.clone(),
+    });
+    placed.updated_at = at;
+    placed
 }
 
 /// The outcome of [`OrdersStore::place`].
@@ -194,7 +257,7 @@ impl OrdersStore {
             &mut tx,
             order.id.as_str(),
             OrderStatus::Pending,
-            Some("order placed: reserving stock, authorizing payment, arranging shipment"),
+            Some(PLACED_NOTE),
             order.now,
         )
         .await?;
