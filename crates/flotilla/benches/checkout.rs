@@ -6,6 +6,8 @@
 //!
 //!     cargo bench -p flotilla --bench checkout            # 15 s of load
 //!     FLOTILLA_BENCH_SECS=30 FLOTILLA_BENCH_USERS=32 cargo bench -p flotilla --bench checkout
+//!
+//! Other `FLOTILLA_*` variables configure the host as they do `flotilla run`.
 
 mod support;
 
@@ -27,13 +29,17 @@ async fn main() -> anyhow::Result<()> {
         "catalog": {"seed_products": PRODUCTS},
         "inventory": {"seed_products": PRODUCTS, "initial_stock": INITIAL_STOCK},
         "cart": {"max_quantity": MAX_QUANTITY},
-    })));
+    })))
+    // Any `FLOTILLA_*` setting applies, as to `flotilla run` (e.g. the pool size:
+    // FLOTILLA_DATABASE__MAX_CONNECTIONS=1).
+    .merge(flotilla_chassis::config::environment());
     let common = Common {
         port: Some(0),
         data_dir: Some(dir.path().to_path_buf()),
         ..Common::default()
     };
     let (config, settings) = flotilla::settings(config, &common)?;
+    let pool_size = settings.database.max_connections;
     let host = Host::build(config, settings, Mode::Run).await?;
     let base = format!(
         "http://{}",
@@ -54,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     stop.cancel();
     let _ = server.await;
 
-    let inserts = raw_insert_rate(dir.path(), users, Duration::from_secs(3)).await?;
+    let inserts = raw_insert_rate(dir.path(), users, pool_size, Duration::from_secs(3)).await?;
 
     println!();
     println!(
@@ -71,7 +77,10 @@ async fn main() -> anyhow::Result<()> {
         ),
     ]);
     rows.push([
-        format!("raw SQLite single-row insert transactions/s ({users} tasks, same settings)"),
+        format!(
+            "raw SQLite single-row insert transactions/s ({users} tasks, same settings, \
+             pool of {pool_size})"
+        ),
         format!("{inserts:.0}"),
     ]);
     support::print_table(["measure", "value"], &rows);
@@ -94,14 +103,16 @@ fn cpu_time() -> Duration {
         .unwrap_or_default()
 }
 
-/// Single-row insert transactions per second on a fresh SQLite file, `tasks` writers at once.
+/// Single-row insert transactions per second on a fresh SQLite file, `tasks` writers at once
+/// through a pool of `max_connections`.
 async fn raw_insert_rate(
     dir: &std::path::Path,
     tasks: usize,
+    max_connections: u32,
     duration: Duration,
 ) -> anyhow::Result<f64> {
     let pool = PoolSettings {
-        max_connections: flotilla::settings::DatabaseSettings::default().max_connections,
+        max_connections,
         ..PoolSettings::default()
     };
     let db = Db::open_sqlite(&dir.join("raw.db"), &pool).await?;
