@@ -4,7 +4,7 @@
 //! reported, not replaced), and stops every instance cleanly on Ctrl-C or SIGTERM.
 
 use anyhow::{Context, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::Stdio;
@@ -27,6 +27,11 @@ pub struct Instance {
 }
 
 impl Instance {
+    /// `service#replica`.
+    fn label(&self) -> String {
+        format!("{}#{}", self.service, self.replica)
+    }
+
     fn url(&self) -> String {
         let host = if self.addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
@@ -132,10 +137,7 @@ pub async fn up(
             }
         }
         cmd.env("FLOTILLA_SERVICE_SECRET", &secret)
-            .env(
-                "FLOTILLA_INSTANCE",
-                format!("{}#{}", instance.service, instance.replica),
-            )
+            .env("FLOTILLA_INSTANCE", instance.label())
             .env(crate::signal::PARENT_PID, std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -146,33 +148,16 @@ pub async fn up(
         children.push((instance.clone(), child));
     }
 
+    // Ctrl-C during start-up stops the fleet as it would later.
+    let signal = crate::signal::wait();
+    tokio::pin!(signal);
     let http = reqwest_client()?;
-    let mut waiting: Vec<&Instance> = instances.iter().collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !waiting.is_empty() && Instant::now() < deadline {
-        let mut still = Vec::new();
-        for i in waiting {
-            let ok = http
-                .get(format!(
-                    "{}/{}",
-                    i.url(),
-                    if i.service == GATEWAY {
-                        "healthz"
-                    } else {
-                        "readyz"
-                    }
-                ))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if !ok {
-                still.push(i);
-            }
-        }
-        waiting = still;
-        if !waiting.is_empty() {
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+    let late = tokio::select! {
+        _ = &mut signal => return stop_all(children).await,
+        late = wait_ready(&http, &mut children) => late,
+    };
+    if children.is_empty() {
+        bail!("every instance exited during start-up (their errors are above)");
     }
     println!(
         "{:<14} {:<8} {:<24} {:>8}",
@@ -187,27 +172,84 @@ pub async fn up(
             child.id().unwrap_or(0)
         );
     }
-    if waiting.is_empty() {
-        let gateway = instances
+    if late.is_empty() {
+        let gateway = children
             .iter()
-            .find(|i| i.service == GATEWAY)
-            .map(Instance::url)
+            .find(|(i, _)| i.service == GATEWAY)
+            .map(|(i, _)| i.url())
             .unwrap_or_default();
         println!(
             "Fleet ready in {} ms: open {gateway}/",
             started.elapsed().as_millis()
         );
     } else {
-        let late: Vec<String> = waiting
-            .iter()
-            .map(|i| format!("{}#{}", i.service, i.replica))
-            .collect();
         println!(
-            "Fleet started, but not ready after 60 s: {}",
+            "Fleet started, but not ready after {} s: {}",
+            READY_WITHIN.as_secs(),
             late.join(", ")
         );
     }
-    supervise(children).await
+    supervise(children, signal).await
+}
+
+/// How long `up` waits for every instance to be ready.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// Polls every instance's probe until all are ready or [`READY_WITHIN`] passes. An instance
+/// that exits meanwhile is reported and dropped from `children` at once (not waited for).
+/// Returns the instances still alive but not ready.
+async fn wait_ready(http: &reqwest::Client, children: &mut Vec<(Instance, Child)>) -> Vec<String> {
+    let deadline = Instant::now() + READY_WITHIN;
+    let mut ready: BTreeSet<String> = BTreeSet::new();
+    loop {
+        children.retain_mut(|(instance, child)| match child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                report_exit(instance, &status.to_string(), " during start-up");
+                false
+            }
+            Err(e) => {
+                report_exit(instance, &e.to_string(), " during start-up");
+                false
+            }
+        });
+        for (instance, _) in children.iter() {
+            if ready.contains(&instance.label()) {
+                continue;
+            }
+            let probe = if instance.service == GATEWAY {
+                "healthz"
+            } else {
+                "readyz"
+            };
+            let ok = http
+                .get(format!("{}/{probe}", instance.url()))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                ready.insert(instance.label());
+            }
+        }
+        let late: Vec<String> = children
+            .iter()
+            .map(|(i, _)| i.label())
+            .filter(|label| !ready.contains(label))
+            .collect();
+        if late.is_empty() || Instant::now() >= deadline {
+            return late;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Says that `instance` exited (`when`: "" or " during start-up"), and that `up` does not
+/// replace it.
+fn report_exit(instance: &Instance, status: &str, when: &str) {
+    println!(
+        "{} exited{when} ({status}); not restarting it",
+        instance.label()
+    );
 }
 
 fn reqwest_client() -> anyhow::Result<reqwest::Client> {
@@ -216,10 +258,12 @@ fn reqwest_client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Waits for a signal, reporting instances that die; then stops them all.
-async fn supervise(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
-    let signal = crate::signal::wait();
-    tokio::pin!(signal);
+/// Waits for `signal`, reporting instances that die; then stops them all. Fails when every
+/// instance died.
+async fn supervise(
+    mut children: Vec<(Instance, Child)>,
+    mut signal: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> anyhow::Result<()> {
     loop {
         let outcome = {
             let exits =
@@ -233,18 +277,19 @@ async fn supervise(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
             break;
         };
         let (instance, _) = children.remove(index);
-        println!(
-            "{}#{} exited ({}); not restarting it",
-            instance.service,
-            instance.replica,
-            status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|e| e.to_string())
-        );
+        let status = status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        report_exit(&instance, &status, "");
         if children.is_empty() {
-            return Ok(());
+            bail!("every instance has exited");
         }
     }
+    stop_all(children).await
+}
+
+/// Stops every instance: SIGTERM, then SIGKILL for those still running after 15 s.
+async fn stop_all(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
     println!("stopping {} instances", children.len());
     for (_, child) in &children {
         if let Some(pid) = child.id() {
@@ -255,10 +300,7 @@ async fn supervise(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
     for (instance, child) in &mut children {
         let left = deadline.saturating_duration_since(Instant::now());
         if tokio::time::timeout(left, child.wait()).await.is_err() {
-            println!(
-                "{}#{} did not stop in time; killing it",
-                instance.service, instance.replica
-            );
+            println!("{} did not stop in time; killing it", instance.label());
             let _ = child.kill().await;
         }
     }

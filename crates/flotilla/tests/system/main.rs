@@ -11,3 +11,4 @@ mod gateway;
 mod infra;
 mod journey;
 mod support;
+mod up;
