@@ -28,6 +28,14 @@ echo "== tests (SQLite)"
 run_tests --workspace --all-features
 
 echo "== service and chassis tests again on PostgreSQL"
-FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}" run_tests --all-features \
-    -p flotilla-chassis -p flotilla-identity -p flotilla-catalog -p flotilla-cart -p flotilla-inventory \
-    -p flotilla-payments -p flotilla-shipping -p flotilla-orders -p flotilla-notifications
+PG_SUITES=(flotilla-chassis flotilla-identity flotilla-catalog flotilla-cart flotilla-inventory
+    flotilla-payments flotilla-shipping flotilla-orders flotilla-notifications)
+export FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+if cargo nextest --version >/dev/null 2>&1; then
+    # The same build as above (whole workspace, same features), filtered to those suites:
+    # selecting packages with -p would resolve features differently and rebuild everything.
+    filter=$(printf 'package(%s) | ' "${PG_SUITES[@]}")
+    cargo nextest run --locked --no-fail-fast --workspace --all-features -E "${filter% | }"
+else
+    cargo test --locked --no-fail-fast --all-features $(printf -- '-p %s ' "${PG_SUITES[@]}")
+fi
