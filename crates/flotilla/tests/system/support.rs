@@ -108,8 +108,10 @@ impl Process {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             // Keep draining after the test stops listening, so the child never writes into a
-            // closed pipe.
+            // closed pipe; and echo every line, so that a failed test shows what the process
+            // reported (`up`: instances that exited, with their status).
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                eprintln!("[flotilla stdout] {line}");
                 let _ = tx.send(line);
             }
         });
