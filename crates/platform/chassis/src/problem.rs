@@ -32,6 +32,11 @@ pub struct Problem {
     /// Field-level validation errors, when the problem is invalid input.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2) that one kind of problem defines, e.g. payments'
+    /// `decline_code`: written at the top level of the document, and kept when a client reads
+    /// one, so that a caller can branch on them without parsing `detail`.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One invalid field in a request.
@@ -53,7 +58,14 @@ impl Problem {
             detail: Some(detail.into()),
             request_id: crate::request_context::current_request_id(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    /// This problem with the extension member `name` (see [`Problem::extensions`]).
+    pub fn with_extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions.insert(name.to_owned(), value.into());
+        self
     }
 
     /// 400: the request is malformed (unparseable JSON, bad query string).

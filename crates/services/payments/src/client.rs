@@ -119,10 +119,8 @@ fn payment_path(payment_id: &str) -> String {
 }
 
 /// Why the card was declined (`card_declined`, `insufficient_funds`), when `err` is a declined
-/// authorization; `None` for any other error.
-///
-/// The chassis client keeps only the standard problem members, so the code is read from the
-/// `detail`, which the service ends with `decline_code: <code>`.
+/// authorization; `None` for any other error. Read from the problem's `decline_code` extension
+/// member (see [`crate::contract::DeclineProblem`]).
 pub fn decline_code(err: &ClientError) -> Option<String> {
     let ClientError::Status { problem, .. } = err else {
         return None;
@@ -130,8 +128,8 @@ pub fn decline_code(err: &ClientError) -> Option<String> {
     if problem.kind != PROBLEM_CARD_DECLINED {
         return None;
     }
-    let (_, code) = problem.detail.as_deref()?.rsplit_once("decline_code: ")?;
-    DeclineCode::parse(code.trim()).map(|code| code.as_str().to_owned())
+    let code = problem.extensions.get("decline_code")?.as_str()?;
+    DeclineCode::parse(code).map(|code| code.as_str().to_owned())
 }
 
 /// True when repeating the call with the same key may succeed: the network or the callee failed
@@ -178,20 +176,34 @@ mod tests {
         let declined = Problem::new(
             StatusCode::PAYMENT_REQUIRED,
             "card-declined",
-            "the card was declined: decline_code: insufficient_funds",
-        );
+            "the card was declined (insufficient_funds)",
+        )
+        .with_extension("decline_code", "insufficient_funds");
         assert_eq!(
             decline_code(&status(declined)).as_deref(),
             Some("insufficient_funds")
         );
-        let other = Problem::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "capture-declined",
-            "decline_code: card_declined",
-        );
+        let other = Problem::new(StatusCode::PAYMENT_REQUIRED, "capture-declined", "x")
+            .with_extension("decline_code", "card_declined");
         assert_eq!(decline_code(&status(other)), None);
-        let garbled = Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", "no code");
+        let missing = Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", "no code");
+        assert_eq!(decline_code(&status(missing)), None);
+        let garbled = Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", "x")
+            .with_extension("decline_code", "stolen_card_or_worse");
         assert_eq!(decline_code(&status(garbled)), None);
+        // As it travels: the member survives a round trip through JSON.
+        let wire: Problem = serde_json::from_value(
+            serde_json::to_value(
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", "x")
+                    .with_extension("decline_code", "card_declined"),
+            )
+            .expect("encode"),
+        )
+        .expect("decode");
+        assert_eq!(
+            decline_code(&status(wire)).as_deref(),
+            Some("card_declined")
+        );
     }
 
     #[test]

@@ -155,11 +155,9 @@ impl DeclineCode {
     }
 }
 
-/// The 402 body of a declined authorization: a problem document with two extension members.
-///
-/// The `detail` ends with `decline_code: <code>` as well, so that a client that only keeps the
-/// standard problem members (as the chassis client does) can still read the code (the typed
-/// client's `decline_code` does).
+/// The 402 body of a declined authorization: a problem document with two extension members
+/// (RFC 9457 §3.2), which a client reading a plain [`Problem`] finds in its `extensions` (the
+/// typed client's `decline_code` does).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeclineProblem {
     /// The standard members (`type` is `urn:flotilla:problem:card-declined`).

@@ -32,7 +32,7 @@ pub enum PaymentError {
     #[error("the card processor failed; retry with the same Idempotency-Key")]
     ProcessingError,
     /// The card was declined at authorization (402, recorded).
-    #[error("the card was declined: decline_code: {}", code.as_str())]
+    #[error("the card was declined ({})", code.as_str())]
     Declined {
         /// The payment recorded as declined.
         payment_id: PaymentId,

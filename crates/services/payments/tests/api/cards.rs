@@ -41,7 +41,10 @@ async fn declined_cards_answer_402_with_their_code_and_are_recorded() {
         let reply = app.authorize(&format!("k-{code}"), &order, 500, card).await;
         assert_eq!(reply.slug(), "card-declined");
         let problem = reply.problem(StatusCode::PAYMENT_REQUIRED);
-        assert!(problem.detail.as_deref().is_some_and(|d| d.ends_with(code)));
+        assert!(problem.detail.as_deref().is_some_and(|d| d.contains(code)));
+        // A plain problem reader keeps the extension members.
+        assert_eq!(problem.extensions["decline_code"], code);
+        assert!(problem.extensions["payment_id"].is_string());
         let declined: DeclineProblem = reply.json(StatusCode::PAYMENT_REQUIRED);
         assert_eq!(declined.decline_code.as_str(), code);
 
