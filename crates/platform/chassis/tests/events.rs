@@ -274,14 +274,23 @@ async fn poison_events_are_parked_and_later_events_still_flow() {
         3,
         "poison parked"
     );
-    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM dead_letters")
-        .fetch_all(counter.pool())
-        .await
-        .expect("x");
-    assert!(
-        attempts.iter().all(|a| *a == 3),
-        "parked after max_deliveries: {attempts:?}"
-    );
+    let attempts: Vec<(String, i64)> =
+        sqlx::query_as("SELECT event_id, attempts FROM dead_letters ORDER BY event_id")
+            .fetch_all(counter.pool())
+            .await
+            .expect("x");
+    let unknown_version = attempts
+        .iter()
+        .find(|(id, _)| !["huge", "truncated"].contains(&id.as_str()))
+        .map(|(_, n)| *n);
+    // A version this consumer does not know is retried (a newer replica may know it) until
+    // max_deliveries; a payload that does not decode is parked at its first delivery.
+    assert_eq!(unknown_version, Some(3), "{attempts:?}");
+    for (id, n) in &attempts {
+        if ["huge", "truncated"].contains(&id.as_str()) {
+            assert_eq!(*n, 1, "{id} parked at once: {attempts:?}");
+        }
+    }
     // Replaying still fails (the event is still poison) and leaves it parked.
     let parked: String =
         sqlx::query_scalar("SELECT event_id FROM dead_letters WHERE event_id = 'truncated'")

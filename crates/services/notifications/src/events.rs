@@ -71,7 +71,7 @@ pub struct OrderCancelledV1 {
 
 /// A payload id that breaks the id rules.
 fn bad_id(field: &str) -> impl FnOnce(IdError) -> HandlerError + '_ {
-    move |err| HandlerError::new(format!("{field} {err}"))
+    move |err| HandlerError::permanent(format!("{field} {err}"))
 }
 
 impl TryFrom<OrderConfirmedV1> for ConfirmedOrder {

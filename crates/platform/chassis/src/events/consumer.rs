@@ -3,8 +3,9 @@
 //!
 //! Each delivery runs in one transaction that first inserts the event id into the service's
 //! `inbox` (a duplicate is recognised and skipped there), then runs the handler, then commits.
-//! A failed delivery is counted in `inbox_attempts`; at `max_deliveries` the event is parked in
-//! `dead_letters` and acknowledged, so one poison event never blocks the ones behind it.
+//! A failed delivery is counted in `inbox_attempts`; at `max_deliveries` (or at once, for a
+//! permanent failure) the event is parked in `dead_letters` and acknowledged, so one poison event
+//! never blocks the ones behind it.
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -18,19 +19,35 @@ use super::Event;
 use crate::clock::SharedClock;
 use crate::db::Db;
 
-/// A handler's failure; the delivery is retried, then parked.
+/// A handler's failure: the delivery is retried, then parked; a permanent one is parked at once.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
     message: String,
+    permanent: bool,
 }
 
 impl HandlerError {
-    /// A failure described by `message`.
+    /// A failure described by `message`, which another delivery may not meet (storage, a peer).
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            permanent: false,
         }
+    }
+
+    /// A failure no redelivery can change (the event itself is wrong: a payload that does not
+    /// decode, an id that breaks the rules): parked as a dead letter at its first delivery.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            permanent: true,
+        }
+    }
+
+    /// Whether the failure is [`HandlerError::permanent`].
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 }
 
@@ -295,7 +312,7 @@ impl Consumer {
         .await?
         .try_get(0)?;
         self.stats.failures.fetch_add(1, Ordering::Relaxed);
-        if attempts < self.max_deliveries {
+        if attempts < self.max_deliveries && !err.is_permanent() {
             tx.commit().await?;
             tracing::warn!(service = self.service, event_id = %event.id, attempts, error = %message, "event delivery failed");
             return Err(DeliveryError::Failed {

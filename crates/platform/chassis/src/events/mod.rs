@@ -57,7 +57,8 @@ pub struct Event {
 }
 
 impl Event {
-    /// Decodes the payload as `T`, refusing versions this consumer does not understand.
+    /// Decodes the payload as `T`, refusing versions this consumer does not understand (another
+    /// replica, newer, may: retried) and payloads that do not decode (permanent).
     pub fn decode<T: DeserializeOwned>(&self, supported_version: u32) -> Result<T, HandlerError> {
         if self.version != supported_version {
             return Err(HandlerError::new(format!(
@@ -65,7 +66,8 @@ impl Event {
                 self.event_type, self.version
             )));
         }
-        serde_json::from_value(self.payload.clone())
-            .map_err(|e| HandlerError::new(format!("undecodable {} payload: {e}", self.event_type)))
+        serde_json::from_value(self.payload.clone()).map_err(|e| {
+            HandlerError::permanent(format!("undecodable {} payload: {e}", self.event_type))
+        })
     }
 }
