@@ -58,10 +58,20 @@ pub fn plan(
     names.extend(SERVICES.iter().map(|s| s.name));
     let mut next = port;
     let mut instances = Vec::new();
+    // Every probe stays bound until all ports are chosen: a port released at once could be
+    // handed out again by the next probe, and two instances would be planned on one port.
+    let mut probes = Vec::new();
     for name in names {
         let count = replicas.get(name).copied().unwrap_or(1);
         for replica in 1..=count.max(1) {
-            let p = if port == 0 { free_port(host)? } else { next };
+            let p = if port == 0 {
+                let probe = std::net::TcpListener::bind(SocketAddr::new(host, 0))?;
+                let p = probe.local_addr()?.port();
+                probes.push(probe);
+                p
+            } else {
+                next
+            };
             next = next.checked_add(1).context("ran out of ports")?;
             instances.push(Instance {
                 service: name.to_owned(),
@@ -71,12 +81,6 @@ pub fn plan(
         }
     }
     Ok(instances)
-}
-
-fn free_port(host: IpAddr) -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind(SocketAddr::new(host, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// Runs the fleet until a signal; returns when every instance has stopped.
@@ -305,4 +309,38 @@ async fn stop_all(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_ports_are_distinct_even_when_chosen_by_the_system() {
+        let replicas: BTreeMap<String, u16> = ["catalog", "cart", "orders", "notifications"]
+            .into_iter()
+            .map(|s| (s.to_owned(), 25))
+            .collect();
+        let host: IpAddr = "127.0.0.1".parse().expect("ip");
+        for _ in 0..5 {
+            let plan = plan(&replicas, host, 0).expect("plan");
+            let ports: std::collections::BTreeSet<u16> =
+                plan.iter().map(|i| i.addr.port()).collect();
+            assert_eq!(ports.len(), plan.len(), "a port planned twice");
+        }
+    }
+
+    #[test]
+    fn a_fixed_port_numbers_the_instances_upwards_and_unknown_services_are_refused() {
+        let host: IpAddr = "127.0.0.1".parse().expect("ip");
+        let replicas = BTreeMap::from([("cart".to_owned(), 2)]);
+        let plan = plan(&replicas, host, 9000).expect("plan");
+        assert_eq!(plan[0].service, GATEWAY);
+        assert_eq!(plan[0].addr.port(), 9000);
+        let ports: Vec<u16> = plan.iter().map(|i| i.addr.port()).collect();
+        assert!(ports.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(plan.iter().filter(|i| i.service == "cart").count(), 2);
+        let unknown = BTreeMap::from([("carts".to_owned(), 2)]);
+        assert!(super::plan(&unknown, host, 0).is_err());
+    }
 }
