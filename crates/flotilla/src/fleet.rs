@@ -324,8 +324,7 @@ mod tests {
         let host: IpAddr = "127.0.0.1".parse().expect("ip");
         for _ in 0..5 {
             let plan = plan(&replicas, host, 0).expect("plan");
-            let ports: std::collections::BTreeSet<u16> =
-                plan.iter().map(|i| i.addr.port()).collect();
+            let ports: BTreeSet<u16> = plan.iter().map(|i| i.addr.port()).collect();
             assert_eq!(ports.len(), plan.len(), "a port planned twice");
         }
     }

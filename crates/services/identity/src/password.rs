@@ -218,8 +218,11 @@ async fn run<T: Send + 'static>(
 ) -> Result<T, PasswordError> {
     let (reply, answer) = oneshot::channel();
     jobs.send(Box::new(move || {
-        // The caller may have given up (its request timed out); then nobody needs the answer.
-        let _ = reply.send(work());
+        // A caller that gave up while the job queued (its request timed out in a burst of
+        // logins) needs no answer: skip the 19 MiB hash rather than queue the next one behind it.
+        if !reply.is_closed() {
+            let _ = reply.send(work());
+        }
     }))
     .map_err(|_| PasswordError::Closed)?;
     answer.await.map_err(|_| PasswordError::Closed)
