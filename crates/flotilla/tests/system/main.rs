@@ -10,5 +10,6 @@ mod gateway;
 #[cfg(feature = "etcd")]
 mod infra;
 mod journey;
+mod pg_restart;
 mod support;
 mod up;

@@ -262,6 +262,39 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// True when `err` says the connection itself failed: the database could not be reached, hung
+/// up, or is shutting down or restarting. The statement may or may not have run; the connection
+/// is not used again (see `db/pool.rs`), and the request is answered 503 rather than 500
+/// ([`is_unavailable`]).
+pub fn is_connection_failure(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's SQLSTATE class 08 (connection exception) and the operator-intervention
+        // codes a server sends as it goes down or before it is up again: admin_shutdown,
+        // crash_shutdown, cannot_connect_now.
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.len() == 5
+                && (code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+        }),
+        _ => false,
+    }
+}
+
+/// True when `err` means the database cannot serve the request now but may shortly: it is
+/// unreachable or restarting ([`is_connection_failure`]), every connection is busy past the
+/// acquire timeout, it has no connection slot left (SQLSTATE 53300), or the pool is closing.
+/// Answered 503 with `Retry-After`, never 500.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| code == "53300") => true,
+        other => is_connection_failure(other),
+    }
+}
+
 /// True when `err` is a CHECK or foreign-key violation.
 pub fn is_constraint_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_check_violation() || db.is_foreign_key_violation())

@@ -37,6 +37,10 @@ pub struct Problem {
     /// one, so that a caller can branch on them without parsing `detail`.
     #[serde(flatten)]
     pub extensions: serde_json::Map<String, serde_json::Value>,
+    /// Seconds after which a retry may succeed, sent as the `Retry-After` header (RFC 9110
+    /// §10.2.3) with a 503 for a dependency that is down for now.
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
 }
 
 /// One invalid field in a request.
@@ -59,7 +63,14 @@ impl Problem {
             request_id: crate::request_context::current_request_id(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
+            retry_after: None,
         }
+    }
+
+    /// This problem with a `Retry-After` of `seconds` (see [`Problem::retry_after`]).
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// This problem with the extension member `name` (see [`Problem::extensions`]).
@@ -163,24 +174,42 @@ impl std::error::Error for Problem {}
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let retry_after = self.retry_after;
         let mut response = (status, Json(self)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }
 
 /// Errors from the storage layer become a 500 (logged with their cause) unless a service maps a
-/// specific constraint violation to something more useful first.
+/// specific constraint violation to something more useful first. A database that cannot serve
+/// now (unreachable, restarting, every connection busy) is a 503 with `Retry-After`, answered
+/// as soon as the pool knows (see [`crate::db::is_unavailable`]).
 impl From<sqlx::Error> for Problem {
     fn from(err: sqlx::Error) -> Self {
-        tracing::error!(error = %err, "storage error");
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                Problem::unavailable("storage is busy; retry shortly")
-            }
-            _ => Problem::internal(),
+        storage_problem(&err)
+    }
+}
+
+/// The problem for a storage error, logged once: what `From<sqlx::Error>` answers, for a
+/// service that maps its own storage errors.
+pub fn storage_problem(err: &sqlx::Error) -> Problem {
+    match err {
+        sqlx::Error::PoolTimedOut => {
+            tracing::warn!(error = %err, "storage busy");
+            Problem::unavailable("storage is busy; retry shortly").with_retry_after(1)
+        }
+        e if crate::db::is_unavailable(e) => {
+            tracing::warn!(error = %err, "storage unavailable");
+            Problem::unavailable("storage is unavailable; retry shortly").with_retry_after(1)
+        }
+        _ => {
+            tracing::error!(error = %err, "storage error");
+            Problem::internal()
         }
     }
 }

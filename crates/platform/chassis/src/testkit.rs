@@ -29,7 +29,9 @@ use crate::transport::http::{HttpPool, HttpSettings};
 use crate::transport::in_process::InProcessRegistry;
 
 pub mod databases;
+pub mod private_postgres;
 pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
+pub use private_postgres::PrivatePostgres;
 
 /// A set of running services for one test.
 pub struct TestFleet {

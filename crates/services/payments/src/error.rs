@@ -131,16 +131,9 @@ impl PaymentError {
             PaymentError::Storage(e) if is_busy(e) => {
                 tracing::warn!(error = %e, "storage busy");
                 Problem::unavailable("storage is busy; retry with the same Idempotency-Key")
+                    .with_retry_after(1)
             }
-            PaymentError::Storage(e) => {
-                tracing::error!(error = %e, "storage error");
-                match e {
-                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                        Problem::unavailable("storage is busy; retry shortly")
-                    }
-                    _ => Problem::internal(),
-                }
-            }
+            PaymentError::Storage(e) => flotilla_chassis::problem::storage_problem(e),
         }
     }
 }
