@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs beyond the Rust toolchain, when missing:
-# protoc (etcd-client's build), etcd (discovery tests start their own). PostgreSQL and NATS are
-# expected to be running already (see README).
+# protoc (etcd-client's build), etcd (discovery tests start their own). With arguments, also
+# the servers named (`postgres`, `nats`), which scripts/test-servers.sh asks for when none is
+# running and it must start throwaway ones.
 set -euo pipefail
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v etcd >/dev/null || missing+=(etcd-server)
+for server in "$@"; do
+    case "$server" in
+        postgres)
+            ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null \
+                || missing+=(postgresql)
+            ;;
+        nats) command -v nats-server >/dev/null || missing+=(nats-server) ;;
+        *) echo "deps.sh: unknown server $server" >&2; exit 2 ;;
+    esac
+done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "== installing ${missing[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

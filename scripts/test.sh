@@ -2,11 +2,14 @@
 # The test command from the README: formatting, lints, then every test in the workspace — the
 # service suites twice, on SQLite and on PostgreSQL. CI (.ci/run) calls exactly this.
 #
-# Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and NATS with JetStream at
-# 127.0.0.1:4222; FLOTILLA_TEST_POSTGRES overrides the PostgreSQL URL.
+# Uses PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and NATS with JetStream at
+# 127.0.0.1:4222 when they answer (FLOTILLA_TEST_POSTGRES and FLOTILLA_TEST_NATS_URL name
+# others); where they do not, starts throwaway ones for this run (scripts/test-servers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+source scripts/test-servers.sh
+ensure_test_servers
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -30,7 +33,7 @@ run_tests --workspace --all-features
 echo "== service and chassis tests again on PostgreSQL"
 PG_SUITES=(flotilla-chassis flotilla-identity flotilla-catalog flotilla-cart flotilla-inventory
     flotilla-payments flotilla-shipping flotilla-orders flotilla-notifications)
-export FLOTILLA_TEST_DATABASE_URL="${FLOTILLA_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+export FLOTILLA_TEST_DATABASE_URL="$FLOTILLA_TEST_POSTGRES"
 if cargo nextest --version >/dev/null 2>&1; then
     # The same build as above (whole workspace, same features), filtered to those suites:
     # selecting packages with -p would resolve features differently and rebuild everything.

@@ -6,7 +6,7 @@ use crate::checkout::{
     ADMIN_EMAIL, ADMIN_PASSWORD, SKUS, STOCK, add_to_cart, checkout, customer, login,
     never_oversell, terminal, try_checkout,
 };
-use crate::infra::{self, POSTGRES};
+use crate::infra;
 use crate::journey::api_journey;
 use crate::support::{Process, spawn_app_with};
 use serde_json::{Value, json};
@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// A fleet started with `flotilla up` on its own NATS and etcd and fresh PostgreSQL databases.
-struct Fleet {
+pub(crate) struct Fleet {
     process: Process,
-    gateway: String,
+    pub(crate) gateway: String,
     nats: infra::Server,
     _etcd: infra::Server,
     _dir: tempfile::TempDir,
@@ -25,6 +25,11 @@ struct Fleet {
 }
 
 fn up(replicas: &str, extra_env: &[(&str, &str)]) -> Fleet {
+    up_on(&infra::postgres(), replicas, extra_env)
+}
+
+/// [`up`] on the PostgreSQL server `postgres`.
+pub(crate) fn up_on(postgres: &str, replicas: &str, extra_env: &[(&str, &str)]) -> Fleet {
     let nats = infra::nats();
     let etcd = infra::etcd();
     let dir = tempfile::tempdir().expect("dir");
@@ -47,7 +52,7 @@ fn up(replicas: &str, extra_env: &[(&str, &str)]) -> Fleet {
         "--data-dir",
         &data,
         "--database-url",
-        POSTGRES,
+        postgres,
         "--database-prefix",
         &cluster,
         "--cluster",
@@ -75,7 +80,7 @@ fn up(replicas: &str, extra_env: &[(&str, &str)]) -> Fleet {
 }
 
 impl Fleet {
-    fn instances(&self, service: &str) -> Vec<(String, u32)> {
+    pub(crate) fn instances(&self, service: &str) -> Vec<(String, u32)> {
         self.process
             .instances
             .iter()
@@ -371,7 +376,7 @@ async fn checkouts_succeed_while_nats_is_down_and_no_event_is_lost() {
 async fn never_oversell_on_postgresql() {
     let prefix = infra::unique("fl2");
     let app = spawn_app_with(json!({
-        "database_url": POSTGRES,
+        "database_url": infra::postgres(),
         "database_prefix": prefix,
         "identity": {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD},
         "catalog": {"seed_products": SKUS},
@@ -426,6 +431,7 @@ async fn payments_killed_mid_checkout_in_the_fleet() {
     // Bring payments back where the others expect it.
     let addr = payments_url.trim_start_matches("http://");
     let data = fleet._dir.path().to_str().expect("path").to_owned();
+    let postgres = infra::postgres();
     let _payments = Process::start(
         &[
             "serve",
@@ -435,7 +441,7 @@ async fn payments_killed_mid_checkout_in_the_fleet() {
             "--data-dir",
             &data,
             "--database-url",
-            POSTGRES,
+            &postgres,
             "--database-prefix",
             &fleet.cluster,
             "--cluster",

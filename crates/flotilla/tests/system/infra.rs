@@ -130,8 +130,14 @@ pub fn nats() -> Server {
     )
 }
 
-/// The machine's PostgreSQL server.
-pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The PostgreSQL server the tests share: `FLOTILLA_TEST_POSTGRES` (scripts/test.sh sets it,
+/// to a throwaway server when none runs at the default address), else the machine's.
+pub fn postgres() -> String {
+    std::env::var("FLOTILLA_TEST_POSTGRES")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
 
 /// A prefix no other test uses, for databases, streams and etcd keys.
 pub fn unique(prefix: &str) -> String {

@@ -1,4 +1,5 @@
-//! The event contract on a real NATS JetStream server (nats://127.0.0.1:4222): outbox + relay +
+//! The event contract on a real NATS JetStream server (`FLOTILLA_TEST_NATS_URL`, default
+//! nats://127.0.0.1:4222, which scripts/test.sh starts when none is running): outbox + relay +
 //! [`NatsBus`] + inbox, with SQLite files for the services. Every test names its streams with a
 //! random prefix and deletes them at the end (also when it fails), so tests run in parallel and
 //! leave the server as they found it. A broker outage is left to the system tests, which may stop
@@ -17,7 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const URL: &str = "nats://127.0.0.1:4222";
+/// The server the tests use.
+fn url() -> String {
+    std::env::var("FLOTILLA_TEST_NATS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+}
 
 /// One test's corner of the server: its prefix, its "processes" (each a connection of its own)
 /// and their databases. `finish` stops everything and deletes the streams; if the test panics
@@ -62,9 +69,9 @@ impl Broker {
             ..NatsSettings::default()
         };
         let stop = self.shutdown.child_token();
-        let bus = NatsBus::connect_with(URL, &self.prefix, settings, stop.clone())
+        let bus = NatsBus::connect_with(&url(), &self.prefix, settings, stop.clone())
             .await
-            .expect("NATS with JetStream at 127.0.0.1:4222");
+            .expect("NATS with JetStream at FLOTILLA_TEST_NATS_URL (default 127.0.0.1:4222)");
         let bus = Arc::new(bus);
         self.processes.push(bus.clone());
         Process { bus, stop }
@@ -101,7 +108,7 @@ impl Broker {
         for bus in &self.processes {
             bus.stopped().await;
         }
-        let deleted = NatsBus::purge(URL, &self.prefix).await.expect("purge");
+        let deleted = NatsBus::purge(&url(), &self.prefix).await.expect("purge");
         assert!(deleted >= 1, "the test's streams existed");
         self.finished = true;
     }
@@ -120,7 +127,7 @@ impl Drop for Broker {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                let _ = runtime.block_on(NatsBus::purge(URL, &prefix));
+                let _ = runtime.block_on(NatsBus::purge(&url(), &prefix));
             }
         })
         .join();
@@ -545,7 +552,7 @@ async fn poison_events_end_parked() {
     })
     .await;
     // Something that is not a Flotilla relay writes garbage on the subject.
-    let client = async_nats::connect(URL).await.expect("client");
+    let client = async_nats::connect(url()).await.expect("client");
     let js = async_nats::jetstream::new(client);
     let subject = format!("{}.orders.order.placed", broker.prefix);
     let mut headers = async_nats::HeaderMap::new();

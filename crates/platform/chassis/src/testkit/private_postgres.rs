@@ -3,7 +3,8 @@
 //! never go down for one of them.
 //!
 //! The server is made with `initdb` in a temporary directory and run with `pg_ctl` on a free
-//! port, durability switched off (a test's data need not survive a power cut). PostgreSQL
+//! port, without fsync (a test's data need not survive a power cut, only a stopped server:
+//! commits stay synchronous, so an immediate stop loses nothing acknowledged). PostgreSQL
 //! refuses to run as root, so as root the tools run as the `postgres` OS user, which owns the
 //! directory. The binaries are found in `FLOTILLA_PG_BIN`, else the newest
 //! `/usr/lib/postgresql/*/bin` (Debian's layout), else on `PATH`. Dropping the handle stops the
@@ -107,8 +108,8 @@ impl PrivatePostgres {
 
     async fn try_start(&self) -> bool {
         let options = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c full_page_writes=off \
+             -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
