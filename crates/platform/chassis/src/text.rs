@@ -61,6 +61,12 @@ pub fn clean_text(raw: &str, max_chars: usize) -> Result<String, TextError> {
     Ok(text)
 }
 
+/// `raw` trimmed and NFC-normalised, unchecked: the stored form of a text [`clean_text`]
+/// accepted, for code that checks and stores in separate steps.
+pub fn normalized(raw: &str) -> String {
+    raw.trim().nfc().collect()
+}
+
 /// [`clean_text`] for a field that may be left empty: `None` when it is.
 pub fn clean_optional_text(raw: &str, max_chars: usize) -> Result<Option<String>, TextError> {
     match clean_text(raw, max_chars) {

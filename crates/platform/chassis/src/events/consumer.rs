@@ -320,6 +320,14 @@ impl Consumer {
             self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
             return Ok(Outcome::Duplicate);
         }
+        let parked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
+                .bind(&event.id)
+                .fetch_optional(self.db.pool())
+                .await?;
+        if parked.is_some() {
+            return Ok(Outcome::DeadLettered);
+        }
         self.record_failure(event, &HandlerError::permanent(reason))
             .await
     }
