@@ -51,7 +51,7 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
 /// Appends `count` deterministic products to the catalog database under the data directory.
 pub async fn seed_catalog(settings: &HostSettings, count: u64) -> anyhow::Result<u64> {
     use flotilla_chassis::db::{Db, PoolSettings};
-    std::fs::create_dir_all(&settings.data_dir)?;
+    flotilla_chassis::private_files::private_dir(&settings.data_dir)?;
     let path = settings
         .data_dir
         .join(format!("{}.db", flotilla_catalog::NAME));

@@ -1,5 +1,6 @@
 //! The cluster secret behind service credentials: from configuration, or generated once into the
-//! data directory (mode 0600) so that processes sharing a data directory agree on it.
+//! data directory (mode 0600, in a 0700 directory; an existing looser one is tightened) so that
+//! processes sharing a data directory agree on it.
 
 use anyhow::{Context, bail};
 use std::io::Write;
@@ -16,7 +17,11 @@ pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Resu
         }
         return Ok(secret.as_bytes().to_vec());
     }
+    flotilla_chassis::private_files::private_dir(data_dir)
+        .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let path = data_dir.join(FILE);
+    flotilla_chassis::private_files::tighten_file(&path)
+        .with_context(|| format!("tightening {}", path.display()))?;
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let existing = existing.trim();
         if existing.len() >= MIN_LEN {

@@ -144,7 +144,11 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         return Problem::not_found("no such API; routes are /api/<service>/...").into_response();
     };
     let Some(upstream) = gw.upstreams.get(service) else {
-        return Problem::not_found(format!("no service named {service:?}")).into_response();
+        return Problem::not_found(format!(
+            "no service named {}",
+            flotilla_chassis::input_message::quote(service)
+        ))
+        .into_response();
     };
     let target = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
@@ -224,6 +228,11 @@ fn unauthorized(err: &AuthError) -> Response {
         AuthError::KeysUnavailable => {
             return Problem::unavailable("cannot verify tokens right now: identity is unavailable")
                 .into_response();
+        }
+        // A refused token's own reasons (its `kid`, its claims) are for logs, not for the client.
+        AuthError::Invalid(token) => {
+            tracing::debug!(error = %token, "token refused");
+            Problem::from(token.clone())
         }
         _ => Problem::unauthorized(err.to_string()),
     };

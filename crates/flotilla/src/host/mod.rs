@@ -98,7 +98,7 @@ impl Host {
         settings: HostSettings,
         mode: Mode,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
+        flotilla_chassis::private_files::private_dir(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let secret =
             crate::secret::load_or_create(settings.service_secret.as_deref(), &settings.data_dir)?;

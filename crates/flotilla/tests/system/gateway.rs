@@ -448,6 +448,75 @@ async fn bad_input_gets_problem_json_at_the_gateway() {
     assert_eq!(res.status(), 413);
 }
 
+/// RELIABILITY.md S9: details say what is wrong in the API's words, never Rust type names or
+/// debug output, and repeat at most a bounded, escaped piece of the input.
+#[tokio::test]
+async fn error_details_are_for_people_and_bounded() {
+    let app = spawn_app().await;
+    let detail = |res: reqwest::Response| async move {
+        let status = res.status().as_u16();
+        let body: Value = res.json().await.expect("problem json");
+        let detail = body["detail"].as_str().expect("detail").to_owned();
+        for internal in [
+            "struct ",
+            "Some(",
+            "SignupRequest",
+            "u32",
+            "usize",
+            "String",
+            "::",
+        ] {
+            assert!(!detail.contains(internal), "{internal} in {detail}");
+        }
+        (status, detail)
+    };
+    let name = "s".repeat(10 * 1024);
+    let (status, unknown) = detail(
+        app.http
+            .get(format!("{}/api/{name}/x", app.base))
+            .send()
+            .await
+            .expect("x"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(unknown.len() < 200, "{} bytes: {unknown}", unknown.len());
+    let signup = format!("{}/api/identity/signup", app.base);
+    for (body, status, says) in [
+        (json!("just text"), 422, "expected an object"),
+        (
+            json!({"email": 5, "password": "p", "name": "n"}),
+            422,
+            "email",
+        ),
+        (
+            json!({"password": "p", "name": "n"}),
+            422,
+            "`email` is required",
+        ),
+        (
+            json!({"email": "x".repeat(10_000), "password": 1, "name": "n"}),
+            422,
+            "password",
+        ),
+    ] {
+        let (got, text) = detail(app.http.post(&signup).json(&body).send().await.expect("x")).await;
+        assert_eq!(got, status, "{text}");
+        assert!(text.contains(says), "{says} not in {text}");
+        assert!(text.len() < 300, "{text}");
+    }
+    let (status, page) = detail(
+        app.http
+            .get(format!("{}/api/catalog/products?page=abc", app.base))
+            .send()
+            .await
+            .expect("x"),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(page.contains("page"), "{page}");
+}
+
 fn futures_chunks(bytes: Vec<u8>) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         bytes.chunks(8192).map(|c| Ok(c.to_vec())).collect();

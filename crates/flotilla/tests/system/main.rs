@@ -3,6 +3,8 @@
 
 mod checkout;
 mod crash;
+#[cfg(unix)]
+mod data_files;
 // The fleets register in etcd: only a build with etcd support can run them.
 #[cfg(feature = "etcd")]
 mod fleet;

@@ -113,11 +113,22 @@ impl Db {
         Ok(Self { pool, backend })
     }
 
-    /// Opens (creating it if needed) the SQLite file at `path`.
+    /// Opens (creating it if needed) the SQLite file at `path`, readable by this user only.
+    ///
+    /// The file is created 0600 before SQLite opens it (SQLite would follow the umask, 0644), and
+    /// SQLite gives its WAL and shared-memory files the database file's mode; a file or side file
+    /// left looser by an older version is tightened here, with a log line (see
+    /// [`crate::private_files`]).
     pub async fn open_sqlite(
         path: &std::path::Path,
         settings: &PoolSettings,
     ) -> Result<Self, sqlx::Error> {
+        crate::private_files::private_file(path)?;
+        for side in ["-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(side);
+            crate::private_files::tighten_file(std::path::Path::new(&name))?;
+        }
         let url = format!("sqlite://{}?mode=rwc", path.display());
         Self::connect(&url, settings).await
     }

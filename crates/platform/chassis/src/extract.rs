@@ -1,12 +1,16 @@
 //! Extractors that turn axum's rejections into problem+json, so a malformed body, query or path
 //! gets the same kind of answer as any other error. Handlers use these instead of axum's own.
+//! axum's texts name Rust types (`expected struct SetQuantity`, ``to a `u32` ``) and echo input
+//! whole; the details here are rewritten for people by [`crate::input_message`].
 
+use axum::extract::path::ErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
+use crate::input_message::{describe, field_of, quote};
 use crate::problem::Problem;
 
 /// A JSON request body. Syntax errors are 400, a body of the wrong shape 422, a missing
@@ -35,12 +39,26 @@ fn json_problem(rejection: JsonRejection) -> Problem {
     } else {
         rejection.status()
     };
-    let detail = rejection.body_text();
     match rejection {
-        JsonRejection::JsonDataError(_) => {
-            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
+        JsonRejection::JsonDataError(err) => {
+            let text = err.body_text();
+            let (path, message) = split_path(&text);
+            let detail = describe(path, message);
+            match field_of(path, message) {
+                field if field.is_empty() => {
+                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
+                }
+                field => Problem::invalid(&field, describe(".", message)),
+            }
         }
-        JsonRejection::JsonSyntaxError(_) => Problem::bad_request(detail),
+        JsonRejection::JsonSyntaxError(err) => {
+            let text = err.body_text();
+            let (path, message) = split_path(&text);
+            Problem::bad_request(format!(
+                "the request body is not valid JSON: {}",
+                describe(path, message)
+            ))
+        }
         JsonRejection::MissingJsonContentType(_) => Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -51,7 +69,26 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             "payload-too-large",
             "the request body is larger than this service accepts",
         ),
-        _ => Problem::new(status, "bad-request", detail),
+        _ => Problem::new(status, "bad-request", "the request body could not be read"),
+    }
+}
+
+/// axum's rejection text (`Failed to … type: lines[0].quantity: invalid type: …`) as the path
+/// of the value (`.` when it has none) and serde's message.
+fn split_path(body_text: &str) -> (&str, &str) {
+    let text = body_text.split_once("type: ").map_or(body_text, |(_, t)| t);
+    let text = text.strip_prefix("query string: ").unwrap_or(text);
+    match text.split_once(": ") {
+        // A path is field names, indices and dots; serde's messages have spaces before a colon.
+        Some((path, message))
+            if !path.is_empty()
+                && path
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-.[]?".contains(c)) =>
+        {
+            (path, message)
+        }
+        _ => (".", text),
     }
 }
 
@@ -84,7 +121,17 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|r: QueryRejection| Problem::bad_request(r.body_text()))
+            .map_err(|r: QueryRejection| {
+                let text = r.body_text();
+                let text = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                let (path, message) = split_path(text);
+                Problem::bad_request(format!(
+                    "the query string is not valid: {}",
+                    describe(path, message)
+                ))
+            })
     }
 }
 
@@ -103,6 +150,37 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|r: PathRejection| Problem::bad_request(r.body_text()))
+            .map_err(path_problem)
     }
+}
+
+/// A path that does not parse: the parameter and its value (bounded) in words, with no type
+/// names; a mismatch between a route and its extractor is the program's fault (500).
+fn path_problem(rejection: PathRejection) -> Problem {
+    let PathRejection::FailedToDeserializePathParams(err) = rejection else {
+        return Problem::internal();
+    };
+    let detail = match err.kind() {
+        ErrorKind::ParseErrorAtKey { key, value, .. } => {
+            format!("`{key}` in the path: {} is not valid here", quote(value))
+        }
+        ErrorKind::ParseErrorAtIndex { value, .. } | ErrorKind::ParseError { value, .. } => {
+            format!("{} in the path is not valid here", quote(value))
+        }
+        ErrorKind::DeserializeError {
+            key,
+            value,
+            message,
+        } => format!(
+            "`{key}` in the path: {} is not valid here ({})",
+            quote(value),
+            describe(".", message)
+        ),
+        ErrorKind::InvalidUtf8InPathParam { key } => {
+            format!("`{key}` in the path is not valid UTF-8")
+        }
+        ErrorKind::Message(message) => format!("the path is not valid: {}", describe(".", message)),
+        _ => return Problem::internal(),
+    };
+    Problem::bad_request(detail)
 }

@@ -16,14 +16,17 @@ pub mod extract;
 pub mod health;
 pub mod idempotency_key;
 pub mod ids;
+pub mod input_message;
 pub mod launch;
 pub mod layers;
 pub mod money;
 pub mod pagination;
+pub mod private_files;
 pub mod problem;
 pub mod request_context;
 pub mod service;
 pub mod service_credential;
+pub mod text;
 pub mod trace_context;
 pub mod transport;
 

@@ -563,11 +563,21 @@ async fn poison_events_end_parked() {
         .await
         .expect("acked");
     publish(&outbox, &orders, "after", 1).await;
-    until("the poison events parked", || async {
-        count(&counter, "SELECT COUNT(*) FROM dead_letters").await == 3
-    })
+    until(
+        "the poison events parked and the good one handled",
+        || async {
+            count(&counter, "SELECT COUNT(*) FROM dead_letters").await == 3
+                && !effects(&counter).await.is_empty()
+        },
+    )
     .await;
     assert_eq!(effects(&counter).await, vec!["after".to_owned()]);
+    // Each parked at its first delivery, the unknown version too: no redelivery changes them.
+    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM dead_letters")
+        .fetch_all(counter.pool())
+        .await
+        .expect("attempts");
+    assert_eq!(attempts, vec![1, 1, 1]);
     let garbage: String =
         sqlx::query_scalar("SELECT event FROM dead_letters WHERE event_id = 'garbage-1'")
             .fetch_one(counter.pool())
@@ -606,4 +616,70 @@ async fn connecting_to_no_server_fails_within_the_timeout() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn an_event_from_a_service_that_does_not_own_its_type_is_refused_and_parked() {
+    let mut broker = Broker::new();
+    let counter = broker.db("counter").await;
+    let process = broker.process().await;
+    let consumer = consumer("counter", &counter, 5);
+    process
+        .bus
+        .subscribe(consumer.clone())
+        .await
+        .expect("subscribe");
+    // Another client on the broker publishes a well-formed `order.placed` on orders' subject,
+    // naming payments as its source; then a genuine-looking one naming orders.
+    let client = async_nats::connect(URL).await.expect("client");
+    let js = async_nats::jetstream::new(client);
+    let envelope = |id: &str, event_type: &str, source: &str| {
+        serde_json::to_vec(&Event {
+            id: id.into(),
+            event_type: event_type.into(),
+            version: 1,
+            source: source.into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            traceparent: None,
+            payload: serde_json::json!({"order_id": id}),
+        })
+        .expect("json")
+    };
+    for (subject, body) in [
+        (
+            "order.placed",
+            envelope("forged-source", "order.placed", "payments"),
+        ),
+        (
+            "order.placed",
+            envelope("own-source", "order.placed", "orders"),
+        ),
+    ] {
+        js.publish(format!("{}.orders.{subject}", broker.prefix), body.into())
+            .await
+            .expect("publish")
+            .await
+            .expect("acked");
+    }
+    until(
+        "the forged event parked and the genuine one handled",
+        || async {
+            count(&counter, "SELECT COUNT(*) FROM dead_letters").await == 1
+                && effects(&counter).await == vec!["own-source".to_owned()]
+        },
+    )
+    .await;
+    let (id, attempts, reason): (String, i64, String) =
+        sqlx::query_as("SELECT event_id, attempts, last_error FROM dead_letters")
+            .fetch_one(counter.pool())
+            .await
+            .expect("parked");
+    assert_eq!((id.as_str(), attempts), ("forged-source", 1));
+    assert!(reason.contains("published by orders"), "{reason}");
+    assert!(
+        consumer.replay(&id).await.is_err(),
+        "a forgery is not replayed"
+    );
+    assert_eq!(effects(&counter).await, vec!["own-source".to_owned()]);
+    broker.finish().await;
 }

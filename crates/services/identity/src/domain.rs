@@ -1,15 +1,16 @@
 //! The rules of identity as types: an [`Email`] is normalised and plausible, a [`Password`] has
 //! an acceptable length, a [`DisplayName`] is trimmed and bounded. Each parses once at the edge,
 //! so the rest of the service handles only values that are already known to be valid. No I/O.
+//! Emails and names follow the platform's text rule ([`flotilla_chassis::text`]), so an
+//! identity cannot look like another (`аdmin` with a Cyrillic а, a zero-width space).
 
 use flotilla_chassis::Role;
 use flotilla_chassis::problem::FieldError;
+use flotilla_chassis::text::{self, TextError};
 
 use crate::contract::SignupRequest;
 use crate::password::PasswordHash;
 
-/// Longest email address accepted (RFC 5321's path limit less the angle brackets).
-const MAX_EMAIL_CHARS: usize = 254;
 /// Shortest password accepted (OWASP ASVS 2.1.1 asks for at least 8).
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted: long enough for passphrases, short enough to bound the work.
@@ -38,37 +39,18 @@ impl UserId {
     }
 }
 
-/// An email address, trimmed and lower-cased, with the shape the sign-up form promises.
+/// An email address, trimmed and lower-cased, with the shape the sign-up form promises: see
+/// [`text::email_address`] (ASCII before the `@`, an IDNA domain, no look-alike letters).
 ///
-/// The check is deliberately shallow (one `@`, a local part, a dotted domain, no spaces): the
-/// only real proof an address works is a message that arrives, which a later issue may add.
+/// The check is deliberately shallow otherwise: the only real proof an address works is a
+/// message that arrives, which a later issue may add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
     /// Normalises and checks `raw`.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let email = raw.trim().to_lowercase();
-        if email.is_empty() {
-            return Err("must not be empty");
-        }
-        if email.chars().count() > MAX_EMAIL_CHARS {
-            return Err("must be at most 254 characters");
-        }
-        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err("must not contain spaces or control characters");
-        }
-        let mut parts = email.split('@');
-        let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
-            return Err("must contain exactly one @");
-        };
-        if local.is_empty() {
-            return Err("must have a part before the @");
-        }
-        if !domain.contains('.') || domain.split('.').any(str::is_empty) {
-            return Err("must have a domain such as example.com after the @");
-        }
-        Ok(Self(email))
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        text::email_address(raw).map(Self)
     }
 
     /// An address read back from storage, where only parsed addresses are written. Not checked
@@ -119,24 +101,15 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// A display name: trimmed, NFC, 1 to 100 characters, no control, invisible or
+/// direction-changing characters ([`text::clean_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
 
 impl DisplayName {
-    /// Trims and checks `raw`.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let name = raw.trim();
-        if name.is_empty() {
-            return Err("must not be empty");
-        }
-        if name.chars().count() > MAX_NAME_CHARS {
-            return Err("must be at most 100 characters");
-        }
-        if name.chars().any(char::is_control) {
-            return Err("must not contain control characters");
-        }
-        Ok(Self(name.to_owned()))
+    /// Trims, normalises and checks `raw`.
+    pub fn parse(raw: &str) -> Result<Self, TextError> {
+        text::clean_text(raw, MAX_NAME_CHARS).map(Self)
     }
 
     /// A name read back from storage (see [`Email::from_stored`]).
@@ -172,9 +145,9 @@ impl NewUser {
                 message: message.to_owned(),
             });
         };
-        let email = Email::parse(&req.email).map_err(|m| field("email", m));
+        let email = Email::parse(&req.email).map_err(|m| field("email", &m.to_string()));
         let password = Password::parse(req.password).map_err(|m| field("password", m));
-        let name = DisplayName::parse(&req.name).map_err(|m| field("name", m));
+        let name = DisplayName::parse(&req.name).map_err(|m| field("name", &m.to_string()));
         match (email, password, name) {
             (Ok(email), Ok(password), Ok(name)) => Ok(Self {
                 email,

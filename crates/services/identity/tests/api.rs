@@ -192,6 +192,35 @@ async fn invalid_fields_are_422_with_field_errors() {
 }
 
 #[tokio::test]
+async fn look_alike_identities_are_refused_and_names_normalised() {
+    let fleet = start().await;
+    for (email, name, field) in [
+        ("z\u{200b}w@t.io", "Zed", "email"),
+        ("\u{430}dmin@t.io", "Admin", "email"),
+        ("ada@p\u{430}ypal.com", "Ada", "email"),
+        ("ada@t.io", "evil\u{202e}gnp.exe", "name"),
+        ("ada@t.io", "Ad\u{ad}a", "name"),
+        ("ada@t.io", "\u{feff}Ada", "name"),
+    ] {
+        let body = json!({"email": email, "password": PASSWORD, "name": name});
+        let problem = problem(
+            post(&fleet, "/signup", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(problem["errors"][0]["field"], field, "{body}");
+    }
+    // One spelling per name (NFC), and a Unicode domain in its IDNA form.
+    let body =
+        json!({"email": "rene@B\u{fc}cher.example", "password": PASSWORD, "name": "Rene\u{301}"});
+    let res = post(&fleet, "/signup", &body).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let user: Value = res.json().await.expect("user");
+    assert_eq!(user["name"], "Ren\u{e9}");
+    assert_eq!(user["email"], "rene@xn--bcher-kva.example");
+}
+
+#[tokio::test]
 async fn bad_bodies_are_problems_not_errors() {
     let fleet = start().await;
     for path in ["/signup", "/login"] {

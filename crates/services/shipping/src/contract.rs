@@ -62,12 +62,14 @@ impl Address {
         }
     }
 
-    /// The same address with every field trimmed: how shipping stores and compares it.
+    /// The same address with every field trimmed, and the free-text ones NFC-normalised: how
+    /// shipping stores and compares it.
     pub fn trimmed(&self) -> Address {
+        use flotilla_chassis::text::normalized;
         Address {
-            name: self.name.trim().to_owned(),
-            line1: self.line1.trim().to_owned(),
-            city: self.city.trim().to_owned(),
+            name: normalized(&self.name),
+            line1: normalized(&self.line1),
+            city: normalized(&self.city),
             postal_code: self.postal_code.trim().to_owned(),
             country: self.country.trim().to_owned(),
         }

@@ -9,6 +9,7 @@
 pub mod pricing;
 
 use flotilla_chassis::problem::FieldError;
+use flotilla_chassis::text::TextError;
 use rand::RngExt;
 
 use crate::contract::{
@@ -175,13 +176,15 @@ pub fn address_errors(address: &Address, prefix: &str) -> Vec<FieldError> {
         ("line1", &address.line1, 200),
         ("city", &address.city, 100),
     ] {
-        let value = value.trim();
-        let len = value.chars().count();
-        if len == 0 || len > max || has_control(value) {
-            errors.push(field_error(
-                &format!("{prefix}{field}"),
-                format!("must be 1 to {max} characters, without control characters"),
-            ));
+        // The platform's text rule: no control, invisible or direction-changing characters.
+        if let Err(err) = flotilla_chassis::text::clean_text(value, max) {
+            let message = match err {
+                TextError::Empty | TextError::TooLong(_) => {
+                    format!("must be 1 to {max} characters")
+                }
+                other => other.to_string(),
+            };
+            errors.push(field_error(&format!("{prefix}{field}"), message));
         }
     }
     postal_code_field(

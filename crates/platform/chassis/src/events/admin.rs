@@ -172,9 +172,10 @@ async fn replay(
     };
     match consumer.replay(&event_id).await {
         Ok(outcome) => Ok(axum::Json(ReplayResult { event_id, outcome })),
-        Err(DeliveryError::NotParked(_)) => {
-            Err(Problem::not_found(format!("no dead letter {event_id}")))
-        }
+        Err(DeliveryError::NotParked(_)) => Err(Problem::not_found(format!(
+            "no dead letter {}",
+            crate::input_message::quote(&event_id)
+        ))),
         Err(DeliveryError::Failed { message, .. }) => Err(Problem::conflict(format!(
             "the handler failed again: {message}"
         ))),

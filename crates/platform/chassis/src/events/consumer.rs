@@ -6,6 +6,11 @@
 //! A failed delivery is counted in `inbox_attempts`; at `max_deliveries` (or at once, for a
 //! permanent failure) the event is parked in `dead_letters` and acknowledged, so one poison event
 //! never blocks the ones behind it.
+//!
+//! Before any handler runs, the event's `source` is checked against the service that owns its
+//! type (the [`Subscription`]'s `source`): a broker is shared, and any client on it can publish
+//! on any subject, so an `order.confirmed` that says it comes from anyone but orders is refused
+//! and parked at once, with the reason, instead of emptying a customer's cart.
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -160,7 +165,8 @@ pub struct Consumer {
     service: &'static str,
     db: Db,
     clock: SharedClock,
-    handlers: HashMap<&'static str, Arc<dyn EventHandler>>,
+    /// Handlers by event type, with the one service that publishes that type.
+    handlers: HashMap<&'static str, (&'static str, Arc<dyn EventHandler>)>,
     /// Event types by publishing service, sorted (what a broker subscription asks for).
     sources: BTreeMap<&'static str, Vec<&'static str>>,
     max_deliveries: i64,
@@ -183,7 +189,7 @@ impl Consumer {
         sources.values_mut().for_each(|types| types.sort_unstable());
         let handlers = subscriptions
             .into_iter()
-            .map(|s| (s.event_type, s.handler))
+            .map(|s| (s.event_type, (s.source, s.handler)))
             .collect();
         Self {
             service,
@@ -223,9 +229,12 @@ impl Consumer {
 
     /// Delivers `event` once. `Ok` means the sender may forget it; `Err` means retry later.
     pub async fn deliver(&self, event: &Event) -> Result<Outcome, DeliveryError> {
-        let Some(handler) = self.handlers.get(event.event_type.as_str()) else {
+        let Some((owner, handler)) = self.handlers.get(event.event_type.as_str()) else {
             return Ok(Outcome::Ignored);
         };
+        if let Some(refused) = wrong_source(event, owner) {
+            return self.park(event, refused).await;
+        }
         // Every statement is a round trip to SQLite's worker thread, so the common path is kept
         // to four: BEGIN, the inbox insert (which also refuses parked events), the handler's
         // writes, COMMIT. Attempt counters of events that failed before succeeding are left
@@ -291,6 +300,38 @@ impl Consumer {
         Ok(inserted.rows_affected() == 1)
     }
 
+    /// Parks `event` at once, with `reason`, without running a handler: for what no handler may
+    /// see, such as an envelope that did not decode (the NATS reader's) or an event from the
+    /// wrong source. An event of a type this consumer does not take is ignored, and one already
+    /// handled or parked stays as it is.
+    pub async fn park(
+        &self,
+        event: &Event,
+        reason: impl Into<String>,
+    ) -> Result<Outcome, DeliveryError> {
+        if !self.handles(&event.event_type) {
+            return Ok(Outcome::Ignored);
+        }
+        let handled: Option<i64> = sqlx::query_scalar("SELECT 1 FROM inbox WHERE event_id = $1")
+            .bind(&event.id)
+            .fetch_optional(self.db.pool())
+            .await?;
+        if handled.is_some() {
+            self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Ok(Outcome::Duplicate);
+        }
+        let parked: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM dead_letters WHERE event_id = $1")
+                .bind(&event.id)
+                .fetch_optional(self.db.pool())
+                .await?;
+        if parked.is_some() {
+            return Ok(Outcome::DeadLettered);
+        }
+        self.record_failure(event, &HandlerError::permanent(reason))
+            .await
+    }
+
     async fn record_failure(
         &self,
         event: &Event,
@@ -351,13 +392,20 @@ impl Consumer {
             attempt: 0,
             message: format!("stored event unreadable: {e}"),
         })?;
-        let handler = self
+        let (owner, handler) = self
             .handlers
             .get(event.event_type.as_str())
             .ok_or_else(|| DeliveryError::Failed {
                 attempt: 0,
                 message: format!("no handler for {} any more", event.event_type),
             })?;
+        // A forged event stays parked: replaying it would apply it.
+        if let Some(message) = wrong_source(&event, owner) {
+            return Err(DeliveryError::Failed {
+                attempt: 0,
+                message,
+            });
+        }
         let mut tx = self.db.pool().begin().await?;
         let fresh = self
             .record_in_inbox(&mut tx, &event, InboxMode::Replay)
@@ -390,4 +438,16 @@ impl Consumer {
             Ok(Outcome::Duplicate)
         }
     }
+}
+
+/// Why `event` is refused, unless it comes from `owner`, the one service that publishes its type.
+fn wrong_source(event: &Event, owner: &str) -> Option<String> {
+    if event.source == owner {
+        return None;
+    }
+    let claimed: String = event.source.chars().take(64).collect();
+    Some(format!(
+        "refused: {} events are published by {owner}, but this one names {claimed:?} as its source",
+        event.event_type
+    ))
 }

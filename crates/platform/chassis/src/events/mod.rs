@@ -10,6 +10,11 @@
 //!   in one transaction, so a redelivered event has no second effect. A delivery that fails is
 //!   retried with backoff; after `max_deliveries` failures the event is parked in the consumer's
 //!   `dead_letters` table, visible and replayable through the admin routes ([`admin`]).
+//! - An event no redelivery can fix is parked at its **first** delivery: an envelope that does not
+//!   decode, a version the consumer does not know, a payload that does not decode, and an event
+//!   whose `source` is not the service that owns its type (each type has one publisher, named in
+//!   the [`Subscription`]; anything else is a forgery or a bug). A dead letter is replayable,
+//!   so an event of a newer version parked by an older replica is replayed after the upgrade.
 //!
 //! Every event carries id, type, version, source, time, trace context and a JSON payload.
 
@@ -57,11 +62,13 @@ pub struct Event {
 }
 
 impl Event {
-    /// Decodes the payload as `T`, refusing versions this consumer does not understand (another
-    /// replica, newer, may: retried) and payloads that do not decode (permanent).
+    /// Decodes the payload as `T`, refusing versions this consumer does not understand and
+    /// payloads that do not decode, both permanently: redelivering the same bytes to the same
+    /// code changes nothing, and the parked event can be replayed once a replica that knows
+    /// the version runs.
     pub fn decode<T: DeserializeOwned>(&self, supported_version: u32) -> Result<T, HandlerError> {
         if self.version != supported_version {
-            return Err(HandlerError::new(format!(
+            return Err(HandlerError::permanent(format!(
                 "{} version {} is not supported (expected {supported_version})",
                 self.event_type, self.version
             )));

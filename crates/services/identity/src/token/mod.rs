@@ -56,7 +56,7 @@ pub enum TokenError {
     Malformed,
     /// The token names a key the given key set does not hold (or names none). The gateway
     /// should refresh its JWKS once and retry: the issuer may have rotated its keys.
-    #[error("the token was signed with an unknown key {kid:?}")]
+    #[error("the token was signed with a key the issuer does not publish")]
     UnknownKey {
         /// The `kid` header, if there was one.
         kid: Option<String>,

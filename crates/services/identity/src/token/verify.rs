@@ -147,7 +147,8 @@ fn check_header(header: &Map<String, Value>) -> Result<(), TokenError> {
         Some(Value::String(alg)) if alg == ALGORITHM => {}
         Some(Value::String(alg)) => {
             return Err(TokenError::Invalid(format!(
-                "algorithm {alg:?} is not accepted"
+                "algorithm {} is not accepted",
+                flotilla_chassis::input_message::quote(alg)
             )));
         }
         _ => return Err(TokenError::Malformed),

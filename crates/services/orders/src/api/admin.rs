@@ -50,9 +50,12 @@ impl FilterParams {
     fn status<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, OrdersError> {
         match self.status.as_deref() {
             None | Some("") => Ok(None),
-            Some(s) => parse(s)
-                .map(Some)
-                .ok_or_else(|| OrdersError::BadQuery(format!("unknown status {s:?}"))),
+            Some(s) => parse(s).map(Some).ok_or_else(|| {
+                OrdersError::BadQuery(format!(
+                    "unknown status {}",
+                    flotilla_chassis::input_message::quote(s)
+                ))
+            }),
         }
     }
 }

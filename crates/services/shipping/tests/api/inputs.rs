@@ -60,6 +60,26 @@ async fn malformed_bodies_are_client_errors() {
 }
 
 #[tokio::test]
+async fn address_text_with_invisible_or_direction_characters_is_refused() {
+    let app = App::start().await;
+    for (field, value) in [
+        ("name", "Ada\u{202e}ecalevol"),
+        ("line1", "1 Main\u{200b} St"),
+        ("city", "Ber\u{ad}lin"),
+    ] {
+        let mut body = shipment_body("ord-lookalike");
+        body["address"][field] = json!(value);
+        let res = app.post("/shipments", &body).await;
+        let problem = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(
+            fields.iter().any(|f| f.ends_with(field)),
+            "{field}: {fields:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn unknown_ids_and_routes_are_not_found() {
     let app = App::start().await;
     let long = "x".repeat(500);

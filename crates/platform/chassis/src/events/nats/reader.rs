@@ -2,6 +2,10 @@
 //! consumer, hands each message to [`Consumer::deliver`] inside the publisher's trace, acks or
 //! naks it with backoff, re-opens the consumer when the message stream breaks, and on shutdown
 //! gives back what it pulled but did not start.
+//!
+//! A message whose envelope does not decode, or whose envelope names another type than the
+//! subject it was published on, is parked at its first delivery ([`Consumer::park`]): no
+//! redelivery can make it readable, and the subject is what the stream's filter trusted.
 
 use async_nats::jetstream::consumer::pull::{self, Config as PullConfig, MessagesErrorKind};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
@@ -156,7 +160,10 @@ impl Reader {
     /// Delivers one message to the consumer and acks or naks it.
     async fn handle(&self, message: jetstream::Message) {
         let delivered = message.info().map(|info| info.delivered).unwrap_or(1);
-        let event = self.decode(&message);
+        let (event, refused) = match self.decode(&message) {
+            Ok(event) => (event, None),
+            Err((event, reason)) => (event, Some(reason)),
+        };
         let span = tracing::info_span!("event", service = self.consumer.service(), event_id = %event.id, event_type = %event.event_type, delivered);
         // The handler's own calls and events continue the publisher's trace.
         let context = RequestContext {
@@ -167,9 +174,14 @@ impl Reader {
                 .and_then(TraceParent::parse)
                 .map_or_else(TraceParent::root, |parent| parent.child()),
         };
-        let delivery = request_context::scope(context, self.consumer.deliver(&event))
-            .instrument(span)
-            .await;
+        let delivery = match refused {
+            Some(reason) => self.consumer.park(&event, reason).instrument(span).await,
+            None => {
+                request_context::scope(context, self.consumer.deliver(&event))
+                    .instrument(span)
+                    .await
+            }
+        };
         let ack = match delivery {
             Ok(_) => AckKind::Ack,
             Err(_) => AckKind::Nak(Some(backoff(
@@ -184,11 +196,24 @@ impl Reader {
         }
     }
 
-    /// The event in `message`, or — when the envelope does not decode — an event carrying the
-    /// raw text that the consumer will park (see the module docs).
-    fn decode(&self, message: &jetstream::Message) -> Event {
+    /// The event in `message`; or, with the reason it is refused, the envelope published on the
+    /// wrong subject, or — when the envelope does not decode — an event carrying the raw text,
+    /// either to be parked (see the module docs).
+    fn decode(&self, message: &jetstream::Message) -> Result<Event, (Event, String)> {
         let err = match serde_json::from_slice::<Event>(&message.payload) {
-            Ok(event) => return event,
+            Ok(event) => {
+                let expected = self.names.subject(self.source, &event.event_type);
+                if expected == message.subject.as_str() {
+                    return Ok(event);
+                }
+                let reason = format!(
+                    "refused: a {:?} event published on subject {}",
+                    event.event_type.chars().take(64).collect::<String>(),
+                    message.subject
+                );
+                tracing::error!(event_id = %event.id, subject = %message.subject, "event on another type's subject; it will be parked");
+                return Err((event, reason));
+            }
             Err(err) => err,
         };
         let header = |name: &str| {
@@ -207,7 +232,8 @@ impl Reader {
             .unwrap_or(&message.subject)
             .to_owned();
         tracing::error!(event_id = %id, subject = %message.subject, error = %err, "undecodable event envelope; it will be parked");
-        Event {
+        let reason = format!("undecodable event envelope: {err}");
+        let event = Event {
             id,
             event_type,
             version: 0,
@@ -217,7 +243,8 @@ impl Reader {
             }),
             traceparent: header("traceparent"),
             payload: serde_json::Value::String(String::from_utf8_lossy(&message.payload).into()),
-        }
+        };
+        Err((event, reason))
     }
 }
 
