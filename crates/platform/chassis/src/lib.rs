@@ -22,6 +22,7 @@ pub mod money;
 pub mod pagination;
 pub mod problem;
 pub mod request_context;
+pub mod server;
 pub mod service;
 pub mod service_credential;
 pub mod trace_context;

@@ -1,0 +1,538 @@
+//! The one accept loop every Flotilla listener runs (`run`'s gateway, each `serve` listener, the
+//! test kit's), so that no connection can hold a file descriptor for ever.
+//!
+//! `axum::serve` has no header-read timeout, no idle timeout and no cap on open connections:
+//! 19,950 idle sockets once used up a process's 20,000 descriptors and every service stopped
+//! answering. Here each connection is watched through what it does: bytes read while idle start
+//! the *header* clock (a request must arrive whole within `header_read_timeout`, which closes
+//! slowloris connections); a connection with no request in flight is closed after
+//! `idle_timeout`; a request body that has not arrived `body_read_timeout` after its headers is
+//! answered 408. A per-process semaphore caps open connections: when it is full, the connection
+//! that has been idle longest is closed to make room, and when every connection is busy the
+//! newcomer gets a 503 problem and is closed. Shutdown stops accepting, closes idle connections
+//! and lets in-flight requests finish.
+//!
+//! API: [`Server::new`] with the [`ConnectionLimits`] (one per process: the cap is shared by its
+//! listeners), then [`Server::serve`] with a bound listener, a router and a stop token. This is
+//! the seam where TLS or a simulated network would plug in.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
+use tower::{Service, ServiceExt};
+
+use crate::problem::Problem;
+
+/// Connection limits of every listener in a process (`[connections]` in the configuration).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct ConnectionLimits {
+    /// Longest a request's headers may take to arrive, from its first byte (ms).
+    #[serde(with = "crate::layers::millis")]
+    pub header_read_timeout: Duration,
+    /// Longest a connection may stay open with no request in flight (ms): between keep-alive
+    /// requests, or before a silent client sends anything.
+    #[serde(with = "crate::layers::millis")]
+    pub idle_timeout: Duration,
+    /// Longest a request body may take to arrive, from the end of its headers (ms); a request
+    /// whose body is late is answered 408.
+    #[serde(with = "crate::layers::millis")]
+    pub body_read_timeout: Duration,
+    /// Most connections open at once across the process's listeners.
+    pub max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            // Above the HTTP pool's 30 s, so that callers drop idle connections before we do.
+            idle_timeout: Duration::from_secs(60),
+            // Below the 10 s request timeout, so a stalled body gets its own answer (408).
+            body_read_timeout: Duration::from_secs(5),
+            max: 10_000,
+        }
+    }
+}
+
+/// Serves routers on listeners under one set of [`ConnectionLimits`]. Clones share the cap.
+#[derive(Clone)]
+pub struct Server {
+    limits: ConnectionLimits,
+    open: Arc<Semaphore>,
+    /// Every open connection, by id: the cap closes the one idle longest to make room.
+    open_connections: Arc<Mutex<HashMap<u64, Watched>>>,
+    next_id: Arc<AtomicU64>,
+    /// Refusals being written: bounded, so that refusing cannot use up descriptors either.
+    refusing: Arc<Semaphore>,
+}
+
+/// What the cap needs to know of an open connection.
+struct Watched {
+    phase: watch::Receiver<Phase>,
+    evict: CancellationToken,
+}
+
+impl Server {
+    /// A server enforcing `limits`.
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            open: Arc::new(Semaphore::new(limits.max.max(1))),
+            open_connections: Arc::default(),
+            next_id: Arc::default(),
+            refusing: Arc::new(Semaphore::new(32)),
+        }
+    }
+
+    /// The limits this server enforces.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
+    /// Accepts connections on `listener` and serves `router` on them until `stop` is
+    /// cancelled; then stops accepting, closes idle connections and returns once the requests
+    /// in flight have been answered. Dropping the future closes every connection at once.
+    pub async fn serve(&self, listener: TcpListener, router: Router, stop: CancellationToken) {
+        let mut connections = JoinSet::new();
+        let closing = CancellationToken::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if is_per_connection(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or similar: the pending connection stays in
+                    // the backlog; try again shortly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(permit) = self.admit().await else {
+                self.refuse(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let router = router.clone();
+            let closing = closing.clone();
+            connections.spawn(async move {
+                server.connection(stream, router, closing).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        closing.cancel();
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// A permit for one more connection: free, or made by closing the connection idle longest.
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.open.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let victim = {
+            let open = self.open_connections.lock().unwrap_or_else(|e| e.into_inner());
+            open.values()
+                .filter(|w| w.phase.borrow().busy == 0)
+                .min_by_key(|w| w.phase.borrow().since)
+                .map(|w| w.evict.clone())
+        };
+        victim?.cancel();
+        tokio::time::timeout(Duration::from_secs(1), self.open.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Answers 503 (a problem, `Connection: close`) to a connection over the cap.
+    fn refuse(&self, mut stream: TcpStream) {
+        let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
+            return; // dropping closes it
+        };
+        tracing::warn!(max = self.limits.max, "connection refused: too many open connections");
+        tokio::spawn(async move {
+            let problem = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too-many-connections",
+                "this instance has as many open connections as it accepts; try again shortly",
+            );
+            let body = serde_json::to_vec(&problem).unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
+                 retry-after: 1\r\nconnection: close\r\n\r\n",
+                crate::problem::PROBLEM_JSON,
+                body.len()
+            );
+            let refusal = async {
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body).await?;
+                stream.shutdown().await?;
+                // Read what the client sent until it closes, so our close is a FIN the client
+                // reads after the answer, not a reset that destroys it.
+                let mut sink = [0u8; 1024];
+                while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
+            drop(permit);
+        });
+    }
+
+    /// Serves one connection until it ends, expires, is evicted or the listener stops.
+    async fn connection(&self, stream: TcpStream, router: Router, closing: CancellationToken) {
+        let (phase_tx, phase_rx) = watch::channel(Phase::idle());
+        let phase = Arc::new(phase_tx);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let evict = CancellationToken::new();
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Watched { phase: phase_rx.clone(), evict: evict.clone() });
+        let io = TokioIo::new(Watch { inner: stream, phase: phase.clone() });
+        let service = TowerToHyperService::new(Requests {
+            router,
+            phase,
+            body_read_timeout: self.limits.body_read_timeout,
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The header clock is ours (it starts at a request's first byte, not when the
+        // connection goes idle), so hyper's own is off.
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let mut rx = phase_rx;
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = closing.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = evict.cancelled() => {
+                    tracing::debug!("idle connection closed to make room for a new one");
+                    break;
+                }
+                why = expiry(&mut rx, &self.limits) => {
+                    tracing::debug!(why, "connection closed");
+                    break;
+                }
+            }
+        }
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+/// Pending connections a listener queues before the kernel drops new ones (std binds with 128,
+/// which a burst of a few hundred connections overflowed: their SYNs were retried after 1 s).
+pub const BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with a [`BACKLOG`]-deep queue (`SO_REUSEADDR` set, as std does).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+/// Where a connection is: requests in flight, and since when it has been idle or reading a
+/// request's headers.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    busy: usize,
+    reading_head: bool,
+    since: Instant,
+}
+
+impl Phase {
+    fn idle() -> Self {
+        Self {
+            busy: 0,
+            reading_head: false,
+            since: Instant::now(),
+        }
+    }
+}
+
+/// Resolves when the connection has overstayed: idle too long, or its headers too slow.
+async fn expiry(rx: &mut watch::Receiver<Phase>, limits: &ConnectionLimits) -> &'static str {
+    loop {
+        let phase = *rx.borrow_and_update();
+        let deadline = match phase {
+            Phase { busy: 1.., .. } => None,
+            Phase { reading_head: true, since, .. } => Some((since + limits.header_read_timeout, "headers too slow")),
+            Phase { since, .. } => Some((since + limits.idle_timeout, "idle too long")),
+        };
+        match deadline {
+            None => {
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            Some((at, why)) => tokio::select! {
+                _ = tokio::time::sleep_until(at) => return why,
+                changed = rx.changed() => if changed.is_err() {
+                    std::future::pending::<()>().await;
+                },
+            },
+        }
+    }
+}
+
+/// The socket, noting when bytes arrive on an idle connection (a request has begun).
+struct Watch {
+    inner: TcpStream,
+    phase: Arc<watch::Sender<Phase>>,
+}
+
+impl AsyncRead for Watch {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.phase.send_if_modified(|p| {
+                if p.busy == 0 && !p.reading_head {
+                    p.reading_head = true;
+                    p.since = Instant::now();
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watch {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// One request in flight: the connection is busy from its headers until its response has been
+/// written (the guard travels in the response body).
+struct InFlight(Arc<watch::Sender<Phase>>);
+
+impl InFlight {
+    fn start(phase: Arc<watch::Sender<Phase>>) -> Self {
+        phase.send_modify(|p| {
+            p.busy += 1;
+            p.reading_head = false;
+        });
+        Self(phase)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|p| {
+            p.busy = p.busy.saturating_sub(1);
+            if p.busy == 0 {
+                p.since = Instant::now();
+            }
+        });
+    }
+}
+
+/// The router, with requests' bodies timed and the connection's phase kept.
+#[derive(Clone)]
+struct Requests {
+    router: Router,
+    phase: Arc<watch::Sender<Phase>>,
+    body_read_timeout: Duration,
+}
+
+impl Service<Request<Incoming>> for Requests {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::start(self.phase.clone());
+        let late = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + self.body_read_timeout;
+        let req = req.map(|body| {
+            Body::new(TimedBody {
+                inner: body,
+                deadline,
+                sleep: None,
+                late: late.clone(),
+            })
+        });
+        let router = self.router.clone();
+        Box::pin(async move {
+            let Ok(response) = router.oneshot(req).await;
+            let response = if late.load(Ordering::Relaxed) {
+                body_too_slow(response)
+            } else {
+                response
+            };
+            Ok(response.map(|body| Body::new(Guarded { inner: body, _guard: guard })))
+        })
+    }
+}
+
+/// The 408 that replaces whatever the router made of a body that stopped arriving.
+fn body_too_slow(original: Response<Body>) -> Response<Body> {
+    let mut response = Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "the request body did not arrive in time",
+    )
+    .into_response();
+    // The rest of the body may still come: this connection cannot carry another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(id) = original.headers().get(&crate::request_context::REQUEST_ID) {
+        response
+            .headers_mut()
+            .insert(crate::request_context::REQUEST_ID.clone(), id.clone());
+    }
+    response
+}
+
+/// A request body that fails once its deadline passes with data still to come.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+    late: Arc<AtomicBool>,
+}
+
+/// The error a late request body ends with (the response becomes a 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.late.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body holding its request's [`InFlight`] guard until it has been written.
+struct Guarded {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
