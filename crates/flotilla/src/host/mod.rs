@@ -331,11 +331,8 @@ impl Host {
         for endpoint in self.endpoints {
             let stop = stop_serving.clone();
             let server = self.server.clone();
-            servers.spawn(async move {
-                server
-                    .serve(endpoint.listener, endpoint.router, stop)
-                    .await
-            });
+            servers
+                .spawn(async move { server.serve(endpoint.listener, endpoint.router, stop).await });
         }
         self.shutdown.cancelled().await;
         // Leave discovery first, so that callers stop choosing this instance while it still

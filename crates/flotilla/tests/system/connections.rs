@@ -20,11 +20,8 @@ fn shop(envs: &[(&str, &str)], nofile: Option<u64>) -> (Process, tempfile::TempD
         ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "10"),
     ];
     all.extend_from_slice(envs);
-    let process = Process::start_with_file_limit(
-        nofile,
-        &["run", "--port", "0", "--data-dir", &data],
-        &all,
-    );
+    let process =
+        Process::start_with_file_limit(nofile, &["run", "--port", "0", "--data-dir", &data], &all);
     let addr = process.url("gateway")["http://".len()..]
         .parse()
         .expect("gateway address");
@@ -102,7 +99,10 @@ async fn slowloris(addr: SocketAddr, every: Duration) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_after_the_header_timeout_and_requests_keep_answering() {
     let header_timeout = Duration::from_secs(1);
-    let (shop, _dir, addr) = shop(&[("FLOTILLA_CONNECTIONS__HEADER_READ_TIMEOUT", "1000")], None);
+    let (shop, _dir, addr) = shop(
+        &[("FLOTILLA_CONNECTIONS__HEADER_READ_TIMEOUT", "1000")],
+        None,
+    );
     let http = reqwest::Client::new();
     let baseline = healthz_p99(&http, addr, 200).await;
     let fds_before = open_fds(shop.pid());
@@ -110,9 +110,11 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_and_requests_
     let slow: Vec<_> = (0..300)
         .map(|_| tokio::spawn(slowloris(addr, Duration::from_millis(250))))
         .collect();
-    eventually("the server accepted the slow connections", Duration::from_secs(5), || {
-        open_fds(shop.pid()) >= fds_before + 250
-    })
+    eventually(
+        "the server accepted the slow connections",
+        Duration::from_secs(5),
+        || open_fds(shop.pid()) >= fds_before + 250,
+    )
     .await;
     let during = healthz_p99(&http, addr, 200).await;
     let mut longest = Duration::ZERO;
@@ -161,7 +163,10 @@ async fn a_stalled_request_body_is_answered_408() {
     let took = started.elapsed();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("application/problem+json"), "{answer}");
-    assert!(answer.contains("urn:flotilla:problem:request-timeout"), "{answer}");
+    assert!(
+        answer.contains("urn:flotilla:problem:request-timeout"),
+        "{answer}"
+    );
     assert!(
         took >= Duration::from_millis(450) && took < Duration::from_secs(2),
         "answered after {took:?}"
@@ -241,8 +246,15 @@ async fn connections_over_the_cap_are_refused_cleanly_and_idle_ones_are_closed()
         // `100 Continue` comes once the handler reads the body: the request is in flight.
         let mut buf = [0u8; 64];
         let n = stream.read(&mut buf).await.expect("100 continue");
-        assert!(buf[..n].starts_with(b"HTTP/1.1 100"), "{:?}", String::from_utf8_lossy(&buf[..n]));
-        stream.write_all(b"{\"email\":").await.expect("part of a body");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 100"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        stream
+            .write_all(b"{\"email\":")
+            .await
+            .expect("part of a body");
         busy.push(stream);
     }
     let mut excess = TcpStream::connect(addr).await.expect("connect");
@@ -252,7 +264,10 @@ async fn connections_over_the_cap_are_refused_cleanly_and_idle_ones_are_closed()
         .expect("send");
     let refusal = until_closed(&mut excess).await;
     assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
-    assert!(refusal.contains("urn:flotilla:problem:too-many-connections"), "{refusal}");
+    assert!(
+        refusal.contains("urn:flotilla:problem:too-many-connections"),
+        "{refusal}"
+    );
     for mut stream in busy {
         let answer = until_closed(&mut stream).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");

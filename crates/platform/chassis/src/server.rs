@@ -159,7 +159,10 @@ impl Server {
             return Some(permit);
         }
         let victim = {
-            let open = self.open_connections.lock().unwrap_or_else(|e| e.into_inner());
+            let open = self
+                .open_connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             open.values()
                 .filter(|w| w.phase.borrow().busy == 0)
                 .min_by_key(|w| w.phase.borrow().since)
@@ -177,7 +180,10 @@ impl Server {
         let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
             return; // dropping closes it
         };
-        tracing::warn!(max = self.limits.max, "connection refused: too many open connections");
+        tracing::warn!(
+            max = self.limits.max,
+            "connection refused: too many open connections"
+        );
         tokio::spawn(async move {
             let problem = Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -215,8 +221,17 @@ impl Server {
         self.open_connections
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Watched { phase: phase_rx.clone(), evict: evict.clone() });
-        let io = TokioIo::new(Watch { inner: stream, phase: phase.clone() });
+            .insert(
+                id,
+                Watched {
+                    phase: phase_rx.clone(),
+                    evict: evict.clone(),
+                },
+            );
+        let io = TokioIo::new(Watch {
+            inner: stream,
+            phase: phase.clone(),
+        });
         let service = TowerToHyperService::new(Requests {
             router,
             phase,
@@ -225,7 +240,10 @@ impl Server {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // The header clock is ours (it starts at a request's first byte, not when the
         // connection goes idle), so hyper's own is off.
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(None);
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
         let conn = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
         let mut rx = phase_rx;
@@ -278,7 +296,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 
 fn is_per_connection(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
 }
 
 /// Where a connection is: requests in flight, and since when it has been idle or reading a
@@ -306,7 +327,11 @@ async fn expiry(rx: &mut watch::Receiver<Phase>, limits: &ConnectionLimits) -> &
         let phase = *rx.borrow_and_update();
         let deadline = match phase {
             Phase { busy: 1.., .. } => None,
-            Phase { reading_head: true, since, .. } => Some((since + limits.header_read_timeout, "headers too slow")),
+            Phase {
+                reading_head: true,
+                since,
+                ..
+            } => Some((since + limits.header_read_timeout, "headers too slow")),
             Phase { since, .. } => Some((since + limits.idle_timeout, "idle too long")),
         };
         match deadline {
@@ -442,7 +467,12 @@ impl Service<Request<Incoming>> for Requests {
             } else {
                 response
             };
-            Ok(response.map(|body| Body::new(Guarded { inner: body, _guard: guard })))
+            Ok(response.map(|body| {
+                Body::new(Guarded {
+                    inner: body,
+                    _guard: guard,
+                })
+            }))
         })
     }
 }
