@@ -17,33 +17,30 @@
 //! the seam where TLS or a simulated network would plug in.
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
+use axum::http::StatusCode;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
-use tower::{Service, ServiceExt};
 
 use crate::problem::Problem;
+
+mod phase;
+mod requests;
+
+use phase::{Phase, Watch, expiry};
+pub use requests::BodyTimeout;
+use requests::Requests;
 
 /// Connection limits of every listener in a process (`[connections]` in the configuration).
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -300,271 +297,6 @@ fn is_per_connection(e: &std::io::Error) -> bool {
         e.kind(),
         ConnectionRefused | ConnectionAborted | ConnectionReset
     )
-}
-
-/// Where a connection is: requests in flight, and since when it has been idle or reading a
-/// request's headers.
-#[derive(Debug, Clone, Copy)]
-struct Phase {
-    busy: usize,
-    reading_head: bool,
-    since: Instant,
-}
-
-impl Phase {
-    fn idle() -> Self {
-        Self {
-            busy: 0,
-            reading_head: false,
-            since: Instant::now(),
-        }
-    }
-}
-
-/// Resolves when the connection has overstayed: idle too long, or its headers too slow.
-async fn expiry(rx: &mut watch::Receiver<Phase>, limits: &ConnectionLimits) -> &'static str {
-    loop {
-        let phase = *rx.borrow_and_update();
-        let deadline = match phase {
-            Phase { busy: 1.., .. } => None,
-            Phase {
-                reading_head: true,
-                since,
-                ..
-            } => Some((since + limits.header_read_timeout, "headers too slow")),
-            Phase { since, .. } => Some((since + limits.idle_timeout, "idle too long")),
-        };
-        match deadline {
-            None => {
-                if rx.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            Some((at, why)) => tokio::select! {
-                _ = tokio::time::sleep_until(at) => return why,
-                changed = rx.changed() => if changed.is_err() {
-                    std::future::pending::<()>().await;
-                },
-            },
-        }
-    }
-}
-
-/// The socket, noting when bytes arrive on an idle connection (a request has begun).
-struct Watch {
-    inner: TcpStream,
-    phase: Arc<watch::Sender<Phase>>,
-}
-
-impl AsyncRead for Watch {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.phase.send_if_modified(|p| {
-                if p.busy == 0 && !p.reading_head {
-                    p.reading_head = true;
-                    p.since = Instant::now();
-                    true
-                } else {
-                    false
-                }
-            });
-        }
-        result
-    }
-}
-
-impl AsyncWrite for Watch {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// One request in flight: the connection is busy from its headers until its response has been
-/// written (the guard travels in the response body).
-struct InFlight(Arc<watch::Sender<Phase>>);
-
-impl InFlight {
-    fn start(phase: Arc<watch::Sender<Phase>>) -> Self {
-        phase.send_modify(|p| {
-            p.busy += 1;
-            p.reading_head = false;
-        });
-        Self(phase)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.send_modify(|p| {
-            p.busy = p.busy.saturating_sub(1);
-            if p.busy == 0 {
-                p.since = Instant::now();
-            }
-        });
-    }
-}
-
-/// The router, with requests' bodies timed and the connection's phase kept.
-#[derive(Clone)]
-struct Requests {
-    router: Router,
-    phase: Arc<watch::Sender<Phase>>,
-    body_read_timeout: Duration,
-}
-
-impl Service<Request<Incoming>> for Requests {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let guard = InFlight::start(self.phase.clone());
-        let late = Arc::new(AtomicBool::new(false));
-        let deadline = Instant::now() + self.body_read_timeout;
-        let req = req.map(|body| {
-            Body::new(TimedBody {
-                inner: body,
-                deadline,
-                sleep: None,
-                late: late.clone(),
-            })
-        });
-        let router = self.router.clone();
-        Box::pin(async move {
-            let Ok(response) = router.oneshot(req).await;
-            let response = if late.load(Ordering::Relaxed) {
-                body_too_slow(response)
-            } else {
-                response
-            };
-            Ok(response.map(|body| {
-                Body::new(Guarded {
-                    inner: body,
-                    _guard: guard,
-                })
-            }))
-        })
-    }
-}
-
-/// The 408 that replaces whatever the router made of a body that stopped arriving.
-fn body_too_slow(original: Response<Body>) -> Response<Body> {
-    let mut response = Problem::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request-timeout",
-        "the request body did not arrive in time",
-    )
-    .into_response();
-    // The rest of the body may still come: this connection cannot carry another request.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    if let Some(id) = original.headers().get(&crate::request_context::REQUEST_ID) {
-        response
-            .headers_mut()
-            .insert(crate::request_context::REQUEST_ID.clone(), id.clone());
-    }
-    response
-}
-
-/// A request body that fails once its deadline passes with data still to come.
-struct TimedBody {
-    inner: Incoming,
-    deadline: Instant,
-    sleep: Option<Pin<Box<Sleep>>>,
-    late: Arc<AtomicBool>,
-}
-
-/// The error a late request body ends with (the response becomes a 408).
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimeout;
-
-impl hyper::body::Body for TimedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
-        }
-        let deadline = self.deadline;
-        let sleep = self
-            .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if sleep.as_mut().poll(cx).is_ready() {
-            self.late.store(true, Ordering::Relaxed);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A response body holding its request's [`InFlight`] guard until it has been written.
-struct Guarded {
-    inner: Body,
-    _guard: InFlight,
-}
-
-impl hyper::body::Body for Guarded {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }
 
 #[cfg(test)]
