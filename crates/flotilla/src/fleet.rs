@@ -5,7 +5,8 @@
 
 use anyhow::{Context, bail};
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -42,13 +43,14 @@ impl Instance {
     }
 }
 
-/// Every instance of the fleet: the gateway at `port`, the services' replicas after it (or on
-/// free ports when `port` is 0).
+/// Every instance of the fleet with its listener, bound here: the gateway at `port`, the
+/// services' replicas after it (or on free ports when `port` is 0). `up` hands each instance its
+/// socket, so the port printed is the port served and no other process can take it in between.
 pub fn plan(
     replicas: &BTreeMap<String, u16>,
     host: IpAddr,
     port: u16,
-) -> anyhow::Result<Vec<Instance>> {
+) -> anyhow::Result<Vec<(Instance, TcpListener)>> {
     for name in replicas.keys() {
         if name != GATEWAY && !SERVICES.iter().any(|s| s.name == name) {
             bail!("--replicas names an unknown service {name:?}");
@@ -57,30 +59,28 @@ pub fn plan(
     let mut names: Vec<&str> = vec![GATEWAY];
     names.extend(SERVICES.iter().map(|s| s.name));
     let mut next = port;
-    let mut instances = Vec::new();
-    // Every probe stays bound until all ports are chosen: a port released at once could be
-    // handed out again by the next probe, and two instances would be planned on one port.
-    let mut probes = Vec::new();
+    let mut planned = Vec::new();
     for name in names {
         let count = replicas.get(name).copied().unwrap_or(1);
         for replica in 1..=count.max(1) {
-            let p = if port == 0 {
-                let probe = std::net::TcpListener::bind(SocketAddr::new(host, 0))?;
-                let p = probe.local_addr()?.port();
-                probes.push(probe);
-                p
-            } else {
-                next
-            };
-            next = next.checked_add(1).context("ran out of ports")?;
-            instances.push(Instance {
-                service: name.to_owned(),
-                replica,
-                addr: SocketAddr::new(host, p),
-            });
+            let asked = SocketAddr::new(host, next);
+            let listener = flotilla_chassis::server::bind(asked)
+                .with_context(|| format!("binding {name}#{replica} to {asked}"))?;
+            let addr = listener.local_addr()?;
+            if port != 0 {
+                next = next.checked_add(1).context("ran out of ports")?;
+            }
+            planned.push((
+                Instance {
+                    service: name.to_owned(),
+                    replica,
+                    addr,
+                },
+                listener,
+            ));
         }
     }
-    Ok(instances)
+    Ok(planned)
 }
 
 /// Runs the fleet until a signal; returns when every instance has stopped.
@@ -88,7 +88,7 @@ pub async fn up(
     config_file: Option<&Path>,
     common: &Common,
     settings: &HostSettings,
-    instances: Vec<Instance>,
+    planned: Vec<(Instance, TcpListener)>,
 ) -> anyhow::Result<()> {
     if settings.nats_url.is_none() {
         bail!(
@@ -102,12 +102,13 @@ pub async fn up(
 
     // Static discovery: every process is told every other service's instance URLs.
     let mut urls: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let instances: Vec<Instance> = planned.iter().map(|(i, _)| i.clone()).collect();
     for i in &instances {
         urls.entry(i.service.as_str()).or_default().push(i.url());
     }
     let started = Instant::now();
     let mut children: Vec<(Instance, Child)> = Vec::new();
-    for instance in &instances {
+    for (instance, listener) in planned {
         let mut cmd = Command::new(&exe);
         if let Some(file) = config_file {
             cmd.arg("--config").arg(file);
@@ -115,6 +116,10 @@ pub async fn up(
         cmd.arg("serve").arg(&instance.service);
         cmd.arg("--listen")
             .arg(format!("{}={}", instance.service, instance.addr));
+        // The socket is the child's standard input (as inetd does): it accepts on the port
+        // bound here, and our copy closes when `cmd` is dropped below.
+        cmd.env("FLOTILLA_INHERITED_LISTENER", &instance.service)
+            .stdin(Stdio::from(OwnedFd::from(listener)));
         cmd.arg("--data-dir").arg(&settings.data_dir);
         cmd.arg("--cluster").arg(&settings.cluster);
         cmd.arg("--discovery").arg(&settings.discovery);
@@ -143,13 +148,13 @@ pub async fn up(
         cmd.env("FLOTILLA_SERVICE_SECRET", &secret)
             .env("FLOTILLA_INSTANCE", instance.label())
             .env(crate::signal::PARENT_PID, std::process::id().to_string())
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true);
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}#{}", instance.service, instance.replica))?;
-        children.push((instance.clone(), child));
+        drop(cmd);
+        children.push((instance, child));
     }
 
     // Ctrl-C during start-up stops the fleet as it would later.
@@ -324,7 +329,7 @@ mod tests {
         let host: IpAddr = "127.0.0.1".parse().expect("ip");
         for _ in 0..5 {
             let plan = plan(&replicas, host, 0).expect("plan");
-            let ports: BTreeSet<u16> = plan.iter().map(|i| i.addr.port()).collect();
+            let ports: BTreeSet<u16> = plan.iter().map(|(i, _)| i.addr.port()).collect();
             assert_eq!(ports.len(), plan.len(), "a port planned twice");
         }
     }
@@ -333,13 +338,33 @@ mod tests {
     fn a_fixed_port_numbers_the_instances_upwards_and_unknown_services_are_refused() {
         let host: IpAddr = "127.0.0.1".parse().expect("ip");
         let replicas = BTreeMap::from([("cart".to_owned(), 2)]);
-        let plan = plan(&replicas, host, 9000).expect("plan");
-        assert_eq!(plan[0].service, GATEWAY);
-        assert_eq!(plan[0].addr.port(), 9000);
-        let ports: Vec<u16> = plan.iter().map(|i| i.addr.port()).collect();
+        // Eleven consecutive free ports: another process may hold one, so try a few bases.
+        let plan = (0..10)
+            .find_map(|_| {
+                let base = TcpListener::bind((host, 0)).ok()?.local_addr().ok()?.port();
+                plan(&replicas, host, base).ok()
+            })
+            .expect("a free run of ports");
+        assert_eq!(plan[0].0.service, GATEWAY);
+        let ports: Vec<u16> = plan.iter().map(|(i, _)| i.addr.port()).collect();
         assert!(ports.windows(2).all(|w| w[1] == w[0] + 1));
-        assert_eq!(plan.iter().filter(|i| i.service == "cart").count(), 2);
+        for (instance, listener) in &plan {
+            assert_eq!(listener.local_addr().expect("addr"), instance.addr);
+        }
+        assert_eq!(plan.iter().filter(|(i, _)| i.service == "cart").count(), 2);
         let unknown = BTreeMap::from([("carts".to_owned(), 2)]);
         assert!(super::plan(&unknown, host, 0).is_err());
+    }
+
+    #[test]
+    fn a_port_already_taken_stops_the_plan_and_is_named() {
+        let host: IpAddr = "127.0.0.1".parse().expect("ip");
+        let taken = TcpListener::bind((host, 0)).expect("bind");
+        let port = taken.local_addr().expect("addr").port();
+        let err = plan(&BTreeMap::new(), host, port).expect_err("port in use");
+        assert!(
+            format!("{err:#}").contains(&format!("gateway#1 to 127.0.0.1:{port}")),
+            "{err:#}"
+        );
     }
 }

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Up { replicas, common } => {
             let (_, settings) = flotilla::settings(config, &common)?;
             let replicas = replicas.into_iter().flatten().collect();
-            let instances = flotilla::fleet::plan(&replicas, settings.host, settings.port)?;
+            let planned = flotilla::fleet::plan(&replicas, settings.host, settings.port)?;
             // Databases are created, migrated and seeded once, before any instance starts.
             let (migrate_config, migrate_settings) = flotilla::settings(
                 flotilla_chassis::config::load(cli.config.as_deref()),
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
                 Host::build(migrate_config, migrate_settings, Mode::Migrate(Vec::new())).await?;
             host.shutdown_token().cancel();
             host.run().await?;
-            flotilla::fleet::up(cli.config.as_deref(), &common, &settings, instances).await
+            flotilla::fleet::up(cli.config.as_deref(), &common, &settings, planned).await
         }
         Command::Status { common } => {
             let (_, settings) = flotilla::settings(config, &common)?;

@@ -3,6 +3,7 @@
 //! README's configuration reference for every key.
 
 use flotilla_chassis::Limits;
+use flotilla_chassis::server::ConnectionLimits;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,6 +29,14 @@ pub struct HostSettings {
     pub service_secret: Option<String>,
     /// Request limits (`[limits] body_bytes`, `request_timeout`).
     pub limits: Limits,
+    /// Connection limits of every listener (`[connections]`: `header_read_timeout`,
+    /// `idle_timeout`, `body_read_timeout` in ms, `max` open connections per process;
+    /// `FLOTILLA_CONNECTIONS__MAX=2000`). `max` is lowered to fit the process's file limit.
+    pub connections: ConnectionLimits,
+    /// The listener whose socket this process received as its standard input, inetd-style
+    /// (`FLOTILLA_INHERITED_LISTENER=cart`): `flotilla up` binds every port itself and hands
+    /// each instance its socket, so no other process can take the port in between.
+    pub inherited_listener: Option<String>,
     /// Connections per service database pool (`FLOTILLA_DATABASE__MAX_CONNECTIONS`).
     pub database: DatabaseSettings,
     /// Seconds in-flight requests get to finish after a shutdown signal.
@@ -80,6 +89,8 @@ impl Default for HostSettings {
             listen: BTreeMap::new(),
             service_secret: None,
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
+            inherited_listener: None,
             database: DatabaseSettings::default(),
             drain_secs: 10,
             database_url: None,

@@ -11,6 +11,7 @@ use flotilla_chassis::config::section;
 use flotilla_chassis::db::Db;
 use flotilla_chassis::discovery::{Discovery, Registration};
 use flotilla_chassis::launch::{LaunchEnv, launch};
+use flotilla_chassis::server::{ConnectionLimits, Server};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
 use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::Peers;
@@ -89,6 +90,8 @@ pub struct Host {
     pub openapi: std::collections::HashMap<&'static str, utoipa::openapi::OpenApi>,
     shutdown: CancellationToken,
     drain: Duration,
+    server: Server,
+    inherited_listener: Option<String>,
 }
 
 impl Host {
@@ -152,6 +155,8 @@ impl Host {
             deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
             shutdown: shutdown.clone(),
             drain: Duration::from_secs(settings.drain_secs),
+            server: Server::new(fit_file_limit(settings.connections)),
+            inherited_listener: settings.inherited_listener.clone(),
         };
         let env = LaunchEnv {
             config: config.clone(),
@@ -228,6 +233,9 @@ impl Host {
                 host.bind(name, addr, router).await?;
             }
         }
+        if let Some(name) = &host.inherited_listener {
+            bail!("this process was handed a listener for {name}, which it does not serve");
+        }
         host.register(&settings, &mode).await?;
         Ok(host)
     }
@@ -276,10 +284,17 @@ impl Host {
         Ok(())
     }
 
+    /// Binds `name`'s listener, or takes the socket handed over on standard input for it.
     async fn bind(&mut self, name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {name} to {addr}"))?;
+        let listener = if self.inherited_listener.as_deref() == Some(name) {
+            self.inherited_listener = None;
+            inherited_listener().with_context(|| format!("taking over {name}'s listener"))?
+        } else {
+            let listener = flotilla_chassis::server::bind(addr)
+                .with_context(|| format!("binding {name} to {addr}"))?;
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)?
+        };
         let addr = listener.local_addr()?;
         self.endpoints.push(Endpoint {
             name: name.to_owned(),
@@ -315,11 +330,9 @@ impl Host {
         let stop_serving = CancellationToken::new();
         for endpoint in self.endpoints {
             let stop = stop_serving.clone();
-            servers.spawn(async move {
-                axum::serve(endpoint.listener, endpoint.router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await
-            });
+            let server = self.server.clone();
+            servers
+                .spawn(async move { server.serve(endpoint.listener, endpoint.router, stop).await });
         }
         self.shutdown.cancelled().await;
         // Leave discovery first, so that callers stop choosing this instance while it still
@@ -334,11 +347,7 @@ impl Host {
         tracing::info!("shutting down: draining in-flight requests");
         stop_serving.cancel();
         let drained = tokio::time::timeout(self.drain, async {
-            while let Some(result) = servers.join_next().await {
-                if let Ok(Err(err)) = result {
-                    tracing::warn!(error = %err, "listener ended with an error");
-                }
-            }
+            while servers.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
@@ -356,6 +365,45 @@ impl Host {
         }
         Ok(())
     }
+}
+
+/// The listening socket `flotilla up` handed this process as its standard input.
+fn inherited_listener() -> anyhow::Result<TcpListener> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("standard input is closed")?;
+    let listener = std::net::TcpListener::from(fd);
+    listener
+        .local_addr()
+        .context("standard input is not a TCP socket")?;
+    listener.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(listener)?)
+}
+
+/// File descriptors kept for what is not a served connection (databases, NATS, etcd, calls to
+/// other services): a quarter of the file limit, at most this many.
+const RESERVED_FDS: u64 = 256;
+
+/// `limits` with `max` lowered to what the process's file limit allows: a cap above it would
+/// let accepted connections take the descriptors that health checks and databases need.
+fn fit_file_limit(mut limits: ConnectionLimits) -> ConnectionLimits {
+    use nix::sys::resource::{Resource, getrlimit};
+    if let Ok((soft, _)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let reserved = RESERVED_FDS.min(soft / 4);
+        let room = usize::try_from(soft.saturating_sub(reserved).max(16)).unwrap_or(usize::MAX);
+        if room < limits.max {
+            tracing::info!(
+                configured = limits.max,
+                file_limit = soft,
+                max = room,
+                "open connections capped below the file limit"
+            );
+            limits.max = room;
+        }
+    }
+    limits
 }
 
 /// The services this process runs itself, and whether it runs the gateway.

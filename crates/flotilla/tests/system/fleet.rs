@@ -128,9 +128,41 @@ async fn admin_get(http: &reqwest::Client, url: String, admin: &str) -> Value {
         .expect("json")
 }
 
+/// The instance `pid` listens at `url` on the socket `flotilla up` bound and handed it as its
+/// standard input: the port printed is the port served, with no probe released in between.
+fn serves_the_socket_up_bound(url: &str, pid: u32) {
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in url");
+    let stdin = std::fs::read_link(format!("/proc/{pid}/fd/0")).expect("stdin of instance");
+    let stdin = stdin.to_string_lossy();
+    let inode = stdin
+        .strip_prefix("socket:[")
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("{url}: standard input is {stdin}, not a socket"));
+    let tcp = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let listening = tcp.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields.get(1)?.rsplit(':').next()?;
+        let listen = fields.get(3) == Some(&"0A");
+        (listen && u16::from_str_radix(local_port, 16).ok() == Some(port)).then(|| fields[9])
+    });
+    assert_eq!(
+        listening,
+        Some(inode),
+        "{url}: the listening socket is not the one handed over"
+    );
+}
+
 #[tokio::test]
 async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_service() {
     let fleet = up("catalog=2,cart=2,orders=2,notifications=2", &[]);
+    assert_eq!(fleet.process.instances.len(), 14);
+    for (_, url, pid) in &fleet.process.instances {
+        serves_the_socket_up_bound(url, *pid);
+    }
     let http = reqwest::Client::new();
     let base = fleet.gateway.clone();
     api_journey(&http, &base).await;

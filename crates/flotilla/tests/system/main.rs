@@ -2,6 +2,7 @@
 //! (one link) for all of them.
 
 mod checkout;
+mod connections;
 mod crash;
 #[cfg(unix)]
 mod data_files;

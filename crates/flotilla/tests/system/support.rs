@@ -95,7 +95,24 @@ pub struct Process {
 impl Process {
     /// Starts the real binary with `args` and `envs`, waiting until it prints its listeners.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Process {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
+        Self::start_with_file_limit(None, args, envs)
+    }
+
+    /// [`Process::start`] with the process's open-file limit lowered to `nofile` (`prlimit`).
+    pub fn start_with_file_limit(
+        nofile: Option<u64>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Process {
+        let mut cmd = match nofile {
+            Some(n) => {
+                let mut cmd = Command::new("prlimit");
+                cmd.arg(format!("--nofile={n}:{n}"))
+                    .arg(env!("CARGO_BIN_EXE_flotilla"));
+                cmd
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_flotilla")),
+        };
         cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -164,6 +181,11 @@ impl Process {
             .map(|(_, a)| *a)
             .expect("listener");
         format!("http://{addr}")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGKILL and waits.

@@ -39,7 +39,7 @@ impl Default for Limits {
     }
 }
 
-mod millis {
+pub(crate) mod millis {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 

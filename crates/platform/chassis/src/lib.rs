@@ -24,6 +24,7 @@ pub mod pagination;
 pub mod private_files;
 pub mod problem;
 pub mod request_context;
+pub mod server;
 pub mod service;
 pub mod service_credential;
 pub mod text;

@@ -120,6 +120,7 @@ impl TestFleet {
         .await;
         let mut consumers = HashMap::new();
         let mut dbs = HashMap::new();
+        let server = crate::server::Server::new(Default::default());
         for (name, db, launched) in started {
             let launched = launched.unwrap_or_else(|e| panic!("{name} failed to start: {e}"));
             if let Some(db) = db {
@@ -138,11 +139,8 @@ impl TestFleet {
                 .expect("bind");
             let addr = listener.local_addr().expect("addr");
             let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async move { stop.cancelled().await })
-                    .await;
-            });
+            let server = server.clone();
+            tokio::spawn(async move { server.serve(listener, router, stop).await });
             urls.insert(name, format!("http://{addr}"));
         }
         Self {

@@ -1,0 +1,372 @@
+//! The one accept loop every Flotilla listener runs (`run`'s gateway, each `serve` listener, the
+//! test kit's), so that no connection can hold a file descriptor for ever.
+//!
+//! `axum::serve` has no header-read timeout, no idle timeout and no cap on open connections:
+//! 19,950 idle sockets once used up a process's 20,000 descriptors and every service stopped
+//! answering. Here each connection is watched through what it does: bytes read while idle start
+//! the *header* clock (a request must arrive whole within `header_read_timeout`, which closes
+//! slowloris connections); a connection with no request in flight is closed after
+//! `idle_timeout`; a request body that has not arrived `body_read_timeout` after its headers is
+//! answered 408. A per-process semaphore caps open connections: when it is full, the connection
+//! that has been idle longest is closed to make room, and when every connection is busy the
+//! newcomer gets a 503 problem and is closed. Shutdown stops accepting, closes idle connections
+//! and lets in-flight requests finish.
+//!
+//! API: [`Server::new`] with the [`ConnectionLimits`] (one per process: the cap is shared by its
+//! listeners), then [`Server::serve`] with a bound listener, a router and a stop token. This is
+//! the seam where TLS or a simulated network would plug in.
+
+use axum::Router;
+use axum::http::StatusCode;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::problem::Problem;
+
+mod phase;
+mod requests;
+
+use phase::{Phase, Watch, expiry};
+pub use requests::BodyTimeout;
+use requests::Requests;
+
+/// Connection limits of every listener in a process (`[connections]` in the configuration).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default)]
+pub struct ConnectionLimits {
+    /// Longest a request's headers may take to arrive, from its first byte (ms).
+    #[serde(with = "crate::layers::millis")]
+    pub header_read_timeout: Duration,
+    /// Longest a connection may stay open with no request in flight (ms): between keep-alive
+    /// requests, or before a silent client sends anything.
+    #[serde(with = "crate::layers::millis")]
+    pub idle_timeout: Duration,
+    /// Longest a request body may take to arrive, from the end of its headers (ms); a request
+    /// whose body is late is answered 408.
+    #[serde(with = "crate::layers::millis")]
+    pub body_read_timeout: Duration,
+    /// Most connections open at once across the process's listeners.
+    pub max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            // Above the HTTP pool's 30 s, so that callers drop idle connections before we do.
+            idle_timeout: Duration::from_secs(60),
+            // Below the 10 s request timeout, so a stalled body gets its own answer (408).
+            body_read_timeout: Duration::from_secs(5),
+            max: 10_000,
+        }
+    }
+}
+
+/// Serves routers on listeners under one set of [`ConnectionLimits`]. Clones share the cap.
+#[derive(Clone)]
+pub struct Server {
+    limits: ConnectionLimits,
+    open: Arc<Semaphore>,
+    /// Every open connection, by id: the cap closes the one idle longest to make room.
+    open_connections: Arc<Mutex<HashMap<u64, Watched>>>,
+    next_id: Arc<AtomicU64>,
+    /// Refusals being written: bounded, so that refusing cannot use up descriptors either.
+    refusing: Arc<Semaphore>,
+}
+
+/// What the cap needs to know of an open connection.
+struct Watched {
+    phase: watch::Receiver<Phase>,
+    evict: CancellationToken,
+}
+
+impl Server {
+    /// A server enforcing `limits`.
+    pub fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            open: Arc::new(Semaphore::new(limits.max.max(1))),
+            open_connections: Arc::default(),
+            next_id: Arc::default(),
+            refusing: Arc::new(Semaphore::new(32)),
+        }
+    }
+
+    /// The limits this server enforces.
+    pub fn limits(&self) -> ConnectionLimits {
+        self.limits
+    }
+
+    /// Accepts connections on `listener` and serves `router` on them until `stop` is
+    /// cancelled; then stops accepting, closes idle connections and returns once the requests
+    /// in flight have been answered. Dropping the future closes every connection at once.
+    pub async fn serve(&self, listener: TcpListener, router: Router, stop: CancellationToken) {
+        let mut connections = JoinSet::new();
+        let closing = CancellationToken::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) if is_per_connection(&e) => continue,
+                Err(e) => {
+                    // Out of descriptors (EMFILE) or similar: the pending connection stays in
+                    // the backlog; try again shortly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(permit) = self.admit().await else {
+                self.refuse(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            let router = router.clone();
+            let closing = closing.clone();
+            connections.spawn(async move {
+                server.connection(stream, router, closing).await;
+                drop(permit);
+            });
+        }
+        drop(listener);
+        closing.cancel();
+        while connections.join_next().await.is_some() {}
+    }
+
+    /// A permit for one more connection: free, or made by closing the connection idle longest.
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.open.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let victim = {
+            let open = self
+                .open_connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            open.values()
+                .filter(|w| w.phase.borrow().busy == 0)
+                .min_by_key(|w| w.phase.borrow().since)
+                .map(|w| w.evict.clone())
+        };
+        victim?.cancel();
+        tokio::time::timeout(Duration::from_secs(1), self.open.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+
+    /// Answers 503 (a problem, `Connection: close`) to a connection over the cap.
+    fn refuse(&self, mut stream: TcpStream) {
+        let Ok(permit) = self.refusing.clone().try_acquire_owned() else {
+            return; // dropping closes it
+        };
+        tracing::warn!(
+            max = self.limits.max,
+            "connection refused: too many open connections"
+        );
+        tokio::spawn(async move {
+            let problem = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too-many-connections",
+                "this instance has as many open connections as it accepts; try again shortly",
+            );
+            let body = serde_json::to_vec(&problem).unwrap_or_default();
+            let head = format!(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
+                 retry-after: 1\r\nconnection: close\r\n\r\n",
+                crate::problem::PROBLEM_JSON,
+                body.len()
+            );
+            let refusal = async {
+                stream.write_all(head.as_bytes()).await?;
+                stream.write_all(&body).await?;
+                stream.shutdown().await?;
+                // Read what the client sent until it closes, so our close is a FIN the client
+                // reads after the answer, not a reset that destroys it.
+                let mut sink = [0u8; 1024];
+                while tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
+            drop(permit);
+        });
+    }
+
+    /// Serves one connection until it ends, expires, is evicted or the listener stops.
+    async fn connection(&self, stream: TcpStream, router: Router, closing: CancellationToken) {
+        let (phase_tx, phase_rx) = watch::channel(Phase::idle());
+        let phase = Arc::new(phase_tx);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let evict = CancellationToken::new();
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                id,
+                Watched {
+                    phase: phase_rx.clone(),
+                    evict: evict.clone(),
+                },
+            );
+        let io = TokioIo::new(Watch {
+            inner: stream,
+            phase: phase.clone(),
+        });
+        let service = TowerToHyperService::new(Requests {
+            router,
+            phase,
+            body_read_timeout: self.limits.body_read_timeout,
+        });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // The header clock is ours (it starts at a request's first byte, not when the
+        // connection goes idle), so hyper's own is off.
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(None);
+        let conn = builder.serve_connection_with_upgrades(io, service);
+        tokio::pin!(conn);
+        let mut rx = phase_rx;
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    break;
+                }
+                _ = closing.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = evict.cancelled() => {
+                    tracing::debug!("idle connection closed to make room for a new one");
+                    break;
+                }
+                why = expiry(&mut rx, &self.limits) => {
+                    tracing::debug!(why, "connection closed");
+                    break;
+                }
+            }
+        }
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+/// Pending connections a listener queues before the kernel drops new ones (std binds with 128,
+/// which a burst of a few hundred connections overflowed: their SYNs were retried after 1 s).
+pub const BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with a [`BACKLOG`]-deep queue (`SO_REUSEADDR` set, as std does).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+fn is_per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use tokio::io::AsyncReadExt;
+    use tokio::sync::Notify;
+
+    async fn read_until_closed(stream: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let _ = stream.read_to_end(&mut got).await;
+        String::from_utf8_lossy(&got).into_owned()
+    }
+
+    /// The drain the hosts rely on: at the stop signal the listener closes, idle keep-alive
+    /// connections close at once, and a request in flight still gets its answer.
+    #[tokio::test]
+    async fn stopping_closes_idle_connections_and_lets_requests_in_flight_finish() {
+        let started = Arc::new(Notify::new());
+        let release = Arc::new(Notify::new());
+        let (s, r) = (started.clone(), release.clone());
+        let router = Router::new().route("/fast", get(|| async { "ok" })).route(
+            "/slow",
+            get(move || {
+                let (s, r) = (s.clone(), r.clone());
+                async move {
+                    s.notify_one();
+                    r.notified().await;
+                    "done"
+                }
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let server = Server::new(ConnectionLimits::default());
+        let serving = tokio::spawn({
+            let stop = stop.clone();
+            async move { server.serve(listener, router, stop).await }
+        });
+
+        let mut idle = TcpStream::connect(addr).await.expect("connect");
+        idle.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut buf = [0u8; 256];
+        let n = idle.read(&mut buf).await.expect("answer");
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        let mut busy = TcpStream::connect(addr).await.expect("connect");
+        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        started.notified().await;
+
+        stop.cancel();
+        let closed = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut idle))
+            .await
+            .expect("the idle connection closes at the stop");
+        assert_eq!(closed, "");
+        release.notify_one();
+        let answer = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut busy))
+            .await
+            .expect("the request in flight is answered");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(2), serving)
+            .await
+            .expect("serve returns once drained")
+            .expect("serve task");
+        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+}

@@ -1,0 +1,159 @@
+//! The router as hyper sees it: each request marks its connection busy until its response is
+//! written, and its body fails (and the answer becomes a 408) once it is late.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tower::{Service, ServiceExt};
+
+use super::phase::{InFlight, Phase};
+use crate::problem::Problem;
+
+/// The router, with requests' bodies timed and the connection's phase kept.
+#[derive(Clone)]
+pub(super) struct Requests {
+    pub(super) router: Router,
+    pub(super) phase: Arc<watch::Sender<Phase>>,
+    pub(super) body_read_timeout: Duration,
+}
+
+impl Service<Request<Incoming>> for Requests {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::start(self.phase.clone());
+        let late = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + self.body_read_timeout;
+        let req = req.map(|body| {
+            Body::new(TimedBody {
+                inner: body,
+                deadline,
+                sleep: None,
+                late: late.clone(),
+            })
+        });
+        let router = self.router.clone();
+        Box::pin(async move {
+            let Ok(response) = router.oneshot(req).await;
+            let response = if late.load(Ordering::Relaxed) {
+                body_too_slow(response)
+            } else {
+                response
+            };
+            Ok(response.map(|body| {
+                Body::new(Guarded {
+                    inner: body,
+                    _guard: guard,
+                })
+            }))
+        })
+    }
+}
+
+/// The 408 that replaces whatever the router made of a body that stopped arriving.
+fn body_too_slow(original: Response<Body>) -> Response<Body> {
+    let mut response = Problem::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request-timeout",
+        "the request body did not arrive in time",
+    )
+    .into_response();
+    // The rest of the body may still come: this connection cannot carry another request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some(id) = original.headers().get(&crate::request_context::REQUEST_ID) {
+        response
+            .headers_mut()
+            .insert(crate::request_context::REQUEST_ID.clone(), id.clone());
+    }
+    response
+}
+
+/// A request body that fails once its deadline passes with data still to come.
+struct TimedBody {
+    inner: Incoming,
+    deadline: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+    late: Arc<AtomicBool>,
+}
+
+/// The error a late request body ends with (the response becomes a 408).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+impl hyper::body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
+        }
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.late.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body holding its request's [`InFlight`] guard until it has been written.
+struct Guarded {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
