@@ -1,5 +1,6 @@
 //! The events the cart consumes: `order.confirmed`, after which the ordered products leave the
-//! buyer's cart.
+//! buyer's cart and the order's claim on it ends, and `order.cancelled`, after which the order's
+//! claim ends and its products stay, to be checked out again.
 //!
 //! Checkout does not empty the cart: between placing an order and its confirmation the user may
 //! keep shopping, and those later additions must survive. So each ordered line is taken out by
@@ -26,6 +27,46 @@ pub const ORDER_CONFIRMED: &str = "order.confirmed";
 /// The version of the `order.confirmed` payload this module understands; any other version is
 /// refused (and, after the platform's retries, parked as a dead letter).
 pub const ORDER_CONFIRMED_VERSION: u32 = 1;
+
+/// The other event type the cart subscribes to.
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+
+/// The version of the `order.cancelled` payload this module understands.
+pub const ORDER_CANCELLED_VERSION: u32 = 1;
+
+/// The part of an `order.cancelled` v1 payload the cart reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderCancelled {
+    /// The order whose claim ends.
+    pub order_id: String,
+    /// The buyer, whose cart it claimed.
+    pub user_id: String,
+}
+
+/// Ends a cancelled order's claim on the buyer's cart, so the same lines can be checked out
+/// again (after a declined card, say). Orders asks for the same thing directly when the saga ends
+/// within the checkout request; this is the way that cannot be lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderCancelledHandler;
+
+impl EventHandler for OrderCancelledHandler {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::AnyConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let order: OrderCancelled = event.decode(ORDER_CANCELLED_VERSION)?;
+            CartStore::release(tx, &order.user_id, &order.order_id).await?;
+            tracing::debug!(
+                event_id = %event.id,
+                order_id = %order.order_id,
+                "cancelled order's claim on the cart ended"
+            );
+            Ok(())
+        })
+    }
+}
 
 /// The part of an `order.confirmed` v1 payload the cart reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -90,6 +131,9 @@ impl OrderConfirmedHandler {
         CartStore::lock_cart(tx, &order.user_id, now).await?;
         let changes: Vec<(ProductId, Quantity)> = cart_changes(&order.lines).collect();
         CartStore::take_ordered(tx, &order.user_id, &changes, now).await?;
+        // The claim ends with the lines it covered gone and the version moved on, all in this
+        // transaction: no checkout can claim those lines again.
+        CartStore::release(tx, &order.user_id, &order.order_id).await?;
         tracing::debug!("ordered products taken out of the cart");
         Ok(())
     }
