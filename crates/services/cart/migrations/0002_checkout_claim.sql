@@ -9,3 +9,14 @@
 ALTER TABLE carts ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE carts ADD COLUMN claim_order_id TEXT NULL;
 ALTER TABLE carts ADD COLUMN claim_expires_at BIGINT NULL;
+
+-- The orders whose lines have been taken out of their buyer's cart. Two messengers say an order
+-- was confirmed: orders itself, at once, when the saga ends within the checkout request (so the
+-- customer can shop and check out again without waiting for the bus, or during its outage), and
+-- `order.confirmed`, which cannot be lost. Whichever comes first takes the lines out; the other
+-- meets this primary key and does nothing, so the lines leave once.
+CREATE TABLE taken_orders (
+    order_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    taken_at BIGINT NOT NULL
+);

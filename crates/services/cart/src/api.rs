@@ -1,6 +1,6 @@
-//! The cart's HTTP API: four routes on the caller's own cart, two internal ones with which
-//! orders claims it for a checkout and releases it, their OpenAPI description, and the one place
-//! where the cart's errors become problem+json.
+//! The cart's HTTP API: four routes on the caller's own cart, three internal ones with which
+//! orders claims it for a checkout, releases it, and says the order was confirmed, their OpenAPI
+//! description, and the one place where the cart's errors become problem+json.
 //!
 //! There is no route that takes a user id: the cart is always the caller's (`Caller`, 401
 //! without one), so a user can neither read nor change anyone else's. Every answer that shows a
@@ -21,7 +21,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::CartConfig;
-use crate::contract::{Cart, CheckoutClaim, ClaimedCart, MAX_CLAIM_TTL_SECS, SetQuantity};
+use crate::contract::{
+    Cart, CheckoutClaim, ClaimedCart, MAX_CLAIM_TTL_SECS, SetQuantity, TakenOrder, TakenOut,
+};
 use crate::domain::{
     self, ClaimantId, PricingError, ProductId, ProductSnapshot, QuantityChange, QuantityTooLarge,
     StoredLine,
@@ -47,6 +49,7 @@ pub fn routes(state: CartState) -> OpenApiRouter {
         .routes(routes!(get_cart, clear_cart))
         .routes(routes!(set_quantity, remove_line))
         .routes(routes!(claim_cart, release_claim))
+        .routes(routes!(take_out_order))
         .with_state(state)
 }
 
@@ -365,4 +368,41 @@ async fn release_claim(
             .await?;
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a confirmed order's lines out of the caller's cart and ends its claim: orders says so
+/// as soon as the saga confirms within the checkout request, so the customer's next checkout
+/// does not wait for `order.confirmed` (which does the same, and then nothing, later).
+#[utoipa::path(
+    post,
+    path = "/claims/{order_id}/taken",
+    tag = "internal",
+    params(("order_id" = String, Path, description = "The confirmed order")),
+    request_body = TakenOrder,
+    responses(
+        (status = 200, description = "The order's lines are out of the cart (by this call, or before)", body = TakenOut),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An odd order id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %order_id))]
+async fn take_out_order(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    Json(body): Json<TakenOrder>,
+) -> Result<axum::Json<TakenOut>, CartError> {
+    let order = ClaimantId::parse(&order_id).map_err(|_| CartError::OrderId)?;
+    let changes: Vec<_> = domain::ordered_changes(
+        body.lines
+            .iter()
+            .map(|line| (line.product_id.as_str(), line.quantity)),
+    )
+    .collect();
+    let now = state.clock.now_millis();
+    let taken = state
+        .store
+        .take_out_order_now(&caller.user_id, order.as_str(), &changes, now)
+        .await?;
+    Ok(axum::Json(TakenOut { taken }))
 }

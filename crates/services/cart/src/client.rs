@@ -10,7 +10,7 @@ use flotilla_chassis::transport::{ClientError, ServiceClient, Transport};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::NAME;
-use crate::contract::{Cart, CheckoutClaim, ClaimedCart, SetQuantity};
+use crate::contract::{Cart, CheckoutClaim, ClaimedCart, SetQuantity, TakenOrder, TakenOut};
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved characters.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -107,6 +107,26 @@ impl CartClient {
     pub async fn release(&self, caller: &Caller, order_id: &str) -> Result<(), ClientError> {
         self.inner
             .send_empty(Method::DELETE, &claim_path(order_id), Some(caller))
+            .await
+    }
+
+    /// `POST /claims/{order_id}/taken`: order `order_id` was confirmed, so its lines leave the
+    /// caller's cart and its claim ends. Repeating it (or `order.confirmed` arriving too) takes
+    /// nothing out a second time.
+    #[tracing::instrument(
+        skip_all,
+        fields(user_id = %caller.user_id, order_id = %order_id),
+        err(level = "debug")
+    )]
+    pub async fn taken(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        order: &TakenOrder,
+    ) -> Result<TakenOut, ClientError> {
+        let path = format!("{}/taken", claim_path(order_id));
+        self.inner
+            .send(Method::POST, &path, Some(caller), order)
             .await
     }
 

@@ -97,3 +97,28 @@ pub struct ClaimedCart {
     /// When the claim lapses if the order has not ended (RFC 3339).
     pub expires_at: String,
 }
+
+/// `POST /claims/{order_id}/taken` (internal, for orders): the order was confirmed, so its lines
+/// leave the caller's cart and its claim ends. `order.confirmed` does the same; whichever comes
+/// first does it, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenOrder {
+    /// What was ordered: each line shrinks by its quantity (and goes when nothing is left).
+    pub lines: Vec<TakenLine>,
+}
+
+/// One line of a confirmed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenLine {
+    /// The catalog's product id.
+    pub product_id: String,
+    /// How many were ordered.
+    pub quantity: u32,
+}
+
+/// The answer to `POST /claims/{order_id}/taken`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenOut {
+    /// True when this call took the lines out; false when they had been taken out before.
+    pub taken: bool,
+}

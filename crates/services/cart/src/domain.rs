@@ -98,6 +98,17 @@ impl Quantity {
     }
 }
 
+/// The changes a confirmed order's lines (product id, quantity) ask of a cart. A line whose
+/// product id could not be in any cart (malformed) or that ordered nothing has nothing to take
+/// out, so it is skipped rather than failing the whole order: the rest still leaves the cart.
+pub fn ordered_changes<'a>(
+    lines: impl Iterator<Item = (&'a str, u32)> + 'a,
+) -> impl Iterator<Item = (ProductId, Quantity)> + 'a {
+    lines.filter_map(|(product_id, quantity)| {
+        Some((ProductId::parse(product_id).ok()?, Quantity::new(quantity)?))
+    })
+}
+
 /// What a `SetQuantity` request asks for, once checked against the configured maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuantityChange {

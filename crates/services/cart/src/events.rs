@@ -6,7 +6,9 @@
 //! keep shopping, and those later additions must survive. So each ordered line is taken out by
 //! the ordered quantity (the line goes when nothing would be left), in the consumer's
 //! transaction, so the inbox that records the event and the change to the cart commit together
-//! and a redelivered event cannot take the products out twice.
+//! and a redelivered event cannot take the products out twice; and orders may have said so
+//! first (`POST /claims/{order_id}/taken`), which `taken_orders` remembers, so the event then
+//! changes nothing.
 //!
 //! The payload is mirrored here rather than imported from the orders crate: a consumer depends on
 //! the event schema, not on the publisher's code. Only the fields the cart uses are declared;
@@ -128,26 +130,25 @@ impl OrderConfirmedHandler {
         order: &OrderConfirmed,
     ) -> Result<(), HandlerError> {
         let now = self.clock.now_millis();
-        CartStore::lock_cart(tx, &order.user_id, now).await?;
         let changes: Vec<(ProductId, Quantity)> = cart_changes(&order.lines).collect();
-        CartStore::take_ordered(tx, &order.user_id, &changes, now).await?;
-        // The claim ends with the lines it covered gone and the version moved on, all in this
-        // transaction: no checkout can claim those lines again.
-        CartStore::release(tx, &order.user_id, &order.order_id).await?;
-        tracing::debug!("ordered products taken out of the cart");
+        let taken =
+            CartStore::take_out_order(tx, &order.user_id, &order.order_id, &changes, now).await?;
+        if taken {
+            tracing::debug!("ordered products taken out of the cart");
+        } else {
+            tracing::debug!("ordered products were taken out already (orders said so first)");
+        }
         Ok(())
     }
 }
 
-/// The changes an order's lines ask of a cart. A line whose product id could not be in any cart
-/// (malformed) or that ordered nothing has nothing to take out, so it is skipped rather than
-/// failing the whole event: the rest of the order still leaves the cart.
+/// The changes an order's lines ask of a cart (see [`crate::domain::ordered_changes`]).
 fn cart_changes(lines: &[OrderedLine]) -> impl Iterator<Item = (ProductId, Quantity)> + '_ {
-    lines.iter().filter_map(|line| {
-        let product_id = ProductId::parse(&line.product_id).ok()?;
-        let quantity = Quantity::new(line.quantity)?;
-        Some((product_id, quantity))
-    })
+    crate::domain::ordered_changes(
+        lines
+            .iter()
+            .map(|line| (line.product_id.as_str(), line.quantity)),
+    )
 }
 
 #[cfg(test)]

@@ -170,23 +170,36 @@ impl CartStore {
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         Self::lock_cart(&mut *tx, user_id, now_millis).await?;
-        sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
             .bind(user_id)
             .bind(product_id.as_str())
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        Self::commit_if_changed(tx, gone.rows_affected()).await
     }
 
     /// Empties `user_id`'s cart.
     pub async fn clear(&self, user_id: &str, now_millis: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         Self::lock_cart(&mut *tx, user_id, now_millis).await?;
-        sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
+        let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await
+        Self::commit_if_changed(tx, gone.rows_affected()).await
+    }
+
+    /// Commits a change to a cart's lines, or rolls it back (version bump included) when it
+    /// changed no line: the version counts changes, and removing nothing is none.
+    async fn commit_if_changed(
+        tx: flotilla_chassis::db::DbTx,
+        lines_changed: u64,
+    ) -> Result<(), sqlx::Error> {
+        if lines_changed == 0 {
+            tx.rollback().await
+        } else {
+            tx.commit().await
+        }
     }
 
     /// Claims `user_id`'s cart for the checkout of `order_id` until `expires_at`, if the cart
@@ -276,6 +289,50 @@ impl CartStore {
             .execute(conn)
             .await?;
         Ok(())
+    }
+
+    /// Takes confirmed order `order_id`'s lines out of `user_id`'s cart and ends its claim,
+    /// inside the caller's transaction `conn` — unless they were taken out before (see
+    /// `taken_orders`): false then, and nothing changed.
+    pub async fn take_out_order(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        order_id: &str,
+        ordered: &[(ProductId, Quantity)],
+        now_millis: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let first = sqlx::query(
+            "INSERT INTO taken_orders (order_id, user_id, taken_at) VALUES ($1, $2, $3)
+             ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(user_id)
+        .bind(now_millis)
+        .execute(&mut *conn)
+        .await?;
+        if first.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::lock_cart(conn, user_id, now_millis).await?;
+        Self::take_ordered(conn, user_id, ordered, now_millis).await?;
+        // The claim ends with the lines it covered gone and the version moved on, all in one
+        // transaction: no checkout can claim those lines again.
+        Self::release(conn, user_id, order_id).await?;
+        Ok(true)
+    }
+
+    /// [`CartStore::take_out_order`] in a transaction of its own.
+    pub async fn take_out_order_now(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        ordered: &[(ProductId, Quantity)],
+        now_millis: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        let taken = Self::take_out_order(&mut tx, user_id, order_id, ordered, now_millis).await?;
+        tx.commit().await?;
+        Ok(taken)
     }
 
     /// Takes the ordered quantities out of `user_id`'s cart inside the caller's transaction

@@ -110,10 +110,12 @@ async fn checkout(
                     status,
                     finale: Some(finale),
                 })) => {
+                    // The customer reads this answer and may shop or try again right away:
+                    // the cart hears how the order ended now, not only through the event.
                     if status == OrderStatus::Cancelled {
-                        // The customer reads this answer and may try again right away: the
-                        // cart is theirs again now, not when it hears `order.cancelled`.
                         state.checkout.release_claim(&caller, &order_id).await;
+                    } else {
+                        state.checkout.taken(&caller, &placed).await;
                     }
                     return Ok(answer(store::finished(*placed, status, &finale)));
                 }

@@ -12,12 +12,16 @@
 //! different keys one goes on and the others get 409 (`checkout-in-progress`, or `cart-changed`
 //! when the winner's order has already taken the lines), while concurrent requests with one key
 //! name the same order, share its claim and meet at the key's primary key, where one wins and the
-//! other answers with its twin's order. The claim ends with the order (the cart hears
-//! `order.confirmed` / `order.cancelled`); if the order is not stored after all it is released
-//! here, and if this process dies in between, it lapses after `claim_ttl`.
+//! other answers with its twin's order. The claim ends with the order: the cart hears
+//! `order.confirmed` / `order.cancelled`, and, when the saga ends within the request, orders
+//! tells it at once ([`Checkout::taken`], [`Checkout::release_claim`]). If the order is not
+//! stored after all the claim is released here, and if this process dies in between, it lapses
+//! after `claim_ttl`.
 
 use flotilla_cart::client::CartClient;
-use flotilla_cart::contract::{CheckoutClaim, PROBLEM_CART_CHANGED, PROBLEM_CART_CLAIMED};
+use flotilla_cart::contract::{
+    CheckoutClaim, PROBLEM_CART_CHANGED, PROBLEM_CART_CLAIMED, TakenLine, TakenOrder,
+};
 use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
 use flotilla_chassis::Caller;
@@ -204,6 +208,27 @@ impl Checkout {
             .await;
         if let Err(e) = released {
             tracing::warn!(order_id, error = %e, "the cart's claim is left to end by itself");
+        }
+    }
+
+    /// Tells the cart that `order` (the caller's) was confirmed: its lines leave the cart and
+    /// its claim ends now. Best effort: `order.confirmed` does it anyway.
+    pub async fn taken(&self, caller: &Caller, order: &Order) {
+        let taken = TakenOrder {
+            lines: order
+                .lines
+                .iter()
+                .map(|line| TakenLine {
+                    product_id: line.product_id.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        };
+        let told = self
+            .deadline("cart", self.cart.taken(caller, &order.id, &taken))
+            .await;
+        if let Err(e) = told {
+            tracing::warn!(order_id = %order.id, error = %e, "the cart hears of the order by its event");
         }
     }
 
