@@ -98,8 +98,12 @@ impl From<CartError> for Problem {
             }
             CartError::OrderId => Problem::invalid("order_id", err.to_string()),
             CartError::ClaimTtl => Problem::invalid("ttl_secs", err.to_string()),
-            CartError::Claimed => Problem::new(StatusCode::CONFLICT, "cart-claimed", err.to_string()),
-            CartError::Changed => Problem::new(StatusCode::CONFLICT, "cart-changed", err.to_string()),
+            CartError::Claimed => {
+                Problem::new(StatusCode::CONFLICT, "cart-claimed", err.to_string())
+            }
+            CartError::Changed => {
+                Problem::new(StatusCode::CONFLICT, "cart-changed", err.to_string())
+            }
             CartError::Pricing(e) => {
                 // Only a catalog that breaks its own rules (one currency, sane prices) gets here.
                 tracing::error!(error = %e, "catalog prices cannot be totalled");

@@ -360,9 +360,18 @@ async fn the_contract_is_published() {
         ("/claims/{order_id}", "delete"),
         ("/claims/{order_id}/taken", "post"),
     ] {
-        assert_eq!(paths[path][method]["tags"][0], "internal", "{method} {path}");
+        assert_eq!(
+            paths[path][method]["tags"][0], "internal",
+            "{method} {path}"
+        );
     }
-    for schema in ["Cart", "CartLine", "SetQuantity", "CheckoutClaim", "ClaimedCart"] {
+    for schema in [
+        "Cart",
+        "CartLine",
+        "SetQuantity",
+        "CheckoutClaim",
+        "ClaimedCart",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }

@@ -193,7 +193,10 @@ impl Checkout {
     /// after all (a commit whose answer was lost) — then the claim is the order's. Best effort:
     /// a claim not given back lapses by itself, and a retry with the same key reuses it.
     async fn release_unplaced(&self, caller: &Caller, id: &OrderId, key: &IdempotencyKey) {
-        if !matches!(self.store.checkout_key(&caller.user_id, key).await, Ok(None)) {
+        if !matches!(
+            self.store.checkout_key(&caller.user_id, key).await,
+            Ok(None)
+        ) {
             return;
         }
         self.release_claim(caller, id.as_str()).await;

@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 use crate::harness::{App, expect_json, expect_problem, product_id};
 
 /// `PUT /claims/{order}` for `user` at `version`, lasting `ttl_secs`.
-async fn claim(app: &App, user: &str, order: &str, version: u64, ttl_secs: u64) -> reqwest::Response {
+async fn claim(
+    app: &App,
+    user: &str,
+    order: &str,
+    version: u64,
+    ttl_secs: u64,
+) -> reqwest::Response {
     app.as_user(Method::PUT, &format!("/claims/{order}"), user)
         .json(&json!({ "version": version, "ttl_secs": ttl_secs }))
         .send()
@@ -61,9 +67,14 @@ async fn a_cart_is_claimed_by_one_order_at_a_time_and_a_repeat_is_granted() {
     let v = app.set("alice", &product_id(1), 2).await.version;
     assert!(v > 0, "a written cart has a version");
 
-    let granted: ClaimedCart = expect_json(claim(&app, "alice", "ord_a", v, 60).await, StatusCode::OK).await;
+    let granted: ClaimedCart =
+        expect_json(claim(&app, "alice", "ord_a", v, 60).await, StatusCode::OK).await;
     assert_eq!((granted.order_id.as_str(), granted.version), ("ord_a", v));
-    refused(claim(&app, "alice", "ord_b", v, 60).await, PROBLEM_CART_CLAIMED).await;
+    refused(
+        claim(&app, "alice", "ord_b", v, 60).await,
+        PROBLEM_CART_CLAIMED,
+    )
+    .await;
     // The same order again (a retried request, a twin with the same key): granted.
     expect_json::<ClaimedCart>(claim(&app, "alice", "ord_a", v, 60).await, StatusCode::OK).await;
     // Another user's cart is another cart.
@@ -73,11 +84,19 @@ async fn a_cart_is_claimed_by_one_order_at_a_time_and_a_repeat_is_granted() {
     // Releasing another order's claim, or one never held, changes nothing.
     release(&app, "alice", "ord_b").await;
     release(&app, "alice", "no-such-order").await;
-    refused(claim(&app, "alice", "ord_b", v, 60).await, PROBLEM_CART_CLAIMED).await;
+    refused(
+        claim(&app, "alice", "ord_b", v, 60).await,
+        PROBLEM_CART_CLAIMED,
+    )
+    .await;
     release(&app, "alice", "ord_a").await;
     release(&app, "alice", "ord_a").await;
     expect_json::<ClaimedCart>(claim(&app, "alice", "ord_b", v, 60).await, StatusCode::OK).await;
-    assert_eq!(app.cart("alice").await.version, v, "claims do not change the lines");
+    assert_eq!(
+        app.cart("alice").await.version,
+        v,
+        "claims do not change the lines"
+    );
 }
 
 #[tokio::test]
@@ -88,9 +107,21 @@ async fn a_claim_at_a_version_the_cart_has_left_is_refused() {
     assert_eq!(cart.version, v, "removing nothing is no change");
     let v2 = app.set("alice", &product_id(2), 1).await.version;
     assert!(v2 > v);
-    refused(claim(&app, "alice", "ord_a", v, 60).await, PROBLEM_CART_CHANGED).await;
-    refused(claim(&app, "alice", "ord_a", u64::MAX, 60).await, PROBLEM_CART_CHANGED).await;
-    refused(claim(&app, "nobody", "ord_a", 0, 60).await, PROBLEM_CART_CHANGED).await;
+    refused(
+        claim(&app, "alice", "ord_a", v, 60).await,
+        PROBLEM_CART_CHANGED,
+    )
+    .await;
+    refused(
+        claim(&app, "alice", "ord_a", u64::MAX, 60).await,
+        PROBLEM_CART_CHANGED,
+    )
+    .await;
+    refused(
+        claim(&app, "nobody", "ord_a", 0, 60).await,
+        PROBLEM_CART_CHANGED,
+    )
+    .await;
     expect_json::<ClaimedCart>(claim(&app, "alice", "ord_a", v2, 60).await, StatusCode::OK).await;
     // Changing the lines is not blocked by a claim: it moves the version on.
     let v3 = app.remove("alice", &product_id(2)).await.version;
@@ -103,7 +134,11 @@ async fn an_unused_claim_lapses() {
     let v = app.set("alice", &product_id(1), 1).await.version;
     expect_json::<ClaimedCart>(claim(&app, "alice", "ord_a", v, 60).await, StatusCode::OK).await;
     app.clock.advance(59_999);
-    refused(claim(&app, "alice", "ord_b", v, 60).await, PROBLEM_CART_CLAIMED).await;
+    refused(
+        claim(&app, "alice", "ord_b", v, 60).await,
+        PROBLEM_CART_CLAIMED,
+    )
+    .await;
     app.clock.advance(1);
     expect_json::<ClaimedCart>(claim(&app, "alice", "ord_b", v, 60).await, StatusCode::OK).await;
 }
@@ -127,14 +162,22 @@ async fn twenty_concurrent_claims_of_one_cart_grant_one() {
     let app = App::start().await;
     let v = app.set("alice", &product_id(1), 1).await.version;
     let orders: Vec<String> = (0..20).map(|i| format!("ord_{i}")).collect();
-    let answers =
-        futures::future::join_all(orders.iter().map(|order| claim(&app, "alice", order, v, 60)))
-            .await;
+    let answers = futures::future::join_all(
+        orders
+            .iter()
+            .map(|order| claim(&app, "alice", order, v, 60)),
+    )
+    .await;
     let granted = answers
         .iter()
         .filter(|res| res.status() == StatusCode::OK)
         .count();
-    assert_eq!(granted, 1, "{:?}", answers.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert_eq!(
+        granted,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status()).collect::<Vec<_>>()
+    );
     for res in answers.into_iter().filter(|r| r.status() != StatusCode::OK) {
         refused(res, PROBLEM_CART_CLAIMED).await;
     }
@@ -149,7 +192,11 @@ async fn the_orders_end_ends_its_claim() {
     // Another order's end leaves the claim alone.
     let other = order_event("e0", "order.cancelled", "ord_z", "alice", json!([]));
     app.fleet.bus.publish(&other).await.expect("published");
-    refused(claim(&app, "alice", "ord_b", v, 600).await, PROBLEM_CART_CLAIMED).await;
+    refused(
+        claim(&app, "alice", "ord_b", v, 600).await,
+        PROBLEM_CART_CLAIMED,
+    )
+    .await;
 
     // Cancelled: the claim ends, the lines stay and may be checked out again.
     let cancelled = order_event("e1", "order.cancelled", "ord_a", "alice", json!([]));
@@ -166,8 +213,16 @@ async fn the_orders_end_ends_its_claim() {
     let cart = app.cart("alice").await;
     assert!(cart.items.is_empty());
     assert!(cart.version > v);
-    refused(claim(&app, "alice", "ord_c", v, 600).await, PROBLEM_CART_CHANGED).await;
-    expect_json::<ClaimedCart>(claim(&app, "alice", "ord_c", cart.version, 600).await, StatusCode::OK).await;
+    refused(
+        claim(&app, "alice", "ord_c", v, 600).await,
+        PROBLEM_CART_CHANGED,
+    )
+    .await;
+    expect_json::<ClaimedCart>(
+        claim(&app, "alice", "ord_c", cart.version, 600).await,
+        StatusCode::OK,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -188,7 +243,11 @@ async fn orders_word_and_the_event_take_a_confirmed_orders_lines_out_once() {
     let quantities: Vec<u32> = cart.items.iter().map(|l| l.quantity).collect();
     assert_eq!(quantities, [1, 1], "two of p1 left the cart");
     // The claim ended with them: the next checkout may claim the cart as it is now.
-    expect_json::<ClaimedCart>(claim(&app, "alice", "ord_b", cart.version, 600).await, StatusCode::OK).await;
+    expect_json::<ClaimedCart>(
+        claim(&app, "alice", "ord_b", cart.version, 600).await,
+        StatusCode::OK,
+    )
+    .await;
 
     // The event, and orders saying it again, take nothing more out.
     let confirmed = order_event("e1", "order.confirmed", "ord_a", "alice", lines.clone());

@@ -77,10 +77,14 @@ async fn twenty_concurrent_checkouts_of_one_cart_place_one_order() {
 async fn a_cancelled_checkout_gives_the_cart_back_at_once() {
     let app = App::start().await;
     app.fill_cart("bob", &[(9, 2)]).await;
-    let declined = app.checkout("bob", "first", &body(DECLINED_CARD, "10117")).await;
+    let declined = app
+        .checkout("bob", "first", &body(DECLINED_CARD, "10117"))
+        .await;
     assert_eq!(declined.status, OrderStatus::Cancelled);
     // Straight away, with another card and so another key: the cart is bob's again.
-    let paid = app.checkout("bob", "second", &body(GOOD_CARD, "10117")).await;
+    let paid = app
+        .checkout("bob", "second", &body(GOOD_CARD, "10117"))
+        .await;
     assert_eq!(
         app.settled("bob", &paid.id).await.status,
         OrderStatus::Confirmed
@@ -107,8 +111,12 @@ async fn a_keys_repeat_answers_its_order_while_another_key_is_refused() {
         _ => expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     assert!(
-        [PROBLEM_CHECKOUT_IN_PROGRESS, PROBLEM_CART_CHANGED, PROBLEM_EMPTY_CART]
-            .contains(&problem.kind.as_str()),
+        [
+            PROBLEM_CHECKOUT_IN_PROGRESS,
+            PROBLEM_CART_CHANGED,
+            PROBLEM_EMPTY_CART
+        ]
+        .contains(&problem.kind.as_str()),
         "{}",
         problem.kind
     );
