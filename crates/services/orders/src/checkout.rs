@@ -33,7 +33,7 @@ use flotilla_shipping::contract::{Quote, QuoteRequest};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::contract::{CheckoutRequest, Order};
+use crate::contract::{CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, WantedLine};
 use crate::error::OrdersError;
 use crate::store::sagas::SagaRecord;
@@ -164,7 +164,10 @@ impl Checkout {
                     placed: Box::new(order.view()),
                 })
             }
-            Placed::Twin(stored) => repeat(stored, fingerprint),
+            Placed::Twin(stored) => {
+                self.settle_twin_claim(caller, &stored.order_id).await;
+                repeat(stored, fingerprint)
+            }
         }
     }
 
@@ -200,6 +203,19 @@ impl Checkout {
             return;
         }
         self.release_claim(caller, id.as_str()).await;
+    }
+
+    /// A twin with this request's key stored order `order_id` first, and this request has just
+    /// claimed the cart for that same order. If the order was already cancelled, its claim was
+    /// released before this request renewed it, and nothing else would end it: end it here. (A
+    /// confirmed order's lines left the cart with a new version, so no late claim of it is
+    /// granted; a running order ends its claim itself.)
+    async fn settle_twin_claim(&self, caller: &Caller, order_id: &str) {
+        if let Ok(Some(order)) = self.store.order(order_id).await
+            && order.status == OrderStatus::Cancelled
+        {
+            self.release_claim(caller, order_id).await;
+        }
     }
 
     /// Ends order `order_id`'s claim on the caller's cart now, rather than when the cart

@@ -155,3 +155,33 @@ async fn a_claim_whose_order_was_never_stored_lapses() {
         OrderStatus::Confirmed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_a_declined_checkout_leave_the_cart_free() {
+    let app = App::start().await;
+    app.fill_cart("erin", &[(12, 1)]).await;
+    let declined = body(DECLINED_CARD, "10117");
+    let answers = futures::future::join_all(
+        (0..10).map(|_| app.post_checkout("erin", Some("declined"), &declined)),
+    )
+    .await;
+    let mut ids = std::collections::BTreeSet::new();
+    for res in answers {
+        assert!(res.status().is_success(), "{}", res.status());
+        ids.insert(decode::<Order>(res).await.id);
+    }
+    assert_eq!(ids.len(), 1, "one key, one order");
+    let id = ids.pop_first().unwrap_or_default();
+    assert_eq!(
+        app.settled("erin", &id).await.status,
+        OrderStatus::Cancelled
+    );
+    // However late a repeat renewed the claim, the cancelled order holds the cart no more.
+    let paid = app
+        .checkout("erin", "paid", &body(GOOD_CARD, "10117"))
+        .await;
+    assert_eq!(
+        app.settled("erin", &paid.id).await.status,
+        OrderStatus::Confirmed
+    );
+}
