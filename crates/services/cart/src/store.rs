@@ -169,7 +169,7 @@ impl CartStore {
         now_millis: i64,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        Self::lock_cart(&mut *tx, user_id, now_millis).await?;
+        Self::lock_cart(&mut tx, user_id, now_millis).await?;
         let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
             .bind(user_id)
             .bind(product_id.as_str())
@@ -181,7 +181,7 @@ impl CartStore {
     /// Empties `user_id`'s cart.
     pub async fn clear(&self, user_id: &str, now_millis: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        Self::lock_cart(&mut *tx, user_id, now_millis).await?;
+        Self::lock_cart(&mut tx, user_id, now_millis).await?;
         let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
