@@ -1,7 +1,8 @@
 //! Checkout through the gateway in one process: the happy path end to end (order, stock,
 //! payment, shipment, cart cleared by an event, a notification), the public surface of the new
-//! services, and RELIABILITY.md L2 — 500 concurrent checkouts over 20 products with stock 10
-//! each, with no oversell and every count agreeing.
+//! services, RELIABILITY.md L2 — 500 concurrent checkouts of 100 carts over 5 products with
+//! stock 10 each, with no oversell, one order per cart and every count agreeing — and S10, two
+//! checkout tabs of one cart through the gateway.
 
 use crate::support::{TestApp, spawn_app_with};
 use serde_json::{Value, json};
@@ -257,10 +258,15 @@ async fn five_hundred_concurrent_checkouts_never_oversell() {
 }
 
 /// RELIABILITY.md L2 against the shop at `base` (seeded with `SKUS` products, `STOCK` each, and
-/// the test administrator).
+/// the test administrator): 500 concurrent checkouts, five per customer, of 100 carts holding one
+/// unit each of the first `CONTESTED` products (20 carts per product against 10 units). A cart
+/// is checked out once (S10), so each customer's five checkouts place one order and the others
+/// are refused (409 `checkout-in-progress` / `cart-changed`, or 422 `empty-cart` once the order
+/// took the lines); and of the 20 orders per product exactly 10 are confirmed.
 pub async fn never_oversell(base: &str) {
     const USERS: usize = 100;
     const PER_USER: usize = 5;
+    const CONTESTED: u64 = 5;
     let base = base.to_owned();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
@@ -270,7 +276,7 @@ pub async fn never_oversell(base: &str) {
     let mut users = Vec::new();
     for u in 0..USERS {
         let bearer = customer(&http, &base).await;
-        let sku = format!("p{:07}", (u as u64 % SKUS) + 1);
+        let sku = format!("p{:07}", (u as u64 % CONTESTED) + 1);
         add_to_cart(&http, &base, &bearer, &sku, 1).await;
         users.push((bearer, sku));
     }
@@ -314,18 +320,31 @@ pub async fn never_oversell(base: &str) {
                     "4242424242424242",
                 )
                 .await;
-                assert!(status == 201 || status == 202, "{status} {order}");
-                let id = order["id"].as_str().expect("id").to_owned();
-                let order = terminal(&http, &base, &bearer, &id, Duration::from_secs(30)).await;
-                (sku, order)
+                if status == 201 || status == 202 {
+                    let id = order["id"].as_str().expect("id").to_owned();
+                    let order = terminal(&http, &base, &bearer, &id, Duration::from_secs(30)).await;
+                    return (u, sku, Some(order));
+                }
+                let refusal = order["type"].as_str().unwrap_or_default();
+                assert!(
+                    (status == 409
+                        && (refusal.ends_with(":checkout-in-progress")
+                            || refusal.ends_with(":cart-changed")))
+                        || (status == 422 && refusal.ends_with(":empty-cart")),
+                    "{status} {order}"
+                );
+                (u, sku, None)
             }));
         }
     }
     let mut confirmed_per_sku = std::collections::HashMap::<String, i64>::new();
+    let mut orders_per_user = vec![0; USERS];
     let mut confirmed = 0;
     let mut confirmed_total = 0;
     for task in tasks {
-        let (sku, order) = task.await.expect("checkout task");
+        let (u, sku, order) = task.await.expect("checkout task");
+        let Some(order) = order else { continue };
+        orders_per_user[u] += 1;
         if order["status"] == "CONFIRMED" {
             confirmed += 1;
             confirmed_total += order["total"]["amount_minor"].as_i64().expect("total");
@@ -343,16 +362,25 @@ pub async fn never_oversell(base: &str) {
     let lowest = watcher.await.expect("watcher");
     assert!(lowest >= 0, "stock read below zero: {lowest}");
 
-    // Demand per SKU is 25 (5 users x 5 checkouts) against 10 in stock.
+    assert!(
+        orders_per_user.iter().all(|n| *n == 1),
+        "one order per cart: {orders_per_user:?}"
+    );
+    // Demand per contested SKU is 20 carts against 10 in stock; the others are not asked for.
     for n in 1..=SKUS {
         let sku = format!("p{n:07}");
+        let (sold, left) = if n <= CONTESTED {
+            (STOCK, 0)
+        } else {
+            (0, STOCK)
+        };
         assert_eq!(
             confirmed_per_sku.get(&sku).copied().unwrap_or(0),
-            STOCK,
+            sold,
             "sold of {sku}"
         );
         let stock = get_json(&http, format!("{base}/api/inventory/stock/{sku}"), &admin).await;
-        assert_eq!(stock["available"], 0, "{sku}");
+        assert_eq!(stock["available"], left, "{sku}");
     }
     let payments = get_json(&http, format!("{base}/api/payments/admin/summary"), &admin).await;
     let inventory = get_json(&http, format!("{base}/api/inventory/admin/summary"), &admin).await;
@@ -369,4 +397,45 @@ pub async fn never_oversell(base: &str) {
     let captured = payments["captured_total"].as_i64().expect("captured");
     let refunded = payments["refunded_total"].as_i64().expect("refunded");
     assert_eq!(captured - refunded, confirmed_total, "money: {payments}");
+}
+
+/// RELIABILITY.md S10 through the gateway: ten concurrent checkouts of one cart with distinct
+/// idempotency keys place one order and capture once.
+#[tokio::test]
+async fn one_cart_checked_out_ten_times_at_once_is_one_order() {
+    let app = shop(30, 5).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let ada = customer(http, base).await;
+    add_to_cart(http, base, &ada, "p0000007", 1).await;
+
+    let keys: Vec<String> = (0..10).map(|k| format!("tab-{k}")).collect();
+    let answers = futures::future::join_all(
+        keys.iter()
+            .map(|key| checkout(http, base, &ada, key, "4242424242424242")),
+    )
+    .await;
+    let placed: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201 || *status == 202)
+        .map(|(_, order)| order)
+        .collect();
+    assert_eq!(placed.len(), 1, "{answers:?}");
+    for (status, problem) in answers.iter().filter(|(s, _)| *s != 201 && *s != 202) {
+        let kind = problem["type"].as_str().unwrap_or_default();
+        assert!(
+            (*status == 409
+                && (kind.ends_with(":checkout-in-progress") || kind.ends_with(":cart-changed")))
+                || (*status == 422 && kind.ends_with(":empty-cart")),
+            "{status} {problem}"
+        );
+    }
+    let id = placed[0]["id"].as_str().expect("id");
+    let order = terminal(http, base, &ada, id, Duration::from_secs(30)).await;
+    assert_eq!(order["status"], "CONFIRMED");
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let orders = get_json(http, format!("{base}/api/orders/admin/summary"), &admin).await;
+    assert_eq!(orders["confirmed"], 1, "{orders}");
+    assert_eq!(orders["cancelled"], 0, "{orders}");
+    let payments = get_json(http, format!("{base}/api/payments/admin/summary"), &admin).await;
+    assert_eq!(payments["count_by_status"]["captured"], 1, "{payments}");
 }

@@ -51,6 +51,10 @@ async fn killing_the_process_mid_checkout_loses_no_order_and_charges_no_one_twic
     let mut round = 0;
     while round < 2 || (interrupted == 0 && round < 6) {
         round += 1;
+        // Each round checks out carts holding something (a cart is checked out once, S10).
+        for (u, bearer) in users.iter().enumerate() {
+            add_to_cart(&http, &base, bearer, &format!("p{:07}", u % 20 + 1), 1).await;
+        }
         let acks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for (u, bearer) in users.iter().enumerate() {

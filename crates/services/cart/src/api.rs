@@ -1,5 +1,6 @@
-//! The cart's HTTP API: four routes on the caller's own cart, their OpenAPI description, and
-//! the one place where the cart's errors become problem+json.
+//! The cart's HTTP API: four routes on the caller's own cart, three internal ones with which
+//! orders claims it for a checkout, releases it, and says the order was confirmed, their OpenAPI
+//! description, and the one place where the cart's errors become problem+json.
 //!
 //! There is no route that takes a user id: the cart is always the caller's (`Caller`, 401
 //! without one), so a user can neither read nor change anyone else's. Every answer that shows a
@@ -20,11 +21,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::CartConfig;
-use crate::contract::{Cart, SetQuantity};
-use crate::domain::{
-    self, PricingError, ProductId, ProductSnapshot, QuantityChange, QuantityTooLarge, StoredLine,
+use crate::contract::{
+    Cart, CheckoutClaim, ClaimedCart, MAX_CLAIM_TTL_SECS, SetQuantity, TakenOrder, TakenOut,
 };
-use crate::store::{CartStore, SetOutcome};
+use crate::domain::{
+    self, ClaimantId, PricingError, ProductId, ProductSnapshot, QuantityChange, QuantityTooLarge,
+    StoredLine,
+};
+use crate::store::{CartStore, ClaimOutcome, SetOutcome};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -44,6 +48,8 @@ pub fn routes(state: CartState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(get_cart, clear_cart))
         .routes(routes!(set_quantity, remove_line))
+        .routes(routes!(claim_cart, release_claim))
+        .routes(routes!(take_out_order))
         .with_state(state)
 }
 
@@ -59,6 +65,18 @@ enum CartError {
     /// Adding a line to a cart that already holds `max_lines`.
     #[error("the cart is full: it holds at most {max} different products")]
     CartFull { max: u32 },
+    /// The order id of a claim is not an id.
+    #[error("an order id is 1 to 64 ASCII letters, digits, '-' or '_'")]
+    OrderId,
+    /// A claim's lifetime out of bounds.
+    #[error("must be between 1 and {MAX_CLAIM_TTL_SECS} seconds")]
+    ClaimTtl,
+    /// Another order's checkout of the cart is running.
+    #[error("this cart is already being checked out by another order")]
+    Claimed,
+    /// The lines changed since the version the checkout read.
+    #[error("the cart changed since it was read for this checkout")]
+    Changed,
     /// The catalog's prices cannot be totalled.
     #[error(transparent)]
     Pricing(#[from] PricingError),
@@ -77,6 +95,14 @@ impl From<CartError> for Problem {
             CartError::Quantity(e) => Problem::invalid("quantity", e.to_string()),
             CartError::CartFull { .. } => {
                 Problem::new(StatusCode::CONFLICT, "cart-full", err.to_string())
+            }
+            CartError::OrderId => Problem::invalid("order_id", err.to_string()),
+            CartError::ClaimTtl => Problem::invalid("ttl_secs", err.to_string()),
+            CartError::Claimed => {
+                Problem::new(StatusCode::CONFLICT, "cart-claimed", err.to_string())
+            }
+            CartError::Changed => {
+                Problem::new(StatusCode::CONFLICT, "cart-changed", err.to_string())
             }
             CartError::Pricing(e) => {
                 // Only a catalog that breaks its own rules (one currency, sane prices) gets here.
@@ -118,10 +144,13 @@ impl CartState {
         user_id: &str,
         mut snapshot: ProductSnapshot,
     ) -> Result<Cart, CartError> {
+        // The version first (see `CartStore::version`).
+        let version = self.store.version(user_id).await?;
         let lines = self.store.lines(user_id).await?;
         let unasked = snapshot.unasked(lines.iter().map(|line| &line.product_id));
         self.fetch(&mut snapshot, &unasked).await?;
-        Ok(domain::price_cart(user_id, &lines, &snapshot)?)
+        let version = u64::try_from(version).unwrap_or(0);
+        Ok(domain::price_cart(user_id, version, &lines, &snapshot)?)
     }
 
     /// The catalog's answer for the products of `lines` plus `extra`, fetched before a change.
@@ -175,7 +204,8 @@ async fn clear_cart(
     State(state): State<CartState>,
     caller: Caller,
 ) -> Result<StatusCode, CartError> {
-    state.store.clear(&caller.user_id).await?;
+    let now = state.clock.now_millis();
+    state.store.clear(&caller.user_id, now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -211,7 +241,8 @@ async fn set_quantity(
     let snapshot = match change {
         QuantityChange::Remove => {
             let snapshot = state.snapshot_before_change(&before, None).await?;
-            state.store.remove(user_id, &product_id).await?;
+            let now = state.clock.now_millis();
+            state.store.remove(user_id, &product_id, now).await?;
             snapshot
         }
         QuantityChange::Set(quantity) => {
@@ -259,7 +290,123 @@ async fn remove_line(
     let snapshot = state.snapshot_before_change(&before, None).await?;
     // An id that cannot exist cannot be in the cart either: removing it is a no-op.
     if let Ok(product_id) = ProductId::parse(&product_id) {
-        state.store.remove(user_id, &product_id).await?;
+        let now = state.clock.now_millis();
+        state.store.remove(user_id, &product_id, now).await?;
     }
     Ok(axum::Json(state.priced_cart(user_id, snapshot).await?))
+}
+
+/// Claims the caller's cart for one order's checkout (orders calls it before storing the
+/// order), so that of any number of concurrent checkouts of the same lines one order is placed.
+#[utoipa::path(
+    put,
+    path = "/claims/{order_id}",
+    tag = "internal",
+    params(("order_id" = String, Path, description = "The order being placed")),
+    request_body = CheckoutClaim,
+    responses(
+        (status = 200, description = "The cart is claimed for this order (now or already)", body = ClaimedCart),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`cart-claimed` (another order's checkout is running) or `cart-changed` (the lines changed since `version`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An odd order id or `ttl_secs`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %order_id))]
+async fn claim_cart(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    Json(body): Json<CheckoutClaim>,
+) -> Result<axum::Json<ClaimedCart>, CartError> {
+    let order = ClaimantId::parse(&order_id).map_err(|_| CartError::OrderId)?;
+    if !(1..=MAX_CLAIM_TTL_SECS).contains(&body.ttl_secs) {
+        return Err(CartError::ClaimTtl);
+    }
+    // A version no cart can reach is simply not the current one.
+    let version = i64::try_from(body.version).unwrap_or(-1);
+    let now = state.clock.now_millis();
+    let ttl_millis = i64::try_from(body.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let expires_at = now.saturating_add(ttl_millis);
+    let outcome = state
+        .store
+        .claim(&caller.user_id, order.as_str(), version, expires_at, now)
+        .await?;
+    match outcome {
+        ClaimOutcome::Claimed => {
+            tracing::info!(version = body.version, "cart claimed for checkout");
+            Ok(axum::Json(ClaimedCart {
+                order_id: order.as_str().to_owned(),
+                version: body.version,
+                expires_at: flotilla_chassis::clock::rfc3339(expires_at),
+            }))
+        }
+        ClaimOutcome::HeldByAnother => Err(CartError::Claimed),
+        ClaimOutcome::Changed => Err(CartError::Changed),
+    }
+}
+
+/// Ends an order's claim on the caller's cart, leaving the lines as they are: orders calls it
+/// when the order was not placed after all, or was cancelled (`order.cancelled` does the same,
+/// later). A claim held by another order, or none, is left alone.
+#[utoipa::path(
+    delete,
+    path = "/claims/{order_id}",
+    tag = "internal",
+    params(("order_id" = String, Path, description = "The order whose claim ends")),
+    responses(
+        (status = 204, description = "The order holds no claim on the cart (any more)"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %order_id))]
+async fn release_claim(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+) -> Result<StatusCode, CartError> {
+    // An id that cannot be an order's holds no claim.
+    if let Ok(order) = ClaimantId::parse(&order_id) {
+        state
+            .store
+            .release_now(&caller.user_id, order.as_str())
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes a confirmed order's lines out of the caller's cart and ends its claim: orders says so
+/// as soon as the saga confirms within the checkout request, so the customer's next checkout
+/// does not wait for `order.confirmed` (which does the same, and then nothing, later).
+#[utoipa::path(
+    post,
+    path = "/claims/{order_id}/taken",
+    tag = "internal",
+    params(("order_id" = String, Path, description = "The confirmed order")),
+    request_body = TakenOrder,
+    responses(
+        (status = 200, description = "The order's lines are out of the cart (by this call, or before)", body = TakenOut),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An odd order id", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %order_id))]
+async fn take_out_order(
+    State(state): State<CartState>,
+    caller: Caller,
+    Path(order_id): Path<String>,
+    Json(body): Json<TakenOrder>,
+) -> Result<axum::Json<TakenOut>, CartError> {
+    let order = ClaimantId::parse(&order_id).map_err(|_| CartError::OrderId)?;
+    let changes: Vec<_> = domain::ordered_changes(
+        body.lines
+            .iter()
+            .map(|line| (line.product_id.as_str(), line.quantity)),
+    )
+    .collect();
+    let now = state.clock.now_millis();
+    let taken = state
+        .store
+        .take_out_order_now(&caller.user_id, order.as_str(), &changes, now)
+        .await?;
+    Ok(axum::Json(TakenOut { taken }))
 }

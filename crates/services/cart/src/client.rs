@@ -10,7 +10,7 @@ use flotilla_chassis::transport::{ClientError, ServiceClient, Transport};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::NAME;
-use crate::contract::{Cart, SetQuantity};
+use crate::contract::{Cart, CheckoutClaim, ClaimedCart, SetQuantity, TakenOrder, TakenOut};
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved characters.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -76,6 +76,60 @@ impl CartClient {
             .await
     }
 
+    /// `PUT /claims/{order_id}`: claims the caller's cart at `claim.version` for the checkout
+    /// of `order_id`. A 409 means the cart cannot be checked out now: its problem `type` is
+    /// [`crate::contract::PROBLEM_CART_CLAIMED`] (another order's checkout is running) or
+    /// [`crate::contract::PROBLEM_CART_CHANGED`] (the lines changed since that version).
+    /// Repeating it for the same order is safe.
+    #[tracing::instrument(
+        skip_all,
+        fields(user_id = %caller.user_id, order_id = %order_id, version = claim.version),
+        err(level = "debug")
+    )]
+    pub async fn claim(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        claim: &CheckoutClaim,
+    ) -> Result<ClaimedCart, ClientError> {
+        self.inner
+            .send(Method::PUT, &claim_path(order_id), Some(caller), claim)
+            .await
+    }
+
+    /// `DELETE /claims/{order_id}`: ends `order_id`'s claim on the caller's cart, leaving its
+    /// lines as they are (the order was not placed, or was cancelled). Repeating it is harmless.
+    #[tracing::instrument(
+        skip_all,
+        fields(user_id = %caller.user_id, order_id = %order_id),
+        err(level = "debug")
+    )]
+    pub async fn release(&self, caller: &Caller, order_id: &str) -> Result<(), ClientError> {
+        self.inner
+            .send_empty(Method::DELETE, &claim_path(order_id), Some(caller))
+            .await
+    }
+
+    /// `POST /claims/{order_id}/taken`: order `order_id` was confirmed, so its lines leave the
+    /// caller's cart and its claim ends. Repeating it (or `order.confirmed` arriving too) takes
+    /// nothing out a second time.
+    #[tracing::instrument(
+        skip_all,
+        fields(user_id = %caller.user_id, order_id = %order_id),
+        err(level = "debug")
+    )]
+    pub async fn taken(
+        &self,
+        caller: &Caller,
+        order_id: &str,
+        order: &TakenOrder,
+    ) -> Result<TakenOut, ClientError> {
+        let path = format!("{}/taken", claim_path(order_id));
+        self.inner
+            .send(Method::POST, &path, Some(caller), order)
+            .await
+    }
+
     /// `DELETE /`: empties the caller's cart.
     #[tracing::instrument(skip_all, fields(user_id = %caller.user_id), err(level = "debug"))]
     pub async fn clear(&self, caller: &Caller) -> Result<(), ClientError> {
@@ -89,6 +143,11 @@ impl CartClient {
 /// service as the 404 it deserves instead of another route.
 fn item_path(product_id: &str) -> String {
     format!("/items/{}", utf8_percent_encode(product_id, PATH_SEGMENT))
+}
+
+/// `/claims/{order_id}` with the id encoded as one path segment.
+fn claim_path(order_id: &str) -> String {
+    format!("/claims/{}", utf8_percent_encode(order_id, PATH_SEGMENT))
 }
 
 #[cfg(test)]

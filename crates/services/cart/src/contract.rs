@@ -22,6 +22,11 @@ pub struct Cart {
     pub total: Money,
     /// The sum of the quantities of the available lines.
     pub item_count: u32,
+    /// Counts the changes to the cart's lines. A checkout claims the cart at the version whose
+    /// lines it priced ([`CheckoutClaim`]), so lines changed since are never ordered by mistake
+    /// and one content is checked out once. Absent (0) from carts older than the field.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// One product in a cart.
@@ -53,4 +58,67 @@ pub struct SetQuantity {
     /// with 422.
     #[schema(example = 2)]
     pub quantity: u32,
+}
+
+/// The problem `type` of a claim refused because another order's checkout of this cart is
+/// still running (409).
+pub const PROBLEM_CART_CLAIMED: &str = "urn:flotilla:problem:cart-claimed";
+
+/// The problem `type` of a claim refused because the cart's lines changed since the version
+/// the checkout read (409); among them, the lines an order just took out.
+pub const PROBLEM_CART_CHANGED: &str = "urn:flotilla:problem:cart-changed";
+
+/// Longest claim the cart grants (7 days, like a reservation).
+pub const MAX_CLAIM_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// `PUT /claims/{order_id}` (internal, for orders): claims the caller's cart for one order's
+/// checkout, so the same lines cannot be checked out twice.
+///
+/// Granted only while the cart is at `version` and no other order's claim is running; a repeat
+/// for the same order is granted again (idempotent). The claim ends when the order is
+/// confirmed (its lines leave the cart) or cancelled (the lines stay and may be checked out
+/// again), or when `ttl_secs` pass without either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckoutClaim {
+    /// The cart's version whose lines the order was priced from ([`Cart::version`]).
+    pub version: u64,
+    /// How long the claim lasts if the order never ends: 1 to [`MAX_CLAIM_TTL_SECS`].
+    #[schema(example = 1200)]
+    pub ttl_secs: u64,
+}
+
+/// A granted claim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClaimedCart {
+    /// The order the cart is claimed for.
+    pub order_id: String,
+    /// The version claimed.
+    pub version: u64,
+    /// When the claim lapses if the order has not ended (RFC 3339).
+    pub expires_at: String,
+}
+
+/// `POST /claims/{order_id}/taken` (internal, for orders): the order was confirmed, so its lines
+/// leave the caller's cart and its claim ends. `order.confirmed` does the same; whichever comes
+/// first does it, once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenOrder {
+    /// What was ordered: each line shrinks by its quantity (and goes when nothing is left).
+    pub lines: Vec<TakenLine>,
+}
+
+/// One line of a confirmed order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenLine {
+    /// The catalog's product id.
+    pub product_id: String,
+    /// How many were ordered.
+    pub quantity: u32,
+}
+
+/// The answer to `POST /claims/{order_id}/taken`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TakenOut {
+    /// True when this call took the lines out; false when they had been taken out before.
+    pub taken: bool,
 }

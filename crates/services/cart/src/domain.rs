@@ -34,15 +34,40 @@ pub enum ProductIdError {
 impl ProductId {
     /// Parses a product id.
     pub fn parse(raw: &str) -> Result<Self, ProductIdError> {
-        if raw.is_empty() || raw.len() > MAX_PRODUCT_ID_LEN {
-            return Err(ProductIdError::Length);
-        }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ProductIdError::Character);
-        }
+        check_id(raw)?;
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The same rules for every id the cart is handed: short and plain, so it can be stored,
+/// logged and put in a path as it is.
+fn check_id(raw: &str) -> Result<(), ProductIdError> {
+    if raw.is_empty() || raw.len() > MAX_PRODUCT_ID_LEN {
+        return Err(ProductIdError::Length);
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(ProductIdError::Character);
+    }
+    Ok(())
+}
+
+/// The id of the order a cart is claimed for: orders' business, so the cart checks only that it
+/// is an id at all (the product id's rules), not its form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimantId(String);
+
+impl ClaimantId {
+    /// Parses an order id, or says why it cannot be one.
+    pub fn parse(raw: &str) -> Result<Self, ProductIdError> {
+        check_id(raw)?;
         Ok(Self(raw.to_owned()))
     }
 
@@ -71,6 +96,17 @@ impl Quantity {
     pub fn get(self) -> u32 {
         self.0.get()
     }
+}
+
+/// The changes a confirmed order's lines (product id, quantity) ask of a cart. A line whose
+/// product id could not be in any cart (malformed) or that ordered nothing has nothing to take
+/// out, so it is skipped rather than failing the whole order: the rest still leaves the cart.
+pub fn ordered_changes<'a>(
+    lines: impl Iterator<Item = (&'a str, u32)> + 'a,
+) -> impl Iterator<Item = (ProductId, Quantity)> + 'a {
+    lines.filter_map(|(product_id, quantity)| {
+        Some((ProductId::parse(product_id).ok()?, Quantity::new(quantity)?))
+    })
 }
 
 /// What a `SetQuantity` request asks for, once checked against the configured maximum.
@@ -165,6 +201,7 @@ pub enum PricingError {
 /// rather than produce a total that means nothing.
 pub fn price_cart(
     user_id: &str,
+    version: u64,
     lines: &[StoredLine],
     products: &ProductSnapshot,
 ) -> Result<Cart, PricingError> {
@@ -212,6 +249,7 @@ pub fn price_cart(
         items,
         total,
         item_count,
+        version,
     })
 }
 
@@ -295,11 +333,12 @@ mod tests {
 
     #[test]
     fn an_empty_cart_costs_zero_euros() {
-        let cart = price_cart("u1", &[], &ProductSnapshot::default()).expect("priced");
+        let cart = price_cart("u1", 7, &[], &ProductSnapshot::default()).expect("priced");
         assert_eq!(cart.total, Money::zero(Currency::EUR));
         assert_eq!(cart.item_count, 0);
         assert!(cart.items.is_empty());
         assert_eq!(cart.user_id, "u1");
+        assert_eq!(cart.version, 7, "the version is shown as stored");
     }
 
     #[test]
@@ -309,7 +348,7 @@ mod tests {
             &lines,
             vec![product("p2", 250, "EUR"), product("p1", 1999, "EUR")],
         );
-        let cart = price_cart("u1", &lines, &products).expect("priced");
+        let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total, Money::new(2 * 1999 + 3 * 250, Currency::EUR));
         assert_eq!(cart.item_count, 5);
         let order: Vec<&str> = cart.items.iter().map(|l| l.product_id.as_str()).collect();
@@ -323,7 +362,7 @@ mod tests {
     fn vanished_products_are_shown_but_not_counted() {
         let lines = [line("gone", 4), line("p1", 1)];
         let products = snapshot(&lines, vec![product("p1", 500, "EUR")]);
-        let cart = price_cart("u1", &lines, &products).expect("priced");
+        let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total, Money::new(500, Currency::EUR));
         assert_eq!(cart.item_count, 1);
         let gone = &cart.items[0];
@@ -337,7 +376,7 @@ mod tests {
     fn the_cart_currency_follows_the_catalog() {
         let lines = [line("p1", 1)];
         let products = snapshot(&lines, vec![product("p1", 700, "USD")]);
-        let cart = price_cart("u1", &lines, &products).expect("priced");
+        let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total.to_string(), "7.00 USD");
     }
 
@@ -349,7 +388,7 @@ mod tests {
             vec![product("p1", 1, "EUR"), product("p2", 1, "USD")],
         );
         assert!(matches!(
-            price_cart("u1", &lines, &mixed),
+            price_cart("u1", 7, &lines, &mixed),
             Err(PricingError::Money(MoneyError::CurrencyMismatch(..)))
         ));
         let huge = snapshot(
@@ -357,7 +396,7 @@ mod tests {
             vec![product("p1", i64::MAX, "EUR"), product("p2", 1, "EUR")],
         );
         assert_eq!(
-            price_cart("u1", &lines, &huge).map(|c| c.total),
+            price_cart("u1", 7, &lines, &huge).map(|c| c.total),
             Err(PricingError::Money(MoneyError::Overflow))
         );
     }

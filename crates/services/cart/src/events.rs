@@ -1,11 +1,14 @@
 //! The events the cart consumes: `order.confirmed`, after which the ordered products leave the
-//! buyer's cart.
+//! buyer's cart and the order's claim on it ends, and `order.cancelled`, after which the order's
+//! claim ends and its products stay, to be checked out again.
 //!
 //! Checkout does not empty the cart: between placing an order and its confirmation the user may
 //! keep shopping, and those later additions must survive. So each ordered line is taken out by
 //! the ordered quantity (the line goes when nothing would be left), in the consumer's
 //! transaction, so the inbox that records the event and the change to the cart commit together
-//! and a redelivered event cannot take the products out twice.
+//! and a redelivered event cannot take the products out twice; and orders may have said so
+//! first (`POST /claims/{order_id}/taken`), which `taken_orders` remembers, so the event then
+//! changes nothing.
 //!
 //! The payload is mirrored here rather than imported from the orders crate: a consumer depends on
 //! the event schema, not on the publisher's code. Only the fields the cart uses are declared;
@@ -26,6 +29,46 @@ pub const ORDER_CONFIRMED: &str = "order.confirmed";
 /// The version of the `order.confirmed` payload this module understands; any other version is
 /// refused (and, after the platform's retries, parked as a dead letter).
 pub const ORDER_CONFIRMED_VERSION: u32 = 1;
+
+/// The other event type the cart subscribes to.
+pub const ORDER_CANCELLED: &str = "order.cancelled";
+
+/// The version of the `order.cancelled` payload this module understands.
+pub const ORDER_CANCELLED_VERSION: u32 = 1;
+
+/// The part of an `order.cancelled` v1 payload the cart reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderCancelled {
+    /// The order whose claim ends.
+    pub order_id: String,
+    /// The buyer, whose cart it claimed.
+    pub user_id: String,
+}
+
+/// Ends a cancelled order's claim on the buyer's cart, so the same lines can be checked out
+/// again (after a declined card, say). Orders asks for the same thing directly when the saga ends
+/// within the checkout request; this is the way that cannot be lost.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderCancelledHandler;
+
+impl EventHandler for OrderCancelledHandler {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut sqlx::AnyConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            let order: OrderCancelled = event.decode(ORDER_CANCELLED_VERSION)?;
+            CartStore::release(tx, &order.user_id, &order.order_id).await?;
+            tracing::debug!(
+                event_id = %event.id,
+                order_id = %order.order_id,
+                "cancelled order's claim on the cart ended"
+            );
+            Ok(())
+        })
+    }
+}
 
 /// The part of an `order.confirmed` v1 payload the cart reads.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,23 +130,25 @@ impl OrderConfirmedHandler {
         order: &OrderConfirmed,
     ) -> Result<(), HandlerError> {
         let now = self.clock.now_millis();
-        CartStore::lock_cart(tx, &order.user_id, now).await?;
         let changes: Vec<(ProductId, Quantity)> = cart_changes(&order.lines).collect();
-        CartStore::take_ordered(tx, &order.user_id, &changes, now).await?;
-        tracing::debug!("ordered products taken out of the cart");
+        let taken =
+            CartStore::take_out_order(tx, &order.user_id, &order.order_id, &changes, now).await?;
+        if taken {
+            tracing::debug!("ordered products taken out of the cart");
+        } else {
+            tracing::debug!("ordered products were taken out already (orders said so first)");
+        }
         Ok(())
     }
 }
 
-/// The changes an order's lines ask of a cart. A line whose product id could not be in any cart
-/// (malformed) or that ordered nothing has nothing to take out, so it is skipped rather than
-/// failing the whole event: the rest of the order still leaves the cart.
+/// The changes an order's lines ask of a cart (see [`crate::domain::ordered_changes`]).
 fn cart_changes(lines: &[OrderedLine]) -> impl Iterator<Item = (ProductId, Quantity)> + '_ {
-    lines.iter().filter_map(|line| {
-        let product_id = ProductId::parse(&line.product_id).ok()?;
-        let quantity = Quantity::new(line.quantity)?;
-        Some((product_id, quantity))
-    })
+    crate::domain::ordered_changes(
+        lines
+            .iter()
+            .map(|line| (line.product_id.as_str(), line.quantity)),
+    )
 }
 
 #[cfg(test)]

@@ -3,8 +3,10 @@
 //! The cart stores only which products a user wants and how many; names and prices come from
 //! the catalog on every read (one lookup for all lines), so the cart never shows a stale price
 //! and a product withdrawn from the catalog shows up as unavailable rather than disappearing.
-//! Every route acts on the caller's own cart. When an order is confirmed, its products leave the
-//! buyer's cart (the `events` module). Other services use only [`contract`] and [`client`].
+//! Every route acts on the caller's own cart. Checkout claims the cart at the version it priced
+//! (once per cart content, whatever the number of concurrent checkouts); when the order is
+//! confirmed its products leave the buyer's cart and the claim ends, when it is cancelled only
+//! the claim ends (the `events` module). Other services use only [`contract`] and [`client`].
 
 pub mod client;
 pub mod contract;
@@ -50,7 +52,7 @@ impl Default for CartConfig {
 }
 
 /// Starts the cart: checks its configuration, migrates its database and returns its routes and
-/// its subscription to `order.confirmed`.
+/// its subscriptions to `order.confirmed` and `order.cancelled`.
 pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: CartConfig = ctx.config()?;
     // A cart that can hold nothing is a typo in the configuration, not a policy.
@@ -72,6 +74,11 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
         source: "orders",
         event_type: events::ORDER_CONFIRMED,
         handler: Arc::new(events::OrderConfirmedHandler::new(ctx.clock.clone())),
+    });
+    service.subscriptions.push(Subscription {
+        source: "orders",
+        event_type: events::ORDER_CANCELLED,
+        handler: Arc::new(events::OrderCancelledHandler),
     });
     Ok(service)
 }

@@ -1,9 +1,12 @@
-//! All of the cart's SQL, in plain sight: reading a user's lines, setting a line's quantity
-//! under the `max_lines` rule, removing a line, emptying a cart, and taking ordered products out
-//! of a cart when an order is confirmed.
+//! All of the cart's SQL, in plain sight: reading a user's lines and version, setting a line's
+//! quantity under the `max_lines` rule, removing a line, emptying a cart, claiming a cart for
+//! one checkout and releasing it, and taking ordered products out of a cart when an order is
+//! confirmed.
 //!
-//! Every query is keyed by the user id, so nothing here can reach another user's cart. The SQL is
-//! portable (SQLite and PostgreSQL); the schema is in `migrations/0001_init.sql`.
+//! Every query is keyed by the user id, so nothing here can reach another user's cart. Every
+//! change to a cart's lines bumps its version in the same transaction, which is what a checkout
+//! claim is conditional on. The SQL is portable (SQLite and PostgreSQL); the schema is in
+//! `migrations/`.
 
 use std::collections::BTreeMap;
 
@@ -14,11 +17,14 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 use crate::domain::{ProductId, ProductIdError, Quantity, StoredLine};
 
 /// The cart's schema, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "init",
-    include_str!("../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::portable(1, "init", include_str!("../migrations/0001_init.sql")),
+    Migration::portable(
+        2,
+        "checkout claim",
+        include_str!("../migrations/0002_checkout_claim.sql"),
+    ),
+];
 
 /// Most products one statement of [`CartStore::take_ordered`] names (two bound values each: far
 /// below either backend's limit on bound parameters).
@@ -32,6 +38,18 @@ pub enum SetOutcome {
     /// The product is not in the cart and the cart already holds `max_lines` lines: nothing was
     /// written.
     CartFull,
+}
+
+/// The outcome of [`CartStore::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The order holds the cart (now, or already: a repeat of the same order's claim).
+    Claimed,
+    /// Another order's claim is still running: nothing was written.
+    HeldByAnother,
+    /// The cart is no longer at the version the order read (or has no lines at all): nothing
+    /// was written.
+    Changed,
 }
 
 /// A stored row that breaks the rules the writes enforce (someone edited the table by hand).
@@ -53,6 +71,20 @@ impl CartStore {
     /// A store over `db` (already migrated).
     pub fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    /// The version of `user_id`'s cart: 0 for a cart never written to.
+    ///
+    /// Read *before* the lines when both are shown: a change that lands in between then makes
+    /// the version older than the lines, so a claim at that version fails (the safe way round),
+    /// and never claims lines that were not read.
+    pub async fn version(&self, user_id: &str) -> Result<i64, sqlx::Error> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM carts WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(self.db.pool())
+                .await?;
+        Ok(version.unwrap_or(0))
     }
 
     /// The lines of `user_id`'s cart, oldest first (ties broken by product id, so the order is
@@ -96,8 +128,9 @@ impl CartStore {
         // overtaken by a concurrent add (and on SQLite, a transaction that writes first waits
         // for the lock instead of failing on a stale read snapshot).
         sqlx::query(
-            "INSERT INTO carts (user_id, updated_at) VALUES ($1, $2)
-             ON CONFLICT (user_id) DO UPDATE SET updated_at = excluded.updated_at",
+            "INSERT INTO carts (user_id, updated_at, version) VALUES ($1, $2, 1)
+             ON CONFLICT (user_id)
+             DO UPDATE SET updated_at = excluded.updated_at, version = carts.version + 1",
         )
         .bind(user_id)
         .bind(now_millis)
@@ -129,39 +162,177 @@ impl CartStore {
     }
 
     /// Removes `product_id` from `user_id`'s cart; removing an absent line does nothing.
-    pub async fn remove(&self, user_id: &str, product_id: &ProductId) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+    pub async fn remove(
+        &self,
+        user_id: &str,
+        product_id: &ProductId,
+        now_millis: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        Self::lock_cart(&mut tx, user_id, now_millis).await?;
+        let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
             .bind(user_id)
             .bind(product_id.as_str())
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        Self::commit_if_changed(tx, gone.rows_affected()).await
     }
 
     /// Empties `user_id`'s cart.
-    pub async fn clear(&self, user_id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
+    pub async fn clear(&self, user_id: &str, now_millis: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        Self::lock_cart(&mut tx, user_id, now_millis).await?;
+        let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
             .bind(user_id)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
+        Self::commit_if_changed(tx, gone.rows_affected()).await
+    }
+
+    /// Commits a change to a cart's lines, or rolls it back (version bump included) when it
+    /// changed no line: the version counts changes, and removing nothing is none.
+    async fn commit_if_changed(
+        tx: flotilla_chassis::db::DbTx,
+        lines_changed: u64,
+    ) -> Result<(), sqlx::Error> {
+        if lines_changed == 0 {
+            tx.rollback().await
+        } else {
+            tx.commit().await
+        }
+    }
+
+    /// Claims `user_id`'s cart for the checkout of `order_id` until `expires_at`, if the cart
+    /// is still at `version` and no other order's claim is running at `now`. One conditional
+    /// update: of many checkouts racing for one cart, the first to write wins and the others
+    /// find the claim taken (PostgreSQL re-checks the condition on the row the winner
+    /// committed; SQLite runs one writer at a time). A repeat for the same order (a retried
+    /// request, a twin with the same idempotency key) succeeds whatever the version is now, and
+    /// extends the claim: the order is the same one.
+    pub async fn claim(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        version: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<ClaimOutcome, sqlx::Error> {
+        let claimed = sqlx::query(
+            "UPDATE carts SET claim_order_id = $2, claim_expires_at = $4
+             WHERE user_id = $1
+               AND (claim_order_id = $2
+                    OR (version = $3
+                        AND (claim_order_id IS NULL OR claim_expires_at <= $5)))",
+        )
+        .bind(user_id)
+        .bind(order_id)
+        .bind(version)
+        .bind(expires_at)
+        .bind(now)
+        .execute(self.db.pool())
+        .await?;
+        if claimed.rows_affected() == 1 {
+            return Ok(ClaimOutcome::Claimed);
+        }
+        // Only to say why; the decision was made above.
+        let current: Option<(i64, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT version, claim_order_id, claim_expires_at FROM carts WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(match current {
+            Some((stored, Some(_), Some(until))) if stored == version && until > now => {
+                ClaimOutcome::HeldByAnother
+            }
+            _ => ClaimOutcome::Changed,
+        })
+    }
+
+    /// Ends `order_id`'s claim on `user_id`'s cart, inside `conn`; a claim another order holds
+    /// now (this one expired and was taken over) is left alone, and releasing twice is harmless.
+    pub async fn release(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        order_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE carts SET claim_order_id = NULL, claim_expires_at = NULL
+             WHERE user_id = $1 AND claim_order_id = $2",
+        )
+        .bind(user_id)
+        .bind(order_id)
+        .execute(conn)
+        .await?;
         Ok(())
+    }
+
+    /// [`CartStore::release`] on its own connection.
+    pub async fn release_now(&self, user_id: &str, order_id: &str) -> Result<(), sqlx::Error> {
+        let mut conn = self.db.pool().acquire().await?;
+        Self::release(&mut conn, user_id, order_id).await
     }
 
     /// Takes the lock on `user_id`'s cart row inside `conn`, as [`CartStore::set_quantity`]
     /// does first, so that changes to one cart are serialised in one lock order (cart row, then
-    /// its lines) and cannot deadlock on PostgreSQL. A user who never had a cart has no row and
-    /// nothing to lock (and nothing to take out).
+    /// its lines) and cannot deadlock on PostgreSQL, and bumps the cart's version: the caller is
+    /// about to change its lines. A user who never had a cart has no row and nothing to lock
+    /// (and nothing to take out).
     pub async fn lock_cart(
         conn: &mut AnyConnection,
         user_id: &str,
         now_millis: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE carts SET updated_at = $2 WHERE user_id = $1")
+        sqlx::query("UPDATE carts SET updated_at = $2, version = version + 1 WHERE user_id = $1")
             .bind(user_id)
             .bind(now_millis)
             .execute(conn)
             .await?;
         Ok(())
+    }
+
+    /// Takes confirmed order `order_id`'s lines out of `user_id`'s cart and ends its claim,
+    /// inside the caller's transaction `conn` — unless they were taken out before (see
+    /// `taken_orders`): false then, and nothing changed.
+    pub async fn take_out_order(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        order_id: &str,
+        ordered: &[(ProductId, Quantity)],
+        now_millis: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let first = sqlx::query(
+            "INSERT INTO taken_orders (order_id, user_id, taken_at) VALUES ($1, $2, $3)
+             ON CONFLICT (order_id) DO NOTHING",
+        )
+        .bind(order_id)
+        .bind(user_id)
+        .bind(now_millis)
+        .execute(&mut *conn)
+        .await?;
+        if first.rows_affected() == 0 {
+            return Ok(false);
+        }
+        Self::lock_cart(conn, user_id, now_millis).await?;
+        Self::take_ordered(conn, user_id, ordered, now_millis).await?;
+        // The claim ends with the lines it covered gone and the version moved on, all in one
+        // transaction: no checkout can claim those lines again.
+        Self::release(conn, user_id, order_id).await?;
+        Ok(true)
+    }
+
+    /// [`CartStore::take_out_order`] in a transaction of its own.
+    pub async fn take_out_order_now(
+        &self,
+        user_id: &str,
+        order_id: &str,
+        ordered: &[(ProductId, Quantity)],
+        now_millis: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        let taken = Self::take_out_order(&mut tx, user_id, order_id, ordered, now_millis).await?;
+        tx.commit().await?;
+        Ok(taken)
     }
 
     /// Takes the ordered quantities out of `user_id`'s cart inside the caller's transaction

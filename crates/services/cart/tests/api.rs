@@ -10,6 +10,9 @@ mod client;
 #[path = "api/events.rs"]
 mod events;
 
+#[path = "api/claims.rs"]
+mod claims;
+
 use axum::http::{Method, StatusCode};
 use flotilla_cart::contract::Cart;
 use flotilla_chassis::{Currency, Money};
@@ -342,13 +345,33 @@ async fn the_contract_is_published() {
         ("/", "delete"),
         ("/items/{product_id}", "put"),
         ("/items/{product_id}", "delete"),
+        ("/claims/{order_id}", "put"),
+        ("/claims/{order_id}", "delete"),
+        ("/claims/{order_id}/taken", "post"),
     ] {
         assert!(
             paths[path][method].is_object(),
             "{method} {path} in {paths}"
         );
     }
-    for schema in ["Cart", "CartLine", "SetQuantity"] {
+    // The claims are orders' business: kept off the public gateway.
+    for (path, method) in [
+        ("/claims/{order_id}", "put"),
+        ("/claims/{order_id}", "delete"),
+        ("/claims/{order_id}/taken", "post"),
+    ] {
+        assert_eq!(
+            paths[path][method]["tags"][0], "internal",
+            "{method} {path}"
+        );
+    }
+    for schema in [
+        "Cart",
+        "CartLine",
+        "SetQuantity",
+        "CheckoutClaim",
+        "ClaimedCart",
+    ] {
         assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }

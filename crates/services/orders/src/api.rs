@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::checkout::{Checkedout, Checkout};
-use crate::contract::{CheckoutRequest, Order};
+use crate::contract::{CheckoutRequest, Order, OrderStatus};
 use crate::domain::OrderId;
 use crate::error::OrdersError;
 use crate::saga::executor::{Executor, RunEnd};
@@ -68,7 +68,7 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
         (status = 202, description = "The order, PENDING: poll it", body = Order, headers(("Location" = String, description = "/api/orders/{id}"))),
         (status = 400, description = "Missing or malformed Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency-conflict` (the key was used for another request) or `product-unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`idempotency-conflict` (the key was used for another request), `product-unavailable`, `checkout-in-progress` (another checkout of this cart, with another key, is placing or running its order: a cart is checked out once) or `cart-changed` (the cart changed during checkout)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid address or card, `empty-cart`, `too-many-lines`, or a destination shipping refuses", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "A dependency is down; nothing was stored", body = Problem, content_type = "application/problem+json"),
     )
@@ -109,7 +109,16 @@ async fn checkout(
                 Ok(Ok(RunEnd::Finished {
                     status,
                     finale: Some(finale),
-                })) => return Ok(answer(store::finished(*placed, status, &finale))),
+                })) => {
+                    // The customer reads this answer and may shop or try again right away:
+                    // the cart hears how the order ended now, not only through the event.
+                    if status == OrderStatus::Cancelled {
+                        state.checkout.release_claim(&caller, &order_id).await;
+                    } else {
+                        state.checkout.taken(&caller, &placed).await;
+                    }
+                    return Ok(answer(store::finished(*placed, status, &finale)));
+                }
                 // Still running (or ended elsewhere): the order is read below.
                 _ => order_id,
             }

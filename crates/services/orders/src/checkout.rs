@@ -2,13 +2,26 @@
 //!
 //! In order: the idempotency key (a repeat answers with the first order, a reuse with another
 //! body is refused), the address and card, the caller's cart, the catalog's current prices,
-//! the shipping quote, then one transaction that stores the order, its history, its saga (held
-//! by the executor that will run it) and the key. Every peer is asked before anything is
-//! written, so a peer that is down costs a 503 and leaves nothing behind; and two concurrent
-//! requests with one key meet at the key's primary key, where one wins and the other answers
-//! with its twin's order.
+//! the shipping quote, the cart's claim, then one transaction that stores the order, its
+//! history, its saga (held by the executor that will run it) and the key. Every peer is asked
+//! before anything is written, so a peer that is down costs a 503 and leaves nothing behind.
+//!
+//! A cart is checked out once (RELIABILITY S10). The order's id is derived from the user and the
+//! key, and just before storing the order, the cart is claimed for that id at the version whose
+//! lines were priced: the cart grants one claim per content, so of many concurrent checkouts with
+//! different keys one goes on and the others get 409 (`checkout-in-progress`, or `cart-changed`
+//! when the winner's order has already taken the lines), while concurrent requests with one key
+//! name the same order, share its claim and meet at the key's primary key, where one wins and the
+//! other answers with its twin's order. The claim ends with the order: the cart hears
+//! `order.confirmed` / `order.cancelled`, and, when the saga ends within the request, orders
+//! tells it at once ([`Checkout::taken`], [`Checkout::release_claim`]). If the order is not
+//! stored after all the claim is released here, and if this process dies in between, it lapses
+//! after `claim_ttl`.
 
 use flotilla_cart::client::CartClient;
+use flotilla_cart::contract::{
+    CheckoutClaim, PROBLEM_CART_CHANGED, PROBLEM_CART_CLAIMED, TakenLine, TakenOrder,
+};
 use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
 use flotilla_chassis::Caller;
@@ -20,7 +33,7 @@ use flotilla_shipping::contract::{Quote, QuoteRequest};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::contract::{CheckoutRequest, Order};
+use crate::contract::{CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, WantedLine};
 use crate::error::OrdersError;
 use crate::store::sagas::SagaRecord;
@@ -62,6 +75,15 @@ pub struct Checkout {
     pub max_lines: u32,
     /// How long the new saga's first lease lasts.
     pub lease: Duration,
+    /// How long a claim on the cart lasts if the order never ends (it outlives any
+    /// reservation the saga could commit, so a slow order cannot outlast its claim).
+    pub claim_ttl: Duration,
+}
+
+/// The available lines of a cart, priced now, and the cart's version they were read at.
+struct PricedCart {
+    lines: Vec<PricedLine>,
+    version: u64,
 }
 
 impl Checkout {
@@ -104,11 +126,13 @@ impl Checkout {
         lease_owner: &str,
     ) -> Result<Checkedout, OrdersError> {
         let card = domain::validate_request(req).map_err(OrdersError::Invalid)?;
-        let lines = self.priced_cart(caller).await?;
+        let PricedCart { lines, version } = self.priced_cart(caller).await?;
         let address = req.address.trimmed();
         let quote = self.quote(&address, &lines).await?;
         let totals = domain::totals(&lines, quote.amount)?;
-        let id = OrderId::generate();
+        let id = OrderId::for_checkout(&caller.user_id, key.as_str());
+        // Last of the peer calls: a claim is taken only for an order that is ready to store.
+        self.claim(caller, &id, version).await?;
         let now = self.clock.now_millis();
         let order = NewOrder {
             id: &id,
@@ -124,7 +148,14 @@ impl Checkout {
             lease_until: now.saturating_add(crate::saga::executor::millis(self.lease)),
             now,
         };
-        match self.store.place(&order).await? {
+        let placed = match self.store.place(&order).await {
+            Ok(placed) => placed,
+            Err(e) => {
+                self.release_unplaced(caller, &id, key).await;
+                return Err(e.into());
+            }
+        };
+        match placed {
             Placed::Created => {
                 tracing::info!(order_id = id.as_str(), total = %totals.total, "order placed");
                 Ok(Checkedout::New {
@@ -133,13 +164,98 @@ impl Checkout {
                     placed: Box::new(order.view()),
                 })
             }
-            Placed::Twin(stored) => repeat(stored, fingerprint),
+            Placed::Twin(stored) => {
+                self.settle_twin_claim(caller, &stored.order_id).await;
+                repeat(stored, fingerprint)
+            }
         }
     }
 
-    /// The available lines of the caller's cart, priced from the catalog now.
-    async fn priced_cart(&self, caller: &Caller) -> Result<Vec<PricedLine>, OrdersError> {
+    /// Claims the caller's cart for order `id` at `version`; the cart's 409s become ours.
+    async fn claim(&self, caller: &Caller, id: &OrderId, version: u64) -> Result<(), OrdersError> {
+        let claim = CheckoutClaim {
+            version,
+            ttl_secs: self.claim_ttl.as_secs().max(1),
+        };
+        match self
+            .deadline("cart", self.cart.claim(caller, id.as_str(), &claim))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ClientError::Status { problem, .. }) if problem.kind == PROBLEM_CART_CLAIMED => {
+                Err(OrdersError::CheckoutInProgress)
+            }
+            Err(ClientError::Status { problem, .. }) if problem.kind == PROBLEM_CART_CHANGED => {
+                Err(OrdersError::CartChanged)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Gives back the claim of order `id`, which could not be stored, unless it was stored
+    /// after all (a commit whose answer was lost) — then the claim is the order's. Best effort:
+    /// a claim not given back lapses by itself, and a retry with the same key reuses it.
+    async fn release_unplaced(&self, caller: &Caller, id: &OrderId, key: &IdempotencyKey) {
+        if !matches!(
+            self.store.checkout_key(&caller.user_id, key).await,
+            Ok(None)
+        ) {
+            return;
+        }
+        self.release_claim(caller, id.as_str()).await;
+    }
+
+    /// A twin with this request's key stored order `order_id` first, and this request has just
+    /// claimed the cart for that same order. If the order was already cancelled, its claim was
+    /// released before this request renewed it, and nothing else would end it: end it here. (A
+    /// confirmed order's lines left the cart with a new version, so no late claim of it is
+    /// granted; a running order ends its claim itself.)
+    async fn settle_twin_claim(&self, caller: &Caller, order_id: &str) {
+        if let Ok(Some(order)) = self.store.order(order_id).await
+            && order.status == OrderStatus::Cancelled
+        {
+            self.release_claim(caller, order_id).await;
+        }
+    }
+
+    /// Ends order `order_id`'s claim on the caller's cart now, rather than when the cart
+    /// hears of the order's end: the customer whose card was declined may try again at once.
+    /// Best effort: the event does it anyway.
+    pub async fn release_claim(&self, caller: &Caller, order_id: &str) {
+        let released = self
+            .deadline("cart", self.cart.release(caller, order_id))
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(order_id, error = %e, "the cart's claim is left to end by itself");
+        }
+    }
+
+    /// Tells the cart that `order` (the caller's) was confirmed: its lines leave the cart and
+    /// its claim ends now. Best effort: `order.confirmed` does it anyway.
+    pub async fn taken(&self, caller: &Caller, order: &Order) {
+        let taken = TakenOrder {
+            lines: order
+                .lines
+                .iter()
+                .map(|line| TakenLine {
+                    product_id: line.product_id.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        };
+        let told = self
+            .deadline("cart", self.cart.taken(caller, &order.id, &taken))
+            .await;
+        if let Err(e) = told {
+            tracing::warn!(order_id = %order.id, error = %e, "the cart hears of the order by its event");
+        }
+    }
+
+    /// The available lines of the caller's cart, priced from the catalog now, and the version
+    /// of the cart they were read at.
+    async fn priced_cart(&self, caller: &Caller) -> Result<PricedCart, OrdersError> {
         let cart = self.deadline("cart", self.cart.get(caller)).await?;
+        let version = cart.version;
         // Lines whose product vanished are shown as unavailable in the cart and left out of
         // its total; checkout buys what the total covers.
         let wanted: Vec<WantedLine> = cart
@@ -165,7 +281,10 @@ impl Checkout {
             let ids: Vec<String> = chunk.iter().map(|l| l.product_id.clone()).collect();
             products.extend(self.deadline("catalog", self.catalog.lookup(&ids)).await?);
         }
-        Ok(domain::price_lines(&wanted, &products)?)
+        Ok(PricedCart {
+            lines: domain::price_lines(&wanted, &products)?,
+            version,
+        })
     }
 
     /// Shipping's price for `lines` to `address`; its 422 is the customer's to fix.

@@ -20,6 +20,12 @@ pub const PROBLEM_EMPTY_CART: &str = "urn:flotilla:problem:empty-cart";
 pub const PROBLEM_TOO_MANY_LINES: &str = "urn:flotilla:problem:too-many-lines";
 /// `type` of the 409 answered when a product of the cart is no longer in the catalog.
 pub const PROBLEM_PRODUCT_UNAVAILABLE: &str = "urn:flotilla:problem:product-unavailable";
+/// `type` of the 409 answered when another checkout of the same cart (another
+/// `Idempotency-Key`) is placing or running its order: a cart is checked out once.
+pub const PROBLEM_CHECKOUT_IN_PROGRESS: &str = "urn:flotilla:problem:checkout-in-progress";
+/// `type` of the 409 answered when the cart changed while it was being checked out (another
+/// checkout's order took its lines, or the customer edited it): look at the cart again.
+pub const PROBLEM_CART_CHANGED: &str = "urn:flotilla:problem:cart-changed";
 
 /// `POST /`: check out the caller's cart, shipping to `address` and paying with the card.
 ///

@@ -16,16 +16,32 @@ use std::collections::HashMap;
 
 use crate::contract::CheckoutRequest;
 
-/// An order id: `ord_` and 32 lower-case hex digits (a UUIDv7, so ids sort by creation time).
-/// It is also the inventory reservation id and the stem of every payment idempotency key, so
-/// it stays within the characters those accept.
+/// An order id: `ord_` and 32 lower-case hex digits. It is also the inventory reservation id,
+/// the cart claim's holder and the stem of every payment idempotency key, so it stays within
+/// the characters those accept.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrderId(String);
 
 impl OrderId {
-    /// A fresh id.
-    pub fn generate() -> Self {
-        Self(ids::new_id("ord"))
+    /// The id of the order `user_id` places with idempotency key `key`: a digest of the two,
+    /// not a random id, so that every request carrying one key names the same order *before*
+    /// any of them has stored it. That is what lets concurrent repeats of one request share the
+    /// cart's claim (a claim is granted again to the same order) and still end as one order,
+    /// while a request with another key is another order and finds the cart claimed. Keys are
+    /// never reused for another order (see `checkout_keys`), so neither are these ids. They do
+    /// not sort by creation time; lists sort by `created_at`.
+    pub fn for_checkout(user_id: &str, key: &str) -> Self {
+        let mut digest = Sha256::new();
+        // The lengths keep ("ab", "c") and ("a", "bc") apart.
+        for part in [user_id, key] {
+            digest.update((part.len() as u64).to_be_bytes());
+            digest.update(part.as_bytes());
+        }
+        let hex: String = digest.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self(format!("ord_{hex}"))
     }
 
     /// Accepts only text of the generated form, so an id that cannot exist is answered as

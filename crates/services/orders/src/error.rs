@@ -34,6 +34,14 @@ pub enum OrdersError {
         /// The configured maximum.
         max: u32,
     },
+    /// Another checkout of the same cart holds it (409).
+    #[error(
+        "this cart is already being checked out by another order; see your orders, or try again when it has finished"
+    )]
+    CheckoutInProgress,
+    /// The cart changed while it was being checked out (409).
+    #[error("your cart changed while it was being checked out; review it and try again")]
+    CartChanged,
     /// Products of the cart are gone from the catalog (409).
     #[error("no longer available: {}", .0.join(", "))]
     ProductUnavailable(Vec<String>),
@@ -87,6 +95,10 @@ impl From<OrdersError> for Problem {
             OrdersError::TooManyLines { .. } => {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "too-many-lines", detail)
             }
+            OrdersError::CheckoutInProgress => {
+                Problem::new(StatusCode::CONFLICT, "checkout-in-progress", detail)
+            }
+            OrdersError::CartChanged => Problem::new(StatusCode::CONFLICT, "cart-changed", detail),
             OrdersError::ProductUnavailable(_) => {
                 Problem::new(StatusCode::CONFLICT, "product-unavailable", detail)
             }
@@ -156,6 +168,8 @@ mod tests {
                 "product-unavailable",
             ),
             (OrdersError::NotFound, 404, "not-found"),
+            (OrdersError::CheckoutInProgress, 409, "checkout-in-progress"),
+            (OrdersError::CartChanged, 409, "cart-changed"),
         ];
         for (err, status, slug) in cases {
             let problem = Problem::from(err);

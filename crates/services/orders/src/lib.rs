@@ -50,6 +50,12 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 /// Longest reservation inventory accepts (7 days).
 const MAX_RESERVATION_TTL_SECS: u64 = 7 * 24 * 3600;
 
+/// How much longer than the stock reservation the cart's claim lasts. An order can only be
+/// confirmed while its reservation holds (COMMIT is refused once it expired), so a claim that
+/// outlives the reservation by a margin for the last steps outlives every order that could
+/// still be confirmed: no second checkout of the cart slips in under a slow first one.
+const CLAIM_MARGIN_SECS: u64 = 300;
+
 /// The `[orders]` configuration section.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(default)]
@@ -144,6 +150,11 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         call_timeout: step_timeout,
         max_lines: config.max_lines,
         lease,
+        claim_ttl: Duration::from_secs(
+            config
+                .reservation_ttl_secs
+                .saturating_add(CLAIM_MARGIN_SECS),
+        ),
     };
     let peers = SagaPeers {
         inventory: InventoryClient::new(ctx.peers.transport(flotilla_inventory::NAME)),

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use flotilla_chassis::transport::ClientError;
 use flotilla_chassis::{Caller, PageParams};
 use flotilla_orders::contract::{
-    CheckoutRequest, PROBLEM_EMPTY_CART, PROBLEM_IDEMPOTENCY_CONFLICT, PROBLEM_PRODUCT_UNAVAILABLE,
-    PROBLEM_TOO_MANY_LINES,
+    CheckoutRequest, PROBLEM_CART_CHANGED, PROBLEM_CHECKOUT_IN_PROGRESS, PROBLEM_EMPTY_CART,
+    PROBLEM_IDEMPOTENCY_CONFLICT, PROBLEM_PRODUCT_UNAVAILABLE, PROBLEM_TOO_MANY_LINES,
 };
 use flotilla_shipping::contract::Address;
 use serde::Deserialize;
@@ -67,6 +67,15 @@ const UNAVAILABLE: &str = "A product in your cart is no longer available. Please
 /// Shown on the cart page when the cart holds more lines than one order may.
 const TOO_MANY_LINES: &str = "Your cart holds more different products than one order can. \
      Please order some of them now and the rest in a second order.";
+
+/// Shown on the cart page when another checkout of this cart (another tab, another form) is
+/// placing its order: a cart is checked out once.
+const IN_PROGRESS: &str = "This cart is already being checked out in another window. Please \
+     look at your orders before checking out again.";
+
+/// Shown on the cart page when the cart changed while it was being checked out.
+const CHANGED: &str = "Your cart changed while it was being checked out. Please look at it \
+     and at your orders before checking out again.";
 
 /// Shown above the form when its key was already used for an order with other details (the
 /// browser's Back button, then a change, then Place order).
@@ -174,6 +183,8 @@ async fn refused(
         PROBLEM_EMPTY_CART => Some(EMPTY_CART),
         PROBLEM_PRODUCT_UNAVAILABLE => Some(UNAVAILABLE),
         PROBLEM_TOO_MANY_LINES => Some(TOO_MANY_LINES),
+        PROBLEM_CHECKOUT_IN_PROGRESS => Some(IN_PROGRESS),
+        PROBLEM_CART_CHANGED => Some(CHANGED),
         _ => None,
     };
     if let Some(notice) = cart_notice {

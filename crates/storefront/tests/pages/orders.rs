@@ -281,3 +281,39 @@ async fn cross_site_checkouts_are_refused() {
     let (_, history) = shop.page_as(user, "/orders").await;
     assert!(history.contains("You have not ordered anything yet"));
 }
+
+#[tokio::test]
+async fn two_checkout_tabs_submitted_together_place_one_order() {
+    let shop = shop_with_orders().await;
+    let user = "two-tabs";
+    fill_cart(&shop, user).await;
+    let (first, second) = (form_key(&shop, user).await, form_key(&shop, user).await);
+    assert_ne!(first, second, "each tab has its own key");
+    let post = |key: &str| {
+        let form = checkout_form(key, GOOD_CARD);
+        shop.send(shop.as_user(Method::POST, "/checkout", user).form(&form))
+    };
+    let (a, b) = tokio::join!(post(&first), post(&second));
+    let mut placed = 0;
+    for res in [a, b] {
+        if res.status() == StatusCode::SEE_OTHER {
+            assert!(location(&res).starts_with("/orders/ord_"));
+            placed += 1;
+            continue;
+        }
+        // The other tab lands on the cart with a word on what happened.
+        let (status, body) = read_html(res).await;
+        assert!(
+            status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{status} {body}"
+        );
+        assert!(body.contains("<h1>Your cart</h1>"), "{body}");
+        assert!(
+            body.contains("already being checked out")
+                || body.contains("changed while it was being checked out")
+                || body.contains("nothing to check out"),
+            "{body}"
+        );
+    }
+    assert_eq!(placed, 1, "one cart, one order");
+}

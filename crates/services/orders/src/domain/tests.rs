@@ -43,7 +43,7 @@ fn request(card: &str, postal_code: &str) -> CheckoutRequest {
 
 #[test]
 fn order_ids_round_trip_and_odd_text_is_refused() {
-    let id = OrderId::generate();
+    let id = OrderId::for_checkout("alice", "key-1");
     assert_eq!(OrderId::parse(id.as_str()), Some(id.clone()));
     assert!(id.as_str().starts_with("ord_"));
     for odd in [
@@ -55,9 +55,18 @@ fn order_ids_round_trip_and_odd_text_is_refused() {
     ] {
         assert_eq!(OrderId::parse(odd), None, "{odd}");
     }
-    assert!(
-        OrderId::generate().as_str() > id.as_str(),
-        "ids sort by creation"
+}
+
+#[test]
+fn one_user_and_key_name_one_order() {
+    let id = OrderId::for_checkout("alice", "key-1");
+    assert_eq!(id, OrderId::for_checkout("alice", "key-1"), "repeats agree");
+    assert_ne!(id, OrderId::for_checkout("alice", "key-2"), "another key");
+    assert_ne!(id, OrderId::for_checkout("bob", "key-1"), "another user");
+    assert_ne!(
+        OrderId::for_checkout("ab", "c"),
+        OrderId::for_checkout("a", "bc"),
+        "the parts do not run together"
     );
 }
 

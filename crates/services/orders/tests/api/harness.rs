@@ -231,6 +231,26 @@ impl App {
         }
     }
 
+    /// Polls `user`'s cart until it holds nothing: the cart has heard `order.confirmed` (it
+    /// comes through the outbox, after the order's answer), so the claim of the order that
+    /// emptied it has ended (panics after [`SETTLE`]).
+    pub async fn wait_for_empty_cart(&self, user: &str) {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let res = send(self.as_user(Method::GET, "cart", "/", user)).await;
+            let cart: flotilla_cart::contract::Cart = expect_json(res, StatusCode::OK).await;
+            if cart.items.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{user}'s cart still holds {:?}",
+                cart.items
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The saga of `order_id` (admin view).
     pub async fn saga(&self, order_id: &str) -> SagaView {
         let path = format!("/admin/sagas/{order_id}");

@@ -3,6 +3,7 @@
 //! One binary for all of it (one link instead of one per file).
 
 mod access;
+mod cart_claims;
 mod checkout;
 mod concurrency;
 mod failures;
