@@ -119,7 +119,11 @@ async fn checkout(
                     }
                     return Ok(answer(store::finished(*placed, status, &finale)));
                 }
-                // Still running (or ended elsewhere): the order is read below.
+                // Still running after `respond_within`: answer 202 with the order as this
+                // request stored it. Reading it back instead would race the saga and turn a
+                // slow checkout's answer into a 201 at random.
+                Err(_still_running) => return Ok(answer(*placed)),
+                // Ended elsewhere (a twin's executor holds the lease): the order is read below.
                 _ => order_id,
             }
         }
