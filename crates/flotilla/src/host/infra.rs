@@ -23,7 +23,11 @@ use crate::settings::HostSettings;
 /// configured PostgreSQL server (created and migrated there by the service at start), and claims
 /// it for the fleet whose secret has `fingerprint`: a database another fleet already uses stops
 /// the start with the clash named ([`cluster_fingerprint`]).
-pub async fn open_db(settings: &HostSettings, service: &str, fingerprint: &str) -> anyhow::Result<Db> {
+pub async fn open_db(
+    settings: &HostSettings,
+    service: &str,
+    fingerprint: &str,
+) -> anyhow::Result<Db> {
     let pool = PoolSettings {
         max_connections: settings.database.max_connections,
         ..PoolSettings::default()
@@ -54,7 +58,10 @@ pub async fn claim_cluster(settings: &HostSettings, secret: &[u8]) -> anyhow::Re
     let fingerprint = cluster_fingerprint::of_secret(secret);
     claim_discovery(settings, discovery(settings).await?.as_ref(), &fingerprint).await?;
     for spec in super::SERVICES.iter().filter(|s| s.needs_database) {
-        open_db(settings, spec.name, &fingerprint).await?.close().await;
+        open_db(settings, spec.name, &fingerprint)
+            .await?
+            .close()
+            .await;
     }
     Ok(())
 }
@@ -70,10 +77,7 @@ pub async fn claim_discovery(
         .await
         .with_context(|| format!("claiming cluster {:?} in discovery", settings.cluster))?;
     if let Some(found) = recorded {
-        let place = format!(
-            "cluster {:?} in {}",
-            settings.cluster, settings.discovery
-        );
+        let place = format!("cluster {:?} in {}", settings.cluster, settings.discovery);
         cluster_fingerprint::compare(&place, found, fingerprint)?;
     }
     Ok(())

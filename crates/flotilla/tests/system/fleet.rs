@@ -183,7 +183,10 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
         for (url, _) in fleet.instances(service) {
             let report: Value = http
                 .get(format!("{url}/admin/outbox"))
-                .header("x-flotilla-service-token", peer.token(service, Some(&test_admin)))
+                .header(
+                    "x-flotilla-service-token",
+                    peer.token(service, Some(&test_admin)),
+                )
                 .send()
                 .await
                 .expect("report")
@@ -215,7 +218,11 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
             .send()
             .await
             .expect("replay");
-        assert_eq!(res.status(), 401, "{service} refuses a credential minted for cart");
+        assert_eq!(
+            res.status(),
+            401,
+            "{service} refuses a credential minted for cart"
+        );
     }
     for token in [&for_cart, &anonymous] {
         let res = http
@@ -231,12 +238,19 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
     }
     let res = http
         .put(&stock)
-        .header("x-flotilla-service-token", peer.token("inventory", Some(&test_admin)))
+        .header(
+            "x-flotilla-service-token",
+            peer.token("inventory", Some(&test_admin)),
+        )
         .json(&json!({"available": 1000}))
         .send()
         .await
         .expect("set stock");
-    assert!(res.status().is_success(), "a credential for inventory acting for an admin: {}", res.status());
+    assert!(
+        res.status().is_success(),
+        "a credential for inventory acting for an admin: {}",
+        res.status()
+    );
 }
 
 #[tokio::test]
@@ -640,8 +654,7 @@ async fn a_second_fleet_on_the_same_database_prefix_with_another_secret_refuses_
     );
 
     // The first host still serves, with its own credential.
-    let secret =
-        std::fs::read_to_string(first_dir.path().join("service-secret")).expect("secret");
+    let secret = std::fs::read_to_string(first_dir.path().join("service-secret")).expect("secret");
     let peer = ServiceCredentials::new(secret.trim().as_bytes(), "test");
     let alice = Caller {
         user_id: "alice".into(),

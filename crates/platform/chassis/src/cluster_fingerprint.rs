@@ -144,7 +144,10 @@ mod tests {
             .expect_err("another fleet");
         let message = err.to_string();
         assert!(message.contains("database cart"), "{message}");
-        assert!(message.contains(&first) && message.contains(&second), "{message}");
+        assert!(
+            message.contains(&first) && message.contains(&second),
+            "{message}"
+        );
         assert!(message.contains("--database-prefix"), "{message}");
     }
 }

@@ -129,10 +129,7 @@ impl ServiceCredentials {
     /// one is close to expiry.
     pub fn token(&self, callee: &str, user: Option<&Caller>) -> String {
         let now = SystemTime::now();
-        let key: CacheKey = (
-            callee.to_owned(),
-            user.map(|u| (u.user_id.clone(), u.role)),
-        );
+        let key: CacheKey = (callee.to_owned(), user.map(|u| (u.user_id.clone(), u.role)));
         let mut cache = self
             .cache
             .lock()
@@ -210,7 +207,8 @@ impl ServiceCredentials {
 
     /// The full check: signature, expiry, lifetime, user claims.
     fn check(&self, token: &str) -> Result<Checked, InvalidCredential> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
         if claims.exp.saturating_sub(claims.iat) > LIFETIME.as_secs() + LEEWAY_SECS {
             return Err(InvalidCredential::BadClaims);
         }
@@ -325,7 +323,8 @@ mod tests {
     fn expired_long_lived_and_half_user_tokens_are_refused() {
         let creds = ServiceCredentials::new(SECRET, "gateway");
         let t = now();
-        let expired = raw(&serde_json::json!({"sub": "x", "aud": "cart", "iat": t - 120, "exp": t - 60}));
+        let expired =
+            raw(&serde_json::json!({"sub": "x", "aud": "cart", "iat": t - 120, "exp": t - 60}));
         assert!(creds.verify(&expired, "cart").is_err());
         let long = raw(&serde_json::json!({"sub": "x", "aud": "cart", "iat": t, "exp": t + 300}));
         assert!(matches!(
@@ -334,8 +333,9 @@ mod tests {
         ));
         let no_iat = raw(&serde_json::json!({"sub": "x", "aud": "cart", "exp": t + 30}));
         assert!(creds.verify(&no_iat, "cart").is_err());
-        let role_only =
-            raw(&serde_json::json!({"sub": "x", "aud": "cart", "iat": t, "exp": t + 30, "role": "admin"}));
+        let role_only = raw(
+            &serde_json::json!({"sub": "x", "aud": "cart", "iat": t, "exp": t + 30, "role": "admin"}),
+        );
         assert!(matches!(
             creds.verify(&role_only, "cart"),
             Err(InvalidCredential::BadClaims)

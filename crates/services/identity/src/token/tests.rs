@@ -134,7 +134,11 @@ fn wrong_issuer_or_audience_is_refused() {
         invalid(s.verifier.verify(&token, &s.keys, NOW));
     }
     // An audience list without this verifier's audience, or with non-strings, is refused.
-    for aud in [json!(["other", "another"]), json!([]), json!(["flotilla", 7])] {
+    for aud in [
+        json!(["other", "another"]),
+        json!([]),
+        json!(["flotilla", 7]),
+    ] {
         let mut claims = good_claims(&s);
         claims["aud"] = aud;
         let token = signed_raw(&s.key, &good_header(&s.key), &claims);
@@ -166,7 +170,11 @@ fn a_lifetime_beyond_the_issuers_is_refused() {
         let mut claims = good_claims(&s);
         claims["exp"] = json!(NOW + extra);
         let token = signed_raw(&s.key, &good_header(&s.key), &claims);
-        assert_eq!(s.verifier.verify(&token, &s.keys, NOW).is_ok(), ok, "{extra}");
+        assert_eq!(
+            s.verifier.verify(&token, &s.keys, NOW).is_ok(),
+            ok,
+            "{extra}"
+        );
     }
     // An `iat` far back makes the span too long even for a token that has not expired.
     let mut claims = good_claims(&s);

@@ -148,7 +148,10 @@ impl TokenVerifier {
         if list.iter().any(|a| !a.is_string()) {
             return Err(TokenError::Invalid("the aud claim does not parse".into()));
         }
-        if !list.iter().any(|a| a.as_str() == Some(self.audience.as_str())) {
+        if !list
+            .iter()
+            .any(|a| a.as_str() == Some(self.audience.as_str()))
+        {
             return Err(TokenError::Invalid("wrong audience".into()));
         }
         claims.insert("aud".into(), Value::String(self.audience.clone()));
