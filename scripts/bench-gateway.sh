@@ -53,7 +53,8 @@ import base64, hashlib, hmac, json, os, time
 b = lambda d: base64.urlsafe_b64encode(d).rstrip(b"=")
 now = int(time.time())
 head = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b(json.dumps({"sub": "bench", "aud": "flotilla-internal", "iat": now, "exp": now + 3000}).encode())
+# A service credential as a peer mints one: for catalog only, 60 s (the most a service accepts).
+body = b(json.dumps({"sub": "bench", "aud": "catalog", "iat": now, "exp": now + 60}).encode())
 sig = b(hmac.new(os.environ["FLOTILLA_SERVICE_SECRET"].encode(), head + b"." + body, hashlib.sha256).digest())
 print((head + b"." + body + b"." + sig).decode())
 PY

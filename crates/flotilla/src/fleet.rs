@@ -97,6 +97,7 @@ pub async fn up(
     }
     let secret =
         crate::secret::load_or_create(settings.service_secret.as_deref(), &settings.data_dir)?;
+    crate::host::claim_cluster(settings, &secret).await?;
     let secret = String::from_utf8(secret).context("service secret is not UTF-8")?;
     let exe = std::env::current_exe().context("locating the flotilla binary")?;
 

@@ -11,15 +11,6 @@ use flotilla_chassis::service_credential::SERVICE_TOKEN;
 use flotilla_chassis::transport::{Transport, TransportError};
 use tower::ServiceExt;
 
-/// What identity the forwarded request carries.
-pub enum Identity {
-    /// The gateway verified this (or no) user; client-sent identity headers are replaced.
-    Verified(Option<Caller>),
-    /// The request came from another Flotilla process with a valid credential: its caller
-    /// headers are already trustworthy.
-    PassThrough,
-}
-
 /// Headers meaningful only for one connection (RFC 9110 §7.6.1), never forwarded.
 const HOP_BY_HOP: &[HeaderName] = &[
     header::CONNECTION,
@@ -46,13 +37,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-/// Sends `req` to `transport` as `target` (path and query) and relays the answer.
+/// Sends `req` to `transport` as `target` (path and query), acting for `caller` (verified by the
+/// gateway: a user's token, or another Flotilla process's credential), and relays the answer.
+/// Client-sent identity headers are replaced; the transport carries the caller on (in-process as
+/// headers, over HTTP inside the next hop's credential).
 pub async fn forward(
     transport: &Transport,
     service: &str,
     req: Request,
     target: &str,
-    identity: Identity,
+    caller: Option<Caller>,
 ) -> Response {
     let (parts, body) = req.into_parts();
     let Ok(uri) = target.parse::<axum::http::Uri>() else {
@@ -65,11 +59,9 @@ pub async fn forward(
     let headers = forwarded.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(&SERVICE_TOKEN);
-    if let Identity::Verified(caller) = identity {
-        Caller::strip_headers(headers);
-        if let Some(caller) = caller {
-            caller.write_headers(headers);
-        }
+    Caller::strip_headers(headers);
+    if let Some(caller) = caller {
+        caller.write_headers(headers);
     }
     match transport.clone().oneshot(forwarded).await {
         Ok(mut response) => {

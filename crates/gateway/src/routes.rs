@@ -82,7 +82,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// A gateway with no routes yet. `credentials` recognises other Flotilla processes (mixed
-    /// mode), whose caller headers are passed on as they are.
+    /// mode), whose credentials name the user they act for.
     pub fn new(auth: Authenticator, credentials: Arc<ServiceCredentials>) -> Self {
         Self {
             upstreams: HashMap::new(),
@@ -128,12 +128,14 @@ impl Gateway {
         layers::edge(router, limits)
     }
 
-    /// True when the request carries a valid credential of another Flotilla process.
-    fn is_fleet_call(&self, req: &Request) -> bool {
-        req.headers()
-            .get(&SERVICE_TOKEN)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| self.credentials.verify(t).is_ok())
+    /// The user a call from another Flotilla process acts for, when the request carries a valid
+    /// credential minted for `service` (the process reached `service` through this gateway).
+    fn fleet_call(&self, req: &Request, service: &str) -> Option<Option<Caller>> {
+        let token = req.headers().get(&SERVICE_TOKEN)?.to_str().ok()?;
+        self.credentials
+            .verify(token, service)
+            .ok()
+            .map(|verified| verified.caller)
     }
 }
 
@@ -154,15 +156,8 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
     };
-    if gw.is_fleet_call(&req) {
-        return proxy::forward(
-            &upstream.transport,
-            service,
-            req,
-            &target,
-            proxy::Identity::PassThrough,
-        )
-        .await;
+    if let Some(caller) = gw.fleet_call(&req, service) {
+        return proxy::forward(&upstream.transport, service, req, &target, caller).await;
     }
     match upstream.exposure(service).await {
         Ok(exposure) if exposure.allows(req.method(), rest) => {}
@@ -183,14 +178,7 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if caller.is_none() && upstream.policy == RoutePolicy::Authenticated && !is_probe(rest) {
         return unauthorized(&AuthError::Missing);
     }
-    proxy::forward(
-        &upstream.transport,
-        service,
-        req,
-        &target,
-        proxy::Identity::Verified(caller),
-    )
-    .await
+    proxy::forward(&upstream.transport, service, req, &target, caller).await
 }
 
 /// Everything else → the storefront, with the session cookie (or a bearer token) as identity.
@@ -213,14 +201,7 @@ async fn site(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    proxy::forward(
-        storefront,
-        "storefront",
-        req,
-        &target,
-        proxy::Identity::Verified(caller),
-    )
-    .await
+    proxy::forward(storefront, "storefront", req, &target, caller).await
 }
 
 fn unauthorized(err: &AuthError) -> Response {

@@ -3,6 +3,7 @@
 //! (static URLs, etcd or DNS) with the transports to services that run elsewhere.
 
 use anyhow::{Context, bail};
+use flotilla_chassis::cluster_fingerprint;
 use flotilla_chassis::db::{Db, PoolSettings};
 use flotilla_chassis::discovery::{self, Discovery, DiscoverySettings};
 use flotilla_chassis::events::{InProcessBus, NatsBus, NatsSettings, SharedBus};
@@ -19,26 +20,67 @@ use crate::cli::DISCOVER;
 use crate::settings::HostSettings;
 
 /// Opens the database of `service`: `<data_dir>/<service>.db`, or `<prefix>_<service>` on the
-/// configured PostgreSQL server (created and migrated there by the service at start).
-pub async fn open_db(settings: &HostSettings, service: &str) -> anyhow::Result<Db> {
+/// configured PostgreSQL server (created and migrated there by the service at start), and claims
+/// it for the fleet whose secret has `fingerprint`: a database another fleet already uses stops
+/// the start with the clash named ([`cluster_fingerprint`]).
+pub async fn open_db(
+    settings: &HostSettings,
+    service: &str,
+    fingerprint: &str,
+) -> anyhow::Result<Db> {
     let pool = PoolSettings {
         max_connections: settings.database.max_connections,
         ..PoolSettings::default()
     };
-    match &settings.database_url {
+    let (db, place) = match &settings.database_url {
         Some(url) => {
             let name = format!("{}_{}", settings.database_prefix, service);
-            Db::open_postgres(url, &name, &pool)
+            let db = Db::open_postgres(url, &name, &pool)
                 .await
-                .with_context(|| format!("opening PostgreSQL database {name}"))
+                .with_context(|| format!("opening PostgreSQL database {name}"))?;
+            (db, format!("PostgreSQL database {name}"))
         }
         None => {
             let path = settings.data_dir.join(format!("{service}.db"));
-            Db::open_sqlite(&path, &pool)
+            let db = Db::open_sqlite(&path, &pool)
                 .await
-                .with_context(|| format!("opening {}", path.display()))
+                .with_context(|| format!("opening {}", path.display()))?;
+            (db, format!("database {}", path.display()))
         }
+    };
+    cluster_fingerprint::claim_database(&db, &place, fingerprint).await?;
+    Ok(db)
+}
+
+/// Checks, before any instance starts, that the discovery namespace and the databases `up` is
+/// about to use belong to no other fleet, so that a clash stops `up` itself with one message.
+pub async fn claim_cluster(settings: &HostSettings, secret: &[u8]) -> anyhow::Result<()> {
+    let fingerprint = cluster_fingerprint::of_secret(secret);
+    claim_discovery(settings, discovery(settings).await?.as_ref(), &fingerprint).await?;
+    for spec in super::SERVICES.iter().filter(|s| s.needs_database) {
+        open_db(settings, spec.name, &fingerprint)
+            .await?
+            .close()
+            .await;
     }
+    Ok(())
+}
+
+/// Claims the discovery namespace (`--cluster` in etcd) for the fleet with `fingerprint`.
+pub async fn claim_discovery(
+    settings: &HostSettings,
+    discovery: &dyn Discovery,
+    fingerprint: &str,
+) -> anyhow::Result<()> {
+    let recorded = discovery
+        .claim_fingerprint(fingerprint)
+        .await
+        .with_context(|| format!("claiming cluster {:?} in discovery", settings.cluster))?;
+    if let Some(found) = recorded {
+        let place = format!("cluster {:?} in {}", settings.cluster, settings.discovery);
+        cluster_fingerprint::compare(&place, found, fingerprint)?;
+    }
+    Ok(())
 }
 
 /// The event bus: NATS JetStream when configured (returned twice: as the bus, and as itself so

@@ -37,6 +37,12 @@ pub async fn discovery_for(settings: &HostSettings) -> anyhow::Result<Arc<dyn Di
     infra::discovery(settings).await
 }
 
+/// Refuses to start `up` on a cluster or databases another fleet (another service secret)
+/// already uses.
+pub async fn claim_cluster(settings: &HostSettings, secret: &[u8]) -> anyhow::Result<()> {
+    infra::claim_cluster(settings, secret).await
+}
+
 /// Every service Flotilla has, in start order.
 pub const SERVICES: &[ServiceSpec] = &[
     flotilla_identity::SPEC,
@@ -112,6 +118,7 @@ impl Host {
             }
         };
         let credentials = Arc::new(ServiceCredentials::new(&secret, process));
+        let fingerprint = flotilla_chassis::cluster_fingerprint::of_secret(&secret);
         let pool = HttpPool::new(credentials.clone(), HttpSettings::default());
         let registry = InProcessRegistry::default();
         let shutdown = CancellationToken::new();
@@ -119,6 +126,7 @@ impl Host {
 
         let (local, with_gateway) = local_services(&mode, &settings)?;
         let discovery = infra::discovery(&settings).await?;
+        infra::claim_discovery(&settings, discovery.as_ref(), &fingerprint).await?;
         let local_names: Vec<&str> = local.iter().map(|s| s.name).collect();
         let all_names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
         let peers = infra::peers(
@@ -171,7 +179,7 @@ impl Host {
         let mut routers = Vec::new();
         for spec in &local {
             let db = if spec.needs_database {
-                let db = infra::open_db(&settings, spec.name).await?;
+                let db = infra::open_db(&settings, spec.name, &fingerprint).await?;
                 host.dbs.push(db.clone());
                 Some(db)
             } else {

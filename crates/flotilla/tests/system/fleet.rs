@@ -9,6 +9,8 @@ use crate::checkout::{
 use crate::infra;
 use crate::journey::api_journey;
 use crate::support::{Process, spawn_app_with};
+use flotilla_chassis::service_credential::ServiceCredentials;
+use flotilla_chassis::{Caller, Role};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -205,17 +207,23 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
     )
     .await;
     // ... and across the replicas of each subscriber, every event was handled exactly once
-    // (read from each replica directly, as a fleet peer would: service credential + admin).
+    // (read from each replica directly, as a fleet peer would: a credential minted for that
+    // service, acting for an admin).
     let secret = std::fs::read_to_string(fleet._dir.path().join("service-secret")).expect("secret");
-    let token = service_token(secret.trim());
+    let peer = ServiceCredentials::new(secret.trim().as_bytes(), "test");
+    let test_admin = Caller {
+        user_id: "test-admin".into(),
+        role: Role::Admin,
+    };
     for service in ["notifications", "cart"] {
         let mut handled = 0;
         for (url, _) in fleet.instances(service) {
             let report: Value = http
                 .get(format!("{url}/admin/outbox"))
-                .header("x-flotilla-service-token", &token)
-                .header("x-flotilla-user-id", "test-admin")
-                .header("x-flotilla-user-role", "admin")
+                .header(
+                    "x-flotilla-service-token",
+                    peer.token(service, Some(&test_admin)),
+                )
                 .send()
                 .await
                 .expect("report")
@@ -231,21 +239,55 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
             "{service}: each order.confirmed handled once across its replicas"
         );
     }
-}
 
-/// A service credential minted with the fleet's secret (what `flotilla serve` peers send).
-fn service_token(secret: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    let claims = json!({"sub": "test", "aud": "flotilla-internal", "iat": now, "exp": now + 300});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("token")
+    // Issue 9 (4), RELIABILITY.md S8: a credential captured from a call to cart opens no other
+    // service, whatever caller headers come with it; one without a user gives no admin.
+    let for_cart = peer.token("cart", Some(&test_admin));
+    let anonymous = peer.token("inventory", None);
+    let stock = format!("{}/stock/p0000001", fleet.instances("inventory")[0].0);
+    for service in ["inventory", "payments", "orders"] {
+        let url = &fleet.instances(service)[0].0;
+        let res = http
+            .get(format!("{url}/admin/outbox"))
+            .header("x-flotilla-service-token", &for_cart)
+            .header("x-flotilla-user-id", "test-admin")
+            .header("x-flotilla-user-role", "admin")
+            .send()
+            .await
+            .expect("replay");
+        assert_eq!(
+            res.status(),
+            401,
+            "{service} refuses a credential minted for cart"
+        );
+    }
+    for token in [&for_cart, &anonymous] {
+        let res = http
+            .put(&stock)
+            .header("x-flotilla-service-token", token)
+            .header("x-flotilla-user-id", "test-admin")
+            .header("x-flotilla-user-role", "admin")
+            .json(&json!({"available": 1}))
+            .send()
+            .await
+            .expect("set stock");
+        assert_eq!(res.status(), 401, "no admin from bare headers");
+    }
+    let res = http
+        .put(&stock)
+        .header(
+            "x-flotilla-service-token",
+            peer.token("inventory", Some(&test_admin)),
+        )
+        .json(&json!({"available": 1000}))
+        .send()
+        .await
+        .expect("set stock");
+    assert!(
+        res.status().is_success(),
+        "a credential for inventory acting for an admin: {}",
+        res.status()
+    );
 }
 
 #[tokio::test]
@@ -586,4 +628,82 @@ async fn payments_extracted_from_the_one_process_shop() {
     // The payment lives in the extracted process's database.
     assert!(payments_dir.path().join("payments.db").exists());
     assert!(!shop_dir.path().join("payments.db").exists());
+}
+
+/// Issue 9 (9): a second fleet on the same PostgreSQL prefix with another service secret (its
+/// own data dir) refuses to start, naming the clash; the first keeps serving.
+#[tokio::test]
+async fn a_second_fleet_on_the_same_database_prefix_with_another_secret_refuses_to_start() {
+    let prefix = infra::unique("clash");
+    let (first_dir, second_dir) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let args = |dir: &tempfile::TempDir| -> Vec<String> {
+        [
+            "serve",
+            "cart",
+            "--port",
+            "0",
+            "--database-url",
+            POSTGRES,
+            "--database-prefix",
+            &prefix,
+            "--data-dir",
+            dir.path().to_str().expect("path"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let first_args = args(&first_dir);
+    let first = Process::start(
+        &first_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+    );
+    let cart = first.url("cart");
+
+    let started = Instant::now();
+    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(args(&second_dir))
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the second host");
+    let status = loop {
+        if let Some(status) = second.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = second.kill();
+            panic!("the second host with another secret is still running after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("stderr"), &mut err)
+        .expect("stderr");
+    assert!(!status.success(), "the second host started: {err}");
+    assert!(
+        err.contains(&format!("PostgreSQL database {prefix}_cart"))
+            && err.contains("belongs to another Flotilla fleet")
+            && err.contains("--database-prefix"),
+        "the message names the clash and the way out: {err}"
+    );
+
+    // The first host still serves, with its own credential.
+    let secret = std::fs::read_to_string(first_dir.path().join("service-secret")).expect("secret");
+    let peer = ServiceCredentials::new(secret.trim().as_bytes(), "test");
+    let alice = Caller {
+        user_id: "alice".into(),
+        role: Role::Customer,
+    };
+    let res = reqwest::Client::new()
+        .get(format!("{cart}/"))
+        .header("x-flotilla-service-token", peer.token("cart", Some(&alice)))
+        .send()
+        .await
+        .expect("cart");
+    assert_eq!(res.status(), 200);
+    drop(first);
 }

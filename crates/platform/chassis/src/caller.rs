@@ -1,11 +1,12 @@
 //! Who is calling: the end user on whose behalf a request runs, and whether the hop that
 //! delivered the request may vouch for that user.
 //!
-//! The gateway authenticates users (JWT) and forwards their id and role in two headers. A service
-//! believes those headers only when the request reached it through a trusted hop: the in-process
-//! transport (which marks the request with [`InProcess`], an extension nothing on the network can
-//! set) or an HTTP call that carries a valid service credential ([`crate::service_credential`]).
-//! On any other request the headers are removed before a handler can see them.
+//! The gateway authenticates users (JWT). Inside one process the user travels in two headers,
+//! believed only on the in-process transport (which marks the request with [`InProcess`], an
+//! extension nothing on the network can set). Between processes the user travels inside the
+//! signed claims of the service credential ([`crate::service_credential`]), minted for the one
+//! service called: a network hop's caller comes from those claims alone, and bare caller headers
+//! on it are removed before a handler can see them.
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -31,6 +32,11 @@ pub struct InProcess;
 /// Request extension set once the hop is known to be trusted (in-process or credentialed).
 #[derive(Debug, Clone, Copy)]
 pub struct TrustedHop;
+
+/// Request extension: the user a trusted hop acts for, from the credential's signed claims or
+/// (in-process) the caller headers. Handlers read it through the [`Caller`] extractor.
+#[derive(Debug, Clone)]
+struct TrustedCaller(Option<Caller>);
 
 /// A user's role. Unknown roles are refused rather than guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -110,31 +116,50 @@ pub struct TrustPolicy {
     pub require_credential: bool,
 }
 
-/// Middleware: decides whether the hop is trusted, strips caller headers if not.
+/// The trust middleware's state for one service: the host's policy and the service's name, the
+/// only audience its credentials may carry.
+#[derive(Clone)]
+pub struct ServiceTrust {
+    /// The host's policy.
+    pub policy: TrustPolicy,
+    /// The service behind this middleware.
+    pub service: &'static str,
+}
+
+/// Middleware: decides whether the hop is trusted and who it acts for; strips caller headers
+/// from every network hop (a credentialed hop's caller comes from the credential).
 pub async fn establish_trust(
-    State(policy): State<TrustPolicy>,
+    State(trust): State<ServiceTrust>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let in_process = req.extensions().get::<InProcess>().is_some();
-    let credentialed = !in_process
-        && match (&policy.credentials, req.headers().get(&SERVICE_TOKEN)) {
-            (Some(creds), Some(token)) => {
-                token.to_str().ok().is_some_and(|t| creds.verify(t).is_ok())
-            }
-            _ => false,
-        };
-    req.headers_mut().remove(&SERVICE_TOKEN);
-    if in_process || credentialed {
-        req.extensions_mut().insert(TrustedHop);
+    let trusted = if in_process {
+        Some(Caller::from_headers(req.headers()))
     } else {
+        let verified = match (&trust.policy.credentials, req.headers().get(&SERVICE_TOKEN)) {
+            (Some(creds), Some(token)) => token
+                .to_str()
+                .ok()
+                .and_then(|t| creds.verify(t, trust.service).ok()),
+            _ => None,
+        };
         Caller::strip_headers(req.headers_mut());
-        if policy.require_credential && !is_public_probe(req.uri().path()) {
+        verified.map(|v| v.caller)
+    };
+    req.headers_mut().remove(&SERVICE_TOKEN);
+    match trusted {
+        Some(caller) => {
+            req.extensions_mut().insert(TrustedHop);
+            req.extensions_mut().insert(TrustedCaller(caller));
+        }
+        None if trust.policy.require_credential && !is_public_probe(req.uri().path()) => {
             return Problem::unauthorized(
                 "this service accepts calls only through the gateway or with a service credential",
             )
             .into_response();
         }
+        None => {}
     }
     next.run(req).await
 }
@@ -145,8 +170,7 @@ fn is_public_probe(path: &str) -> bool {
 }
 
 fn caller_from_parts(parts: &Parts) -> Option<Caller> {
-    parts.extensions.get::<TrustedHop>()?;
-    Caller::from_headers(&parts.headers)
+    parts.extensions.get::<TrustedCaller>()?.0.clone()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -16,7 +16,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::caller::{TrustPolicy, establish_trust};
+use crate::caller::{ServiceTrust, TrustPolicy, establish_trust};
 use crate::problem::Problem;
 
 /// Limits applied to every request a service serves. All are documented in the README.
@@ -49,7 +49,16 @@ pub(crate) mod millis {
 }
 
 /// Wraps `router` in the standard stack.
-pub fn standard(router: Router, limits: Limits, trust: TrustPolicy) -> Router {
+pub fn standard(
+    router: Router,
+    limits: Limits,
+    trust: TrustPolicy,
+    service: &'static str,
+) -> Router {
+    let trust = ServiceTrust {
+        policy: trust,
+        service,
+    };
     router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(

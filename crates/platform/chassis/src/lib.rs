@@ -8,6 +8,7 @@
 
 pub mod caller;
 pub mod clock;
+pub mod cluster_fingerprint;
 pub mod config;
 pub mod db;
 pub mod discovery;

@@ -158,6 +158,10 @@ impl Service {
                 get(move || async move { axum::Json(document) }),
             )
             .merge(crate::health::routes(self.name, self.db));
-        (layers::standard(router, limits, trust), openapi, self.tasks)
+        (
+            layers::standard(router, limits, trust, self.name),
+            openapi,
+            self.tasks,
+        )
     }
 }

@@ -165,9 +165,29 @@ impl TestFleet {
 
     /// A request to `service` carrying a service credential, as the gateway would send it.
     pub fn request(&self, method: Method, service: &str, path: &str) -> reqwest::RequestBuilder {
+        self.credentialed(method, service, path, None)
+    }
+
+    /// A request with a credential for `service` acting for `caller`, as another process sends it.
+    fn credentialed(
+        &self,
+        method: Method,
+        service: &str,
+        path: &str,
+        caller: Option<&Caller>,
+    ) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.url(service)))
-            .header(SERVICE_TOKEN.as_str(), self.credentials.token())
+            .header(
+                SERVICE_TOKEN.as_str(),
+                self.credentials.token(service, caller),
+            )
+    }
+
+    /// A service credential for `service` acting for `caller`, for tests that build their own
+    /// requests (e.g. to replay it elsewhere).
+    pub fn credential(&self, service: &str, caller: Option<&Caller>) -> String {
+        self.credentials.token(service, caller)
     }
 
     /// A transport to `service` over real HTTP with the fleet's credential, for testing typed
@@ -196,9 +216,7 @@ impl TestFleet {
             user_id: user_id.to_owned(),
             role,
         };
-        let mut headers = axum::http::HeaderMap::new();
-        caller.write_headers(&mut headers);
-        self.request(method, service, path).headers(headers)
+        self.credentialed(method, service, path, Some(&caller))
     }
 }
 

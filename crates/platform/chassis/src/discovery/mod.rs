@@ -55,6 +55,17 @@ pub trait Discovery: Send + Sync + 'static {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Vec<String>>, DiscoveryError>>;
+
+    /// Records the cluster's fingerprint ([`crate::cluster_fingerprint`]) in a backend that keeps
+    /// state (etcd) unless one is there already, and returns the one recorded there; `None` for
+    /// backends that keep none (static, DNS).
+    fn claim_fingerprint<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, DiscoveryError>> {
+        let _ = fingerprint;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// Timing of the discovery backends.

@@ -161,4 +161,10 @@ impl Discovery for Pinned {
             self.backend.watch(service)
         }
     }
+    fn claim_fingerprint<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, DiscoveryError>> {
+        self.backend.claim_fingerprint(fingerprint)
+    }
 }

@@ -1,5 +1,7 @@
 //! The HTTP transport: a pooled hyper client to one base URL, e.g. `http://10.0.0.7:9002` or
-//! `http://gateway:8080/api/catalog`. Each request gets the service credential and a timeout.
+//! `http://gateway:8080/api/catalog`. Each request gets a timeout and a service credential minted
+//! for the service it calls, carrying the caller the request acts for: the caller headers a
+//! typed client wrote are moved into the credential's signed claims and never leave the process.
 //! Spreading calls over several instances is [`balanced`](super::balanced)'s job: it holds one
 //! transport per instance, all derived from the same pool.
 
@@ -13,6 +15,7 @@ use std::time::Duration;
 use tower::util::BoxCloneSyncService;
 
 use super::{Transport, TransportError};
+use crate::caller::Caller;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// Settings of an HTTP transport.
@@ -95,7 +98,10 @@ impl HttpPool {
             service: service.to_owned(),
             source: Box::new(e),
         })?;
-        if let Ok(token) = HeaderValue::from_str(&self.credentials.token()) {
+        let caller = Caller::from_headers(req.headers());
+        Caller::strip_headers(req.headers_mut());
+        let token = self.credentials.token(service, caller.as_ref());
+        if let Ok(token) = HeaderValue::from_str(&token) {
             req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
         }
         match tokio::time::timeout(self.settings.timeout, self.client.request(req)).await {

@@ -190,3 +190,27 @@ async fn a_watcher_survives_an_etcd_restart_and_catches_up() {
     .await;
     b.deregister().await;
 }
+
+/// Issue 9 (9): the first fleet to use a cluster prefix records its fingerprint; a second fleet
+/// (another secret) reads the first one's back, and is refused by its host; another prefix is
+/// another cluster.
+#[tokio::test]
+async fn the_first_fleet_keeps_the_cluster_fingerprint() {
+    let etcd = Etcd::start().await;
+    let first = client(&etcd, "shop").await;
+    let second = client(&etcd, "shop").await;
+    let elsewhere = client(&etcd, "other-shop").await;
+    let claim = |d: &Arc<dyn Discovery>, f: &'static str| {
+        let d = d.clone();
+        async move { d.claim_fingerprint(f).await.expect("claim") }
+    };
+    assert_eq!(claim(&first, "aaaa").await.as_deref(), Some("aaaa"));
+    assert_eq!(claim(&first, "aaaa").await.as_deref(), Some("aaaa"));
+    assert_eq!(claim(&second, "bbbb").await.as_deref(), Some("aaaa"));
+    assert_eq!(claim(&elsewhere, "bbbb").await.as_deref(), Some("bbbb"));
+    // Static discovery keeps no state and claims nothing.
+    let fixed = from_spec("static", "shop", &BTreeMap::new(), &settings())
+        .await
+        .expect("static");
+    assert_eq!(claim(&fixed, "cccc").await, None);
+}

@@ -133,9 +133,52 @@ fn wrong_issuer_or_audience_is_refused() {
         let token = signed_raw(&s.key, &good_header(&s.key), &claims);
         invalid(s.verifier.verify(&token, &s.keys, NOW));
     }
-    // An audience list is not the single audience this verifier accepts.
+    // An audience list without this verifier's audience, or with non-strings, is refused.
+    for aud in [
+        json!(["other", "another"]),
+        json!([]),
+        json!(["flotilla", 7]),
+    ] {
+        let mut claims = good_claims(&s);
+        claims["aud"] = aud;
+        let token = signed_raw(&s.key, &good_header(&s.key), &claims);
+        invalid(s.verifier.verify(&token, &s.keys, NOW));
+    }
+}
+
+#[test]
+fn an_audience_list_containing_the_audience_is_accepted() {
+    // RFC 7519 §4.1.3: `aud` may be an array; the token is for us when ours is in it.
+    let s = setup();
     let mut claims = good_claims(&s);
-    claims["aud"] = json!(["flotilla", "other"]);
+    claims["aud"] = json!(["other", "flotilla"]);
+    let token = signed_raw(&s.key, &good_header(&s.key), &claims);
+    let verified = s.verifier.verify(&token, &s.keys, NOW).expect("valid");
+    assert_eq!(verified.aud, "flotilla");
+}
+
+#[test]
+fn a_lifetime_beyond_the_issuers_is_refused() {
+    // Signed by the real key, but living 30 years: identity never issues that.
+    let s = setup();
+    let mut claims = good_claims(&s);
+    claims["exp"] = json!(NOW + 30 * 365 * 24 * 3600);
+    let token = signed_raw(&s.key, &good_header(&s.key), &claims);
+    assert!(invalid(s.verifier.verify(&token, &s.keys, NOW)).contains("lifetime"));
+    // The configured lifetime (900 s) plus the leeway (30 s) is the limit, inclusive.
+    for (extra, ok) in [(930, true), (931, false)] {
+        let mut claims = good_claims(&s);
+        claims["exp"] = json!(NOW + extra);
+        let token = signed_raw(&s.key, &good_header(&s.key), &claims);
+        assert_eq!(
+            s.verifier.verify(&token, &s.keys, NOW).is_ok(),
+            ok,
+            "{extra}"
+        );
+    }
+    // An `iat` far back makes the span too long even for a token that has not expired.
+    let mut claims = good_claims(&s);
+    claims["iat"] = json!(NOW - 3600);
     let token = signed_raw(&s.key, &good_header(&s.key), &claims);
     invalid(s.verifier.verify(&token, &s.keys, NOW));
 }

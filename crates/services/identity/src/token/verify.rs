@@ -36,6 +36,9 @@ pub struct TokenVerifier {
     issuer: String,
     audience: String,
     leeway_secs: i64,
+    /// The longest `exp - iat` identity issues: a token claiming more was not minted by these
+    /// rules (a leaked key, or a clock far ahead), however valid its signature.
+    max_lifetime_secs: i64,
 }
 
 impl TokenVerifier {
@@ -45,6 +48,7 @@ impl TokenVerifier {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway_secs: i64::try_from(config.leeway_secs).unwrap_or(i64::MAX),
+            max_lifetime_secs: i64::try_from(config.token_ttl_secs).unwrap_or(i64::MAX),
         }
     }
 
@@ -89,7 +93,8 @@ impl TokenVerifier {
             return Err(TokenError::Invalid("the signature does not verify".into()));
         }
 
-        let claims = json_object(payload)?;
+        let mut claims = json_object(payload)?;
+        self.accept_audience_list(&mut claims)?;
         if let Some(missing) = REQUIRED_CLAIMS.iter().find(|c| !claims.contains_key(**c)) {
             return Err(TokenError::Invalid(format!(
                 "the {missing} claim is missing"
@@ -112,6 +117,13 @@ impl TokenVerifier {
         if claims.aud != self.audience {
             return Err(TokenError::Invalid("wrong audience".into()));
         }
+        if claims.exp.saturating_sub(claims.iat)
+            > self.max_lifetime_secs.saturating_add(self.leeway_secs)
+        {
+            return Err(TokenError::Invalid(
+                "the token's lifetime exceeds the issuer's".into(),
+            ));
+        }
         // `exp` is the first instant the token is no longer valid (RFC 7519 §4.1.4).
         if now_secs >= claims.exp.saturating_add(self.leeway_secs) {
             return Err(TokenError::Expired);
@@ -120,6 +132,29 @@ impl TokenVerifier {
         if claims.nbf.is_some_and(|nbf| nbf > latest_start) || claims.iat > latest_start {
             return Err(TokenError::NotYetValid);
         }
+        Ok(())
+    }
+}
+
+impl TokenVerifier {
+    /// RFC 7519 §4.1.3: `aud` may be an array of audiences; the token is for this verifier when
+    /// its audience is among them. Such a list is replaced by that one audience, so the claim
+    /// checks below see a single string either way; a list without it, or with anything but
+    /// strings, is refused here.
+    fn accept_audience_list(&self, claims: &mut Map<String, Value>) -> Result<(), TokenError> {
+        let Some(Value::Array(list)) = claims.get("aud") else {
+            return Ok(());
+        };
+        if list.iter().any(|a| !a.is_string()) {
+            return Err(TokenError::Invalid("the aud claim does not parse".into()));
+        }
+        if !list
+            .iter()
+            .any(|a| a.as_str() == Some(self.audience.as_str()))
+        {
+            return Err(TokenError::Invalid("wrong audience".into()));
+        }
+        claims.insert("aud".into(), Value::String(self.audience.clone()));
         Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! set to something that cannot be.
 
 use axum::http::{Method, StatusCode};
-use flotilla_chassis::Role;
+use flotilla_chassis::{Caller, Role};
 use flotilla_inventory::contract::StockLevel;
 use serde_json::json;
 
@@ -86,6 +86,31 @@ async fn only_admins_set_stock() {
         .await
         .expect("PUT");
     expect_problem(forged, StatusCode::UNAUTHORIZED).await;
+    // A credential is bound to its callee and carries the user: one minted for cart (even
+    // acting for an admin) opens nothing here, and one without a user gives bare admin headers
+    // no weight (issue 9, RELIABILITY.md S8).
+    let admin = Caller {
+        user_id: "mallory".into(),
+        role: Role::Admin,
+    };
+    let url = format!("{}{path}", app.fleet.url(flotilla_inventory::NAME));
+    let for_cart = app.fleet.credential("cart", Some(&admin));
+    let for_inventory_anonymous = app.fleet.credential(flotilla_inventory::NAME, None);
+    for (token, status) in [
+        (&for_cart, StatusCode::UNAUTHORIZED),
+        (&for_inventory_anonymous, StatusCode::UNAUTHORIZED),
+    ] {
+        let replayed = reqwest::Client::new()
+            .put(&url)
+            .header("x-flotilla-service-token", token)
+            .header("x-flotilla-user-id", "mallory")
+            .header("x-flotilla-user-role", "admin")
+            .json(&body)
+            .send()
+            .await
+            .expect("PUT");
+        expect_problem(replayed, status).await;
+    }
     assert_eq!(app.available(&product(1)).await, INITIAL, "untouched");
 }
 

@@ -3,6 +3,8 @@
 //! ```text
 //! /{prefix}/services/{service}/{instance-id}  =  {base url}     (attached to a TTL lease)
 //! e.g. /flotilla/services/catalog/ins_019a…   =  http://10.0.0.7:9002
+//! /{prefix}/fingerprint                       =  {cluster fingerprint}   (no lease: the
+//!                                                 first fleet to use the prefix keeps it)
 //! ```
 //!
 //! **Registering** grants a lease with the configured TTL and puts the key with it; a background
@@ -21,7 +23,7 @@
 mod follower;
 mod keeper;
 
-use etcd_client::{Client, ConnectOptions};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp, TxnOpResponse};
 use futures::future::BoxFuture;
 use std::future::Future;
 use std::time::Duration;
@@ -42,6 +44,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct EtcdDiscovery {
     client: Client,
     root: String,
+    /// `/{prefix}/fingerprint`.
+    fingerprint_key: String,
     settings: DiscoverySettings,
 }
 
@@ -61,14 +65,18 @@ impl EtcdDiscovery {
         let mut client = within(limit, Client::connect(urls, Some(options))).await?;
         within(limit, client.status()).await?;
         let prefix = prefix.trim_matches('/');
-        let root = if prefix.is_empty() {
-            "/services/".to_owned()
+        let (root, fingerprint_key) = if prefix.is_empty() {
+            ("/services/".to_owned(), "/fingerprint".to_owned())
         } else {
-            format!("/{prefix}/services/")
+            (
+                format!("/{prefix}/services/"),
+                format!("/{prefix}/fingerprint"),
+            )
         };
         Ok(Self {
             client,
             root,
+            fingerprint_key,
             settings: settings.clone(),
         })
     }
@@ -117,6 +125,34 @@ impl Discovery for EtcdDiscovery {
             let (tx, rx) = watch::channel(follower.urls());
             tokio::spawn(follower.run(tx));
             Ok(rx)
+        })
+    }
+    fn claim_fingerprint<'a>(
+        &'a self,
+        fingerprint: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, DiscoveryError>> {
+        Box::pin(async move {
+            let key = self.fingerprint_key.as_str();
+            // One transaction: put it if the key was never created, read it otherwise.
+            let txn = Txn::new()
+                .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+                .and_then([TxnOp::put(key, fingerprint, None)])
+                .or_else([TxnOp::get(key, None)]);
+            let mut kv = self.client.kv_client();
+            let response = within(self.settings.request_timeout, kv.txn(txn)).await?;
+            if response.succeeded() {
+                return Ok(Some(fingerprint.to_owned()));
+            }
+            let recorded = response.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(get) => get
+                    .kvs()
+                    .first()
+                    .map(|kv| String::from_utf8_lossy(kv.value()).into_owned()),
+                _ => None,
+            });
+            recorded
+                .map(Some)
+                .ok_or_else(|| unavailable("the fingerprint key vanished while it was read"))
         })
     }
 }
