@@ -635,6 +635,7 @@ async fn payments_extracted_from_the_one_process_shop() {
 #[tokio::test]
 async fn a_second_fleet_on_the_same_database_prefix_with_another_secret_refuses_to_start() {
     let prefix = infra::unique("clash");
+    let postgres = infra::postgres();
     let (first_dir, second_dir) = (
         tempfile::tempdir().expect("dir"),
         tempfile::tempdir().expect("dir"),
@@ -646,7 +647,7 @@ async fn a_second_fleet_on_the_same_database_prefix_with_another_secret_refuses_
             "--port",
             "0",
             "--database-url",
-            POSTGRES,
+            &postgres,
             "--database-prefix",
             &prefix,
             "--data-dir",

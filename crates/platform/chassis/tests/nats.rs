@@ -631,7 +631,7 @@ async fn an_event_from_a_service_that_does_not_own_its_type_is_refused_and_parke
         .expect("subscribe");
     // Another client on the broker publishes a well-formed `order.placed` on orders' subject,
     // naming payments as its source; then a genuine-looking one naming orders.
-    let client = async_nats::connect(URL).await.expect("client");
+    let client = async_nats::connect(url()).await.expect("client");
     let js = async_nats::jetstream::new(client);
     let envelope = |id: &str, event_type: &str, source: &str| {
         serde_json::to_vec(&Event {
