@@ -19,6 +19,7 @@ pub mod ids;
 pub mod launch;
 pub mod layers;
 pub mod money;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod request_context;

@@ -60,7 +60,7 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
 #[utoipa::path(
     post,
     path = "/",
-    tag = "orders",
+    tag = "orders", security(("bearerAuth" = [])),
     params(("Idempotency-Key" = String, Header, description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
     request_body = CheckoutRequest,
     responses(
@@ -142,7 +142,7 @@ fn answer(order: Order) -> Response {
 #[utoipa::path(
     get,
     path = "/",
-    tag = "orders",
+    tag = "orders", security(("bearerAuth" = [])),
     params(PageParams),
     responses(
         (status = 200, description = "One page of the caller's orders", body = Page<Order>),
@@ -168,7 +168,7 @@ async fn list_orders(
 #[utoipa::path(
     get,
     path = "/{id}",
-    tag = "orders",
+    tag = "orders", security(("bearerAuth" = [])),
     params(("id" = String, Path, description = "The order id")),
     responses(
         (status = 200, description = "The order", body = Order),

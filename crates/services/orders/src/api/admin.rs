@@ -33,8 +33,10 @@ struct FilterParams {
     /// `CONFIRMED`, `CANCELLED` for orders).
     status: Option<String>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Items per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
@@ -58,7 +60,7 @@ impl FilterParams {
 }
 
 /// Checkout sagas, most recently changed first, each with its log.
-#[utoipa::path(get, path = "/admin/sagas", tag = "admin", params(FilterParams),
+#[utoipa::path(get, path = "/admin/sagas", tag = "admin", security(("bearerAuth" = ["admin"])), params(FilterParams),
     responses(
         (status = 200, description = "One page of sagas", body = Page<SagaView>),
         (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
@@ -77,7 +79,7 @@ async fn list_sagas(
 }
 
 /// One order's saga with its log.
-#[utoipa::path(get, path = "/admin/sagas/{order_id}", tag = "admin",
+#[utoipa::path(get, path = "/admin/sagas/{order_id}", tag = "admin", security(("bearerAuth" = ["admin"])),
     params(("order_id" = String, Path, description = "The order id")),
     responses(
         (status = 200, description = "The saga", body = SagaView),
@@ -96,7 +98,7 @@ async fn get_saga(
 }
 
 /// Every user's orders, newest first.
-#[utoipa::path(get, path = "/admin/orders", tag = "admin", params(FilterParams),
+#[utoipa::path(get, path = "/admin/orders", tag = "admin", security(("bearerAuth" = ["admin"])), params(FilterParams),
     responses(
         (status = 200, description = "One page of orders", body = Page<Order>),
         (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
@@ -118,7 +120,7 @@ async fn list_all_orders(
 }
 
 /// Orders per status and the money confirmed orders brought in.
-#[utoipa::path(get, path = "/admin/summary", tag = "admin",
+#[utoipa::path(get, path = "/admin/summary", tag = "admin", security(("bearerAuth" = ["admin"])),
     responses(
         (status = 200, description = "The summary", body = OrdersSummary),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
