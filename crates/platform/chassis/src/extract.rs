@@ -22,10 +22,42 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(mut value)) => {
+                integral_floats_to_integers(&mut value);
+                serde_path_to_error::deserialize(value)
+                    .map(Json)
+                    .map_err(|err| {
+                        let detail = format!(
+                            "Failed to deserialize the JSON body into the target type: {err}"
+                        );
+                        Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
+                    })
+            }
             Err(rejection) => Err(json_problem(rejection)),
         }
+    }
+}
+
+/// JSON has one number type: `3.0` is the integer 3 to JSON Schema (and so to the published
+/// documents and the clients that follow them), but serde would refuse it for an integer field.
+/// Such numbers become integers before the body is read into its type.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // The casts saturate, so the round trip tells whether f fits.
+                if f >= 0.0 && (f as u64) as f64 == f && f < u64::MAX as f64 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && (f as i64) as f64 == f && f > i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }
 

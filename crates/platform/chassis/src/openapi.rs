@@ -31,6 +31,51 @@ pub const INTERNAL_PATH: &str = "/openapi.internal.json";
 /// The HTTP methods an OpenAPI path item may hold, lower-case as in the document.
 pub const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch"];
 
+/// Unicode `White_Space` (what `str::trim` removes), as the body of a regex character class
+/// spelled the same in every engine that reads the documents (Rust, Python, ECMAScript).
+pub const WHITE_SPACE: &str =
+    "\\x09-\\x0d\\x20\\x85\\xa0\u{1680}\u{2000}-\u{200a}\u{2028}\u{2029}\u{202f}\u{205f}\u{3000}";
+/// What `char::is_control` matches (the `Cc` category), as a character class body.
+pub const CONTROL: &str = "\\x00-\\x1f\\x7f-\\x9f";
+
+/// The JSON Schema of a text field the server trims and then wants 1 to `max` characters long
+/// with no control character: the exact rule as a pattern (whitespace around it is allowed and
+/// not counted), so a client can check what the server will accept.
+pub fn trimmed_text(max: usize, description: &str) -> utoipa::openapi::Object {
+    let inner = max.saturating_sub(2);
+    let pattern = format!(
+        "^[{WHITE_SPACE}]*[^{WHITE_SPACE}{CONTROL}]([^{CONTROL}]{{0,{inner}}}[^{WHITE_SPACE}{CONTROL}])?[{WHITE_SPACE}]*$"
+    );
+    text_schema(&pattern, description)
+}
+
+/// The JSON Schema of a text field whose trimmed value must match `core` (a regex without
+/// anchors): surrounding whitespace is allowed, as the server trims it.
+pub fn trimmed_pattern(core: &str, description: &str) -> utoipa::openapi::Object {
+    text_schema(
+        &format!("^[{WHITE_SPACE}]*(?:{core})[{WHITE_SPACE}]*$"),
+        description,
+    )
+}
+
+/// The JSON Schema of an untrimmed text field (an id, say) of 1 to `max` characters with no
+/// control character.
+pub fn plain_text(max: usize, description: &str) -> utoipa::openapi::Object {
+    let mut schema = text_schema(&format!("^[^{CONTROL}]*$"), description);
+    schema.min_length = Some(1);
+    schema.max_length = Some(max);
+    schema
+}
+
+/// A string schema with `pattern`.
+fn text_schema(pattern: &str, description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .pattern(Some(pattern))
+        .description(Some(description))
+        .build()
+}
+
 /// A service's two documents.
 #[derive(Debug, Clone)]
 pub struct Documents {
@@ -195,9 +240,24 @@ fn complete(op: &mut Value) {
     if needs_token {
         add("401", "No token, or an invalid or expired one");
     }
-    if scopes.is_some_and(|s| s.iter().any(|s| s == ADMIN_SCOPE)) {
+    let admin = scopes.is_some_and(|s| s.iter().any(|s| s == ADMIN_SCOPE));
+    if admin {
         add("403", "The token is not an admin's");
     }
+    describe(responses);
+    if admin {
+        // Tagged too, so that tools can select the operations an admin's token is for.
+        let tags = op.as_object_mut().map(|o| o.entry("tags").or_insert_with(|| json!([])));
+        if let Some(tags) = tags.and_then(Value::as_array_mut)
+            && !tags.iter().any(|t| t == ADMIN_SCOPE)
+        {
+            tags.push(json!(ADMIN_SCOPE));
+        }
+    }
+}
+
+/// A description on every response, and a problem+json body on every error.
+fn describe(responses: &mut Map<String, Value>) {
     for (code, response) in responses.iter_mut() {
         let Some(response) = response.as_object_mut() else {
             continue;

@@ -9,7 +9,7 @@ use crate::contract::SignupRequest;
 use crate::password::PasswordHash;
 
 /// Longest email address accepted (RFC 5321's path limit less the angle brackets).
-const MAX_EMAIL_CHARS: usize = 254;
+pub(crate) const MAX_EMAIL_CHARS: usize = 254;
 /// Shortest password accepted (OWASP ASVS 2.1.1 asks for at least 8).
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted: long enough for passphrases, short enough to bound the work.
@@ -48,6 +48,11 @@ pub struct Email(String);
 impl Email {
     /// Normalises and checks `raw`.
     pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        // Counted as sent, before trimming and lower-casing (which can lengthen a few
+        // letters): the rule the published schema states.
+        if raw.chars().count() > MAX_EMAIL_CHARS {
+            return Err("must be at most 254 characters");
+        }
         let email = raw.trim().to_lowercase();
         if email.is_empty() {
             return Err("must not be empty");

@@ -66,9 +66,19 @@ struct AdminListParams {
     #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only messages to this user.
+    #[param(schema_with = id_schema)]
     user_id: Option<String>,
     /// Only messages about this order.
+    #[param(schema_with = id_schema)]
     order_id: Option<String>,
+}
+
+/// The rule `domain::check_id` applies to the ids a filter names.
+fn id_schema() -> utoipa::openapi::Object {
+    flotilla_chassis::openapi::plain_text(
+        crate::domain::MAX_ID_LEN,
+        "1 to 128 characters, no control characters.",
+    )
 }
 
 /// `raw` parsed as the id `field` names, when the query sets it.

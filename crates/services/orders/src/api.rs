@@ -61,7 +61,8 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
     post,
     path = "/",
     tag = "orders", security(("bearerAuth" = [])),
-    params(("Idempotency-Key" = String, Header, description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = r"^[\x21-\x7e]+$",
+        description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
     request_body = CheckoutRequest,
     responses(
         (status = 201, description = "The order, already CONFIRMED or CANCELLED", body = Order, headers(("Location" = String, description = "/api/orders/{id}"))),

@@ -300,6 +300,7 @@ async fn admin_ledger(
 #[into_params(parameter_in = Query)]
 struct SummaryParams {
     /// ISO 4217 code of the totals (default EUR).
+    #[param(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
 }
 
