@@ -87,7 +87,7 @@ schemathesis_run() { # service token filter...
     shift 2
     # --warnings off: "no operation matched the filter" is not a failure for a service without
     # admin operations.
-    schemathesis run "$B/api/$svc/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
+    schemathesis --config-file scripts/schemathesis.toml run "$B/api/$svc/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
         --header "Authorization: Bearer $tok" --seed 1 --workers 2 --no-color --warnings off \
         --phases examples,coverage,fuzzing,stateful --suppress-health-check all "$@"
 }
