@@ -160,7 +160,11 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         )
         .await;
     }
-    match upstream.exposure(service).await.map(|e| e.access(req.method(), rest)) {
+    match upstream
+        .exposure(service)
+        .await
+        .map(|e| e.access(req.method(), rest))
+    {
         Ok(Access::Allowed) => {}
         Ok(Access::NotFound) => {
             let detail = format!("no public route {} {rest} on {service}", req.method());

@@ -2,6 +2,7 @@
 //! (one link) for all of them.
 
 mod checkout;
+mod contract;
 mod crash;
 // The fleets register in etcd: only a build with etcd support can run them.
 #[cfg(feature = "etcd")]

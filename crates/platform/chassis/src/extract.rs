@@ -138,3 +138,47 @@ where
             .map_err(|r: PathRejection| Problem::bad_request(r.body_text()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Quote {
+        items: u32,
+        weight: Option<i64>,
+        ratio: f64,
+    }
+
+    async fn read(body: &str) -> Result<Json<Quote>, Problem> {
+        let req = Request::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        Json::<Quote>::from_request(req, &()).await
+    }
+
+    #[tokio::test]
+    async fn a_whole_number_written_with_a_fraction_is_an_integer() {
+        let Json(q) = read(r#"{"items": 3.0, "weight": -2.0, "ratio": 1.0}"#)
+            .await
+            .expect("JSON Schema's integers");
+        assert_eq!((q.items, q.weight, q.ratio), (3, Some(-2), 1.0));
+        let problem = read(r#"{"items": 3.5, "ratio": 1}"#)
+            .await
+            .expect_err("not an integer");
+        assert_eq!(problem.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            problem
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("items")),
+            "{problem:?}"
+        );
+        let problem = read(r#"{"items": 1e30, "ratio": 1}"#)
+            .await
+            .expect_err("out of range");
+        assert_eq!(problem.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

@@ -180,7 +180,9 @@ fn add_components(doc: &mut Value) {
         .as_object_mut();
     if let (Some(schemas), Some(ours)) = (schemas, chassis["schemas"].as_object()) {
         for (name, schema) in ours {
-            schemas.entry(name.clone()).or_insert_with(|| schema.clone());
+            schemas
+                .entry(name.clone())
+                .or_insert_with(|| schema.clone());
         }
     }
     components.insert(
@@ -235,7 +237,10 @@ fn complete(op: &mut Value) {
         add("422", "The body does not have the documented shape");
     }
     if has_params {
-        add("400", "A path or query parameter is malformed or out of range");
+        add(
+            "400",
+            "A path or query parameter is malformed or out of range",
+        );
     }
     if needs_token {
         add("401", "No token, or an invalid or expired one");
@@ -247,7 +252,9 @@ fn complete(op: &mut Value) {
     describe(responses);
     if admin {
         // Tagged too, so that tools can select the operations an admin's token is for.
-        let tags = op.as_object_mut().map(|o| o.entry("tags").or_insert_with(|| json!([])));
+        let tags = op
+            .as_object_mut()
+            .map(|o| o.entry("tags").or_insert_with(|| json!([])));
         if let Some(tags) = tags.and_then(Value::as_array_mut)
             && !tags.iter().any(|t| t == ADMIN_SCOPE)
         {
@@ -393,8 +400,8 @@ mod tests {
             assert!(post[code].is_object(), "{code}");
         }
         assert_eq!(
-            docs.public["paths"]["/things"]["get"]["responses"]["400"]["content"]
-                ["application/problem+json"]["schema"]["$ref"],
+            docs.public["paths"]["/things"]["get"]["responses"]["400"]["content"]["application/problem+json"]
+                ["schema"]["$ref"],
             "#/components/schemas/Problem"
         );
         assert_eq!(

@@ -163,6 +163,10 @@ impl Service {
                 get(move || async move { axum::Json(internal) }),
             )
             .merge(crate::health::routes(self.name, self.db));
-        (layers::standard(router, limits, trust), documents, self.tasks)
+        (
+            layers::standard(router, limits, trust),
+            documents,
+            self.tasks,
+        )
     }
 }

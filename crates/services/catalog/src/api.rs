@@ -160,7 +160,12 @@ async fn product_image(
 struct SearchParams {
     /// What to look for: 1 to 200 characters, not all blank (ASCII whitespace); its words (runs
     /// of letters and digits) must all match, as prefixes. Text without a word matches nothing.
-    #[param(required = true, min_length = 1, max_length = 200, pattern = r"[^\t\n\f\r ]")]
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\f\r ]"
+    )]
     q: Option<String>,
     /// Page number, from 1 (default 1).
     #[param(minimum = 1, maximum = 100_000)]

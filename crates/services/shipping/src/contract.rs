@@ -7,9 +7,9 @@
 //! never rename or remove them without bumping the contract version.
 
 use flotilla_chassis::Money;
+use flotilla_chassis::openapi::{trimmed_pattern, trimmed_text};
 use flotilla_chassis::problem::FieldError;
 use serde::{Deserialize, Serialize};
-use flotilla_chassis::openapi::{trimmed_pattern, trimmed_text};
 use utoipa::ToSchema;
 
 /// The postal code of the test address: a shipment to it is always refused by the (simulated)
@@ -32,10 +32,16 @@ pub const MAX_ITEMS: u32 = 1000;
 // The documented rules of the address fields: exactly what `domain::address_errors` accepts,
 // written as patterns (the server trims first, so whitespace around a value is allowed).
 fn name_schema() -> utoipa::openapi::Object {
-    trimmed_text(100, "The recipient: 1 to 100 characters, no control characters.")
+    trimmed_text(
+        100,
+        "The recipient: 1 to 100 characters, no control characters.",
+    )
 }
 fn line1_schema() -> utoipa::openapi::Object {
-    trimmed_text(200, "Street and number: 1 to 200 characters, no control characters.")
+    trimmed_text(
+        200,
+        "Street and number: 1 to 200 characters, no control characters.",
+    )
 }
 fn city_schema() -> utoipa::openapi::Object {
     trimmed_text(100, "1 to 100 characters, no control characters.")

@@ -87,7 +87,8 @@ async fn list_sagas(
     let phase = match params.status.as_deref() {
         None => None,
         Some(s) => Some(
-            Phase::parse(s).ok_or_else(|| OrdersError::BadQuery(format!("unknown status {s:?}")))?,
+            Phase::parse(s)
+                .ok_or_else(|| OrdersError::BadQuery(format!("unknown status {s:?}")))?,
         ),
     };
     Ok(axum::Json(state.store.saga_views(phase, page).await?))
