@@ -10,7 +10,7 @@
 //! document serialised) and for a remote one (its `/openapi.json` fetched).
 
 use axum::http::Method;
-use flotilla_chassis::openapi::is_internal;
+use flotilla_chassis::openapi::{INTERNAL_PATH, is_internal};
 use serde_json::Value;
 
 pub use flotilla_chassis::openapi::INTERNAL_TAG;
@@ -80,6 +80,10 @@ impl Exposure {
 
     /// What to do with `method path`.
     pub fn access(&self, method: &Method, path: &str) -> Access {
+        if path == INTERNAL_PATH {
+            // Not a public operation even where a template such as orders' `/{id}` matches it.
+            return Access::NotFound;
+        }
         if ALWAYS.contains(&path) && (*method == Method::GET || *method == Method::HEAD) {
             return Access::Allowed;
         }
@@ -122,6 +126,12 @@ mod tests {
         assert!(!e.allows(&Method::POST, "/reservations"), "internal");
         assert!(!e.allows(&Method::GET, "/undocumented"));
         assert!(e.allows(&Method::POST, "/"));
+        let ids = Exposure::from_openapi(&json!({"paths": {"/{id}": {"get": {}}}})).expect("valid");
+        assert!(ids.allows(&Method::GET, "/ord_1"));
+        assert!(
+            !ids.allows(&Method::GET, "/openapi.internal.json"),
+            "never public, whatever template matches it"
+        );
         assert!(e.allows(&Method::GET, "/healthz"));
         assert!(!e.allows(&Method::GET, "/stock/a/b"));
         assert_eq!(
