@@ -321,14 +321,14 @@ fn add_probes(doc: &mut Value, name: &str) {
         "service": {"type": "string"},
         "checks": {"type": "object", "properties": {"database": {"type": "string"}}}},
         "required": ["status", "service", "checks"]});
-    let probe = |summary: &str, responses: Value| {
+    let probe = |id: &str, summary: &str, responses: Value| {
         json!({"get": {"tags": ["probes"], "summary": summary,
-            "operationId": format!("{name}_{}", summary.split_whitespace().next().unwrap_or("probe").to_lowercase()),
-            "responses": responses}})
+            "operationId": format!("{name}_{id}"), "responses": responses}})
     };
     paths.insert(
         "/healthz".into(),
         probe(
+            "healthz",
             "Liveness: the process answers",
             json!({"200": {"description": "Alive",
                 "content": {"application/json": {"schema": status}}}}),
@@ -337,6 +337,7 @@ fn add_probes(doc: &mut Value, name: &str) {
     paths.insert(
         "/readyz".into(),
         probe(
+            "readyz",
             "Readiness: the service can do useful work (its database answers)",
             json!({
                 "200": {"description": "Ready", "content": {"application/json": {"schema": ready}}},
@@ -348,6 +349,7 @@ fn add_probes(doc: &mut Value, name: &str) {
     paths.insert(
         "/openapi.json".into(),
         probe(
+            "openapi",
             "Contract: this document",
             json!({"200": {"description": "This OpenAPI document",
                 "content": {"application/json": {"schema": {"type": "object"}}}}}),
