@@ -79,6 +79,15 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Write each service's OpenAPI documents to DIR, then exit: NAME.json (public, what the
+    /// gateway serves under /api/NAME) and NAME.internal.json (service-to-service only).
+    Openapi {
+        /// Directory to write the documents into (created when missing).
+        #[arg(long, value_name = "DIR", default_value = "openapi")]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Append N deterministic products to the catalog (for large-catalog benchmarks).
     Seed {
         /// How many products to add.

@@ -69,6 +69,23 @@ async fn main() -> anyhow::Result<()> {
             host.shutdown_token().cancel();
             host.run().await
         }
+        Command::Openapi { out, common } => {
+            let (config, settings) = flotilla::settings(config, &common)?;
+            let host = Host::build(config, settings, Mode::Migrate(Vec::new())).await?;
+            std::fs::create_dir_all(&out)?;
+            for (name, documents) in &host.openapi {
+                for (file, document) in [
+                    (format!("{name}.json"), &documents.public),
+                    (format!("{name}.internal.json"), &documents.internal),
+                ] {
+                    let path = out.join(file);
+                    std::fs::write(&path, serde_json::to_vec_pretty(document)?)?;
+                    println!("{}", path.display());
+                }
+            }
+            host.shutdown_token().cancel();
+            host.run().await
+        }
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];

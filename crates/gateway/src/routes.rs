@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use crate::auth::{AuthError, Authenticator};
-use crate::exposure::Exposure;
+use crate::exposure::{Access, Exposure};
 use crate::proxy;
 
 /// `[gateway]` configuration.
@@ -159,12 +159,17 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     if let Some(caller) = gw.fleet_call(&req, service) {
         return proxy::forward(&upstream.transport, service, req, &target, caller).await;
     }
-    match upstream.exposure(service).await {
-        Ok(exposure) if exposure.allows(req.method(), rest) => {}
-        Ok(_) => {
+    match upstream
+        .exposure(service)
+        .await
+        .map(|e| e.access(req.method(), rest))
+    {
+        Ok(Access::Allowed) => {}
+        Ok(Access::NotFound) => {
             let detail = format!("no public route {} {rest} on {service}", req.method());
             return Problem::not_found(detail).into_response();
         }
+        Ok(Access::MethodNotAllowed(methods)) => return method_not_allowed(req.method(), &methods),
         Err(problem) => return problem.into_response(),
     }
     let caller = match Authenticator::bearer(req.headers()) {
@@ -202,6 +207,26 @@ async fn site(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
     proxy::forward(storefront, "storefront", req, &target, caller).await
+}
+
+/// 405 with the `Allow` header listing the path's public methods.
+fn method_not_allowed(method: &axum::http::Method, allowed: &[axum::http::Method]) -> Response {
+    let allow = allowed
+        .iter()
+        .map(axum::http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let detail = format!("{method} is not allowed here; this path allows {allow}");
+    let mut response = Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        detail,
+    )
+    .into_response();
+    if let Ok(v) = allow.parse() {
+        response.headers_mut().insert(axum::http::header::ALLOW, v);
+    }
+    response
 }
 
 fn unauthorized(err: &AuthError) -> Response {

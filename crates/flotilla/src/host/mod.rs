@@ -93,7 +93,7 @@ pub struct Host {
     nats: Option<Arc<flotilla_chassis::events::NatsBus>>,
     deregister_grace: Duration,
     /// Each local service's OpenAPI document (the gateway exposes what they publish).
-    pub openapi: std::collections::HashMap<&'static str, utoipa::openapi::OpenApi>,
+    pub openapi: std::collections::HashMap<&'static str, flotilla_chassis::openapi::Documents>,
     shutdown: CancellationToken,
     drain: Duration,
     server: Server,

@@ -3,6 +3,7 @@
 
 mod checkout;
 mod connections;
+mod contract;
 mod crash;
 #[cfg(unix)]
 mod data_files;

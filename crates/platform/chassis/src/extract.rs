@@ -26,10 +26,40 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
+        match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(mut value)) => {
+                integral_floats_to_integers(&mut value);
+                serde_path_to_error::deserialize(value)
+                    .map(Json)
+                    .map_err(|err| {
+                        let path = err.path().to_string();
+                        data_problem(&path, &err.into_inner().to_string())
+                    })
+            }
             Err(rejection) => Err(json_problem(rejection)),
         }
+    }
+}
+
+/// JSON has one number type: `3.0` is the integer 3 to JSON Schema (and so to the published
+/// documents and the clients that follow them), but serde would refuse it for an integer field.
+/// Such numbers become integers before the body is read into its type.
+fn integral_floats_to_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                // The casts saturate, so the round trip tells whether f fits.
+                if f >= 0.0 && (f as u64) as f64 == f && f < u64::MAX as f64 {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && (f as i64) as f64 == f && f > i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
     }
 }
 
@@ -43,13 +73,7 @@ fn json_problem(rejection: JsonRejection) -> Problem {
         JsonRejection::JsonDataError(err) => {
             let text = err.body_text();
             let (path, message) = split_path(&text);
-            let detail = describe(path, message);
-            match field_of(path, message) {
-                field if field.is_empty() => {
-                    Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
-                }
-                field => Problem::invalid(&field, describe(".", message)),
-            }
+            data_problem(path, message)
         }
         JsonRejection::JsonSyntaxError(err) => {
             let text = err.body_text();
@@ -70,6 +94,18 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             "the request body is larger than this service accepts",
         ),
         _ => Problem::new(status, "bad-request", "the request body could not be read"),
+    }
+}
+
+/// A body of the wrong shape (422): the field it names and serde's message in words, with no
+/// Rust type names. `path` is serde's path to the value (`lines[0].quantity`, `.` for the root).
+fn data_problem(path: &str, message: &str) -> Problem {
+    let detail = describe(path, message);
+    match field_of(path, message) {
+        field if field.is_empty() => {
+            Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", detail)
+        }
+        field => Problem::invalid(&field, describe(".", message)),
     }
 }
 
@@ -183,4 +219,48 @@ fn path_problem(rejection: PathRejection) -> Problem {
         _ => return Problem::internal(),
     };
     Problem::bad_request(detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Quote {
+        items: u32,
+        weight: Option<i64>,
+        ratio: f64,
+    }
+
+    async fn read(body: &str) -> Result<Json<Quote>, Problem> {
+        let req = Request::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request");
+        Json::<Quote>::from_request(req, &()).await
+    }
+
+    #[tokio::test]
+    async fn a_whole_number_written_with_a_fraction_is_an_integer() {
+        let Json(q) = read(r#"{"items": 3.0, "weight": -2.0, "ratio": 1.0}"#)
+            .await
+            .expect("JSON Schema's integers");
+        assert_eq!((q.items, q.weight, q.ratio), (3, Some(-2), 1.0));
+        let problem = read(r#"{"items": 3.5, "ratio": 1}"#)
+            .await
+            .expect_err("not an integer");
+        assert_eq!(problem.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            problem
+                .detail
+                .as_deref()
+                .is_some_and(|d| d.contains("items")),
+            "{problem:?}"
+        );
+        let problem = read(r#"{"items": 1e30, "ratio": 1}"#)
+            .await
+            .expect_err("out of range");
+        assert_eq!(problem.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
 }

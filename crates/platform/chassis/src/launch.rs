@@ -5,7 +5,6 @@
 use axum::Router;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use utoipa::openapi::OpenApi;
 
 use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
@@ -14,6 +13,7 @@ use crate::events::admin::{self, EventsAdmin};
 use crate::events::relay::Relay;
 use crate::events::{self, Consumer, RelaySettings, SharedBus};
 use crate::layers::Limits;
+use crate::openapi::Documents;
 use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
 use crate::transport::Peers;
 
@@ -44,8 +44,8 @@ pub struct Launched {
     pub name: &'static str,
     /// The finished router (API, admin, probes, contract, standard middleware).
     pub router: Router,
-    /// Its OpenAPI document.
-    pub openapi: OpenApi,
+    /// Its public and internal OpenAPI documents.
+    pub openapi: Documents,
     /// Background tasks to spawn (the service's own plus the outbox relay).
     pub tasks: Vec<BackgroundTask>,
     /// Its event consumer, if it consumes any.

@@ -21,6 +21,7 @@ pub mod input_message;
 pub mod launch;
 pub mod layers;
 pub mod money;
+pub mod openapi;
 pub mod pagination;
 pub mod private_files;
 pub mod problem;

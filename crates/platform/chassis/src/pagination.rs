@@ -11,8 +11,10 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 pub struct PageParams {
     /// Page number, starting at 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     pub page: Option<u32>,
     /// Items per page (default 20; at most the service's maximum).
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: Option<u32>,
 }
 

@@ -10,7 +10,6 @@ use axum::routing::get;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
-use utoipa::openapi::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::caller::TrustPolicy;
@@ -18,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::{Outbox, Subscription};
 use crate::layers::{self, Limits};
+use crate::openapi::{self, Documents};
 use crate::transport::Peers;
 
 /// What a service is given.
@@ -141,26 +141,31 @@ impl Service {
         }
     }
 
-    /// The complete router: the API, `/openapi.json`, `/healthz`, `/readyz`, behind the standard
-    /// middleware. Returns the background tasks for the host to run.
+    /// The complete router: the API, `/openapi.json` (the public document),
+    /// `/openapi.internal.json` (the internal one), `/healthz`, `/readyz`, behind the standard
+    /// middleware. Returns the documents and the background tasks for the host to run.
     pub fn into_parts(
         self,
         limits: Limits,
         trust: TrustPolicy,
-    ) -> (Router, OpenApi, Vec<BackgroundTask>) {
-        let (api, mut openapi) = self.api.split_for_parts();
-        openapi.info.title = format!("flotilla {}", self.name);
-        openapi.info.version = env!("CARGO_PKG_VERSION").to_owned();
-        let document = openapi.clone();
+    ) -> (Router, Documents, Vec<BackgroundTask>) {
+        let (api, description) = self.api.split_for_parts();
+        let documents = openapi::publish(self.name, description);
+        let public = documents.public.clone();
+        let internal = documents.internal.clone();
         let router = api
             .route(
                 "/openapi.json",
-                get(move || async move { axum::Json(document) }),
+                get(move || async move { axum::Json(public) }),
+            )
+            .route(
+                openapi::INTERNAL_PATH,
+                get(move || async move { axum::Json(internal) }),
             )
             .merge(crate::health::routes(self.name, self.db));
         (
             layers::standard(router, limits, trust, self.name),
-            openapi,
+            documents,
             self.tasks,
         )
     }

@@ -150,7 +150,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Longest email address accepted (RFC 5321's path limit less the angle brackets).
-const MAX_EMAIL_CHARS: usize = 254;
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// `raw` as a stored email address: trimmed and lower-cased, the part before the `@` in ASCII
 /// (a Cyrillic `а` there would make a second `admin`), the domain in its IDNA ASCII form
@@ -160,6 +160,11 @@ const MAX_EMAIL_CHARS: usize = 254;
 /// The check stays shallow beyond that (a dotted domain, no spaces): the only proof an address
 /// works is a message that arrives.
 pub fn email_address(raw: &str) -> Result<String, TextError> {
+    // Counted as sent too, before trimming and lower-casing (which can lengthen a few letters):
+    // the rule the published schemas state.
+    if raw.chars().count() > MAX_EMAIL_CHARS {
+        return Err(TextError::TooLong(MAX_EMAIL_CHARS));
+    }
     let email = raw.trim().to_lowercase();
     if email.is_empty() {
         return Err(TextError::Empty);

@@ -170,7 +170,7 @@ impl CartState {
 #[utoipa::path(
     get,
     path = "/",
-    tag = "cart",
+    tag = "cart", security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The caller's cart with current prices", body = Cart),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
@@ -193,7 +193,7 @@ async fn get_cart(
 #[utoipa::path(
     delete,
     path = "/",
-    tag = "cart",
+    tag = "cart", security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "The cart is empty"),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
@@ -213,7 +213,7 @@ async fn clear_cart(
 #[utoipa::path(
     put,
     path = "/items/{product_id}",
-    tag = "cart",
+    tag = "cart", security(("bearerAuth" = [])),
     params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
     request_body = SetQuantity,
     responses(
@@ -271,7 +271,7 @@ async fn set_quantity(
 #[utoipa::path(
     delete,
     path = "/items/{product_id}",
-    tag = "cart",
+    tag = "cart", security(("bearerAuth" = [])),
     params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
     responses(
         (status = 200, description = "The updated cart", body = Cart),

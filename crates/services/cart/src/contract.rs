@@ -54,9 +54,9 @@ pub struct CartLine {
 /// `PUT /items/{product_id}`: how many of a product the cart should hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SetQuantity {
-    /// The new quantity: 0 removes the line; more than the service's `max_quantity` is refused
-    /// with 422.
-    #[schema(example = 2)]
+    /// The new quantity: 0 removes the line; more than the service's `max_quantity` (99 unless
+    /// configured otherwise) is refused with 422.
+    #[schema(minimum = 0, maximum = 99, example = 2)]
     pub quantity: u32,
 }
 

@@ -72,8 +72,10 @@ fn page_of(items: Vec<Product>, total: u64, page: PageRequest) -> Page<Product> 
 #[into_params(parameter_in = Query)]
 struct ListParams {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Products per page (default 20, at most the configured maximum, 100 by default).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only products of this category (its slug).
     category: Option<String>,
@@ -156,11 +158,20 @@ async fn product_image(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SearchParams {
-    /// What to look for: 1 to 200 characters; its words must all match (as prefixes).
+    /// What to look for: 1 to 200 characters, not all blank (ASCII whitespace); its words (runs
+    /// of letters and digits) must all match, as prefixes. Text without a word matches nothing.
+    #[param(
+        required = true,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\f\r ]"
+    )]
     q: Option<String>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Products per page (default 20, at most the configured maximum).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
@@ -200,6 +211,7 @@ async fn list_categories(
 #[into_params(parameter_in = Query)]
 struct FeaturedParams {
     /// How many products (default 8, 1 to 24).
+    #[param(minimum = 1, maximum = 24)]
     limit: Option<u32>,
 }
 

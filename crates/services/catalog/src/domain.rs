@@ -6,7 +6,7 @@
 
 use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS};
 
-/// Longest search query accepted, in characters after trimming.
+/// Longest search query accepted, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Most words of a query that reach the full-text index; a longer conjunction matches nothing
@@ -83,13 +83,16 @@ pub struct SearchQuery {
 }
 
 impl SearchQuery {
-    /// Accepts 1..=[`MAX_QUERY_CHARS`] characters after trimming. Words are the runs of
+    /// Accepts at most [`MAX_QUERY_CHARS`] characters with at least one that is not ASCII
+    /// whitespace, the rule the contract states (as a JSON Schema pattern, which a client can
+    /// check: hence ASCII whitespace, whose definition every regex engine shares, and the length
+    /// counted before trimming). Words are the runs of
     /// alphanumeric characters; everything else (quotes, stars, brackets, operators'
     /// punctuation) only separates them, so no input can carry query syntax into the index.
     pub fn parse(q: Option<&str>) -> Result<Self, CatalogError> {
-        let q = q.map(str::trim).unwrap_or_default();
-        let chars = q.chars().count();
-        if chars == 0 || chars > MAX_QUERY_CHARS {
+        let raw = q.unwrap_or_default();
+        let q = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+        if q.is_empty() || raw.chars().count() > MAX_QUERY_CHARS {
             return Err(CatalogError::InvalidQuery);
         }
         let words = q

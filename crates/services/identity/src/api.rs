@@ -148,7 +148,7 @@ async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Identi
 #[utoipa::path(
     get,
     path = "/me",
-    tag = "identity",
+    tag = "identity", security(("bearerAuth" = [])),
     responses(
         (status = 200, description = "The caller's account", body = User),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),

@@ -7,6 +7,7 @@
 //! leak it.
 
 use flotilla_chassis::Role;
+use flotilla_chassis::openapi::{CONTROL, WHITE_SPACE, trimmed_pattern, trimmed_text};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,7 +16,7 @@ use utoipa::ToSchema;
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct SignupRequest {
     /// The login address; compared trimmed and lower-cased.
-    #[schema(max_length = 254, example = "ada@example.com")]
+    #[schema(schema_with = email_schema, example = "ada@example.com")]
     pub email: String,
     /// 8 to 128 characters.
     #[schema(
@@ -25,8 +26,28 @@ pub struct SignupRequest {
     )]
     pub password: String,
     /// The name shown to the user, 1 to 100 characters after trimming.
-    #[schema(min_length = 1, max_length = 100, example = "Ada Lovelace")]
+    #[schema(schema_with = name_schema, example = "Ada Lovelace")]
     pub name: String,
+}
+
+/// The sign-up rules of `domain::Email::parse` as a schema: at most 254 characters, one `@`
+/// with something before it and a dotted domain after it, no spaces or control characters.
+fn email_schema() -> utoipa::openapi::Object {
+    let not = format!("{WHITE_SPACE}{CONTROL}");
+    let mut schema = trimmed_pattern(
+        &format!("[^@{not}]+@(?:[^@.{not}]+\\.)+[^@.{not}]+"),
+        "The login address, at most 254 characters; compared trimmed and lower-cased.",
+    );
+    schema.max_length = Some(crate::domain::MAX_EMAIL_CHARS);
+    schema
+}
+
+/// The sign-up rules of `domain::Name::parse`.
+fn name_schema() -> utoipa::openapi::Object {
+    trimmed_text(
+        100,
+        "The name shown to the user, 1 to 100 characters after trimming, no control characters.",
+    )
 }
 
 impl std::fmt::Debug for SignupRequest {

@@ -11,6 +11,8 @@ use flotilla_chassis::text::{self, TextError};
 use crate::contract::SignupRequest;
 use crate::password::PasswordHash;
 
+/// Longest email address accepted (RFC 5321's path limit less the angle brackets).
+pub(crate) const MAX_EMAIL_CHARS: usize = text::MAX_EMAIL_CHARS;
 /// Shortest password accepted (OWASP ASVS 2.1.1 asks for at least 8).
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted: long enough for passphrases, short enough to bound the work.

@@ -86,7 +86,7 @@ async fn get_stock(
 #[utoipa::path(
     put,
     path = "/stock/{product_id}",
-    tag = "inventory",
+    tag = "inventory", security(("bearerAuth" = ["admin"])),
     params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
     request_body = SetStock,
     responses(

@@ -24,7 +24,7 @@ pub struct StockLevel {
 pub struct SetStock {
     /// 0 to 1,000,000,000. Units already held by reservations are not counted here and are
     /// not affected.
-    #[schema(example = 100)]
+    #[schema(minimum = 0, maximum = 1_000_000_000, example = 100)]
     pub available: i64,
 }
 

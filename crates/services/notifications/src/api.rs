@@ -60,13 +60,25 @@ impl From<ApiError> for Problem {
 #[into_params(parameter_in = Query)]
 struct AdminListParams {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Messages per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only messages to this user.
+    #[param(schema_with = id_schema)]
     user_id: Option<String>,
     /// Only messages about this order.
+    #[param(schema_with = id_schema)]
     order_id: Option<String>,
+}
+
+/// The rule `domain::check_id` applies to the ids a filter names.
+fn id_schema() -> utoipa::openapi::Object {
+    flotilla_chassis::openapi::plain_text(
+        crate::domain::MAX_ID_LEN,
+        "1 to 128 characters, no control characters.",
+    )
 }
 
 /// `raw` parsed as the id `field` names, when the query sets it.
@@ -90,7 +102,7 @@ fn page_of(items: Vec<Message>, total: u64, page: PageRequest) -> Page<Message> 
 }
 
 /// The caller's own messages, newest first.
-#[utoipa::path(get, path = "/messages", tag = "notifications", params(PageParams),
+#[utoipa::path(get, path = "/messages", tag = "notifications", security(("bearerAuth" = [])), params(PageParams),
     responses(
         (status = 200, description = "One page of the caller's messages", body = Page<Message>),
         (status = 400, description = "Bad paging parameters", body = Problem, content_type = "application/problem+json"),
@@ -115,7 +127,7 @@ async fn my_messages(
 }
 
 /// Everyone's messages, newest first, optionally for one user and/or one order (admin only).
-#[utoipa::path(get, path = "/admin/messages", tag = "admin", params(AdminListParams),
+#[utoipa::path(get, path = "/admin/messages", tag = "admin", security(("bearerAuth" = ["admin"])), params(AdminListParams),
     responses(
         (status = 200, description = "One page of the messages selected", body = Page<Message>),
         (status = 400, description = "Bad paging parameters or filters", body = Problem, content_type = "application/problem+json"),

@@ -22,7 +22,7 @@ pub const MAX_LISTED_LINES: usize = 100;
 /// Why text is not an acceptable id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
-    /// Empty or longer than [`MAX_ID_LEN`] bytes.
+    /// Empty or longer than [`MAX_ID_LEN`] characters.
     #[error("must be 1 to {MAX_ID_LEN} characters long")]
     Length,
     /// Holds a control character (a line break, a tab, ...).
@@ -32,7 +32,7 @@ pub enum IdError {
 
 /// Checks the rules shared by every id.
 fn check_id(raw: &str) -> Result<(), IdError> {
-    if raw.is_empty() || raw.len() > MAX_ID_LEN {
+    if raw.is_empty() || raw.chars().count() > MAX_ID_LEN {
         return Err(IdError::Length);
     }
     if raw.chars().any(char::is_control) {

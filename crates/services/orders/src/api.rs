@@ -60,8 +60,9 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
 #[utoipa::path(
     post,
     path = "/",
-    tag = "orders",
-    params(("Idempotency-Key" = String, Header, description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
+    tag = "orders", security(("bearerAuth" = [])),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = r"^[\x21-\x7e]+$",
+        description = "1 to 200 visible ASCII characters chosen per checkout; a repeat with the same body returns the same order")),
     request_body = CheckoutRequest,
     responses(
         (status = 201, description = "The order, already CONFIRMED or CANCELLED", body = Order, headers(("Location" = String, description = "/api/orders/{id}"))),
@@ -155,7 +156,7 @@ fn answer(order: Order) -> Response {
 #[utoipa::path(
     get,
     path = "/",
-    tag = "orders",
+    tag = "orders", security(("bearerAuth" = [])),
     params(PageParams),
     responses(
         (status = 200, description = "One page of the caller's orders", body = Page<Order>),
@@ -181,7 +182,7 @@ async fn list_orders(
 #[utoipa::path(
     get,
     path = "/{id}",
-    tag = "orders",
+    tag = "orders", security(("bearerAuth" = [])),
     params(("id" = String, Path, description = "The order id")),
     responses(
         (status = 200, description = "The order", body = Order),

@@ -223,8 +223,10 @@ async fn refund(
 #[into_params(parameter_in = Query)]
 struct AdminListParams {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Payments per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only payments in this status.
     status: Option<PaymentStatus>,
@@ -234,7 +236,7 @@ struct AdminListParams {
 #[utoipa::path(
     get,
     path = "/admin/payments",
-    tag = "payments",
+    tag = "payments", security(("bearerAuth" = ["admin"])),
     params(AdminListParams),
     responses(
         (status = 200, description = "One page of payments", body = Page<Payment>),
@@ -271,7 +273,7 @@ async fn admin_list(
 #[utoipa::path(
     get,
     path = "/admin/payments/{id}/ledger",
-    tag = "payments",
+    tag = "payments", security(("bearerAuth" = ["admin"])),
     params(("id" = String, Path, description = "The payment id")),
     responses(
         (status = 200, description = "The payment's money movements, oldest first", body = Vec<LedgerEntry>),
@@ -298,6 +300,7 @@ async fn admin_ledger(
 #[into_params(parameter_in = Query)]
 struct SummaryParams {
     /// ISO 4217 code of the totals (default EUR).
+    #[param(pattern = "^[A-Z]{3}$")]
     currency: Option<String>,
 }
 
@@ -305,7 +308,7 @@ struct SummaryParams {
 #[utoipa::path(
     get,
     path = "/admin/summary",
-    tag = "payments",
+    tag = "payments", security(("bearerAuth" = ["admin"])),
     params(SummaryParams),
     responses(
         (status = 200, description = "Totals in minor units and counts per status", body = PaymentSummary),

@@ -234,15 +234,17 @@ async fn cancel_shipment(
 #[into_params(parameter_in = Query)]
 struct AdminListParams {
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Shipments per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
     /// Only shipments with this status.
     status: Option<ShipmentStatus>,
 }
 
 /// All shipments, newest first, for operators.
-#[utoipa::path(get, path = "/admin/shipments", tag = "shipping", params(AdminListParams),
+#[utoipa::path(get, path = "/admin/shipments", tag = "shipping", security(("bearerAuth" = ["admin"])), params(AdminListParams),
     responses(
         (status = 200, description = "One page of shipments", body = Page<Shipment>),
         (status = 400, description = "Bad paging parameters or status", body = Problem, content_type = "application/problem+json"),

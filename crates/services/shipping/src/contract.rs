@@ -7,6 +7,7 @@
 //! never rename or remove them without bumping the contract version.
 
 use flotilla_chassis::Money;
+use flotilla_chassis::openapi::{trimmed_pattern, trimmed_text};
 use flotilla_chassis::problem::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,24 +29,54 @@ pub const PROBLEM_SHIPMENT_CONFLICT: &str = "urn:flotilla:problem:shipment-confl
 /// Most items one quote or shipment may hold.
 pub const MAX_ITEMS: u32 = 1000;
 
+// The documented rules of the address fields: exactly what `domain::address_errors` accepts,
+// written as patterns (the server trims first, so whitespace around a value is allowed).
+fn name_schema() -> utoipa::openapi::Object {
+    trimmed_text(
+        100,
+        "The recipient: 1 to 100 characters, no control characters.",
+    )
+}
+fn line1_schema() -> utoipa::openapi::Object {
+    trimmed_text(
+        200,
+        "Street and number: 1 to 200 characters, no control characters.",
+    )
+}
+fn city_schema() -> utoipa::openapi::Object {
+    trimmed_text(100, "1 to 100 characters, no control characters.")
+}
+fn postal_code_schema() -> utoipa::openapi::Object {
+    trimmed_pattern(
+        "[A-Za-z0-9-](?:[A-Za-z0-9 -]{0,18}[A-Za-z0-9-])?",
+        "1 to 20 ASCII letters, digits, spaces and hyphens.",
+    )
+}
+fn country_schema() -> utoipa::openapi::Object {
+    trimmed_pattern(
+        "[A-Z]{2}",
+        "ISO 3166-1 alpha-2 country code, two upper-case letters.",
+    )
+}
+
 /// A postal address. Every field is compared and stored trimmed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Address {
     /// The recipient, 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100, example = "Ada Lovelace")]
+    #[schema(schema_with = name_schema, example = "Ada Lovelace")]
     pub name: String,
     /// Street and number, 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200, example = "Unter den Linden 1")]
+    #[schema(schema_with = line1_schema, example = "Unter den Linden 1")]
     pub line1: String,
     /// 1 to 100 characters.
-    #[schema(min_length = 1, max_length = 100, example = "Berlin")]
+    #[schema(schema_with = city_schema, example = "Berlin")]
     pub city: String,
     /// 1 to 20 ASCII letters, digits, spaces and hyphens. `00000` is the test address the
     /// carrier always rejects ([`TEST_REJECTED_POSTAL_CODE`]).
-    #[schema(min_length = 1, max_length = 20, example = "10117")]
+    #[schema(schema_with = postal_code_schema, example = "10117")]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2 country code, two upper-case letters.
-    #[schema(min_length = 2, max_length = 2, example = "DE")]
+    #[schema(schema_with = country_schema, example = "DE")]
     pub country: String,
 }
 
@@ -80,17 +111,17 @@ impl Address {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QuoteRequest {
     /// Destination country, ISO 3166-1 alpha-2 (two upper-case letters).
-    #[schema(example = "FR")]
+    #[schema(schema_with = country_schema, example = "FR")]
     pub country: String,
     /// Destination postal code (same rules as [`Address::postal_code`]).
-    #[schema(example = "75001")]
+    #[schema(schema_with = postal_code_schema, example = "75001")]
     pub postal_code: String,
     /// Number of items in the parcel, 1 to 1000 (the sum of the quantities of an order's lines).
     #[schema(minimum = 1, maximum = 1000, example = 3)]
     pub items: u32,
     /// Total weight in grams, when known; every started kilogram above 2 kg costs extra.
     #[serde(default)]
-    #[schema(example = 3500)]
+    #[schema(value_type = Option<u64>, maximum = 4_294_967_295_u64, example = 3500)]
     pub weight_grams: Option<u32>,
 }
 

@@ -84,7 +84,7 @@ pub fn routes(admin: EventsAdmin) -> OpenApiRouter {
 }
 
 /// The service's outbox backlog and event counters.
-#[utoipa::path(get, path = "/admin/outbox", tag = "admin",
+#[utoipa::path(get, path = "/admin/outbox", tag = "admin", security(("bearerAuth" = ["admin"])),
     responses((status = 200, body = OutboxReport), (status = 401), (status = 403)))]
 async fn outbox(
     _: Admin,
@@ -117,7 +117,7 @@ async fn outbox(
 }
 
 /// Events this service failed to handle `max_deliveries` times, newest first.
-#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", params(PageParams),
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin", security(("bearerAuth" = ["admin"])), params(PageParams),
     responses((status = 200, body = Page<DeadLetter>), (status = 400), (status = 401), (status = 403)))]
 async fn dead_letters(
     _: Admin,
@@ -159,7 +159,7 @@ async fn dead_letters(
 }
 
 /// Runs a dead letter's handler again; on success it leaves the dead letters.
-#[utoipa::path(post, path = "/admin/dead-letters/{event_id}/replay", tag = "admin",
+#[utoipa::path(post, path = "/admin/dead-letters/{event_id}/replay", tag = "admin", security(("bearerAuth" = ["admin"])),
     params(("event_id" = String, Path, description = "The parked event's id")),
     responses((status = 200, body = ReplayResult), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replay(

@@ -34,8 +34,10 @@ struct ListParams {
     /// Only reservations in this status (`held`, `committed`, `released`); all when absent.
     status: Option<ReservationStatus>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Reservations per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
@@ -43,7 +45,7 @@ struct ListParams {
 #[utoipa::path(
     get,
     path = "/admin/reservations",
-    tag = "inventory",
+    tag = "inventory", security(("bearerAuth" = ["admin"])),
     params(ListParams),
     responses(
         (status = 200, description = "One page of reservations", body = Page<Reservation>),
@@ -76,7 +78,7 @@ async fn list_reservations(
 #[utoipa::path(
     get,
     path = "/admin/summary",
-    tag = "inventory",
+    tag = "inventory", security(("bearerAuth" = ["admin"])),
     responses(
         (status = 200, description = "Reservation counts and units", body = InventorySummary),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
@@ -92,7 +94,7 @@ async fn summary(State(state): State<InventoryState>, _admin: Admin) -> Answer<I
 #[utoipa::path(
     post,
     path = "/admin/expire",
-    tag = "internal",
+    tag = "internal", security(("bearerAuth" = ["admin"])),
     responses(
         (status = 200, description = "What the pass released", body = ExpiryPass),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),

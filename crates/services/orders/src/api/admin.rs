@@ -25,43 +25,50 @@ pub fn routes() -> OpenApiRouter<OrdersState> {
         .routes(routes!(summary))
 }
 
-/// `?status=&page=&page_size=`.
+/// `?status=&page=&page_size=` for sagas.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-struct FilterParams {
-    /// Only items with this status (`running`, `compensating`, `done` for sagas; `PENDING`,
-    /// `CONFIRMED`, `CANCELLED` for orders).
+struct SagaFilterParams {
+    /// Only sagas in this phase; any other value is a 400.
+    #[param(schema_with = phase_schema)]
     status: Option<String>,
     /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
     page: Option<u32>,
     /// Items per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
     page_size: Option<u32>,
 }
 
-impl FilterParams {
-    fn page(&self) -> PageParams {
-        PageParams {
-            page: self.page,
-            page_size: self.page_size,
-        }
-    }
+/// `?status=&page=&page_size=` for orders (an unknown status is a 400 from the extractor).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct OrderFilterParams {
+    /// Only orders with this status.
+    status: Option<OrderStatus>,
+    /// Page number, from 1 (default 1).
+    #[param(minimum = 1, maximum = 100_000)]
+    page: Option<u32>,
+    /// Items per page (default 20, at most 100).
+    #[param(minimum = 1, maximum = 100)]
+    page_size: Option<u32>,
+}
 
-    /// The status parsed by `parse`; an unknown one is a 400, not an empty page.
-    fn status<T>(&self, parse: impl Fn(&str) -> Option<T>) -> Result<Option<T>, OrdersError> {
-        match self.status.as_deref() {
-            None | Some("") => Ok(None),
-            Some(s) => parse(s).map(Some).ok_or_else(|| {
-                OrdersError::BadQuery(format!(
-                    "unknown status {}",
-                    flotilla_chassis::input_message::quote(s)
-                ))
-            }),
-        }
-    }
+/// The phases `?status=` accepts for sagas, as the document lists them.
+fn phase_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(Phase::ALL.map(Phase::as_str)))
+        .description(Some("Only sagas in this phase."))
+        .build()
+}
+
+fn paging(page: Option<u32>, page_size: Option<u32>) -> PageParams {
+    PageParams { page, page_size }
 }
 
 /// Checkout sagas, most recently changed first, each with its log.
-#[utoipa::path(get, path = "/admin/sagas", tag = "admin", params(FilterParams),
+#[utoipa::path(get, path = "/admin/sagas", tag = "admin", security(("bearerAuth" = ["admin"])), params(SagaFilterParams),
     responses(
         (status = 200, description = "One page of sagas", body = Page<SagaView>),
         (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
@@ -72,15 +79,23 @@ impl FilterParams {
 async fn list_sagas(
     _: Admin,
     State(state): State<OrdersState>,
-    Query(params): Query<FilterParams>,
+    Query(params): Query<SagaFilterParams>,
 ) -> Result<axum::Json<Page<SagaView>>, OrdersError> {
-    let page = params.page().validate(MAX_PAGE_SIZE).map_err(bad_query)?;
-    let phase = params.status(Phase::parse)?;
+    let page = paging(params.page, params.page_size)
+        .validate(MAX_PAGE_SIZE)
+        .map_err(bad_query)?;
+    let phase = match params.status.as_deref() {
+        None => None,
+        Some(s) => Some(
+            Phase::parse(s)
+                .ok_or_else(|| OrdersError::BadQuery(format!("unknown status {s:?}")))?,
+        ),
+    };
     Ok(axum::Json(state.store.saga_views(phase, page).await?))
 }
 
 /// One order's saga with its log.
-#[utoipa::path(get, path = "/admin/sagas/{order_id}", tag = "admin",
+#[utoipa::path(get, path = "/admin/sagas/{order_id}", tag = "admin", security(("bearerAuth" = ["admin"])),
     params(("order_id" = String, Path, description = "The order id")),
     responses(
         (status = 200, description = "The saga", body = SagaView),
@@ -99,7 +114,7 @@ async fn get_saga(
 }
 
 /// Every user's orders, newest first.
-#[utoipa::path(get, path = "/admin/orders", tag = "admin", params(FilterParams),
+#[utoipa::path(get, path = "/admin/orders", tag = "admin", security(("bearerAuth" = ["admin"])), params(OrderFilterParams),
     responses(
         (status = 200, description = "One page of orders", body = Page<Order>),
         (status = 400, description = "Unknown status or invalid paging", body = Problem, content_type = "application/problem+json"),
@@ -110,18 +125,20 @@ async fn get_saga(
 async fn list_all_orders(
     _: Admin,
     State(state): State<OrdersState>,
-    Query(params): Query<FilterParams>,
+    Query(params): Query<OrderFilterParams>,
 ) -> Result<axum::Json<Page<Order>>, OrdersError> {
-    let page = params.page().validate(MAX_PAGE_SIZE).map_err(bad_query)?;
+    let page = paging(params.page, params.page_size)
+        .validate(MAX_PAGE_SIZE)
+        .map_err(bad_query)?;
     let filter = OrderFilter {
         user_id: None,
-        status: params.status(OrderStatus::parse)?,
+        status: params.status,
     };
     Ok(axum::Json(state.store.orders(filter, page).await?))
 }
 
 /// Orders per status and the money confirmed orders brought in.
-#[utoipa::path(get, path = "/admin/summary", tag = "admin",
+#[utoipa::path(get, path = "/admin/summary", tag = "admin", security(("bearerAuth" = ["admin"])),
     responses(
         (status = 200, description = "The summary", body = OrdersSummary),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),

@@ -108,9 +108,25 @@ async fn the_contract_is_published_with_internal_operations_tagged() {
         .json()
         .await
         .expect("json");
+    let internal: serde_json::Value = app
+        .fleet
+        .get(flotilla_shipping::NAME, "/openapi.internal.json")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
     let paths = &doc["paths"];
     let tags = |path: &str, method: &str| -> Vec<String> {
-        let op = &paths[path][method];
+        // Internal operations are only in the internal document, public ones only in the other.
+        let public = &paths[path][method];
+        let private = &internal["paths"][path][method];
+        assert!(
+            public.is_null() || private.is_null(),
+            "{method} {path} in one document only"
+        );
+        let op = if public.is_null() { private } else { public };
         assert!(op.is_object(), "{method} {path} in {paths}");
         serde_json::from_value(op["tags"].clone()).expect("tags")
     };
