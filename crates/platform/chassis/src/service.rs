@@ -17,7 +17,7 @@ use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::{Outbox, Subscription};
-use crate::layers::{self, Limits};
+use crate::layers::{self, ErrorPage, Limits};
 use crate::transport::Peers;
 
 /// What a service is given.
@@ -127,6 +127,8 @@ pub struct Service {
     pub subscriptions: Vec<Subscription>,
     /// Its database, for the readiness probe.
     pub db: Option<Db>,
+    /// How it answers errors with no body of their own; problem+json when `None`.
+    pub error_page: Option<ErrorPage>,
 }
 
 impl Service {
@@ -138,7 +140,15 @@ impl Service {
             tasks: Vec::new(),
             subscriptions: Vec::new(),
             db,
+            error_page: None,
         }
+    }
+
+    /// Renders bare errors (404, 405, 413, timeouts) with `page` instead of problem+json: for a
+    /// service whose callers are browsers.
+    pub fn with_error_page(mut self, page: ErrorPage) -> Self {
+        self.error_page = Some(page);
+        self
     }
 
     /// The complete router: the API, `/openapi.json`, `/healthz`, `/readyz`, behind the standard
@@ -158,6 +168,10 @@ impl Service {
                 get(move || async move { axum::Json(document) }),
             )
             .merge(crate::health::routes(self.name, self.db));
-        (layers::standard(router, limits, trust), openapi, self.tasks)
+        (
+            layers::standard(router, limits, trust, self.error_page),
+            openapi,
+            self.tasks,
+        )
     }
 }
