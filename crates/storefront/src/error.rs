@@ -11,8 +11,8 @@ use axum::extract::{OptionalFromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use flotilla_chassis::{Caller, ErrorPage};
 use flotilla_chassis::transport::ClientError;
+use flotilla_chassis::{Caller, ErrorPage};
 use std::sync::Arc;
 use tower_http::csrf::ProtectionError;
 

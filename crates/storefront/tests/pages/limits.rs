@@ -55,7 +55,11 @@ async fn a_page_that_times_out_gets_an_html_page() {
         request_timeout: Duration::ZERO,
         ..Limits::default()
     };
-    let shop = shop_with(&[flotilla_catalog::SPEC, flotilla_storefront::SPEC], Some(limits)).await;
+    let shop = shop_with(
+        &[flotilla_catalog::SPEC, flotilla_storefront::SPEC],
+        Some(limits),
+    )
+    .await;
     let (status, html) = shop.page("/").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(html.contains("right back"), "{html}");
