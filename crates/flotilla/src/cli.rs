@@ -185,11 +185,24 @@ mod tests {
             .expect("serve is a subcommand");
         let help = serve.render_long_help().to_string();
         for spec in crate::host::SERVICES {
-            assert!(help.contains(spec.name), "{} missing from:\n{help}", spec.name);
+            assert!(
+                help.contains(spec.name),
+                "{} missing from:\n{help}",
+                spec.name
+            );
         }
-        assert!(help.contains(crate::host::GATEWAY), "gateway missing from:\n{help}");
+        assert!(
+            help.contains(crate::host::GATEWAY),
+            "gateway missing from:\n{help}"
+        );
         // The services this test was written for, in case SERVICES itself loses one.
-        for name in ["inventory", "payments", "shipping", "orders", "notifications"] {
+        for name in [
+            "inventory",
+            "payments",
+            "shipping",
+            "orders",
+            "notifications",
+        ] {
             assert!(help.contains(name), "{name} missing from:\n{help}");
         }
     }

@@ -164,5 +164,8 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         ),
         _ => ("error", "request failed"),
     };
-    keep_headers(&response, Problem::new(status, slug, detail).into_response())
+    keep_headers(
+        &response,
+        Problem::new(status, slug, detail).into_response(),
+    )
 }

@@ -404,14 +404,27 @@ mod tests {
         let hash = passwords.hash(&password).await.expect("hash");
         // Kept right after a hash, for the next one.
         assert_eq!(passwords.pool.kept(), 1);
-        assert!(passwords.verify(&password, Some(&hash)).await.expect("verify"));
+        assert!(
+            passwords
+                .verify(&password, Some(&hash))
+                .await
+                .expect("verify")
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while passwords.pool.kept() > 0 {
-            assert!(Instant::now() < deadline, "memory still kept after 10 s idle");
+            assert!(
+                Instant::now() < deadline,
+                "memory still kept after 10 s idle"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         // And taken again (a fresh mapping) by the next hash.
-        assert!(passwords.verify(&password, Some(&hash)).await.expect("verify"));
+        assert!(
+            passwords
+                .verify(&password, Some(&hash))
+                .await
+                .expect("verify")
+        );
         assert_eq!(passwords.pool.kept(), 1);
     }
 
