@@ -80,14 +80,18 @@ pub fn standard(
 }
 
 /// The shared part of [`standard`] for routers that are not services (the gateway): no trust
-/// check, since the gateway is where trust starts.
-pub fn edge(router: Router, limits: Limits) -> Router {
+/// check, since the gateway is where trust starts. `pages`, the fallback for every path
+/// `router` does not serve, skips the body limit and the timeout: the web pages behind it
+/// apply their own and answer them with HTML pages.
+pub fn edge(router: Router, pages: Router, limits: Limits) -> Router {
     router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             limits.request_timeout,
         ))
+        // Added after the limits, so they do not wrap it.
+        .fallback_service(pages)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn(crate::request_context::middleware))

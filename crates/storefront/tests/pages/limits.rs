@@ -49,18 +49,45 @@ async fn an_oversized_form_post_gets_an_html_413_page() {
 
 #[tokio::test]
 async fn a_page_that_times_out_gets_an_html_page() {
-    // No time at all: every page that waits on anything (the home page waits on the catalog's
-    // categories and featured products, read from its database) times out.
+    use flotilla_chassis::caller::TrustPolicy;
+    use flotilla_chassis::clock::SystemClock;
+    use flotilla_chassis::transport::Peers;
+    use flotilla_chassis::transport::in_process::InProcessRegistry;
+    use std::sync::Arc;
+
+    // A catalog that never answers: the home page waits on it (for far longer than its own
+    // 2 s deadline for optional calls) until the storefront's request timeout ends the wait.
+    let registry = InProcessRegistry::default();
+    registry.register(
+        flotilla_catalog::NAME,
+        axum::Router::new().fallback(|| std::future::pending::<()>()),
+    );
+    let ctx = flotilla_chassis::ServiceContext::new(
+        flotilla_storefront::NAME,
+        figment::Figment::new(),
+        None,
+        Peers::new(registry.clone(), std::collections::HashMap::new()),
+        Arc::new(SystemClock),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let service = flotilla_storefront::service(ctx).await.expect("start");
     let limits = Limits {
-        request_timeout: Duration::ZERO,
+        request_timeout: Duration::from_millis(100),
         ..Limits::default()
     };
-    let shop = shop_with(
-        &[flotilla_catalog::SPEC, flotilla_storefront::SPEC],
-        Some(limits),
-    )
-    .await;
-    let (status, html) = shop.page("/").await;
+    let trust = TrustPolicy {
+        credentials: None,
+        require_credential: false,
+    };
+    let (router, _openapi, _tasks) = service.into_parts(limits, trust);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let res = reqwest::get(format!("http://{addr}/")).await.expect("page");
+    let (status, html) = read_html(res).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(html.contains("right back"), "{html}");
 }
