@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # Search at 1,000, 10,000 and 100,000 products, on SQLite and on PostgreSQL (issue 10).
 #
-# For each backend: one catalog grown in place (first start seeds 1,000, then `flotilla seed`
-# adds 9,000 and 90,000), `flotilla run` restarted on it at each size, and wrk through the
-# gateway: 2 threads, 16 connections, each request a search for a random common word
+# For each backend and size: a fresh catalog seeded with that many products on its first start
+# (FLOTILLA_CATALOG__SEED_PRODUCTS), `flotilla run` on it, and wrk through the gateway: 2 threads, 16 connections, each request a search for a random common word
 # (scripts/bench/random-search.lua). Prints a markdown table.
 #
 #   bash scripts/bench-search.sh                              # release build, 10 s per run
 #   DURATION=30s BACKENDS="sqlite" bash scripts/bench-search.sh
 #   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
 # PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
-# bench_search_<pid>_<service>, dropped at the end (needs psql).
+# bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
@@ -50,15 +49,11 @@ wait_ok() { # url
 echo "| backend | products | req/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|---|"
 for backend in $BACKENDS; do
-    args=(--data-dir "$DIR/$backend")
-    [ "$backend" = postgres ] && args+=(--database-url "$DATABASE_URL" --database-prefix "$PREFIX")
-    "$BIN" migrate "${args[@]}" >/dev/null    # creates and seeds 1,000 products
-    have=1000
     for size in 1000 10000 100000; do
-        if [ "$size" -gt "$have" ]; then
-            "$BIN" seed --products $(( size - have )) "${args[@]}" >/dev/null
-            have=$size
-        fi
+        # A fresh catalog per size, seeded with `size` products on its first start.
+        args=(--data-dir "$DIR/$backend-$size")
+        [ "$backend" = postgres ] && args+=(--database-url "$DATABASE_URL" --database-prefix "${PREFIX}_$size")
+        FLOTILLA_CATALOG__SEED_PRODUCTS=$size "$BIN" migrate "${args[@]}" >/dev/null
         port=$(free_port)
         "$BIN" run --port "$port" "${args[@]}" >/dev/null 2>&1 & RUN_PID=$!
         wait_ok "http://127.0.0.1:$port/api/catalog/readyz"
