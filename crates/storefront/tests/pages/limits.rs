@@ -60,7 +60,7 @@ async fn a_page_that_times_out_gets_an_html_page() {
     let registry = InProcessRegistry::default();
     registry.register(
         flotilla_catalog::NAME,
-        axum::Router::new().fallback(|| std::future::pending::<()>()),
+        axum::Router::new().fallback(std::future::pending::<()>),
     );
     let ctx = flotilla_chassis::ServiceContext::new(
         flotilla_storefront::NAME,
