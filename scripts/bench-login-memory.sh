@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Memory of `flotilla run` under logins: Argon2id needs 19 MiB per hash, and how that memory is
 # allocated decides whether RSS stays bounded. Prints RSS idle, after LOGINS logins (PARALLEL at
-# once), and after as many again: the last two should be equal (nothing accumulates).
+# once), after as many again (equal: nothing accumulates), and after IDLE seconds without a
+# login (identity releases Argon2's memory after 30 s idle; target ≤ 60 MB, issue 10).
 #
 #   bash scripts/bench-login-memory.sh                 # release build, 300 logins, 16 at once
-#   BIN=target/debug/flotilla LOGINS=600 bash scripts/bench-login-memory.sh
+#   BIN=target/debug/flotilla LOGINS=600 IDLE=60 bash scripts/bench-login-memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LOGINS=${LOGINS:-300}
 PARALLEL=${PARALLEL:-16}
+IDLE=${IDLE:-60}
 if [ -z "${BIN:-}" ]; then
     cargo build --release --quiet
     BIN=target/release/flotilla
@@ -36,8 +38,11 @@ logins
 first=$(rss)
 logins
 second=$(rss)
+sleep "$IDLE"   # the thing measured is what idle time does
+after_idle=$(rss)
 echo "| measure | RSS of flotilla run |"
 echo "|---|---|"
 echo "| idle, after start and one signup | $idle |"
 echo "| after $LOGINS logins ($PARALLEL at once) | $first |"
 echo "| after $LOGINS more | $second |"
+echo "| then $IDLE s without a login | $after_idle |"

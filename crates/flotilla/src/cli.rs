@@ -30,6 +30,17 @@ Examples:
 
 Every flag has a FLOTILLA_* environment equivalent and a key in flotilla.toml; see the README.";
 
+/// `serve`'s help for its services, read from [`crate::host::SERVICES`] so that a service added
+/// there is listed here too (the hand-written list had fallen four services behind).
+fn serve_help() -> String {
+    let names: Vec<&str> = crate::host::SERVICES
+        .iter()
+        .map(|spec| spec.name)
+        .chain([crate::host::GATEWAY])
+        .collect();
+    format!("Services to serve: {}", names.join(", "))
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -45,8 +56,7 @@ pub enum Command {
     /// services at http://HOST:PORT/api/NAME. Callers must present a service credential
     /// (same --data-dir or FLOTILLA_SERVICE_SECRET).
     Serve {
-        /// Services to serve: identity, catalog, cart, storefront, gateway.
-        #[arg(required = true, value_name = "SERVICE")]
+        #[arg(required = true, value_name = "SERVICE", help = serve_help())]
         services: Vec<String>,
         /// Per-service listen address, NAME=HOST:PORT (repeatable).
         #[arg(long, value_name = "NAME=ADDR", value_parser = parse_listen)]
@@ -169,4 +179,40 @@ fn parse_listen(s: &str) -> Result<(String, SocketAddr), String> {
     let (name, addr) = s.split_once('=').ok_or("expected NAME=HOST:PORT")?;
     let addr = addr.parse().map_err(|e| format!("{addr:?}: {e}"))?;
     Ok((name.to_owned(), addr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn serve_help_lists_every_service_and_the_gateway() {
+        let mut cli = Cli::command();
+        let serve = cli
+            .find_subcommand_mut("serve")
+            .expect("serve is a subcommand");
+        let help = serve.render_long_help().to_string();
+        for spec in crate::host::SERVICES {
+            assert!(
+                help.contains(spec.name),
+                "{} missing from:\n{help}",
+                spec.name
+            );
+        }
+        assert!(
+            help.contains(crate::host::GATEWAY),
+            "gateway missing from:\n{help}"
+        );
+        // The services this test was written for, in case SERVICES itself loses one.
+        for name in [
+            "inventory",
+            "payments",
+            "shipping",
+            "orders",
+            "notifications",
+        ] {
+            assert!(help.contains(name), "{name} missing from:\n{help}");
+        }
+    }
 }

@@ -111,8 +111,11 @@ impl Gateway {
         self
     }
 
-    /// The gateway's router behind the edge middleware.
+    /// The gateway's router behind the edge middleware. The site (every non-API path) is left
+    /// to the storefront's own body limit and timeout, which answer HTML pages a browser can
+    /// show rather than the problem+json the edge answers API callers with.
     pub fn into_router(self, limits: Limits) -> Router {
+        let gateway = Arc::new(self);
         let router = Router::new()
             .route(
                 "/healthz",
@@ -123,9 +126,9 @@ impl Gateway {
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api))
-            .fallback(site)
-            .with_state(Arc::new(self));
-        layers::edge(router, limits)
+            .with_state(gateway.clone());
+        let pages = Router::new().fallback(site).with_state(gateway);
+        layers::edge(router, pages, limits)
     }
 
     /// The user a call from another Flotilla process acts for, when the request carries a valid

@@ -3,15 +3,16 @@
 //! A handler that cannot show its page turns the cause into a [`PageError`] and renders it inside
 //! the page's header. Visitors read a friendly sentence; the cause (which service, what it said)
 //! goes to the log only. Responses that reach the storefront's edge with an error status and no
-//! body (405 from the router, say) get the same treatment, so no visitor ever sees a bare error
-//! or a JSON document.
+//! body (405 from the router, say) get the same treatment, and so do the ones the chassis's
+//! layers make around the routes (413, timeouts), so no visitor ever sees a bare error or a
+//! JSON document.
 
 use axum::extract::{OptionalFromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use flotilla_chassis::Caller;
 use flotilla_chassis::transport::ClientError;
+use flotilla_chassis::{Caller, ErrorPage};
 use std::sync::Arc;
 use tower_http::csrf::ProtectionError;
 
@@ -27,6 +28,9 @@ pub enum PageError {
     /// The request could not be read (a mangled form post).
     #[error("bad request")]
     BadRequest,
+    /// A form post larger than the shop accepts.
+    #[error("request too large")]
+    TooLarge,
     /// A form was posted from another site.
     #[error("cross-site request refused")]
     CrossSite,
@@ -47,10 +51,25 @@ impl PageError {
         match self {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest => StatusCode::BAD_REQUEST,
+            PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             PageError::CrossSite => StatusCode::FORBIDDEN,
             PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The page for an error response that has no body of its own.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => PageError::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
+            StatusCode::FORBIDDEN => PageError::CrossSite,
+            StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
+            s if s.is_client_error() => PageError::BadRequest,
+            // A timeout (503 from the service's limit, 504 from a gateway) reads as an outage.
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => PageError::Unavailable,
+            _ => PageError::Internal,
         }
     }
 
@@ -64,6 +83,10 @@ impl PageError {
             PageError::BadRequest => (
                 "That did not work",
                 "We could not read what was sent. Please go back and try again.",
+            ),
+            PageError::TooLarge => (
+                "That was too much",
+                "What was sent is larger than this shop accepts. Please go back and send less.",
             ),
             PageError::CrossSite => (
                 "Request refused",
@@ -153,15 +176,7 @@ pub async fn html_for_bare_errors(
     {
         return response;
     }
-    let error = match status {
-        StatusCode::NOT_FOUND => PageError::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
-        StatusCode::FORBIDDEN => PageError::CrossSite,
-        s if s.is_client_error() => PageError::BadRequest,
-        StatusCode::SERVICE_UNAVAILABLE => PageError::Unavailable,
-        _ => PageError::Internal,
-    };
-    let mut page = error.page(shop.bare_chrome(caller.as_ref()));
+    let mut page = PageError::for_status(status).page(shop.bare_chrome(caller.as_ref()));
     *page.status_mut() = status;
     for (name, value) in response.headers() {
         if name != header::CONTENT_LENGTH {
@@ -169,6 +184,17 @@ pub async fn html_for_bare_errors(
         }
     }
     page
+}
+
+/// Error pages for the responses the chassis's layers make outside the storefront's routes (413
+/// from the body limit, 503 from the timeout), which would otherwise be problem+json: see
+/// [`flotilla_chassis::Service::with_error_page`].
+pub fn error_page(shop: Arc<Shop>) -> ErrorPage {
+    Arc::new(move |status, caller| {
+        let mut page = PageError::for_status(status).page(shop.bare_chrome(caller));
+        crate::security_headers(page.headers_mut());
+        page
+    })
 }
 
 /// The answer to a refused cross-site post, for [`tower_http::csrf::CsrfLayer`].
@@ -188,6 +214,7 @@ mod tests {
         for error in [
             PageError::NotFound,
             PageError::BadRequest,
+            PageError::TooLarge,
             PageError::CrossSite,
             PageError::MethodNotAllowed,
             PageError::Unavailable,

@@ -32,7 +32,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<Shop>> for HtmlForm<T> {
             Ok(axum::Form(value)) => Ok(HtmlForm(value)),
             Err(rejection) => {
                 tracing::debug!(%rejection, "unreadable form post");
-                Err(PageError::BadRequest.page(shop.bare_chrome(caller.as_ref())))
+                // A body over the limit with no Content-Length is found out here, while reading.
+                let error = if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError::TooLarge
+                } else {
+                    PageError::BadRequest
+                };
+                Err(error.page(shop.bare_chrome(caller.as_ref())))
             }
         }
     }

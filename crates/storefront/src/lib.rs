@@ -97,7 +97,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: StorefrontConfig = ctx.config()?;
     config.validate()?;
     let shop = Arc::new(Shop::new(&ctx.peers, config));
-    Ok(Service::new(NAME, router(shop), None))
+    Ok(Service::new(NAME, router(shop.clone()), None).with_error_page(error::error_page(shop)))
 }
 
 /// Content-Security-Policy of every page: the shop has no script at all, so none may run, and
@@ -105,17 +105,29 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Headers every page carries.
+const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    // Pages carry the caller's cart count, so no shared cache may keep them.
+    (header::CACHE_CONTROL, "private, no-cache"),
+];
+
+/// Adds [`SECURITY_HEADERS`] to a page made outside the router (an error page of the chassis's
+/// layers), where it has none of its own.
+fn security_headers(headers: &mut axum::http::HeaderMap) {
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+}
+
 /// The pages, the stylesheet and the HTML 404, behind the CSRF check and the security headers.
 fn router(shop: Arc<Shop>) -> OpenApiRouter {
     let csrf = CsrfLayer::new()
         .with_rejection_response(error::csrf_rejection(shop.config.shop_name.clone()));
-    let headers: [(HeaderName, &'static str); 4] = [
-        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "same-origin"),
-        // Pages carry the caller's cart count, so no shared cache may keep them.
-        (header::CACHE_CONTROL, "private, no-cache"),
-    ];
     let mut router = pages::routes()
         .route("/static/style.css", get(assets::style))
         .fallback(pages::not_found)
@@ -124,7 +136,7 @@ fn router(shop: Arc<Shop>) -> OpenApiRouter {
             error::html_for_bare_errors,
         ))
         .layer(csrf);
-    for (name, value) in headers {
+    for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
             name,
             HeaderValue::from_static(value),

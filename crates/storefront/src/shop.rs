@@ -8,7 +8,7 @@
 
 use flotilla_cart::client::CartClient;
 use flotilla_catalog::client::CatalogClient;
-use flotilla_catalog::contract::{Category, Product};
+use flotilla_catalog::contract::{Category, Product, SearchResults};
 use flotilla_chassis::transport::{ClientError, Peers};
 use flotilla_chassis::{Caller, Money, Page, PageParams};
 use flotilla_identity::client::IdentityClient;
@@ -92,7 +92,7 @@ impl Shop {
     }
 
     /// One page of the products matching `q`, most relevant first.
-    pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
+    pub async fn search(&self, q: &str, page: PageParams) -> Result<SearchResults, ClientError> {
         self.catalog.search(q, page).await
     }
 

@@ -100,12 +100,22 @@ impl Pager {
     /// Links for `page`; `href(n)` builds the link to page `n` (a relative `?...` query, so the
     /// path never needs re-encoding).
     pub fn new<T>(page: &Page<T>, href: impl Fn(u32) -> String) -> Self {
-        let pages = page.pages();
+        Self::with_next(
+            page.page,
+            page.pages(),
+            u64::from(page.page) < page.pages(),
+            href,
+        )
+    }
+
+    /// Links for `page` of (at least) `pages`, with a next link when `has_next`: a search
+    /// whose count is a lower bound has more pages than its `total` says.
+    pub fn with_next(page: u32, pages: u64, has_next: bool, href: impl Fn(u32) -> String) -> Self {
         Self {
-            page: page.page,
+            page,
             pages,
-            prev: (page.page > 1).then(|| href(page.page - 1)),
-            next: (u64::from(page.page) < pages).then(|| href(page.page + 1)),
+            prev: (page > 1).then(|| href(page - 1)),
+            next: has_next.then(|| href(page + 1)),
         }
     }
 }
@@ -147,6 +157,8 @@ pub struct SearchPage {
     pub products: Vec<Product>,
     /// Matches in all.
     pub total: u64,
+    /// True when `total` is a lower bound (shown as "1000+ results").
+    pub total_is_lower_bound: bool,
     /// Paging links, once there was a search.
     pub pager: Option<Pager>,
     /// A hint instead of results (empty search, unusable search).
@@ -160,6 +172,7 @@ impl SearchPage {
             chrome,
             products: Vec::new(),
             total: 0,
+            total_is_lower_bound: false,
             pager: None,
             hint: Some(hint.to_owned()),
         }

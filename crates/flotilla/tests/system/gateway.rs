@@ -446,6 +446,22 @@ async fn bad_input_gets_problem_json_at_the_gateway() {
         .await
         .expect("chunked");
     assert_eq!(res.status(), 413);
+
+    // A page's form post over the limit is the storefront's to refuse, with an HTML page.
+    let res = app
+        .http
+        .post(format!("{}/login", app.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email=a%40b.co&password={}", "x".repeat(200_000)))
+        .send()
+        .await
+        .expect("form post");
+    assert_eq!(res.status(), 413);
+    let content_type = res.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
 }
 
 /// RELIABILITY.md S9: details say what is wrong in the API's words, never Rust type names or

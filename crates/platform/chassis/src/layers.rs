@@ -1,22 +1,24 @@
 //! The standard middleware stack every service router (and the gateway) runs behind.
 //!
 //! Outermost first: request context (id + trace) → panic catcher → caller trust → problem
-//! rewriting → timeout → body size limit → the routes. Each piece is an off-the-shelf tower-http
+//! rewriting → the service's own error page, if it has one → timeout → body size limit → the
+//! routes. Each piece is an off-the-shelf tower-http
 //! layer where one exists; the two written here are the problem rewriter and the trust check.
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{OptionalFromRequestParts, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::caller::{ServiceTrust, TrustPolicy, establish_trust};
+use crate::caller::{Caller, ServiceTrust, TrustPolicy, establish_trust};
 use crate::problem::Problem;
 
 /// Limits applied to every request a service serves. All are documented in the README.
@@ -48,23 +50,34 @@ pub(crate) mod millis {
     }
 }
 
-/// Wraps `router` in the standard stack.
+/// How a service answers errors that have no body of their own (404 from the router, 413 from
+/// the body limit, 503 from the timeout), given the status and the caller. Services default to
+/// problem+json; the storefront, whose callers are browsers, answers an HTML page.
+pub type ErrorPage = Arc<dyn Fn(StatusCode, Option<&Caller>) -> Response + Send + Sync>;
+
+/// Wraps `router` in the standard stack; `error_page`, when given, renders bare errors instead
+/// of problem+json.
 pub fn standard(
     router: Router,
     limits: Limits,
     trust: TrustPolicy,
     service: &'static str,
+    error_page: Option<ErrorPage>,
 ) -> Router {
     let trust = ServiceTrust {
         policy: trust,
         service,
     };
-    router
+    let mut router = router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
-        ))
+        ));
+    if let Some(page) = error_page {
+        router = router.layer(middleware::from_fn_with_state(page, page_for_bare_errors));
+    }
+    router
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         .layer(CatchPanicLayer::custom(panic_to_problem))
@@ -72,14 +85,18 @@ pub fn standard(
 }
 
 /// The shared part of [`standard`] for routers that are not services (the gateway): no trust
-/// check, since the gateway is where trust starts.
-pub fn edge(router: Router, limits: Limits) -> Router {
+/// check, since the gateway is where trust starts. `pages`, the fallback for every path
+/// `router` does not serve, skips the body limit and the timeout: the web pages behind it
+/// apply their own and answer them with HTML pages.
+pub fn edge(router: Router, pages: Router, limits: Limits) -> Router {
     router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             limits.request_timeout,
         ))
+        // Added after the limits, so they do not wrap it.
+        .fallback_service(pages)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn(crate::request_context::middleware))
@@ -96,17 +113,49 @@ fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
     Problem::internal().into_response()
 }
 
+/// True for an error response with no body of its own (none, or a layer's plain text).
+fn is_bare_error(response: &Response) -> bool {
+    let status = response.status();
+    let bare = match response.headers().get(header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => ct.as_bytes().starts_with(b"text/plain"),
+    };
+    bare && (status.is_client_error() || status.is_server_error())
+}
+
+/// `response`'s headers (but its length and type) copied onto `rendered`, where it has none.
+fn keep_headers(response: &Response, mut rendered: Response) -> Response {
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
+            rendered.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    rendered
+}
+
+/// Bare errors rendered by the service's own [`ErrorPage`], for the caller the request came from.
+async fn page_for_bare_errors(State(page): State<ErrorPage>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
+        .await
+        .ok()
+        .flatten();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if !is_bare_error(&response) {
+        return response;
+    }
+    let mut rendered = page(response.status(), caller.as_ref());
+    *rendered.status_mut() = response.status();
+    keep_headers(&response, rendered)
+}
+
 /// Error responses produced by layers and the router itself (404 for an unknown route, 405,
 /// 413 from the body limit, 503 from the timeout) have empty or plain-text bodies; give them a
 /// problem body. Errors a handler rendered on purpose (JSON, HTML pages) are left alone.
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    let bare = match response.headers().get(header::CONTENT_TYPE) {
-        None => true,
-        Some(ct) => ct.as_bytes().starts_with(b"text/plain"),
-    };
-    if !(status.is_client_error() || status.is_server_error()) || !bare {
+    if !is_bare_error(&response) {
         return response;
     }
     let (slug, detail) = match status {
@@ -124,11 +173,8 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         ),
         _ => ("error", "request failed"),
     };
-    let mut rewritten = Problem::new(status, slug, detail).into_response();
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
-            rewritten.headers_mut().entry(name).or_insert(value.clone());
-        }
-    }
-    rewritten
+    keep_headers(
+        &response,
+        Problem::new(status, slug, detail).into_response(),
+    )
 }

@@ -35,7 +35,7 @@ pub mod transport;
 
 pub use caller::{Admin, Caller, Role};
 pub use db::{Db, Migration};
-pub use layers::Limits;
+pub use layers::{ErrorPage, Limits};
 pub use money::{Currency, Money};
 pub use pagination::{Page, PageParams, PageRequest};
 pub use problem::Problem;

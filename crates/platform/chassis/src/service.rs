@@ -16,7 +16,7 @@ use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::{Outbox, Subscription};
-use crate::layers::{self, Limits};
+use crate::layers::{self, ErrorPage, Limits};
 use crate::openapi::{self, Documents};
 use crate::transport::Peers;
 
@@ -127,6 +127,8 @@ pub struct Service {
     pub subscriptions: Vec<Subscription>,
     /// Its database, for the readiness probe.
     pub db: Option<Db>,
+    /// How it answers errors with no body of their own; problem+json when `None`.
+    pub error_page: Option<ErrorPage>,
 }
 
 impl Service {
@@ -138,7 +140,15 @@ impl Service {
             tasks: Vec::new(),
             subscriptions: Vec::new(),
             db,
+            error_page: None,
         }
+    }
+
+    /// Renders bare errors (404, 405, 413, timeouts) with `page` instead of problem+json: for a
+    /// service whose callers are browsers.
+    pub fn with_error_page(mut self, page: ErrorPage) -> Self {
+        self.error_page = Some(page);
+        self
     }
 
     /// The complete router: the API, `/openapi.json` (the public document),
@@ -164,7 +174,7 @@ impl Service {
             )
             .merge(crate::health::routes(self.name, self.db));
         (
-            layers::standard(router, limits, trust, self.name),
+            layers::standard(router, limits, trust, self.name, self.error_page),
             documents,
             self.tasks,
         )

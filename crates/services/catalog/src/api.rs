@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::contract::{Category, LookupRequest, LookupResponse, Product};
+use crate::contract::{Category, LookupRequest, LookupResponse, Product, SearchResults};
 use crate::domain::{self, CatalogError, FeaturedLimit, ProductId, SearchQuery};
 use crate::{image, store};
 
@@ -175,25 +175,33 @@ struct SearchParams {
     page_size: Option<u32>,
 }
 
-/// Full-text search over names, descriptions and categories, most relevant first.
+/// Full-text search over names, descriptions and categories: the most relevant of the newest
+/// matches first (see `relevance`), then the other matches newest first.
 #[utoipa::path(get, path = "/search", tag = "catalog", params(SearchParams),
     responses(
-        (status = 200, description = "One page of matches (empty when q has no words)", body = Page<Product>),
+        (status = 200, description = "One page of matches, the most relevant first (empty when q has no words); \
+            total stops at 1000 with total_is_lower_bound set", body = SearchResults),
         (status = 400, description = "Missing or overlong q, bad paging", body = Problem, content_type = "application/problem+json"),
     ))]
 #[tracing::instrument(skip(state))]
 async fn search(
     State(state): State<AppState>,
     Query(params): Query<SearchParams>,
-) -> Result<axum::Json<Page<Product>>, Problem> {
+) -> Result<axum::Json<SearchResults>, Problem> {
     let query = SearchQuery::parse(params.q.as_deref())?;
     let page = PageParams {
         page: params.page,
         page_size: params.page_size,
     }
     .validate(state.max_page_size)?;
-    let (items, total) = store::search(&state.db, &query, page).await?;
-    Ok(axum::Json(page_of(items, total, page)))
+    let (items, matches) = store::search(&state.db, &query, page).await?;
+    Ok(axum::Json(SearchResults {
+        items,
+        total: matches.total,
+        total_is_lower_bound: matches.is_lower_bound,
+        page: page.page,
+        page_size: page.page_size,
+    }))
 }
 
 /// Every category with its number of products, in display order.

@@ -10,7 +10,7 @@ use flotilla_chassis::transport::{ClientError, ServiceClient, Transport};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::NAME;
-use crate::contract::{Category, LookupRequest, LookupResponse, Product};
+use crate::contract::{Category, LookupRequest, LookupResponse, Product, SearchResults};
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved characters.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -58,9 +58,10 @@ impl CatalogClient {
         self.inner.get(&product_path(id), None).await
     }
 
-    /// `GET /search`: products matching `q`, most relevant first.
+    /// `GET /search`: products matching `q`, most relevant first, with a count that may be a
+    /// lower bound.
     #[tracing::instrument(skip(self), err(level = "debug"))]
-    pub async fn search(&self, q: &str, page: PageParams) -> Result<Page<Product>, ClientError> {
+    pub async fn search(&self, q: &str, page: PageParams) -> Result<SearchResults, ClientError> {
         let path = {
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("q", q);

@@ -69,3 +69,22 @@ pub struct LookupResponse {
     /// The products found.
     pub products: Vec<Product>,
 }
+
+/// `GET /search`: one page of matches: the fields of a
+/// [`Page`](flotilla_chassis::pagination::Page) plus `total_is_lower_bound`: counting stops at 1,000 matches, so a common word answers
+/// `total: 1000, total_is_lower_bound: true` ("1,000+") rather than counting every match.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SearchResults {
+    /// The products on this page: the most relevant first, then the remaining matches newest
+    /// first (see the README's "Search" section).
+    pub items: Vec<Product>,
+    /// How many products match, exactly, or at least this many when `total_is_lower_bound`.
+    pub total: u64,
+    /// True when there are more matches than were counted (`total` is the counting limit).
+    #[serde(default)]
+    pub total_is_lower_bound: bool,
+    /// This page's number (1-based).
+    pub page: u32,
+    /// The page size used.
+    pub page_size: u32,
+}

@@ -123,6 +123,29 @@ impl SearchQuery {
         })
     }
 
+    /// [`Self::to_fts5`] limited to the name column (`{name}: ("red"* AND "kettle"*)`): the
+    /// products whose names carry every word, the ones most likely to be what was asked for.
+    pub fn to_fts5_in_name(&self) -> Option<String> {
+        self.to_fts5().map(|all| format!("{{name}}: ({all})"))
+    }
+
+    /// [`Self::to_tsquery`] limited to the name, weight A of the stored tsvector
+    /// (`red:*A & kettle:*A`).
+    pub fn to_tsquery_in_name(&self) -> Option<String> {
+        (!self.is_empty()).then(|| {
+            self.words
+                .iter()
+                .map(|w| format!("{w}:*A"))
+                .collect::<Vec<_>>()
+                .join(" & ")
+        })
+    }
+
+    /// The words, lower-cased, in the order typed.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
     /// A PostgreSQL `to_tsquery` expression: every word as a prefix, all required
     /// (`red:* & kettle:*`). Words are alphanumeric, so none is a tsquery operator.
     /// `None` when there is no word.
@@ -219,6 +242,14 @@ mod tests {
         let q = SearchQuery::parse(Some("  Red KETTLE ")).expect("valid");
         assert_eq!(q.to_fts5().as_deref(), Some(r#""red"* AND "kettle"*"#));
         assert_eq!(q.to_tsquery().as_deref(), Some("red:* & kettle:*"));
+        assert_eq!(
+            q.to_fts5_in_name().as_deref(),
+            Some(r#"{name}: ("red"* AND "kettle"*)"#)
+        );
+        assert_eq!(
+            q.to_tsquery_in_name().as_deref(),
+            Some("red:*A & kettle:*A")
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod seed;
 mod api;
 mod domain;
 mod image;
+mod relevance;
 mod store;
 
 use flotilla_chassis::{Currency, Db, Service, ServiceContext, ServiceSpec, StartError};

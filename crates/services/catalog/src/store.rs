@@ -1,6 +1,7 @@
 //! All of the catalog's SQL, in plain sight. Queries are portable (`$n` placeholders, BIGINT and
 //! TEXT columns) except full-text search, which branches on the backend: FTS5 on SQLite, a
-//! tsvector GIN index on PostgreSQL (see `migrations/0002_search.*.sql`).
+//! tsvector GIN index on PostgreSQL (see `migrations/0002_search.*.sql`). Search reads matches
+//! in index order only; the ranking is [`relevance`]'s, the same on both.
 //!
 //! Every value is bound; the only SQL assembled at run time is a list of `$n` placeholders whose
 //! length depends on how many rows or ids there are.
@@ -13,6 +14,7 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 
 use crate::contract::{Category, Product};
 use crate::domain::{ProductId, SearchQuery, image_url};
+use crate::relevance::{self, COUNT_CAP, HEAD_CANDIDATES};
 
 /// The catalog's schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
@@ -167,54 +169,152 @@ pub async fn categories(db: &Db) -> Result<Vec<Category>, sqlx::Error> {
         .collect())
 }
 
-/// FTS5: name weighs most, then the category, then the description (bm25 is lower-is-better);
-/// ties in relevance fall back to id so pages are stable.
-const SEARCH_SQLITE: &str = concat!(
-    "SELECT ",
-    product_columns!(),
-    " FROM products_fts JOIN products p ON p.id = printf('p%07d', products_fts.rowid) \
-     WHERE products_fts MATCH $1 \
-     ORDER BY bm25(products_fts, 10.0, 1.0, 4.0), p.id LIMIT $2 OFFSET $3"
-);
-const COUNT_SQLITE: &str = "SELECT COUNT(*) FROM products_fts WHERE products_fts MATCH $1";
+/// The SQL of one backend's search. `$1` is the query, `$2` the same limited to names, `$3`
+/// [`HEAD_CANDIDATES`]; none of them ranks in SQL: [`relevance`] scores the bounded head.
+struct SearchSql {
+    /// Up to `$2` (the cap + 1) matches of `$1`, counted.
+    count: &'static str,
+    /// The head: the `$3` newest name matches and the `$3` newest matches.
+    head: &'static str,
+    /// Matches outside the head, newest first, `LIMIT $4 OFFSET $5`.
+    tail: &'static str,
+}
 
-/// PostgreSQL: `search_document` is the weighted tsvector column of `0002_search.postgres.sql`.
-/// `ts_rank` is normalised by document length (flag 1), as bm25 is, so a match in a short name
-/// beats one in a long description; ties fall back to id so pages are stable.
-const SEARCH_POSTGRES: &str = concat!(
-    "SELECT ",
-    product_columns!(),
-    " FROM products p WHERE p.search_document @@ to_tsquery('simple', $1) \
-     ORDER BY ts_rank(p.search_document, to_tsquery('simple', $1), 1) DESC, p.id \
-     LIMIT $2 OFFSET $3"
-);
-const COUNT_POSTGRES: &str =
-    "SELECT COUNT(*) FROM products p WHERE p.search_document @@ to_tsquery('simple', $1)";
+/// The head's two tiers as an id list, in SQLite's terms (FTS5 reads `ORDER BY rowid DESC`
+/// straight from its index; the rowid is the id's number).
+macro_rules! sqlite_head_ids {
+    () => {
+        "SELECT rowid FROM (SELECT rowid FROM products_fts WHERE products_fts MATCH $2 \
+                            ORDER BY rowid DESC LIMIT $3) \
+         UNION SELECT rowid FROM (SELECT rowid FROM products_fts WHERE products_fts MATCH $1 \
+                                  ORDER BY rowid DESC LIMIT $3)"
+    };
+}
 
-/// One page of the products matching `query`, most relevant first, with the number of matches.
+const SEARCH_SQLITE: SearchSql = SearchSql {
+    count: "SELECT COUNT(*) FROM (SELECT 1 FROM products_fts WHERE products_fts MATCH $1 LIMIT $2)",
+    head: concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products p WHERE p.id IN (SELECT printf('p%07d', rowid) FROM (",
+        sqlite_head_ids!(),
+        "))"
+    ),
+    tail: concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products_fts JOIN products p ON p.id = printf('p%07d', products_fts.rowid) \
+         WHERE products_fts MATCH $1 AND products_fts.rowid NOT IN (",
+        sqlite_head_ids!(),
+        ") ORDER BY products_fts.rowid DESC LIMIT $4 OFFSET $5"
+    ),
+};
+
+/// The same on PostgreSQL, over the weighted tsvector of `0002_search.postgres.sql` (`$2`
+/// restricts every word to weight A, the name).
+macro_rules! postgres_head_ids {
+    () => {
+        "SELECT id FROM (SELECT id FROM products \
+                         WHERE search_document @@ to_tsquery('simple', $2) \
+                         ORDER BY id DESC LIMIT $3) AS named \
+         UNION SELECT id FROM (SELECT id FROM products \
+                               WHERE search_document @@ to_tsquery('simple', $1) \
+                               ORDER BY id DESC LIMIT $3) AS newest"
+    };
+}
+
+const SEARCH_POSTGRES: SearchSql = SearchSql {
+    count: "SELECT COUNT(*) FROM (SELECT 1 FROM products \
+            WHERE search_document @@ to_tsquery('simple', $1) LIMIT $2) AS matches",
+    head: concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products p WHERE p.id IN (",
+        postgres_head_ids!(),
+        ")"
+    ),
+    tail: concat!(
+        "SELECT ",
+        product_columns!(),
+        " FROM products p WHERE p.search_document @@ to_tsquery('simple', $1) AND p.id NOT IN (",
+        postgres_head_ids!(),
+        ") ORDER BY p.id DESC LIMIT $4 OFFSET $5"
+    ),
+};
+
+/// How many products matched: exact up to [`COUNT_CAP`], a lower bound above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MatchCount {
+    /// Matches counted (at most [`COUNT_CAP`]).
+    pub total: u64,
+    /// True when counting stopped at [`COUNT_CAP`].
+    pub is_lower_bound: bool,
+}
+
+/// One page of the products matching `query`: the ranked head (see [`relevance`]), then the
+/// other matches newest first. Reads at most 2 × [`HEAD_CANDIDATES`] products to rank and
+/// counts at most [`COUNT_CAP`] + 1 matches, however many products match.
 pub async fn search(
     db: &Db,
     query: &SearchQuery,
     page: PageRequest,
-) -> Result<(Vec<Product>, u64), sqlx::Error> {
-    let (expression, search_sql, count_sql) = match db.backend() {
-        Backend::Sqlite => (query.to_fts5(), SEARCH_SQLITE, COUNT_SQLITE),
-        Backend::Postgres => (query.to_tsquery(), SEARCH_POSTGRES, COUNT_POSTGRES),
+) -> Result<(Vec<Product>, MatchCount), sqlx::Error> {
+    let (all, named, sql) = match db.backend() {
+        Backend::Sqlite => (query.to_fts5(), query.to_fts5_in_name(), SEARCH_SQLITE),
+        Backend::Postgres => (
+            query.to_tsquery(),
+            query.to_tsquery_in_name(),
+            SEARCH_POSTGRES,
+        ),
     };
-    let Some(expression) = expression else {
-        return Ok((Vec::new(), 0));
+    let none = MatchCount {
+        total: 0,
+        is_lower_bound: false,
     };
-    let rows: Vec<ProductRow> = sqlx::query_as(search_sql)
-        .bind(expression.clone())
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(db.pool())
-        .await?;
-    let total: i64 = sqlx::query_scalar(count_sql)
-        .bind(expression)
+    let (Some(all), Some(named)) = (all, named) else {
+        return Ok((Vec::new(), none));
+    };
+    let cap = i64::try_from(COUNT_CAP).unwrap_or(i64::MAX);
+    let counted: i64 = sqlx::query_scalar(sql.count)
+        .bind(all.clone())
+        .bind(cap + 1)
         .fetch_one(db.pool())
         .await?;
-    Ok((into_products(rows)?, count(total)))
+    let matches = MatchCount {
+        total: count(counted).min(COUNT_CAP),
+        is_lower_bound: count(counted) > COUNT_CAP,
+    };
+    if counted == 0 {
+        return Ok((Vec::new(), none));
+    }
+    let head: Vec<ProductRow> = sqlx::query_as(sql.head)
+        .bind(all.clone())
+        .bind(named.clone())
+        .bind(HEAD_CANDIDATES)
+        .fetch_all(db.pool())
+        .await?;
+    let head = relevance::rank(query, into_products(head)?);
+    let (offset, limit) = (page.offset(), page.limit());
+    let head_len = i64::try_from(head.len()).unwrap_or(i64::MAX);
+    let mut items: Vec<Product> = head
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .collect();
+    let wanted = limit - i64::try_from(items.len()).unwrap_or(limit);
+    // Every match is in the head when fewer were counted than the head holds.
+    if wanted > 0 && (matches.is_lower_bound || counted > head_len) {
+        let tail: Vec<ProductRow> = sqlx::query_as(sql.tail)
+            .bind(all)
+            .bind(named)
+            .bind(HEAD_CANDIDATES)
+            .bind(wanted)
+            .bind((offset - head_len).max(0))
+            .fetch_all(db.pool())
+            .await?;
+        items.extend(into_products(tail)?);
+    }
+    Ok((items, matches))
 }
 
 /// The products among `ids` that exist, in no particular order.

@@ -112,7 +112,11 @@ pub async fn search(
         }
         Err(error) => return PageError::from(error).page(chrome),
     };
-    let pager = Pager::new(&results, |n| {
+    let pages = results.total.div_ceil(u64::from(results.page_size.max(1)));
+    let has_next = u64::from(results.page) < pages
+        || (results.total_is_lower_bound
+            && results.items.len() as u64 == u64::from(results.page_size));
+    let pager = Pager::with_next(results.page, pages, has_next, |n| {
         let query: String = form_urlencoded::Serializer::new(String::new())
             .append_pair("q", &q)
             .append_pair("page", &n.to_string())
@@ -122,6 +126,7 @@ pub async fn search(
     let page = SearchPage {
         chrome,
         total: results.total,
+        total_is_lower_bound: results.total_is_lower_bound,
         products: results.items,
         pager: Some(pager),
         hint: None,

@@ -23,6 +23,14 @@ pub const PAGE_SIZE: u32 = 3;
 
 /// A shop made of `services` only (to test what happens when the others are down).
 pub async fn shop_of(services: &[flotilla_chassis::ServiceSpec]) -> Shop {
+    shop_with(services, None).await
+}
+
+/// A shop made of `services`, every service under `limits` (defaults when `None`).
+pub async fn shop_with(
+    services: &[flotilla_chassis::ServiceSpec],
+    limits: Option<flotilla_chassis::Limits>,
+) -> Shop {
     let config = serde_json::json!({
         "catalog": { "seed_products": SEED_PRODUCTS },
         "inventory": { "seed_products": SEED_PRODUCTS },
@@ -32,6 +40,7 @@ pub async fn shop_of(services: &[flotilla_chassis::ServiceSpec]) -> Shop {
         config: Some(figment::Figment::from(
             figment::providers::Serialized::defaults(config),
         )),
+        limits,
         ..Default::default()
     };
     let fleet = TestFleet::start_with(services, options).await;

@@ -7,4 +7,5 @@ mod browse;
 mod cart;
 mod degradation;
 mod fleet;
+mod limits;
 mod orders;

@@ -86,3 +86,118 @@ async fn hostile_search_input_is_just_text() {
     let res = get(&fleet, &format!("/search?q={too_long}")).await;
     expect_problem(res, StatusCode::BAD_REQUEST).await;
 }
+
+/// A catalog holding only `products` (name, description), all in `home`, ids from p0000001 in
+/// the order given, started in-process; and a typed client to it. The guard keeps the database.
+async fn catalog_of(
+    products: &[(String, String)],
+) -> (
+    flotilla_catalog::client::CatalogClient,
+    flotilla_chassis::testkit::TestDatabases,
+) {
+    use flotilla_chassis::caller::TrustPolicy;
+    use flotilla_chassis::transport::in_process::InProcessRegistry;
+
+    let (db, guard) = flotilla_chassis::testkit::test_db("catalog").await;
+    flotilla_catalog::migrate(&db).await.expect("migrate");
+    for (chunk_no, chunk) in products.chunks(200).enumerate() {
+        let values: Vec<String> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, (name, description))| {
+                let n = chunk_no * 200 + i + 1;
+                format!(
+                    "('p{n:07}', 'HOM-{n:07}', '{name}', '{description}', 'home', 100, 'EUR', {n})"
+                )
+            })
+            .collect();
+        // Test data written by the test itself: no quotes in it, nothing to bind.
+        let sql = format!(
+            "INSERT INTO products (id, sku, name, description, category_slug, price_minor, \
+             currency, created_at) VALUES {}",
+            values.join(", ")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(db.pool())
+            .await
+            .expect("insert");
+    }
+    let registry = InProcessRegistry::default();
+    let config = serde_json::json!({ "catalog": { "seed_products": 0 } });
+    let service = flotilla_catalog::service(crate::helpers::context(db, config, &registry))
+        .await
+        .expect("start");
+    let trust = TrustPolicy {
+        credentials: None,
+        require_credential: false,
+    };
+    let (router, _openapi, _tasks) = service.into_parts(flotilla_chassis::Limits::default(), trust);
+    registry.register(flotilla_catalog::NAME, router);
+    let client =
+        flotilla_catalog::client::CatalogClient::new(registry.transport(flotilla_catalog::NAME));
+    (client, guard)
+}
+
+fn page(page: u32, page_size: u32) -> flotilla_chassis::pagination::PageParams {
+    flotilla_chassis::pagination::PageParams {
+        page: Some(page),
+        page_size: Some(page_size),
+    }
+}
+
+#[tokio::test]
+async fn an_old_name_match_outranks_many_newer_mentions_and_every_match_is_paged_once() {
+    // The oldest product has the word in its name; 300 newer ones only mention it, more than
+    // the head of newest matches holds.
+    let mut products = vec![("Oak Desk".to_owned(), "A desk.".to_owned())];
+    for n in 0..300 {
+        products.push((format!("Chair {n}"), "A chair with oak legs.".to_owned()));
+    }
+    products.push(("Pine Shelf".to_owned(), "No match here.".to_owned()));
+    let (client, _db) = catalog_of(&products).await;
+
+    let first = client.search("oak", page(1, 10)).await.expect("search");
+    assert_eq!(first.items[0].name, "Oak Desk");
+    assert_eq!((first.total, first.total_is_lower_bound), (301, false));
+
+    // Pages of 7 cross from the ranked head into the newest-first rest: each match once.
+    let mut seen = std::collections::BTreeSet::new();
+    for n in 1..=44 {
+        let results = client.search("oak", page(n, 7)).await.expect("search");
+        assert_eq!(results.total, 301);
+        let expected = if n < 44 { 7 } else { 301 - 43 * 7 };
+        assert_eq!(results.items.len(), expected, "page {n}");
+        for product in results.items {
+            assert!(product.description.contains("oak") || product.name.contains("Oak"));
+            assert!(
+                seen.insert(product.id.clone()),
+                "{} twice (page {n})",
+                product.id
+            );
+        }
+    }
+    assert_eq!(seen.len(), 301);
+    let beyond = client.search("oak", page(45, 7)).await.expect("search");
+    assert!(beyond.items.is_empty());
+}
+
+#[tokio::test]
+async fn counting_stops_at_a_thousand_and_says_so() {
+    let products: Vec<(String, String)> = (0..1_050)
+        .map(|n| (format!("Lamp {n}"), "A lamp.".to_owned()))
+        .collect();
+    let (client, _db) = catalog_of(&products).await;
+    let results = client.search("lamp", page(1, 20)).await.expect("search");
+    assert_eq!((results.total, results.total_is_lower_bound), (1_000, true));
+    assert_eq!(results.items.len(), 20);
+    // Matches past the counted thousand are still served.
+    let last = client.search("lamp", page(11, 100)).await.expect("search");
+    assert_eq!(last.items.len(), 50);
+    assert_eq!(last.items[49].id, "p0000001");
+    // Under the cap the count is exact.
+    let one = client
+        .search("lamp 1049", page(1, 20))
+        .await
+        .expect("search");
+    assert_eq!((one.total, one.total_is_lower_bound), (1, false));
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Search at 1,000, 10,000 and 100,000 products, on SQLite and on PostgreSQL (issue 10).
+#
+# For each backend and size: a fresh catalog seeded with that many products on its first start
+# (FLOTILLA_CATALOG__SEED_PRODUCTS), `flotilla run` on it, and wrk through the gateway: 2 threads, 16 connections, each request a search for a random common word
+# (scripts/bench/random-search.lua). Prints a markdown table.
+#
+#   bash scripts/bench-search.sh                              # release build, 10 s per run
+#   DURATION=30s BACKENDS="sqlite" bash scripts/bench-search.sh
+#   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
+# PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
+# bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-2}
+BACKENDS=${BACKENDS:-sqlite postgres}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --quiet
+    BIN=${CARGO_TARGET_DIR:-target}/release/flotilla
+fi
+export RUST_LOG=warn
+PREFIX="bench_search_$$"
+DIR=$(mktemp -d)
+RUN_PID=""
+stop() { if [ -n "$RUN_PID" ]; then kill "$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=""; fi; }
+cleanup() {
+    stop
+    rm -rf "$DIR"
+    if [[ "$BACKENDS" == *postgres* ]] && command -v psql >/dev/null; then
+        for db in $(psql "$DATABASE_URL/postgres" -Atc "SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX}_%'"); do
+            psql "$DATABASE_URL/postgres" -qc "DROP DATABASE \"$db\" WITH (FORCE)" >/dev/null
+        done
+    fi
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ok() { # url
+    local deadline=$(( $(date +%s) + 120 ))
+    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || { echo "timeout waiting for $1" >&2; exit 1; }
+        sleep 0.05
+    done
+}
+
+echo "| backend | products | req/s | p50 | p99 | non-2xx |"
+echo "|---|---|---|---|---|---|"
+for backend in $BACKENDS; do
+    for size in 1000 10000 100000; do
+        # A fresh catalog per size, seeded with `size` products on its first start.
+        args=(--data-dir "$DIR/$backend-$size")
+        [ "$backend" = postgres ] && args+=(--database-url "$DATABASE_URL" --database-prefix "${PREFIX}_$size")
+        FLOTILLA_CATALOG__SEED_PRODUCTS=$size "$BIN" migrate "${args[@]}" >/dev/null
+        port=$(free_port)
+        "$BIN" run --port "$port" "${args[@]}" >/dev/null 2>&1 & RUN_PID=$!
+        wait_ok "http://127.0.0.1:$port/api/catalog/readyz"
+        # Warm the caches (SQLite pages, PostgreSQL buffers) before measuring.
+        wrk -t1 -c4 -d2s -s scripts/bench/random-search.lua "http://127.0.0.1:$port" -- /api/catalog >/dev/null
+        out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+            -s scripts/bench/random-search.lua "http://127.0.0.1:$port" -- /api/catalog)
+        rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")
+        p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+        bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+        echo "| $backend | $size | $rps | $p50 | $p99 | ${bad:-0} |"
+        stop
+    done
+done
