@@ -372,9 +372,15 @@ async fn the_contract_is_published() {
         assert!(public["paths"][path][method].is_null(), "{method} {path}");
     }
     for schema in ["Cart", "CartLine", "SetQuantity"] {
-        assert!(public["components"]["schemas"][schema].is_object(), "{schema}");
+        assert!(
+            public["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
     }
     for schema in ["CheckoutClaim", "ClaimedCart"] {
-        assert!(internal["components"]["schemas"][schema].is_object(), "{schema}");
+        assert!(
+            internal["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
     }
 }
