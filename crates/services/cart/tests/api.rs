@@ -332,19 +332,26 @@ async fn a_missing_catalog_is_a_503_and_changes_nothing() {
 #[tokio::test]
 async fn the_contract_is_published() {
     let app = App::start().await;
-    let document = |name: &'static str| {
-        let url = format!("{}/{name}", app.fleet.url(flotilla_cart::NAME));
-        async move {
-            reqwest::get(&url)
-                .await
-                .expect("GET")
-                .json::<serde_json::Value>()
-                .await
-                .expect("json")
-        }
-    };
-    let public = document("openapi.json").await;
-    let internal = document("openapi.internal.json").await;
+    // The public document is open to anyone; the internal one needs a service credential,
+    // which the fleet's own requests carry.
+    let public: serde_json::Value = reqwest::get(format!(
+        "{}/openapi.json",
+        app.fleet.url(flotilla_cart::NAME)
+    ))
+    .await
+    .expect("GET")
+    .json()
+    .await
+    .expect("json");
+    let internal: serde_json::Value = app
+        .fleet
+        .get(flotilla_cart::NAME, "/openapi.internal.json")
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
     for (path, method) in [
         ("/", "get"),
         ("/", "delete"),
