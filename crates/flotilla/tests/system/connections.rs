@@ -28,9 +28,18 @@ fn shop(envs: &[(&str, &str)], nofile: Option<u64>) -> (Process, tempfile::TempD
     (process, dir, addr)
 }
 
+/// The process's open sockets. Files are left out: SQLite opens its pools' connections (and
+/// their WAL files) lazily, as background tasks first need them, which would move the baseline.
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|entry| {
+                    std::fs::read_link(entry.path())
+                        .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
         .unwrap_or(0)
 }
 
