@@ -140,10 +140,10 @@ async fn a_registration_whose_lease_was_lost_registers_again() {
     )
     .await;
 
-    let took = wait_until(&mut rx, Duration::from_secs(2), "registered again", |v| {
-        *v == [A]
-    })
-    .await;
+    // The keeper notices at its next renewal (every TTL / 3) and announces again; two TTLs
+    // leave room for a loaded 2-core CI machine (it took over 2 s there once). RELIABILITY
+    // F13's figure (back within 2 s of SIGCONT) is asserted by the fleet system test.
+    let took = wait_until(&mut rx, 2 * TTL, "registered again", |v| *v == [A]).await;
     eprintln!("registered again {took:?} after losing the lease");
     registration.deregister().await;
     wait_until(
