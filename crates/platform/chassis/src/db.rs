@@ -10,9 +10,11 @@
 //! ([`Db::open_postgres`], in `db/provisioning.rs`), and migrations hold an advisory lock so that
 //! replicas starting together apply each one exactly once.
 
+mod corrupt;
 mod pool;
 mod provisioning;
 
+pub use corrupt::CorruptRow;
 pub use pool::{DbPool, DbTx, PooledConnection};
 use sqlx::AnyConnection;
 use sqlx::any::AnyConnectOptions;

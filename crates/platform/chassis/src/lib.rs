@@ -23,6 +23,7 @@ pub mod layers;
 pub mod money;
 pub mod openapi;
 pub mod pagination;
+pub mod periodic;
 pub mod private_files;
 pub mod problem;
 pub mod request_context;

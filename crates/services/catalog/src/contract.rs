@@ -17,6 +17,73 @@ pub const DEFAULT_FEATURED: u32 = 8;
 /// Most products `GET /featured` returns.
 pub const MAX_FEATURED: u32 = 24;
 
+/// A product id: `p` followed by exactly seven digits. The number is also the product's position
+/// in the deterministic catalog and its row id in the SQLite full-text index.
+///
+/// The one definition of a product id for every service that names products (cart, inventory,
+/// orders): on the wire it is the text `p0000042`; text of another shape names no product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProductId(u32);
+
+impl ProductId {
+    /// The largest number a seven-digit id holds.
+    pub const MAX_NUMBER: u32 = 9_999_999;
+
+    /// The id with this number, if it fits in seven digits and is not zero.
+    pub fn from_number(n: u64) -> Option<Self> {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| (1..=Self::MAX_NUMBER).contains(n))
+            .map(Self)
+    }
+
+    /// Parses `p0000042`; anything else is `None` (such a product cannot exist).
+    pub fn parse(s: &str) -> Option<Self> {
+        let digits = s.strip_prefix('p')?;
+        if digits.len() != 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok().and_then(Self::from_number)
+    }
+
+    /// The number in the id.
+    pub fn number(self) -> u32 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ProductId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p{:07}", self.0)
+    }
+}
+
+impl std::str::FromStr for ProductId {
+    type Err = InvalidProductId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or(InvalidProductId)
+    }
+}
+
+/// Text that is not a product id (`p` followed by seven digits, not all zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a product id is `p` followed by seven digits, e.g. p0000042")]
+pub struct InvalidProductId;
+
+impl Serialize for ProductId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProductId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A product as the catalog shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Product {

@@ -4,6 +4,7 @@
 //!
 //! Input is parsed once at the edge into these types; the store and the handlers trust them.
 
+pub use crate::contract::ProductId;
 use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS};
 
 /// Longest search query accepted, in characters.
@@ -31,44 +32,6 @@ pub enum CatalogError {
     /// A lookup asked for too many ids.
     #[error("at most {MAX_LOOKUP_IDS} ids per lookup, got {0}")]
     TooManyIds(usize),
-}
-
-/// A product id: `p` followed by exactly seven digits. The number is also the product's position
-/// in the deterministic catalog and its row id in the SQLite full-text index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductId(u32);
-
-impl ProductId {
-    /// The largest number a seven-digit id holds.
-    pub const MAX_NUMBER: u32 = 9_999_999;
-
-    /// The id with this number, if it fits in seven digits and is not zero.
-    pub fn from_number(n: u64) -> Option<Self> {
-        u32::try_from(n)
-            .ok()
-            .filter(|n| (1..=Self::MAX_NUMBER).contains(n))
-            .map(Self)
-    }
-
-    /// Parses `p0000042`; anything else is `None` (such a product cannot exist).
-    pub fn parse(s: &str) -> Option<Self> {
-        let digits = s.strip_prefix('p')?;
-        if digits.len() != 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse::<u64>().ok().and_then(Self::from_number)
-    }
-
-    /// The number in the id.
-    pub fn number(self) -> u32 {
-        self.0
-    }
-}
-
-impl std::fmt::Display for ProductId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "p{:07}", self.0)
-    }
 }
 
 /// The public URL of a product's picture, at the gateway.

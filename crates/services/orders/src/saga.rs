@@ -371,5 +371,4 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration, salt: &str) -> D
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;
