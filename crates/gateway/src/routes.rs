@@ -169,7 +169,12 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     {
         Ok(Access::Allowed) => {}
         Ok(Access::NotFound) => {
-            let detail = format!("no public route {} {rest} on {service}", req.method());
+            // The path is the request's own text: quoted, escaped and cut like every echo.
+            let detail = format!(
+                "no public route {} {} on {service}",
+                req.method(),
+                flotilla_chassis::input_message::quote(rest)
+            );
             return Problem::not_found(detail).into_response();
         }
         Ok(Access::MethodNotAllowed(methods)) => return method_not_allowed(req.method(), &methods),

@@ -497,6 +497,32 @@ async fn error_details_are_for_people_and_bounded() {
     .await;
     assert_eq!(status, 404);
     assert!(unknown.len() < 200, "{} bytes: {unknown}", unknown.len());
+    // An unknown route of a known service echoes its path bounded too (it was echoed whole).
+    let (status, route) = detail(
+        app.http
+            .get(format!("{}/api/catalog/{}", app.base, "b".repeat(20_000)))
+            .send()
+            .await
+            .expect("x"),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(route.len() < 200, "{} bytes: {route}", route.len());
+    // A key given twice is refused, not silently resolved to its last value.
+    let twice =
+        r#"{"email":"a@example.com","email":"b@example.com","password":"password-123","name":"n"}"#;
+    let (status, dup) = detail(
+        app.http
+            .post(format!("{}/api/identity/signup", app.base))
+            .header("content-type", "application/json")
+            .body(twice)
+            .send()
+            .await
+            .expect("x"),
+    )
+    .await;
+    assert_eq!(status, 422, "{dup}");
+    assert!(dup.contains("`email` is given twice"), "{dup}");
     let signup = format!("{}/api/identity/signup", app.base);
     for (body, status, says) in [
         (json!("just text"), 422, "expected an object"),

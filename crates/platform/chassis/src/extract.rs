@@ -26,25 +26,60 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(mut value)) => {
-                integral_floats_to_integers(&mut value);
-                serde_path_to_error::deserialize(value)
-                    .map(Json)
-                    .map_err(|err| {
-                        let path = err.path().to_string();
-                        data_problem(&path, &err.into_inner().to_string())
-                    })
-            }
+        // axum checks the content type and the size limit and validates the syntax without
+        // building a tree (a raw value is the text itself); the text is then read into `T` in
+        // one pass. A key given twice is refused by `T`'s own deserializer.
+        match axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await {
+            Ok(axum::Json(raw)) => read_typed(raw.get()).map(Json),
             Err(rejection) => Err(json_problem(rejection)),
         }
     }
 }
 
+/// Reads valid JSON `text` into `T`, or says in words what is wrong with it (422).
+fn read_typed<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
+    let mut direct = serde_json::Deserializer::from_str(text);
+    let err = match serde_path_to_error::deserialize(&mut direct) {
+        Ok(value) => return Ok(value),
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let message = err.into_inner().to_string();
+    // The cold path: a body such as `{"quantity": 3.0}` is refused by an integer field but
+    // means 3 to JSON Schema; read it again through a tree with such numbers made integers.
+    if !message.starts_with("duplicate field")
+        && let Ok(mut tree) = serde_json::from_str::<serde_json::Value>(text)
+        && integral_floats_to_integers(&mut tree)
+    {
+        return serde_path_to_error::deserialize(tree).map_err(|err| {
+            let path = err.path().to_string();
+            data_problem(&path, &err.into_inner().to_string())
+        });
+    }
+    Err(data_problem_at(&path, &message))
+}
+
+/// [`data_problem`] for a message from reading text, whose position serde appends: the path
+/// already says where, and a body's line and column add nothing to it.
+fn data_problem_at(path: &str, message: &str) -> Problem {
+    let message = match message.rsplit_once(" at line ") {
+        Some((message, at))
+            if at
+                .chars()
+                .all(|c| c.is_ascii_digit() || " column".contains(c)) =>
+        {
+            message
+        }
+        _ => message,
+    };
+    data_problem(path, message)
+}
+
 /// JSON has one number type: `3.0` is the integer 3 to JSON Schema (and so to the published
 /// documents and the clients that follow them), but serde would refuse it for an integer field.
 /// Such numbers become integers before the body is read into its type.
-fn integral_floats_to_integers(value: &mut serde_json::Value) {
+/// Returns whether any number changed.
+fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
         Value::Number(n) if n.is_f64() => {
@@ -52,14 +87,22 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) {
                 // The casts saturate, so the round trip tells whether f fits.
                 if f >= 0.0 && (f as u64) as f64 == f && f < u64::MAX as f64 {
                     *value = Value::from(f as u64);
+                    return true;
                 } else if f < 0.0 && (f as i64) as f64 == f && f > i64::MIN as f64 {
                     *value = Value::from(f as i64);
+                    return true;
                 }
             }
+            false
         }
-        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
-        Value::Object(fields) => fields.values_mut().for_each(integral_floats_to_integers),
-        _ => {}
+        // Every element is visited (no short circuit), so all of them are converted.
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, item| {
+            integral_floats_to_integers(item) | changed
+        }),
+        _ => false,
     }
 }
 

@@ -138,8 +138,16 @@ fn expected_text(expected: &str) -> String {
     let expected = expected.trim();
     let word = |prefix: &str| expected.starts_with(prefix);
     match expected {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of 0 or more".into(),
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
+        // With the range: a number too large for the field is told how large it may be, not
+        // that it is not a whole number.
+        "u8" => format!("a whole number from 0 to {}", u8::MAX),
+        "u16" => format!("a whole number from 0 to {}", u16::MAX),
+        "u32" => format!("a whole number from 0 to {}", u32::MAX),
+        "u64" | "u128" | "usize" => format!("a whole number from 0 to {}", u64::MAX),
+        "i8" => format!("a whole number from {} to {}", i8::MIN, i8::MAX),
+        "i16" => format!("a whole number from {} to {}", i16::MIN, i16::MAX),
+        "i32" => format!("a whole number from {} to {}", i32::MIN, i32::MAX),
+        "i64" | "i128" | "isize" => format!("a whole number from {} to {}", i64::MIN, i64::MAX),
         "f32" | "f64" => "a number".into(),
         "a map" | "map" => "an object".into(),
         "a sequence" | "sequence" => "a list".into(),
@@ -223,7 +231,7 @@ mod tests {
         let cases = [
             (
                 "invalid type: string \"ten\", expected u32 at line 1 column 17",
-                "expected a whole number of 0 or more, found the string \"ten\" at line 1 column 17",
+                "expected a whole number from 0 to 4294967295, found the string \"ten\" at line 1 column 17",
             ),
             (
                 "invalid type: integer `5`, expected struct SetQuantity",
@@ -244,7 +252,11 @@ mod tests {
             ),
             (
                 "invalid value: integer `-1`, expected u64",
-                "the number -1 is not a whole number of 0 or more",
+                "the number -1 is not a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "invalid value: integer `18446744073709551615`, expected u32",
+                "the number 18446744073709551615 is not a whole number from 0 to 4294967295",
             ),
             (
                 "invalid type: null, expected enum Role",

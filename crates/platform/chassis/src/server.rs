@@ -9,8 +9,10 @@
 //! `idle_timeout`; a request body that has not arrived `body_read_timeout` after its headers is
 //! answered 408. A per-process semaphore caps open connections: when it is full, the connection
 //! that has been idle longest is closed to make room, and when every connection is busy the
-//! newcomer gets a 503 problem and is closed. Shutdown stops accepting, closes idle connections
-//! and lets in-flight requests finish.
+//! newcomer gets a 503 problem and is closed. Shutdown stops accepting (and takes the
+//! connections still queued in the kernel), serves requests that arrive within
+//! [`DRAIN_GRACE`] with `Connection: close`, then closes idle connections and lets in-flight
+//! requests finish: a request a client has sent is answered, not reset.
 //!
 //! API: [`Server::new`] with the [`ConnectionLimits`] (one per process: the cap is shared by its
 //! listeners), then [`Server::serve`] with a bound listener, a router and a stop token. This is
@@ -145,8 +147,16 @@ impl Server {
                 drop(permit);
             });
         }
-        drop(listener);
         closing.cancel();
+        // Connections the kernel has completed but we had not accepted yet carry requests
+        // already sent: closing the listener would reset them unanswered. They are taken and
+        // served like the others (each answered with `Connection: close`).
+        for stream in backlog(listener) {
+            let server = self.clone();
+            let router = router.clone();
+            let closing = closing.clone();
+            connections.spawn(async move { server.connection(stream, router, closing).await });
+        }
         while connections.join_next().await.is_some() {}
     }
 
@@ -233,6 +243,7 @@ impl Server {
             router,
             phase,
             body_read_timeout: self.limits.body_read_timeout,
+            closing: closing.clone(),
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // The header clock is ours (it starts at a request's first byte, not when the
@@ -245,6 +256,9 @@ impl Server {
         tokio::pin!(conn);
         let mut rx = phase_rx;
         let mut draining = false;
+        let grace = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(grace);
+        let mut graceful = false;
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
@@ -253,8 +267,16 @@ impl Server {
                     }
                     break;
                 }
+                // Not closed at once: a request may be on the wire (a connection just
+                // accepted has one coming for sure). For DRAIN_GRACE every request is still
+                // served, answered with `Connection: close`; then the connection is shut down
+                // gracefully (closed when idle, after its requests in flight otherwise).
                 _ = closing.cancelled(), if !draining => {
                     draining = true;
+                    grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+                }
+                () = grace.as_mut(), if draining && !graceful => {
+                    graceful = true;
                     conn.as_mut().graceful_shutdown();
                 }
                 _ = evict.cancelled() => {
@@ -272,6 +294,30 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
     }
+}
+
+/// How long a connection is still served after the stop signal, for requests already on their
+/// way; each is answered with `Connection: close`.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// The connections waiting in `listener`'s accept queue, taken without waiting; the listener is
+/// closed afterwards.
+fn backlog(listener: TcpListener) -> Vec<TcpStream> {
+    let Ok(listener) = listener.into_std() else {
+        return Vec::new();
+    };
+    let mut waiting = Vec::new();
+    // The std listener is non-blocking (tokio set it so): accept ends with WouldBlock.
+    while let Ok((stream, _)) = listener.accept() {
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream));
+        if let Ok(stream) = stream {
+            let _ = stream.set_nodelay(true);
+            waiting.push(stream);
+        }
+    }
+    waiting
 }
 
 /// Pending connections a listener queues before the kernel drops new ones (std binds with 128,
@@ -368,5 +414,79 @@ mod tests {
             .expect("serve returns once drained")
             .expect("serve task");
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
+    }
+
+    /// SIGTERM under load lost requests: connections still in the accept queue were reset when
+    /// the listener closed, and one accepted just before the stop was closed before its request
+    /// was read. Both are answered now, with `Connection: close`.
+    #[tokio::test]
+    async fn requests_already_sent_when_the_stop_comes_are_answered() {
+        let router = Router::new().route("/fast", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        // Queued in the kernel before anything accepts them, requests already sent.
+        let mut queued = Vec::new();
+        for _ in 0..3 {
+            let mut client = TcpStream::connect(addr).await.expect("connect");
+            client
+                .write_all(b"POST /fast HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .expect("send");
+            queued.push(client);
+        }
+        let stop = CancellationToken::new();
+        stop.cancel();
+        let serving = tokio::spawn({
+            let server = Server::new(ConnectionLimits::default());
+            async move { server.serve(listener, router, stop).await }
+        });
+        for mut client in queued {
+            let answer =
+                tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut client))
+                    .await
+                    .expect("answered and closed");
+            assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+            assert!(
+                answer.to_lowercase().contains("connection: close"),
+                "{answer}"
+            );
+        }
+        tokio::time::timeout(Duration::from_secs(2), serving)
+            .await
+            .expect("serve returns once drained")
+            .expect("serve task");
+    }
+
+    #[tokio::test]
+    async fn a_request_arriving_just_after_the_stop_is_answered() {
+        let router = Router::new().route("/fast", get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn({
+            let stop = stop.clone();
+            let server = Server::new(ConnectionLimits::default());
+            async move { server.serve(listener, router, stop).await }
+        });
+        let mut late = TcpStream::connect(addr).await.expect("connect");
+        tokio::time::sleep(Duration::from_millis(50)).await; // accepted, nothing sent yet
+        stop.cancel();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        late.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let answer = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut late))
+            .await
+            .expect("answered and closed");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.to_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+        assert!(answer.ends_with("ok"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(2), serving)
+            .await
+            .expect("serve returns once drained")
+            .expect("serve task");
     }
 }

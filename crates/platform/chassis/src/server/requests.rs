@@ -27,6 +27,8 @@ pub(super) struct Requests {
     pub(super) router: Router,
     pub(super) phase: Arc<watch::Sender<Phase>>,
     pub(super) body_read_timeout: Duration,
+    /// Cancelled when the listener stops: responses then carry `Connection: close`.
+    pub(super) closing: tokio_util::sync::CancellationToken,
 }
 
 impl Service<Request<Incoming>> for Requests {
@@ -51,13 +53,22 @@ impl Service<Request<Incoming>> for Requests {
             })
         });
         let router = self.router.clone();
+        let closing = self.closing.clone();
+        let http1 = req.version() < axum::http::Version::HTTP_2;
         Box::pin(async move {
             let Ok(response) = router.oneshot(req).await;
-            let response = if late.load(Ordering::Relaxed) {
+            let mut response = if late.load(Ordering::Relaxed) {
                 body_too_slow(response)
             } else {
                 response
             };
+            // Shutting down: tell an HTTP/1 client this is the connection's last answer (HTTP/2
+            // has GOAWAY for that), so it sends its next request elsewhere.
+            if http1 && closing.is_cancelled() {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             Ok(response.map(|body| {
                 Body::new(Guarded {
                     inner: body,
