@@ -1,5 +1,5 @@
 //! Quotes: a price stored with its expiry, read back by id, and deleted a while after it
-//! expired (see [`crate::quote_purge`]).
+//! expired (the `quote_purge` task calls the last).
 
 use flotilla_chassis::Money;
 use flotilla_chassis::clock::{at_millis, millis};
