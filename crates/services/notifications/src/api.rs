@@ -1,5 +1,5 @@
 //! The notifications HTTP API: a customer's own messages, and the operators' view of everyone's,
-//! with their OpenAPI description and the one place where bad input becomes problem+json.
+//! with their OpenAPI description. Errors become problem+json in [`crate::error`].
 //!
 //! `GET /messages` takes no user id: it is always the caller's (`Caller`, 401 without one), so a
 //! user can never read another's messages. Only `GET /admin/messages` (`Admin`: 401 anonymous,
@@ -17,13 +17,12 @@ use utoipa_axum::routes;
 
 use crate::contract::{MAX_PAGE_SIZE, Message};
 use crate::domain::{IdError, OrderId, UserId};
-use crate::store::{MessageFilter, MessageStore};
+use crate::error::NotificationsError;
+use crate::store::{MessageFilter, NotificationsStore};
 
-/// What the handlers share.
 #[derive(Clone)]
 pub struct NotificationsState {
-    /// The messages.
-    pub store: MessageStore,
+    pub store: NotificationsStore,
 }
 
 /// The routes, with their OpenAPI description.
@@ -32,27 +31,6 @@ pub fn routes(state: NotificationsState) -> OpenApiRouter {
         .routes(routes!(my_messages))
         .routes(routes!(all_messages))
         .with_state(state)
-}
-
-/// Bad input a client can fix.
-#[derive(Debug, thiserror::Error)]
-enum ApiError {
-    /// A filter that cannot be an id.
-    #[error("{field} {reason}")]
-    Filter {
-        /// The query parameter.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: IdError,
-    },
-}
-
-impl From<ApiError> for Problem {
-    fn from(err: ApiError) -> Self {
-        match err {
-            ApiError::Filter { .. } => Problem::bad_request(err.to_string()),
-        }
-    }
 }
 
 /// `?page=&page_size=&user_id=&order_id=`.
@@ -86,10 +64,10 @@ fn parse_filter<T>(
     field: &'static str,
     raw: Option<&str>,
     parse: fn(&str) -> Result<T, IdError>,
-) -> Result<Option<T>, ApiError> {
+) -> Result<Option<T>, NotificationsError> {
     raw.map(parse)
         .transpose()
-        .map_err(|reason| ApiError::Filter { field, reason })
+        .map_err(|reason| NotificationsError::Filter { field, reason })
 }
 
 fn page_of(items: Vec<Message>, total: u64, page: PageRequest) -> Page<Message> {
@@ -122,7 +100,11 @@ async fn my_messages(
         user_id: user_id.as_ref(),
         order_id: None,
     };
-    let (items, total) = state.store.list(filter, page).await?;
+    let (items, total) = state
+        .store
+        .list(filter, page)
+        .await
+        .map_err(NotificationsError::from)?;
     Ok(axum::Json(page_of(items, total, page)))
 }
 
@@ -151,6 +133,10 @@ async fn all_messages(
         user_id: user_id.as_ref(),
         order_id: order_id.as_ref(),
     };
-    let (items, total) = state.store.list(filter, page).await?;
+    let (items, total) = state
+        .store
+        .list(filter, page)
+        .await
+        .map_err(NotificationsError::from)?;
     Ok(axum::Json(page_of(items, total, page)))
 }

@@ -5,6 +5,7 @@
 //! API: add fields, never rename or remove them without bumping the contract version.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// Largest `page_size` either list accepts; asking for more is a 400.
@@ -56,8 +57,9 @@ pub struct Message {
     /// The plain-text body.
     pub body: String,
     /// When it was sent (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
     #[schema(example = "2026-01-01T12:00:00Z")]
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
 #[cfg(test)]
@@ -72,5 +74,29 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(MessageKind::parse("order_shipped"), None);
+    }
+
+    /// Times go on the wire as the same RFC 3339 text the service wrote when they were strings
+    /// (the chassis' `rfc3339` of the stored milliseconds), and read back as the same instant.
+    #[test]
+    fn times_keep_their_wire_text() {
+        use flotilla_chassis::clock::{at_millis, rfc3339};
+        for millis in [0, 1_750_000_000_000, 1_750_000_000_123] {
+            let message = Message {
+                id: "m".into(),
+                user_id: "u".into(),
+                order_id: "o".into(),
+                kind: MessageKind::OrderConfirmed,
+                subject: "s".into(),
+                body: "b".into(),
+                created_at: at_millis(millis),
+            };
+            let json = serde_json::to_value(&message).expect("serialises");
+            assert_eq!(json["created_at"], rfc3339(millis));
+            assert_eq!(
+                serde_json::from_value::<Message>(json).expect("reads"),
+                message
+            );
+        }
     }
 }

@@ -51,7 +51,6 @@ impl UserId {
         check_id(raw).map(|()| Self(raw.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -67,7 +66,6 @@ impl OrderId {
         check_id(raw).map(|()| Self(raw.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -100,7 +98,6 @@ impl SenderAddress {
         }
     }
 
-    /// The address as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -118,7 +115,6 @@ pub struct OrderedLine {
 /// An order that was confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmedOrder {
-    /// The order.
     pub order_id: OrderId,
     /// The buyer.
     pub user_id: UserId,
@@ -133,7 +129,6 @@ pub struct ConfirmedOrder {
 /// An order that was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelledOrder {
-    /// The order.
     pub order_id: OrderId,
     /// The buyer.
     pub user_id: UserId,
@@ -150,11 +145,9 @@ pub struct Draft {
     pub user_id: UserId,
     /// The order it is about.
     pub order_id: OrderId,
-    /// What it is about.
     pub kind: MessageKind,
     /// The subject line (one line).
     pub subject: String,
-    /// The text.
     pub body: String,
 }
 

@@ -23,7 +23,7 @@ use tracing::Instrument;
 use crate::domain::{
     CancelledOrder, ConfirmedOrder, Draft, IdError, OrderId, OrderedLine, SenderAddress, UserId,
 };
-use crate::store::MessageStore;
+use crate::store::NotificationsStore;
 
 /// The confirmation event's type.
 pub const ORDER_CONFIRMED: &str = "order.confirmed";
@@ -129,8 +129,8 @@ impl SimulatedMailer {
         draft: &Draft,
     ) -> Result<(), HandlerError> {
         let id = uuid::Uuid::now_v7().to_string();
-        let now = self.clock.now_millis();
-        if MessageStore::record(tx, &id, draft, &event.id, now).await? {
+        let now = self.clock.now();
+        if NotificationsStore::record(tx, &id, draft, &event.id, now).await? {
             tracing::info!(message_id = %id, kind = draft.kind.as_str(), "message sent");
         } else {
             // The inbox should have stopped this delivery; the unique event id did instead.

@@ -12,6 +12,7 @@ pub mod contract;
 
 mod api;
 mod domain;
+mod error;
 mod events;
 mod store;
 
@@ -58,7 +59,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let db = ctx.db()?;
     db.migrate(store::MIGRATIONS).await?;
     let state = api::NotificationsState {
-        store: store::MessageStore::new(db.clone()),
+        store: store::NotificationsStore::new(db.clone()),
     };
     let mailer = Arc::new(SimulatedMailer::new(sender, ctx.clock.clone()));
     let mut service = Service::new(NAME, api::routes(state), Some(db));

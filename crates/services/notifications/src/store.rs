@@ -4,10 +4,11 @@
 //! The SQL is portable (SQLite and PostgreSQL); the schema is in `migrations/0001_init.sql`.
 
 use flotilla_chassis::Db;
-use flotilla_chassis::clock::rfc3339;
-use flotilla_chassis::db::Migration;
+use flotilla_chassis::clock::{at_millis, millis};
+use flotilla_chassis::db::{CorruptRow, Migration};
 use flotilla_chassis::pagination::PageRequest;
 use sqlx::{AnyConnection, AssertSqlSafe};
+use time::OffsetDateTime;
 
 use crate::contract::{Message, MessageKind};
 use crate::domain::{Draft, OrderId, UserId};
@@ -28,21 +29,16 @@ pub struct MessageFilter<'a> {
     pub order_id: Option<&'a OrderId>,
 }
 
-/// A stored row that breaks the rules the writes enforce (someone edited the table by hand).
-#[derive(Debug, thiserror::Error)]
-#[error("messages.kind {0:?} is not a message kind")]
-struct CorruptKind(String);
-
 /// A message as it is read back.
 type MessageRow = (String, String, String, String, String, String, i64);
 
-/// The service's tables.
+/// The service's table of messages.
 #[derive(Debug, Clone)]
-pub struct MessageStore {
+pub struct NotificationsStore {
     db: Db,
 }
 
-impl MessageStore {
+impl NotificationsStore {
     /// A store over `db` (already migrated).
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -56,7 +52,7 @@ impl MessageStore {
         id: &str,
         draft: &Draft,
         event_id: &str,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let inserted = sqlx::query(
             "INSERT INTO messages (id, user_id, order_id, kind, subject, body, event_id, created_at)
@@ -70,7 +66,7 @@ impl MessageStore {
         .bind(&draft.subject)
         .bind(&draft.body)
         .bind(event_id)
-        .bind(now_millis)
+        .bind(millis(now))
         .execute(conn)
         .await?;
         Ok(inserted.rows_affected() == 1)
@@ -128,8 +124,8 @@ impl MessageStore {
 
 fn message_from_row(row: MessageRow) -> Result<Message, sqlx::Error> {
     let (id, user_id, order_id, kind, subject, body, created_at) = row;
-    let kind = MessageKind::parse(&kind)
-        .ok_or_else(|| sqlx::Error::Decode(Box::new(CorruptKind(kind))))?;
+    let kind =
+        MessageKind::parse(&kind).ok_or_else(|| CorruptRow::column("messages.kind", &kind))?;
     Ok(Message {
         id,
         user_id,
@@ -137,6 +133,6 @@ fn message_from_row(row: MessageRow) -> Result<Message, sqlx::Error> {
         kind,
         subject,
         body,
-        created_at: rfc3339(created_at),
+        created_at: at_millis(created_at),
     })
 }

@@ -42,7 +42,7 @@ async fn a_published_confirmation_becomes_a_message_to_the_buyer() {
             message.body
         );
     }
-    assert!(message.created_at.ends_with('Z'), "{}", message.created_at);
+    assert_eq!(message.created_at.offset(), time::UtcOffset::UTC);
 }
 
 #[tokio::test]

@@ -1,41 +1,34 @@
 //! The payments service's HTTP API: thin handlers and their OpenAPI description.
 //!
-//! The money movements and the reads under `/payments` are for other services only (the orders
-//! saga) and are tagged `internal`, so the gateway never exposes them; every money movement
-//! requires an `Idempotency-Key`. The operator's views live under `/admin` and need the admin
-//! role. Errors become problem+json in [`crate::error`].
+//! The money movements and the reads under `/payments`, here, are for other services only (the
+//! orders saga) and are tagged `internal`, so the gateway never exposes them; every money
+//! movement requires an `Idempotency-Key`. The operator's views live under `/admin` in
+//! [`admin`] and need the admin role. Errors become problem+json in [`crate::error`].
+
+mod admin;
 
 use axum::extract::State;
+use flotilla_chassis::Problem;
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::extract::{Json, Path, Query};
-use flotilla_chassis::pagination::{Page, PageParams};
-use flotilla_chassis::{Admin, Currency, Problem};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::PaymentsConfig;
-use crate::contract::{
-    AuthorizeRequest, DeclineProblem, LedgerEntry, Payment, PaymentStatus, PaymentSummary,
-};
-use crate::domain::{PaymentId, Transition};
-use crate::error::PaymentError;
+use crate::contract::{AuthorizeRequest, DeclineProblem, Payment};
+use crate::domain::{OrderId, PaymentId, Transition};
+use crate::error::PaymentsError;
 use crate::idempotency::{Answer, IdempotencyKey};
 use crate::operations::{self, Authorization};
-use crate::store::PaymentStore;
+use crate::store::PaymentsStore;
 
-/// Largest page of the admin list.
-const MAX_PAGE_SIZE: u32 = 100;
-
-/// What the handlers share.
 #[derive(Clone)]
 pub struct PaymentsState {
-    /// The service's tables.
-    pub store: PaymentStore,
+    pub store: PaymentsStore,
     /// Stamps payments, ledger entries and keys.
     pub clock: SharedClock,
-    /// Limits.
     pub config: PaymentsConfig,
 }
 
@@ -47,9 +40,7 @@ pub fn routes(state: PaymentsState) -> OpenApiRouter {
         .routes(routes!(capture))
         .routes(routes!(void))
         .routes(routes!(refund))
-        .routes(routes!(admin_list))
-        .routes(routes!(admin_ledger))
-        .routes(routes!(admin_summary))
+        .merge(admin::routes())
         .with_state(state)
 }
 
@@ -75,9 +66,9 @@ async fn authorize(
     State(state): State<PaymentsState>,
     key: IdempotencyKey,
     Json(request): Json<AuthorizeRequest>,
-) -> Result<Answer, PaymentError> {
+) -> Result<Answer, PaymentsError> {
     let auth = Authorization::parse(&request, state.config.max_amount_minor)?;
-    operations::authorize(&state.store, state.clock.now_millis(), &key, auth).await
+    operations::authorize(&state.store, state.clock.now(), &key, auth).await
 }
 
 /// `?order_id=`.
@@ -103,8 +94,12 @@ struct OrderQuery {
 async fn for_order(
     State(state): State<PaymentsState>,
     Query(query): Query<OrderQuery>,
-) -> Result<axum::Json<Vec<Payment>>, PaymentError> {
-    let payments = state.store.for_order(&query.order_id).await?;
+) -> Result<axum::Json<Vec<Payment>>, PaymentsError> {
+    // An id the provider would have refused to authorize has no payments.
+    let Ok(order_id) = OrderId::parse(&query.order_id) else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    let payments = state.store.for_order(&order_id).await?;
     Ok(axum::Json(
         payments.iter().map(|p| p.to_contract()).collect(),
     ))
@@ -125,20 +120,21 @@ async fn for_order(
 async fn get_payment(
     State(state): State<PaymentsState>,
     Path(id): Path<String>,
-) -> Result<axum::Json<Payment>, PaymentError> {
-    let id = PaymentId::parse(&id).ok_or(PaymentError::UnknownPayment)?;
+) -> Result<axum::Json<Payment>, PaymentsError> {
+    let id = PaymentId::parse(&id).ok_or(PaymentsError::UnknownPayment)?;
     let payment = state.store.payment(&id).await?;
-    let payment = payment.ok_or(PaymentError::UnknownPayment)?;
+    let payment = payment.ok_or(PaymentsError::UnknownPayment)?;
     Ok(axum::Json(payment.to_contract()))
 }
 
+/// Runs `transition` on payment `id` under `key`, now.
 async fn run_transition(
     state: &PaymentsState,
     key: &IdempotencyKey,
     id: &str,
     transition: Transition,
-) -> Result<Answer, PaymentError> {
-    let now = state.clock.now_millis();
+) -> Result<Answer, PaymentsError> {
+    let now = state.clock.now();
     operations::transition(&state.store, now, key, id, transition).await
 }
 
@@ -164,7 +160,7 @@ async fn capture(
     State(state): State<PaymentsState>,
     key: IdempotencyKey,
     Path(id): Path<String>,
-) -> Result<Answer, PaymentError> {
+) -> Result<Answer, PaymentsError> {
     run_transition(&state, &key, &id, Transition::Capture).await
 }
 
@@ -189,7 +185,7 @@ async fn void(
     State(state): State<PaymentsState>,
     key: IdempotencyKey,
     Path(id): Path<String>,
-) -> Result<Answer, PaymentError> {
+) -> Result<Answer, PaymentsError> {
     run_transition(&state, &key, &id, Transition::Void).await
 }
 
@@ -214,123 +210,6 @@ async fn refund(
     State(state): State<PaymentsState>,
     key: IdempotencyKey,
     Path(id): Path<String>,
-) -> Result<Answer, PaymentError> {
+) -> Result<Answer, PaymentsError> {
     run_transition(&state, &key, &id, Transition::Refund).await
-}
-
-/// `?page=&page_size=&status=`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct AdminListParams {
-    /// Page number, from 1 (default 1).
-    #[param(minimum = 1, maximum = 100_000)]
-    page: Option<u32>,
-    /// Payments per page (default 20, at most 100).
-    #[param(minimum = 1, maximum = 100)]
-    page_size: Option<u32>,
-    /// Only payments in this status.
-    status: Option<PaymentStatus>,
-}
-
-/// All payments, newest first (admin).
-#[utoipa::path(
-    get,
-    path = "/admin/payments",
-    tag = "payments", security(("bearerAuth" = ["admin"])),
-    params(AdminListParams),
-    responses(
-        (status = 200, description = "One page of payments", body = Page<Payment>),
-        (status = 400, description = "Bad paging parameters or unknown status", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(admin = %admin.user_id))]
-async fn admin_list(
-    State(state): State<PaymentsState>,
-    Admin(admin): Admin,
-    Query(params): Query<AdminListParams>,
-) -> Result<axum::Json<Page<Payment>>, Problem> {
-    let page = PageParams {
-        page: params.page,
-        page_size: params.page_size,
-    }
-    .validate(MAX_PAGE_SIZE)?;
-    let (items, total) = state
-        .store
-        .list(params.status, page)
-        .await
-        .map_err(PaymentError::from)?;
-    Ok(axum::Json(Page {
-        items: items.iter().map(|p| p.to_contract()).collect(),
-        total,
-        page: page.page,
-        page_size: page.page_size,
-    }))
-}
-
-/// The ledger entries of one payment (admin).
-#[utoipa::path(
-    get,
-    path = "/admin/payments/{id}/ledger",
-    tag = "payments", security(("bearerAuth" = ["admin"])),
-    params(("id" = String, Path, description = "The payment id")),
-    responses(
-        (status = 200, description = "The payment's money movements, oldest first", body = Vec<LedgerEntry>),
-        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such payment", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(admin = %admin.user_id, payment_id = %id))]
-async fn admin_ledger(
-    State(state): State<PaymentsState>,
-    Admin(admin): Admin,
-    Path(id): Path<String>,
-) -> Result<axum::Json<Vec<LedgerEntry>>, PaymentError> {
-    let id = PaymentId::parse(&id).ok_or(PaymentError::UnknownPayment)?;
-    if state.store.payment(&id).await?.is_none() {
-        return Err(PaymentError::UnknownPayment);
-    }
-    Ok(axum::Json(state.store.ledger(&id).await?))
-}
-
-/// `?currency=`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct SummaryParams {
-    /// ISO 4217 code of the totals (default EUR).
-    #[param(pattern = "^[A-Z]{3}$")]
-    currency: Option<String>,
-}
-
-/// The ledger's totals and the payment counts in one currency (admin).
-#[utoipa::path(
-    get,
-    path = "/admin/summary",
-    tag = "payments", security(("bearerAuth" = ["admin"])),
-    params(SummaryParams),
-    responses(
-        (status = 200, description = "Totals in minor units and counts per status", body = PaymentSummary),
-        (status = 400, description = "Not a currency code", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller is not an admin", body = Problem, content_type = "application/problem+json"),
-    )
-)]
-#[tracing::instrument(skip_all, fields(admin = %admin.user_id))]
-async fn admin_summary(
-    State(state): State<PaymentsState>,
-    Admin(admin): Admin,
-    Query(params): Query<SummaryParams>,
-) -> Result<axum::Json<PaymentSummary>, Problem> {
-    let currency = match params.currency.as_deref() {
-        None => Currency::EUR,
-        Some(code) => Currency::parse(code).map_err(|e| Problem::bad_request(e.to_string()))?,
-    };
-    let summary = state
-        .store
-        .summary(currency)
-        .await
-        .map_err(PaymentError::from)?;
-    Ok(axum::Json(summary))
 }

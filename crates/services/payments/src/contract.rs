@@ -8,6 +8,7 @@
 use flotilla_chassis::{Money, Problem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// `type` of the 402 answered when the card is declined at authorization (see [`DeclineProblem`]).
@@ -123,9 +124,11 @@ pub struct Payment {
     #[schema(example = "visa")]
     pub card_brand: String,
     /// When the payment was authorized (or declined), RFC 3339.
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// When its status last changed, RFC 3339.
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// Why a card was declined at authorization.
@@ -181,7 +184,8 @@ pub struct LedgerEntry {
     /// How much (always the payment's full amount).
     pub amount: Money,
     /// When, RFC 3339.
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// The kinds of ledger entries; a payment has at most one of each.
@@ -239,4 +243,33 @@ pub struct PaymentSummary {
     /// The currency of the totals and counts.
     #[schema(example = "EUR")]
     pub currency: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_chassis::Currency;
+    use flotilla_chassis::clock::{at_millis, rfc3339};
+
+    /// Times go on the wire as the same RFC 3339 text payments wrote when they were strings (the
+    /// chassis' `rfc3339` of the stored milliseconds), and read back as the same instant. A
+    /// replayed answer is stored text, so this is also what a retry gets back.
+    #[test]
+    fn times_keep_their_wire_text() {
+        for millis in [0, 1_750_000_000_000, 1_750_000_000_123] {
+            let entry = LedgerEntry {
+                id: "led_1".into(),
+                payment_id: "pay_1".into(),
+                kind: LedgerKind::Capture,
+                amount: Money::new(100, Currency::EUR),
+                at: at_millis(millis),
+            };
+            let json = serde_json::to_value(&entry).expect("serialises");
+            assert_eq!(json["at"], rfc3339(millis));
+            assert_eq!(
+                serde_json::from_value::<LedgerEntry>(json).expect("reads"),
+                entry
+            );
+        }
+    }
 }

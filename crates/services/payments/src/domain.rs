@@ -6,8 +6,8 @@
 //! brand and last four digits: that is all the service keeps, and all it needs later (the
 //! card whose capture is declined is recognised by its last four digits at capture time).
 
-use flotilla_chassis::clock::rfc3339;
 use flotilla_chassis::{Money, ids};
+use time::OffsetDateTime;
 
 use crate::contract::{DeclineCode, LedgerKind, Payment, PaymentStatus};
 
@@ -71,7 +71,6 @@ impl PaymentId {
         ids::is_id("pay", s).then(|| Self(s.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -92,7 +91,6 @@ impl OrderId {
         Ok(Self(s.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -289,38 +287,30 @@ impl Transition {
 /// A payment as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRecord {
-    /// Its id.
     pub id: PaymentId,
-    /// The order it is for.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// The amount authorized.
     pub amount: Money,
-    /// Its state.
     pub status: PaymentStatus,
-    /// Last four digits of the card.
     pub card_last4: String,
-    /// The card's brand.
     pub card_brand: String,
     /// Why it was declined, for a declined payment.
     pub decline_code: Option<DeclineCode>,
-    /// Unix millis.
-    pub created_at: i64,
-    /// Unix millis.
-    pub updated_at: i64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
 }
 
 impl PaymentRecord {
-    /// The published shape.
     pub fn to_contract(&self) -> Payment {
         Payment {
             id: self.id.as_str().to_owned(),
-            order_id: self.order_id.clone(),
+            order_id: self.order_id.as_str().to_owned(),
             amount: self.amount,
             status: self.status,
             card_last4: self.card_last4.clone(),
             card_brand: self.card_brand.clone(),
-            created_at: rfc3339(self.created_at),
-            updated_at: rfc3339(self.updated_at),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 }

@@ -18,7 +18,7 @@ use crate::idempotency::{Answer, StoredResponse};
 
 /// What can go wrong with a payments request.
 #[derive(Debug, thiserror::Error)]
-pub enum PaymentError {
+pub enum PaymentsError {
     /// The request is invalid (422); nothing was attempted.
     #[error(transparent)]
     Invalid(#[from] InvalidRequest),
@@ -67,12 +67,12 @@ fn refusal_detail(refusal: &Refusal) -> String {
     }
 }
 
-impl PaymentError {
+impl PaymentsError {
     /// The answer recorded under the key for an error that is an answer (a decline or a refused
     /// transition); `None` for errors that are answered afresh every time.
     pub fn recorded_response(&self) -> Option<Result<StoredResponse, serde_json::Error>> {
         match self {
-            PaymentError::Declined { payment_id, code } => Some(StoredResponse::json(
+            PaymentsError::Declined { payment_id, code } => Some(StoredResponse::json(
                 StatusCode::PAYMENT_REQUIRED,
                 &DeclineProblem {
                     problem: self.problem(),
@@ -80,7 +80,7 @@ impl PaymentError {
                     payment_id: payment_id.as_str().to_owned(),
                 },
             )),
-            PaymentError::Refused(_) => {
+            PaymentsError::Refused(_) => {
                 let problem = self.problem();
                 Some(StoredResponse::json(problem.status_code(), &problem))
             }
@@ -92,7 +92,7 @@ impl PaymentError {
     fn problem(&self) -> Problem {
         let detail = self.to_string();
         match self {
-            PaymentError::Invalid(invalid) => {
+            PaymentsError::Invalid(invalid) => {
                 let slug = if invalid.is_card() {
                     "invalid-card"
                 } else {
@@ -105,35 +105,35 @@ impl PaymentError {
                 });
                 problem
             }
-            PaymentError::UnknownPayment => Problem::not_found(detail),
-            PaymentError::IdempotencyConflict => {
+            PaymentsError::UnknownPayment => Problem::not_found(detail),
+            PaymentsError::IdempotencyConflict => {
                 Problem::new(StatusCode::CONFLICT, "idempotency-conflict", detail)
             }
-            PaymentError::ProcessingError => {
+            PaymentsError::ProcessingError => {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "processing-error", detail)
             }
-            PaymentError::Declined { .. } => {
+            PaymentsError::Declined { .. } => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", detail)
             }
-            PaymentError::Refused(Refusal::CaptureDeclined) => {
+            PaymentsError::Refused(Refusal::CaptureDeclined) => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "capture-declined", detail)
             }
-            PaymentError::Refused(Refusal::AlreadyCaptured) => {
+            PaymentsError::Refused(Refusal::AlreadyCaptured) => {
                 Problem::new(StatusCode::CONFLICT, "already-captured", detail)
             }
-            PaymentError::Refused(Refusal::InvalidState(_)) => {
+            PaymentsError::Refused(Refusal::InvalidState(_)) => {
                 Problem::new(StatusCode::CONFLICT, "invalid-state", detail)
             }
-            PaymentError::Encode(e) => {
+            PaymentsError::Encode(e) => {
                 tracing::error!(error = %e, "a response could not be serialised");
                 Problem::internal()
             }
-            PaymentError::Storage(e) if is_busy(e) => {
+            PaymentsError::Storage(e) if is_busy(e) => {
                 tracing::warn!(error = %e, "storage busy");
                 Problem::unavailable("storage is busy; retry with the same Idempotency-Key")
                     .with_retry_after(1)
             }
-            PaymentError::Storage(e) => flotilla_chassis::problem::storage_problem(e),
+            PaymentsError::Storage(e) => flotilla_chassis::problem::storage_problem(e),
         }
     }
 }
@@ -157,7 +157,7 @@ fn is_busy(err: &sqlx::Error) -> bool {
         .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6))
 }
 
-impl IntoResponse for PaymentError {
+impl IntoResponse for PaymentsError {
     fn into_response(self) -> Response {
         // A recorded kind of answer looks the same whether it is sent now or replayed later.
         match self.recorded_response() {
@@ -166,14 +166,14 @@ impl IntoResponse for PaymentError {
                 replayed: false,
             }
             .into_response(),
-            Some(Err(e)) => PaymentError::Encode(e).problem().into_response(),
+            Some(Err(e)) => PaymentsError::Encode(e).problem().into_response(),
             None => self.problem().into_response(),
         }
     }
 }
 
-impl From<PaymentError> for Problem {
-    fn from(err: PaymentError) -> Self {
+impl From<PaymentsError> for Problem {
+    fn from(err: PaymentsError) -> Self {
         err.problem()
     }
 }

@@ -39,7 +39,6 @@ impl RequestHash {
         Self(hex)
     }
 
-    /// The hex text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -67,7 +66,6 @@ impl StoredResponse {
 /// A stored answer on its way out: the first time, or a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// The answer.
     pub response: StoredResponse,
     /// True when it was read back from the key rather than produced now.
     pub replayed: bool,

@@ -2,54 +2,49 @@
 //!
 //! A key must outlive every retry of its request (the orders saga retries for seconds, a
 //! restarted saga within minutes), but kept forever the table only grows. Keys older than the
-//! configured retention are deleted once a minute; the task stops when the host shuts down.
+//! configured retention are deleted once a minute (the chassis' [`periodic`] loop: first at
+//! start-up, a tenth of jitter so replicas do not delete in lock-step); the task stops when the
+//! host shuts down, also in the middle of a round: the DELETE is one statement, so it either
+//! happened or it did not.
 
 use flotilla_chassis::clock::SharedClock;
+use flotilla_chassis::periodic;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::PaymentStore;
+use crate::store::PaymentsStore;
 
 /// How often old keys are deleted.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Deletes keys older than `retention` every `every`, until `shutdown` is cancelled. A failed
-/// round is logged and tried again at the next tick.
+/// round is logged and tried again at the next one.
 pub async fn prune_keys(
-    store: PaymentStore,
+    store: PaymentsStore,
     clock: SharedClock,
     retention: Duration,
     every: Duration,
     shutdown: CancellationToken,
 ) {
-    let retention_millis = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-    let mut ticker = tokio::time::interval(every);
-    // After a stall (a suspended laptop), one round catches up; a burst would do nothing more.
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let cutoff = clock.now_millis().saturating_sub(retention_millis);
-        // Cancellation also ends a round in flight: the DELETE is one statement, so it either
-        // happened or it did not.
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = store.prune_keys(cutoff) => match result {
+    let retention = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
+    periodic::every(every)
+        .jitter(every / 10)
+        .run(&shutdown, || async {
+            let cutoff = clock.now().saturating_sub(retention);
+            match store.prune_keys(cutoff).await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::debug!(deleted, "old idempotency keys deleted"),
                 Err(e) => tracing::warn!(error = %e, "could not delete old idempotency keys"),
-            },
-        }
-    }
+            }
+        })
+        .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::{HeaderValue, StatusCode};
-    use flotilla_chassis::clock::{Clock, ManualClock};
+    use flotilla_chassis::clock::{Clock, ManualClock, at_millis};
     use flotilla_chassis::testkit::{TestDatabases, test_db};
     use std::sync::Arc;
     use std::time::Instant;
@@ -62,15 +57,16 @@ mod tests {
 
     /// A migrated store on SQLite, or on PostgreSQL when `FLOTILLA_TEST_DATABASE_URL` is set;
     /// the guard drops the database.
-    async fn store() -> (PaymentStore, TestDatabases) {
+    async fn store() -> (PaymentsStore, TestDatabases) {
         let (db, guard) = test_db("payments").await;
         db.migrate(MIGRATIONS).await.expect("migrate");
-        (PaymentStore::new(db), guard)
+        (PaymentsStore::new(db), guard)
     }
 
     /// Records an answer under `key` for a capture with parameters `param`; true when the key
     /// was free (it is taken from now on).
-    async fn take(store: &PaymentStore, key: &str, param: &str, now: i64) -> bool {
+    async fn take(store: &PaymentsStore, key: &str, param: &str, now: i64) -> bool {
+        let now = at_millis(now);
         let key = IdempotencyKey::parse(&HeaderValue::from_str(key).expect("header")).expect("key");
         let hash = RequestHash::of(&[param]);
         let answer = StoredResponse {
@@ -96,8 +92,8 @@ mod tests {
         let (store, _guard) = store().await;
         assert!(take(&store, "old", "a", 1_000).await);
         assert!(take(&store, "new", "a", 2_000).await);
-        assert_eq!(store.prune_keys(1_000).await.expect("prune"), 0);
-        assert_eq!(store.prune_keys(1_001).await.expect("prune"), 1);
+        assert_eq!(store.prune_keys(at_millis(1_000)).await.expect("prune"), 0);
+        assert_eq!(store.prune_keys(at_millis(1_001)).await.expect("prune"), 1);
         assert!(
             take(&store, "old", "b", 3_000).await,
             "the old key is free again"

@@ -70,7 +70,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let retention = Duration::from_secs(config.idempotency_retention_hours.saturating_mul(3600));
     let db = ctx.db()?;
     db.migrate(store::MIGRATIONS).await?;
-    let store = store::PaymentStore::new(db.clone());
+    let store = store::PaymentsStore::new(db.clone());
     let state = api::PaymentsState {
         store: store.clone(),
         clock: ctx.clock.clone(),

@@ -14,15 +14,16 @@
 
 use axum::http::StatusCode;
 use flotilla_chassis::Money;
+use time::OffsetDateTime;
 
 use crate::contract::{AuthorizeRequest, LedgerKind, PaymentStatus};
 use crate::domain::{
     Card, CardBehaviour, Decision, InvalidRequest, OrderId, PaymentId, PaymentRecord, Refusal,
     Transition, parse_amount,
 };
-use crate::error::PaymentError;
+use crate::error::PaymentsError;
 use crate::idempotency::{Answer, IdempotencyKey, RequestHash, StoredResponse};
-use crate::store::{KeyedTx, PaymentStore, Prior};
+use crate::store::{KeyedTx, PaymentsStore, Prior};
 
 /// A valid authorization request: the card already reduced to what may be kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,21 +63,21 @@ impl Authorization {
 
 impl Prior {
     /// The request's answer when its key was used before.
-    fn into_answer(self) -> Result<Answer, PaymentError> {
+    fn into_answer(self) -> Result<Answer, PaymentsError> {
         match self {
             Prior::Replay(response) => Ok(Answer {
                 response,
                 replayed: true,
             }),
-            Prior::Conflict => Err(PaymentError::IdempotencyConflict),
+            Prior::Conflict => Err(PaymentsError::IdempotencyConflict),
         }
     }
 }
 
 /// The answer to store for `outcome`; errors that are not recorded answers pass through.
 fn to_record(
-    outcome: Result<StoredResponse, PaymentError>,
-) -> Result<StoredResponse, PaymentError> {
+    outcome: Result<StoredResponse, PaymentsError>,
+) -> Result<StoredResponse, PaymentsError> {
     match outcome {
         Ok(response) => Ok(response),
         Err(err) => match err.recorded_response() {
@@ -88,13 +89,13 @@ fn to_record(
 
 /// Ends a request whose key turned out to be taken: rolls back what `tx` did and answers as the
 /// key says.
-async fn key_taken(tx: KeyedTx, prior: Prior) -> Result<Answer, PaymentError> {
+async fn key_taken(tx: KeyedTx, prior: Prior) -> Result<Answer, PaymentsError> {
     tx.rollback().await?;
     prior.into_answer()
 }
 
 /// Commits `tx` and answers `response`, which it stored under the key.
-async fn commit(tx: KeyedTx, response: StoredResponse) -> Result<Answer, PaymentError> {
+async fn commit(tx: KeyedTx, response: StoredResponse) -> Result<Answer, PaymentsError> {
     tx.commit().await?;
     Ok(Answer {
         response,
@@ -108,22 +109,22 @@ async fn commit(tx: KeyedTx, response: StoredResponse) -> Result<Answer, Payment
 /// goes in first, complete with its answer, then the payment and its ledger entry: BEGIN, three
 /// INSERTs, COMMIT. A key already taken stops the transaction at its first statement.
 pub async fn authorize(
-    store: &PaymentStore,
-    now_millis: i64,
+    store: &PaymentsStore,
+    now: OffsetDateTime,
     key: &IdempotencyKey,
     auth: Authorization,
-) -> Result<Answer, PaymentError> {
+) -> Result<Answer, PaymentsError> {
     let hash = auth.fingerprint();
     let mut payment = PaymentRecord {
         id: PaymentId::generate(),
-        order_id: auth.order_id.as_str().to_owned(),
+        order_id: auth.order_id.clone(),
         amount: auth.amount,
         status: PaymentStatus::Authorized,
         card_last4: auth.card.last4.clone(),
         card_brand: auth.card.brand.to_owned(),
         decline_code: None,
-        created_at: now_millis,
-        updated_at: now_millis,
+        created_at: now,
+        updated_at: now,
     };
     let outcome = match auth.card.behaviour {
         // Nothing is recorded, not even the key, so the retry runs again; but a key already used
@@ -131,13 +132,13 @@ pub async fn authorize(
         CardBehaviour::ProcessingError => {
             return match store.prior(key, LedgerKind::Authorize, &hash).await? {
                 Some(prior) => prior.into_answer(),
-                None => Err(PaymentError::ProcessingError),
+                None => Err(PaymentsError::ProcessingError),
             };
         }
         CardBehaviour::Declines(code) => {
             payment.status = PaymentStatus::Declined;
             payment.decline_code = Some(code);
-            Err(PaymentError::Declined {
+            Err(PaymentsError::Declined {
                 payment_id: payment.id.clone(),
                 code,
             })
@@ -150,20 +151,15 @@ pub async fn authorize(
     let response = to_record(outcome)?;
     let mut tx = store.begin().await?;
     if let Some(prior) = tx
-        .record_key(key, LedgerKind::Authorize, &hash, &response, now_millis)
+        .record_key(key, LedgerKind::Authorize, &hash, &response, now)
         .await?
     {
         return key_taken(tx, prior).await;
     }
     tx.insert_payment(&payment).await?;
     if payment.status == PaymentStatus::Authorized {
-        tx.append_ledger(
-            &payment.id,
-            LedgerKind::Authorize,
-            payment.amount,
-            now_millis,
-        )
-        .await?;
+        tx.append_ledger(&payment.id, LedgerKind::Authorize, payment.amount, now)
+            .await?;
     }
     commit(tx, response).await
 }
@@ -177,13 +173,13 @@ pub async fn authorize(
 /// unknown payment), one read brings the payment and the key together, and the answer decided
 /// from them is stored under the key in the same transaction.
 pub async fn transition(
-    store: &PaymentStore,
-    now_millis: i64,
+    store: &PaymentsStore,
+    now: OffsetDateTime,
     key: &IdempotencyKey,
     raw_id: &str,
     transition: Transition,
-) -> Result<Answer, PaymentError> {
-    let id = PaymentId::parse(raw_id).ok_or(PaymentError::UnknownPayment)?;
+) -> Result<Answer, PaymentsError> {
+    let id = PaymentId::parse(raw_id).ok_or(PaymentsError::UnknownPayment)?;
     let operation = transition.kind();
     let hash = RequestHash::of(&[operation.as_str(), id.as_str()]);
     let mut tx = store.begin().await?;
@@ -193,20 +189,17 @@ pub async fn transition(
             transition.from(),
             transition.to(),
             transition.refused_last4(),
-            now_millis,
+            now,
         )
         .await?;
     if let Some(payment) = moved {
         let response = StoredResponse::json(StatusCode::OK, &payment.to_contract())?;
         // Key before ledger: a key taken by another request ends this one with one statement
         // less, and the rollback undoes the UPDATE.
-        if let Some(prior) = tx
-            .record_key(key, operation, &hash, &response, now_millis)
-            .await?
-        {
+        if let Some(prior) = tx.record_key(key, operation, &hash, &response, now).await? {
             return key_taken(tx, prior).await;
         }
-        tx.append_ledger(&id, operation, payment.amount, now_millis)
+        tx.append_ledger(&id, operation, payment.amount, now)
             .await?;
         return commit(tx, response).await;
     }
@@ -219,24 +212,23 @@ pub async fn transition(
     let Some(current) = current else {
         // Not recorded: the key stays free.
         tx.rollback().await?;
-        return Err(PaymentError::UnknownPayment);
+        return Err(PaymentsError::UnknownPayment);
     };
     let outcome = match transition.decide(current.status, &current.card_last4) {
         Decision::AlreadyDone => Ok(StoredResponse::json(
             StatusCode::OK,
             &current.to_contract(),
         )?),
-        Decision::Refuse(refusal) => Err(PaymentError::Refused(refusal)),
+        Decision::Refuse(refusal) => Err(PaymentsError::Refused(refusal)),
         // The UPDATE found the payment elsewhere than `from` (or on the refused card) and no
         // state leads back, so "apply" cannot come up; answered as the state it is in.
-        Decision::Apply => Err(PaymentError::Refused(Refusal::InvalidState(current.status))),
+        Decision::Apply => Err(PaymentsError::Refused(Refusal::InvalidState(
+            current.status,
+        ))),
     };
     let response = to_record(outcome)?;
     // Written nothing yet, so a key taken meanwhile has nothing to undo.
-    if let Some(prior) = tx
-        .record_key(key, operation, &hash, &response, now_millis)
-        .await?
-    {
+    if let Some(prior) = tx.record_key(key, operation, &hash, &response, now).await? {
         return key_taken(tx, prior).await;
     }
     commit(tx, response).await

@@ -6,13 +6,14 @@
 //! concurrency on both backends. The SQL is portable (SQLite and PostgreSQL); the schema is in
 //! `migrations/0001_init.sql`.
 
-use flotilla_chassis::clock::rfc3339;
-use flotilla_chassis::db::Migration;
+use flotilla_chassis::clock::{at_millis, millis};
+use flotilla_chassis::db::{CorruptRow, Migration};
 use flotilla_chassis::pagination::PageRequest;
 use flotilla_chassis::{Currency, Db, Money};
+use time::OffsetDateTime;
 
 use crate::contract::{DeclineCode, LedgerEntry, LedgerKind, PaymentStatus, PaymentSummary};
-use crate::domain::{PaymentId, PaymentRecord};
+use crate::domain::{OrderId, PaymentId, PaymentRecord};
 
 /// The service's schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[Migration::portable(
@@ -46,48 +47,41 @@ type PaymentRow = (
     i64,
 );
 
-/// A stored row that breaks the rules the writes enforce (someone edited a table by hand).
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt row: {0}")]
-struct CorruptRow(String);
-
-fn corrupt(what: String) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(CorruptRow(what)))
-}
-
 fn payment_from_row(row: PaymentRow) -> Result<PaymentRecord, sqlx::Error> {
     let (id, order_id, amount_minor, currency, status, last4, brand, decline, created, updated) =
         row;
     Ok(PaymentRecord {
-        id: PaymentId::parse(&id).ok_or_else(|| corrupt(format!("payments.id {id:?}")))?,
-        order_id,
+        id: PaymentId::parse(&id).ok_or_else(|| CorruptRow::column("payments.id", &id))?,
+        order_id: OrderId::parse(&order_id)
+            .map_err(|_| CorruptRow::column("payments.order_id", &order_id))?,
         amount: Money::new(
             amount_minor,
-            Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?,
+            Currency::parse(&currency)
+                .map_err(|_| CorruptRow::column("payments.currency", &currency))?,
         ),
         status: PaymentStatus::parse(&status)
-            .ok_or_else(|| corrupt(format!("payments.status {status:?}")))?,
+            .ok_or_else(|| CorruptRow::column("payments.status", &status))?,
         card_last4: last4,
         card_brand: brand,
         decline_code: match decline {
             None => None,
             Some(code) => Some(
                 DeclineCode::parse(&code)
-                    .ok_or_else(|| corrupt(format!("payments.decline_code {code:?}")))?,
+                    .ok_or_else(|| CorruptRow::column("payments.decline_code", &code))?,
             ),
         },
-        created_at: created,
-        updated_at: updated,
+        created_at: at_millis(created),
+        updated_at: at_millis(updated),
     })
 }
 
 /// The service's tables.
 #[derive(Debug, Clone)]
-pub struct PaymentStore {
+pub struct PaymentsStore {
     db: Db,
 }
 
-impl PaymentStore {
+impl PaymentsStore {
     /// A store over `db` (already migrated).
     pub fn new(db: Db) -> Self {
         Self { db }
@@ -107,13 +101,13 @@ impl PaymentStore {
     }
 
     /// The payments of an order, oldest first.
-    pub async fn for_order(&self, order_id: &str) -> Result<Vec<PaymentRecord>, sqlx::Error> {
+    pub async fn for_order(&self, order_id: &OrderId) -> Result<Vec<PaymentRecord>, sqlx::Error> {
         let rows: Vec<PaymentRow> = sqlx::query_as(concat!(
             "SELECT ",
             payment_columns!(),
             " FROM payments WHERE order_id = $1 ORDER BY created_at, id"
         ))
-        .bind(order_id)
+        .bind(order_id.as_str())
         .fetch_all(self.db.pool())
         .await?;
         rows.into_iter().map(payment_from_row).collect()
@@ -181,12 +175,13 @@ impl PaymentStore {
                     id,
                     payment_id,
                     kind: LedgerKind::parse(&kind)
-                        .ok_or_else(|| corrupt(format!("ledger.kind {kind:?}")))?,
+                        .ok_or_else(|| CorruptRow::column("ledger.kind", &kind))?,
                     amount: Money::new(
                         amount_minor,
-                        Currency::parse(&currency).map_err(|e| corrupt(e.to_string()))?,
+                        Currency::parse(&currency)
+                            .map_err(|_| CorruptRow::column("ledger.currency", &currency))?,
                     ),
-                    at: rfc3339(at),
+                    at: at_millis(at),
                 })
             })
             .collect()
@@ -235,10 +230,10 @@ impl PaymentStore {
         })
     }
 
-    /// Deletes the keys (and stored answers) created before `cutoff_millis`; returns how many.
-    pub async fn prune_keys(&self, cutoff_millis: i64) -> Result<u64, sqlx::Error> {
+    /// Deletes the keys (and stored answers) created before `cutoff`; returns how many.
+    pub async fn prune_keys(&self, cutoff: OffsetDateTime) -> Result<u64, sqlx::Error> {
         let deleted = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-            .bind(cutoff_millis)
+            .bind(millis(cutoff))
             .execute(self.db.pool())
             .await?;
         Ok(deleted.rows_affected())

@@ -8,7 +8,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use flotilla_chassis::clock::{SharedClock, rfc3339};
+use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::extract::{Json, Path, Query};
 use flotilla_chassis::pagination::{Page, PageParams};
 use flotilla_chassis::{Admin, Problem};
@@ -20,24 +20,21 @@ use utoipa_axum::routes;
 
 use crate::contract::{CreateShipment, Quote, QuoteRequest, Shipment, ShipmentStatus};
 use crate::domain::pricing::RateCard;
-use crate::domain::{NewShipment, QuoteInput};
+use crate::domain::{NewShipment, OrderId, QuoteId, QuoteInput, ShipmentId};
 use crate::error::ShippingError;
 use crate::store::{CreateOutcome, QuoteRecord, ShippingStore};
 
 /// Largest page the admin list serves.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// What the handlers share.
 #[derive(Clone)]
 pub struct ShippingState {
-    /// Shipping's tables.
     pub store: ShippingStore,
-    /// What shipping costs.
     pub rates: Arc<RateCard>,
     /// Stamps quotes and shipments, and decides whether a quote has expired.
     pub clock: SharedClock,
-    /// How long a quote is honoured, in milliseconds.
-    pub quote_ttl_millis: i64,
+    /// How long a quote is honoured.
+    pub quote_ttl: time::Duration,
 }
 
 /// The routes, with their OpenAPI description.
@@ -54,10 +51,10 @@ pub fn routes(state: ShippingState) -> OpenApiRouter {
 
 fn quote_view(record: QuoteRecord) -> Quote {
     Quote {
-        id: record.id,
+        id: record.id.to_string(),
         country: record.country,
         amount: record.amount,
-        expires_at: rfc3339(record.expires_at),
+        expires_at: record.expires_at,
     }
 }
 
@@ -66,7 +63,7 @@ fn settle(new: &NewShipment, existing: Shipment) -> Result<Shipment, ShippingErr
     if new.repeats(&existing) {
         Ok(existing)
     } else {
-        Err(ShippingError::Conflict(new.order_id.clone()))
+        Err(ShippingError::Conflict(new.order_id.to_string()))
     }
 }
 
@@ -90,8 +87,8 @@ async fn create_quote(
             field: "country",
             source,
         })?;
-    let now = state.clock.now_millis();
-    let expires_at = now.saturating_add(state.quote_ttl_millis);
+    let now = state.clock.now();
+    let expires_at = now.saturating_add(state.quote_ttl);
     let record = state
         .store
         .insert_quote(&input, amount, now, expires_at)
@@ -111,6 +108,7 @@ async fn get_quote(
     State(state): State<ShippingState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Quote>, ShippingError> {
+    let id = QuoteId::parse(&id).ok_or(ShippingError::QuoteNotFound)?;
     let record = state
         .store
         .quote(&id)
@@ -153,7 +151,7 @@ async fn create_shipment(
             });
         }
     };
-    let now = state.clock.now_millis();
+    let now = state.clock.now();
     match state.store.create_shipment(&new, otherwise, now).await? {
         CreateOutcome::Created(shipment) => {
             tracing::info!(shipment_id = %shipment.id, tracking = %shipment.tracking_number, "shipment created");
@@ -184,7 +182,11 @@ async fn shipments_for_order(
     State(state): State<ShippingState>,
     Query(params): Query<ForOrderParams>,
 ) -> Result<axum::Json<Vec<Shipment>>, ShippingError> {
-    let found = state.store.for_order(&params.order_id).await?;
+    // An id orders could never have sent has no shipment.
+    let Some(order_id) = OrderId::parse(&params.order_id) else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    let found = state.store.for_order(&order_id).await?;
     Ok(axum::Json(found.into_iter().collect()))
 }
 
@@ -200,6 +202,7 @@ async fn get_shipment(
     State(state): State<ShippingState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Shipment>, ShippingError> {
+    let id = ShipmentId::parse(&id).ok_or(ShippingError::ShipmentNotFound)?;
     let shipment = state
         .store
         .shipment(&id)
@@ -220,7 +223,8 @@ async fn cancel_shipment(
     State(state): State<ShippingState>,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Shipment>, ShippingError> {
-    let now = state.clock.now_millis();
+    let id = ShipmentId::parse(&id).ok_or(ShippingError::ShipmentNotFound)?;
+    let now = state.clock.now();
     let shipment = state
         .store
         .cancel(&id, now)

@@ -6,11 +6,16 @@
 //! [`Address`] in its own contract. Changing a field here changes the public API: add fields,
 //! never rename or remove them without bumping the contract version.
 
+pub(crate) mod address;
+
+pub use address::{Address, MAX_POSTAL_CODE_LEN};
+
 use flotilla_chassis::Money;
-use flotilla_chassis::openapi::{trimmed_pattern, trimmed_text};
-use flotilla_chassis::problem::FieldError;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+use address::{country_schema, postal_code_schema};
 
 /// The postal code of the test address: a shipment to it is always refused by the (simulated)
 /// carrier with [`PROBLEM_CARRIER_REJECTED`], like a payment provider's test card that declines.
@@ -28,84 +33,6 @@ pub const PROBLEM_SHIPMENT_CONFLICT: &str = "urn:flotilla:problem:shipment-confl
 
 /// Most items one quote or shipment may hold.
 pub const MAX_ITEMS: u32 = 1000;
-
-// The documented rules of the address fields: exactly what `domain::address_errors` accepts,
-// written as patterns (the server trims first, so whitespace around a value is allowed).
-fn name_schema() -> utoipa::openapi::Object {
-    trimmed_text(
-        100,
-        "The recipient: 1 to 100 characters, no control characters.",
-    )
-}
-fn line1_schema() -> utoipa::openapi::Object {
-    trimmed_text(
-        200,
-        "Street and number: 1 to 200 characters, no control characters.",
-    )
-}
-fn city_schema() -> utoipa::openapi::Object {
-    trimmed_text(100, "1 to 100 characters, no control characters.")
-}
-fn postal_code_schema() -> utoipa::openapi::Object {
-    trimmed_pattern(
-        "[A-Za-z0-9-](?:[A-Za-z0-9 -]{0,18}[A-Za-z0-9-])?",
-        "1 to 20 ASCII letters, digits, spaces and hyphens.",
-    )
-}
-fn country_schema() -> utoipa::openapi::Object {
-    trimmed_pattern(
-        "[A-Z]{2}",
-        "ISO 3166-1 alpha-2 country code, two upper-case letters.",
-    )
-}
-
-/// A postal address. Every field is compared and stored trimmed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Address {
-    /// The recipient, 1 to 100 characters.
-    #[schema(schema_with = name_schema, example = "Ada Lovelace")]
-    pub name: String,
-    /// Street and number, 1 to 200 characters.
-    #[schema(schema_with = line1_schema, example = "Unter den Linden 1")]
-    pub line1: String,
-    /// 1 to 100 characters.
-    #[schema(schema_with = city_schema, example = "Berlin")]
-    pub city: String,
-    /// 1 to 20 ASCII letters, digits, spaces and hyphens. `00000` is the test address the
-    /// carrier always rejects ([`TEST_REJECTED_POSTAL_CODE`]).
-    #[schema(schema_with = postal_code_schema, example = "10117")]
-    pub postal_code: String,
-    /// ISO 3166-1 alpha-2 country code, two upper-case letters.
-    #[schema(schema_with = country_schema, example = "DE")]
-    pub country: String,
-}
-
-impl Address {
-    /// Checks every field (after trimming) and reports each invalid one, named `name`, `line1`,
-    /// `city`, `postal_code` or `country`. Shipping answers 422 with these same errors (prefixed
-    /// `address.`) for an address that fails here.
-    pub fn validate(&self) -> Result<(), Vec<FieldError>> {
-        let errors = crate::domain::address_errors(self, "");
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
-
-    /// The same address with every field trimmed, and the free-text ones NFC-normalised: how
-    /// shipping stores and compares it.
-    pub fn trimmed(&self) -> Address {
-        use flotilla_chassis::text::normalized;
-        Address {
-            name: normalized(&self.name),
-            line1: normalized(&self.line1),
-            city: normalized(&self.city),
-            postal_code: self.postal_code.trim().to_owned(),
-            country: self.country.trim().to_owned(),
-        }
-    }
-}
 
 /// `POST /quotes`: what a shipment would cost.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -137,8 +64,9 @@ pub struct Quote {
     /// The shipping cost.
     pub amount: Money,
     /// When the quote stops being honoured (RFC 3339); a shipment created later is priced anew.
+    #[serde(with = "time::serde::rfc3339")]
     #[schema(example = "2026-11-26T21:44:00Z")]
-    pub expires_at: String,
+    pub expires_at: OffsetDateTime,
 }
 
 /// One product in a shipment.
@@ -208,7 +136,33 @@ pub struct Shipment {
     /// What the shipping costs: the quote's amount, or the price when it was created.
     pub cost: Money,
     /// When it was created (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// When it last changed (RFC 3339).
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_chassis::Currency;
+    use flotilla_chassis::clock::{at_millis, rfc3339};
+
+    /// Times go on the wire as the same RFC 3339 text shipping wrote when they were strings (the
+    /// chassis' `rfc3339` of the stored milliseconds), and read back as the same instant.
+    #[test]
+    fn times_keep_their_wire_text() {
+        for millis in [0, 1_750_000_000_000, 1_750_000_000_123] {
+            let quote = Quote {
+                id: "q".into(),
+                country: "DE".into(),
+                amount: Money::new(490, Currency::EUR),
+                expires_at: at_millis(millis),
+            };
+            let json = serde_json::to_value(&quote).expect("serialises");
+            assert_eq!(json["expires_at"], rfc3339(millis));
+            assert_eq!(serde_json::from_value::<Quote>(json).expect("reads"), quote);
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! Shipping's rules, free of I/O: what an address, a quote request and a shipment request may
-//! hold, how a tracking number looks, and (in [`pricing`]) what shipping costs.
+//! Shipping's rules, free of I/O: what a quote request and a shipment request may hold (the
+//! address by the contract's own rules, [`Address::parse`]), the ids shipping makes and reads
+//! back, how a tracking number looks, and (in [`pricing`]) what shipping costs.
 //!
 //! Requests arrive as the plain strings of [`crate::contract`]; they are parsed here into types
 //! that can only hold valid values, so the store and the pricing never see a country code that
@@ -9,9 +10,9 @@
 pub mod pricing;
 
 use flotilla_chassis::problem::FieldError;
-use flotilla_chassis::text::TextError;
 use rand::RngExt;
 
+use crate::contract::address::{check_country, check_postal_code, country_code, field_error};
 use crate::contract::{
     Address, CreateShipment, MAX_ITEMS, QuoteRequest, Shipment, ShipmentLine,
     TEST_REJECTED_POSTAL_CODE,
@@ -21,8 +22,6 @@ use crate::contract::{
 pub const MAX_PRODUCT_ID_LEN: usize = 64;
 /// Longest order id a shipment may name.
 pub const MAX_ORDER_ID_LEN: usize = 128;
-/// Longest postal code.
-pub const MAX_POSTAL_CODE_LEN: usize = 20;
 
 /// An ISO 3166-1 alpha-2 country code: exactly two ASCII upper-case letters. Whether the code
 /// is assigned is not checked: any well-formed code other than the origin and the EU members is
@@ -31,15 +30,11 @@ pub const MAX_POSTAL_CODE_LEN: usize = 20;
 pub struct CountryCode([u8; 2]);
 
 impl CountryCode {
-    /// Parses `raw` (already trimmed).
+    /// Parses `raw` (already trimmed) by the contract's rule.
     pub fn parse(raw: &str) -> Option<Self> {
-        match raw.as_bytes() {
-            [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Some(Self([*a, *b])),
-            _ => None,
-        }
+        country_code(raw).map(Self)
     }
 
-    /// The code as text.
     pub fn as_str(&self) -> &str {
         // Only ASCII upper-case letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -49,6 +44,68 @@ impl CountryCode {
 impl std::fmt::Display for CountryCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A quote id: a UUIDv7 in its hyphenated lower-case form, made when the quote is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuoteId(String);
+
+/// A shipment id: a UUIDv7 in its hyphenated lower-case form, made when the shipment is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShipmentId(String);
+
+/// The ids shipping makes, and the one rule for reading them back from a request.
+macro_rules! uuid_id {
+    ($name:ident) => {
+        impl $name {
+            /// A fresh id.
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::now_v7().to_string())
+            }
+
+            /// Accepts only the form [`Self::generate`] writes, so an id that cannot exist is
+            /// answered as unknown without a query.
+            pub fn parse(raw: &str) -> Option<Self> {
+                let id = uuid::Uuid::try_parse(raw).ok()?;
+                (id.hyphenated().to_string() == raw).then(|| Self(raw.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+uuid_id!(QuoteId);
+uuid_id!(ShipmentId);
+
+/// An order id as orders sent it: 1 to [`MAX_ORDER_ID_LEN`] characters, no control characters.
+/// An order has at most one shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderId(String);
+
+impl OrderId {
+    /// `raw` exactly as given, when it keeps the rule.
+    pub fn parse(raw: &str) -> Option<Self> {
+        let len = raw.chars().count();
+        (len > 0 && len <= MAX_ORDER_ID_LEN && !has_control(raw)).then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for OrderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -62,7 +119,6 @@ impl ItemCount {
         (1..=MAX_ITEMS).contains(&n).then_some(Self(n))
     }
 
-    /// The count.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -89,8 +145,9 @@ impl QuoteInput {
     /// Checks every field of `req`, reporting each invalid one.
     pub fn parse(req: &QuoteRequest) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let country = country_field(&req.country, "country", &mut errors);
-        postal_code_field(&req.postal_code, "postal_code", &mut errors);
+        check_country(&req.country, "country", &mut errors);
+        let country = CountryCode::parse(req.country.trim());
+        check_postal_code(&req.postal_code, "postal_code", &mut errors);
         let items = ItemCount::new(req.items);
         if items.is_none() {
             errors.push(field_error(
@@ -114,9 +171,10 @@ impl QuoteInput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewShipment {
     /// The order, exactly as given.
-    pub order_id: String,
-    /// The quote to honour, if any (an empty id counts as none).
-    pub quote_id: Option<String>,
+    pub order_id: OrderId,
+    /// The quote to honour, if any (an empty id counts as none, and so does one shipping could
+    /// never have made).
+    pub quote_id: Option<QuoteId>,
     /// The trimmed address.
     pub address: Address,
     /// The address's country.
@@ -131,26 +189,35 @@ impl NewShipment {
     /// Checks every field of `req`, reporting each invalid one.
     pub fn parse(req: &CreateShipment) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let order_id_len = req.order_id.chars().count();
-        if order_id_len == 0 || order_id_len > MAX_ORDER_ID_LEN || has_control(&req.order_id) {
+        let order_id = OrderId::parse(&req.order_id);
+        if order_id.is_none() {
             errors.push(field_error(
                 "order_id",
                 format!("must be 1 to {MAX_ORDER_ID_LEN} characters, without control characters"),
             ));
         }
-        errors.extend(address_errors(&req.address, "address."));
+        let address = req.address.parse().map_err(|address_errors| {
+            errors.extend(address_errors.into_iter().map(|e| FieldError {
+                field: format!("address.{}", e.field),
+                message: e.message,
+            }));
+        });
         let items = lines_errors(&req.lines, &mut errors);
-        let address = req.address.trimmed();
-        let country = CountryCode::parse(&address.country);
-        match (country, items) {
-            (Some(country), Some(items)) if errors.is_empty() => Ok(Self {
-                order_id: req.order_id.clone(),
-                quote_id: req.quote_id.clone().filter(|id| !id.is_empty()),
-                address,
-                country,
-                lines: req.lines.clone(),
-                items,
-            }),
+        let country = address
+            .as_ref()
+            .ok()
+            .and_then(|a| CountryCode::parse(&a.country));
+        match (order_id, address, country, items) {
+            (Some(order_id), Ok(address), Some(country), Some(items)) if errors.is_empty() => {
+                Ok(Self {
+                    order_id,
+                    quote_id: req.quote_id.as_deref().and_then(QuoteId::parse),
+                    address,
+                    country,
+                    lines: req.lines.clone(),
+                    items,
+                })
+            }
             _ => Err(errors),
         }
     }
@@ -166,34 +233,6 @@ impl NewShipment {
     pub fn repeats(&self, existing: &Shipment) -> bool {
         self.address == existing.address && self.lines == existing.lines
     }
-}
-
-/// The invalid fields of `address` (checked trimmed), each named `<prefix><field>`.
-pub fn address_errors(address: &Address, prefix: &str) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    for (field, value, max) in [
-        ("name", &address.name, 100),
-        ("line1", &address.line1, 200),
-        ("city", &address.city, 100),
-    ] {
-        // The platform's text rule: no control, invisible or direction-changing characters.
-        if let Err(err) = flotilla_chassis::text::clean_text(value, max) {
-            let message = match err {
-                TextError::Empty | TextError::TooLong(_) => {
-                    format!("must be 1 to {max} characters")
-                }
-                other => other.to_string(),
-            };
-            errors.push(field_error(&format!("{prefix}{field}"), message));
-        }
-    }
-    postal_code_field(
-        &address.postal_code,
-        &format!("{prefix}postal_code"),
-        &mut errors,
-    );
-    country_field(&address.country, &format!("{prefix}country"), &mut errors);
-    errors
 }
 
 /// Checks the lines and returns their total item count when it is in range.
@@ -229,40 +268,8 @@ fn lines_errors(lines: &[ShipmentLine], errors: &mut Vec<FieldError>) -> Option<
     items
 }
 
-fn country_field(raw: &str, field: &str, errors: &mut Vec<FieldError>) -> Option<CountryCode> {
-    let code = CountryCode::parse(raw.trim());
-    if code.is_none() {
-        errors.push(field_error(
-            field,
-            "must be an ISO 3166-1 alpha-2 code: two upper-case letters",
-        ));
-    }
-    code
-}
-
-fn postal_code_field(raw: &str, field: &str, errors: &mut Vec<FieldError>) {
-    let value = raw.trim();
-    let valid = (1..=MAX_POSTAL_CODE_LEN).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b' ' || b == b'-');
-    if !valid {
-        errors.push(field_error(
-            field,
-            format!("must be 1 to {MAX_POSTAL_CODE_LEN} ASCII letters, digits, spaces or hyphens"),
-        ));
-    }
-}
-
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
-}
-
-fn field_error(field: &str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field: field.to_owned(),
-        message: message.into(),
-    }
 }
 
 /// Characters of a tracking number after the prefix: digits and upper-case letters.

@@ -82,16 +82,16 @@ impl ShippingConfig {
             .map_err(|e| StartError::Other(format!("[shipping] {e}")))
     }
 
-    /// The quote lifetime in milliseconds; zero or more than a year is a typo, not a policy.
-    fn quote_ttl_millis(&self) -> Result<i64, StartError> {
+    /// The quote lifetime; zero or more than a year is a typo, not a policy.
+    fn quote_ttl(&self) -> Result<time::Duration, StartError> {
         const YEAR_SECS: u64 = 365 * 24 * 60 * 60;
         if self.quote_ttl_secs == 0 || self.quote_ttl_secs > YEAR_SECS {
             return Err(StartError::Other(format!(
                 "[shipping] quote_ttl_secs must be between 1 and {YEAR_SECS}"
             )));
         }
-        // Fits: at most a year of milliseconds.
-        Ok(self.quote_ttl_secs as i64 * 1000)
+        // Fits: at most a year of seconds.
+        Ok(time::Duration::seconds(self.quote_ttl_secs as i64))
     }
 }
 
@@ -100,7 +100,7 @@ impl ShippingConfig {
 pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: ShippingConfig = ctx.config()?;
     let rates = config.rate_card()?;
-    let quote_ttl_millis = config.quote_ttl_millis()?;
+    let quote_ttl = config.quote_ttl()?;
     let db = ctx.db()?;
     db.migrate(store::MIGRATIONS).await?;
     let store = store::ShippingStore::new(db.clone());
@@ -108,12 +108,13 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
         store: store.clone(),
         rates: Arc::new(rates),
         clock: ctx.clock.clone(),
-        quote_ttl_millis,
+        quote_ttl,
     };
     let mut service = Service::new(NAME, api::routes(state), Some(db));
     service.tasks.push(Box::pin(quote_purge::run(
         store,
         ctx.clock.clone(),
+        quote_purge::PERIOD,
         ctx.shutdown.clone(),
     )));
     Ok(service)

@@ -14,14 +14,19 @@ use std::task::Poll;
 use crate::contract::Payment;
 use crate::store::MIGRATIONS;
 
-const NOW: i64 = 1_750_000_000_000;
+const NOW_MILLIS: i64 = 1_750_000_000_000;
+
+/// A moment `plus` milliseconds after the tests' fixed now.
+fn at(plus: i64) -> OffsetDateTime {
+    flotilla_chassis::clock::at_millis(NOW_MILLIS + plus)
+}
 const OK_CARD: &str = "4242424242424242";
 
 /// A migrated store, its database (for injecting failures) and the guard that drops it.
-async fn store() -> (PaymentStore, Db, TestDatabases) {
+async fn store() -> (PaymentsStore, Db, TestDatabases) {
     let (db, guard) = test_db("payments").await;
     db.migrate(MIGRATIONS).await.expect("migrate");
-    (PaymentStore::new(db.clone()), db, guard)
+    (PaymentsStore::new(db.clone()), db, guard)
 }
 
 fn key(text: &str) -> IdempotencyKey {
@@ -39,7 +44,7 @@ fn authorization(order: &str) -> Authorization {
 
 /// True when `key` holds an answer for `operation` (any answer: a probe's fingerprint matches
 /// none, so a used key shows as a conflict).
-async fn key_used(store: &PaymentStore, key: &IdempotencyKey, operation: LedgerKind) -> bool {
+async fn key_used(store: &PaymentsStore, key: &IdempotencyKey, operation: LedgerKind) -> bool {
     let probe = RequestHash::of(&["probe"]);
     store
         .prior(key, operation, &probe)
@@ -98,9 +103,9 @@ async fn a_failure_at_any_statement_of_an_authorization_leaves_no_trace() {
         let key = key(&format!("auth-{i}"));
         let order = format!("order-{i}");
         break_table(&db, table, "INSERT").await;
-        let failed = authorize(&store, NOW, &key, authorization(&order)).await;
+        let failed = authorize(&store, at(0), &key, authorization(&order)).await;
         assert!(
-            matches!(failed, Err(PaymentError::Storage(_))),
+            matches!(failed, Err(PaymentsError::Storage(_))),
             "{table}: {failed:?}"
         );
         repair_table(&db, table).await;
@@ -108,14 +113,23 @@ async fn a_failure_at_any_statement_of_an_authorization_leaves_no_trace() {
             !key_used(&store, &key, LedgerKind::Authorize).await,
             "{table}"
         );
-        assert!(store.for_order(&order).await.expect("read").is_empty());
+        assert!(
+            store
+                .for_order(&OrderId::parse(&order).expect("an order id"))
+                .await
+                .expect("read")
+                .is_empty()
+        );
         // The retry runs afresh and takes effect once.
-        let answer = authorize(&store, NOW, &key, authorization(&order))
+        let answer = authorize(&store, at(0), &key, authorization(&order))
             .await
             .expect("retry");
         assert_eq!(answer.response.status, StatusCode::CREATED);
         assert!(!answer.replayed);
-        let payments = store.for_order(&order).await.expect("read");
+        let payments = store
+            .for_order(&OrderId::parse(&order).expect("an order id"))
+            .await
+            .expect("read");
         assert_eq!(payments.len(), 1);
         assert_eq!(store.ledger(&payments[0].id).await.expect("read").len(), 1);
     }
@@ -132,7 +146,7 @@ async fn a_failure_at_any_statement_of_a_capture_leaves_the_payment_as_it_was() 
     .into_iter()
     .enumerate()
     {
-        let authorized = authorize(&store, NOW, &key(&format!("auth-{i}")), {
+        let authorized = authorize(&store, at(0), &key(&format!("auth-{i}")), {
             authorization(&format!("order-{i}"))
         })
         .await
@@ -140,9 +154,9 @@ async fn a_failure_at_any_statement_of_a_capture_leaves_the_payment_as_it_was() 
         let id = PaymentId::parse(&payment_of(&authorized).id).expect("id");
         let key = key(&format!("capture-{i}"));
         break_table(&db, table, event).await;
-        let failed = transition(&store, NOW + 1, &key, id.as_str(), Transition::Capture).await;
+        let failed = transition(&store, at(1), &key, id.as_str(), Transition::Capture).await;
         assert!(
-            matches!(failed, Err(PaymentError::Storage(_))),
+            matches!(failed, Err(PaymentsError::Storage(_))),
             "{table}: {failed:?}"
         );
         repair_table(&db, table).await;
@@ -153,7 +167,7 @@ async fn a_failure_at_any_statement_of_a_capture_leaves_the_payment_as_it_was() 
         let payment = store.payment(&id).await.expect("read").expect("payment");
         assert_eq!(payment.status, PaymentStatus::Authorized, "{table}");
         assert_eq!(store.ledger(&id).await.expect("read").len(), 1, "{table}");
-        let answer = transition(&store, NOW + 2, &key, id.as_str(), Transition::Capture)
+        let answer = transition(&store, at(2), &key, id.as_str(), Transition::Capture)
             .await
             .expect("retry");
         assert_eq!(answer.response.status, StatusCode::OK);
@@ -185,7 +199,7 @@ async fn abandon_after<F: Future>(fut: F, polls: usize) -> Option<F::Output> {
 async fn abandon_everywhere<R, RF, C, CF>(mut run: R, mut check: C)
 where
     R: FnMut(usize) -> RF,
-    RF: Future<Output = Result<Answer, PaymentError>>,
+    RF: Future<Output = Result<Answer, PaymentsError>>,
     C: FnMut(usize) -> CF,
     CF: Future<Output = ()>,
 {
@@ -219,18 +233,21 @@ async fn an_authorization_abandoned_at_any_point_leaves_its_key_and_payment_toge
     abandon_everywhere(
         |case| async move {
             let (key, order) = case_of(case);
-            authorize(store, NOW, &key, authorization(&order)).await
+            authorize(store, at(0), &key, authorization(&order)).await
         },
         // The retry runs to completion; then there is one payment, and it is the one the key's
         // answer names: an effect without its key would have made a second one, a key without
         // its effect would name a missing one.
         |case| async move {
             let (key, order) = case_of(case);
-            let retry = authorize(store, NOW, &key, authorization(&order))
+            let retry = authorize(store, at(0), &key, authorization(&order))
                 .await
                 .expect("retry");
             assert_eq!(retry.response.status, StatusCode::CREATED);
-            let payments = store.for_order(&order).await.expect("read");
+            let payments = store
+                .for_order(&OrderId::parse(&order).expect("an order id"))
+                .await
+                .expect("read");
             assert_eq!(payments.len(), 1, "case {case}");
             assert_eq!(payment_of(&retry).id, payments[0].id.as_str());
             let ledger = store.ledger(&payments[0].id).await.expect("read");
@@ -248,7 +265,7 @@ async fn a_capture_abandoned_at_any_point_leaves_its_key_and_capture_together() 
     for i in 0..ROUNDS * MAX_POLLS {
         let answer = authorize(
             store,
-            NOW,
+            at(0),
             &key(&format!("auth-{i}")),
             authorization(&format!("order-{i}")),
         )
@@ -259,14 +276,7 @@ async fn a_capture_abandoned_at_any_point_leaves_its_key_and_capture_together() 
     let ids = &ids;
     let capture = |case: usize| async move {
         let key = key(&format!("capture-{case}"));
-        transition(
-            store,
-            NOW + 1,
-            &key,
-            ids[case].as_str(),
-            Transition::Capture,
-        )
-        .await
+        transition(store, at(1), &key, ids[case].as_str(), Transition::Capture).await
     };
     abandon_everywhere(capture, |case| async move {
         // Captured once, whether the abandoned attempt committed (the retry replays) or not

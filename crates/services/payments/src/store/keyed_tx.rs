@@ -16,10 +16,12 @@
 //! then finds its answer.
 
 use axum::http::StatusCode;
-use flotilla_chassis::db::DbTx;
+use flotilla_chassis::clock::millis;
+use flotilla_chassis::db::{CorruptRow, DbTx};
 use flotilla_chassis::{Money, ids};
+use time::OffsetDateTime;
 
-use super::{PaymentRow, PaymentStore, corrupt, payment_from_row};
+use super::{PaymentRow, PaymentsStore, payment_from_row};
 use crate::contract::{DeclineCode, LedgerKind, PaymentStatus};
 use crate::domain::{PaymentId, PaymentRecord};
 use crate::idempotency::{IdempotencyKey, RequestHash, StoredResponse};
@@ -45,21 +47,21 @@ impl Prior {
         let status = u16::try_from(status)
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
-            .ok_or_else(|| corrupt(format!("idempotency_keys.status_code {status}")))?;
+            .ok_or_else(|| CorruptRow::column("idempotency_keys.status_code", status))?;
         Ok(Prior::Replay(StoredResponse { status, body }))
     }
 }
 
 /// A column of a joined payment row that is NOT NULL in its table.
 fn present<T>(value: Option<T>, column: &str) -> Result<T, sqlx::Error> {
-    value.ok_or_else(|| corrupt(format!("payments.{column} is NULL")))
+    value.ok_or_else(|| CorruptRow::because(format!("payments.{column} is NULL")))
 }
 
 /// The stored answer of one key.
 const SELECT_KEY: &str = "SELECT request_hash, status_code, response_body FROM idempotency_keys
      WHERE key = $1 AND operation = $2";
 
-impl PaymentStore {
+impl PaymentsStore {
     /// What `key` holds for `operation`, read on its own (one statement, no transaction): for
     /// the answers that are never recorded but must still tell a reused key (409).
     pub async fn prior(
@@ -100,7 +102,7 @@ impl KeyedTx {
         operation: LedgerKind,
         hash: &RequestHash,
         response: &StoredResponse,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<Option<Prior>, sqlx::Error> {
         // Twice at most: the second round covers a key pruned between our INSERT and our read
         // (PostgreSQL only; on SQLite this transaction holds the write lock throughout).
@@ -116,7 +118,7 @@ impl KeyedTx {
             .bind(hash.as_str())
             .bind(i64::from(response.status.as_u16()))
             .bind(&response.body)
-            .bind(now_millis)
+            .bind(millis(now))
             .execute(&mut *self.tx)
             .await?
             .rows_affected();
@@ -145,15 +147,15 @@ impl KeyedTx {
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(p.id.as_str())
-        .bind(&p.order_id)
+        .bind(p.order_id.as_str())
         .bind(p.amount.amount_minor)
         .bind(p.amount.currency.as_str())
         .bind(p.status.as_str())
         .bind(&p.card_last4)
         .bind(&p.card_brand)
         .bind(p.decline_code.map(DeclineCode::as_str))
-        .bind(p.created_at)
-        .bind(p.updated_at)
+        .bind(millis(p.created_at))
+        .bind(millis(p.updated_at))
         .execute(&mut *self.tx)
         .await?;
         Ok(())
@@ -168,7 +170,7 @@ impl KeyedTx {
         from: PaymentStatus,
         to: PaymentStatus,
         refused_last4: Option<&str>,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<Option<PaymentRecord>, sqlx::Error> {
         let row: Option<PaymentRow> = sqlx::query_as(concat!(
             "UPDATE payments SET status = $3, updated_at = $4
@@ -179,7 +181,7 @@ impl KeyedTx {
         .bind(id.as_str())
         .bind(from.as_str())
         .bind(to.as_str())
-        .bind(now_millis)
+        .bind(millis(now))
         // A stored card always has four digits, so the empty text refuses no card.
         .bind(refused_last4.unwrap_or(""))
         .fetch_optional(&mut *self.tx)
@@ -269,7 +271,7 @@ impl KeyedTx {
         id: &PaymentId,
         kind: LedgerKind,
         amount: Money,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO ledger (id, payment_id, kind, amount_minor, currency, at)
@@ -280,7 +282,7 @@ impl KeyedTx {
         .bind(kind.as_str())
         .bind(amount.amount_minor)
         .bind(amount.currency.as_str())
-        .bind(now_millis)
+        .bind(millis(now))
         .execute(&mut *self.tx)
         .await?;
         Ok(())

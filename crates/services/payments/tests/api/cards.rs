@@ -22,7 +22,17 @@ async fn the_good_card_authorizes_and_only_its_last_four_digits_are_kept() {
     );
     assert_eq!(payment.amount.amount_minor, 1999);
     assert_eq!(payment.order_id, "order-1");
-    assert_eq!(payment.created_at, "2025-06-15T15:06:40Z");
+    assert_eq!(
+        payment.created_at,
+        time::macros::datetime!(2025-06-15 15:06:40 UTC)
+    );
+    assert!(
+        reply
+            .body
+            .contains(r#""created_at":"2025-06-15T15:06:40Z""#),
+        "the wire text of a time: {}",
+        reply.body
+    );
     assert_eq!(app.payment(&payment.id).await, payment);
     let ledger = app.ledger(&payment.id).await;
     assert_eq!(ledger.len(), 1);

@@ -105,50 +105,6 @@ fn country_codes_are_two_upper_case_letters() {
 }
 
 #[test]
-fn a_valid_address_passes_trimmed() {
-    assert_eq!(address().validate(), Ok(()));
-    let padded = Address {
-        name: "  Ada ".into(),
-        country: " DE ".into(),
-        postal_code: " SW1A 1AA ".into(),
-        ..address()
-    };
-    assert_eq!(padded.validate(), Ok(()));
-    assert_eq!(padded.trimmed().country, "DE");
-    assert_eq!(padded.trimmed().postal_code, "SW1A 1AA");
-}
-
-#[test]
-fn every_invalid_address_field_is_reported() {
-    let bad = Address {
-        name: "   ".into(),
-        line1: "x".repeat(201),
-        city: "Ber\nlin".into(),
-        postal_code: "10117!".into(),
-        country: "de".into(),
-    };
-    let errors = bad.validate().expect_err("invalid");
-    assert_eq!(
-        fields(&errors),
-        ["name", "line1", "city", "postal_code", "country"]
-    );
-    let long_postcode = Address {
-        postal_code: "1".repeat(21),
-        ..address()
-    };
-    assert_eq!(
-        fields(&long_postcode.validate().expect_err("invalid")),
-        ["postal_code"]
-    );
-    // Limits count characters, not bytes.
-    let umlauts = Address {
-        name: "Ä".repeat(100),
-        ..address()
-    };
-    assert_eq!(umlauts.validate(), Ok(()));
-}
-
-#[test]
 fn quote_requests_report_each_bad_field() {
     let req = QuoteRequest {
         country: "Germany".into(),
@@ -267,5 +223,28 @@ proptest! {
                 prop_assert!(weighed.amount_minor >= price.amount_minor);
             }
         }
+    }
+}
+
+#[test]
+fn ids_read_back_only_in_the_form_shipping_makes() {
+    let id = ShipmentId::generate();
+    assert_eq!(ShipmentId::parse(id.as_str()), Some(id.clone()));
+    let upper = id.as_str().to_uppercase();
+    let simple = id.as_str().replace('-', "");
+    for odd in ["", "nope", upper.as_str(), simple.as_str()] {
+        assert_eq!(ShipmentId::parse(odd), None, "{odd:?}");
+    }
+    let quote = QuoteId::generate();
+    assert_eq!(QuoteId::parse(quote.as_str()), Some(quote));
+
+    assert!(OrderId::parse("o-1").is_some());
+    assert!(OrderId::parse(&"x".repeat(MAX_ORDER_ID_LEN)).is_some());
+    for bad in [
+        String::new(),
+        "x".repeat(MAX_ORDER_ID_LEN + 1),
+        "o\t1".to_owned(),
+    ] {
+        assert_eq!(OrderId::parse(&bad), None, "{bad:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! destinations and invalid fields.
 
 use axum::http::StatusCode;
-use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::{Currency, Money};
 use flotilla_shipping::contract::{PROBLEM_UNSUPPORTED_DESTINATION, Quote};
 use serde_json::json;
@@ -58,7 +58,7 @@ async fn a_quote_is_stored_with_its_expiry() {
     let quote = app
         .quote(json!({ "country": "DE", "postal_code": "10117", "items": 2 }))
         .await;
-    assert_eq!(quote.expires_at, rfc3339(START_MILLIS + 1800 * 1000));
+    assert_eq!(quote.expires_at, at_millis(START_MILLIS + 1800 * 1000));
     let read: Quote = expect_json(
         app.get(&format!("/quotes/{}", quote.id)).await,
         StatusCode::OK,
@@ -79,7 +79,7 @@ async fn a_quote_is_stored_with_its_expiry() {
     let quote = short
         .quote(json!({ "country": "DE", "postal_code": "10117", "items": 2 }))
         .await;
-    assert_eq!(quote.expires_at, rfc3339(START_MILLIS + 60 * 1000));
+    assert_eq!(quote.expires_at, at_millis(START_MILLIS + 60 * 1000));
 }
 
 #[tokio::test]
