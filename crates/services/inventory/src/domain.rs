@@ -145,7 +145,7 @@ impl Lines {
                     format!("must be between 1 and {}", limits.max_quantity_per_line),
                 ));
             }
-            if !seen.insert(product_id.clone()) {
+            if !seen.insert(product_id) {
                 return Err(InvalidInput::new(
                     format!("lines[{i}].product_id"),
                     format!("{product_id} appears more than once"),
@@ -156,13 +156,13 @@ impl Lines {
                 quantity: line.quantity,
             });
         }
-        parsed.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        parsed.sort_by_key(|line| line.product_id);
         Ok(Self(parsed))
     }
 
     /// Lines read back from storage, trusted as written (sorted here, whatever the query did).
     pub fn from_stored(mut lines: Vec<Line>) -> Self {
-        lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        lines.sort_by_key(|line| line.product_id);
         Self(lines)
     }
 

@@ -228,7 +228,7 @@ async fn take_stock(
             .await?
             .rows_affected();
             if taken != 1 {
-                short.push(line.product_id.clone());
+                short.push(line.product_id);
             }
         }
         return Ok(short);
