@@ -1,21 +1,18 @@
 //! The cart's HTTP API: four routes on the caller's own cart, three internal ones with which
-//! orders claims it for a checkout, releases it, and says the order was confirmed, their OpenAPI
-//! description, and the one place where the cart's errors become problem+json.
+//! orders claims it for a checkout, releases it, and says the order was confirmed, and their
+//! OpenAPI description. Errors become problem+json in [`crate::error`].
 //!
 //! There is no route that takes a user id: the cart is always the caller's (`Caller`, 401
 //! without one), so a user can neither read nor change anyone else's. Every answer that shows a
-//! cart prices it from the catalog at that moment. A change is made only after the catalog has
-//! answered for every product the reply will show, so a catalog outage is a 503 that leaves the
-//! cart untouched.
+//! cart prices it from the catalog at that moment ([`crate::pricing`]). A change is made only
+//! after the catalog has answered for every product the reply will show, so a catalog outage is
+//! a 503 that leaves the cart untouched.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use flotilla_catalog::client::CatalogClient;
-use flotilla_catalog::contract::MAX_LOOKUP_IDS;
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::extract::{Json, Path};
-use flotilla_chassis::transport::ClientError;
 use flotilla_chassis::{Caller, Problem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,19 +21,16 @@ use crate::CartConfig;
 use crate::contract::{
     Cart, CheckoutClaim, ClaimedCart, MAX_CLAIM_TTL_SECS, SetQuantity, TakenOrder, TakenOut,
 };
-use crate::domain::{
-    self, ClaimantId, PricingError, ProductId, ProductSnapshot, QuantityChange, QuantityTooLarge,
-    StoredLine,
-};
+use crate::domain::{self, OrderId, ProductSnapshot, QuantityChange};
+use crate::error::CartError;
+use crate::pricing::Pricer;
 use crate::store::{CartStore, ClaimOutcome, SetOutcome};
 
-/// What the handlers share.
 #[derive(Clone)]
 pub struct CartState {
-    /// The cart's tables.
     pub store: CartStore,
     /// Where prices come from.
-    pub catalog: CatalogClient,
+    pub pricer: Pricer,
     /// Stamps `added_at` / `updated_at`.
     pub clock: SharedClock,
     /// Limits on a cart.
@@ -51,119 +45,6 @@ pub fn routes(state: CartState) -> OpenApiRouter {
         .routes(routes!(claim_cart, release_claim))
         .routes(routes!(take_out_order))
         .with_state(state)
-}
-
-/// Everything that can go wrong in a cart request, each with the status a client can act on.
-#[derive(Debug, thiserror::Error)]
-enum CartError {
-    /// The product does not exist in the catalog (or its id could not be one).
-    #[error("unknown product")]
-    UnknownProduct,
-    /// More than `max_quantity`.
-    #[error("quantity {0}")]
-    Quantity(#[from] QuantityTooLarge),
-    /// Adding a line to a cart that already holds `max_lines`.
-    #[error("the cart is full: it holds at most {max} different products")]
-    CartFull { max: u32 },
-    /// The order id of a claim is not an id.
-    #[error("an order id is 1 to 64 ASCII letters, digits, '-' or '_'")]
-    OrderId,
-    /// A claim's lifetime out of bounds.
-    #[error("must be between 1 and {MAX_CLAIM_TTL_SECS} seconds")]
-    ClaimTtl,
-    /// Another order's checkout of the cart is running.
-    #[error("this cart is already being checked out by another order")]
-    Claimed,
-    /// The lines changed since the version the checkout read.
-    #[error("the cart changed since it was read for this checkout")]
-    Changed,
-    /// The catalog's prices cannot be totalled.
-    #[error(transparent)]
-    Pricing(#[from] PricingError),
-    /// The catalog could not be asked.
-    #[error(transparent)]
-    Catalog(#[from] ClientError),
-    /// The database failed.
-    #[error(transparent)]
-    Storage(#[from] sqlx::Error),
-}
-
-impl From<CartError> for Problem {
-    fn from(err: CartError) -> Self {
-        match err {
-            CartError::UnknownProduct => Problem::not_found("unknown product"),
-            CartError::Quantity(e) => Problem::invalid("quantity", e.to_string()),
-            CartError::CartFull { .. } => {
-                Problem::new(StatusCode::CONFLICT, "cart-full", err.to_string())
-            }
-            CartError::OrderId => Problem::invalid("order_id", err.to_string()),
-            CartError::ClaimTtl => Problem::invalid("ttl_secs", err.to_string()),
-            CartError::Claimed => {
-                Problem::new(StatusCode::CONFLICT, "cart-claimed", err.to_string())
-            }
-            CartError::Changed => {
-                Problem::new(StatusCode::CONFLICT, "cart-changed", err.to_string())
-            }
-            CartError::Pricing(e) => {
-                // Only a catalog that breaks its own rules (one currency, sane prices) gets here.
-                tracing::error!(error = %e, "catalog prices cannot be totalled");
-                Problem::unavailable("the catalog's prices for this cart cannot be added up")
-            }
-            CartError::Catalog(e) => e.into(),
-            CartError::Storage(e) => e.into(),
-        }
-    }
-}
-
-impl IntoResponse for CartError {
-    fn into_response(self) -> Response {
-        Problem::from(self).into_response()
-    }
-}
-
-impl CartState {
-    /// Asks the catalog about `ids`, in as few calls as the lookup limit allows (one for any cart
-    /// within the default `max_lines`).
-    async fn fetch(
-        &self,
-        snapshot: &mut ProductSnapshot,
-        ids: &[ProductId],
-    ) -> Result<(), ClientError> {
-        for chunk in ids.chunks(MAX_LOOKUP_IDS) {
-            let asked: Vec<String> = chunk.iter().map(|id| id.as_str().to_owned()).collect();
-            let found = self.catalog.lookup(&asked).await?;
-            snapshot.record(chunk, found);
-        }
-        Ok(())
-    }
-
-    /// Reads `user_id`'s lines and prices them, asking the catalog only about products
-    /// `snapshot` has no answer for (none, unless another request changed the cart meanwhile).
-    async fn priced_cart(
-        &self,
-        user_id: &str,
-        mut snapshot: ProductSnapshot,
-    ) -> Result<Cart, CartError> {
-        // The version first (see `CartStore::version`).
-        let version = self.store.version(user_id).await?;
-        let lines = self.store.lines(user_id).await?;
-        let unasked = snapshot.unasked(lines.iter().map(|line| &line.product_id));
-        self.fetch(&mut snapshot, &unasked).await?;
-        let version = u64::try_from(version).unwrap_or(0);
-        Ok(domain::price_cart(user_id, version, &lines, &snapshot)?)
-    }
-
-    /// The catalog's answer for the products of `lines` plus `extra`, fetched before a change.
-    async fn snapshot_before_change(
-        &self,
-        lines: &[StoredLine],
-        extra: Option<&ProductId>,
-    ) -> Result<ProductSnapshot, ClientError> {
-        let mut snapshot = ProductSnapshot::default();
-        let ids = snapshot.unasked(lines.iter().map(|line| &line.product_id).chain(extra));
-        self.fetch(&mut snapshot, &ids).await?;
-        Ok(snapshot)
-    }
 }
 
 /// The caller's cart, priced now.
@@ -183,7 +64,8 @@ async fn get_cart(
     caller: Caller,
 ) -> Result<axum::Json<Cart>, CartError> {
     let cart = state
-        .priced_cart(&caller.user_id, ProductSnapshot::default())
+        .pricer
+        .priced_cart(&state.store, &caller.user_id, ProductSnapshot::default())
         .await?;
     Ok(axum::Json(cart))
 }
@@ -204,8 +86,10 @@ async fn clear_cart(
     State(state): State<CartState>,
     caller: Caller,
 ) -> Result<StatusCode, CartError> {
-    let now = state.clock.now_millis();
-    state.store.clear(&caller.user_id, now).await?;
+    state
+        .store
+        .clear(&caller.user_id, state.clock.now())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -233,30 +117,31 @@ async fn set_quantity(
     Path(product_id): Path<String>,
     Json(body): Json<SetQuantity>,
 ) -> Result<axum::Json<Cart>, CartError> {
-    // An id that cannot be a catalog id cannot be in the catalog: no need to ask.
-    let product_id = ProductId::parse(&product_id).map_err(|_| CartError::UnknownProduct)?;
+    // An id that is not a catalog id names no product: no need to ask.
+    let product_id = ProductId::parse(&product_id).ok_or(CartError::UnknownProduct)?;
     let change = QuantityChange::parse(body.quantity, state.config.max_quantity)?;
     let user_id = caller.user_id.as_str();
     let before = state.store.lines(user_id).await?;
     let snapshot = match change {
         QuantityChange::Remove => {
-            let snapshot = state.snapshot_before_change(&before, None).await?;
-            let now = state.clock.now_millis();
-            state.store.remove(user_id, &product_id, now).await?;
+            let snapshot = state.pricer.snapshot_before_change(&before, None).await?;
+            let now = state.clock.now();
+            state.store.remove(user_id, product_id, now).await?;
             snapshot
         }
         QuantityChange::Set(quantity) => {
             let snapshot = state
+                .pricer
                 .snapshot_before_change(&before, Some(&product_id))
                 .await?;
-            if snapshot.get(&product_id).is_none() {
+            if snapshot.get(product_id).is_none() {
                 return Err(CartError::UnknownProduct);
             }
             let max = state.config.max_lines;
-            let now = state.clock.now_millis();
+            let now = state.clock.now();
             let outcome = state
                 .store
-                .set_quantity(user_id, &product_id, quantity, max, now)
+                .set_quantity(user_id, product_id, quantity, max, now)
                 .await?;
             if outcome == SetOutcome::CartFull {
                 return Err(CartError::CartFull { max });
@@ -264,7 +149,11 @@ async fn set_quantity(
             snapshot
         }
     };
-    Ok(axum::Json(state.priced_cart(user_id, snapshot).await?))
+    let cart = state
+        .pricer
+        .priced_cart(&state.store, user_id, snapshot)
+        .await?;
+    Ok(axum::Json(cart))
 }
 
 /// Removes a product from the caller's cart; removing one that is not there is not an error.
@@ -287,13 +176,19 @@ async fn remove_line(
 ) -> Result<axum::Json<Cart>, CartError> {
     let user_id = caller.user_id.as_str();
     let before = state.store.lines(user_id).await?;
-    let snapshot = state.snapshot_before_change(&before, None).await?;
-    // An id that cannot exist cannot be in the cart either: removing it is a no-op.
-    if let Ok(product_id) = ProductId::parse(&product_id) {
-        let now = state.clock.now_millis();
-        state.store.remove(user_id, &product_id, now).await?;
+    let snapshot = state.pricer.snapshot_before_change(&before, None).await?;
+    // An id that names no product cannot be in the cart either: removing it is a no-op.
+    if let Some(product_id) = ProductId::parse(&product_id) {
+        state
+            .store
+            .remove(user_id, product_id, state.clock.now())
+            .await?;
     }
-    Ok(axum::Json(state.priced_cart(user_id, snapshot).await?))
+    let cart = state
+        .pricer
+        .priced_cart(&state.store, user_id, snapshot)
+        .await?;
+    Ok(axum::Json(cart))
 }
 
 /// Claims the caller's cart for one order's checkout (orders calls it before storing the
@@ -318,15 +213,16 @@ async fn claim_cart(
     Path(order_id): Path<String>,
     Json(body): Json<CheckoutClaim>,
 ) -> Result<axum::Json<ClaimedCart>, CartError> {
-    let order = ClaimantId::parse(&order_id).map_err(|_| CartError::OrderId)?;
+    let order = OrderId::parse(&order_id).map_err(|_| CartError::OrderId)?;
     if !(1..=MAX_CLAIM_TTL_SECS).contains(&body.ttl_secs) {
         return Err(CartError::ClaimTtl);
     }
     // A version no cart can reach is simply not the current one.
     let version = i64::try_from(body.version).unwrap_or(-1);
-    let now = state.clock.now_millis();
-    let ttl_millis = i64::try_from(body.ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let expires_at = now.saturating_add(ttl_millis);
+    let now = state.clock.now();
+    // Within `MAX_CLAIM_TTL_SECS`, checked above.
+    let ttl = time::Duration::seconds(i64::try_from(body.ttl_secs).unwrap_or(i64::MAX));
+    let expires_at = now.saturating_add(ttl);
     let outcome = state
         .store
         .claim(&caller.user_id, order.as_str(), version, expires_at, now)
@@ -337,7 +233,7 @@ async fn claim_cart(
             Ok(axum::Json(ClaimedCart {
                 order_id: order.as_str().to_owned(),
                 version: body.version,
-                expires_at: flotilla_chassis::clock::rfc3339(expires_at),
+                expires_at,
             }))
         }
         ClaimOutcome::HeldByAnother => Err(CartError::Claimed),
@@ -365,7 +261,7 @@ async fn release_claim(
     Path(order_id): Path<String>,
 ) -> Result<StatusCode, CartError> {
     // An id that cannot be an order's holds no claim.
-    if let Ok(order) = ClaimantId::parse(&order_id) {
+    if let Ok(order) = OrderId::parse(&order_id) {
         state
             .store
             .release_now(&caller.user_id, order.as_str())
@@ -396,17 +292,16 @@ async fn take_out_order(
     Path(order_id): Path<String>,
     Json(body): Json<TakenOrder>,
 ) -> Result<axum::Json<TakenOut>, CartError> {
-    let order = ClaimantId::parse(&order_id).map_err(|_| CartError::OrderId)?;
+    let order = OrderId::parse(&order_id).map_err(|_| CartError::OrderId)?;
     let changes: Vec<_> = domain::ordered_changes(
         body.lines
             .iter()
             .map(|line| (line.product_id.as_str(), line.quantity)),
     )
     .collect();
-    let now = state.clock.now_millis();
     let taken = state
         .store
-        .take_out_order_now(&caller.user_id, order.as_str(), &changes, now)
+        .take_out_order_now(&caller.user_id, order.as_str(), &changes, state.clock.now())
         .await?;
     Ok(axum::Json(TakenOut { taken }))
 }

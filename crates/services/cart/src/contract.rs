@@ -6,6 +6,7 @@
 
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// A user's cart, priced from the catalog when it is read.
@@ -95,7 +96,8 @@ pub struct ClaimedCart {
     /// The version claimed.
     pub version: u64,
     /// When the claim lapses if the order has not ended (RFC 3339).
-    pub expires_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
 }
 
 /// `POST /claims/{order_id}/taken` (internal, for orders): the order was confirmed, so its lines

@@ -1,10 +1,12 @@
-//! The cart's rules, free of I/O: what a product id and a quantity may be, and how a cart is
+//! The cart's rules, free of I/O: what an order id and a quantity may be, and how a cart is
 //! priced from its stored lines and what the catalog said about their products.
 //!
 //! Input is parsed into these types at the edge ([`crate::api`]), so the store and the pricing
-//! never see an id that could not exist or a quantity outside the configured bounds.
+//! never see an id that could not exist or a quantity outside the configured bounds. Products
+//! are named by the catalog's [`ProductId`]; what the catalog says about one is kept in the
+//! cart's own [`ProductView`] (only what a cart line shows), not in the catalog's wire type.
 
-use flotilla_catalog::contract::Product;
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::money::MoneyError;
 use flotilla_chassis::{Currency, Money};
 use std::collections::HashMap;
@@ -12,66 +14,31 @@ use std::num::NonZeroU32;
 
 use crate::contract::{Cart, CartLine};
 
-/// Longest product id the cart accepts; anything longer cannot be a catalog id.
-pub const MAX_PRODUCT_ID_LEN: usize = 64;
+/// Longest order id the cart accepts.
+pub const MAX_ORDER_ID_LEN: usize = 64;
 
-/// A product id that could exist in the catalog: 1 to [`MAX_PRODUCT_ID_LEN`] characters from
-/// `[A-Za-z0-9_-]`. Whether it does exist is the catalog's answer, not this type's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProductId(String);
-
-/// Why text is not a [`ProductId`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum ProductIdError {
-    /// Empty or longer than [`MAX_PRODUCT_ID_LEN`].
-    #[error("a product id is 1 to {MAX_PRODUCT_ID_LEN} characters long")]
-    Length,
-    /// A character outside `[A-Za-z0-9_-]`.
-    #[error("a product id holds only ASCII letters, digits, '-' and '_'")]
-    Character,
-}
-
-impl ProductId {
-    /// Parses a product id.
-    pub fn parse(raw: &str) -> Result<Self, ProductIdError> {
-        check_id(raw)?;
-        Ok(Self(raw.to_owned()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The same rules for every id the cart is handed: short and plain, so it can be stored,
-/// logged and put in a path as it is.
-fn check_id(raw: &str) -> Result<(), ProductIdError> {
-    if raw.is_empty() || raw.len() > MAX_PRODUCT_ID_LEN {
-        return Err(ProductIdError::Length);
-    }
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ProductIdError::Character);
-    }
-    Ok(())
-}
-
-/// The id of the order a cart is claimed for: orders' business, so the cart checks only that it
-/// is an id at all (the product id's rules), not its form.
+/// The id of the order a cart is claimed for. Its form is orders' business: the cart checks only
+/// that it is short and plain (1 to [`MAX_ORDER_ID_LEN`] characters from `[A-Za-z0-9_-]`), so it
+/// can be stored, logged and put in a path as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimantId(String);
+pub struct OrderId(String);
 
-impl ClaimantId {
-    /// Parses an order id, or says why it cannot be one.
-    pub fn parse(raw: &str) -> Result<Self, ProductIdError> {
-        check_id(raw)?;
+/// Text that cannot be an order id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an order id is 1 to 64 ASCII letters, digits, '-' or '_'")]
+pub struct InvalidOrderId;
+
+impl OrderId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidOrderId> {
+        let plain = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if raw.is_empty() || raw.len() > MAX_ORDER_ID_LEN || !plain {
+            return Err(InvalidOrderId);
+        }
         Ok(Self(raw.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -99,13 +66,13 @@ impl Quantity {
 }
 
 /// The changes a confirmed order's lines (product id, quantity) ask of a cart. A line whose
-/// product id could not be in any cart (malformed) or that ordered nothing has nothing to take
-/// out, so it is skipped rather than failing the whole order: the rest still leaves the cart.
+/// product id could not be in any cart (not a catalog id) or that ordered nothing has nothing to
+/// take out, so it is skipped rather than failing the whole order: the rest still leaves the cart.
 pub fn ordered_changes<'a>(
     lines: impl Iterator<Item = (&'a str, u32)> + 'a,
 ) -> impl Iterator<Item = (ProductId, Quantity)> + 'a {
     lines.filter_map(|(product_id, quantity)| {
-        Some((ProductId::parse(product_id).ok()?, Quantity::new(quantity)?))
+        Some((ProductId::parse(product_id)?, Quantity::new(quantity)?))
     })
 }
 
@@ -139,10 +106,17 @@ impl QuantityChange {
 /// One stored line of a cart, in the order the store returns them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLine {
-    /// The product.
     pub product_id: ProductId,
-    /// How many.
     pub quantity: Quantity,
+}
+
+/// What a cart line shows of a product the catalog has: the cart's own view, so that the
+/// catalog's wire type can grow without touching the pricing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductView {
+    pub name: String,
+    pub image_url: String,
+    pub price: Money,
 }
 
 /// What the catalog said about the products asked for so far: found (`Some`) or absent
@@ -150,17 +124,17 @@ pub struct StoredLine {
 /// request, not once per pricing step.
 #[derive(Debug, Clone, Default)]
 pub struct ProductSnapshot {
-    answers: HashMap<String, Option<Product>>,
+    answers: HashMap<ProductId, Option<ProductView>>,
 }
 
 impl ProductSnapshot {
     /// Records one catalog answer: every id in `asked` not among `found` is absent.
-    pub fn record(&mut self, asked: &[ProductId], found: Vec<Product>) {
+    pub fn record(&mut self, asked: &[ProductId], found: Vec<(ProductId, ProductView)>) {
         for id in asked {
-            self.answers.entry(id.as_str().to_owned()).or_insert(None);
+            self.answers.entry(*id).or_insert(None);
         }
-        for product in found {
-            self.answers.insert(product.id.clone(), Some(product));
+        for (id, product) in found {
+            self.answers.insert(id, Some(product));
         }
     }
 
@@ -168,16 +142,16 @@ impl ProductSnapshot {
     pub fn unasked<'a>(&self, ids: impl IntoIterator<Item = &'a ProductId>) -> Vec<ProductId> {
         let mut out: Vec<ProductId> = Vec::new();
         for id in ids {
-            if !self.answers.contains_key(id.as_str()) && !out.contains(id) {
-                out.push(id.clone());
+            if !self.answers.contains_key(id) && !out.contains(id) {
+                out.push(*id);
             }
         }
         out
     }
 
     /// The product, when the catalog has it.
-    pub fn get(&self, id: &ProductId) -> Option<&Product> {
-        self.answers.get(id.as_str()).and_then(Option::as_ref)
+    pub fn get(&self, id: ProductId) -> Option<&ProductView> {
+        self.answers.get(&id).and_then(Option::as_ref)
     }
 }
 
@@ -207,7 +181,7 @@ pub fn price_cart(
 ) -> Result<Cart, PricingError> {
     let currency = lines
         .iter()
-        .find_map(|line| products.get(&line.product_id))
+        .find_map(|line| products.get(line.product_id))
         .map_or(Currency::EUR, |product| product.price.currency);
     let zero = Money::zero(currency);
     let mut total = zero;
@@ -215,7 +189,7 @@ pub fn price_cart(
     let mut items = Vec::with_capacity(lines.len());
     for line in lines {
         let quantity = line.quantity.get();
-        let item = match products.get(&line.product_id) {
+        let item = match products.get(line.product_id) {
             Some(product) => {
                 let line_total = product.price.checked_mul(i64::from(quantity))?;
                 total = total.checked_add(line_total)?;
@@ -223,7 +197,7 @@ pub fn price_cart(
                     .checked_add(quantity)
                     .ok_or(PricingError::ItemCount)?;
                 CartLine {
-                    product_id: product.id.clone(),
+                    product_id: line.product_id.to_string(),
                     name: product.name.clone(),
                     image_url: product.image_url.clone(),
                     unit_price: product.price,
@@ -233,7 +207,7 @@ pub fn price_cart(
                 }
             }
             None => CartLine {
-                product_id: line.product_id.as_str().to_owned(),
+                product_id: line.product_id.to_string(),
                 name: String::new(),
                 image_url: String::new(),
                 unit_price: zero,
@@ -257,53 +231,58 @@ pub fn price_cart(
 mod tests {
     use super::*;
 
-    fn product(id: &str, amount_minor: i64, currency: &str) -> Product {
-        Product {
-            id: id.to_owned(),
-            sku: format!("SKU-{id}"),
-            name: format!("Product {id}"),
-            description: String::new(),
-            category: "kitchen".to_owned(),
-            price: Money::new(amount_minor, Currency::parse(currency).expect("valid code")),
-            image_url: format!("/api/catalog/products/{id}/image.svg"),
-            created_at: "2025-01-01T00:00:00Z".to_owned(),
-        }
+    fn id(n: u64) -> ProductId {
+        ProductId::from_number(n).expect("seven digits")
     }
 
-    fn line(id: &str, quantity: u32) -> StoredLine {
+    fn product(n: u64, amount_minor: i64, currency: &str) -> (ProductId, ProductView) {
+        let view = ProductView {
+            name: format!("Product {n}"),
+            image_url: format!("/api/catalog/products/{}/image.svg", id(n)),
+            price: Money::new(amount_minor, Currency::parse(currency).expect("valid code")),
+        };
+        (id(n), view)
+    }
+
+    fn line(n: u64, quantity: u32) -> StoredLine {
         StoredLine {
-            product_id: ProductId::parse(id).expect("valid id"),
+            product_id: id(n),
             quantity: Quantity::new(quantity).expect("non-zero"),
         }
     }
 
-    fn snapshot(lines: &[StoredLine], products: Vec<Product>) -> ProductSnapshot {
+    fn snapshot(lines: &[StoredLine], products: Vec<(ProductId, ProductView)>) -> ProductSnapshot {
         let mut snapshot = ProductSnapshot::default();
-        let ids: Vec<ProductId> = lines.iter().map(|l| l.product_id.clone()).collect();
+        let ids: Vec<ProductId> = lines.iter().map(|l| l.product_id).collect();
         snapshot.record(&ids, products);
         snapshot
     }
 
     #[test]
-    fn product_ids_are_short_and_plain() {
-        assert_eq!(
-            ProductId::parse("p0000001").expect("valid").as_str(),
-            "p0000001"
-        );
-        assert!(ProductId::parse("A-z_09").is_ok());
-        assert!(ProductId::parse(&"x".repeat(MAX_PRODUCT_ID_LEN)).is_ok());
-        assert_eq!(
-            ProductId::parse(&"x".repeat(MAX_PRODUCT_ID_LEN + 1)),
-            Err(ProductIdError::Length)
-        );
-        assert_eq!(ProductId::parse(""), Err(ProductIdError::Length));
-        for bad in ["a b", "a/b", "p0000001.", "é", "a%2F", "../x", "p\u{0}"] {
-            assert_eq!(
-                ProductId::parse(bad),
-                Err(ProductIdError::Character),
-                "{bad:?}"
-            );
+    fn order_ids_are_short_and_plain() {
+        assert_eq!(OrderId::parse("o-17_A").expect("valid").as_str(), "o-17_A");
+        assert!(OrderId::parse(&"x".repeat(MAX_ORDER_ID_LEN)).is_ok());
+        for bad in [
+            "",
+            &"x".repeat(MAX_ORDER_ID_LEN + 1),
+            "a b",
+            "a/b",
+            "o1.",
+            "é",
+            "../x",
+            "p\u{0}",
+        ] {
+            assert_eq!(OrderId::parse(bad), Err(InvalidOrderId), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ordered_lines_that_name_no_product_or_nothing_are_skipped() {
+        let lines = [("p0000001", 2), ("../x", 1), ("widget", 1), ("p0000002", 0)];
+        let changes: Vec<(ProductId, u32)> = ordered_changes(lines.into_iter())
+            .map(|(id, q)| (id, q.get()))
+            .collect();
+        assert_eq!(changes, [(id(1), 2)]);
     }
 
     #[test]
@@ -343,30 +322,31 @@ mod tests {
 
     #[test]
     fn total_is_the_sum_of_unit_price_times_quantity() {
-        let lines = [line("p1", 2), line("p2", 3)];
+        let lines = [line(1, 2), line(2, 3)];
         let products = snapshot(
             &lines,
-            vec![product("p2", 250, "EUR"), product("p1", 1999, "EUR")],
+            vec![product(2, 250, "EUR"), product(1, 1999, "EUR")],
         );
         let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total, Money::new(2 * 1999 + 3 * 250, Currency::EUR));
         assert_eq!(cart.item_count, 5);
         let order: Vec<&str> = cart.items.iter().map(|l| l.product_id.as_str()).collect();
-        assert_eq!(order, ["p1", "p2"], "the stored order is kept");
+        assert_eq!(order, ["p0000001", "p0000002"], "the stored order is kept");
         assert_eq!(cart.items[0].line_total, Money::new(3998, Currency::EUR));
-        assert_eq!(cart.items[0].name, "Product p1");
+        assert_eq!(cart.items[0].name, "Product 1");
         assert!(cart.items.iter().all(|l| l.available));
     }
 
     #[test]
     fn vanished_products_are_shown_but_not_counted() {
-        let lines = [line("gone", 4), line("p1", 1)];
-        let products = snapshot(&lines, vec![product("p1", 500, "EUR")]);
+        let lines = [line(99, 4), line(1, 1)];
+        let products = snapshot(&lines, vec![product(1, 500, "EUR")]);
         let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total, Money::new(500, Currency::EUR));
         assert_eq!(cart.item_count, 1);
         let gone = &cart.items[0];
         assert!(!gone.available);
+        assert_eq!(gone.product_id, "p0000099");
         assert_eq!(gone.quantity, 4);
         assert_eq!(gone.unit_price, Money::zero(Currency::EUR));
         assert_eq!(gone.line_total, Money::zero(Currency::EUR));
@@ -374,26 +354,23 @@ mod tests {
 
     #[test]
     fn the_cart_currency_follows_the_catalog() {
-        let lines = [line("p1", 1)];
-        let products = snapshot(&lines, vec![product("p1", 700, "USD")]);
+        let lines = [line(1, 1)];
+        let products = snapshot(&lines, vec![product(1, 700, "USD")]);
         let cart = price_cart("u1", 7, &lines, &products).expect("priced");
         assert_eq!(cart.total.to_string(), "7.00 USD");
     }
 
     #[test]
     fn mixed_currencies_and_overflow_fail_instead_of_lying() {
-        let lines = [line("p1", 1), line("p2", 1)];
-        let mixed = snapshot(
-            &lines,
-            vec![product("p1", 1, "EUR"), product("p2", 1, "USD")],
-        );
+        let lines = [line(1, 1), line(2, 1)];
+        let mixed = snapshot(&lines, vec![product(1, 1, "EUR"), product(2, 1, "USD")]);
         assert!(matches!(
             price_cart("u1", 7, &lines, &mixed),
             Err(PricingError::Money(MoneyError::CurrencyMismatch(..)))
         ));
         let huge = snapshot(
             &lines,
-            vec![product("p1", i64::MAX, "EUR"), product("p2", 1, "EUR")],
+            vec![product(1, i64::MAX, "EUR"), product(2, 1, "EUR")],
         );
         assert_eq!(
             price_cart("u1", 7, &lines, &huge).map(|c| c.total),
@@ -403,17 +380,14 @@ mod tests {
 
     #[test]
     fn the_snapshot_asks_each_product_once() {
-        let ids: Vec<ProductId> = ["p1", "p2", "p1"]
-            .iter()
-            .map(|id| ProductId::parse(id).expect("valid"))
-            .collect();
+        let ids = [id(1), id(2), id(1)];
         let mut snapshot = ProductSnapshot::default();
         assert_eq!(snapshot.unasked(&ids), ids[..2].to_vec());
         snapshot.record(&ids[..1], Vec::new());
         assert_eq!(snapshot.unasked(&ids), ids[1..2].to_vec());
-        assert!(snapshot.get(&ids[0]).is_none(), "asked and absent");
-        snapshot.record(&ids[1..2], vec![product("p2", 1, "EUR")]);
+        assert!(snapshot.get(ids[0]).is_none(), "asked and absent");
+        snapshot.record(&ids[1..2], vec![product(2, 1, "EUR")]);
         assert!(snapshot.unasked(&ids).is_empty());
-        assert!(snapshot.get(&ids[1]).is_some());
+        assert!(snapshot.get(ids[1]).is_some());
     }
 }

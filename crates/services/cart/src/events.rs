@@ -20,7 +20,9 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use tracing::Instrument;
 
-use crate::domain::{ProductId, Quantity};
+use flotilla_catalog::contract::ProductId;
+
+use crate::domain::Quantity;
 use crate::store::CartStore;
 
 /// The event type the cart subscribes to.
@@ -129,7 +131,7 @@ impl OrderConfirmedHandler {
         tx: &mut sqlx::AnyConnection,
         order: &OrderConfirmed,
     ) -> Result<(), HandlerError> {
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let changes: Vec<(ProductId, Quantity)> = cart_changes(&order.lines).collect();
         let taken =
             CartStore::take_out_order(tx, &order.user_id, &order.order_id, &changes, now).await?;
@@ -166,7 +168,7 @@ mod tests {
     fn lines_that_cannot_be_in_a_cart_are_skipped() {
         let lines = [line("p0000001", 2), line("../x", 1), line("p0000002", 0)];
         let changes: Vec<(String, u32)> = cart_changes(&lines)
-            .map(|(id, q)| (id.as_str().to_owned(), q.get()))
+            .map(|(id, q)| (id.to_string(), q.get()))
             .collect();
         assert_eq!(changes, [("p0000001".to_owned(), 2)]);
     }

@@ -13,7 +13,9 @@ pub mod contract;
 
 mod api;
 mod domain;
+mod error;
 mod events;
+mod pricing;
 mod store;
 
 use flotilla_catalog::client::CatalogClient;
@@ -65,7 +67,9 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     db.migrate(store::MIGRATIONS).await?;
     let state = api::CartState {
         store: store::CartStore::new(db.clone()),
-        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
+        pricer: pricing::Pricer::new(CatalogClient::new(
+            ctx.peers.transport(flotilla_catalog::NAME),
+        )),
         clock: ctx.clock.clone(),
         config,
     };

@@ -10,11 +10,14 @@
 
 use std::collections::BTreeMap;
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Db;
-use flotilla_chassis::db::Migration;
+use flotilla_chassis::clock::millis;
+use flotilla_chassis::db::{CorruptRow, DbTx, Migration};
 use sqlx::{AnyConnection, AssertSqlSafe};
+use time::OffsetDateTime;
 
-use crate::domain::{ProductId, ProductIdError, Quantity, StoredLine};
+use crate::domain::{Quantity, StoredLine};
 
 /// The cart's schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
@@ -50,15 +53,6 @@ pub enum ClaimOutcome {
     /// The cart is no longer at the version the order read (or has no lines at all): nothing
     /// was written.
     Changed,
-}
-
-/// A stored row that breaks the rules the writes enforce (someone edited the table by hand).
-#[derive(Debug, thiserror::Error)]
-enum CorruptRow {
-    #[error("cart_items.product_id: {0}")]
-    ProductId(#[from] ProductIdError),
-    #[error("cart_items.quantity {0} is out of range")]
-    Quantity(i64),
 }
 
 /// The cart's tables.
@@ -100,10 +94,11 @@ impl CartStore {
         .await?;
         rows.into_iter()
             .map(|(product_id, quantity)| {
+                // Only parsed values are written: anything else was edited by hand.
                 let product_id = ProductId::parse(&product_id)
-                    .map_err(|e| sqlx::Error::Decode(Box::new(CorruptRow::from(e))))?;
+                    .ok_or_else(|| CorruptRow::column("cart_items.product_id", &product_id))?;
                 let quantity = Quantity::from_stored(quantity)
-                    .ok_or_else(|| sqlx::Error::Decode(Box::new(CorruptRow::Quantity(quantity))))?;
+                    .ok_or_else(|| CorruptRow::column("cart_items.quantity", quantity))?;
                 Ok(StoredLine {
                     product_id,
                     quantity,
@@ -118,10 +113,10 @@ impl CartStore {
     pub async fn set_quantity(
         &self,
         user_id: &str,
-        product_id: &ProductId,
+        product_id: ProductId,
         quantity: Quantity,
         max_lines: u32,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<SetOutcome, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         // Write first: taking the cart's lock before reading means the count below cannot be
@@ -133,7 +128,7 @@ impl CartStore {
              DO UPDATE SET updated_at = excluded.updated_at, version = carts.version + 1",
         )
         .bind(user_id)
-        .bind(now_millis)
+        .bind(millis(now))
         .execute(&mut *tx)
         .await?;
         // One statement adds or updates the line, unless it is new and the cart is full (then
@@ -147,9 +142,9 @@ impl CartStore {
              DO UPDATE SET quantity = excluded.quantity, updated_at = excluded.updated_at",
         )
         .bind(user_id)
-        .bind(product_id.as_str())
+        .bind(product_id.to_string())
         .bind(i64::from(quantity.get()))
-        .bind(now_millis)
+        .bind(millis(now))
         .bind(i64::from(max_lines))
         .execute(&mut *tx)
         .await?;
@@ -165,23 +160,23 @@ impl CartStore {
     pub async fn remove(
         &self,
         user_id: &str,
-        product_id: &ProductId,
-        now_millis: i64,
+        product_id: ProductId,
+        now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        Self::lock_cart(&mut tx, user_id, now_millis).await?;
+        Self::lock_cart(&mut tx, user_id, now).await?;
         let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
             .bind(user_id)
-            .bind(product_id.as_str())
+            .bind(product_id.to_string())
             .execute(&mut *tx)
             .await?;
         Self::commit_if_changed(tx, gone.rows_affected()).await
     }
 
     /// Empties `user_id`'s cart.
-    pub async fn clear(&self, user_id: &str, now_millis: i64) -> Result<(), sqlx::Error> {
+    pub async fn clear(&self, user_id: &str, now: OffsetDateTime) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        Self::lock_cart(&mut tx, user_id, now_millis).await?;
+        Self::lock_cart(&mut tx, user_id, now).await?;
         let gone = sqlx::query("DELETE FROM cart_items WHERE user_id = $1")
             .bind(user_id)
             .execute(&mut *tx)
@@ -191,10 +186,7 @@ impl CartStore {
 
     /// Commits a change to a cart's lines, or rolls it back (version bump included) when it
     /// changed no line: the version counts changes, and removing nothing is none.
-    async fn commit_if_changed(
-        tx: flotilla_chassis::db::DbTx,
-        lines_changed: u64,
-    ) -> Result<(), sqlx::Error> {
+    async fn commit_if_changed(tx: DbTx, lines_changed: u64) -> Result<(), sqlx::Error> {
         if lines_changed == 0 {
             tx.rollback().await
         } else {
@@ -214,8 +206,8 @@ impl CartStore {
         user_id: &str,
         order_id: &str,
         version: i64,
-        expires_at: i64,
-        now: i64,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<ClaimOutcome, sqlx::Error> {
         let claimed = sqlx::query(
             "UPDATE carts SET claim_order_id = $2, claim_expires_at = $4
@@ -227,8 +219,8 @@ impl CartStore {
         .bind(user_id)
         .bind(order_id)
         .bind(version)
-        .bind(expires_at)
-        .bind(now)
+        .bind(millis(expires_at))
+        .bind(millis(now))
         .execute(self.db.pool())
         .await?;
         if claimed.rows_affected() == 1 {
@@ -242,7 +234,7 @@ impl CartStore {
         .fetch_optional(self.db.pool())
         .await?;
         Ok(match current {
-            Some((stored, Some(_), Some(until))) if stored == version && until > now => {
+            Some((stored, Some(_), Some(until))) if stored == version && until > millis(now) => {
                 ClaimOutcome::HeldByAnother
             }
             _ => ClaimOutcome::Changed,
@@ -281,11 +273,11 @@ impl CartStore {
     pub async fn lock_cart(
         conn: &mut AnyConnection,
         user_id: &str,
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE carts SET updated_at = $2, version = version + 1 WHERE user_id = $1")
             .bind(user_id)
-            .bind(now_millis)
+            .bind(millis(now))
             .execute(conn)
             .await?;
         Ok(())
@@ -299,7 +291,7 @@ impl CartStore {
         user_id: &str,
         order_id: &str,
         ordered: &[(ProductId, Quantity)],
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let first = sqlx::query(
             "INSERT INTO taken_orders (order_id, user_id, taken_at) VALUES ($1, $2, $3)
@@ -307,14 +299,14 @@ impl CartStore {
         )
         .bind(order_id)
         .bind(user_id)
-        .bind(now_millis)
+        .bind(millis(now))
         .execute(&mut *conn)
         .await?;
         if first.rows_affected() == 0 {
             return Ok(false);
         }
-        Self::lock_cart(conn, user_id, now_millis).await?;
-        Self::take_ordered(conn, user_id, ordered, now_millis).await?;
+        Self::lock_cart(conn, user_id, now).await?;
+        Self::take_ordered(conn, user_id, ordered, now).await?;
         // The claim ends with the lines it covered gone and the version moved on, all in one
         // transaction: no checkout can claim those lines again.
         Self::release(conn, user_id, order_id).await?;
@@ -327,10 +319,10 @@ impl CartStore {
         user_id: &str,
         order_id: &str,
         ordered: &[(ProductId, Quantity)],
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
-        let taken = Self::take_out_order(&mut tx, user_id, order_id, ordered, now_millis).await?;
+        let taken = Self::take_out_order(&mut tx, user_id, order_id, ordered, now).await?;
         tx.commit().await?;
         Ok(taken)
     }
@@ -349,13 +341,13 @@ impl CartStore {
         conn: &mut AnyConnection,
         user_id: &str,
         ordered: &[(ProductId, Quantity)],
-        now_millis: i64,
+        now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
-        let mut by_product: BTreeMap<&str, i64> = BTreeMap::new();
+        let mut by_product: BTreeMap<String, i64> = BTreeMap::new();
         for (product_id, quantity) in ordered {
-            *by_product.entry(product_id.as_str()).or_default() += i64::from(quantity.get());
+            *by_product.entry(product_id.to_string()).or_default() += i64::from(quantity.get());
         }
-        let all: Vec<(&str, i64)> = by_product.into_iter().collect();
+        let all: Vec<(String, i64)> = by_product.into_iter().collect();
         for chunk in all.chunks(PRODUCTS_PER_STATEMENT) {
             // Delete before shrinking: the other order would first shrink a line and then
             // delete it when what is left happens to be no more than the quantity ordered.
@@ -375,10 +367,10 @@ impl CartStore {
             )))
             .bind(user_id);
             for (product_id, quantity) in chunk {
-                delete = delete.bind(*product_id).bind(*quantity);
+                delete = delete.bind(product_id.as_str()).bind(*quantity);
             }
             let gone = delete.fetch_all(&mut *conn).await?;
-            let left: Vec<&(&str, i64)> = chunk
+            let left: Vec<&(String, i64)> = chunk
                 .iter()
                 .filter(|(product_id, _)| !gone.iter().any(|g| g == product_id))
                 .collect();
@@ -397,9 +389,9 @@ impl CartStore {
                    AND cart_items.quantity > o.column2"
             )))
             .bind(user_id)
-            .bind(now_millis);
+            .bind(millis(now));
             for (product_id, quantity) in left {
-                shrink = shrink.bind(*product_id).bind(*quantity);
+                shrink = shrink.bind(product_id.as_str()).bind(*quantity);
             }
             shrink.execute(&mut *conn).await?;
         }

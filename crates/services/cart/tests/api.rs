@@ -116,7 +116,7 @@ async fn unknown_and_impossible_products_are_not_found() {
         let problem = expect_problem(res, StatusCode::NOT_FOUND).await;
         assert_eq!(problem.detail.as_deref(), Some("unknown product"), "{id}");
     }
-    // The longest possible id is still just unknown.
+    // However long, an id that is not the catalog's shape is just unknown.
     let res = app
         .put("alice", &"p".repeat(64), json!({ "quantity": 1 }))
         .await;

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use flotilla_chassis::clock::{SharedClock, rfc3339};
+use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::extract::Json;
 use flotilla_chassis::{Caller, Problem, Role};
 use jsonwebtoken::jwk::JwkSet;
@@ -18,19 +18,16 @@ use crate::contract::{JwksDocument, LoginRequest, SignupRequest, TokenResponse, 
 use crate::domain::{Email, NewUser, Password, UserId, UserRecord};
 use crate::error::IdentityError;
 use crate::password::Passwords;
-use crate::store::Store;
+use crate::store::IdentityStore;
 use crate::token::TokenIssuer;
 
 /// How long clients may cache the key set. Short enough that a rotated-in key reaches every
 /// verifier within minutes; verifiers also refetch on an unknown `kid`.
 const JWKS_CACHE_CONTROL: &str = "public, max-age=300";
 
-/// What the handlers share.
 #[derive(Clone)]
-pub struct AppState {
-    /// Users and keys.
-    pub store: Store,
-    /// Argon2id hashing.
+pub struct IdentityState {
+    pub store: IdentityStore,
     pub passwords: Passwords,
     /// Signs access tokens with the active key.
     pub issuer: Arc<TokenIssuer>,
@@ -38,8 +35,8 @@ pub struct AppState {
     pub clock: SharedClock,
 }
 
-/// The service's routes.
-pub fn router(state: AppState) -> OpenApiRouter {
+/// The routes, with their OpenAPI description.
+pub fn routes(state: IdentityState) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(signup))
         .routes(routes!(login))
@@ -65,7 +62,7 @@ pub fn router(state: AppState) -> OpenApiRouter {
 )]
 #[tracing::instrument(skip_all, name = "identity.signup")]
 async fn signup(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Json(req): Json<SignupRequest>,
 ) -> Result<(StatusCode, axum::Json<User>), IdentityError> {
     let new_user = NewUser::parse(req).map_err(IdentityError::Invalid)?;
@@ -75,7 +72,7 @@ async fn signup(
         email: new_user.email,
         name: new_user.name,
         role: Role::Customer,
-        created_at: state.clock.now_millis(),
+        created_at: state.clock.now(),
     };
     state.store.insert_user(&record).await?;
     tracing::info!(user_id = record.id.as_str(), "account created");
@@ -99,7 +96,7 @@ async fn signup(
 )]
 #[tracing::instrument(skip_all, name = "identity.login")]
 async fn login(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     Json(req): Json<LoginRequest>,
 ) -> Result<impl IntoResponse, IdentityError> {
     // An address that cannot exist is looked up as no one, so it costs the same hash as any
@@ -136,7 +133,7 @@ async fn login(
     )
 )]
 #[tracing::instrument(skip_all, name = "identity.jwks")]
-async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, IdentityError> {
+async fn jwks(State(state): State<IdentityState>) -> Result<impl IntoResponse, IdentityError> {
     let keys = state.store.public_keys().await?;
     Ok((
         [(header::CACHE_CONTROL, JWKS_CACHE_CONTROL)],
@@ -157,7 +154,7 @@ async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Identi
 )]
 #[tracing::instrument(skip_all, name = "identity.me")]
 async fn me(
-    State(state): State<AppState>,
+    State(state): State<IdentityState>,
     caller: Caller,
 ) -> Result<axum::Json<User>, IdentityError> {
     let id = UserId::from_trusted(caller.user_id);
@@ -176,6 +173,6 @@ fn user_view(user: &UserRecord) -> User {
         email: user.email.as_str().to_owned(),
         name: user.name.as_str().to_owned(),
         role: user.role,
-        created_at: rfc3339(user.created_at),
+        created_at: user.created_at,
     }
 }

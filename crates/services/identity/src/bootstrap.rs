@@ -12,7 +12,7 @@ use flotilla_chassis::{Role, StartError};
 use crate::IdentityConfig;
 use crate::domain::{DisplayName, Email, Password, UserId, UserRecord};
 use crate::password::Passwords;
-use crate::store::{InsertUserError, Store};
+use crate::store::{IdentityStore, InsertUserError};
 use crate::token::SigningKey;
 
 /// The display name given to the bootstrapped administrator.
@@ -54,7 +54,10 @@ fn admin_credentials(config: &IdentityConfig) -> (Option<&str>, Option<&str>) {
 }
 
 /// The key to sign with: the newest active stored key, or a new one stored now.
-pub async fn signing_key(store: &Store, clock: &dyn Clock) -> Result<SigningKey, StartError> {
+pub async fn signing_key(
+    store: &IdentityStore,
+    clock: &dyn Clock,
+) -> Result<SigningKey, StartError> {
     if let Some((kid, pkcs8)) = store.active_signing_key().await? {
         let key = SigningKey::from_pkcs8_base64(&pkcs8).map_err(fail)?;
         if key.kid() != kid {
@@ -66,7 +69,7 @@ pub async fn signing_key(store: &Store, clock: &dyn Clock) -> Result<SigningKey,
         return Ok(key);
     }
     let key = SigningKey::generate().map_err(fail)?;
-    store.insert_signing_key(&key, clock.now_millis()).await?;
+    store.insert_signing_key(&key, clock.now()).await?;
     tracing::info!(kid = key.kid(), "generated a new signing key");
     Ok(key)
 }
@@ -77,7 +80,7 @@ pub async fn signing_key(store: &Store, clock: &dyn Clock) -> Result<SigningKey,
 /// needed but keeps its password: the configuration seeds the first password only, so an
 /// operator who changed it does not have it reset by a restart.
 pub async fn admin(
-    store: &Store,
+    store: &IdentityStore,
     passwords: &Passwords,
     config: &IdentityConfig,
     clock: &dyn Clock,
@@ -97,7 +100,7 @@ pub async fn admin(
         name: DisplayName::from_stored(ADMIN_NAME.to_owned()),
         role: Role::Admin,
         password_hash: passwords.hash(&password).await.map_err(fail)?,
-        created_at: clock.now_millis(),
+        created_at: clock.now(),
     };
     match store.insert_user(&record).await {
         Ok(()) => {
@@ -114,7 +117,7 @@ pub async fn admin(
 }
 
 /// Gives the account of `email` the admin role; false when there is no such account.
-async fn promote(store: &Store, email: &Email) -> Result<bool, StartError> {
+async fn promote(store: &IdentityStore, email: &Email) -> Result<bool, StartError> {
     let Some(user) = store.user_by_email(email).await? else {
         return Ok(false);
     };
@@ -137,7 +140,7 @@ mod tests {
     /// A migrated store on a fresh database (SQLite, or PostgreSQL when
     /// `FLOTILLA_TEST_DATABASE_URL` is set); the database goes when the guard drops.
     struct TempStore {
-        store: Store,
+        store: IdentityStore,
         _db: TestDatabases,
     }
 
@@ -145,7 +148,7 @@ mod tests {
         let (db, guard) = test_db("identity").await;
         db.migrate(crate::MIGRATIONS).await.expect("migrate");
         TempStore {
-            store: Store::new(db),
+            store: IdentityStore::new(db),
             _db: guard,
         }
     }
@@ -169,7 +172,7 @@ mod tests {
             name: DisplayName::parse("Root").expect("valid"),
             role: Role::Customer,
             password_hash: passwords.hash(&original).await.expect("hash"),
-            created_at: 0,
+            created_at: flotilla_chassis::clock::at_millis(0),
         };
         temp.store.insert_user(&user).await.expect("insert");
 

@@ -9,6 +9,7 @@
 use flotilla_chassis::Role;
 use flotilla_chassis::openapi::{CONTROL, WHITE_SPACE, trimmed_pattern, trimmed_text};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// `POST /signup`: create a customer account. Unknown fields are ignored; in particular a `role`
@@ -38,7 +39,7 @@ fn email_schema() -> utoipa::openapi::Object {
         &format!("[^@{not}]+@(?:[^@.{not}]+\\.)+[^@.{not}]+"),
         "The login address, at most 254 characters; compared trimmed and lower-cased.",
     );
-    schema.max_length = Some(crate::domain::MAX_EMAIL_CHARS);
+    schema.max_length = Some(flotilla_chassis::text::MAX_EMAIL_CHARS);
     schema
 }
 
@@ -118,8 +119,9 @@ pub struct User {
     /// `customer` or `admin`.
     pub role: Role,
     /// When the account was created (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
     #[schema(example = "2026-11-26T21:14:00Z")]
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
 /// The documented shape of `GET /.well-known/jwks.json` (RFC 7517). The route returns a

@@ -7,12 +7,10 @@
 use flotilla_chassis::Role;
 use flotilla_chassis::problem::FieldError;
 use flotilla_chassis::text::{self, TextError};
+use time::OffsetDateTime;
 
 use crate::contract::SignupRequest;
-use crate::password::PasswordHash;
 
-/// Longest email address accepted (RFC 5321's path limit less the angle brackets).
-pub(crate) const MAX_EMAIL_CHARS: usize = text::MAX_EMAIL_CHARS;
 /// Shortest password accepted (OWASP ASVS 2.1.1 asks for at least 8).
 const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted: long enough for passphrases, short enough to bound the work.
@@ -35,7 +33,6 @@ impl UserId {
         Self(id)
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -103,6 +100,29 @@ impl std::fmt::Debug for Password {
     }
 }
 
+/// A PHC-format Argon2 hash, e.g. `$argon2id$v=19$m=19456,t=2,p=1$...`. `Debug` is redacted:
+/// a hash is not a password, but it is what an offline guessing attack starts from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// A PHC string, as the hasher writes it or read back from storage.
+    pub fn from_phc(phc: String) -> Self {
+        Self(phc)
+    }
+
+    /// The PHC string, for storage.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash([redacted])")
+    }
+}
+
 /// A display name: trimmed, NFC, 1 to 100 characters, no control, invisible or
 /// direction-changing characters ([`text::clean_text`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,18 +184,12 @@ impl NewUser {
 /// A stored account.
 #[derive(Debug, Clone)]
 pub struct UserRecord {
-    /// Its id.
     pub id: UserId,
-    /// Its login address.
     pub email: Email,
-    /// Its display name.
     pub name: DisplayName,
-    /// Its role.
     pub role: Role,
-    /// Its password hash (PHC string).
     pub password_hash: PasswordHash,
-    /// When it was created, in Unix milliseconds.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
 }
 
 #[cfg(test)]

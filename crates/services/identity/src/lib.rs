@@ -99,15 +99,15 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     db.migrate(MIGRATIONS).await?;
     let config: IdentityConfig = ctx.config()?;
     bootstrap::check_config(&config)?;
-    let store = store::Store::new(db.clone());
+    let store = store::IdentityStore::new(db.clone());
     let passwords = password::Passwords::new().await.map_err(bootstrap::fail)?;
     let signing_key = bootstrap::signing_key(&store, ctx.clock.as_ref()).await?;
     bootstrap::admin(&store, &passwords, &config, ctx.clock.as_ref()).await?;
-    let state = api::AppState {
+    let state = api::IdentityState {
         store,
         passwords,
         issuer: Arc::new(token::TokenIssuer::new(signing_key, &config)),
         clock: ctx.clock.clone(),
     };
-    Ok(Service::new(NAME, api::router(state), Some(db)))
+    Ok(Service::new(NAME, api::routes(state), Some(db)))
 }

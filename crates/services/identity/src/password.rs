@@ -27,30 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-use crate::domain::Password;
-
-/// A PHC-format Argon2 hash, e.g. `$argon2id$v=19$m=19456,t=2,p=1$...`. `Debug` is redacted:
-/// a hash is not a password, but it is what an offline guessing attack starts from.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    /// A hash read back from storage.
-    pub fn from_stored(phc: String) -> Self {
-        Self(phc)
-    }
-
-    /// The PHC string, for storage.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordHash([redacted])")
-    }
-}
+use crate::domain::{Password, PasswordHash};
 
 /// Why hashing or verifying failed (never "wrong password": that is `Ok(false)`).
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +162,7 @@ impl Passwords {
             hash
         })
         .await?
-        .map(PasswordHash)
+        .map(PasswordHash::from_phc)
         .map_err(PasswordError::Argon2)?;
         Ok(Self { dummy, jobs, pool })
     }
@@ -203,7 +180,7 @@ impl Passwords {
         hash: Option<&PasswordHash>,
     ) -> Result<bool, PasswordError> {
         let known = hash.is_some();
-        let phc = hash.unwrap_or(&self.dummy).0.clone();
+        let phc = hash.unwrap_or(&self.dummy).as_str().to_owned();
         let bytes = password.as_bytes().to_vec();
         let pool = self.pool.clone();
         let matched = run(&self.jobs, move || match verify_phc(&pool, &bytes, &phc) {
@@ -247,7 +224,7 @@ async fn hash_on(
 ) -> Result<PasswordHash, PasswordError> {
     run(jobs, move || {
         hash_phc(&pool, &password)
-            .map(PasswordHash)
+            .map(PasswordHash::from_phc)
             .map_err(PasswordError::Argon2)
     })
     .await?
@@ -377,7 +354,7 @@ mod tests {
             .expect("hash")
             .to_string();
         for stored in [theirs, other] {
-            let stored = PasswordHash::from_stored(stored);
+            let stored = PasswordHash::from_phc(stored);
             assert!(
                 passwords
                     .verify(&right, Some(&stored))
@@ -438,7 +415,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_hash_is_an_error_not_a_mismatch() {
         let passwords = Passwords::new().await.expect("dummy hash");
-        let corrupt = PasswordHash::from_stored("not a phc string".into());
+        let corrupt = PasswordHash::from_phc("not a phc string".into());
         let any = Password::unchecked("whatever1".into());
         assert!(passwords.verify(&any, Some(&corrupt)).await.is_err());
     }

@@ -6,11 +6,12 @@
 
 use flotilla_chassis::Db;
 use flotilla_chassis::Role;
-use flotilla_chassis::db::is_unique_violation;
+use flotilla_chassis::clock::{at_millis, millis};
+use flotilla_chassis::db::{CorruptRow, is_unique_violation};
 use jsonwebtoken::jwk::Jwk;
+use time::OffsetDateTime;
 
-use crate::domain::{DisplayName, Email, UserId, UserRecord};
-use crate::password::PasswordHash;
+use crate::domain::{DisplayName, Email, PasswordHash, UserId, UserRecord};
 use crate::token::{SigningKey, public_jwk};
 
 /// Why a user could not be inserted.
@@ -27,14 +28,14 @@ pub enum InsertUserError {
 /// The columns of a `users` row, in `SELECT` order.
 type UserRow = (String, String, String, String, String, i64);
 
-/// The identity service's storage.
+/// The identity service's tables: users and signing keys.
 #[derive(Debug, Clone)]
-pub struct Store {
+pub struct IdentityStore {
     db: Db,
 }
 
-impl Store {
-    /// Storage over `db` (already migrated).
+impl IdentityStore {
+    /// A store over `db` (already migrated).
     pub fn new(db: Db) -> Self {
         Self { db }
     }
@@ -50,7 +51,7 @@ impl Store {
         .bind(user.name.as_str())
         .bind(user.role.as_str())
         .bind(user.password_hash.as_str())
-        .bind(user.created_at)
+        .bind(millis(user.created_at))
         .execute(self.db.pool())
         .await;
         match result {
@@ -107,7 +108,7 @@ impl Store {
     pub async fn insert_signing_key(
         &self,
         key: &SigningKey,
-        created_at: i64,
+        created_at: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO signing_keys (kid, private_key_pkcs8, public_key, created_at, active)
@@ -116,7 +117,7 @@ impl Store {
         .bind(key.kid())
         .bind(key.pkcs8_base64())
         .bind(key.public_key())
-        .bind(created_at)
+        .bind(millis(created_at))
         .bind(true)
         .execute(self.db.pool())
         .await
@@ -138,15 +139,13 @@ impl Store {
 fn user_from_row(
     (id, email, name, role, hash, created_at): UserRow,
 ) -> Result<UserRecord, sqlx::Error> {
-    let role = Role::parse(&role).ok_or_else(|| {
-        sqlx::Error::Decode(format!("user {id} has an unknown role {role:?}").into())
-    })?;
+    let role = Role::parse(&role).ok_or_else(|| CorruptRow::column("users.role", &role))?;
     Ok(UserRecord {
         id: UserId::from_trusted(id),
         email: Email::from_stored(email),
         name: DisplayName::from_stored(name),
         role,
-        password_hash: PasswordHash::from_stored(hash),
-        created_at,
+        password_hash: PasswordHash::from_phc(hash),
+        created_at: at_millis(created_at),
     })
 }

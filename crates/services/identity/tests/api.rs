@@ -100,7 +100,14 @@ async fn signup_creates_a_customer_without_exposing_the_hash() {
     assert_eq!(user.email, "ada@example.com");
     assert_eq!(user.name, "Ada Lovelace");
     assert_eq!(user.role, Role::Customer);
-    assert!(user.created_at.contains('T') && user.created_at.ends_with('Z'));
+    // On the wire the time is RFC 3339 text in UTC, as it always was.
+    let wire: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let created_at = wire["created_at"].as_str().expect("created_at is text");
+    assert!(
+        created_at.contains('T') && created_at.ends_with('Z'),
+        "{created_at}"
+    );
+    assert!(user.created_at.offset().is_utc());
 }
 
 #[tokio::test]

@@ -9,22 +9,21 @@ mod admin;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::extract::{Json, Path};
+use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::{Admin, Problem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::contract::{Reservation, ReserveRequest, SetStock, StockLevel};
-use crate::domain::{self, Lines, ProductId, ReservationId, ReservationLimits, StockAmount};
+use crate::domain::{self, Lines, ReservationId, ReservationLimits, StockAmount};
 use crate::error::InventoryError;
 use crate::store::{InventoryStore, ReserveOutcome, Transition};
-use flotilla_chassis::idempotency_key::IdempotencyKey;
 
-/// What the handlers share.
 #[derive(Clone)]
 pub struct InventoryState {
-    /// The inventory's tables.
     pub store: InventoryStore,
     /// Stamps reservations and decides when they expire.
     pub clock: SharedClock,
@@ -69,14 +68,15 @@ async fn get_stock(
     State(state): State<InventoryState>,
     Path(product_id): Path<String>,
 ) -> Answer<StockLevel> {
-    let product = ProductId::parse(&product_id).map_err(|_| InventoryError::UnknownProduct)?;
+    // An id the catalog could not hold has no stock either.
+    let product = ProductId::parse(&product_id).ok_or(InventoryError::UnknownProduct)?;
     let available = state
         .store
-        .available(&product)
+        .available(product)
         .await?
         .ok_or(InventoryError::UnknownProduct)?;
     Ok(axum::Json(StockLevel {
-        product_id: product.as_str().to_owned(),
+        product_id: product.to_string(),
         available,
     }))
 }
@@ -104,13 +104,15 @@ async fn set_stock(
     Path(product_id): Path<String>,
     Json(body): Json<SetStock>,
 ) -> Answer<StockLevel> {
-    let product = ProductId::parse(&product_id)?;
+    let product = domain::product_id(&product_id, "product_id")?;
     let amount = StockAmount::parse(body.available)?;
-    let now = state.clock.now_millis();
-    state.store.set_available(&product, amount, now).await?;
+    state
+        .store
+        .set_available(product, amount, state.clock.now())
+        .await?;
     tracing::info!(available = amount.get(), "stock set");
     Ok(axum::Json(StockLevel {
-        product_id: product.as_str().to_owned(),
+        product_id: product.to_string(),
         available: amount.get(),
     }))
 }
@@ -144,8 +146,8 @@ async fn reserve(
         ));
     }
     let lines = Lines::parse(&request.lines, state.limits)?;
-    let ttl = domain::ttl_millis(request.ttl_secs, state.default_ttl_secs)?;
-    let now = state.clock.now_millis();
+    let ttl = domain::ttl(request.ttl_secs, state.default_ttl_secs)?;
+    let now = state.clock.now();
     match state
         .store
         .reserve(&id, &lines, now, now.saturating_add(ttl))
@@ -204,7 +206,7 @@ async fn commit(
     Path(id): Path<String>,
 ) -> Answer<Reservation> {
     let id = path_reservation_id(&id)?;
-    match state.store.commit(&id, state.clock.now_millis()).await? {
+    match state.store.commit(&id, state.clock.now()).await? {
         Transition::Reached(r) => Ok(axum::Json(r.to_contract())),
         Transition::Blocked(r) => Err(InventoryError::ReservationReleased {
             id: id.as_str().to_owned(),
@@ -233,7 +235,7 @@ async fn release(
     Path(id): Path<String>,
 ) -> Answer<Reservation> {
     let id = path_reservation_id(&id)?;
-    match state.store.release(&id, state.clock.now_millis()).await? {
+    match state.store.release(&id, state.clock.now()).await? {
         Transition::Reached(r) => Ok(axum::Json(r.to_contract())),
         Transition::Blocked(_) => Err(InventoryError::ReservationCommitted(id.as_str().to_owned())),
         Transition::NotFound => Err(InventoryError::UnknownReservation),

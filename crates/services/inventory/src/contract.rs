@@ -7,6 +7,7 @@
 //! the contract version.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// How many units of a product can still be reserved.
@@ -98,9 +99,11 @@ pub struct Reservation {
     /// What it holds, ordered by product id.
     pub lines: Vec<ReservationLine>,
     /// When a held reservation stops being committable and is released (RFC 3339).
-    pub expires_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
     /// When it was made (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// Why it was released: [`RELEASED_ON_REQUEST`] or [`RELEASED_EXPIRED`]; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_reason: Option<String>,

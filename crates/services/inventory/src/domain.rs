@@ -1,5 +1,6 @@
-//! The inventory's rules, free of I/O: what a product id, a reservation id, a quantity, a stock
-//! level and a time-to-live may be, and what makes a set of reservation lines valid.
+//! The inventory's rules, free of I/O: what a reservation id, a quantity, a stock level and a
+//! time-to-live may be, and what makes a set of reservation lines valid. Products are named by
+//! the catalog's [`ProductId`]: the inventory keeps stock only for ids the catalog could hold.
 //!
 //! Requests are parsed into these types at the edge ([`crate::api`]), so the store never sees an
 //! id that could not exist, a quantity of zero, or a product twice in one reservation. Lines are
@@ -7,13 +8,12 @@
 //! may list them in any order) and makes every transaction touch stock rows in the same order,
 //! so two reservations can never wait on each other's rows (no deadlock on PostgreSQL).
 
-use flotilla_chassis::clock::rfc3339;
+use flotilla_catalog::contract::{InvalidProductId, ProductId};
 use std::collections::HashSet;
+use time::{Duration, OffsetDateTime};
 
 use crate::contract::{Reservation, ReservationLine, ReservationStatus};
 
-/// Longest product id accepted; anything longer cannot be a catalog id.
-pub const MAX_PRODUCT_ID_LEN: usize = 64;
 /// Longest reservation id accepted.
 pub const MAX_RESERVATION_ID_LEN: usize = 100;
 /// Most units a stock level may be set to: far beyond any shop, far below where adding held
@@ -22,38 +22,10 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// Longest a reservation may be held: a checkout that needs a week has failed.
 pub const MAX_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 
-/// A product id that could exist in the catalog: 1 to [`MAX_PRODUCT_ID_LEN`] characters from
-/// `[A-Za-z0-9_-]`. Whether it has stock is the store's answer, not this type's.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProductId(String);
-
-impl ProductId {
-    /// Parses a product id.
-    pub fn parse(raw: &str) -> Result<Self, InvalidInput> {
-        let valid = !raw.is_empty()
-            && raw.len() <= MAX_PRODUCT_ID_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidInput::new(
-                "product_id",
-                format!("1 to {MAX_PRODUCT_ID_LEN} characters from [A-Za-z0-9_-]"),
-            ))
-        }
-    }
-
-    /// The `n`th product of the catalog's deterministic seed: `p` and seven digits.
-    pub fn seeded(n: u64) -> Self {
-        Self(format!("p{n:07}"))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// Parses the product id of `field`, or says which rule it breaks.
+pub fn product_id(raw: &str, field: impl Into<String>) -> Result<ProductId, InvalidInput> {
+    raw.parse()
+        .map_err(|e: InvalidProductId| InvalidInput::new(field, e.to_string()))
 }
 
 /// A reservation id: chosen by the caller, 1 to [`MAX_RESERVATION_ID_LEN`] characters from
@@ -79,7 +51,6 @@ impl ReservationId {
         }
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -167,20 +138,17 @@ impl Lines {
         let mut seen = HashSet::with_capacity(lines.len());
         let mut parsed = Vec::with_capacity(lines.len());
         for (i, line) in lines.iter().enumerate() {
-            let product_id = ProductId::parse(&line.product_id).map_err(|e| InvalidInput {
-                field: format!("lines[{i}].product_id"),
-                ..e
-            })?;
+            let product_id = product_id(&line.product_id, format!("lines[{i}].product_id"))?;
             if !(1..=limits.max_quantity_per_line).contains(&line.quantity) {
                 return Err(InvalidInput::new(
                     format!("lines[{i}].quantity"),
                     format!("must be between 1 and {}", limits.max_quantity_per_line),
                 ));
             }
-            if !seen.insert(product_id.clone()) {
+            if !seen.insert(product_id) {
                 return Err(InvalidInput::new(
                     format!("lines[{i}].product_id"),
-                    format!("{} appears more than once", product_id.as_str()),
+                    format!("{product_id} appears more than once"),
                 ));
             }
             parsed.push(Line {
@@ -188,13 +156,13 @@ impl Lines {
                 quantity: line.quantity,
             });
         }
-        parsed.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        parsed.sort_by_key(|line| line.product_id);
         Ok(Self(parsed))
     }
 
     /// Lines read back from storage, trusted as written (sorted here, whatever the query did).
     pub fn from_stored(mut lines: Vec<Line>) -> Self {
-        lines.sort_by(|a, b| a.product_id.cmp(&b.product_id));
+        lines.sort_by_key(|line| line.product_id);
         Self(lines)
     }
 
@@ -208,7 +176,7 @@ impl Lines {
         self.0
             .iter()
             .map(|line| ReservationLine {
-                product_id: line.product_id.as_str().to_owned(),
+                product_id: line.product_id.to_string(),
                 quantity: line.quantity,
             })
             .collect()
@@ -217,17 +185,19 @@ impl Lines {
 
 /// How long a new reservation is held: the request's `ttl_secs` or the configured default,
 /// 1 s to [`MAX_TTL_SECS`].
-pub fn ttl_millis(requested: Option<u64>, default_secs: u64) -> Result<i64, InvalidInput> {
+pub fn ttl(requested: Option<u64>, default_secs: u64) -> Result<Duration, InvalidInput> {
     let secs = requested.unwrap_or(default_secs);
     let out_of_range =
         || InvalidInput::new("ttl_secs", format!("must be between 1 and {MAX_TTL_SECS}"));
     if !(1..=MAX_TTL_SECS).contains(&secs) {
         return Err(out_of_range());
     }
-    i64::try_from(secs * 1_000).map_err(|_| out_of_range())
+    i64::try_from(secs)
+        .map(Duration::seconds)
+        .map_err(|_| out_of_range())
 }
 
-/// A reservation as stored: times in unix milliseconds, lines parsed.
+/// A reservation as stored, lines parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationRecord {
     /// The caller's id.
@@ -237,22 +207,22 @@ pub struct ReservationRecord {
     /// What it holds.
     pub lines: Lines,
     /// When it was made.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
     /// When a held reservation stops being committable.
-    pub expires_at: i64,
+    pub expires_at: OffsetDateTime,
     /// Why it was released, if it was.
     pub released_reason: Option<String>,
 }
 
 impl ReservationRecord {
-    /// The contract form, with RFC 3339 times.
+    /// The contract form.
     pub fn to_contract(&self) -> Reservation {
         Reservation {
             id: self.id.as_str().to_owned(),
             status: self.status,
             lines: self.lines.to_contract(),
-            expires_at: rfc3339(self.expires_at),
-            created_at: rfc3339(self.created_at),
+            expires_at: self.expires_at,
+            created_at: self.created_at,
             released_reason: self.released_reason.clone(),
         }
     }
@@ -267,6 +237,11 @@ mod tests {
         max_quantity_per_line: 10,
     };
 
+    const A: &str = "p0000001";
+    const B: &str = "p0000002";
+    const C: &str = "p0000010";
+    const D: &str = "p0000300";
+
     fn line(product_id: &str, quantity: i64) -> ReservationLine {
         ReservationLine {
             product_id: product_id.to_owned(),
@@ -275,13 +250,21 @@ mod tests {
     }
 
     #[test]
-    fn product_ids_are_short_and_plain() {
-        assert!(ProductId::parse("p0000001").is_ok());
-        assert!(ProductId::parse(&"p".repeat(MAX_PRODUCT_ID_LEN)).is_ok());
-        for bad in ["", "a b", "p/1", "é", &"p".repeat(MAX_PRODUCT_ID_LEN + 1)] {
-            assert!(ProductId::parse(bad).is_err(), "{bad:?}");
+    fn product_ids_are_the_catalogs() {
+        assert!(product_id("p0000001", "product_id").is_ok());
+        for bad in [
+            "",
+            "a b",
+            "p/1",
+            "é",
+            "p000001",
+            "p00000001",
+            "P0000001",
+            "p0000000",
+        ] {
+            let err = product_id(bad, "product_id").expect_err(bad);
+            assert_eq!(err.field, "product_id");
         }
-        assert_eq!(ProductId::seeded(42).as_str(), "p0000042");
     }
 
     #[test]
@@ -310,19 +293,17 @@ mod tests {
 
     #[test]
     fn lines_are_sorted_and_checked() {
-        let lines = Lines::parse(&[line("b", 2), line("a", 1)], LIMITS).expect("valid");
-        assert_eq!(lines.to_contract(), vec![line("a", 1), line("b", 2)]);
+        let lines = Lines::parse(&[line(B, 2), line(A, 1)], LIMITS).expect("valid");
+        assert_eq!(lines.to_contract(), vec![line(A, 1), line(B, 2)]);
 
-        let cases: [(&[ReservationLine], &str); 6] = [
+        let cases: [(&[ReservationLine], &str); 7] = [
             (&[], "lines"),
-            (
-                &[line("a", 1), line("b", 1), line("c", 1), line("d", 1)],
-                "lines",
-            ),
-            (&[line("a", 0)], "lines[0].quantity"),
-            (&[line("a", 1), line("b", 11)], "lines[1].quantity"),
-            (&[line("a", 1), line("a", 2)], "lines[1].product_id"),
-            (&[line("a", 1), line("no/slash", 1)], "lines[1].product_id"),
+            (&[line(A, 1), line(B, 1), line(C, 1), line(D, 1)], "lines"),
+            (&[line(A, 0)], "lines[0].quantity"),
+            (&[line(A, 1), line(B, 11)], "lines[1].quantity"),
+            (&[line(A, 1), line(A, 2)], "lines[1].product_id"),
+            (&[line(A, 1), line("no/slash", 1)], "lines[1].product_id"),
+            (&[line(A, 1), line("widget", 1)], "lines[1].product_id"),
         ];
         for (lines, field) in cases {
             let err = Lines::parse(lines, LIMITS).expect_err(field);
@@ -332,11 +313,11 @@ mod tests {
 
     #[test]
     fn ttl_defaults_and_bounds() {
-        assert_eq!(ttl_millis(None, 900), Ok(900_000));
-        assert_eq!(ttl_millis(Some(5), 900), Ok(5_000));
-        assert!(ttl_millis(Some(0), 900).is_err());
-        assert!(ttl_millis(Some(MAX_TTL_SECS + 1), 900).is_err());
-        assert!(ttl_millis(Some(u64::MAX), 900).is_err());
+        assert_eq!(ttl(None, 900), Ok(Duration::seconds(900)));
+        assert_eq!(ttl(Some(5), 900), Ok(Duration::seconds(5)));
+        assert!(ttl(Some(0), 900).is_err());
+        assert!(ttl(Some(MAX_TTL_SECS + 1), 900).is_err());
+        assert!(ttl(Some(u64::MAX), 900).is_err());
     }
 
     mod properties {
@@ -348,7 +329,7 @@ mod tests {
             /// what makes a repeated reserve recognisable as a replay.
             #[test]
             fn line_order_does_not_matter(
-                quantities in proptest::collection::btree_map("[a-z]{1,4}", 1i64..=10, 1..=3),
+                quantities in proptest::collection::btree_map("p[0-9]{6}[1-9]", 1i64..=10, 1..=3),
                 seed in any::<u64>(),
             ) {
                 let lines: Vec<ReservationLine> =

@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flotilla_chassis::Problem;
 
-use crate::domain::{InvalidInput, ProductId};
+use flotilla_catalog::contract::ProductId;
+
+use crate::domain::InvalidInput;
 
 /// An inventory request that cannot be served as asked.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +50,7 @@ pub enum InventoryError {
 fn list(products: &[ProductId]) -> String {
     products
         .iter()
-        .map(ProductId::as_str)
+        .map(ProductId::to_string)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -83,11 +85,15 @@ mod tests {
     use super::*;
     use crate::contract::problem_types;
 
+    fn seeded(n: u64) -> ProductId {
+        ProductId::from_number(n).expect("a seven-digit number")
+    }
+
     #[test]
     fn conflicts_carry_the_published_types() {
         let cases = [
             (
-                InventoryError::OutOfStock(vec![ProductId::seeded(1), ProductId::seeded(2)]),
+                InventoryError::OutOfStock(vec![seeded(1), seeded(2)]),
                 problem_types::OUT_OF_STOCK,
             ),
             (
@@ -111,10 +117,7 @@ mod tests {
             assert_eq!(problem.status, 409);
             assert_eq!(problem.kind, kind);
         }
-        let problem = Problem::from(InventoryError::OutOfStock(vec![
-            ProductId::seeded(1),
-            ProductId::seeded(2),
-        ]));
+        let problem = Problem::from(InventoryError::OutOfStock(vec![seeded(1), seeded(2)]));
         assert_eq!(
             problem.detail.as_deref(),
             Some("not enough stock for p0000001, p0000002")

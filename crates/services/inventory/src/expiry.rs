@@ -9,38 +9,31 @@
 use std::time::Duration;
 
 use flotilla_chassis::clock::SharedClock;
-use tokio::time::MissedTickBehavior;
+use flotilla_chassis::periodic;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::InventoryStore;
 
-/// Runs a pass every `every` until `shutdown` is cancelled. A failed pass is logged and retried
-/// at the next tick: expiry is a sweep, and the next one covers whatever this one missed.
+/// Runs a pass every `period` (plus up to a tenth of it, so replicas started together do not
+/// sweep in lock-step) until `shutdown` is cancelled. A failed pass is logged and retried at the
+/// next one: expiry is a sweep, and the next one covers whatever this one missed.
 pub async fn run(
     store: InventoryStore,
     clock: SharedClock,
-    every: Duration,
+    period: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut ticks = tokio::time::interval(every);
-    // After a slow pass, carry on at the normal pace rather than running a burst of passes.
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            _ = ticks.tick() => {}
-        }
-        let pass = tokio::select! {
-            biased;
-            () = shutdown.cancelled() => break,
-            pass = store.release_expired(clock.now_millis()) => pass,
-        };
-        match pass {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(released, "expired reservations released"),
-            Err(error) => tracing::warn!(%error, "expiry pass failed; retrying at the next tick"),
-        }
-    }
+    periodic::every(period)
+        .jitter(period / 10)
+        .run(&shutdown, || async {
+            match store.release_expired(clock.now()).await {
+                Ok(0) => {}
+                Ok(released) => tracing::info!(released, "expired reservations released"),
+                Err(error) => {
+                    tracing::warn!(%error, "expiry pass failed; retrying at the next one");
+                }
+            }
+        })
+        .await;
     tracing::debug!("expiry task stopped");
 }

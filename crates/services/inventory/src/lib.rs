@@ -18,8 +18,10 @@ mod store;
 
 use std::time::Duration;
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::{Db, Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use crate::domain::{MAX_STOCK, MAX_TTL_SECS, ReservationLimits, StockAmount};
 use crate::store::InventoryStore;
@@ -33,9 +35,6 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     factory: |ctx| Box::pin(service(ctx)),
     needs_database: true,
 };
-
-/// The highest product number the catalog's ids (`p` and seven digits) can express.
-const MAX_SEED_PRODUCTS: u64 = 9_999_999;
 
 /// The `[inventory]` configuration section.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -74,8 +73,10 @@ impl InventoryConfig {
     /// nothing, a task that would spin) and returns the initial stock level.
     fn check(&self) -> Result<StockAmount, StartError> {
         let fail = |msg: String| Err(StartError::Other(format!("[inventory] {msg}")));
-        if self.seed_products > MAX_SEED_PRODUCTS {
-            return fail(format!("seed_products must be at most {MAX_SEED_PRODUCTS}"));
+        // The highest number the catalog's ids (`p` and seven digits) can express.
+        let max_seed = ProductId::MAX_NUMBER;
+        if self.seed_products > u64::from(max_seed) {
+            return fail(format!("seed_products must be at most {max_seed}"));
         }
         if !(1..=MAX_TTL_SECS).contains(&self.reservation_ttl_secs) {
             return fail(format!(
@@ -102,7 +103,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     db.migrate(store::MIGRATIONS).await?;
     let store = InventoryStore::new(db.clone());
     let seeded = store
-        .seed_if_empty(config.seed_products, initial_stock, ctx.clock.now_millis())
+        .seed_if_empty(config.seed_products, initial_stock, ctx.clock.now())
         .await?;
     if seeded > 0 {
         tracing::info!(seeded, "inventory seeded");
@@ -126,11 +127,9 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     Ok(service)
 }
 
-/// Runs one pass of the expiry task on `db` (already migrated) as of `now_millis`: releases
-/// every held reservation whose expiry has passed and returns how many it released. The same
-/// pass `POST /admin/expire` runs, for tools and tests that hold the database.
-pub async fn release_expired(db: &Db, now_millis: i64) -> Result<u64, sqlx::Error> {
-    InventoryStore::new(db.clone())
-        .release_expired(now_millis)
-        .await
+/// Runs one pass of the expiry task on `db` (already migrated) as of `now`: releases every held
+/// reservation whose expiry has passed and returns how many it released. The same pass
+/// `POST /admin/expire` runs, for tools and tests that hold the database.
+pub async fn release_expired(db: &Db, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
+    InventoryStore::new(db.clone()).release_expired(now).await
 }

@@ -13,10 +13,11 @@ mod reads;
 mod reservations;
 mod stock;
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Db;
 use flotilla_chassis::db::Migration;
 
-use crate::domain::{InvalidInput, ProductId, ReservationRecord};
+use crate::domain::ReservationRecord;
 
 /// The inventory's schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[Migration::portable(
@@ -47,22 +48,6 @@ pub enum Transition {
     Blocked(ReservationRecord),
     /// There is no such reservation.
     NotFound,
-}
-
-/// A stored row that breaks the rules the writes enforce (someone edited the tables by hand).
-#[derive(Debug, thiserror::Error)]
-enum CorruptRow {
-    #[error("reservations.status {0:?} is not a status")]
-    Status(String),
-    #[error("stored id: {0}")]
-    Id(#[from] InvalidInput),
-    #[error("reservation {0} vanished while being read")]
-    Vanished(String),
-}
-
-/// `err` as the storage error a handler turns into a 500.
-fn corrupt(err: CorruptRow) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(err))
 }
 
 /// The inventory's tables.

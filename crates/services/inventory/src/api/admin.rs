@@ -103,9 +103,6 @@ async fn summary(State(state): State<InventoryState>, _admin: Admin) -> Answer<I
 )]
 #[tracing::instrument(skip_all)]
 async fn expire(State(state): State<InventoryState>, _admin: Admin) -> Answer<ExpiryPass> {
-    let released = state
-        .store
-        .release_expired(state.clock.now_millis())
-        .await?;
+    let released = state.store.release_expired(state.clock.now()).await?;
     Ok(axum::Json(ExpiryPass { released }))
 }

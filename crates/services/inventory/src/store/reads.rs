@@ -3,12 +3,15 @@
 
 use std::collections::HashMap;
 
+use flotilla_catalog::contract::ProductId;
+use flotilla_chassis::clock::at_millis;
+use flotilla_chassis::db::CorruptRow;
 use flotilla_chassis::pagination::PageRequest;
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use super::{CorruptRow, InventoryStore, corrupt};
+use super::InventoryStore;
 use crate::contract::{InventorySummary, ReservationStatus};
-use crate::domain::{Line, Lines, ProductId, ReservationId, ReservationRecord};
+use crate::domain::{Line, Lines, ReservationId, ReservationRecord};
 
 impl InventoryStore {
     /// The reservation `id`, if there is one.
@@ -90,7 +93,7 @@ impl InventoryStore {
                     summary.units_committed = units;
                 }
                 Some(ReservationStatus::Released) => summary.released = count,
-                None => return Err(corrupt(CorruptRow::Status(status))),
+                None => return Err(CorruptRow::column("reservations.status", status)),
             }
         }
         Ok(summary)
@@ -110,13 +113,15 @@ pub(super) struct ReservationRow {
 impl ReservationRow {
     pub(super) fn into_record(self, lines: Vec<Line>) -> Result<ReservationRecord, sqlx::Error> {
         let status = ReservationStatus::parse(&self.status)
-            .ok_or_else(|| corrupt(CorruptRow::Status(self.status.clone())))?;
+            .ok_or_else(|| CorruptRow::column("reservations.status", &self.status))?;
+        let id = ReservationId::parse(&self.id)
+            .map_err(|_| CorruptRow::column("reservations.id", &self.id))?;
         Ok(ReservationRecord {
-            id: ReservationId::parse(&self.id).map_err(|e| corrupt(e.into()))?,
+            id,
             status,
             lines: Lines::from_stored(lines),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
+            created_at: at_millis(self.created_at),
+            expires_at: at_millis(self.expires_at),
             released_reason: self.released_reason,
         })
     }
@@ -148,7 +153,7 @@ pub(super) async fn load(
     let mut reservation = None;
     for row in rows {
         if let (Some(product_id), Some(quantity)) = (row.product_id, row.quantity) {
-            let product_id = ProductId::parse(&product_id).map_err(|e| corrupt(e.into()))?;
+            let product_id = stored_product(&product_id)?;
             lines.push(Line {
                 product_id,
                 quantity,
@@ -184,7 +189,7 @@ where
         query = query.bind(row.id.clone());
     }
     for (reservation_id, product_id, quantity) in query.fetch_all(executor).await? {
-        let product_id = ProductId::parse(&product_id).map_err(|e| corrupt(e.into()))?;
+        let product_id = stored_product(&product_id)?;
         by_reservation
             .entry(reservation_id)
             .or_default()
@@ -194,4 +199,10 @@ where
             });
     }
     Ok(by_reservation)
+}
+
+/// A product id read back from `reservation_lines`, where only parsed ids are written.
+fn stored_product(raw: &str) -> Result<ProductId, sqlx::Error> {
+    raw.parse()
+        .map_err(|_| CorruptRow::column("reservation_lines.product_id", raw))
 }

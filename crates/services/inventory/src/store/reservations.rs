@@ -10,11 +10,14 @@
 
 use std::collections::BTreeMap;
 
-use flotilla_chassis::db::Backend;
+use flotilla_catalog::contract::ProductId;
+use flotilla_chassis::clock::millis;
+use flotilla_chassis::db::{Backend, CorruptRow};
 use sqlx::{AnyConnection, AssertSqlSafe};
+use time::OffsetDateTime;
 
 use super::reads::{ReservationRow, lines_of, load};
-use super::{CorruptRow, InventoryStore, ReserveOutcome, Transition, corrupt};
+use super::{InventoryStore, ReserveOutcome, Transition};
 use crate::contract::{RELEASED_EXPIRED, RELEASED_ON_REQUEST, ReservationStatus};
 use crate::domain::{Line, Lines, ReservationId, ReservationRecord};
 
@@ -38,8 +41,8 @@ impl InventoryStore {
         &self,
         id: &ReservationId,
         lines: &Lines,
-        now: i64,
-        expires_at: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
     ) -> Result<ReserveOutcome, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         // The reservation row first: it takes the write lock, and its primary key makes a
@@ -50,8 +53,8 @@ impl InventoryStore {
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(id.as_str())
-        .bind(now)
-        .bind(expires_at)
+        .bind(millis(now))
+        .bind(millis(expires_at))
         .execute(&mut *tx)
         .await?
         .rows_affected();
@@ -60,8 +63,12 @@ impl InventoryStore {
             // committed: the insert waited for it). Read on this connection, then let go.
             let existing = load(&mut tx, id.as_str()).await?;
             tx.rollback().await?;
-            let existing =
-                existing.ok_or_else(|| corrupt(CorruptRow::Vanished(id.as_str().to_owned())))?;
+            let existing = existing.ok_or_else(|| {
+                CorruptRow::because(format!(
+                    "reservation {} vanished while being read",
+                    id.as_str()
+                ))
+            })?;
             return Ok(if existing.lines == *lines {
                 ReserveOutcome::Replayed(existing)
             } else {
@@ -92,7 +99,11 @@ impl InventoryStore {
     /// Statements when it was held and unexpired: the conditional update (alone it is the whole
     /// change, so no transaction) and the read of its lines for the answer; when it was settled
     /// before, the update and one read.
-    pub async fn commit(&self, id: &ReservationId, now: i64) -> Result<Transition, sqlx::Error> {
+    pub async fn commit(
+        &self,
+        id: &ReservationId,
+        now: OffsetDateTime,
+    ) -> Result<Transition, sqlx::Error> {
         let mut conn = self.db.pool().acquire().await?;
         let committed: Option<ReservationRow> = sqlx::query_as(AssertSqlSafe(format!(
             "UPDATE reservations SET status = 'committed', updated_at = $2
@@ -100,7 +111,7 @@ impl InventoryStore {
              {RETURNING_RESERVATION}"
         )))
         .bind(id.as_str())
-        .bind(now)
+        .bind(millis(now))
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(row) = committed {
@@ -123,10 +134,11 @@ impl InventoryStore {
         // the same, and releasing it here means the units return exactly once whichever of us
         // and the task is first (the release re-checks every condition).
         let mut tx = self.db.pool().begin().await?;
-        let current = match release_held(&mut tx, id.as_str(), RELEASED_EXPIRED, now, now).await? {
-            Some(released) => Some(released),
-            None => load(&mut tx, id.as_str()).await?,
-        };
+        let current =
+            match release_held(&mut tx, id.as_str(), RELEASED_EXPIRED, now, Some(now)).await? {
+                Some(released) => Some(released),
+                None => load(&mut tx, id.as_str()).await?,
+            };
         tx.commit().await?;
         settle(current, ReservationStatus::Committed)
     }
@@ -135,10 +147,14 @@ impl InventoryStore {
     ///
     /// Statements when it was held: BEGIN, the conditional update, the read of its lines, the
     /// return of their units, COMMIT.
-    pub async fn release(&self, id: &ReservationId, now: i64) -> Result<Transition, sqlx::Error> {
+    pub async fn release(
+        &self,
+        id: &ReservationId,
+        now: OffsetDateTime,
+    ) -> Result<Transition, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         let current =
-            match release_held(&mut tx, id.as_str(), RELEASED_ON_REQUEST, now, i64::MAX).await? {
+            match release_held(&mut tx, id.as_str(), RELEASED_ON_REQUEST, now, None).await? {
                 Some(released) => Some(released),
                 None => load(&mut tx, id.as_str()).await?,
             };
@@ -152,7 +168,7 @@ impl InventoryStore {
     ///
     /// Statements: one read when nothing is due; per batch, that read and BEGIN, the conditional
     /// update of the batch, the read of its lines, the return of their units, COMMIT.
-    pub async fn release_expired(&self, now: i64) -> Result<u64, sqlx::Error> {
+    pub async fn release_expired(&self, now: OffsetDateTime) -> Result<u64, sqlx::Error> {
         let mut released = 0;
         loop {
             // A plain read, so that a pass with nothing to do takes no lock: the write below
@@ -161,7 +177,7 @@ impl InventoryStore {
                 "SELECT id FROM reservations WHERE status = 'held' AND expires_at <= $1
                  ORDER BY expires_at, id LIMIT $2",
             )
-            .bind(now)
+            .bind(millis(now))
             .bind(EXPIRY_BATCH)
             .fetch_all(self.db.pool())
             .await?;
@@ -193,8 +209,8 @@ async fn take_stock(
     conn: &mut AnyConnection,
     backend: Backend,
     lines: &Lines,
-    now: i64,
-) -> Result<Vec<crate::domain::ProductId>, sqlx::Error> {
+    now: OffsetDateTime,
+) -> Result<Vec<ProductId>, sqlx::Error> {
     let all: Vec<&Line> = lines.iter().collect();
     let mut short = Vec::new();
     // One line, or PostgreSQL (row locks taken in product order, so two reservations cannot
@@ -206,13 +222,13 @@ async fn take_stock(
                  WHERE product_id = $3 AND available >= $1",
             )
             .bind(line.quantity)
-            .bind(now)
-            .bind(line.product_id.as_str())
+            .bind(millis(now))
+            .bind(line.product_id.to_string())
             .execute(&mut *conn)
             .await?
             .rows_affected();
             if taken != 1 {
-                short.push(line.product_id.clone());
+                short.push(line.product_id);
             }
         }
         return Ok(short);
@@ -227,16 +243,16 @@ async fn take_stock(
              RETURNING stock.product_id",
             values(chunk.len(), 2, 2)
         );
-        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql)).bind(millis(now));
         for line in chunk {
-            query = query.bind(line.product_id.as_str()).bind(line.quantity);
+            query = query.bind(line.product_id.to_string()).bind(line.quantity);
         }
         let taken = query.fetch_all(&mut *conn).await?;
         short.extend(
             chunk
                 .iter()
-                .filter(|line| !taken.iter().any(|p| p == line.product_id.as_str()))
-                .map(|line| line.product_id.clone()),
+                .filter(|line| !taken.iter().any(|p| *p == line.product_id.to_string()))
+                .map(|line| line.product_id),
         );
     }
     Ok(short)
@@ -260,7 +276,7 @@ async fn insert_lines(
         );
         let mut query = sqlx::query(AssertSqlSafe(sql)).bind(id);
         for line in chunk {
-            query = query.bind(line.product_id.as_str()).bind(line.quantity);
+            query = query.bind(line.product_id.to_string()).bind(line.quantity);
         }
         query.execute(&mut *conn).await?;
     }
@@ -282,7 +298,7 @@ fn values(n: usize, width: usize, first: usize) -> String {
 }
 
 /// Moves `id` from held to released with `reason` if it is held and expires at or before
-/// `expired_by` (`i64::MAX`: whenever it expires), and returns its units to stock. The
+/// `expired_by` (`None`: whenever it expires), and returns its units to stock. The
 /// reservation as released when this call released it, `None` when it did not. The conditional
 /// UPDATE is what makes a concurrent release, commit or expiry unable to return the units a
 /// second time.
@@ -290,8 +306,8 @@ async fn release_held(
     conn: &mut AnyConnection,
     id: &str,
     reason: &str,
-    now: i64,
-    expired_by: i64,
+    now: OffsetDateTime,
+    expired_by: Option<OffsetDateTime>,
 ) -> Result<Option<ReservationRecord>, sqlx::Error> {
     let released: Option<ReservationRow> = sqlx::query_as(AssertSqlSafe(format!(
         "UPDATE reservations SET status = 'released', released_reason = $2, updated_at = $3
@@ -300,8 +316,8 @@ async fn release_held(
     )))
     .bind(id)
     .bind(reason)
-    .bind(now)
-    .bind(expired_by)
+    .bind(millis(now))
+    .bind(expired_by.map_or(i64::MAX, millis))
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = released else {
@@ -313,7 +329,7 @@ async fn release_held(
         record
             .lines
             .iter()
-            .map(|line| (line.product_id.as_str().to_owned(), line.quantity)),
+            .map(|line| (line.product_id, line.quantity)),
         now,
     )
     .await?;
@@ -325,7 +341,7 @@ async fn release_held(
 async fn release_batch(
     conn: &mut AnyConnection,
     ids: &[String],
-    now: i64,
+    now: OffsetDateTime,
 ) -> Result<u64, sqlx::Error> {
     // Only placeholders are spliced in; every id is bound below.
     let sql = format!(
@@ -339,7 +355,7 @@ async fn release_batch(
     );
     let mut query = sqlx::query_as::<_, ReservationRow>(AssertSqlSafe(sql))
         .bind(RELEASED_EXPIRED)
-        .bind(now);
+        .bind(millis(now));
     for id in ids {
         query = query.bind(id);
     }
@@ -355,7 +371,7 @@ async fn release_batch(
                 product_id,
                 quantity,
             } = line;
-            (product_id.as_str().to_owned(), quantity)
+            (product_id, quantity)
         }),
         now,
     )
@@ -368,20 +384,20 @@ async fn release_batch(
 ///
 /// An upsert, so that units held for a product whose stock row was deleted by hand still come
 /// back instead of making the release fail forever. Rows are written in product order (sorted
-/// here, byte-wise like a reserve's lines, rather than by the database's collation): a
+/// here, like a reserve's lines, rather than by the database's collation): a
 /// multi-row INSERT writes its rows in the order listed, so every transaction locks stock rows
 /// in the same order and none can deadlock another on PostgreSQL.
 async fn return_units(
     conn: &mut AnyConnection,
-    units: impl IntoIterator<Item = (String, i64)>,
-    now: i64,
+    units: impl IntoIterator<Item = (ProductId, i64)>,
+    now: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
-    let mut by_product: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_product: BTreeMap<ProductId, i64> = BTreeMap::new();
     for (product_id, quantity) in units {
         let total = by_product.entry(product_id).or_default();
         *total = total.saturating_add(quantity);
     }
-    let all: Vec<(String, i64)> = by_product.into_iter().collect();
+    let all: Vec<(ProductId, i64)> = by_product.into_iter().collect();
     for chunk in all.chunks(ROWS_PER_STATEMENT) {
         // Only placeholders are spliced in; every value is bound below.
         let rows = (0..chunk.len())
@@ -394,9 +410,9 @@ async fn return_units(
              DO UPDATE SET available = stock.available + excluded.available,
                            updated_at = excluded.updated_at"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(millis(now));
         for (product_id, quantity) in chunk {
-            query = query.bind(product_id).bind(*quantity);
+            query = query.bind(product_id.to_string()).bind(*quantity);
         }
         query.execute(&mut *conn).await?;
     }
@@ -436,7 +452,7 @@ mod tests {
 
     use super::*;
     use crate::contract::ReservationLine;
-    use crate::domain::{ProductId, ReservationLimits};
+    use crate::domain::ReservationLimits;
 
     /// SQLite's one-statement take runs on either backend (PostgreSQL, when
     /// `FLOTILLA_TEST_DATABASE_URL` is set), so it stays portable SQL even though only SQLite
@@ -480,12 +496,12 @@ mod tests {
                     ("p0000002", 3),
                     ("p0000009", 1),
                 ]),
-                7,
+                flotilla_chassis::clock::at_millis(7),
             )
             .await
             .expect("take");
             tx.commit().await.expect("commit");
-            let short: Vec<&str> = short.iter().map(ProductId::as_str).collect();
+            let short: Vec<String> = short.iter().map(ProductId::to_string).collect();
             assert_eq!(short, ["p0000002", "p0000009"], "{backend:?}");
             let stock: Vec<(String, i64)> =
                 sqlx::query_as("SELECT product_id, available FROM stock ORDER BY product_id")

@@ -1,10 +1,13 @@
 //! Stock levels: seeding the catalog's products on first start, reading a level, and an admin
 //! setting one. None of these touch reservations.
 
+use flotilla_catalog::contract::ProductId;
+use flotilla_chassis::clock::millis;
 use sqlx::AssertSqlSafe;
+use time::OffsetDateTime;
 
 use super::InventoryStore;
-use crate::domain::{ProductId, StockAmount};
+use crate::domain::StockAmount;
 
 /// Stock rows per seeding statement (one bound id each; the level and time are shared).
 const SEED_ROWS_PER_STATEMENT: u64 = 500;
@@ -19,7 +22,7 @@ impl InventoryStore {
         &self,
         count: u64,
         initial: StockAmount,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<u64, sqlx::Error> {
         let existing: Option<String> = sqlx::query_scalar("SELECT product_id FROM stock LIMIT 1")
             .fetch_optional(self.db.pool())
@@ -36,10 +39,12 @@ impl InventoryStore {
             let mut start = first;
             while start <= last {
                 let end = last.min(start + SEED_ROWS_PER_STATEMENT - 1);
+                // `count` was checked against the largest seven-digit number at start-up.
+                let products: Vec<ProductId> =
+                    (start..=end).filter_map(ProductId::from_number).collect();
                 // Only placeholders are spliced in; every value is bound below.
-                let values = (start..=end)
-                    .enumerate()
-                    .map(|(i, _)| format!("(${}, $1, $2)", i + 3))
+                let values = (0..products.len())
+                    .map(|i| format!("(${}, $1, $2)", i + 3))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let sql = format!(
@@ -48,9 +53,9 @@ impl InventoryStore {
                 );
                 let mut query = sqlx::query(AssertSqlSafe(sql))
                     .bind(initial.get())
-                    .bind(now);
-                for n in start..=end {
-                    query = query.bind(ProductId::seeded(n).as_str().to_owned());
+                    .bind(millis(now));
+                for product in &products {
+                    query = query.bind(product.to_string());
                 }
                 inserted += query.execute(&mut *tx).await?.rows_affected();
                 start = end + 1;
@@ -62,9 +67,9 @@ impl InventoryStore {
     }
 
     /// Units of `product` that can still be reserved; `None` when it has no stock row.
-    pub async fn available(&self, product: &ProductId) -> Result<Option<i64>, sqlx::Error> {
+    pub async fn available(&self, product: ProductId) -> Result<Option<i64>, sqlx::Error> {
         sqlx::query_scalar("SELECT available FROM stock WHERE product_id = $1")
-            .bind(product.as_str())
+            .bind(product.to_string())
             .fetch_optional(self.db.pool())
             .await
     }
@@ -73,18 +78,18 @@ impl InventoryStore {
     /// touched: units they hold stay held, and return on top of `amount` if released.
     pub async fn set_available(
         &self,
-        product: &ProductId,
+        product: ProductId,
         amount: StockAmount,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO stock (product_id, available, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (product_id)
              DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
         )
-        .bind(product.as_str())
+        .bind(product.to_string())
         .bind(amount.get())
-        .bind(now)
+        .bind(millis(now))
         .execute(self.db.pool())
         .await?;
         Ok(())

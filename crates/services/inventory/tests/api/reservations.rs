@@ -7,7 +7,9 @@ use flotilla_inventory::contract::{
 };
 use serde_json::json;
 
-use crate::helpers::{App, INITIAL, expect_json, expect_problem, product, reserve_body, send};
+use flotilla_chassis::clock::at_millis;
+
+use crate::helpers::{App, INITIAL, T0, expect_json, expect_problem, product, reserve_body, send};
 
 fn line(product_id: &str, quantity: i64) -> ReservationLine {
     ReservationLine {
@@ -28,8 +30,12 @@ async fn reserve_then_commit_keeps_the_units_out_for_good() {
         vec![line(&a, 2), line(&b, 3)],
         "sorted by product"
     );
-    assert_eq!(held.created_at, "2025-06-15T15:06:40Z");
-    assert_eq!(held.expires_at, "2025-06-15T15:21:40Z", "default ttl 900 s");
+    assert_eq!(held.created_at, at_millis(T0));
+    assert_eq!(
+        held.expires_at,
+        at_millis(T0 + 900_000),
+        "default ttl 900 s"
+    );
     assert_eq!(held.released_reason, None);
     assert_eq!(app.available(&a).await, INITIAL - 2);
     assert_eq!(app.available(&b).await, INITIAL - 3);
@@ -186,8 +192,11 @@ async fn the_ttl_sets_the_expiry() {
     let app = App::start().await;
     let mut body = reserve_body("order-9", &[(&product(1), 1)]);
     body["ttl_secs"] = json!(60);
-    let held: Reservation = expect_json(app.post_reserve(body).await, StatusCode::CREATED).await;
-    assert_eq!(held.expires_at, "2025-06-15T15:07:40Z");
+    // Checked as the text on the wire: RFC 3339 in UTC, whole seconds without a fraction.
+    let held: serde_json::Value =
+        expect_json(app.post_reserve(body).await, StatusCode::CREATED).await;
+    assert_eq!(held["created_at"], "2025-06-15T15:06:40Z");
+    assert_eq!(held["expires_at"], "2025-06-15T15:07:40Z");
 }
 
 #[tokio::test]

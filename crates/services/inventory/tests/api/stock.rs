@@ -61,10 +61,10 @@ async fn admins_set_stock_and_create_rows() {
     assert_eq!(app.available(&product(2)).await, 0);
 
     // A product the seed did not cover gets a row.
-    let fresh = "new-product_1";
-    expect_problem(app.get_stock(fresh).await, StatusCode::NOT_FOUND).await;
-    app.set_stock(fresh, 1_000_000_000).await;
-    assert_eq!(app.available(fresh).await, 1_000_000_000);
+    let fresh = product(9_999_999);
+    expect_problem(app.get_stock(&fresh).await, StatusCode::NOT_FOUND).await;
+    app.set_stock(&fresh, 1_000_000_000).await;
+    assert_eq!(app.available(&fresh).await, 1_000_000_000);
 }
 
 #[tokio::test]
@@ -140,13 +140,19 @@ async fn bad_stock_levels_and_bodies_are_client_errors() {
     .await;
     assert_eq!(problem.errors[0].field, "available");
 
-    let problem = expect_problem(
-        app.put_stock(&"x".repeat(65), json!({ "available": 1 }))
-            .await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-    )
-    .await;
-    assert_eq!(problem.errors[0].field, "product_id");
+    // Stock is kept only for ids the catalog could hold (`p` and seven digits).
+    for odd in [
+        "x".repeat(65),
+        "new-product_1".to_owned(),
+        "p000001".to_owned(),
+    ] {
+        let problem = expect_problem(
+            app.put_stock(&odd, json!({ "available": 1 })).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(problem.errors[0].field, "product_id", "{odd}");
+    }
 
     let path = format!("/stock/{id}");
     let malformed = send(
