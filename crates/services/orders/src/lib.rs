@@ -141,21 +141,6 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
     let store = OrdersStore::new(db);
     let step_timeout = Duration::from_millis(config.step_timeout_ms);
     let lease = Duration::from_millis(config.lease_ms);
-    let checkout = Checkout {
-        store: store.clone(),
-        cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
-        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
-        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
-        clock: ctx.clock.clone(),
-        call_timeout: step_timeout,
-        max_lines: config.max_lines,
-        lease,
-        claim_ttl: Duration::from_secs(
-            config
-                .reservation_ttl_secs
-                .saturating_add(CLAIM_MARGIN_SECS),
-        ),
-    };
     let peers = SagaPeers {
         inventory: InventoryClient::new(ctx.peers.transport(flotilla_inventory::NAME)),
         payments: PaymentsClient::new(ctx.peers.transport(flotilla_payments::NAME)),
@@ -176,6 +161,23 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         ctx.shutdown.clone(),
         timing,
     );
+    let checkout = Checkout {
+        store: store.clone(),
+        cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
+        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
+        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
+        executor: executor.clone(),
+        clock: ctx.clock.clone(),
+        call_timeout: step_timeout,
+        max_lines: config.max_lines,
+        lease,
+        claim_ttl: Duration::from_secs(
+            config
+                .reservation_ttl_secs
+                .saturating_add(CLAIM_MARGIN_SECS),
+        ),
+        respond_within: Duration::from_millis(config.respond_within_ms),
+    };
     Ok(Parts {
         store,
         checkout,
@@ -191,9 +193,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let interval = Duration::from_millis(parts.config.recovery_interval_ms);
     let state = api::OrdersState {
         checkout: parts.checkout,
-        executor: parts.executor.clone(),
         store: parts.store,
-        respond_within: Duration::from_millis(parts.config.respond_within_ms),
     };
     let mut service = Service::new(NAME, api::routes(state), Some(ctx.db()?));
     service.tasks.push(Box::pin(saga::recovery::run(

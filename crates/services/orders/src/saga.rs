@@ -212,6 +212,44 @@ impl SagaState {
     }
 }
 
+/// The payment and shipment the peers made for an order, as the saga learns them: CAPTURE and
+/// the compensations act on them, and the order shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerRefs {
+    /// The payment, once authorized (or found).
+    pub payment_id: Option<String>,
+    /// The shipment, once created (or found).
+    pub shipment_id: Option<String>,
+    /// The shipment's tracking number.
+    pub tracking_number: Option<String>,
+}
+
+impl PeerRefs {
+    /// Keeps what `newer` adds.
+    pub fn merge(&mut self, newer: PeerRefs) {
+        self.payment_id = newer.payment_id.or(self.payment_id.take());
+        self.shipment_id = newer.shipment_id.or(self.shipment_id.take());
+        self.tracking_number = newer.tracking_number.or(self.tracking_number.take());
+    }
+}
+
+/// How a finished saga leaves its order: what its final transaction writes (status, reason,
+/// history note, time), and what the saga knew of the peers by then. The request that placed
+/// the order builds its answer from it, without reading the order back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEnding {
+    /// CONFIRMED or CANCELLED.
+    pub status: OrderStatus,
+    /// Why it was cancelled (None when confirmed).
+    pub reason: Option<String>,
+    /// The last history entry's note.
+    pub note: String,
+    /// When (clock millis): the order's `updated_at` and its last history entry.
+    pub at: i64,
+    /// The payment, shipment and tracking number the order shows.
+    pub refs: PeerRefs,
+}
+
 /// What running a step came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

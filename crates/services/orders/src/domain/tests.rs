@@ -1,6 +1,8 @@
 //! Unit tests of the ordering rules: ids, cards, fingerprints and pricing.
 
 use super::*;
+use flotilla_catalog::contract::Product;
+use flotilla_chassis::Money;
 use crate::contract::Address;
 use flotilla_chassis::Currency;
 

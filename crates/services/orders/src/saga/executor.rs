@@ -15,14 +15,16 @@ use flotilla_chassis::events::{NewEvent, Outbox};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::steps::{Learnt, SagaPeers};
-use super::{Outcome, Phase, Policy, Step, Transition, advance, retry_delay};
+use super::steps::{Performed, SagaPeers};
+use super::{
+    OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
+};
 use crate::contract::{
     ORDER_CANCELLED, ORDER_CANCELLED_VERSION, ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION,
     OrderCancelled, OrderConfirmed, OrderStatus, OrderedItem,
 };
 use crate::store::OrdersStore;
-use crate::store::sagas::{Ending, Progress, SagaRecord};
+use crate::store::sagas::{Progress, SagaRecord};
 
 /// The longest wait between two attempts of a step; compensations retry forever, so the cap
 /// bounds how long a recovered peer waits for them.
@@ -44,13 +46,13 @@ pub struct Timing {
 /// Why a run ended.
 #[derive(Debug)]
 pub enum RunEnd {
-    /// The saga is done; the order has this status. `finale` says how this run finished it
+    /// The saga is done; the order has this status. `ending` says how this run finished it
     /// (None when it was already done when the run began).
     Finished {
         /// CONFIRMED or CANCELLED.
         status: OrderStatus,
-        /// The final transaction this run committed.
-        finale: Option<Box<Finale>>,
+        /// What the final transaction this run committed wrote to the order.
+        ending: Option<Box<OrderEnding>>,
     },
     /// Another executor holds the saga now (or it never existed).
     LostLease,
@@ -66,18 +68,22 @@ pub enum RunEnd {
     Unencodable(serde_json::Error),
 }
 
-/// What the final transaction of a saga wrote to its order, so that the request that placed
-/// the order can answer without reading it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finale {
-    /// When (clock millis): the order's `updated_at` and its last history entry.
-    pub at: i64,
-    /// Why it was cancelled (None when confirmed).
-    pub reason: Option<String>,
-    /// The last history entry's note.
-    pub note: String,
-    /// Everything the saga learnt from its peers (payment, shipment, tracking number).
-    pub learnt: Learnt,
+impl RunEnd {
+    /// Logs how a run of `order_id`'s saga ended, loudly only when something is wrong.
+    pub fn log(&self, order_id: &str) {
+        match self {
+            RunEnd::Finished { status, .. } => {
+                tracing::info!(%order_id, status = status.as_str(), "saga finished")
+            }
+            RunEnd::Storage(e) => {
+                tracing::warn!(%order_id, error = %e, "saga paused by a storage error")
+            }
+            RunEnd::Unencodable(e) => {
+                tracing::error!(%order_id, error = %e, "saga event cannot be encoded")
+            }
+            other => tracing::debug!(%order_id, end = ?other, "saga run ended"),
+        }
+    }
 }
 
 /// One step's result, on its way to being recorded.
@@ -89,8 +95,8 @@ struct Stepped {
     outcome: Outcome,
     /// What follows.
     transition: Transition,
-    /// What it learnt.
-    learnt: Learnt,
+    /// The payment or shipment it made or found.
+    refs: PeerRefs,
     /// How long to wait before retrying it.
     delay: Duration,
 }
@@ -98,7 +104,7 @@ struct Stepped {
 /// A recorded step: until when the lease now runs, and how the order ended if it did.
 struct Persisted {
     lease_until: i64,
-    ended: Option<Box<Finale>>,
+    ended: Option<Box<OrderEnding>>,
 }
 
 /// Runs sagas. Cheap to clone.
@@ -179,10 +185,10 @@ impl Executor {
             step_attempts: self.timing.step_attempts,
         };
         let mut outcomes = 0;
-        let mut finale = None;
+        let mut ending = None;
         loop {
             if let Some(status) = saga.state.order_status() {
-                return RunEnd::Finished { status, finale };
+                return RunEnd::Finished { status, ending };
             }
             if limit.is_some_and(|limit| outcomes >= limit) {
                 return RunEnd::Paused;
@@ -207,12 +213,12 @@ impl Executor {
                 }
             }
             let ran = saga.state.step;
-            let (outcome, learnt) = if ran.is_local() {
-                (Outcome::Done(String::new()), Learnt::default())
+            let (outcome, refs) = if ran.is_local() {
+                (Outcome::Done(String::new()), PeerRefs::default())
             } else {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return RunEnd::Stopped,
-                    performed = self.perform(&saga) => (performed.outcome, performed.learnt),
+                    performed = self.perform(&saga) => (performed.outcome, performed.refs),
                 }
             };
             let transition = advance(&saga.state, &outcome, policy);
@@ -230,27 +236,22 @@ impl Executor {
                 ran,
                 outcome,
                 transition,
-                learnt,
+                refs,
                 delay,
             };
             match self.persist(&saga, owner, &stepped).await {
                 Ok(Persisted { lease_until, ended }) => {
                     held_until = Some(lease_until);
-                    // The final transaction stores nothing learnt by the final step itself
-                    // (a local one), so the order shows what the saga knew before it.
-                    finale = ended.map(|mut finale| {
-                        finale.learnt = saga.learnt.clone();
-                        finale
-                    });
+                    ending = ended;
                 }
                 Err(end) => return end,
             }
             tracing::debug!(step = ran.as_str(), outcome = ?stepped.outcome, "saga step recorded");
             let Stepped {
-                transition, learnt, ..
+                transition, refs, ..
             } = stepped;
             saga.state = transition.state;
-            saga.learnt.merge(learnt);
+            saga.refs.merge(refs);
             if transition.forget_card {
                 saga.card = None;
             }
@@ -273,7 +274,7 @@ impl Executor {
     }
 
     /// Runs the current step of `saga` under the step deadline.
-    pub async fn perform(&self, saga: &SagaRecord) -> super::steps::Performed {
+    pub async fn perform(&self, saga: &SagaRecord) -> Performed {
         let deadline = self.timing.step_timeout;
         match tokio::time::timeout(deadline, self.peers.perform(saga)).await {
             Ok(performed) => performed,
@@ -295,7 +296,7 @@ impl Executor {
             ran,
             outcome,
             transition,
-            learnt,
+            refs,
             delay,
         } = stepped;
         let now = self.now();
@@ -311,7 +312,7 @@ impl Executor {
             detail
         };
         let ending = match transition.state.phase {
-            Phase::Done => Some(self.ending(saga, transition).map_err(RunEnd::Unencodable)?),
+            Phase::Done => Some(ending(saga, transition, now).map_err(RunEnd::Unencodable)?),
             _ => None,
         };
         let progress = Progress {
@@ -319,26 +320,22 @@ impl Executor {
             owner,
             ran: *ran,
             transition,
-            detail: ending.as_ref().map(|e| e.note).unwrap_or(&detail),
-            learnt,
+            detail: ending.as_ref().map_or(&detail, |(e, _)| &e.note),
+            refs,
             now,
             lease_until: self.lease_until(now),
             next_attempt_at: now.saturating_add(millis(*delay)),
         };
         let (written, ended) = match ending {
-            Some(ending) => {
-                let ended = Finale {
-                    at: now,
-                    reason: ending.reason.map(str::to_owned),
-                    note: ending.note.to_owned(),
-                    // Filled in by the caller, which holds what the saga learnt.
-                    learnt: Learnt::default(),
-                };
-                let written = self.store.finish(&progress, ending, &self.outbox).await;
+            Some((ending, event)) => {
+                let written = self
+                    .store
+                    .finish(&progress, &ending, event, &self.outbox)
+                    .await;
                 if matches!(written, Ok(true)) {
                     self.outbox.wake();
                 }
-                (written, Some(Box::new(ended)))
+                (written, Some(Box::new(ending)))
             }
             None => (self.store.record(&progress).await, None),
         };
@@ -351,53 +348,61 @@ impl Executor {
             Err(e) => Err(RunEnd::Storage(e)),
         }
     }
+}
 
-    /// The final status, history note and event of a saga finishing with `transition`.
-    fn ending<'a>(
-        &self,
-        saga: &'a SagaRecord,
-        transition: &'a Transition,
-    ) -> Result<Ending<'a>, serde_json::Error> {
-        if transition.state.order_status() == Some(OrderStatus::Confirmed) {
-            let payload = OrderConfirmed {
-                order_id: saga.order_id.clone(),
-                user_id: saga.user_id.clone(),
-                lines: saga
-                    .lines
-                    .iter()
-                    .map(|(product_id, quantity)| OrderedItem {
-                        product_id: product_id.clone(),
-                        quantity: *quantity,
-                    })
-                    .collect(),
-                total: saga.total,
-                tracking_number: saga.learnt.tracking_number.clone(),
-            };
-            return Ok(Ending {
-                status: OrderStatus::Confirmed,
-                reason: None,
-                note: "paid, stock sold and shipment created",
-                event: NewEvent::new(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION, &payload)?,
-            });
-        }
-        let reason = transition
-            .state
-            .failure
-            .as_deref()
-            .unwrap_or("the order could not be completed");
-        let payload = OrderCancelled {
+/// How a saga finishing with `transition` at `at` leaves its order, and the event that says so.
+/// The final step is a local one and learns nothing, so the order shows what the saga knew
+/// before it.
+fn ending(
+    saga: &SagaRecord,
+    transition: &Transition,
+    at: i64,
+) -> Result<(OrderEnding, NewEvent), serde_json::Error> {
+    if transition.state.order_status() == Some(OrderStatus::Confirmed) {
+        let payload = OrderConfirmed {
             order_id: saga.order_id.clone(),
             user_id: saga.user_id.clone(),
-            reason: reason.to_owned(),
+            lines: saga
+                .lines
+                .iter()
+                .map(|(product_id, quantity)| OrderedItem {
+                    product_id: product_id.clone(),
+                    quantity: *quantity,
+                })
+                .collect(),
             total: saga.total,
+            tracking_number: saga.refs.tracking_number.clone(),
         };
-        Ok(Ending {
-            status: OrderStatus::Cancelled,
-            reason: Some(reason),
-            note: reason,
-            event: NewEvent::new(ORDER_CANCELLED, ORDER_CANCELLED_VERSION, &payload)?,
-        })
+        let ending = OrderEnding {
+            status: OrderStatus::Confirmed,
+            reason: None,
+            note: "paid, stock sold and shipment created".to_owned(),
+            at,
+            refs: saga.refs.clone(),
+        };
+        let event = NewEvent::new(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION, &payload)?;
+        return Ok((ending, event));
     }
+    let reason = transition
+        .state
+        .failure
+        .clone()
+        .unwrap_or_else(|| "the order could not be completed".to_owned());
+    let payload = OrderCancelled {
+        order_id: saga.order_id.clone(),
+        user_id: saga.user_id.clone(),
+        reason: reason.clone(),
+        total: saga.total,
+    };
+    let event = NewEvent::new(ORDER_CANCELLED, ORDER_CANCELLED_VERSION, &payload)?;
+    let ending = OrderEnding {
+        status: OrderStatus::Cancelled,
+        note: reason.clone(),
+        reason: Some(reason),
+        at,
+        refs: saga.refs.clone(),
+    };
+    Ok((ending, event))
 }
 
 /// `d` in whole milliseconds, saturating.

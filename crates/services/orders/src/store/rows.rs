@@ -4,7 +4,7 @@
 
 use flotilla_chassis::Db;
 use flotilla_chassis::clock::rfc3339;
-use flotilla_chassis::db::placeholders;
+use flotilla_chassis::db::{CorruptRow, placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::HashMap;
@@ -18,15 +18,6 @@ pub const ORDER_SELECT: &str = "SELECT o.id, o.user_id, o.status, o.reason, o.cu
         o.address_city, o.address_postal_code, o.address_country, o.created_at, o.updated_at,
         s.payment_id, s.shipment_id, s.tracking_number
     FROM orders o LEFT JOIN sagas s ON s.order_id = o.id";
-
-/// A stored value that breaks the rules the writes enforce (someone edited a table by hand).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct CorruptRow(String);
-
-fn corrupt(message: String) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(CorruptRow(message)))
-}
 
 /// The orders of `rows` (from [`ORDER_SELECT`]), in the same order, with lines and history.
 pub async fn complete(db: &Db, rows: Vec<AnyRow>) -> Result<Vec<Order>, sqlx::Error> {
@@ -48,7 +39,7 @@ fn order_head(row: &AnyRow) -> Result<Order, sqlx::Error> {
     let currency: String = row.try_get("currency")?;
     let status: String = row.try_get("status")?;
     let status =
-        OrderStatus::parse(&status).ok_or_else(|| corrupt(format!("orders.status {status:?}")))?;
+        OrderStatus::parse(&status).ok_or_else(|| CorruptRow::column("orders.status", &status))?;
     Ok(Order {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -101,7 +92,7 @@ async fn lines_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<OrderLi
             name: row.try_get("name")?,
             unit_price: money(row.try_get("unit_price_minor")?, &currency)?,
             quantity: u32::try_from(quantity)
-                .map_err(|_| corrupt(format!("order_lines.quantity {quantity}")))?,
+                .map_err(|_| CorruptRow::column("order_lines.quantity", quantity))?,
             line_total: money(row.try_get("line_total_minor")?, &currency)?,
         };
         by_order

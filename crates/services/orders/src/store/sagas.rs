@@ -6,6 +6,7 @@
 //! that lost its lease (it stalled, another took over) can no longer change anything.
 
 use flotilla_chassis::Money;
+use flotilla_chassis::db::CorruptRow;
 use flotilla_chassis::events::{NewEvent, Outbox};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -13,8 +14,7 @@ use sqlx::{AnyConnection, Row};
 use super::{NewOrder, OrdersStore, money, rows};
 use crate::contract::{Address, OrderStatus};
 use crate::domain::CardNumber;
-use crate::saga::steps::Learnt;
-use crate::saga::{Logged, Phase, SagaState, Step, Transition};
+use crate::saga::{Logged, OrderEnding, PeerRefs, Phase, SagaState, Step, Transition};
 
 /// What an executor needs to run an order's saga.
 #[derive(Debug, Clone)]
@@ -27,8 +27,8 @@ pub struct SagaRecord {
     pub state: SagaState,
     /// The card, until the authorization has a definitive answer.
     pub card: Option<CardNumber>,
-    /// What the peers told it so far.
-    pub learnt: Learnt,
+    /// The payment and shipment the peers made so far.
+    pub refs: PeerRefs,
     /// The order's lines: product id and quantity.
     pub lines: Vec<(String, u32)>,
     /// What the card is charged.
@@ -42,20 +42,21 @@ pub struct SagaRecord {
 impl SagaRecord {
     /// The saga [`OrdersStore::place`] stores with `order`, as a fresh read would return it.
     pub fn placed(order: &NewOrder<'_>) -> Self {
+        let priced = order.priced;
         Self {
-            order_id: order.id.as_str().to_owned(),
-            user_id: order.user_id.to_owned(),
+            order_id: priced.id.as_str().to_owned(),
+            user_id: priced.user_id.clone(),
             state: SagaState::start(),
             card: Some(order.card.clone()),
-            learnt: Learnt::default(),
-            lines: order
+            refs: PeerRefs::default(),
+            lines: priced
                 .lines
                 .iter()
                 .map(|line| (line.product_id.clone(), line.quantity))
                 .collect(),
-            total: order.totals.total,
-            address: order.address.clone(),
-            quote_id: order.quote_id.map(str::to_owned),
+            total: priced.totals.total,
+            address: priced.address.clone(),
+            quote_id: priced.quote_id.clone(),
         }
     }
 }
@@ -73,27 +74,14 @@ pub struct Progress<'a> {
     pub transition: &'a Transition,
     /// What happened, for the log.
     pub detail: &'a str,
-    /// What the step learnt (payment, shipment).
-    pub learnt: &'a Learnt,
+    /// The payment or shipment the step made or found.
+    pub refs: &'a PeerRefs,
     /// Now, and the lease and next attempt times to store (clock millis).
     pub now: i64,
     /// The renewed lease.
     pub lease_until: i64,
     /// When the step may run again (for a retry).
     pub next_attempt_at: i64,
-}
-
-/// How a finished saga leaves its order.
-#[derive(Debug)]
-pub struct Ending<'a> {
-    /// CONFIRMED or CANCELLED.
-    pub status: OrderStatus,
-    /// Why, when cancelled.
-    pub reason: Option<&'a str>,
-    /// The history note.
-    pub note: &'a str,
-    /// The event to publish with it.
-    pub event: NewEvent,
 }
 
 impl OrdersStore {
@@ -196,12 +184,15 @@ impl OrdersStore {
             .map(|(id, n)| {
                 u32::try_from(n)
                     .map(|n| (id, n))
-                    .map_err(|_| corrupt("quantity"))
+                    .map_err(|_| CorruptRow::column("order_lines.quantity", n))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let card: Option<String> = row.try_get("card_number")?;
         let card = match card {
-            Some(digits) => Some(CardNumber::parse(&digits).ok_or_else(|| corrupt("card"))?),
+            Some(digits) => Some(
+                CardNumber::parse(&digits)
+                    .ok_or_else(|| CorruptRow::because("sagas.card_number is not a card number"))?,
+            ),
             None => None,
         };
         let currency: String = row.try_get("currency")?;
@@ -210,7 +201,7 @@ impl OrdersStore {
             user_id: row.try_get("user_id")?,
             state: state_of(&row)?,
             card,
-            learnt: Learnt {
+            refs: PeerRefs {
                 payment_id: row.try_get("payment_id")?,
                 shipment_id: row.try_get("shipment_id")?,
                 tracking_number: row.try_get("tracking_number")?,
@@ -247,9 +238,9 @@ impl OrdersStore {
         .bind(p.lease_until)
         .bind(p.next_attempt_at)
         .bind(p.now)
-        .bind(p.learnt.payment_id.as_deref())
-        .bind(p.learnt.shipment_id.as_deref())
-        .bind(p.learnt.tracking_number.as_deref())
+        .bind(p.refs.payment_id.as_deref())
+        .bind(p.refs.shipment_id.as_deref())
+        .bind(p.refs.tracking_number.as_deref())
         .bind(i64::from(p.transition.forget_card))
         .bind(p.ran.as_str())
         .bind(p.ran.action())
@@ -261,12 +252,13 @@ impl OrdersStore {
     }
 
     /// Finishes the saga: saga done, order CONFIRMED or CANCELLED with its history entry, the
-    /// step's log entry and the event in the outbox, all in one transaction (the event exists if
+    /// step's log entry and `event` in the outbox, all in one transaction (the event exists if
     /// and only if the order changed). False when `owner` no longer holds the saga.
     pub async fn finish(
         &self,
         p: &Progress<'_>,
-        ending: Ending<'_>,
+        ending: &OrderEnding,
+        event: NewEvent,
         outbox: &Outbox,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
@@ -300,24 +292,15 @@ impl OrdersStore {
         )
         .bind(p.order_id)
         .bind(ending.status.as_str())
-        .bind(ending.reason)
+        .bind(ending.reason.as_deref())
         .bind(p.now)
         .execute(&mut *tx)
         .await?;
-        append_history(&mut tx, p.order_id, ending.status, Some(ending.note), p.now).await?;
-        outbox.append(&mut tx, ending.event).await?;
+        append_history(&mut tx, p.order_id, ending.status, Some(&ending.note), p.now).await?;
+        outbox.append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
     }
-}
-
-/// A stored value the writes never produce.
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt saga row: {0}")]
-struct CorruptSaga(&'static str);
-
-fn corrupt(what: &'static str) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(CorruptSaga(what)))
 }
 
 fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
@@ -325,9 +308,10 @@ fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
     let step: String = row.try_get("step")?;
     let attempts: i64 = row.try_get("attempts")?;
     Ok(SagaState {
-        phase: Phase::parse(&status).ok_or_else(|| corrupt("status"))?,
-        step: Step::parse(&step).ok_or_else(|| corrupt("step"))?,
-        attempts: u32::try_from(attempts).map_err(|_| corrupt("attempts"))?,
+        phase: Phase::parse(&status).ok_or_else(|| CorruptRow::column("sagas.status", &status))?,
+        step: Step::parse(&step).ok_or_else(|| CorruptRow::column("sagas.step", &step))?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| CorruptRow::column("sagas.attempts", attempts))?,
         failure: row.try_get("failure")?,
     })
 }
