@@ -22,7 +22,7 @@ use crate::domain::{InvalidInput, ProductId, ReservationRecord};
 pub const MIGRATIONS: &[Migration] = &[Migration::portable(
     1,
     "init",
-    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../migrations/0001_init.sql"),
 )];
 
 /// What a reserve did.

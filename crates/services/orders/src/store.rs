@@ -21,16 +21,16 @@ use crate::saga::{SagaState, Step};
 
 /// The orders schema, oldest first.
 pub const MIGRATIONS: &[Migration] = &[
-    Migration::portable(1, "init", include_str!("../../migrations/0001_init.sql")),
+    Migration::portable(1, "init", include_str!("../migrations/0001_init.sql")),
     Migration {
         version: 2,
         name: "saga log trigger",
-        sql: include_str!("../../migrations/0002_saga_log_trigger.sqlite.sql"),
+        sql: include_str!("../migrations/0002_saga_log_trigger.sqlite.sql"),
         sqlite: Some(include_str!(
-            "../../migrations/0002_saga_log_trigger.sqlite.sql"
+            "../migrations/0002_saga_log_trigger.sqlite.sql"
         )),
         postgres: Some(include_str!(
-            "../../migrations/0002_saga_log_trigger.postgres.sql"
+            "../migrations/0002_saga_log_trigger.postgres.sql"
         )),
     },
 ];

@@ -311,38 +311,43 @@ impl Executor {
         } else {
             detail
         };
-        let ending = match transition.state.phase {
-            Phase::Done => Some(ending(saga, transition, now).map_err(RunEnd::Unencodable)?),
-            _ => None,
+        let (ending, event) = match transition.state.phase {
+            Phase::Done => {
+                let (ending, event) =
+                    ending_of(saga, transition, now).map_err(RunEnd::Unencodable)?;
+                (Some(ending), Some(event))
+            }
+            _ => (None, None),
         };
+        let lease_until = self.lease_until(now);
         let progress = Progress {
             order_id: &saga.order_id,
             owner,
             ran: *ran,
             transition,
-            detail: ending.as_ref().map_or(&detail, |(e, _)| &e.note),
+            detail: ending.as_ref().map_or(&detail, |e| &e.note),
             refs,
             now,
-            lease_until: self.lease_until(now),
+            lease_until,
             next_attempt_at: now.saturating_add(millis(*delay)),
         };
-        let (written, ended) = match ending {
-            Some((ending, event)) => {
+        let written = match (&ending, event) {
+            (Some(ending), Some(event)) => {
                 let written = self
                     .store
-                    .finish(&progress, &ending, event, &self.outbox)
+                    .finish(&progress, ending, event, &self.outbox)
                     .await;
                 if matches!(written, Ok(true)) {
                     self.outbox.wake();
                 }
-                (written, Some(Box::new(ending)))
+                written
             }
-            None => (self.store.record(&progress).await, None),
+            _ => self.store.record(&progress).await,
         };
         match written {
             Ok(true) => Ok(Persisted {
-                lease_until: progress.lease_until,
-                ended,
+                lease_until,
+                ended: ending.map(Box::new),
             }),
             Ok(false) => Err(RunEnd::LostLease),
             Err(e) => Err(RunEnd::Storage(e)),
@@ -353,7 +358,7 @@ impl Executor {
 /// How a saga finishing with `transition` at `at` leaves its order, and the event that says so.
 /// The final step is a local one and learns nothing, so the order shows what the saga knew
 /// before it.
-fn ending(
+fn ending_of(
     saga: &SagaRecord,
     transition: &Transition,
     at: i64,
