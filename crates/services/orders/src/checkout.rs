@@ -28,12 +28,13 @@ use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{Quote, QuoteRequest};
 use std::future::Future;
 use std::time::Duration;
+use time::OffsetDateTime;
 
 use crate::contract::{Address, CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, PricedOrder, WantedLine};
 use crate::error::OrdersError;
 use crate::saga::OrderEnding;
-use crate::saga::executor::{Executor, RunEnd, millis};
+use crate::saga::executor::{Executor, RunEnd};
 use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
 
@@ -46,7 +47,7 @@ pub enum Placement {
         /// The saga, at its first step.
         saga: Box<SagaRecord>,
         /// Until when the caller's lease runs.
-        held_until: i64,
+        held_until: OffsetDateTime,
         /// The order as stored (PENDING).
         placed: Box<Order>,
     },
@@ -71,8 +72,6 @@ pub struct Checkout {
     pub call_timeout: Duration,
     /// Most lines per order.
     pub max_lines: u32,
-    /// How long the new saga's first lease lasts.
-    pub lease: Duration,
     /// How long a claim on the cart lasts if the order never ends (it outlives any
     /// reservation the saga could commit, so a slow order cannot outlast its claim).
     pub claim_ttl: Duration,
@@ -142,7 +141,12 @@ impl Checkout {
 
     /// Runs `saga`, held by `owner` until `held_until`, in a task of its own, and waits for it
     /// `respond_within` at most.
-    async fn run_saga(&self, saga: SagaRecord, owner: String, held_until: i64) -> Waited {
+    async fn run_saga(
+        &self,
+        saga: SagaRecord,
+        owner: String,
+        held_until: OffsetDateTime,
+    ) -> Waited {
         let executor = self.executor.clone();
         let run = async move {
             let order_id = saga.order_id.clone();
@@ -221,14 +225,14 @@ impl Checkout {
             address,
             quote_id: Some(quote.id),
         };
-        let now = self.clock.now_millis();
+        let now = self.clock.now();
         let order = NewOrder {
             priced: &priced,
             card: &card,
             key,
             fingerprint,
             lease_owner,
-            lease_until: now.saturating_add(millis(self.lease)),
+            lease_until: self.executor.lease_until(now),
             now,
         };
         let placed = match self.store.place(&order).await {

@@ -8,6 +8,7 @@
 
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 pub use flotilla_shipping::contract::Address;
@@ -113,7 +114,8 @@ pub struct StatusChange {
     /// Why, or what happened.
     pub note: Option<String>,
     /// When (RFC 3339).
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// An order.
@@ -147,9 +149,11 @@ pub struct Order {
     /// Every status the order has had, oldest first.
     pub history: Vec<StatusChange>,
     /// When it was placed (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// When it last changed (RFC 3339).
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// Type of the event published when an order is confirmed.
@@ -216,7 +220,8 @@ pub struct SagaView {
     /// Every step outcome, oldest first.
     pub steps: Vec<SagaStepView>,
     /// When the saga last changed (RFC 3339).
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// One step outcome of a saga.
@@ -231,7 +236,8 @@ pub struct SagaStepView {
     /// What happened.
     pub detail: Option<String>,
     /// When (RFC 3339).
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// `GET /admin/summary`: orders per status and the money confirmed orders brought in.
@@ -245,4 +251,25 @@ pub struct OrdersSummary {
     pub cancelled: u64,
     /// Sum of the totals of confirmed orders, in minor units.
     pub confirmed_total_minor: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_chassis::clock::{at_millis, rfc3339};
+
+    #[test]
+    fn times_go_on_the_wire_as_the_same_rfc_3339_text_as_before() {
+        for millis in [1_733_500_000_123, 1_733_500_000_000, 1_733_500_000_500] {
+            let change = StatusChange {
+                status: "PENDING".to_owned(),
+                note: None,
+                at: at_millis(millis),
+            };
+            let json = serde_json::to_value(&change).expect("serialises");
+            assert_eq!(json["at"], rfc3339(millis));
+            let back: StatusChange = serde_json::from_value(json).expect("parses");
+            assert_eq!(back, change);
+        }
+    }
 }

@@ -170,7 +170,6 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         clock: ctx.clock.clone(),
         call_timeout: step_timeout,
         max_lines: config.max_lines,
-        lease,
         claim_ttl: Duration::from_secs(
             config
                 .reservation_ttl_secs

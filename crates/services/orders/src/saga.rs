@@ -30,6 +30,7 @@ pub mod steps;
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
+use time::OffsetDateTime;
 
 use crate::contract::OrderStatus;
 
@@ -244,8 +245,8 @@ pub struct OrderEnding {
     pub reason: Option<String>,
     /// The last history entry's note.
     pub note: String,
-    /// When (clock millis): the order's `updated_at` and its last history entry.
-    pub at: i64,
+    /// When: the order's `updated_at` and its last history entry.
+    pub at: OffsetDateTime,
     /// The payment, shipment and tracking number the order shows.
     pub refs: PeerRefs,
 }

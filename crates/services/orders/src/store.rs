@@ -12,8 +12,10 @@ pub mod sagas;
 use flotilla_chassis::db::{CorruptRow, Migration, is_unique_violation, placeholders};
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageRequest};
+use flotilla_chassis::clock::millis;
 use flotilla_chassis::{Db, Money};
 use sqlx::Row;
+use time::OffsetDateTime;
 
 use crate::contract::{Order, OrderStatus, OrdersSummary};
 use crate::domain::{CardNumber, PLACED_NOTE, PricedOrder};
@@ -48,10 +50,9 @@ pub struct NewOrder<'a> {
     pub fingerprint: &'a str,
     /// The executor that will run the saga, which holds it from the start.
     pub lease_owner: &'a str,
-    /// Until when it holds it (clock millis).
-    pub lease_until: i64,
-    /// Now (clock millis).
-    pub now: i64,
+    /// Until when it holds it.
+    pub lease_until: OffsetDateTime,
+    pub now: OffsetDateTime,
 }
 
 /// The outcome of [`OrdersStore::place`].
@@ -126,7 +127,7 @@ impl OrdersStore {
         .bind(order.key.as_str())
         .bind(order.fingerprint)
         .bind(order.priced.id.as_str())
-        .bind(order.now)
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await;
         if let Err(err) = key {
@@ -158,7 +159,7 @@ impl OrdersStore {
         .bind(&address.postal_code)
         .bind(&address.country)
         .bind(priced.quote_id.as_deref())
-        .bind(order.now)
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await?;
         // One statement for all the lines: each statement is a round trip to the database.
@@ -201,8 +202,8 @@ impl OrdersStore {
         .bind(Step::Reserve.as_str())
         .bind(order.card.digits())
         .bind(order.lease_owner)
-        .bind(order.lease_until)
-        .bind(order.now)
+        .bind(millis(order.lease_until))
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

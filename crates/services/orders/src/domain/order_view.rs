@@ -4,6 +4,7 @@
 //! finished order at random).
 
 use flotilla_chassis::Money;
+use time::OffsetDateTime;
 
 use super::{OrderId, PricedLine, Totals};
 use crate::contract::{Address, Order, OrderLine, OrderStatus, StatusChange};
@@ -29,11 +30,10 @@ pub struct PricedOrder {
 }
 
 impl PricedOrder {
-    /// The order as a read returns it once stored at `at` (clock millis): PENDING, with its
-    /// first history entry.
-    pub fn placed(&self, at: i64) -> Order {
+    /// The order as a read returns it once stored at `at`: PENDING, with its first history
+    /// entry.
+    pub fn placed(&self, at: OffsetDateTime) -> Order {
         let currency = self.totals.total.currency;
-        let at = flotilla_chassis::clock::rfc3339(at);
         Order {
             id: self.id.as_str().to_owned(),
             user_id: self.user_id.clone(),
@@ -60,9 +60,9 @@ impl PricedOrder {
             history: vec![StatusChange {
                 status: OrderStatus::Pending.as_str().to_owned(),
                 note: Some(PLACED_NOTE.to_owned()),
-                at: at.clone(),
+                at,
             }],
-            created_at: at.clone(),
+            created_at: at,
             updated_at: at,
         }
     }
@@ -70,7 +70,6 @@ impl PricedOrder {
 
 /// `placed` (a [`PricedOrder::placed`]) as a read returns it once its saga ended with `ending`.
 pub fn ended(mut placed: Order, ending: &OrderEnding) -> Order {
-    let at = flotilla_chassis::clock::rfc3339(ending.at);
     placed.status = ending.status;
     placed.reason = ending.reason.clone();
     placed.payment_id = ending.refs.payment_id.clone();
@@ -79,8 +78,8 @@ pub fn ended(mut placed: Order, ending: &OrderEnding) -> Order {
     placed.history.push(StatusChange {
         status: ending.status.as_str().to_owned(),
         note: Some(ending.note.clone()),
-        at: at.clone(),
+        at: ending.at,
     });
-    placed.updated_at = at;
+    placed.updated_at = ending.at;
     placed
 }

@@ -13,6 +13,7 @@
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::events::{NewEvent, Outbox};
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use super::steps::{Performed, SagaPeers};
@@ -103,7 +104,7 @@ struct Stepped {
 
 /// A recorded step: until when the lease now runs, and how the order ended if it did.
 struct Persisted {
-    lease_until: i64,
+    lease_until: OffsetDateTime,
     ended: Option<Box<OrderEnding>>,
 }
 
@@ -149,13 +150,13 @@ impl Executor {
     }
 
     /// The lease deadline of a lease taken now.
-    pub fn lease_until(&self, now: i64) -> i64 {
-        now.saturating_add(millis(self.timing.lease))
+    pub fn lease_until(&self, now: OffsetDateTime) -> OffsetDateTime {
+        after(now, self.timing.lease)
     }
 
     /// Now, by the service's clock.
-    pub fn now(&self) -> i64 {
-        self.clock.now_millis()
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Runs `order_id`'s saga, which `owner` holds, until it is done or must stop; at most
@@ -176,7 +177,7 @@ impl Executor {
         &self,
         mut saga: SagaRecord,
         owner: &str,
-        mut held_until: Option<i64>,
+        mut held_until: Option<OffsetDateTime>,
         limit: Option<usize>,
     ) -> RunEnd {
         let order_id = saga.order_id.clone();
@@ -200,7 +201,8 @@ impl Executor {
             // most of it; only a lease too short to cover the step is renewed first (one more
             // write per saga rather than one per step).
             let now = self.now();
-            if held_until.is_none_or(|until| until - now <= 2 * millis(self.timing.step_timeout)) {
+            let step_margin = after(now, self.timing.step_timeout.saturating_mul(2));
+            if held_until.is_none_or(|until| until <= step_margin) {
                 // The step's record below renews it again.
                 match self
                     .store
@@ -259,7 +261,7 @@ impl Executor {
             if transition.retry {
                 // Not worth holding a lease for: the recovery loop resumes it when due.
                 if delay > self.timing.lease / 2 {
-                    let at = self.now().saturating_add(millis(delay));
+                    let at = after(self.now(), delay);
                     return match self.store.hand_back(order_id, owner, at).await {
                         Ok(()) => RunEnd::HandedBack,
                         Err(e) => RunEnd::Storage(e),
@@ -329,7 +331,7 @@ impl Executor {
             refs,
             now,
             lease_until,
-            next_attempt_at: now.saturating_add(millis(*delay)),
+            next_attempt_at: after(now, *delay),
         };
         let written = match (&ending, event) {
             (Some(ending), Some(event)) => {
@@ -361,7 +363,7 @@ impl Executor {
 fn ending_of(
     saga: &SagaRecord,
     transition: &Transition,
-    at: i64,
+    at: OffsetDateTime,
 ) -> Result<(OrderEnding, NewEvent), serde_json::Error> {
     if transition.state.order_status() == Some(OrderStatus::Confirmed) {
         let payload = OrderConfirmed {
@@ -410,7 +412,7 @@ fn ending_of(
     Ok((ending, event))
 }
 
-/// `d` in whole milliseconds, saturating.
-pub fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+/// `d` after `t`, saturating at the last representable time.
+fn after(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    t.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
 }

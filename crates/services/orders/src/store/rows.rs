@@ -3,7 +3,7 @@
 //! of one query per order.
 
 use flotilla_chassis::Db;
-use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::db::{CorruptRow, placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -54,8 +54,8 @@ fn order_head(row: &AnyRow) -> Result<Order, sqlx::Error> {
         shipment_id: row.try_get("shipment_id")?,
         tracking_number: row.try_get("tracking_number")?,
         history: Vec::new(),
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
+        created_at: at_millis(row.try_get("created_at")?),
+        updated_at: at_millis(row.try_get("updated_at")?),
     })
 }
 
@@ -121,7 +121,7 @@ async fn history_of(
         let change = StatusChange {
             status: row.try_get("status")?,
             note: row.try_get("note")?,
-            at: rfc3339(row.try_get("at")?),
+            at: at_millis(row.try_get("at")?),
         };
         by_order
             .entry(row.try_get("order_id")?)

@@ -6,10 +6,12 @@
 //! that lost its lease (it stalled, another took over) can no longer change anything.
 
 use flotilla_chassis::Money;
+use flotilla_chassis::clock::millis;
 use flotilla_chassis::db::CorruptRow;
 use flotilla_chassis::events::{NewEvent, Outbox};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
 
 use super::{NewOrder, OrdersStore, money, rows};
 use crate::contract::{Address, OrderStatus};
@@ -76,12 +78,11 @@ pub struct Progress<'a> {
     pub detail: &'a str,
     /// The payment or shipment the step made or found.
     pub refs: &'a PeerRefs,
-    /// Now, and the lease and next attempt times to store (clock millis).
-    pub now: i64,
+    pub now: OffsetDateTime,
     /// The renewed lease.
-    pub lease_until: i64,
+    pub lease_until: OffsetDateTime,
     /// When the step may run again (for a retry).
-    pub next_attempt_at: i64,
+    pub next_attempt_at: OffsetDateTime,
 }
 
 impl OrdersStore {
@@ -91,8 +92,8 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        now: i64,
-        lease_until: i64,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let claimed = sqlx::query(
             "UPDATE sagas SET lease_owner = $2, lease_until = $3
@@ -100,8 +101,8 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(lease_until)
-        .bind(now)
+        .bind(millis(lease_until))
+        .bind(millis(now))
         .execute(self.db.pool())
         .await?;
         Ok(claimed.rows_affected() == 1)
@@ -112,7 +113,7 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        lease_until: i64,
+        lease_until: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let renewed = sqlx::query(
             "UPDATE sagas SET lease_until = $3
@@ -120,7 +121,7 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(lease_until)
+        .bind(millis(lease_until))
         .execute(self.db.pool())
         .await?;
         Ok(renewed.rows_affected() == 1)
@@ -132,7 +133,7 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        next_attempt_at: i64,
+        next_attempt_at: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE sagas SET lease_owner = NULL, lease_until = 0, next_attempt_at = $3
@@ -140,21 +141,21 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(next_attempt_at)
+        .bind(millis(next_attempt_at))
         .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     /// Unfinished sagas nobody holds at `now` and due to run, oldest due first.
-    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn due(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT order_id FROM sagas
              WHERE status IN ('running', 'compensating') AND lease_until < $1
                AND next_attempt_at <= $1
              ORDER BY next_attempt_at, order_id LIMIT $2",
         )
-        .bind(now)
+        .bind(millis(now))
         .bind(limit)
         .fetch_all(self.db.pool())
         .await
@@ -235,9 +236,9 @@ impl OrdersStore {
         .bind(to.step.as_str())
         .bind(i64::from(to.attempts))
         .bind(to.failure.as_deref())
-        .bind(p.lease_until)
-        .bind(p.next_attempt_at)
-        .bind(p.now)
+        .bind(millis(p.lease_until))
+        .bind(millis(p.next_attempt_at))
+        .bind(millis(p.now))
         .bind(p.refs.payment_id.as_deref())
         .bind(p.refs.shipment_id.as_deref())
         .bind(p.refs.tracking_number.as_deref())
@@ -275,7 +276,7 @@ impl OrdersStore {
         .bind(p.owner)
         .bind(to.step.as_str())
         .bind(to.failure.as_deref())
-        .bind(p.now)
+        .bind(millis(p.now))
         .bind(p.ran.as_str())
         .bind(p.ran.action())
         .bind(Logged::Ok.as_str())
@@ -293,7 +294,7 @@ impl OrdersStore {
         .bind(p.order_id)
         .bind(ending.status.as_str())
         .bind(ending.reason.as_deref())
-        .bind(p.now)
+        .bind(millis(p.now))
         .execute(&mut *tx)
         .await?;
         append_history(&mut tx, p.order_id, ending.status, Some(&ending.note), p.now).await?;
@@ -322,7 +323,7 @@ pub async fn append_history(
     order_id: &str,
     status: OrderStatus,
     note: Option<&str>,
-    now: i64,
+    at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO order_history (order_id, seq, status, note, at)
@@ -332,7 +333,7 @@ pub async fn append_history(
     .bind(order_id)
     .bind(status.as_str())
     .bind(note)
-    .bind(now)
+    .bind(millis(at))
     .execute(tx)
     .await?;
     Ok(())
