@@ -6,6 +6,7 @@
 //! [`ORDER_CANCELLED`] (notifications, cart), so changing a field here changes the public API:
 //! add fields, never rename or remove them without bumping the contract (or event) version.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -94,8 +95,8 @@ impl OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {
     /// The catalog's product id.
-    #[schema(example = "p0000042")]
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// The product's name at checkout.
     pub name: String,
     /// The catalog's price at checkout.
@@ -169,7 +170,8 @@ pub const ORDER_CANCELLED_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderedItem {
     /// The catalog's product id.
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// How many were bought.
     pub quantity: u32,
 }

@@ -9,10 +9,10 @@ mod rows;
 mod saga_views;
 pub mod sagas;
 
+use flotilla_chassis::clock::millis;
 use flotilla_chassis::db::{CorruptRow, Migration, is_unique_violation, placeholders};
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageRequest};
-use flotilla_chassis::clock::millis;
 use flotilla_chassis::{Db, Money};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -175,7 +175,7 @@ impl OrdersStore {
         for (line_no, line) in (1_i64..).zip(&priced.lines) {
             insert = insert
                 .bind(line_no)
-                .bind(&line.product_id)
+                .bind(line.product_id.to_string())
                 .bind(&line.name)
                 .bind(line.unit_price.amount_minor)
                 .bind(i64::from(line.quantity))

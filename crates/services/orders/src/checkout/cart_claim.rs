@@ -25,7 +25,12 @@ use crate::error::OrdersError;
 
 impl Checkout {
     /// Claims the caller's cart for order `id` at `version`; the cart's 409s become ours.
-    pub(super) async fn claim(&self, caller: &Caller, id: &OrderId, version: u64) -> Result<(), OrdersError> {
+    pub(super) async fn claim(
+        &self,
+        caller: &Caller,
+        id: &OrderId,
+        version: u64,
+    ) -> Result<(), OrdersError> {
         let claim = CheckoutClaim {
             version,
             ttl_secs: self.claim_ttl.as_secs().max(1),
@@ -48,7 +53,12 @@ impl Checkout {
     /// Gives back the claim of order `id`, which could not be stored, unless it was stored
     /// after all (a commit whose answer was lost) — then the claim is the order's. Best effort:
     /// a claim not given back lapses by itself, and a retry with the same key reuses it.
-    pub(super) async fn release_unplaced(&self, caller: &Caller, id: &OrderId, key: &IdempotencyKey) {
+    pub(super) async fn release_unplaced(
+        &self,
+        caller: &Caller,
+        id: &OrderId,
+        key: &IdempotencyKey,
+    ) {
         if !matches!(
             self.store.checkout_key(&caller.user_id, key).await,
             Ok(None)
@@ -91,7 +101,7 @@ impl Checkout {
                 .lines
                 .iter()
                 .map(|line| TakenLine {
-                    product_id: line.product_id.clone(),
+                    product_id: line.product_id.to_string(),
                     quantity: line.quantity,
                 })
                 .collect(),

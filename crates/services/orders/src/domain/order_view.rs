@@ -43,7 +43,7 @@ impl PricedOrder {
                 .lines
                 .iter()
                 .map(|line| OrderLine {
-                    product_id: line.product_id.clone(),
+                    product_id: line.product_id,
                     name: line.name.clone(),
                     unit_price: Money::new(line.unit_price.amount_minor, currency),
                     quantity: line.quantity,

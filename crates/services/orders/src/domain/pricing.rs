@@ -2,7 +2,7 @@
 //! with the shipping quote. Amounts that cannot be added up (mixed currencies, overflow) are a
 //! broken peer, never a silently wrong charge.
 
-use flotilla_catalog::contract::Product;
+use flotilla_catalog::contract::{Product, ProductId};
 use flotilla_chassis::Money;
 use flotilla_chassis::money::MoneyError;
 use std::collections::HashMap;
@@ -10,8 +10,7 @@ use std::collections::HashMap;
 /// A line to price: what the cart holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WantedLine {
-    /// The catalog's product id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// How many, at least 1.
     pub quantity: u32,
 }
@@ -19,8 +18,7 @@ pub struct WantedLine {
 /// A line priced from the catalog at checkout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedLine {
-    /// The catalog's product id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// The catalog's name for it.
     pub name: String,
     /// The catalog's current price.
@@ -35,8 +33,8 @@ pub struct PricedLine {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PricingError {
     /// These products are no longer in the catalog.
-    #[error("no longer available: {}", .0.join(", "))]
-    Unavailable(Vec<String>),
+    #[error("no longer available: {}", listed(.0))]
+    Unavailable(Vec<ProductId>),
     /// The amounts cannot be added up (mixed currencies, overflow): a broken peer, not the
     /// customer's fault.
     #[error(transparent)]
@@ -48,21 +46,24 @@ pub fn price_lines(
     wanted: &[WantedLine],
     products: &[Product],
 ) -> Result<Vec<PricedLine>, PricingError> {
-    let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
-    let missing: Vec<String> = wanted
+    let by_id: HashMap<ProductId, &Product> = products
         .iter()
-        .filter(|line| !by_id.contains_key(line.product_id.as_str()))
-        .map(|line| line.product_id.clone())
+        .filter_map(|p| ProductId::parse(&p.id).map(|id| (id, p)))
+        .collect();
+    let missing: Vec<ProductId> = wanted
+        .iter()
+        .filter(|line| !by_id.contains_key(&line.product_id))
+        .map(|line| line.product_id)
         .collect();
     if !missing.is_empty() {
         return Err(PricingError::Unavailable(missing));
     }
     wanted
         .iter()
-        .filter_map(|line| by_id.get(line.product_id.as_str()).map(|p| (line, *p)))
+        .filter_map(|line| by_id.get(&line.product_id).map(|p| (line, *p)))
         .map(|(line, product)| {
             Ok(PricedLine {
-                product_id: line.product_id.clone(),
+                product_id: line.product_id,
                 name: product.name.clone(),
                 unit_price: product.price,
                 quantity: line.quantity,
@@ -105,4 +106,12 @@ pub fn item_count(lines: &[PricedLine]) -> Option<u32> {
     lines
         .iter()
         .try_fold(0u32, |sum, line| sum.checked_add(line.quantity))
+}
+
+/// `ids` as the text a customer reads: `p0000001, p0000002`.
+pub fn listed(ids: &[ProductId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -373,7 +373,7 @@ fn ending_of(
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| OrderedItem {
-                    product_id: product_id.clone(),
+                    product_id: *product_id,
                     quantity: *quantity,
                 })
                 .collect(),

@@ -87,7 +87,7 @@ impl SagaPeers {
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| ReservationLine {
-                    product_id: product_id.clone(),
+                    product_id: product_id.to_string(),
                     quantity: i64::from(*quantity),
                 })
                 .collect(),
@@ -163,7 +163,7 @@ impl SagaPeers {
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| ShipmentLine {
-                    product_id: product_id.clone(),
+                    product_id: product_id.to_string(),
                     quantity: *quantity,
                 })
                 .collect(),

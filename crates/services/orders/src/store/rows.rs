@@ -2,6 +2,7 @@
 //! two follow-up queries (lines, history) that complete a whole page of orders at once instead
 //! of one query per order.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Db;
 use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::db::{CorruptRow, placeholders};
@@ -87,8 +88,10 @@ async fn lines_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<OrderLi
     for row in query.fetch_all(db.pool()).await? {
         let currency: String = row.try_get("currency")?;
         let quantity: i64 = row.try_get("quantity")?;
+        let product_id: String = row.try_get("product_id")?;
         let line = OrderLine {
-            product_id: row.try_get("product_id")?,
+            product_id: ProductId::parse(&product_id)
+                .ok_or_else(|| CorruptRow::column("order_lines.product_id", &product_id))?,
             name: row.try_get("name")?,
             unit_price: money(row.try_get("unit_price_minor")?, &currency)?,
             quantity: u32::try_from(quantity)

@@ -5,6 +5,7 @@
 //! Every write of an executor is conditional on `lease_owner` being its token, so an executor
 //! that lost its lease (it stalled, another took over) can no longer change anything.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
 use flotilla_chassis::clock::millis;
 use flotilla_chassis::db::CorruptRow;
@@ -31,8 +32,8 @@ pub struct SagaRecord {
     pub card: Option<CardNumber>,
     /// The payment and shipment the peers made so far.
     pub refs: PeerRefs,
-    /// The order's lines: product id and quantity.
-    pub lines: Vec<(String, u32)>,
+    /// The order's lines: product and quantity.
+    pub lines: Vec<(ProductId, u32)>,
     /// What the card is charged.
     pub total: Money,
     /// Where it ships.
@@ -54,7 +55,7 @@ impl SagaRecord {
             lines: priced
                 .lines
                 .iter()
-                .map(|line| (line.product_id.clone(), line.quantity))
+                .map(|line| (line.product_id, line.quantity))
                 .collect(),
             total: priced.totals.total,
             address: priced.address.clone(),
@@ -183,11 +184,13 @@ impl OrdersStore {
         let lines = lines
             .into_iter()
             .map(|(id, n)| {
-                u32::try_from(n)
-                    .map(|n| (id, n))
-                    .map_err(|_| CorruptRow::column("order_lines.quantity", n))
+                let id = ProductId::parse(&id)
+                    .ok_or_else(|| CorruptRow::column("order_lines.product_id", &id))?;
+                let n =
+                    u32::try_from(n).map_err(|_| CorruptRow::column("order_lines.quantity", n))?;
+                Ok((id, n))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let card: Option<String> = row.try_get("card_number")?;
         let card = match card {
             Some(digits) => Some(
@@ -297,7 +300,14 @@ impl OrdersStore {
         .bind(millis(p.now))
         .execute(&mut *tx)
         .await?;
-        append_history(&mut tx, p.order_id, ending.status, Some(&ending.note), p.now).await?;
+        append_history(
+            &mut tx,
+            p.order_id,
+            ending.status,
+            Some(&ending.note),
+            p.now,
+        )
+        .await?;
         outbox.append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
