@@ -61,16 +61,13 @@ pub struct Checkout {
     pub store: OrdersStore,
     /// Where the lines come from, and whose claim keeps a cart to one order.
     pub cart: CartClient,
-    /// Where prices come from.
     pub catalog: CatalogClient,
-    /// Where the shipping cost comes from.
     pub shipping: ShippingClient,
     /// Runs the sagas of the orders placed here.
     pub executor: Executor,
     pub clock: SharedClock,
     /// The deadline of each peer call.
     pub call_timeout: Duration,
-    /// Most lines per order.
     pub max_lines: u32,
     /// How long a claim on the cart lasts if the order never ends (it outlives any
     /// reservation the saga could commit, so a slow order cannot outlast its claim).

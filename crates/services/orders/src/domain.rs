@@ -76,7 +76,6 @@ impl CardNumber {
         valid.then_some(Self(digits))
     }
 
-    /// The digits.
     pub fn digits(&self) -> &str {
         &self.0
     }

@@ -69,7 +69,6 @@ pub enum Placed {
 pub struct StoredKey {
     /// The fingerprint of the request that used the key first.
     pub fingerprint: String,
-    /// The order it created.
     pub order_id: String,
 }
 
@@ -89,7 +88,7 @@ pub struct OrdersStore {
 }
 
 impl OrdersStore {
-    /// A store over `db` (already migrated).
+    /// A store over `db`, which must already be migrated.
     pub fn new(db: Db) -> Self {
         Self { db }
     }

@@ -18,7 +18,6 @@ pub const PLACED_NOTE: &str =
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedOrder {
     pub id: OrderId,
-    /// Who places it.
     pub user_id: String,
     /// The priced lines (at least one), in the cart's order.
     pub lines: Vec<PricedLine>,

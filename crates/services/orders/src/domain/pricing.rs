@@ -23,7 +23,6 @@ pub struct PricedLine {
     pub name: String,
     /// The catalog's current price.
     pub unit_price: Money,
-    /// How many.
     pub quantity: u32,
     /// `unit_price × quantity`.
     pub line_total: Money,

@@ -34,11 +34,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The executor's timing settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Deadline of one step.
     pub step_timeout: Duration,
     /// Tries of a forward step.
     pub step_attempts: u32,
-    /// First backoff.
     pub retry_base: Duration,
     /// How long a lease lasts.
     pub lease: Duration,
@@ -90,11 +88,8 @@ impl RunEnd {
 /// One step's result, on its way to being recorded.
 #[derive(Debug)]
 struct Stepped {
-    /// The step that ran.
     ran: Step,
-    /// What it came to.
     outcome: Outcome,
-    /// What follows.
     transition: Transition,
     /// The payment or shipment it made or found.
     refs: PeerRefs,
@@ -120,7 +115,6 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor over the orders tables and the peers.
     pub fn new(
         store: OrdersStore,
         peers: SagaPeers,
@@ -144,7 +138,6 @@ impl Executor {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
-    /// The tables.
     pub fn store(&self) -> &OrdersStore {
         &self.store
     }

@@ -49,11 +49,8 @@ impl From<Outcome> for Performed {
 /// The peers the saga calls.
 #[derive(Debug, Clone)]
 pub struct SagaPeers {
-    /// Stock.
     pub inventory: InventoryClient,
-    /// Money.
     pub payments: PaymentsClient,
-    /// Parcels.
     pub shipping: ShippingClient,
     /// How long a reservation is held before inventory releases it on its own.
     pub reservation_ttl_secs: u64,

@@ -22,11 +22,8 @@ use crate::saga::{Logged, OrderEnding, PeerRefs, Phase, SagaState, Step, Transit
 /// What an executor needs to run an order's saga.
 #[derive(Debug, Clone)]
 pub struct SagaRecord {
-    /// The order.
     pub order_id: String,
-    /// Who placed it.
     pub user_id: String,
-    /// Where the saga is.
     pub state: SagaState,
     /// The card, until the authorization has a definitive answer.
     pub card: Option<CardNumber>,
@@ -36,7 +33,6 @@ pub struct SagaRecord {
     pub lines: Vec<(ProductId, u32)>,
     /// What the card is charged.
     pub total: Money,
-    /// Where it ships.
     pub address: Address,
     /// The shipping quote to honour.
     pub quote_id: Option<String>,
@@ -67,13 +63,9 @@ impl SagaRecord {
 /// One step outcome to record.
 #[derive(Debug)]
 pub struct Progress<'a> {
-    /// The order.
     pub order_id: &'a str,
-    /// The executor's lease token.
     pub owner: &'a str,
-    /// The step that ran.
     pub ran: Step,
-    /// What follows.
     pub transition: &'a Transition,
     /// What happened, for the log.
     pub detail: &'a str,
