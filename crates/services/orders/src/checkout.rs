@@ -33,8 +33,8 @@ use time::OffsetDateTime;
 use crate::contract::{Address, CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, PricedOrder, WantedLine};
 use crate::error::OrdersError;
+use crate::executor::{Executor, RunEnd};
 use crate::saga::OrderEnding;
-use crate::saga::executor::{Executor, RunEnd};
 use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
 

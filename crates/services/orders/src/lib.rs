@@ -21,6 +21,7 @@ mod checkout;
 mod config;
 mod domain;
 mod error;
+mod executor;
 mod saga;
 mod store;
 
@@ -35,8 +36,8 @@ use std::time::Duration;
 pub use crate::config::OrdersConfig;
 
 use crate::checkout::Checkout;
-use crate::saga::executor::{Executor, Timing};
-use crate::saga::steps::SagaPeers;
+use crate::executor::steps::SagaPeers;
+use crate::executor::{Executor, Timing};
 use crate::store::OrdersStore;
 
 /// The service's name: its configuration section, database name and gateway prefix.
@@ -126,7 +127,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
         store: parts.store,
     };
     let mut service = Service::new(NAME, api::routes(state), Some(ctx.db()?));
-    service.tasks.push(Box::pin(saga::recovery::run(
+    service.tasks.push(Box::pin(executor::recovery::run(
         parts.executor,
         interval,
         ctx.shutdown.clone(),

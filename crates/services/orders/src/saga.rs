@@ -20,13 +20,10 @@
 //! - Compensations never give up: they are retried with capped backoff until they succeed,
 //!   and the peers' idempotency makes every repeat harmless.
 //!
-//! This module is pure (unit-tested exhaustively below); [`steps`] calls the peers,
-//! [`executor`] runs one saga and persists every outcome, [`recovery`] resumes unfinished ones.
-
-mod compensations;
-pub mod executor;
-pub mod recovery;
-pub mod steps;
+//! This module is the saga's pure core, with no I/O (unit-tested exhaustively in `tests`): the
+//! steps, the state machine and the plain values the executor, the store and the domain share
+//! ([`PeerRefs`], [`OrderEnding`]). The I/O is in [`crate::executor`]: it calls the peers, runs
+//! one saga and persists every outcome, and resumes unfinished ones.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;

@@ -15,7 +15,7 @@ use flotilla_chassis::{Caller, Problem, ServiceContext, StartError};
 use crate::Parts;
 use crate::checkout::Placement;
 use crate::contract::{CheckoutRequest, OrderStatus};
-use crate::saga::executor::{Executor, RunEnd};
+use crate::executor::{Executor, RunEnd};
 
 /// An orders instance whose sagas move only when told to.
 pub struct SagaDriver {

@@ -11,7 +11,7 @@ use flotilla_payments::client::is_retryable;
 use flotilla_payments::contract::{PROBLEM_PROCESSING_ERROR, Payment, PaymentStatus};
 
 use super::steps::{Performed, SagaPeers, kind_is, payment_key};
-use super::{Outcome, PeerRefs};
+use crate::saga::{Outcome, PeerRefs};
 use crate::store::sagas::SagaRecord;
 
 impl SagaPeers {

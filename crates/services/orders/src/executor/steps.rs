@@ -24,8 +24,8 @@ use flotilla_payments::contract::{
 use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{CreateShipment, ShipmentLine, ShipmentStatus};
 
-use super::{Outcome, PeerRefs, Step};
 use crate::domain::CardNumber;
+use crate::saga::{Outcome, PeerRefs, Step};
 use crate::store::sagas::SagaRecord;
 
 /// The outcome of one step and what it told the saga of the peers.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::Executor;
+use super::Executor;
 
 /// Most sagas one process resumes at once.
 pub const MAX_RESUMING: usize = 64;

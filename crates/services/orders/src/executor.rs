@@ -9,6 +9,13 @@
 //! backoff hands the lease back with a `next_attempt_at` instead of holding it idle; a shutdown
 //! stops at the next await, exactly like a crash, and the saga resumes elsewhere from its last
 //! persisted step.
+//!
+//! The peer calls of the steps are in [`steps`] and [`compensations`]; [`recovery`] is the loop
+//! that resumes unfinished sagas.
+
+mod compensations;
+pub mod recovery;
+pub mod steps;
 
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::events::{NewEvent, Outbox};
@@ -16,13 +23,13 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::steps::{Performed, SagaPeers};
-use super::{
-    OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
-};
+use self::steps::{Performed, SagaPeers};
 use crate::contract::{
     ORDER_CANCELLED, ORDER_CANCELLED_VERSION, ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION,
     OrderCancelled, OrderConfirmed, OrderStatus, OrderedItem,
+};
+use crate::saga::{
+    OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
 };
 use crate::store::OrdersStore;
 use crate::store::sagas::{Progress, SagaRecord};
