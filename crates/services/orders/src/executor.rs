@@ -14,20 +14,18 @@
 //! that resumes unfinished sagas.
 
 mod compensations;
+mod ending;
 pub mod recovery;
 pub mod steps;
 
 use flotilla_chassis::clock::SharedClock;
-use flotilla_chassis::events::{NewEvent, Outbox};
+use flotilla_chassis::events::Outbox;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 use self::steps::{Performed, SagaPeers};
-use crate::contract::{
-    ORDER_CANCELLED, ORDER_CANCELLED_VERSION, ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION,
-    OrderCancelled, OrderConfirmed, OrderStatus, OrderedItem,
-};
+use crate::contract::OrderStatus;
 use crate::saga::{
     OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
 };
@@ -316,7 +314,7 @@ impl Executor {
         let (ending, event) = match transition.state.phase {
             Phase::Done => {
                 let (ending, event) =
-                    ending_of(saga, transition, now).map_err(RunEnd::Unencodable)?;
+                    ending::ending_of(saga, transition, now).map_err(RunEnd::Unencodable)?;
                 (Some(ending), Some(event))
             }
             _ => (None, None),
@@ -355,61 +353,6 @@ impl Executor {
             Err(e) => Err(RunEnd::Storage(e)),
         }
     }
-}
-
-/// How a saga finishing with `transition` at `at` leaves its order, and the event that says so.
-/// The final step is a local one and learns nothing, so the order shows what the saga knew
-/// before it.
-fn ending_of(
-    saga: &SagaRecord,
-    transition: &Transition,
-    at: OffsetDateTime,
-) -> Result<(OrderEnding, NewEvent), serde_json::Error> {
-    if transition.state.order_status() == Some(OrderStatus::Confirmed) {
-        let payload = OrderConfirmed {
-            order_id: saga.order_id.clone(),
-            user_id: saga.user_id.clone(),
-            lines: saga
-                .lines
-                .iter()
-                .map(|(product_id, quantity)| OrderedItem {
-                    product_id: *product_id,
-                    quantity: *quantity,
-                })
-                .collect(),
-            total: saga.total,
-            tracking_number: saga.refs.tracking_number.clone(),
-        };
-        let ending = OrderEnding {
-            status: OrderStatus::Confirmed,
-            reason: None,
-            note: "paid, stock sold and shipment created".to_owned(),
-            at,
-            refs: saga.refs.clone(),
-        };
-        let event = NewEvent::new(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION, &payload)?;
-        return Ok((ending, event));
-    }
-    let reason = transition
-        .state
-        .failure
-        .clone()
-        .unwrap_or_else(|| "the order could not be completed".to_owned());
-    let payload = OrderCancelled {
-        order_id: saga.order_id.clone(),
-        user_id: saga.user_id.clone(),
-        reason: reason.clone(),
-        total: saga.total,
-    };
-    let event = NewEvent::new(ORDER_CANCELLED, ORDER_CANCELLED_VERSION, &payload)?;
-    let ending = OrderEnding {
-        status: OrderStatus::Cancelled,
-        note: reason.clone(),
-        reason: Some(reason),
-        at,
-        refs: saga.refs.clone(),
-    };
-    Ok((ending, event))
 }
 
 /// `d` after `t`, saturating at the last representable time.
