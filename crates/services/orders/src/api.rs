@@ -3,10 +3,8 @@
 //!
 //! Handlers are thin: parse, call [`Checkout`] or the store, map to a status. A user sees only
 //! their own orders: another user's order is a 404, exactly like an id that does not exist, so
-//! ids cannot be probed (OWASP API1). Checkout starts the saga in its own task and waits for it
-//! a little (`respond_within_ms`): a quick saga answers 201 with the final order (built from what
-//! the request stored and the saga committed, not read back), a slow one 202 with the PENDING
-//! order, which the client polls; either way the saga goes on without the request.
+//! ids cannot be probed (OWASP API1). Checkout answers 201 with an order its saga finished
+//! within the request, 202 with a PENDING one, which the client polls (see [`crate::checkout`]).
 
 mod admin;
 
@@ -16,34 +14,24 @@ use axum::response::{IntoResponse, Response};
 use flotilla_chassis::extract::{Json, Path, Query};
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageParams};
-use flotilla_chassis::request_context;
 use flotilla_chassis::{Caller, Problem, Role};
-use std::time::Duration;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::checkout::{Checkedout, Checkout};
-use crate::contract::{CheckoutRequest, Order, OrderStatus};
+use crate::checkout::Checkout;
+use crate::contract::{CheckoutRequest, Order};
 use crate::domain::OrderId;
 use crate::error::OrdersError;
-use crate::saga::executor::{Executor, RunEnd};
-use crate::saga::recovery::log_end;
-use crate::store::{self, OrderFilter, OrdersStore};
+use crate::store::{OrderFilter, OrdersStore};
 
 /// Largest page the list routes serve.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// What the handlers share.
 #[derive(Clone)]
 pub struct OrdersState {
-    /// Places orders.
     pub checkout: Checkout,
-    /// Runs their sagas.
-    pub executor: Executor,
-    /// The orders tables.
+    /// What the read routes read.
     pub store: OrdersStore,
-    /// How long checkout waits for the saga before answering 202.
-    pub respond_within: Duration,
 }
 
 /// The routes, with their OpenAPI description.
@@ -81,60 +69,7 @@ async fn checkout(
     key: IdempotencyKey,
     Json(req): Json<CheckoutRequest>,
 ) -> Result<Response, OrdersError> {
-    let owner = Executor::new_owner();
-    let order_id = match state.checkout.place(&caller, &key, &req, &owner).await? {
-        Checkedout::New {
-            saga,
-            held_until,
-            placed,
-        } => {
-            let executor = state.executor.clone();
-            let order_id = saga.order_id.clone();
-            let id = order_id.clone();
-            let saga = async move {
-                let end = executor
-                    .run_from(*saga, &owner, Some(held_until), None)
-                    .await;
-                log_end(&id, &end);
-                end
-            };
-            // The saga outlives the request (a client that hangs up does not stop it), and
-            // keeps the request's trace so its events continue the same trace.
-            let task = match request_context::current() {
-                Some(ctx) => tokio::spawn(request_context::scope(ctx, saga)),
-                None => tokio::spawn(saga),
-            };
-            match tokio::time::timeout(state.respond_within, task).await {
-                // Ended here: the answer is what this request stored and the saga committed,
-                // with no read back.
-                Ok(Ok(RunEnd::Finished {
-                    status,
-                    finale: Some(finale),
-                })) => {
-                    // The customer reads this answer and may shop or try again right away:
-                    // the cart hears how the order ended now, not only through the event.
-                    if status == OrderStatus::Cancelled {
-                        state.checkout.release_claim(&caller, &order_id).await;
-                    } else {
-                        state.checkout.taken(&caller, &placed).await;
-                    }
-                    return Ok(answer(store::finished(*placed, status, &finale)));
-                }
-                // Still running after `respond_within`: answer 202 with the order as this
-                // request stored it. Reading it back instead would race the saga and turn a
-                // slow checkout's answer into a 201 at random.
-                Err(_still_running) => return Ok(answer(*placed)),
-                // Ended elsewhere (a twin's executor holds the lease): the order is read below.
-                _ => order_id,
-            }
-        }
-        Checkedout::Existing(order_id) => order_id,
-    };
-    let order = state
-        .store
-        .order(&order_id)
-        .await?
-        .ok_or(OrdersError::NotFound)?;
+    let order = state.checkout.submit(&caller, &key, &req).await?;
     Ok(answer(order))
 }
 

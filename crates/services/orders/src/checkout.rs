@@ -1,83 +1,90 @@
-//! Placing an order: everything `POST /` does before the saga starts.
+//! Checking out, as one straight line: [`Checkout::submit`] places the order (everything
+//! `POST /` does before the saga starts), runs its saga in a task of its own and waits for it a
+//! little (`respond_within_ms`), and returns the order the answer shows.
 //!
-//! In order: the idempotency key (a repeat answers with the first order, a reuse with another
-//! body is refused), the address and card, the caller's cart, the catalog's current prices,
-//! the shipping quote, the cart's claim, then one transaction that stores the order, its
+//! Placing, in order: the idempotency key (a repeat answers with the first order, a reuse with
+//! another body is refused), the address and card, the caller's cart, the catalog's current
+//! prices, the shipping quote, the cart's claim, then one transaction that stores the order, its
 //! history, its saga (held by the executor that will run it) and the key. Every peer is asked
 //! before anything is written, so a peer that is down costs a 503 and leaves nothing behind.
 //!
-//! A cart is checked out once (RELIABILITY S10). The order's id is derived from the user and the
-//! key, and just before storing the order, the cart is claimed for that id at the version whose
-//! lines were priced: the cart grants one claim per content, so of many concurrent checkouts with
-//! different keys one goes on and the others get 409 (`checkout-in-progress`, or `cart-changed`
-//! when the winner's order has already taken the lines), while concurrent requests with one key
-//! name the same order, share its claim and meet at the key's primary key, where one wins and the
-//! other answers with its twin's order. The claim ends with the order: the cart hears
-//! `order.confirmed` / `order.cancelled`, and, when the saga ends within the request, orders
-//! tells it at once ([`Checkout::taken`], [`Checkout::release_claim`]). If the order is not
-//! stored after all the claim is released here, and if this process dies in between, it lapses
-//! after `claim_ttl`.
+//! The saga outlives the request (a client that hangs up does not stop it) and keeps the
+//! request's trace. A quick saga's order comes back CONFIRMED or CANCELLED, built from what the
+//! request stored and the saga committed, not read back; a slow one's comes back PENDING, and
+//! the client polls it.
+//!
+//! A cart is checked out once (RELIABILITY S10): see [`cart_claim`].
+
+mod cart_claim;
 
 use flotilla_cart::client::CartClient;
-use flotilla_cart::contract::{
-    CheckoutClaim, PROBLEM_CART_CHANGED, PROBLEM_CART_CLAIMED, TakenLine, TakenOrder,
-};
 use flotilla_catalog::client::CatalogClient;
-use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
-use flotilla_chassis::Caller;
+use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product, ProductId};
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::transport::{ClientError, TransportError};
+use flotilla_chassis::{Caller, request_context};
 use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{Quote, QuoteRequest};
 use std::future::Future;
 use std::time::Duration;
+use time::OffsetDateTime;
 
-use crate::contract::{CheckoutRequest, Order, OrderStatus};
-use crate::domain::{self, OrderId, PricedLine, WantedLine};
+use crate::contract::{Address, CheckoutRequest, Order, OrderStatus};
+use crate::domain::{self, OrderId, PricedLine, PricedOrder, WantedLine};
 use crate::error::OrdersError;
+use crate::executor::{Executor, RunEnd};
+use crate::saga::OrderEnding;
 use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
 
-/// What a checkout came to.
+/// What placing an order came to.
 #[derive(Debug, Clone)]
-pub enum Checkedout {
+pub enum Placement {
     /// A new order, whose saga (as stored) the caller, holding the lease it passed in until
     /// `held_until`, must now run.
     New {
         /// The saga, at its first step.
         saga: Box<SagaRecord>,
         /// Until when the caller's lease runs.
-        held_until: i64,
+        held_until: OffsetDateTime,
         /// The order as stored (PENDING).
         placed: Box<Order>,
     },
     /// The order this key created before (or concurrently): nothing new was stored.
-    Existing(String),
+    Repeat(String),
 }
 
-/// The peers and settings checkout needs.
+/// The peers, the saga executor and the settings a checkout needs.
 #[derive(Clone)]
 pub struct Checkout {
-    /// The orders tables.
     pub store: OrdersStore,
-    /// Where the lines come from.
+    /// Where the lines come from, and whose claim keeps a cart to one order.
     pub cart: CartClient,
-    /// Where prices come from.
     pub catalog: CatalogClient,
-    /// Where the shipping cost comes from.
     pub shipping: ShippingClient,
-    /// Stamps the order.
+    /// Runs the sagas of the orders placed here.
+    pub executor: Executor,
     pub clock: SharedClock,
     /// The deadline of each peer call.
     pub call_timeout: Duration,
-    /// Most lines per order.
     pub max_lines: u32,
-    /// How long the new saga's first lease lasts.
-    pub lease: Duration,
     /// How long a claim on the cart lasts if the order never ends (it outlives any
     /// reservation the saga could commit, so a slow order cannot outlast its claim).
     pub claim_ttl: Duration,
+    /// How long [`Checkout::submit`] waits for the saga before answering with a PENDING order.
+    pub respond_within: Duration,
+}
+
+/// What waiting for a new order's saga within the request came to.
+enum Waited {
+    /// This request's run finished the saga, with this ending.
+    Ended(Box<OrderEnding>),
+    /// The saga is still running after `respond_within`.
+    StillRunning,
+    /// The run stopped without finishing the saga here: a twin's executor holds the lease, or
+    /// the saga paused (storage, shutdown) and the recovery loop resumes it. The order is read.
+    Elsewhere,
 }
 
 /// The available lines of a cart, priced now, and the cart's version they were read at.
@@ -87,16 +94,90 @@ struct PricedCart {
 }
 
 impl Checkout {
+    /// Checks out the caller's cart (or finds the order `key` placed) and returns the order:
+    /// CONFIRMED or CANCELLED when its saga ended within `respond_within`, PENDING otherwise.
+    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        req: &CheckoutRequest,
+    ) -> Result<Order, OrdersError> {
+        let owner = Executor::new_owner();
+        let order_id = match self.place(caller, key, req, &owner).await? {
+            Placement::New {
+                saga,
+                held_until,
+                placed,
+            } => match self.run_saga(*saga, owner, held_until).await {
+                // Ended here: the answer is what this request stored and the saga committed,
+                // with no read back.
+                Waited::Ended(ending) => {
+                    // The customer reads this answer and may shop or try again right away:
+                    // the cart hears how the order ended now, not only through the event.
+                    if ending.status == OrderStatus::Cancelled {
+                        self.release_claim(caller, &placed.id).await;
+                    } else {
+                        self.taken(caller, &placed).await;
+                    }
+                    return Ok(domain::ended(*placed, &ending));
+                }
+                // Still running after `respond_within`: answer with the order as this request
+                // stored it. Reading it back instead would race the saga and turn a slow
+                // checkout's answer into a finished order at random.
+                Waited::StillRunning => return Ok(*placed),
+                Waited::Elsewhere => placed.id,
+            },
+            Placement::Repeat(order_id) => order_id,
+        };
+        self.store
+            .order(&order_id)
+            .await?
+            .ok_or(OrdersError::NotFound)
+    }
+
+    /// Runs `saga`, held by `owner` until `held_until`, in a task of its own, and waits for it
+    /// `respond_within` at most.
+    async fn run_saga(
+        &self,
+        saga: SagaRecord,
+        owner: String,
+        held_until: OffsetDateTime,
+    ) -> Waited {
+        let executor = self.executor.clone();
+        let run = async move {
+            let order_id = saga.order_id.clone();
+            let end = executor
+                .run_from(saga, &owner, Some(held_until), None)
+                .await;
+            end.log(&order_id);
+            end
+        };
+        // The saga outlives the request (a client that hangs up does not stop it), and keeps
+        // the request's trace so its events continue the same trace.
+        let task = match request_context::current() {
+            Some(ctx) => tokio::spawn(request_context::scope(ctx, run)),
+            None => tokio::spawn(run),
+        };
+        match tokio::time::timeout(self.respond_within, task).await {
+            Ok(Ok(RunEnd::Finished {
+                ending: Some(ending),
+                ..
+            })) => Waited::Ended(ending),
+            Err(_elapsed) => Waited::StillRunning,
+            _ => Waited::Elsewhere,
+        }
+    }
+
     /// Places the caller's order (or finds the one `key` placed); a new saga is held by
     /// `lease_owner`.
-    #[tracing::instrument(skip_all, fields(user_id = %caller.user_id))]
     pub async fn place(
         &self,
         caller: &Caller,
         key: &IdempotencyKey,
         req: &CheckoutRequest,
         lease_owner: &str,
-    ) -> Result<Checkedout, OrdersError> {
+    ) -> Result<Placement, OrdersError> {
         let fingerprint = domain::fingerprint(req);
         if let Some(stored) = self.store.checkout_key(&caller.user_id, key).await? {
             return repeat(stored, &fingerprint);
@@ -124,7 +205,7 @@ impl Checkout {
         req: &CheckoutRequest,
         fingerprint: &str,
         lease_owner: &str,
-    ) -> Result<Checkedout, OrdersError> {
+    ) -> Result<Placement, OrdersError> {
         let card = domain::validate_request(req).map_err(OrdersError::Invalid)?;
         let PricedCart { lines, version } = self.priced_cart(caller).await?;
         let address = req.address.trimmed();
@@ -133,121 +214,44 @@ impl Checkout {
         let id = OrderId::for_checkout(&caller.user_id, key.as_str());
         // Last of the peer calls: a claim is taken only for an order that is ready to store.
         self.claim(caller, &id, version).await?;
-        let now = self.clock.now_millis();
-        let order = NewOrder {
-            id: &id,
-            user_id: &caller.user_id,
-            lines: &lines,
+        let priced = PricedOrder {
+            id,
+            user_id: caller.user_id.clone(),
+            lines,
             totals,
-            address: &address,
-            quote_id: Some(&quote.id),
+            address,
+            quote_id: Some(quote.id),
+        };
+        let now = self.clock.now();
+        let order = NewOrder {
+            priced: &priced,
             card: &card,
             key,
             fingerprint,
             lease_owner,
-            lease_until: now.saturating_add(crate::saga::executor::millis(self.lease)),
+            lease_until: self.executor.lease_until(now),
             now,
         };
         let placed = match self.store.place(&order).await {
             Ok(placed) => placed,
             Err(e) => {
-                self.release_unplaced(caller, &id, key).await;
+                self.release_unplaced(caller, &priced.id, key).await;
                 return Err(e.into());
             }
         };
         match placed {
             Placed::Created => {
-                tracing::info!(order_id = id.as_str(), total = %totals.total, "order placed");
-                Ok(Checkedout::New {
+                tracing::info!(order_id = priced.id.as_str(), total = %totals.total, "order placed");
+                Ok(Placement::New {
                     saga: Box::new(SagaRecord::placed(&order)),
                     held_until: order.lease_until,
-                    placed: Box::new(order.view()),
+                    placed: Box::new(priced.placed(now)),
                 })
             }
             Placed::Twin(stored) => {
                 self.settle_twin_claim(caller, &stored.order_id).await;
                 repeat(stored, fingerprint)
             }
-        }
-    }
-
-    /// Claims the caller's cart for order `id` at `version`; the cart's 409s become ours.
-    async fn claim(&self, caller: &Caller, id: &OrderId, version: u64) -> Result<(), OrdersError> {
-        let claim = CheckoutClaim {
-            version,
-            ttl_secs: self.claim_ttl.as_secs().max(1),
-        };
-        match self
-            .deadline("cart", self.cart.claim(caller, id.as_str(), &claim))
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(ClientError::Status { problem, .. }) if problem.kind == PROBLEM_CART_CLAIMED => {
-                Err(OrdersError::CheckoutInProgress)
-            }
-            Err(ClientError::Status { problem, .. }) if problem.kind == PROBLEM_CART_CHANGED => {
-                Err(OrdersError::CartChanged)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Gives back the claim of order `id`, which could not be stored, unless it was stored
-    /// after all (a commit whose answer was lost) — then the claim is the order's. Best effort:
-    /// a claim not given back lapses by itself, and a retry with the same key reuses it.
-    async fn release_unplaced(&self, caller: &Caller, id: &OrderId, key: &IdempotencyKey) {
-        if !matches!(
-            self.store.checkout_key(&caller.user_id, key).await,
-            Ok(None)
-        ) {
-            return;
-        }
-        self.release_claim(caller, id.as_str()).await;
-    }
-
-    /// A twin with this request's key stored order `order_id` first, and this request has just
-    /// claimed the cart for that same order. If the order was already cancelled, its claim was
-    /// released before this request renewed it, and nothing else would end it: end it here. (A
-    /// confirmed order's lines left the cart with a new version, so no late claim of it is
-    /// granted; a running order ends its claim itself.)
-    async fn settle_twin_claim(&self, caller: &Caller, order_id: &str) {
-        if let Ok(Some(order)) = self.store.order(order_id).await
-            && order.status == OrderStatus::Cancelled
-        {
-            self.release_claim(caller, order_id).await;
-        }
-    }
-
-    /// Ends order `order_id`'s claim on the caller's cart now, rather than when the cart
-    /// hears of the order's end: the customer whose card was declined may try again at once.
-    /// Best effort: the event does it anyway.
-    pub async fn release_claim(&self, caller: &Caller, order_id: &str) {
-        let released = self
-            .deadline("cart", self.cart.release(caller, order_id))
-            .await;
-        if let Err(e) = released {
-            tracing::warn!(order_id, error = %e, "the cart's claim is left to end by itself");
-        }
-    }
-
-    /// Tells the cart that `order` (the caller's) was confirmed: its lines leave the cart and
-    /// its claim ends now. Best effort: `order.confirmed` does it anyway.
-    pub async fn taken(&self, caller: &Caller, order: &Order) {
-        let taken = TakenOrder {
-            lines: order
-                .lines
-                .iter()
-                .map(|line| TakenLine {
-                    product_id: line.product_id.clone(),
-                    quantity: line.quantity,
-                })
-                .collect(),
-        };
-        let told = self
-            .deadline("cart", self.cart.taken(caller, &order.id, &taken))
-            .await;
-        if let Err(e) = told {
-            tracing::warn!(order_id = %order.id, error = %e, "the cart hears of the order by its event");
         }
     }
 
@@ -258,16 +262,23 @@ impl Checkout {
         let version = cart.version;
         // Lines whose product vanished are shown as unavailable in the cart and left out of
         // its total; checkout buys what the total covers.
-        let wanted: Vec<WantedLine> = cart
-            .items
-            .into_iter()
-            .filter(|line| line.available && line.quantity > 0)
-            .map(|line| WantedLine {
-                product_id: line.product_id,
-                quantity: line.quantity,
-            })
-            .collect();
-        if wanted.is_empty() {
+        let mut wanted: Vec<WantedLine> = Vec::new();
+        // The cart keeps only product ids; text that is not one names no product in the
+        // catalog, like a product that is gone.
+        let mut unknown: Vec<String> = Vec::new();
+        for line in cart.items {
+            if !line.available || line.quantity == 0 {
+                continue;
+            }
+            match ProductId::parse(&line.product_id) {
+                Some(product_id) => wanted.push(WantedLine {
+                    product_id,
+                    quantity: line.quantity,
+                }),
+                None => unknown.push(line.product_id),
+            }
+        }
+        if wanted.is_empty() && unknown.is_empty() {
             return Err(OrdersError::EmptyCart);
         }
         if wanted.len() > self.max_lines as usize {
@@ -276,9 +287,12 @@ impl Checkout {
                 max: self.max_lines,
             });
         }
+        if !unknown.is_empty() {
+            return Err(OrdersError::ProductUnavailable(unknown));
+        }
         let mut products: Vec<Product> = Vec::with_capacity(wanted.len());
         for chunk in wanted.chunks(MAX_LOOKUP_IDS) {
-            let ids: Vec<String> = chunk.iter().map(|l| l.product_id.clone()).collect();
+            let ids: Vec<String> = chunk.iter().map(|l| l.product_id.to_string()).collect();
             products.extend(self.deadline("catalog", self.catalog.lookup(&ids)).await?);
         }
         Ok(PricedCart {
@@ -288,11 +302,7 @@ impl Checkout {
     }
 
     /// Shipping's price for `lines` to `address`; its 422 is the customer's to fix.
-    async fn quote(
-        &self,
-        address: &crate::contract::Address,
-        lines: &[PricedLine],
-    ) -> Result<Quote, OrdersError> {
+    async fn quote(&self, address: &Address, lines: &[PricedLine]) -> Result<Quote, OrdersError> {
         let items = domain::item_count(lines).unwrap_or(u32::MAX);
         let request = QuoteRequest {
             country: address.country.clone(),
@@ -325,9 +335,9 @@ impl Checkout {
 }
 
 /// The answer to a repeated key: the same order for the same request, a conflict otherwise.
-fn repeat(stored: StoredKey, fingerprint: &str) -> Result<Checkedout, OrdersError> {
+fn repeat(stored: StoredKey, fingerprint: &str) -> Result<Placement, OrdersError> {
     if stored.fingerprint == fingerprint {
-        Ok(Checkedout::Existing(stored.order_id))
+        Ok(Placement::Repeat(stored.order_id))
     } else {
         Err(OrdersError::IdempotencyConflict)
     }

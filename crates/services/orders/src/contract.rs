@@ -6,8 +6,10 @@
 //! [`ORDER_CANCELLED`] (notifications, cart), so changing a field here changes the public API:
 //! add fields, never rename or remove them without bumping the contract (or event) version.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 pub use flotilla_shipping::contract::Address;
@@ -93,8 +95,8 @@ impl OrderStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {
     /// The catalog's product id.
-    #[schema(example = "p0000042")]
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// The product's name at checkout.
     pub name: String,
     /// The catalog's price at checkout.
@@ -113,7 +115,8 @@ pub struct StatusChange {
     /// Why, or what happened.
     pub note: Option<String>,
     /// When (RFC 3339).
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// An order.
@@ -147,9 +150,11 @@ pub struct Order {
     /// Every status the order has had, oldest first.
     pub history: Vec<StatusChange>,
     /// When it was placed (RFC 3339).
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
     /// When it last changed (RFC 3339).
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// Type of the event published when an order is confirmed.
@@ -165,7 +170,8 @@ pub const ORDER_CANCELLED_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderedItem {
     /// The catalog's product id.
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// How many were bought.
     pub quantity: u32,
 }
@@ -216,7 +222,8 @@ pub struct SagaView {
     /// Every step outcome, oldest first.
     pub steps: Vec<SagaStepView>,
     /// When the saga last changed (RFC 3339).
-    pub updated_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// One step outcome of a saga.
@@ -231,7 +238,8 @@ pub struct SagaStepView {
     /// What happened.
     pub detail: Option<String>,
     /// When (RFC 3339).
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 /// `GET /admin/summary`: orders per status and the money confirmed orders brought in.
@@ -245,4 +253,25 @@ pub struct OrdersSummary {
     pub cancelled: u64,
     /// Sum of the totals of confirmed orders, in minor units.
     pub confirmed_total_minor: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_chassis::clock::{at_millis, rfc3339};
+
+    #[test]
+    fn times_go_on_the_wire_as_the_same_rfc_3339_text_as_before() {
+        for millis in [1_733_500_000_123, 1_733_500_000_000, 1_733_500_000_500] {
+            let change = StatusChange {
+                status: "PENDING".to_owned(),
+                note: None,
+                at: at_millis(millis),
+            };
+            let json = serde_json::to_value(&change).expect("serialises");
+            assert_eq!(json["at"], rfc3339(millis));
+            let back: StatusChange = serde_json::from_value(json).expect("parses");
+            assert_eq!(back, change);
+        }
+    }
 }

@@ -1,20 +1,24 @@
-//! The rules of placing an order, free of I/O: what an order id and a card number may be, how
-//! a checkout request is fingerprinted, and how an order is priced from the cart's lines, the
-//! catalog's current prices and the shipping quote.
+//! The rules of placing an order, free of I/O: what an order id and a card number may be and
+//! how a checkout request is fingerprinted here; how an order is priced from the cart's lines,
+//! the catalog's current prices and the shipping quote in [`pricing`]; how an order reads before
+//! and after its saga in [`order_view`].
 //!
 //! Input is parsed into these types at the edge (the `Idempotency-Key` by the chassis's
 //! [`IdempotencyKey`](flotilla_chassis::idempotency_key::IdempotencyKey) extractor), so the
 //! store and the saga never see a key, card or id that could not be one. The state machine of
 //! the saga lives in [`crate::saga`].
 
-use flotilla_catalog::contract::Product;
-use flotilla_chassis::money::MoneyError;
+mod order_view;
+mod pricing;
+
+use flotilla_chassis::ids;
 use flotilla_chassis::problem::FieldError;
-use flotilla_chassis::{Money, ids};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 use crate::contract::CheckoutRequest;
+
+pub use order_view::{PLACED_NOTE, PricedOrder, ended};
+pub use pricing::{PricedLine, PricingError, Totals, WantedLine, item_count, price_lines, totals};
 
 /// An order id: `ord_` and 32 lower-case hex digits. It is also the inventory reservation id,
 /// the cart claim's holder and the stem of every payment idempotency key, so it stays within
@@ -50,7 +54,6 @@ impl OrderId {
         ids::is_id("ord", s).then(|| Self(s.to_owned()))
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -73,7 +76,6 @@ impl CardNumber {
         valid.then_some(Self(digits))
     }
 
-    /// The digits.
     pub fn digits(&self) -> &str {
         &self.0
     }
@@ -134,106 +136,6 @@ pub fn fingerprint(req: &CheckoutRequest) -> String {
     });
     let digest = Sha256::digest(canonical.to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A line to price: what the cart holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WantedLine {
-    /// The catalog's product id.
-    pub product_id: String,
-    /// How many, at least 1.
-    pub quantity: u32,
-}
-
-/// A line priced from the catalog at checkout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PricedLine {
-    /// The catalog's product id.
-    pub product_id: String,
-    /// The catalog's name for it.
-    pub name: String,
-    /// The catalog's current price.
-    pub unit_price: Money,
-    /// How many.
-    pub quantity: u32,
-    /// `unit_price × quantity`.
-    pub line_total: Money,
-}
-
-/// Why an order cannot be priced.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PricingError {
-    /// These products are no longer in the catalog.
-    #[error("no longer available: {}", .0.join(", "))]
-    Unavailable(Vec<String>),
-    /// The amounts cannot be added up (mixed currencies, overflow): a broken peer, not the
-    /// customer's fault.
-    #[error(transparent)]
-    Money(#[from] MoneyError),
-}
-
-/// The lines priced from `products` (the catalog's answer), in the order of `wanted`.
-pub fn price_lines(
-    wanted: &[WantedLine],
-    products: &[Product],
-) -> Result<Vec<PricedLine>, PricingError> {
-    let by_id: HashMap<&str, &Product> = products.iter().map(|p| (p.id.as_str(), p)).collect();
-    let missing: Vec<String> = wanted
-        .iter()
-        .filter(|line| !by_id.contains_key(line.product_id.as_str()))
-        .map(|line| line.product_id.clone())
-        .collect();
-    if !missing.is_empty() {
-        return Err(PricingError::Unavailable(missing));
-    }
-    wanted
-        .iter()
-        .filter_map(|line| by_id.get(line.product_id.as_str()).map(|p| (line, *p)))
-        .map(|(line, product)| {
-            Ok(PricedLine {
-                product_id: line.product_id.clone(),
-                name: product.name.clone(),
-                unit_price: product.price,
-                quantity: line.quantity,
-                line_total: product.price.checked_mul(i64::from(line.quantity))?,
-            })
-        })
-        .collect()
-}
-
-/// What an order costs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
-    /// The sum of the line totals.
-    pub subtotal: Money,
-    /// The quoted shipping cost.
-    pub shipping: Money,
-    /// `subtotal + shipping`.
-    pub total: Money,
-}
-
-/// Adds up `lines` (at least one) and `shipping`, refusing mixed currencies and overflow.
-pub fn totals(lines: &[PricedLine], shipping: Money) -> Result<Totals, MoneyError> {
-    let mut subtotal = Money::zero(shipping.currency);
-    if let Some(first) = lines.first() {
-        subtotal = Money::zero(first.line_total.currency);
-    }
-    for line in lines {
-        subtotal = subtotal.checked_add(line.line_total)?;
-    }
-    let total = subtotal.checked_add(shipping)?;
-    Ok(Totals {
-        subtotal,
-        shipping,
-        total,
-    })
-}
-
-/// The number of items in the parcel (what shipping prices by); `None` when it overflows.
-pub fn item_count(lines: &[PricedLine]) -> Option<u32> {
-    lines
-        .iter()
-        .try_fold(0u32, |sum, line| sum.checked_add(line.quantity))
 }
 
 #[cfg(test)]

@@ -68,7 +68,9 @@ pub enum OrdersError {
 impl From<PricingError> for OrdersError {
     fn from(err: PricingError) -> Self {
         match err {
-            PricingError::Unavailable(ids) => OrdersError::ProductUnavailable(ids),
+            PricingError::Unavailable(ids) => {
+                OrdersError::ProductUnavailable(ids.iter().map(ToString::to_string).collect())
+            }
             PricingError::Money(e) => OrdersError::Pricing(e),
         }
     }

@@ -18,8 +18,10 @@ pub mod testing;
 
 mod api;
 mod checkout;
+mod config;
 mod domain;
 mod error;
+mod executor;
 mod saga;
 mod store;
 
@@ -29,12 +31,13 @@ use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use flotilla_inventory::client::InventoryClient;
 use flotilla_payments::client::PaymentsClient;
 use flotilla_shipping::client::ShippingClient;
-use serde::Deserialize;
 use std::time::Duration;
 
+pub use crate::config::OrdersConfig;
+
 use crate::checkout::Checkout;
-use crate::saga::executor::{Executor, Timing};
-use crate::saga::steps::SagaPeers;
+use crate::executor::steps::SagaPeers;
+use crate::executor::{Executor, Timing};
 use crate::store::OrdersStore;
 
 /// The service's name: its configuration section, database name and gateway prefix.
@@ -47,82 +50,11 @@ pub const SPEC: ServiceSpec = ServiceSpec {
     needs_database: true,
 };
 
-/// Longest reservation inventory accepts (7 days).
-const MAX_RESERVATION_TTL_SECS: u64 = 7 * 24 * 3600;
-
 /// How much longer than the stock reservation the cart's claim lasts. An order can only be
 /// confirmed while its reservation holds (COMMIT is refused once it expired), so a claim that
 /// outlives the reservation by a margin for the last steps outlives every order that could
 /// still be confirmed: no second checkout of the cart slips in under a slow first one.
 const CLAIM_MARGIN_SECS: u64 = 300;
-
-/// The `[orders]` configuration section.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(default)]
-pub struct OrdersConfig {
-    /// Deadline of each peer call of checkout and of each saga step, in ms (default 2000).
-    pub step_timeout_ms: u64,
-    /// Tries of a forward step whose failures are transient before it counts as failed
-    /// (default 3).
-    pub step_attempts: u32,
-    /// First backoff between tries, in ms; it doubles, with jitter, up to 30 s (default 100).
-    pub retry_base_ms: u64,
-    /// How often the recovery loop looks for unfinished sagas, in ms (default 500).
-    pub recovery_interval_ms: u64,
-    /// How long an executor holds a saga without renewing, in ms: after a crash, the longest
-    /// a saga waits to be resumed (default 10000). Must exceed twice `step_timeout_ms`.
-    pub lease_ms: u64,
-    /// How long `POST /` waits for the saga before answering 202, in ms (default 2000).
-    pub respond_within_ms: u64,
-    /// Most lines one order may have (default 50, at most 1000: the lines are stored with one
-    /// statement, 6 bound values each).
-    pub max_lines: u32,
-    /// How long the stock is reserved for a saga, in seconds (default 900).
-    pub reservation_ttl_secs: u64,
-}
-
-impl Default for OrdersConfig {
-    fn default() -> Self {
-        Self {
-            step_timeout_ms: 2000,
-            step_attempts: 3,
-            retry_base_ms: 100,
-            recovery_interval_ms: 500,
-            lease_ms: 10_000,
-            respond_within_ms: 2000,
-            max_lines: 50,
-            reservation_ttl_secs: 900,
-        }
-    }
-}
-
-impl OrdersConfig {
-    /// Refuses settings that are typos rather than policies.
-    fn check(&self) -> Result<(), StartError> {
-        let fail = |msg: &str| Err(StartError::Other(format!("[orders] {msg}")));
-        if self.step_timeout_ms == 0 || self.step_attempts == 0 || self.retry_base_ms == 0 {
-            return fail("step_timeout_ms, step_attempts and retry_base_ms must be at least 1");
-        }
-        if self.recovery_interval_ms == 0 {
-            return fail("recovery_interval_ms must be at least 1");
-        }
-        if !(1..=MAX_LINES_LIMIT).contains(&self.max_lines) {
-            return fail("max_lines must be between 1 and 1000");
-        }
-        // A lease shorter than a step (plus the renewal around it) would let a second executor
-        // take over a saga whose step is still in flight.
-        if self.lease_ms <= self.step_timeout_ms.saturating_mul(2) {
-            return fail("lease_ms must exceed twice step_timeout_ms");
-        }
-        if !(1..=MAX_RESERVATION_TTL_SECS).contains(&self.reservation_ttl_secs) {
-            return fail("reservation_ttl_secs must be between 1 and 604800 (7 days)");
-        }
-        Ok(())
-    }
-}
-
-/// The largest `max_lines` allowed: SQLite binds at most 32766 values in one statement.
-const MAX_LINES_LIMIT: u32 = 1000;
 
 /// What an orders instance is made of; shared by [`service`] and the test driver.
 struct Parts {
@@ -141,21 +73,6 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
     let store = OrdersStore::new(db);
     let step_timeout = Duration::from_millis(config.step_timeout_ms);
     let lease = Duration::from_millis(config.lease_ms);
-    let checkout = Checkout {
-        store: store.clone(),
-        cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
-        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
-        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
-        clock: ctx.clock.clone(),
-        call_timeout: step_timeout,
-        max_lines: config.max_lines,
-        lease,
-        claim_ttl: Duration::from_secs(
-            config
-                .reservation_ttl_secs
-                .saturating_add(CLAIM_MARGIN_SECS),
-        ),
-    };
     let peers = SagaPeers {
         inventory: InventoryClient::new(ctx.peers.transport(flotilla_inventory::NAME)),
         payments: PaymentsClient::new(ctx.peers.transport(flotilla_payments::NAME)),
@@ -176,6 +93,22 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         ctx.shutdown.clone(),
         timing,
     );
+    let checkout = Checkout {
+        store: store.clone(),
+        cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
+        catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
+        shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
+        executor: executor.clone(),
+        clock: ctx.clock.clone(),
+        call_timeout: step_timeout,
+        max_lines: config.max_lines,
+        claim_ttl: Duration::from_secs(
+            config
+                .reservation_ttl_secs
+                .saturating_add(CLAIM_MARGIN_SECS),
+        ),
+        respond_within: Duration::from_millis(config.respond_within_ms),
+    };
     Ok(Parts {
         store,
         checkout,
@@ -191,12 +124,10 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let interval = Duration::from_millis(parts.config.recovery_interval_ms);
     let state = api::OrdersState {
         checkout: parts.checkout,
-        executor: parts.executor.clone(),
         store: parts.store,
-        respond_within: Duration::from_millis(parts.config.respond_within_ms),
     };
     let mut service = Service::new(NAME, api::routes(state), Some(ctx.db()?));
-    service.tasks.push(Box::pin(saga::recovery::run(
+    service.tasks.push(Box::pin(executor::recovery::run(
         parts.executor,
         interval,
         ctx.shutdown.clone(),

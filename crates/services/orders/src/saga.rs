@@ -20,16 +20,14 @@
 //! - Compensations never give up: they are retried with capped backoff until they succeed,
 //!   and the peers' idempotency makes every repeat harmless.
 //!
-//! This module is pure (unit-tested exhaustively below); [`steps`] calls the peers,
-//! [`executor`] runs one saga and persists every outcome, [`recovery`] resumes unfinished ones.
-
-mod compensations;
-pub mod executor;
-pub mod recovery;
-pub mod steps;
+//! This module is the saga's pure core, with no I/O (unit-tested exhaustively in `tests`): the
+//! steps, the state machine and the plain values the executor, the store and the domain share
+//! ([`PeerRefs`], [`OrderEnding`]). The I/O is in [`crate::executor`]: it calls the peers, runs
+//! one saga and persists every outcome, and resumes unfinished ones.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
+use time::OffsetDateTime;
 
 use crate::contract::OrderStatus;
 
@@ -210,6 +208,44 @@ impl SagaState {
             _ => None,
         }
     }
+}
+
+/// The payment and shipment the peers made for an order, as the saga learns them: CAPTURE and
+/// the compensations act on them, and the order shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerRefs {
+    /// The payment, once authorized (or found).
+    pub payment_id: Option<String>,
+    /// The shipment, once created (or found).
+    pub shipment_id: Option<String>,
+    /// The shipment's tracking number.
+    pub tracking_number: Option<String>,
+}
+
+impl PeerRefs {
+    /// Keeps what `newer` adds.
+    pub fn merge(&mut self, newer: PeerRefs) {
+        self.payment_id = newer.payment_id.or(self.payment_id.take());
+        self.shipment_id = newer.shipment_id.or(self.shipment_id.take());
+        self.tracking_number = newer.tracking_number.or(self.tracking_number.take());
+    }
+}
+
+/// How a finished saga leaves its order: what its final transaction writes (status, reason,
+/// history note, time), and what the saga knew of the peers by then. The request that placed
+/// the order builds its answer from it, without reading the order back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEnding {
+    /// CONFIRMED or CANCELLED.
+    pub status: OrderStatus,
+    /// Why it was cancelled (None when confirmed).
+    pub reason: Option<String>,
+    /// The last history entry's note.
+    pub note: String,
+    /// When: the order's `updated_at` and its last history entry.
+    pub at: OffsetDateTime,
+    /// The payment, shipment and tracking number the order shows.
+    pub refs: PeerRefs,
 }
 
 /// What running a step came to.

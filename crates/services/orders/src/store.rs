@@ -9,17 +9,16 @@ mod rows;
 mod saga_views;
 pub mod sagas;
 
-use flotilla_chassis::db::{Migration, is_unique_violation, placeholders};
+use flotilla_chassis::clock::millis;
+use flotilla_chassis::db::{CorruptRow, Migration, is_unique_violation, placeholders};
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::pagination::{Page, PageRequest};
 use flotilla_chassis::{Db, Money};
 use sqlx::Row;
+use time::OffsetDateTime;
 
-use flotilla_chassis::clock::rfc3339;
-
-use crate::contract::{Address, Order, OrderLine, OrderStatus, OrdersSummary, StatusChange};
-use crate::domain::{CardNumber, OrderId, PricedLine, Totals};
-use crate::saga::executor::Finale;
+use crate::contract::{Order, OrderStatus, OrdersSummary};
+use crate::domain::{CardNumber, PLACED_NOTE, PricedOrder};
 use crate::saga::{SagaState, Step};
 
 /// The orders schema, oldest first.
@@ -41,90 +40,19 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Everything stored when an order is placed.
 #[derive(Debug)]
 pub struct NewOrder<'a> {
-    /// The new order's id.
-    pub id: &'a OrderId,
-    /// Who places it.
-    pub user_id: &'a str,
-    /// The priced lines (at least one).
-    pub lines: &'a [PricedLine],
-    /// What it costs.
-    pub totals: Totals,
-    /// Where it ships (trimmed).
-    pub address: &'a Address,
-    /// The shipping quote to honour.
-    pub quote_id: Option<&'a str>,
+    /// The order as checkout priced it.
+    pub priced: &'a PricedOrder,
     /// The card, held until the authorization has an answer.
     pub card: &'a CardNumber,
-    /// The checkout's idempotency key and the request's fingerprint.
+    /// The checkout's idempotency key.
     pub key: &'a IdempotencyKey,
     /// See [`crate::domain::fingerprint`].
     pub fingerprint: &'a str,
     /// The executor that will run the saga, which holds it from the start.
     pub lease_owner: &'a str,
-    /// Until when it holds it (clock millis).
-    pub lease_until: i64,
-    /// Now (clock millis).
-    pub now: i64,
-}
-
-/// The history note of a placed order.
-const PLACED_NOTE: &str = "order placed: reserving stock, authorizing payment, arranging shipment";
-
-impl NewOrder<'_> {
-    /// The order as a read right after [`OrdersStore::place`] returns it: PENDING, with its
-    /// first history entry.
-    pub fn view(&self) -> Order {
-        let currency = self.totals.total.currency;
-        let at = rfc3339(self.now);
-        Order {
-            id: self.id.as_str().to_owned(),
-            user_id: self.user_id.to_owned(),
-            status: OrderStatus::Pending,
-            reason: None,
-            lines: self
-                .lines
-                .iter()
-                .map(|line| OrderLine {
-                    product_id: line.product_id.clone(),
-                    name: line.name.clone(),
-                    unit_price: Money::new(line.unit_price.amount_minor, currency),
-                    quantity: line.quantity,
-                    line_total: Money::new(line.line_total.amount_minor, currency),
-                })
-                .collect(),
-            subtotal: self.totals.subtotal,
-            shipping: self.totals.shipping,
-            total: self.totals.total,
-            address: self.address.clone(),
-            payment_id: None,
-            shipment_id: None,
-            tracking_number: None,
-            history: vec![StatusChange {
-                status: OrderStatus::Pending.as_str().to_owned(),
-                note: Some(PLACED_NOTE.to_owned()),
-                at: at.clone(),
-            }],
-            created_at: at.clone(),
-            updated_at: at,
-        }
-    }
-}
-
-/// `placed` (a [`NewOrder::view`]) as a read returns it once its saga ended with `finale`.
-pub fn finished(mut placed: Order, status: OrderStatus, finale: &Finale) -> Order {
-    let at = rfc3339(finale.at);
-    placed.status = status;
-    placed.reason = finale.reason.clone();
-    placed.payment_id = finale.learnt.payment_id.clone();
-    placed.shipment_id = finale.learnt.shipment_id.clone();
-    placed.tracking_number = finale.learnt.tracking_number.clone();
-    placed.history.push(StatusChange {
-        status: status.as_str().to_owned(),
-        note: Some(finale.note.clone()),
-        at: at.clone(),
-    });
-    placed.updated_at = at;
-    placed
+    /// Until when it holds it.
+    pub lease_until: OffsetDateTime,
+    pub now: OffsetDateTime,
 }
 
 /// The outcome of [`OrdersStore::place`].
@@ -141,7 +69,6 @@ pub enum Placed {
 pub struct StoredKey {
     /// The fingerprint of the request that used the key first.
     pub fingerprint: String,
-    /// The order it created.
     pub order_id: String,
 }
 
@@ -161,7 +88,7 @@ pub struct OrdersStore {
 }
 
 impl OrdersStore {
-    /// A store over `db` (already migrated).
+    /// A store over `db`, which must already be migrated.
     pub fn new(db: Db) -> Self {
         Self { db }
     }
@@ -195,11 +122,11 @@ impl OrdersStore {
             "INSERT INTO checkout_keys (user_id, key, request_hash, order_id, created_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(order.user_id)
+        .bind(&order.priced.user_id)
         .bind(order.key.as_str())
         .bind(order.fingerprint)
-        .bind(order.id.as_str())
-        .bind(order.now)
+        .bind(order.priced.id.as_str())
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await;
         if let Err(err) = key {
@@ -207,10 +134,11 @@ impl OrdersStore {
             if !is_unique_violation(&err) {
                 return Err(err);
             }
-            let twin = self.checkout_key(order.user_id, order.key).await?;
+            let twin = self.checkout_key(&order.priced.user_id, order.key).await?;
             return twin.map(Placed::Twin).ok_or(err);
         }
-        let (address, totals) = (order.address, order.totals);
+        let priced = order.priced;
+        let (address, totals) = (&priced.address, priced.totals);
         sqlx::query(
             "INSERT INTO orders (id, user_id, status, reason, currency, subtotal_minor,
                                  shipping_minor, total_minor, address_name, address_line1,
@@ -218,8 +146,8 @@ impl OrdersStore {
                                  created_at, updated_at)
              VALUES ($1, $2, 'PENDING', NULL, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
-        .bind(order.id.as_str())
-        .bind(order.user_id)
+        .bind(priced.id.as_str())
+        .bind(&priced.user_id)
         .bind(totals.total.currency.as_str())
         .bind(totals.subtotal.amount_minor)
         .bind(totals.shipping.amount_minor)
@@ -229,12 +157,12 @@ impl OrdersStore {
         .bind(&address.city)
         .bind(&address.postal_code)
         .bind(&address.country)
-        .bind(order.quote_id)
-        .bind(order.now)
+        .bind(priced.quote_id.as_deref())
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await?;
         // One statement for all the lines: each statement is a round trip to the database.
-        let values = (0..order.lines.len())
+        let values = (0..priced.lines.len())
             .map(|i| format!("($1, {})", placeholders(2 + 6 * i, 6)))
             .collect::<Vec<_>>()
             .join(", ");
@@ -242,11 +170,11 @@ impl OrdersStore {
             "INSERT INTO order_lines (order_id, line_no, product_id, name, unit_price_minor,
                                       quantity, line_total_minor) VALUES {values}"
         );
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order.id.as_str());
-        for (line_no, line) in (1_i64..).zip(order.lines) {
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(priced.id.as_str());
+        for (line_no, line) in (1_i64..).zip(&priced.lines) {
             insert = insert
                 .bind(line_no)
-                .bind(&line.product_id)
+                .bind(line.product_id.to_string())
                 .bind(&line.name)
                 .bind(line.unit_price.amount_minor)
                 .bind(i64::from(line.quantity))
@@ -255,7 +183,7 @@ impl OrdersStore {
         insert.execute(&mut *tx).await?;
         sagas::append_history(
             &mut tx,
-            order.id.as_str(),
+            priced.id.as_str(),
             OrderStatus::Pending,
             Some(PLACED_NOTE),
             order.now,
@@ -268,13 +196,13 @@ impl OrdersStore {
                                 next_attempt_at, created_at, updated_at)
              VALUES ($1, $2, $3, 0, NULL, $4, NULL, NULL, NULL, $5, $6, $7, $7, $7)",
         )
-        .bind(order.id.as_str())
+        .bind(priced.id.as_str())
         .bind(start.phase.as_str())
         .bind(Step::Reserve.as_str())
         .bind(order.card.digits())
         .bind(order.lease_owner)
-        .bind(order.lease_until)
-        .bind(order.now)
+        .bind(millis(order.lease_until))
+        .bind(millis(order.now))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -380,6 +308,6 @@ impl OrdersStore {
 /// `minor` units of `currency` as stored, or a decode error for a corrupt currency code.
 fn money(minor: i64, currency: &str) -> Result<Money, sqlx::Error> {
     let currency = flotilla_chassis::Currency::parse(currency)
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        .map_err(|_| CorruptRow::column("orders.currency", currency))?;
     Ok(Money::new(minor, currency))
 }

@@ -13,9 +13,9 @@ use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::{Caller, Problem, ServiceContext, StartError};
 
 use crate::Parts;
-use crate::checkout::Checkedout;
+use crate::checkout::Placement;
 use crate::contract::{CheckoutRequest, OrderStatus};
-use crate::saga::executor::{Executor, RunEnd};
+use crate::executor::{Executor, RunEnd};
 
 /// An orders instance whose sagas move only when told to.
 pub struct SagaDriver {
@@ -49,8 +49,8 @@ impl SagaDriver {
             .place(caller, &key, req, &self.owner)
             .await?
         {
-            Checkedout::New { saga, .. } => Ok(saga.order_id),
-            Checkedout::Existing(id) => Ok(id),
+            Placement::New { saga, .. } => Ok(saga.order_id),
+            Placement::Repeat(id) => Ok(id),
         }
     }
 

@@ -107,11 +107,11 @@ fn order_page(chrome: Chrome, order: Order) -> OrderPage {
     let history = order
         .history
         .iter()
-        .map(|change| HistoryRow::new(&change.status, change.note.as_deref(), &change.at))
+        .map(|change| HistoryRow::new(&change.status, change.note.as_deref(), change.at))
         .collect();
     OrderPage {
         country: countries::name_of(&order.address.country),
-        placed: display_time(&order.created_at),
+        placed: display_time(order.created_at),
         progress,
         reason,
         history,

@@ -16,7 +16,6 @@ use crate::error::OrdersError;
 use crate::saga::Phase;
 use crate::store::OrderFilter;
 
-/// The admin routes.
 pub fn routes() -> OpenApiRouter<OrdersState> {
     OpenApiRouter::new()
         .routes(routes!(list_sagas))

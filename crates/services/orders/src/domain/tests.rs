@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::contract::Address;
+use flotilla_catalog::contract::{Product, ProductId};
 use flotilla_chassis::Currency;
+use flotilla_chassis::Money;
 
 fn eur(minor: i64) -> Money {
     Money::new(minor, Currency::EUR)
@@ -21,9 +23,13 @@ fn product(id: &str, price: Money) -> Product {
     }
 }
 
-fn wanted(id: &str, quantity: u32) -> WantedLine {
+fn id(text: &str) -> ProductId {
+    ProductId::parse(text).expect("a product id")
+}
+
+fn wanted(text: &str, quantity: u32) -> WantedLine {
     WantedLine {
-        product_id: id.to_owned(),
+        product_id: id(text),
         quantity,
     }
 }
@@ -121,12 +127,16 @@ fn fingerprints_tell_repeats_from_other_bodies_without_holding_the_card() {
 
 #[test]
 fn lines_are_priced_from_the_catalog_in_cart_order() {
-    let products = [product("p2", eur(250)), product("p1", eur(1000))];
-    let lines = price_lines(&[wanted("p1", 2), wanted("p2", 3)], &products).expect("priced");
-    assert_eq!(lines[0].product_id, "p1");
+    let products = [
+        product("p0000002", eur(250)),
+        product("p0000001", eur(1000)),
+    ];
+    let lines =
+        price_lines(&[wanted("p0000001", 2), wanted("p0000002", 3)], &products).expect("priced");
+    assert_eq!(lines[0].product_id, id("p0000001"));
     assert_eq!(lines[0].line_total, eur(2000));
     assert_eq!(lines[1].line_total, eur(750));
-    assert_eq!(lines[1].name, "Product p2");
+    assert_eq!(lines[1].name, "Product p0000002");
     let totals = totals(&lines, eur(499)).expect("adds up");
     assert_eq!(totals.subtotal, eur(2750));
     assert_eq!(totals.total, eur(3249));
@@ -135,17 +145,17 @@ fn lines_are_priced_from_the_catalog_in_cart_order() {
 
 #[test]
 fn missing_products_and_broken_money_are_refused() {
-    let products = [product("p1", eur(100))];
+    let products = [product("p0000001", eur(100))];
     assert_eq!(
-        price_lines(&[wanted("p1", 1), wanted("p9", 1)], &products),
-        Err(PricingError::Unavailable(vec!["p9".to_owned()]))
+        price_lines(&[wanted("p0000001", 1), wanted("p0000009", 1)], &products),
+        Err(PricingError::Unavailable(vec![id("p0000009")]))
     );
-    let huge = [product("p1", eur(i64::MAX))];
+    let huge = [product("p0000001", eur(i64::MAX))];
     assert!(matches!(
-        price_lines(&[wanted("p1", 2)], &huge),
+        price_lines(&[wanted("p0000001", 2)], &huge),
         Err(PricingError::Money(_))
     ));
-    let lines = price_lines(&[wanted("p1", 1)], &products).expect("priced");
+    let lines = price_lines(&[wanted("p0000001", 1)], &products).expect("priced");
     let usd = Money::new(100, Currency::parse("USD").expect("code"));
     assert!(totals(&lines, usd).is_err(), "mixed currencies");
 }

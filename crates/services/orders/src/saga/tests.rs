@@ -382,3 +382,20 @@ fn backoff_grows_is_capped_and_replays_exactly() {
         .collect();
     assert!(spread.len() > 1, "orders failing together spread out");
 }
+
+#[test]
+fn newer_peer_refs_win_and_nothing_is_forgotten() {
+    let mut refs = PeerRefs {
+        payment_id: Some("pay_1".into()),
+        ..PeerRefs::default()
+    };
+    refs.merge(PeerRefs {
+        shipment_id: Some("s1".into()),
+        tracking_number: Some("FLT1".into()),
+        ..PeerRefs::default()
+    });
+    assert_eq!(refs.payment_id.as_deref(), Some("pay_1"));
+    assert_eq!(refs.shipment_id.as_deref(), Some("s1"));
+    refs.merge(PeerRefs::default());
+    assert_eq!(refs.tracking_number.as_deref(), Some("FLT1"));
+}

@@ -2,9 +2,10 @@
 //! two follow-up queries (lines, history) that complete a whole page of orders at once instead
 //! of one query per order.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Db;
-use flotilla_chassis::clock::rfc3339;
-use flotilla_chassis::db::placeholders;
+use flotilla_chassis::clock::at_millis;
+use flotilla_chassis::db::{CorruptRow, placeholders};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use std::collections::HashMap;
@@ -18,15 +19,6 @@ pub const ORDER_SELECT: &str = "SELECT o.id, o.user_id, o.status, o.reason, o.cu
         o.address_city, o.address_postal_code, o.address_country, o.created_at, o.updated_at,
         s.payment_id, s.shipment_id, s.tracking_number
     FROM orders o LEFT JOIN sagas s ON s.order_id = o.id";
-
-/// A stored value that breaks the rules the writes enforce (someone edited a table by hand).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct CorruptRow(String);
-
-fn corrupt(message: String) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(CorruptRow(message)))
-}
 
 /// The orders of `rows` (from [`ORDER_SELECT`]), in the same order, with lines and history.
 pub async fn complete(db: &Db, rows: Vec<AnyRow>) -> Result<Vec<Order>, sqlx::Error> {
@@ -48,7 +40,7 @@ fn order_head(row: &AnyRow) -> Result<Order, sqlx::Error> {
     let currency: String = row.try_get("currency")?;
     let status: String = row.try_get("status")?;
     let status =
-        OrderStatus::parse(&status).ok_or_else(|| corrupt(format!("orders.status {status:?}")))?;
+        OrderStatus::parse(&status).ok_or_else(|| CorruptRow::column("orders.status", &status))?;
     Ok(Order {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -63,8 +55,8 @@ fn order_head(row: &AnyRow) -> Result<Order, sqlx::Error> {
         shipment_id: row.try_get("shipment_id")?,
         tracking_number: row.try_get("tracking_number")?,
         history: Vec::new(),
-        created_at: rfc3339(row.try_get("created_at")?),
-        updated_at: rfc3339(row.try_get("updated_at")?),
+        created_at: at_millis(row.try_get("created_at")?),
+        updated_at: at_millis(row.try_get("updated_at")?),
     })
 }
 
@@ -96,12 +88,14 @@ async fn lines_of(db: &Db, ids: &[String]) -> Result<HashMap<String, Vec<OrderLi
     for row in query.fetch_all(db.pool()).await? {
         let currency: String = row.try_get("currency")?;
         let quantity: i64 = row.try_get("quantity")?;
+        let product_id: String = row.try_get("product_id")?;
         let line = OrderLine {
-            product_id: row.try_get("product_id")?,
+            product_id: ProductId::parse(&product_id)
+                .ok_or_else(|| CorruptRow::column("order_lines.product_id", &product_id))?,
             name: row.try_get("name")?,
             unit_price: money(row.try_get("unit_price_minor")?, &currency)?,
             quantity: u32::try_from(quantity)
-                .map_err(|_| corrupt(format!("order_lines.quantity {quantity}")))?,
+                .map_err(|_| CorruptRow::column("order_lines.quantity", quantity))?,
             line_total: money(row.try_get("line_total_minor")?, &currency)?,
         };
         by_order
@@ -130,7 +124,7 @@ async fn history_of(
         let change = StatusChange {
             status: row.try_get("status")?,
             note: row.try_get("note")?,
-            at: rfc3339(row.try_get("at")?),
+            at: at_millis(row.try_get("at")?),
         };
         by_order
             .entry(row.try_get("order_id")?)

@@ -1,7 +1,7 @@
 //! The operators' view of sagas: each saga's state with its log, one or a page at a time
 //! (the log of a whole page is read in one query).
 
-use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::pagination::{Page, PageRequest};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -87,7 +87,7 @@ impl OrdersStore {
                     failure: row.try_get("failure")?,
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     steps: Vec::new(),
-                    updated_at: rfc3339(row.try_get("updated_at")?),
+                    updated_at: at_millis(row.try_get("updated_at")?),
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
@@ -110,7 +110,7 @@ impl OrdersStore {
                 action: row.try_get("action")?,
                 outcome: row.try_get("outcome")?,
                 detail: row.try_get("detail")?,
-                at: rfc3339(row.try_get("at")?),
+                at: at_millis(row.try_get("at")?),
             };
             logs.entry(row.try_get("order_id")?)
                 .or_default()

@@ -5,35 +5,34 @@
 //! Every write of an executor is conditional on `lease_owner` being its token, so an executor
 //! that lost its lease (it stalled, another took over) can no longer change anything.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
+use flotilla_chassis::clock::millis;
+use flotilla_chassis::db::CorruptRow;
 use flotilla_chassis::events::{NewEvent, Outbox};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use time::OffsetDateTime;
 
 use super::{NewOrder, OrdersStore, money, rows};
 use crate::contract::{Address, OrderStatus};
 use crate::domain::CardNumber;
-use crate::saga::steps::Learnt;
-use crate::saga::{Logged, Phase, SagaState, Step, Transition};
+use crate::saga::{Logged, OrderEnding, PeerRefs, Phase, SagaState, Step, Transition};
 
 /// What an executor needs to run an order's saga.
 #[derive(Debug, Clone)]
 pub struct SagaRecord {
-    /// The order.
     pub order_id: String,
-    /// Who placed it.
     pub user_id: String,
-    /// Where the saga is.
     pub state: SagaState,
     /// The card, until the authorization has a definitive answer.
     pub card: Option<CardNumber>,
-    /// What the peers told it so far.
-    pub learnt: Learnt,
-    /// The order's lines: product id and quantity.
-    pub lines: Vec<(String, u32)>,
+    /// The payment and shipment the peers made so far.
+    pub refs: PeerRefs,
+    /// The order's lines: product and quantity.
+    pub lines: Vec<(ProductId, u32)>,
     /// What the card is charged.
     pub total: Money,
-    /// Where it ships.
     pub address: Address,
     /// The shipping quote to honour.
     pub quote_id: Option<String>,
@@ -42,20 +41,21 @@ pub struct SagaRecord {
 impl SagaRecord {
     /// The saga [`OrdersStore::place`] stores with `order`, as a fresh read would return it.
     pub fn placed(order: &NewOrder<'_>) -> Self {
+        let priced = order.priced;
         Self {
-            order_id: order.id.as_str().to_owned(),
-            user_id: order.user_id.to_owned(),
+            order_id: priced.id.as_str().to_owned(),
+            user_id: priced.user_id.clone(),
             state: SagaState::start(),
             card: Some(order.card.clone()),
-            learnt: Learnt::default(),
-            lines: order
+            refs: PeerRefs::default(),
+            lines: priced
                 .lines
                 .iter()
-                .map(|line| (line.product_id.clone(), line.quantity))
+                .map(|line| (line.product_id, line.quantity))
                 .collect(),
-            total: order.totals.total,
-            address: order.address.clone(),
-            quote_id: order.quote_id.map(str::to_owned),
+            total: priced.totals.total,
+            address: priced.address.clone(),
+            quote_id: priced.quote_id.clone(),
         }
     }
 }
@@ -63,37 +63,19 @@ impl SagaRecord {
 /// One step outcome to record.
 #[derive(Debug)]
 pub struct Progress<'a> {
-    /// The order.
     pub order_id: &'a str,
-    /// The executor's lease token.
     pub owner: &'a str,
-    /// The step that ran.
     pub ran: Step,
-    /// What follows.
     pub transition: &'a Transition,
     /// What happened, for the log.
     pub detail: &'a str,
-    /// What the step learnt (payment, shipment).
-    pub learnt: &'a Learnt,
-    /// Now, and the lease and next attempt times to store (clock millis).
-    pub now: i64,
+    /// The payment or shipment the step made or found.
+    pub refs: &'a PeerRefs,
+    pub now: OffsetDateTime,
     /// The renewed lease.
-    pub lease_until: i64,
+    pub lease_until: OffsetDateTime,
     /// When the step may run again (for a retry).
-    pub next_attempt_at: i64,
-}
-
-/// How a finished saga leaves its order.
-#[derive(Debug)]
-pub struct Ending<'a> {
-    /// CONFIRMED or CANCELLED.
-    pub status: OrderStatus,
-    /// Why, when cancelled.
-    pub reason: Option<&'a str>,
-    /// The history note.
-    pub note: &'a str,
-    /// The event to publish with it.
-    pub event: NewEvent,
+    pub next_attempt_at: OffsetDateTime,
 }
 
 impl OrdersStore {
@@ -103,8 +85,8 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        now: i64,
-        lease_until: i64,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let claimed = sqlx::query(
             "UPDATE sagas SET lease_owner = $2, lease_until = $3
@@ -112,8 +94,8 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(lease_until)
-        .bind(now)
+        .bind(millis(lease_until))
+        .bind(millis(now))
         .execute(self.db.pool())
         .await?;
         Ok(claimed.rows_affected() == 1)
@@ -124,7 +106,7 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        lease_until: i64,
+        lease_until: OffsetDateTime,
     ) -> Result<bool, sqlx::Error> {
         let renewed = sqlx::query(
             "UPDATE sagas SET lease_until = $3
@@ -132,7 +114,7 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(lease_until)
+        .bind(millis(lease_until))
         .execute(self.db.pool())
         .await?;
         Ok(renewed.rows_affected() == 1)
@@ -144,7 +126,7 @@ impl OrdersStore {
         &self,
         order_id: &str,
         owner: &str,
-        next_attempt_at: i64,
+        next_attempt_at: OffsetDateTime,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "UPDATE sagas SET lease_owner = NULL, lease_until = 0, next_attempt_at = $3
@@ -152,21 +134,21 @@ impl OrdersStore {
         )
         .bind(order_id)
         .bind(owner)
-        .bind(next_attempt_at)
+        .bind(millis(next_attempt_at))
         .execute(self.db.pool())
         .await?;
         Ok(())
     }
 
     /// Unfinished sagas nobody holds at `now` and due to run, oldest due first.
-    pub async fn due(&self, now: i64, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn due(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT order_id FROM sagas
              WHERE status IN ('running', 'compensating') AND lease_until < $1
                AND next_attempt_at <= $1
              ORDER BY next_attempt_at, order_id LIMIT $2",
         )
-        .bind(now)
+        .bind(millis(now))
         .bind(limit)
         .fetch_all(self.db.pool())
         .await
@@ -194,14 +176,19 @@ impl OrdersStore {
         let lines = lines
             .into_iter()
             .map(|(id, n)| {
-                u32::try_from(n)
-                    .map(|n| (id, n))
-                    .map_err(|_| corrupt("quantity"))
+                let id = ProductId::parse(&id)
+                    .ok_or_else(|| CorruptRow::column("order_lines.product_id", &id))?;
+                let n =
+                    u32::try_from(n).map_err(|_| CorruptRow::column("order_lines.quantity", n))?;
+                Ok((id, n))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let card: Option<String> = row.try_get("card_number")?;
         let card = match card {
-            Some(digits) => Some(CardNumber::parse(&digits).ok_or_else(|| corrupt("card"))?),
+            Some(digits) => Some(
+                CardNumber::parse(&digits)
+                    .ok_or_else(|| CorruptRow::because("sagas.card_number is not a card number"))?,
+            ),
             None => None,
         };
         let currency: String = row.try_get("currency")?;
@@ -210,7 +197,7 @@ impl OrdersStore {
             user_id: row.try_get("user_id")?,
             state: state_of(&row)?,
             card,
-            learnt: Learnt {
+            refs: PeerRefs {
                 payment_id: row.try_get("payment_id")?,
                 shipment_id: row.try_get("shipment_id")?,
                 tracking_number: row.try_get("tracking_number")?,
@@ -244,12 +231,12 @@ impl OrdersStore {
         .bind(to.step.as_str())
         .bind(i64::from(to.attempts))
         .bind(to.failure.as_deref())
-        .bind(p.lease_until)
-        .bind(p.next_attempt_at)
-        .bind(p.now)
-        .bind(p.learnt.payment_id.as_deref())
-        .bind(p.learnt.shipment_id.as_deref())
-        .bind(p.learnt.tracking_number.as_deref())
+        .bind(millis(p.lease_until))
+        .bind(millis(p.next_attempt_at))
+        .bind(millis(p.now))
+        .bind(p.refs.payment_id.as_deref())
+        .bind(p.refs.shipment_id.as_deref())
+        .bind(p.refs.tracking_number.as_deref())
         .bind(i64::from(p.transition.forget_card))
         .bind(p.ran.as_str())
         .bind(p.ran.action())
@@ -261,12 +248,13 @@ impl OrdersStore {
     }
 
     /// Finishes the saga: saga done, order CONFIRMED or CANCELLED with its history entry, the
-    /// step's log entry and the event in the outbox, all in one transaction (the event exists if
+    /// step's log entry and `event` in the outbox, all in one transaction (the event exists if
     /// and only if the order changed). False when `owner` no longer holds the saga.
     pub async fn finish(
         &self,
         p: &Progress<'_>,
-        ending: Ending<'_>,
+        ending: &OrderEnding,
+        event: NewEvent,
         outbox: &Outbox,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
@@ -283,7 +271,7 @@ impl OrdersStore {
         .bind(p.owner)
         .bind(to.step.as_str())
         .bind(to.failure.as_deref())
-        .bind(p.now)
+        .bind(millis(p.now))
         .bind(p.ran.as_str())
         .bind(p.ran.action())
         .bind(Logged::Ok.as_str())
@@ -300,24 +288,22 @@ impl OrdersStore {
         )
         .bind(p.order_id)
         .bind(ending.status.as_str())
-        .bind(ending.reason)
-        .bind(p.now)
+        .bind(ending.reason.as_deref())
+        .bind(millis(p.now))
         .execute(&mut *tx)
         .await?;
-        append_history(&mut tx, p.order_id, ending.status, Some(ending.note), p.now).await?;
-        outbox.append(&mut tx, ending.event).await?;
+        append_history(
+            &mut tx,
+            p.order_id,
+            ending.status,
+            Some(&ending.note),
+            p.now,
+        )
+        .await?;
+        outbox.append(&mut tx, event).await?;
         tx.commit().await?;
         Ok(true)
     }
-}
-
-/// A stored value the writes never produce.
-#[derive(Debug, thiserror::Error)]
-#[error("corrupt saga row: {0}")]
-struct CorruptSaga(&'static str);
-
-fn corrupt(what: &'static str) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(CorruptSaga(what)))
 }
 
 fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
@@ -325,9 +311,10 @@ fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
     let step: String = row.try_get("step")?;
     let attempts: i64 = row.try_get("attempts")?;
     Ok(SagaState {
-        phase: Phase::parse(&status).ok_or_else(|| corrupt("status"))?,
-        step: Step::parse(&step).ok_or_else(|| corrupt("step"))?,
-        attempts: u32::try_from(attempts).map_err(|_| corrupt("attempts"))?,
+        phase: Phase::parse(&status).ok_or_else(|| CorruptRow::column("sagas.status", &status))?,
+        step: Step::parse(&step).ok_or_else(|| CorruptRow::column("sagas.step", &step))?,
+        attempts: u32::try_from(attempts)
+            .map_err(|_| CorruptRow::column("sagas.attempts", attempts))?,
         failure: row.try_get("failure")?,
     })
 }
@@ -338,7 +325,7 @@ pub async fn append_history(
     order_id: &str,
     status: OrderStatus,
     note: Option<&str>,
-    now: i64,
+    at: OffsetDateTime,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO order_history (order_id, seq, status, note, at)
@@ -348,7 +335,7 @@ pub async fn append_history(
     .bind(order_id)
     .bind(status.as_str())
     .bind(note)
-    .bind(now)
+    .bind(millis(at))
     .execute(tx)
     .await?;
     Ok(())

@@ -24,12 +24,12 @@ async fn a_checkout_is_confirmed_and_every_peer_agrees() {
     assert_eq!(order.reason, None);
     assert_eq!(order.user_id, "alice");
     let (p3, p7) = (app.price(3).await, app.price(7).await);
-    let ids: Vec<(&str, u32)> = order
+    let ids: Vec<(String, u32)> = order
         .lines
         .iter()
-        .map(|l| (l.product_id.as_str(), l.quantity))
+        .map(|l| (l.product_id.to_string(), l.quantity))
         .collect();
-    assert_eq!(ids, [(product(3).as_str(), 2), (product(7).as_str(), 1)]);
+    assert_eq!(ids, [(product(3), 2), (product(7), 1)]);
     assert_eq!(order.lines[0].unit_price, p3);
     let subtotal = p3.amount_minor * 2 + p7.amount_minor;
     assert_eq!(order.subtotal.amount_minor, subtotal);

@@ -10,14 +10,14 @@ use flotilla_inventory::contract::{RELEASED_ON_REQUEST, problem_types};
 use flotilla_payments::client::is_retryable;
 use flotilla_payments::contract::{PROBLEM_PROCESSING_ERROR, Payment, PaymentStatus};
 
-use super::Outcome;
-use super::steps::{Learnt, Performed, SagaPeers, kind_is, payment_key};
+use super::steps::{Performed, SagaPeers, kind_is, payment_key};
+use crate::saga::{Outcome, PeerRefs};
 use crate::store::sagas::SagaRecord;
 
 impl SagaPeers {
     /// CANCEL_SHIPMENT: cancels the order's shipment, found by order when its id is unknown.
     pub(super) async fn cancel_shipment(&self, saga: &SagaRecord) -> Performed {
-        let shipment_id = match &saga.learnt.shipment_id {
+        let shipment_id = match &saga.refs.shipment_id {
             Some(id) => id.clone(),
             None => match self.shipping.for_order(&saga.order_id).await {
                 Ok(Some(shipment)) => shipment.id,
@@ -32,9 +32,9 @@ impl SagaPeers {
         };
         Performed {
             outcome,
-            learnt: Learnt {
+            refs: PeerRefs {
                 shipment_id: Some(shipment_id),
-                ..Learnt::default()
+                ..PeerRefs::default()
             },
         }
     }
@@ -70,9 +70,9 @@ impl SagaPeers {
         };
         Performed {
             outcome,
-            learnt: Learnt {
+            refs: PeerRefs {
                 payment_id: Some(payment.id),
-                ..Learnt::default()
+                ..PeerRefs::default()
             },
         }
     }
@@ -81,7 +81,7 @@ impl SagaPeers {
     /// the authorization's answer was lost (the card is still held), by asking for that answer
     /// again under the same key — after which no late duplicate can authorize anything new.
     async fn find_payment(&self, saga: &SagaRecord) -> Result<Option<Payment>, Outcome> {
-        if let Some(id) = &saga.learnt.payment_id {
+        if let Some(id) = &saga.refs.payment_id {
             return match self.payments.payment(id).await {
                 Ok(payment) => Ok(Some(payment)),
                 Err(e) if e.is_not_found() => Ok(None),

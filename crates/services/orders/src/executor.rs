@@ -9,20 +9,28 @@
 //! backoff hands the lease back with a `next_attempt_at` instead of holding it idle; a shutdown
 //! stops at the next await, exactly like a crash, and the saga resumes elsewhere from its last
 //! persisted step.
+//!
+//! The peer calls of the steps are in [`steps`] and [`compensations`]; [`recovery`] is the loop
+//! that resumes unfinished sagas.
+
+mod compensations;
+mod ending;
+pub mod recovery;
+pub mod steps;
 
 use flotilla_chassis::clock::SharedClock;
-use flotilla_chassis::events::{NewEvent, Outbox};
+use flotilla_chassis::events::Outbox;
 use std::time::Duration;
+use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
-use super::steps::{Learnt, SagaPeers};
-use super::{Outcome, Phase, Policy, Step, Transition, advance, retry_delay};
-use crate::contract::{
-    ORDER_CANCELLED, ORDER_CANCELLED_VERSION, ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION,
-    OrderCancelled, OrderConfirmed, OrderStatus, OrderedItem,
+use self::steps::{Performed, SagaPeers};
+use crate::contract::OrderStatus;
+use crate::saga::{
+    OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
 };
 use crate::store::OrdersStore;
-use crate::store::sagas::{Ending, Progress, SagaRecord};
+use crate::store::sagas::{Progress, SagaRecord};
 
 /// The longest wait between two attempts of a step; compensations retry forever, so the cap
 /// bounds how long a recovered peer waits for them.
@@ -31,11 +39,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The executor's timing settings.
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Deadline of one step.
     pub step_timeout: Duration,
     /// Tries of a forward step.
     pub step_attempts: u32,
-    /// First backoff.
     pub retry_base: Duration,
     /// How long a lease lasts.
     pub lease: Duration,
@@ -44,13 +50,13 @@ pub struct Timing {
 /// Why a run ended.
 #[derive(Debug)]
 pub enum RunEnd {
-    /// The saga is done; the order has this status. `finale` says how this run finished it
+    /// The saga is done; the order has this status. `ending` says how this run finished it
     /// (None when it was already done when the run began).
     Finished {
         /// CONFIRMED or CANCELLED.
         status: OrderStatus,
-        /// The final transaction this run committed.
-        finale: Option<Box<Finale>>,
+        /// What the final transaction this run committed wrote to the order.
+        ending: Option<Box<OrderEnding>>,
     },
     /// Another executor holds the saga now (or it never existed).
     LostLease,
@@ -66,39 +72,40 @@ pub enum RunEnd {
     Unencodable(serde_json::Error),
 }
 
-/// What the final transaction of a saga wrote to its order, so that the request that placed
-/// the order can answer without reading it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finale {
-    /// When (clock millis): the order's `updated_at` and its last history entry.
-    pub at: i64,
-    /// Why it was cancelled (None when confirmed).
-    pub reason: Option<String>,
-    /// The last history entry's note.
-    pub note: String,
-    /// Everything the saga learnt from its peers (payment, shipment, tracking number).
-    pub learnt: Learnt,
+impl RunEnd {
+    /// Logs how a run of `order_id`'s saga ended, loudly only when something is wrong.
+    pub fn log(&self, order_id: &str) {
+        match self {
+            RunEnd::Finished { status, .. } => {
+                tracing::info!(%order_id, status = status.as_str(), "saga finished")
+            }
+            RunEnd::Storage(e) => {
+                tracing::warn!(%order_id, error = %e, "saga paused by a storage error")
+            }
+            RunEnd::Unencodable(e) => {
+                tracing::error!(%order_id, error = %e, "saga event cannot be encoded")
+            }
+            other => tracing::debug!(%order_id, end = ?other, "saga run ended"),
+        }
+    }
 }
 
 /// One step's result, on its way to being recorded.
 #[derive(Debug)]
 struct Stepped {
-    /// The step that ran.
     ran: Step,
-    /// What it came to.
     outcome: Outcome,
-    /// What follows.
     transition: Transition,
-    /// What it learnt.
-    learnt: Learnt,
+    /// The payment or shipment it made or found.
+    refs: PeerRefs,
     /// How long to wait before retrying it.
     delay: Duration,
 }
 
 /// A recorded step: until when the lease now runs, and how the order ended if it did.
 struct Persisted {
-    lease_until: i64,
-    ended: Option<Box<Finale>>,
+    lease_until: OffsetDateTime,
+    ended: Option<Box<OrderEnding>>,
 }
 
 /// Runs sagas. Cheap to clone.
@@ -113,7 +120,6 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor over the orders tables and the peers.
     pub fn new(
         store: OrdersStore,
         peers: SagaPeers,
@@ -137,19 +143,18 @@ impl Executor {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
-    /// The tables.
     pub fn store(&self) -> &OrdersStore {
         &self.store
     }
 
     /// The lease deadline of a lease taken now.
-    pub fn lease_until(&self, now: i64) -> i64 {
-        now.saturating_add(millis(self.timing.lease))
+    pub fn lease_until(&self, now: OffsetDateTime) -> OffsetDateTime {
+        after(now, self.timing.lease)
     }
 
     /// Now, by the service's clock.
-    pub fn now(&self) -> i64 {
-        self.clock.now_millis()
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// Runs `order_id`'s saga, which `owner` holds, until it is done or must stop; at most
@@ -170,7 +175,7 @@ impl Executor {
         &self,
         mut saga: SagaRecord,
         owner: &str,
-        mut held_until: Option<i64>,
+        mut held_until: Option<OffsetDateTime>,
         limit: Option<usize>,
     ) -> RunEnd {
         let order_id = saga.order_id.clone();
@@ -179,10 +184,10 @@ impl Executor {
             step_attempts: self.timing.step_attempts,
         };
         let mut outcomes = 0;
-        let mut finale = None;
+        let mut ending = None;
         loop {
             if let Some(status) = saga.state.order_status() {
-                return RunEnd::Finished { status, finale };
+                return RunEnd::Finished { status, ending };
             }
             if limit.is_some_and(|limit| outcomes >= limit) {
                 return RunEnd::Paused;
@@ -194,7 +199,8 @@ impl Executor {
             // most of it; only a lease too short to cover the step is renewed first (one more
             // write per saga rather than one per step).
             let now = self.now();
-            if held_until.is_none_or(|until| until - now <= 2 * millis(self.timing.step_timeout)) {
+            let step_margin = after(now, self.timing.step_timeout.saturating_mul(2));
+            if held_until.is_none_or(|until| until <= step_margin) {
                 // The step's record below renews it again.
                 match self
                     .store
@@ -207,12 +213,12 @@ impl Executor {
                 }
             }
             let ran = saga.state.step;
-            let (outcome, learnt) = if ran.is_local() {
-                (Outcome::Done(String::new()), Learnt::default())
+            let (outcome, refs) = if ran.is_local() {
+                (Outcome::Done(String::new()), PeerRefs::default())
             } else {
                 tokio::select! {
                     _ = self.shutdown.cancelled() => return RunEnd::Stopped,
-                    performed = self.perform(&saga) => (performed.outcome, performed.learnt),
+                    performed = self.perform(&saga) => (performed.outcome, performed.refs),
                 }
             };
             let transition = advance(&saga.state, &outcome, policy);
@@ -230,27 +236,22 @@ impl Executor {
                 ran,
                 outcome,
                 transition,
-                learnt,
+                refs,
                 delay,
             };
             match self.persist(&saga, owner, &stepped).await {
                 Ok(Persisted { lease_until, ended }) => {
                     held_until = Some(lease_until);
-                    // The final transaction stores nothing learnt by the final step itself
-                    // (a local one), so the order shows what the saga knew before it.
-                    finale = ended.map(|mut finale| {
-                        finale.learnt = saga.learnt.clone();
-                        finale
-                    });
+                    ending = ended;
                 }
                 Err(end) => return end,
             }
             tracing::debug!(step = ran.as_str(), outcome = ?stepped.outcome, "saga step recorded");
             let Stepped {
-                transition, learnt, ..
+                transition, refs, ..
             } = stepped;
             saga.state = transition.state;
-            saga.learnt.merge(learnt);
+            saga.refs.merge(refs);
             if transition.forget_card {
                 saga.card = None;
             }
@@ -258,7 +259,7 @@ impl Executor {
             if transition.retry {
                 // Not worth holding a lease for: the recovery loop resumes it when due.
                 if delay > self.timing.lease / 2 {
-                    let at = self.now().saturating_add(millis(delay));
+                    let at = after(self.now(), delay);
                     return match self.store.hand_back(order_id, owner, at).await {
                         Ok(()) => RunEnd::HandedBack,
                         Err(e) => RunEnd::Storage(e),
@@ -273,7 +274,7 @@ impl Executor {
     }
 
     /// Runs the current step of `saga` under the step deadline.
-    pub async fn perform(&self, saga: &SagaRecord) -> super::steps::Performed {
+    pub async fn perform(&self, saga: &SagaRecord) -> Performed {
         let deadline = self.timing.step_timeout;
         match tokio::time::timeout(deadline, self.peers.perform(saga)).await {
             Ok(performed) => performed,
@@ -295,7 +296,7 @@ impl Executor {
             ran,
             outcome,
             transition,
-            learnt,
+            refs,
             delay,
         } = stepped;
         let now = self.now();
@@ -310,97 +311,51 @@ impl Executor {
         } else {
             detail
         };
-        let ending = match transition.state.phase {
-            Phase::Done => Some(self.ending(saga, transition).map_err(RunEnd::Unencodable)?),
-            _ => None,
+        let (ending, event) = match transition.state.phase {
+            Phase::Done => {
+                let (ending, event) =
+                    ending::ending_of(saga, transition, now).map_err(RunEnd::Unencodable)?;
+                (Some(ending), Some(event))
+            }
+            _ => (None, None),
         };
+        let lease_until = self.lease_until(now);
         let progress = Progress {
             order_id: &saga.order_id,
             owner,
             ran: *ran,
             transition,
-            detail: ending.as_ref().map(|e| e.note).unwrap_or(&detail),
-            learnt,
+            detail: ending.as_ref().map_or(&detail, |e| &e.note),
+            refs,
             now,
-            lease_until: self.lease_until(now),
-            next_attempt_at: now.saturating_add(millis(*delay)),
+            lease_until,
+            next_attempt_at: after(now, *delay),
         };
-        let (written, ended) = match ending {
-            Some(ending) => {
-                let ended = Finale {
-                    at: now,
-                    reason: ending.reason.map(str::to_owned),
-                    note: ending.note.to_owned(),
-                    // Filled in by the caller, which holds what the saga learnt.
-                    learnt: Learnt::default(),
-                };
-                let written = self.store.finish(&progress, ending, &self.outbox).await;
+        let written = match (&ending, event) {
+            (Some(ending), Some(event)) => {
+                let written = self
+                    .store
+                    .finish(&progress, ending, event, &self.outbox)
+                    .await;
                 if matches!(written, Ok(true)) {
                     self.outbox.wake();
                 }
-                (written, Some(Box::new(ended)))
+                written
             }
-            None => (self.store.record(&progress).await, None),
+            _ => self.store.record(&progress).await,
         };
         match written {
             Ok(true) => Ok(Persisted {
-                lease_until: progress.lease_until,
-                ended,
+                lease_until,
+                ended: ending.map(Box::new),
             }),
             Ok(false) => Err(RunEnd::LostLease),
             Err(e) => Err(RunEnd::Storage(e)),
         }
     }
-
-    /// The final status, history note and event of a saga finishing with `transition`.
-    fn ending<'a>(
-        &self,
-        saga: &'a SagaRecord,
-        transition: &'a Transition,
-    ) -> Result<Ending<'a>, serde_json::Error> {
-        if transition.state.order_status() == Some(OrderStatus::Confirmed) {
-            let payload = OrderConfirmed {
-                order_id: saga.order_id.clone(),
-                user_id: saga.user_id.clone(),
-                lines: saga
-                    .lines
-                    .iter()
-                    .map(|(product_id, quantity)| OrderedItem {
-                        product_id: product_id.clone(),
-                        quantity: *quantity,
-                    })
-                    .collect(),
-                total: saga.total,
-                tracking_number: saga.learnt.tracking_number.clone(),
-            };
-            return Ok(Ending {
-                status: OrderStatus::Confirmed,
-                reason: None,
-                note: "paid, stock sold and shipment created",
-                event: NewEvent::new(ORDER_CONFIRMED, ORDER_CONFIRMED_VERSION, &payload)?,
-            });
-        }
-        let reason = transition
-            .state
-            .failure
-            .as_deref()
-            .unwrap_or("the order could not be completed");
-        let payload = OrderCancelled {
-            order_id: saga.order_id.clone(),
-            user_id: saga.user_id.clone(),
-            reason: reason.to_owned(),
-            total: saga.total,
-        };
-        Ok(Ending {
-            status: OrderStatus::Cancelled,
-            reason: Some(reason),
-            note: reason,
-            event: NewEvent::new(ORDER_CANCELLED, ORDER_CANCELLED_VERSION, &payload)?,
-        })
-    }
 }
 
-/// `d` in whole milliseconds, saturating.
-pub fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+/// `d` after `t`, saturating at the last representable time.
+fn after(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
+    t.saturating_add(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
 }

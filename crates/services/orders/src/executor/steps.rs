@@ -24,44 +24,24 @@ use flotilla_payments::contract::{
 use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{CreateShipment, ShipmentLine, ShipmentStatus};
 
-use super::{Outcome, Step};
 use crate::domain::CardNumber;
+use crate::saga::{Outcome, PeerRefs, Step};
 use crate::store::sagas::SagaRecord;
 
-/// What the peers told the saga that later steps (and the order view) need.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Learnt {
-    /// The payment, once authorized (or found).
-    pub payment_id: Option<String>,
-    /// The shipment, once created (or found).
-    pub shipment_id: Option<String>,
-    /// The shipment's tracking number.
-    pub tracking_number: Option<String>,
-}
-
-impl Learnt {
-    /// Keeps what `newer` adds.
-    pub fn merge(&mut self, newer: Learnt) {
-        self.payment_id = newer.payment_id.or(self.payment_id.take());
-        self.shipment_id = newer.shipment_id.or(self.shipment_id.take());
-        self.tracking_number = newer.tracking_number.or(self.tracking_number.take());
-    }
-}
-
-/// The outcome of one step and what it learnt.
+/// The outcome of one step and what it told the saga of the peers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Performed {
     /// What the step came to.
     pub outcome: Outcome,
-    /// What it learnt.
-    pub learnt: Learnt,
+    /// The payment or shipment it made or found.
+    pub refs: PeerRefs,
 }
 
 impl From<Outcome> for Performed {
     fn from(outcome: Outcome) -> Self {
         Self {
             outcome,
-            learnt: Learnt::default(),
+            refs: PeerRefs::default(),
         }
     }
 }
@@ -69,11 +49,8 @@ impl From<Outcome> for Performed {
 /// The peers the saga calls.
 #[derive(Debug, Clone)]
 pub struct SagaPeers {
-    /// Stock.
     pub inventory: InventoryClient,
-    /// Money.
     pub payments: PaymentsClient,
-    /// Parcels.
     pub shipping: ShippingClient,
     /// How long a reservation is held before inventory releases it on its own.
     pub reservation_ttl_secs: u64,
@@ -107,7 +84,7 @@ impl SagaPeers {
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| ReservationLine {
-                    product_id: product_id.clone(),
+                    product_id: product_id.to_string(),
                     quantity: i64::from(*quantity),
                 })
                 .collect(),
@@ -140,9 +117,9 @@ impl SagaPeers {
             {
                 Performed {
                     outcome: Outcome::Done(format!("{} authorized as {}", p.amount, p.id)),
-                    learnt: Learnt {
+                    refs: PeerRefs {
                         payment_id: Some(p.id),
-                        ..Learnt::default()
+                        ..PeerRefs::default()
                     },
                 }
             }
@@ -183,7 +160,7 @@ impl SagaPeers {
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| ShipmentLine {
-                    product_id: product_id.clone(),
+                    product_id: product_id.to_string(),
                     quantity: *quantity,
                 })
                 .collect(),
@@ -194,10 +171,10 @@ impl SagaPeers {
                     "shipment {} tracked as {}",
                     s.id, s.tracking_number
                 )),
-                learnt: Learnt {
+                refs: PeerRefs {
                     shipment_id: Some(s.id),
                     tracking_number: Some(s.tracking_number),
-                    ..Learnt::default()
+                    ..PeerRefs::default()
                 },
             },
             Ok(s) => Outcome::Refused(format!("shipment {} was cancelled", s.id)).into(),
@@ -207,7 +184,7 @@ impl SagaPeers {
     }
 
     async fn capture(&self, saga: &SagaRecord) -> Performed {
-        let Some(payment_id) = &saga.learnt.payment_id else {
+        let Some(payment_id) = &saga.refs.payment_id else {
             return Outcome::Refused("no authorized payment to capture".into()).into();
         };
         let key = payment_key(&saga.order_id, "capture");
@@ -274,22 +251,5 @@ mod tests {
     fn keys_are_scoped_by_order_and_operation() {
         assert_eq!(payment_key("ord_1", "authorize"), "ord_1:authorize");
         assert_ne!(payment_key("ord_1", "void"), payment_key("ord_1", "refund"));
-    }
-
-    #[test]
-    fn newer_knowledge_wins_and_nothing_is_forgotten() {
-        let mut learnt = Learnt {
-            payment_id: Some("pay_1".into()),
-            ..Learnt::default()
-        };
-        learnt.merge(Learnt {
-            shipment_id: Some("s1".into()),
-            tracking_number: Some("FLT1".into()),
-            ..Learnt::default()
-        });
-        assert_eq!(learnt.payment_id.as_deref(), Some("pay_1"));
-        assert_eq!(learnt.shipment_id.as_deref(), Some("s1"));
-        learnt.merge(Learnt::default());
-        assert_eq!(learnt.tracking_number.as_deref(), Some("FLT1"));
     }
 }

@@ -8,31 +8,29 @@
 //! semaphore bounds how many sagas one process resumes at a time, so a restart after an outage
 //! does not stampede the peers.
 
+use flotilla_chassis::periodic;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use super::executor::{Executor, RunEnd};
+use super::Executor;
 
 /// Most sagas one process resumes at once.
 pub const MAX_RESUMING: usize = 64;
 
-/// Runs the loop until `shutdown` is cancelled.
+/// Runs the loop until `shutdown` is cancelled. A tenth of the interval of jitter keeps the
+/// replicas' passes apart, so they do not race for the same due sagas every time.
 pub async fn run(executor: Executor, interval: Duration, shutdown: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_RESUMING));
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        if let Err(e) = pass(&executor, &permits).await {
-            tracing::warn!(error = %e, "saga recovery pass failed");
-        }
-    }
+    periodic::every(interval)
+        .jitter(interval / 10)
+        .run(&shutdown, || async {
+            if let Err(e) = pass(&executor, &permits).await {
+                tracing::warn!(error = %e, "saga recovery pass failed");
+            }
+        })
+        .await;
 }
 
 /// One pass: claims and resumes the sagas due now, as many as there are free permits.
@@ -64,25 +62,9 @@ async fn pass(executor: &Executor, permits: &Arc<Semaphore>) -> Result<(), sqlx:
         let executor = executor.clone();
         tokio::spawn(async move {
             let end = executor.run(&order_id, &owner, None).await;
-            log_end(&order_id, &end);
+            end.log(&order_id);
             drop(permit);
         });
     }
     Ok(())
-}
-
-/// Logs how a run ended, loudly only when something is wrong.
-pub fn log_end(order_id: &str, end: &RunEnd) {
-    match end {
-        RunEnd::Finished { status, .. } => {
-            tracing::info!(%order_id, status = status.as_str(), "saga finished")
-        }
-        RunEnd::Storage(e) => {
-            tracing::warn!(%order_id, error = %e, "saga paused by a storage error")
-        }
-        RunEnd::Unencodable(e) => {
-            tracing::error!(%order_id, error = %e, "saga event cannot be encoded")
-        }
-        other => tracing::debug!(%order_id, end = ?other, "saga run ended"),
-    }
 }
