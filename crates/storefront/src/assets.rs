@@ -1,4 +1,4 @@
-//! The shop's one stylesheet, compiled into the binary so the shop needs no files on disk, no
+//! The shop's one stylesheet and its icon, compiled into the binary so the shop needs no files on disk, no
 //! build step and no network: system fonts, no web fonts, no CDN.
 
 use axum::http::header;
@@ -15,5 +15,20 @@ pub async fn style() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         STYLE_CSS,
+    )
+}
+
+/// The shop's icon (a boat), hand-written in `static/icon.svg`.
+pub const ICON_SVG: &str = include_str!("../static/icon.svg");
+
+/// `GET /static/icon.svg` and `GET /favicon.ico` (browsers ask for the latter on their own; an
+/// SVG served there is shown by every current browser). Cached for a day.
+pub async fn icon() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        ICON_SVG,
     )
 }

@@ -130,6 +130,8 @@ fn router(shop: Arc<Shop>) -> OpenApiRouter {
         .with_rejection_response(error::csrf_rejection(shop.config.shop_name.clone()));
     let mut router = pages::routes()
         .route("/static/style.css", get(assets::style))
+        .route("/static/icon.svg", get(assets::icon))
+        .route("/favicon.ico", get(assets::icon))
         .fallback(pages::not_found)
         .layer(middleware::from_fn_with_state(
             shop.clone(),

@@ -261,6 +261,23 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// Why an order was cancelled after `step` kept failing for want of an answer, as the customer
+/// reads it: no addresses, step names or client errors (an order's reason is shown to its
+/// customer; what failed is in the saga's step log, for operators).
+fn gave_up(step: Step) -> String {
+    let what = match step {
+        Step::Reserve => "your items could not be reserved",
+        Step::Authorize => "your payment could not be processed",
+        Step::Ship => "your shipment could not be arranged",
+        Step::Capture => "your payment could not be completed",
+        _ => "your order could not be completed",
+    };
+    format!(
+        "Part of the shop did not answer in time, so {what}. Nothing was charged and nothing \
+         is held; please try again in a few minutes."
+    )
+}
+
 /// How an outcome is logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Logged {
@@ -355,19 +372,15 @@ pub fn advance(state: &SagaState, outcome: &Outcome, policy: Policy) -> Transiti
                 state.step.first_compensation(true),
                 Some(reason.clone()),
             ),
-            Outcome::Failed(error) => {
+            Outcome::Failed(_) => {
                 let tries = state.attempts.saturating_add(1);
                 if state.step == Step::Commit || tries < policy.step_attempts {
                     again()
                 } else {
-                    let reason = format!(
-                        "{} gave up after {tries} attempts: {error}",
-                        state.step.as_str()
-                    );
                     moved(
                         Phase::Compensating,
                         state.step.first_compensation(false),
-                        Some(reason),
+                        Some(gave_up(state.step)),
                     )
                 }
             }

@@ -23,9 +23,9 @@ pub const MAX_PRODUCT_ID_LEN: usize = 64;
 /// Longest order id a shipment may name.
 pub const MAX_ORDER_ID_LEN: usize = 128;
 
-/// An ISO 3166-1 alpha-2 country code: exactly two ASCII upper-case letters. Whether the code
-/// is assigned is not checked: any well-formed code other than the origin and the EU members is
-/// priced as the rest of the world.
+/// An assigned ISO 3166-1 alpha-2 country code (two ASCII upper-case letters, one of
+/// [`crate::contract::address::ASSIGNED_COUNTRY_CODES`]). Any code other than the origin and the
+/// EU members is priced as the rest of the world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CountryCode([u8; 2]);
 

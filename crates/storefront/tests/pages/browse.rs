@@ -130,3 +130,20 @@ async fn the_stylesheet_is_served_as_css() {
             .contains("font-family: system-ui")
     );
 }
+
+/// A browser asks for /favicon.ico on every first visit; it was a 404 in every console.
+#[tokio::test]
+async fn the_icon_is_served_where_browsers_look_for_it() {
+    let shop = shop().await;
+    for path in ["/favicon.ico", "/static/icon.svg"] {
+        let res = shop.send(shop.fleet.get("storefront", path)).await;
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+        assert_eq!(res.headers()[CONTENT_TYPE], "image/svg+xml", "{path}");
+        assert!(
+            res.text().await.expect("body").starts_with("<svg"),
+            "{path}"
+        );
+    }
+    let (_, home) = shop.page("/").await;
+    assert!(home.contains(r#"<link rel="icon" href="/static/icon.svg""#));
+}

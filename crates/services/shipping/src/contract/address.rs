@@ -118,17 +118,38 @@ impl Address {
 /// upper-case letters. Whether the code is assigned is not checked.
 pub(crate) fn country_code(raw: &str) -> Option<[u8; 2]> {
     match raw.as_bytes() {
-        [a, b] if a.is_ascii_uppercase() && b.is_ascii_uppercase() => Some([*a, *b]),
+        [a, b] if ASSIGNED_COUNTRY_CODES.binary_search(&raw).is_ok() => Some([*a, *b]),
         _ => None,
     }
 }
+
+/// The 249 officially assigned ISO 3166-1 alpha-2 codes, sorted. A well-formed code outside it
+/// (`ZZ`, `XX`: user-assigned or unassigned) names no country a parcel can go to.
+pub const ASSIGNED_COUNTRY_CODES: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
 
 /// Reports `raw` (checked trimmed) as `field` unless it is a country code.
 pub(crate) fn check_country(raw: &str, field: &str, errors: &mut Vec<FieldError>) {
     if country_code(raw.trim()).is_none() {
         errors.push(field_error(
             field,
-            "must be an ISO 3166-1 alpha-2 code: two upper-case letters",
+            "must be an assigned ISO 3166-1 alpha-2 code: two upper-case letters, e.g. DE",
         ));
     }
 }
@@ -221,9 +242,10 @@ mod tests {
     }
 
     #[test]
-    fn country_codes_are_two_upper_case_letters() {
+    fn country_codes_are_assigned_two_upper_case_letters() {
+        assert!(ASSIGNED_COUNTRY_CODES.is_sorted(), "binary search needs the order");
         assert_eq!(country_code("DE"), Some(*b"DE"));
-        for bad in ["de", "D", "DEU", "", "D1", "ÄÖ"] {
+        for bad in ["de", "D", "DEU", "", "D1", "ÄÖ", "ZZ", "XX", "AA"] {
             assert_eq!(country_code(bad), None, "{bad}");
         }
     }
