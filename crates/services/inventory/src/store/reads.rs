@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use flotilla_chassis::pagination::PageRequest;
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow, Row};
 
 use super::{CorruptRow, InventoryStore, corrupt};
 use crate::contract::{InventorySummary, ReservationStatus};
@@ -98,13 +99,26 @@ impl InventoryStore {
 }
 
 /// A `reservations` row as stored.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub(super) struct ReservationRow {
     pub(super) id: String,
     status: String,
     created_at: i64,
     expires_at: i64,
     released_reason: Option<String>,
+}
+
+// By hand, not derived: sqlx's derive macro would compile its drivers a second time (issue 10).
+impl FromRow<'_, AnyRow> for ReservationRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            released_reason: row.try_get("released_reason")?,
+        })
+    }
 }
 
 impl ReservationRow {
@@ -128,12 +142,19 @@ pub(super) async fn load(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<ReservationRecord>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Joined {
-        #[sqlx(flatten)]
         reservation: ReservationRow,
         product_id: Option<String>,
         quantity: Option<i64>,
+    }
+    impl FromRow<'_, AnyRow> for Joined {
+        fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                reservation: ReservationRow::from_row(row)?,
+                product_id: row.try_get("product_id")?,
+                quantity: row.try_get("quantity")?,
+            })
+        }
     }
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT r.id, r.status, r.created_at, r.expires_at, r.released_reason,
