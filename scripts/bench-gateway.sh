@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead, idle memory and start-up time of `flotilla run` (issue #3).
 #
-# Runs, in one go on this machine: a release build, a seeded data dir, `flotilla run` (gateway +
+# Runs, in one go on this machine: a `dist` build (release + thin LTO, Cargo.toml), a seeded data dir, `flotilla run` (gateway +
 # every service in-process) and `flotilla serve catalog` (catalog alone on its own port, same
 # data), then drives both with wrk (64 connections) and prints a markdown table.
 # The headline figure is a ratio measured in the same run: gateway req/s ÷ direct req/s.
@@ -15,8 +15,8 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
-cargo build --release --quiet
-BIN=target/release/flotilla
+cargo build --profile dist --quiet
+BIN=${CARGO_TARGET_DIR:-target}/dist/flotilla
 DIR=$(mktemp -d)
 export FLOTILLA_SERVICE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export RUST_LOG=warn

@@ -4,7 +4,7 @@
 # once), after as many again (equal: nothing accumulates), and after IDLE seconds without a
 # login (identity releases Argon2's memory after 30 s idle; target ≤ 60 MB, issue 10).
 #
-#   bash scripts/bench-login-memory.sh                 # release build, 300 logins, 16 at once
+#   bash scripts/bench-login-memory.sh                 # dist build, 300 logins, 16 at once
 #   BIN=target/debug/flotilla LOGINS=600 IDLE=60 bash scripts/bench-login-memory.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ LOGINS=${LOGINS:-300}
 PARALLEL=${PARALLEL:-16}
 IDLE=${IDLE:-60}
 if [ -z "${BIN:-}" ]; then
-    cargo build --release --quiet
-    BIN=target/release/flotilla
+    cargo build --profile dist --quiet
+    BIN=${CARGO_TARGET_DIR:-target}/dist/flotilla
 fi
 DIR=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -5,7 +5,7 @@
 # (FLOTILLA_CATALOG__SEED_PRODUCTS), `flotilla run` on it, and wrk through the gateway: 2 threads, 16 connections, each request a search for a random common word
 # (scripts/bench/random-search.lua). Prints a markdown table.
 #
-#   bash scripts/bench-search.sh                              # release build, 10 s per run
+#   bash scripts/bench-search.sh                              # dist build, 10 s per run
 #   DURATION=30s BACKENDS="sqlite" bash scripts/bench-search.sh
 #   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
 # PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
@@ -19,8 +19,8 @@ BACKENDS=${BACKENDS:-sqlite postgres}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 if [ -z "${BIN:-}" ]; then
-    cargo build --release --quiet
-    BIN=${CARGO_TARGET_DIR:-target}/release/flotilla
+    cargo build --profile dist --quiet
+    BIN=${CARGO_TARGET_DIR:-target}/dist/flotilla
 fi
 export RUST_LOG=warn
 PREFIX="bench_search_$$"

@@ -161,7 +161,7 @@ pub async fn up(
     // Ctrl-C during start-up stops the fleet as it would later.
     let signal = crate::signal::wait();
     tokio::pin!(signal);
-    let http = reqwest_client()?;
+    let http = crate::probe::Probe::new();
     let late = tokio::select! {
         _ = &mut signal => return stop_all(children).await,
         late = wait_ready(&http, &mut children) => late,
@@ -208,7 +208,10 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 /// Polls every instance's probe until all are ready or [`READY_WITHIN`] passes. An instance
 /// that exits meanwhile is reported and dropped from `children` at once (not waited for).
 /// Returns the instances still alive but not ready.
-async fn wait_ready(http: &reqwest::Client, children: &mut Vec<(Instance, Child)>) -> Vec<String> {
+async fn wait_ready(
+    http: &crate::probe::Probe,
+    children: &mut Vec<(Instance, Child)>,
+) -> Vec<String> {
     let deadline = Instant::now() + READY_WITHIN;
     let mut ready: BTreeSet<String> = BTreeSet::new();
     loop {
@@ -233,10 +236,9 @@ async fn wait_ready(http: &reqwest::Client, children: &mut Vec<(Instance, Child)
                 "readyz"
             };
             let ok = http
-                .get(format!("{}/{probe}", instance.url()))
-                .send()
+                .get(&format!("{}/{probe}", instance.url()))
                 .await
-                .is_ok_and(|r| r.status().is_success());
+                .is_ok_and(|status| status.is_success());
             if ok {
                 ready.insert(instance.label());
             }
@@ -260,12 +262,6 @@ fn report_exit(instance: &Instance, status: &str, when: &str) {
         "{} exited{when} ({status}); not restarting it",
         instance.label()
     );
-}
-
-fn reqwest_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?)
 }
 
 /// Waits for `signal`, reporting instances that die; then stops them all. Fails when every

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod fleet;
 pub mod host;
+mod probe;
 mod secret;
 pub mod settings;
 pub mod signal;

@@ -9,9 +9,7 @@ use crate::settings::HostSettings;
 /// Prints the table; returns false when some instance is not ready.
 pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
     let discovery = crate::host::discovery_for(settings).await?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()?;
+    let http = crate::probe::Probe::new();
     let mut names: Vec<&str> = vec![GATEWAY];
     names.extend(SERVICES.iter().map(|s| s.name));
     println!(
@@ -33,9 +31,9 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
         for url in instances {
             let probe = if name == GATEWAY { "healthz" } else { "readyz" };
             let started = Instant::now();
-            let health = match http.get(format!("{url}/{probe}")).send().await {
-                Ok(r) if r.status().is_success() => "ready".to_owned(),
-                Ok(r) => format!("{}", r.status().as_u16()),
+            let health = match http.get(&format!("{url}/{probe}")).await {
+                Ok(status) if status.is_success() => "ready".to_owned(),
+                Ok(status) => format!("{}", status.as_u16()),
                 Err(_) => "down".to_owned(),
             };
             all_ready &= health == "ready";

@@ -10,7 +10,8 @@ use flotilla_chassis::clock::rfc3339;
 use flotilla_chassis::db::{Backend, Db, placeholders};
 use flotilla_chassis::pagination::PageRequest;
 use flotilla_chassis::{Currency, Migration, Money};
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, Row};
 
 use crate::contract::{Category, Product};
 use crate::domain::{ProductId, SearchQuery, image_url};
@@ -37,7 +38,7 @@ macro_rules! product_columns {
 }
 
 /// A `products` row as stored.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 struct ProductRow {
     id: String,
     sku: String,
@@ -47,6 +48,22 @@ struct ProductRow {
     price_minor: i64,
     currency: String,
     created_at: i64,
+}
+
+// By hand, not derived: sqlx's derive macro would compile its drivers a second time (issue 10).
+impl sqlx::FromRow<'_, AnyRow> for ProductRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            sku: row.try_get("sku")?,
+            name: row.try_get("name")?,
+            description: row.try_get("description")?,
+            category_slug: row.try_get("category_slug")?,
+            price_minor: row.try_get("price_minor")?,
+            currency: row.try_get("currency")?,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 impl TryFrom<ProductRow> for Product {

@@ -370,15 +370,6 @@ impl<'p> Executor<'p> for &'_ DbPool {
         })
     }
 
-    // Required while sqlx's `offline` feature is on (the `macros` feature turns it on); only
-    // the query macros call it.
-    fn describe<'e>(self, sql: SqlStr) -> BoxFuture<'e, Result<sqlx::Describe<Any>, sqlx::Error>> {
-        let pool = self.clone();
-        Box::pin(async move {
-            let mut conn = pool.acquire().await?;
-            let result = (&mut *conn).describe(sql).await;
-            conn.outcome(&result);
-            result
-        })
-    }
+    // No `describe`: the trait has it only with sqlx's `offline` feature, which only the query
+    // macros need and the workspace does not enable (Cargo.toml, issue 10).
 }

@@ -7,7 +7,8 @@ use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::db::CorruptRow;
 use flotilla_chassis::pagination::PageRequest;
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow, Row};
 
 use super::InventoryStore;
 use crate::contract::{InventorySummary, ReservationStatus};
@@ -101,13 +102,26 @@ impl InventoryStore {
 }
 
 /// A `reservations` row as stored.
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub(super) struct ReservationRow {
     pub(super) id: String,
     status: String,
     created_at: i64,
     expires_at: i64,
     released_reason: Option<String>,
+}
+
+// By hand, not derived: sqlx's derive macro would compile its drivers a second time (issue 10).
+impl FromRow<'_, AnyRow> for ReservationRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            status: row.try_get("status")?,
+            created_at: row.try_get("created_at")?,
+            expires_at: row.try_get("expires_at")?,
+            released_reason: row.try_get("released_reason")?,
+        })
+    }
 }
 
 impl ReservationRow {
@@ -133,12 +147,19 @@ pub(super) async fn load(
     conn: &mut AnyConnection,
     id: &str,
 ) -> Result<Option<ReservationRecord>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Joined {
-        #[sqlx(flatten)]
         reservation: ReservationRow,
         product_id: Option<String>,
         quantity: Option<i64>,
+    }
+    impl FromRow<'_, AnyRow> for Joined {
+        fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                reservation: ReservationRow::from_row(row)?,
+                product_id: row.try_get("product_id")?,
+                quantity: row.try_get("quantity")?,
+            })
+        }
     }
     let rows: Vec<Joined> = sqlx::query_as(
         "SELECT r.id, r.status, r.created_at, r.expires_at, r.released_reason,

@@ -6,7 +6,8 @@ use flotilla_chassis::Money;
 use flotilla_chassis::clock::{at_millis, millis};
 use flotilla_chassis::db::{CorruptRow, is_unique_violation};
 use flotilla_chassis::pagination::PageRequest;
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, AssertSqlSafe, FromRow, Row};
 use std::collections::HashMap;
 use time::OffsetDateTime;
 
@@ -49,7 +50,6 @@ pub enum CreateOutcome {
     Existing(Shipment),
 }
 
-#[derive(sqlx::FromRow)]
 struct ShipmentRow {
     id: String,
     order_id: String,
@@ -64,6 +64,27 @@ struct ShipmentRow {
     currency: String,
     created_at: i64,
     updated_at: i64,
+}
+
+// By hand, not derived: sqlx's derive macro would compile its drivers a second time (issue 10).
+impl FromRow<'_, AnyRow> for ShipmentRow {
+    fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            order_id: row.try_get("order_id")?,
+            tracking_number: row.try_get("tracking_number")?,
+            status: row.try_get("status")?,
+            name: row.try_get("name")?,
+            line1: row.try_get("line1")?,
+            city: row.try_get("city")?,
+            postal_code: row.try_get("postal_code")?,
+            country: row.try_get("country")?,
+            cost_minor: row.try_get("cost_minor")?,
+            currency: row.try_get("currency")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 impl ShipmentRow {
@@ -346,12 +367,19 @@ async fn one_with_lines(
     key: &'static str,
     value: &str,
 ) -> Result<Option<Shipment>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
     struct Joined {
-        #[sqlx(flatten)]
         shipment: ShipmentRow,
         product_id: Option<String>,
         quantity: Option<i64>,
+    }
+    impl FromRow<'_, AnyRow> for Joined {
+        fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+            Ok(Self {
+                shipment: ShipmentRow::from_row(row)?,
+                product_id: row.try_get("product_id")?,
+                quantity: row.try_get("quantity")?,
+            })
+        }
     }
     // Only a column name is spliced in, one of two fixed ones; the value is bound.
     let sql = format!(
