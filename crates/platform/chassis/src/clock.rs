@@ -107,7 +107,9 @@ mod tests {
             assert_eq!(millis(at_millis(m)), m);
         }
         let t = at_millis(1_733_500_000_123);
-        let text = t.format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let text = t
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("formats");
         assert_eq!(text, rfc3339(1_733_500_000_123));
         assert_eq!(ManualClock::new(5_000).now(), at_millis(5_000));
         assert_eq!(at_millis(i64::MAX).year(), 9999, "clamped, not a panic");

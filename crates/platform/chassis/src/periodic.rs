@@ -93,7 +93,11 @@ mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(1)).await;
-        assert_eq!(passes.load(Ordering::SeqCst), 1, "the first pass runs at start-up");
+        assert_eq!(
+            passes.load(Ordering::SeqCst),
+            1,
+            "the first pass runs at start-up"
+        );
         tokio::time::sleep(Duration::from_secs(10)).await;
         assert_eq!(passes.load(Ordering::SeqCst), 2);
         tokio::time::sleep(Duration::from_secs(25)).await;
@@ -111,7 +115,7 @@ mod tests {
             let shutdown = shutdown.clone();
             async move {
                 every(Duration::from_secs(1))
-                    .run(&shutdown, || std::future::pending::<()>())
+                    .run(&shutdown, std::future::pending::<()>)
                     .await;
             }
         });
@@ -130,6 +134,9 @@ mod tests {
             let pause = periodic.pause();
             assert!(pause >= Duration::from_secs(60) && pause <= Duration::from_secs(66));
         }
-        assert_eq!(every(Duration::from_secs(1)).pause(), Duration::from_secs(1));
+        assert_eq!(
+            every(Duration::from_secs(1)).pause(),
+            Duration::from_secs(1)
+        );
     }
 }

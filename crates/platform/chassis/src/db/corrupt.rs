@@ -40,8 +40,14 @@ mod tests {
         let sqlx::Error::Decode(inner) = &error else {
             panic!("expected a decode error, got {error:?}");
         };
-        let row = inner.downcast_ref::<CorruptRow>().expect("a CorruptRow inside");
+        let row = inner
+            .downcast_ref::<CorruptRow>()
+            .expect("a CorruptRow inside");
         assert_eq!(row.what(), "column status holds LOST");
-        assert!(error.to_string().contains("corrupt row: column status holds LOST"));
+        assert!(
+            error
+                .to_string()
+                .contains("corrupt row: column status holds LOST")
+        );
     }
 }
