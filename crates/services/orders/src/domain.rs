@@ -237,5 +237,4 @@ pub fn item_count(lines: &[PricedLine]) -> Option<u32> {
 }
 
 #[cfg(test)]
-#[path = "domain/tests.rs"]
 mod tests;

@@ -7,7 +7,7 @@ use flotilla_inventory::contract::{
 };
 use serde_json::json;
 
-use crate::helpers::{App, INITIAL, expect_json, expect_problem, product, reserve_body, send};
+use crate::harness::{App, INITIAL, expect_json, expect_problem, product, reserve_body, send};
 
 fn line(product_id: &str, quantity: i64) -> ReservationLine {
     ReservationLine {

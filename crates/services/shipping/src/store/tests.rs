@@ -2,8 +2,8 @@
 //! is set): the paths the HTTP tests cannot force, such as an insert that loses the race for its
 //! order after the handler's first look found nothing.
 
-use flotilla_chassis::testkit::{TestDatabases, test_db};
 use flotilla_chassis::{Currency, Money};
+use flotilla_testkit::{TestDatabases, test_db};
 
 use super::*;
 use crate::contract::CreateShipment;
