@@ -32,8 +32,8 @@ echo "== tests (SQLite)"
 run_tests --workspace --all-features
 
 echo "== service and chassis tests again on PostgreSQL"
-PG_SUITES=(flotilla-chassis flotilla-identity flotilla-catalog flotilla-cart flotilla-inventory
-    flotilla-payments flotilla-shipping flotilla-orders flotilla-notifications)
+PG_SUITES=(flotilla-chassis flotilla-testkit flotilla-identity flotilla-catalog flotilla-cart
+    flotilla-inventory flotilla-payments flotilla-shipping flotilla-orders flotilla-notifications)
 export FLOTILLA_TEST_DATABASE_URL="$FLOTILLA_TEST_POSTGRES"
 if cargo nextest --version >/dev/null 2>&1; then
     # The same build as above (whole workspace, same features), filtered to those suites:

@@ -24,7 +24,7 @@ mod support;
 use anyhow::{Context, bail};
 use flotilla::host::SERVICES;
 use flotilla_chassis::db::Db;
-use flotilla_chassis::events::NatsBus;
+use flotilla_nats::NatsBus;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};

@@ -9,7 +9,7 @@ use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::clock::{SharedClock, SystemClock};
 use flotilla_chassis::config::section;
 use flotilla_chassis::db::Db;
-use flotilla_chassis::discovery::{Discovery, Registration};
+use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::launch::{LaunchEnv, launch};
 use flotilla_chassis::server::{ConnectionLimits, Server};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
@@ -17,6 +17,7 @@ use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_discovery::{Discovery, Registration};
 use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePolicy};
 use flotilla_identity::IdentityConfig;
 use flotilla_identity::client::IdentityClient;
@@ -90,7 +91,7 @@ pub struct Host {
     dbs: Vec<Db>,
     registrations: Vec<Registration>,
     discovery: Arc<dyn Discovery>,
-    nats: Option<Arc<flotilla_chassis::events::NatsBus>>,
+    nats: Option<Arc<flotilla_nats::NatsBus>>,
     deregister_grace: Duration,
     /// Each local service's OpenAPI document (the gateway exposes what they publish).
     pub openapi: std::collections::HashMap<&'static str, flotilla_chassis::openapi::Documents>,
@@ -100,37 +101,63 @@ pub struct Host {
     inherited_listener: Option<String>,
 }
 
-impl Host {
-    /// Opens storage, starts services and binds listeners.
-    pub async fn build(
-        config: figment::Figment,
-        settings: HostSettings,
-        mode: Mode,
-    ) -> anyhow::Result<Self> {
+/// Who this process is to the rest of the fleet: the credentials it mints for its calls, and the
+/// fingerprint of the fleet's secret that databases and discovery are claimed with.
+struct ProcessIdentity {
+    credentials: Arc<ServiceCredentials>,
+    fingerprint: String,
+}
+
+impl ProcessIdentity {
+    /// Creates the data directory and loads (or creates) the fleet's secret in it.
+    fn load(settings: &HostSettings, mode: &Mode) -> anyhow::Result<Self> {
         flotilla_chassis::private_files::private_dir(&settings.data_dir)
             .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
         let secret =
             crate::secret::load_or_create(settings.service_secret.as_deref(), &settings.data_dir)?;
-        let process = match &mode {
+        let process = match mode {
             Mode::Run => "flotilla-run".to_owned(),
             Mode::Serve(names) | Mode::Migrate(names) => {
                 format!("flotilla-serve:{}", names.join(","))
             }
         };
-        let credentials = Arc::new(ServiceCredentials::new(&secret, process));
-        let fingerprint = flotilla_chassis::cluster_fingerprint::of_secret(&secret);
-        let pool = HttpPool::new(credentials.clone(), HttpSettings::default());
-        let registry = InProcessRegistry::default();
-        let shutdown = CancellationToken::new();
-        let clock: SharedClock = Arc::new(SystemClock);
+        Ok(Self {
+            credentials: Arc::new(ServiceCredentials::new(&secret, process)),
+            fingerprint: flotilla_chassis::cluster_fingerprint::of_secret(&secret),
+        })
+    }
+}
 
-        let (local, with_gateway) = local_services(&mode, &settings)?;
-        let discovery = infra::discovery(&settings).await?;
-        infra::claim_discovery(&settings, discovery.as_ref(), &fingerprint).await?;
+/// What the local services are connected to: discovery, their peers (in-process or remote) and
+/// the event bus. The host builds these, so that the chassis's `launch` needs neither NATS nor
+/// discovery, only the `Peers` and `SharedBus` they become.
+struct Wiring {
+    discovery: Arc<dyn Discovery>,
+    registry: InProcessRegistry,
+    peers: Peers,
+    bus: SharedBus,
+    nats: Option<Arc<flotilla_nats::NatsBus>>,
+}
+
+impl Wiring {
+    /// Claims the discovery namespace, builds transports to the services that run elsewhere,
+    /// and connects the bus (none for `migrate`, which delivers nothing).
+    async fn connect(
+        config: &figment::Figment,
+        settings: &HostSettings,
+        mode: &Mode,
+        identity: &ProcessIdentity,
+        local: &[ServiceSpec],
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let discovery = infra::discovery(settings).await?;
+        infra::claim_discovery(settings, discovery.as_ref(), &identity.fingerprint).await?;
+        let registry = InProcessRegistry::default();
+        let pool = HttpPool::new(identity.credentials.clone(), HttpSettings::default());
         let local_names: Vec<&str> = local.iter().map(|s| s.name).collect();
         let all_names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
         let peers = infra::peers(
-            &settings,
+            settings,
             &local_names,
             &all_names,
             discovery.as_ref(),
@@ -138,77 +165,131 @@ impl Host {
             registry.clone(),
         )
         .await?;
-        let (bus, nats): (flotilla_chassis::events::SharedBus, _) =
-            if matches!(mode, Mode::Migrate(_)) {
-                (
-                    Arc::new(flotilla_chassis::events::InProcessBus::new()),
-                    None,
-                )
-            } else {
-                infra::bus(&settings, section(&config, "nats")?, &shutdown).await?
-            };
-        let trust = TrustPolicy {
-            credentials: Some(credentials.clone()),
-            require_credential: !matches!(mode, Mode::Run),
+        let (bus, nats): (SharedBus, _) = if matches!(mode, Mode::Migrate(_)) {
+            (Arc::new(InProcessBus::new()), None)
+        } else {
+            infra::bus(settings, section(config, "nats")?, shutdown).await?
         };
-        let mut host = Host {
+        Ok(Self {
+            discovery,
+            registry,
+            peers,
+            bus,
+            nats,
+        })
+    }
+}
+
+impl Host {
+    /// Opens storage, starts services and binds listeners: the process's identity, its wiring
+    /// to the outside, the local services, the placement table, the listeners, discovery.
+    pub async fn build(
+        config: figment::Figment,
+        settings: HostSettings,
+        mode: Mode,
+    ) -> anyhow::Result<Self> {
+        let identity = ProcessIdentity::load(&settings, &mode)?;
+        let shutdown = CancellationToken::new();
+        let clock: SharedClock = Arc::new(SystemClock);
+        let (local, with_gateway) = local_services(&mode, &settings)?;
+        let wiring =
+            Wiring::connect(&config, &settings, &mode, &identity, &local, &shutdown).await?;
+        let env = LaunchEnv {
+            config: config.clone(),
+            peers: wiring.peers.clone(),
+            clock: clock.clone(),
+            shutdown: shutdown.clone(),
+            limits: settings.limits,
+            trust: TrustPolicy {
+                credentials: Some(identity.credentials.clone()),
+                require_credential: !matches!(mode, Mode::Run),
+            },
+            bus: wiring.bus.clone(),
+            relay: section(&config, "events")?,
+        };
+        let mut host = Host::new(&settings, &wiring, shutdown);
+        let routers = host
+            .start_services(&local, &env, &wiring.registry, &settings, &identity)
+            .await?;
+        host.placement = placement(&settings, &local);
+        if matches!(mode, Mode::Migrate(_)) {
+            return Ok(host);
+        }
+        let gateway = if with_gateway {
+            let credentials = identity.credentials.clone();
+            Some(build_gateway(&config, &wiring.peers, clock, credentials)?)
+        } else {
+            None
+        };
+        host.bind_listeners(&settings, &mode, gateway, routers)
+            .await?;
+        if let Some(name) = &host.inherited_listener {
+            bail!("this process was handed a listener for {name}, which it does not serve");
+        }
+        host.register(&settings, &mode).await?;
+        Ok(host)
+    }
+
+    /// A host with nothing started yet.
+    fn new(settings: &HostSettings, wiring: &Wiring, shutdown: CancellationToken) -> Self {
+        Host {
             endpoints: Vec::new(),
             placement: Vec::new(),
             tasks: Vec::new(),
             dbs: Vec::new(),
             openapi: std::collections::HashMap::new(),
             registrations: Vec::new(),
-            discovery: discovery.clone(),
-            nats,
+            discovery: wiring.discovery.clone(),
+            nats: wiring.nats.clone(),
             deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
-            shutdown: shutdown.clone(),
+            shutdown,
             drain: Duration::from_secs(settings.drain_secs),
             server: Server::new(fit_file_limit(settings.connections)),
             inherited_listener: settings.inherited_listener.clone(),
-        };
-        let env = LaunchEnv {
-            config: config.clone(),
-            peers: peers.clone(),
-            clock: clock.clone(),
-            shutdown: shutdown.clone(),
-            limits: settings.limits,
-            trust: trust.clone(),
-            bus,
-            relay: section(&config, "events")?,
-        };
+        }
+    }
+
+    /// Opens each local service's database and launches it, registering it for in-process
+    /// calls; returns each one's finished router.
+    async fn start_services(
+        &mut self,
+        local: &[ServiceSpec],
+        env: &LaunchEnv,
+        registry: &InProcessRegistry,
+        settings: &HostSettings,
+        identity: &ProcessIdentity,
+    ) -> anyhow::Result<Vec<(&'static str, Router)>> {
         let mut routers = Vec::new();
-        for spec in &local {
+        for spec in local {
             let db = if spec.needs_database {
-                let db = infra::open_db(&settings, spec.name, &fingerprint).await?;
-                host.dbs.push(db.clone());
+                let db = infra::open_db(settings, spec.name, &identity.fingerprint).await?;
+                self.dbs.push(db.clone());
                 Some(db)
             } else {
                 None
             };
-            let launched = launch(spec, &env, db)
+            let launched = launch(spec, env, db)
                 .await
                 .with_context(|| format!("starting {}", spec.name))?;
             registry.register(spec.name, launched.router.clone());
-            host.tasks.extend(launched.tasks);
-            host.openapi.insert(spec.name, launched.openapi);
+            self.tasks.extend(launched.tasks);
+            self.openapi.insert(spec.name, launched.openapi);
             routers.push((spec.name, launched.router));
         }
-        for spec in SERVICES {
-            let place = match settings.remote.get(spec.name) {
-                Some(url) if url == crate::cli::DISCOVER => format!("via {}", settings.discovery),
-                Some(url) => url.clone(),
-                None if local.iter().any(|s| s.name == spec.name) => "in-process".to_owned(),
-                None if infra::discovers(&settings) => format!("via {}", settings.discovery),
-                None => continue,
-            };
-            host.placement.push((spec.name.to_owned(), place));
-        }
-        if matches!(mode, Mode::Migrate(_)) {
-            return Ok(host);
-        }
+        Ok(routers)
+    }
 
-        if with_gateway {
-            let gateway = build_gateway(&config, &peers, clock.clone(), credentials.clone())?;
+    /// Binds the gateway's listener (on `--port` in `run`) and, in `serve`, one per service:
+    /// its `--listen` address or the next port up.
+    async fn bind_listeners(
+        &mut self,
+        settings: &HostSettings,
+        mode: &Mode,
+        gateway: Option<Gateway>,
+        routers: Vec<(&'static str, Router)>,
+    ) -> anyhow::Result<()> {
+        let with_gateway = gateway.is_some();
+        if let Some(gateway) = gateway {
             let port = match mode {
                 Mode::Run => settings.port,
                 _ => settings
@@ -222,7 +303,7 @@ impl Host {
                 .get(GATEWAY)
                 .copied()
                 .unwrap_or(SocketAddr::new(settings.host, port));
-            host.bind(GATEWAY, addr, gateway.into_router(settings.limits))
+            self.bind(GATEWAY, addr, gateway.into_router(settings.limits))
                 .await?;
         }
         if let Mode::Serve(_) = mode {
@@ -238,14 +319,10 @@ impl Host {
                         addr
                     }
                 };
-                host.bind(name, addr, router).await?;
+                self.bind(name, addr, router).await?;
             }
         }
-        if let Some(name) = &host.inherited_listener {
-            bail!("this process was handed a listener for {name}, which it does not serve");
-        }
-        host.register(&settings, &mode).await?;
-        Ok(host)
+        Ok(())
     }
 
     /// Announces this process's listeners in discovery: each served service (and the gateway)
@@ -373,6 +450,24 @@ impl Host {
         }
         Ok(())
     }
+}
+
+/// Where each service lives, for the start-up table: in this process, at a configured URL, or
+/// found through discovery; services found nowhere are left out.
+fn placement(settings: &HostSettings, local: &[ServiceSpec]) -> Vec<(String, String)> {
+    SERVICES
+        .iter()
+        .filter_map(|spec| {
+            let place = match settings.remote.get(spec.name) {
+                Some(url) if url == crate::cli::DISCOVER => format!("via {}", settings.discovery),
+                Some(url) => url.clone(),
+                None if local.iter().any(|s| s.name == spec.name) => "in-process".to_owned(),
+                None if infra::discovers(settings) => format!("via {}", settings.discovery),
+                None => return None,
+            };
+            Some((spec.name.to_owned(), place))
+        })
+        .collect()
 }
 
 /// The listening socket `flotilla up` handed this process as its standard input.

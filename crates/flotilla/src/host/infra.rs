@@ -5,12 +5,12 @@
 use anyhow::{Context, bail};
 use flotilla_chassis::cluster_fingerprint;
 use flotilla_chassis::db::{Db, PoolSettings};
-use flotilla_chassis::discovery::{self, Discovery, DiscoverySettings};
-use flotilla_chassis::events::{InProcessBus, NatsBus, NatsSettings, SharedBus};
-use flotilla_chassis::transport::balanced::balanced;
+use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::transport::http::HttpPool;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::transport::{Peers, Transport};
+use flotilla_discovery::{self as discovery, Discovery, DiscoverySettings, balanced};
+use flotilla_nats::{NatsBus, NatsSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

@@ -93,7 +93,7 @@ impl Fleet {
 
     /// The instances of `service` etcd currently lists.
     async fn registered(&self, service: &str) -> Vec<String> {
-        let discovery = flotilla_chassis::discovery::from_spec(
+        let discovery = flotilla_discovery::from_spec(
             &self.etcd_url,
             &self.cluster,
             &Default::default(),

@@ -7,7 +7,7 @@
 
 use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, terminal, try_checkout};
 use crate::support::spawn_app_with;
-use flotilla_chassis::testkit::PrivatePostgres;
+use flotilla_testkit::PrivatePostgres;
 use serde_json::json;
 use std::time::{Duration, Instant};
 

@@ -11,7 +11,7 @@ pub mod clock;
 pub mod cluster_fingerprint;
 pub mod config;
 pub mod db;
-pub mod discovery;
+pub mod deadline;
 pub mod events;
 pub mod extract;
 pub mod health;
@@ -41,6 +41,3 @@ pub use money::{Currency, Money};
 pub use pagination::{Page, PageParams, PageRequest};
 pub use problem::Problem;
 pub use service::{Service, ServiceContext, ServiceFactory, ServiceSpec, StartError};
-
-#[cfg(feature = "testkit")]
-pub mod testkit;

@@ -8,7 +8,6 @@
 //! The resilience layers of a later issue (deadline, retry budget, breaker, bulkhead) wrap a
 //! `Transport` and so behave the same in every mode.
 
-pub mod balanced;
 pub mod client;
 pub mod http;
 pub mod in_process;

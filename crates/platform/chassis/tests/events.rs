@@ -11,7 +11,7 @@ use flotilla_chassis::events::{
     self, Bus, BusError, Consumer, Event, EventHandler, HandlerError, InProcessBus, NewEvent,
     Outbox, Outcome, RelaySettings, SharedBus, Subscription,
 };
-use flotilla_chassis::testkit::{TestDatabases, test_db};
+use flotilla_testkit::{TestDatabases, test_db};
 use futures::future::BoxFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

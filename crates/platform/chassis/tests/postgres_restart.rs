@@ -6,7 +6,7 @@
 
 use flotilla_chassis::Problem;
 use flotilla_chassis::db::{Db, PoolSettings, is_unavailable};
-use flotilla_chassis::testkit::PrivatePostgres;
+use flotilla_testkit::PrivatePostgres;
 use std::time::{Duration, Instant};
 
 /// One statement through each of the pool's doors: its executor, a transaction and a

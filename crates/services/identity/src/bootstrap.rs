@@ -135,7 +135,7 @@ async fn promote(store: &IdentityStore, email: &Email) -> Result<bool, StartErro
 mod tests {
     use super::*;
     use flotilla_chassis::clock::SystemClock;
-    use flotilla_chassis::testkit::{TestDatabases, test_db};
+    use flotilla_testkit::{TestDatabases, test_db};
 
     /// A migrated store on a fresh database (SQLite, or PostgreSQL when
     /// `FLOTILLA_TEST_DATABASE_URL` is set); the database goes when the guard drops.

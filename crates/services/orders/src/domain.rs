@@ -139,5 +139,4 @@ pub fn fingerprint(req: &CheckoutRequest) -> String {
 }
 
 #[cfg(test)]
-#[path = "domain/tests.rs"]
 mod tests;

@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use axum::http::{HeaderValue, StatusCode};
     use flotilla_chassis::clock::{Clock, ManualClock, at_millis};
-    use flotilla_chassis::testkit::{TestDatabases, test_db};
+    use flotilla_testkit::{TestDatabases, test_db};
     use std::sync::Arc;
     use std::time::Instant;
 

@@ -8,7 +8,7 @@
 //! and would count the statements of any test running beside it.
 
 use axum::http::{Method, StatusCode};
-use flotilla_chassis::testkit::TestFleet;
+use flotilla_testkit::TestFleet;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::sync::Mutex;

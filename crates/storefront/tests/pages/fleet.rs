@@ -3,13 +3,12 @@
 
 pub use axum::http::Method;
 pub use flotilla_catalog::contract::{Category, Product};
-pub use flotilla_chassis::testkit::{FleetOptions, TestFleet};
 pub use flotilla_chassis::{Money, Page, Role};
+pub use flotilla_testkit::TestFleet;
 pub use reqwest::StatusCode;
 pub use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, SET_COOKIE};
 
-/// A fleet and a client that shows redirects instead of following them.
-/// A running fleet and a client that does not follow redirects.
+/// A running fleet and a client that shows redirects instead of following them.
 pub struct Shop {
     /// The services.
     pub fleet: TestFleet,
@@ -31,19 +30,19 @@ pub async fn shop_with(
     services: &[flotilla_chassis::ServiceSpec],
     limits: Option<flotilla_chassis::Limits>,
 ) -> Shop {
-    let config = serde_json::json!({
-        "catalog": { "seed_products": SEED_PRODUCTS },
-        "inventory": { "seed_products": SEED_PRODUCTS },
-        "storefront": { "page_size": PAGE_SIZE },
-    });
-    let options = FleetOptions {
-        config: Some(figment::Figment::from(
-            figment::providers::Serialized::defaults(config),
-        )),
-        limits,
-        ..Default::default()
-    };
-    let fleet = TestFleet::start_with(services, options).await;
+    let fleet = TestFleet::of(services)
+        .config(
+            "catalog",
+            serde_json::json!({ "seed_products": SEED_PRODUCTS }),
+        )
+        .config(
+            "inventory",
+            serde_json::json!({ "seed_products": SEED_PRODUCTS }),
+        )
+        .config("storefront", serde_json::json!({ "page_size": PAGE_SIZE }))
+        .limits(limits.unwrap_or_default())
+        .start()
+        .await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -87,7 +86,7 @@ impl Shop {
 
     /// `GET path` as an anonymous visitor: status and HTML.
     pub async fn page(&self, path: &str) -> (StatusCode, String) {
-        let res = self.send(self.fleet.get("storefront", path)).await;
+        let res = self.send(self.storefront().get(path)).await;
         read_html(res).await
     }
 
@@ -99,19 +98,24 @@ impl Shop {
 
     /// `POST path` as an anonymous visitor.
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.fleet.request(Method::POST, "storefront", path)
+        self.storefront().post(path)
     }
 
     /// A request to the storefront as `user`.
     pub fn as_user(&self, method: Method, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.fleet
-            .as_user(method, "storefront", path, user, Role::Customer)
+        self.storefront().as_customer(method, path, user)
+    }
+
+    /// The storefront, as the gateway calls it.
+    pub fn storefront(&self) -> flotilla_testkit::FleetClient<'_> {
+        self.fleet.client(flotilla_storefront::NAME)
     }
 
     /// `GET path` from the catalog's API, decoded.
     pub async fn catalog<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
         self.fleet
-            .get("catalog", path)
+            .client(flotilla_catalog::NAME)
+            .get(path)
             .send()
             .await
             .expect("catalog")

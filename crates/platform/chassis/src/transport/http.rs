@@ -2,11 +2,12 @@
 //! `http://gateway:8080/api/catalog`. Each request gets a timeout and a service credential minted
 //! for the service it calls, carrying the caller the request acts for: the caller headers a
 //! typed client wrote are moved into the credential's signed claims and never leave the process.
-//! Spreading calls over several instances is [`balanced`](super::balanced)'s job: it holds one
+//! Spreading calls over several instances is `flotilla_discovery::balanced`'s job: it holds one
 //! transport per instance, all derived from the same pool.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, Uri};
+use futures::TryFutureExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -16,6 +17,7 @@ use tower::util::BoxCloneSyncService;
 
 use super::{Transport, TransportError};
 use crate::caller::Caller;
+use crate::deadline::within;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// Settings of an HTTP transport.
@@ -104,17 +106,21 @@ impl HttpPool {
         if let Ok(token) = HeaderValue::from_str(&token) {
             req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
         }
-        match tokio::time::timeout(self.settings.timeout, self.client.request(req)).await {
-            Err(_) => Err(TransportError::Timeout(service.to_owned())),
-            Ok(Err(e)) => Err(TransportError::Connect {
+        let exchange = self
+            .client
+            .request(req)
+            .map_err(|e| TransportError::Connect {
                 service: service.to_owned(),
                 source: Box::new(UnreachableInstance {
                     origin: origin.to_owned(),
                     source: e,
                 }),
-            }),
-            Ok(Ok(response)) => Ok(response.map(Body::new)),
-        }
+            });
+        let response = within(self.settings.timeout, exchange, |_| {
+            TransportError::Timeout(service.to_owned())
+        })
+        .await?;
+        Ok(response.map(Body::new))
     }
 }
 

@@ -1,14 +1,12 @@
 //! Where each peer service lives, as seen from one process: in this process (the default), at
-//! a remote base URL, or spread over the instances discovery reports. A service asks its
-//! [`Peers`] for a transport by name and never learns which.
+//! a remote base URL, or spread over the instances discovery reports (a transport the host
+//! builds with `flotilla-discovery` and [`Peers::insert`]s). A service asks its [`Peers`] for a
+//! transport by name and never learns which.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::watch;
-
 use super::Transport;
-use super::balanced::balanced;
 use super::http::HttpPool;
 use super::in_process::InProcessRegistry;
 
@@ -45,18 +43,6 @@ impl Peers {
     /// peers made before keep what they had.
     pub fn insert(&mut self, service: &str, transport: Transport) {
         Arc::make_mut(&mut self.remote).insert(service.to_owned(), transport);
-    }
-
-    /// Reaches `service` through a [`balanced`] transport over `instances` (a watch channel from
-    /// [`Discovery::watch`](crate::discovery::Discovery::watch)), sharing `pool`. Must be called
-    /// within a tokio runtime.
-    pub fn insert_balanced(
-        &mut self,
-        service: &str,
-        instances: watch::Receiver<Vec<String>>,
-        pool: &HttpPool,
-    ) {
-        self.insert(service, balanced(service, instances, pool));
     }
 
     /// The transport to `service`.

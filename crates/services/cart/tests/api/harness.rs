@@ -3,14 +3,11 @@
 //! over HTTP the way a remote caller would.
 
 use axum::http::{Method, StatusCode};
-use figment::Figment;
-use figment::providers::Serialized;
 use flotilla_cart::contract::Cart;
 use flotilla_catalog::contract::Product;
-use flotilla_chassis::Role;
-use flotilla_chassis::clock::{ManualClock, SharedClock};
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::clock::ManualClock;
 use flotilla_chassis::transport::Transport;
+use flotilla_testkit::{FleetClient, TestFleet};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -40,25 +37,24 @@ impl App {
     }
 
     async fn with_services(specs: &[flotilla_chassis::ServiceSpec], cart: Value) -> Self {
-        let clock = Arc::new(ManualClock::new(1_750_000_000_000));
-        let config = json!({ "catalog": { "seed_products": SEEDED }, "cart": cart });
-        let shared: SharedClock = clock.clone();
-        let fleet = TestFleet::start_with(
-            specs,
-            FleetOptions {
-                config: Some(Figment::from(Serialized::defaults(config))),
-                clock: Some(shared),
-                ..Default::default()
-            },
-        )
-        .await;
+        let fleet = TestFleet::of(specs)
+            .config("catalog", json!({ "seed_products": SEEDED }))
+            .config("cart", cart)
+            .manual_clock(1_750_000_000_000)
+            .start()
+            .await;
+        let clock = fleet.manual_clock().clone();
         Self { fleet, clock }
+    }
+
+    /// The cart, as the gateway calls it.
+    pub fn cart_api(&self) -> FleetClient<'_> {
+        self.fleet.client(flotilla_cart::NAME)
     }
 
     /// A request to the cart acting for `user` (a customer).
     pub fn as_user(&self, method: Method, path: &str, user: &str) -> reqwest::RequestBuilder {
-        self.fleet
-            .as_user(method, flotilla_cart::NAME, path, user, Role::Customer)
+        self.cart_api().as_customer(method, path, user)
     }
 
     /// `PUT /items/{product}` with `body`, for `user`.
@@ -102,7 +98,8 @@ impl App {
     pub async fn product(&self, id: &str) -> Product {
         let res = self
             .fleet
-            .get(flotilla_catalog::NAME, &format!("/products/{id}"))
+            .client(flotilla_catalog::NAME)
+            .get(&format!("/products/{id}"))
             .send()
             .await
             .expect("GET reaches the catalog");
@@ -111,13 +108,13 @@ impl App {
 
     /// A transport to the cart over HTTP, carrying the fleet's service credential.
     pub fn cart_transport(&self) -> Transport {
-        self.fleet.transport(flotilla_cart::NAME)
+        self.cart_api().transport()
     }
 }
 
-pub use flotilla_chassis::testkit::{expect_json, expect_problem};
+pub use flotilla_testkit::{expect_json, expect_problem};
 
 /// `p` followed by seven digits: the id of the `n`th seeded product.
 pub fn product_id(n: u32) -> String {
-    flotilla_chassis::testkit::product_id(u64::from(n))
+    flotilla_testkit::product_id(u64::from(n))
 }

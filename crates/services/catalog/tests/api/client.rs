@@ -5,11 +5,11 @@ use flotilla_catalog::client::CatalogClient;
 use flotilla_chassis::Limits;
 use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::pagination::PageParams;
-use flotilla_chassis::testkit::{TestDatabases, test_db};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_testkit::{TestDatabases, test_db};
 use serde_json::json;
 
-use crate::helpers::{SEEDED, context};
+use crate::harness::{SEEDED, context};
 
 /// A catalog registered in an in-process registry, and a client to it. The database guard
 /// must outlive the client.

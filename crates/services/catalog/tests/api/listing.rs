@@ -5,7 +5,7 @@ use flotilla_chassis::Currency;
 use flotilla_chassis::pagination::Page;
 use reqwest::StatusCode;
 
-use crate::helpers::{SEEDED, expect_problem, fleet, get, ids, ok};
+use crate::harness::{SEEDED, expect_problem, fleet, get, ids, ok};
 
 #[tokio::test]
 async fn lists_pages_of_products_in_id_order() {

@@ -2,11 +2,11 @@
 
 use axum::http::Method;
 use flotilla_catalog::contract::{LookupResponse, Product};
-use flotilla_chassis::testkit::TestFleet;
+use flotilla_testkit::TestFleet;
 use reqwest::{Response, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{SEEDED, expect_problem, fleet, ids, ok};
+use crate::harness::{SEEDED, expect_problem, fleet, ids, ok};
 
 async fn lookup(fleet: &TestFleet, body: serde_json::Value) -> Response {
     fleet

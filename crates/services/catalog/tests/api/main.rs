@@ -2,7 +2,7 @@
 //! `tests/`), so the crate links its tests once.
 
 mod client;
-mod helpers;
+mod harness;
 mod listing;
 mod lookup;
 mod search;

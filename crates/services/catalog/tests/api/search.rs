@@ -4,7 +4,7 @@ use flotilla_catalog::contract::Product;
 use flotilla_chassis::pagination::Page;
 use reqwest::StatusCode;
 
-use crate::helpers::{SEEDED, expect_problem, fleet, get, ids, ok};
+use crate::harness::{SEEDED, expect_problem, fleet, get, ids, ok};
 
 #[tokio::test]
 async fn search_ranks_matches_by_relevance() {
@@ -93,12 +93,12 @@ async fn catalog_of(
     products: &[(String, String)],
 ) -> (
     flotilla_catalog::client::CatalogClient,
-    flotilla_chassis::testkit::TestDatabases,
+    flotilla_testkit::TestDatabases,
 ) {
     use flotilla_chassis::caller::TrustPolicy;
     use flotilla_chassis::transport::in_process::InProcessRegistry;
 
-    let (db, guard) = flotilla_chassis::testkit::test_db("catalog").await;
+    let (db, guard) = flotilla_testkit::test_db("catalog").await;
     flotilla_catalog::migrate(&db).await.expect("migrate");
     for (chunk_no, chunk) in products.chunks(200).enumerate() {
         let values: Vec<String> = chunk
@@ -124,7 +124,7 @@ async fn catalog_of(
     }
     let registry = InProcessRegistry::default();
     let config = serde_json::json!({ "catalog": { "seed_products": 0 } });
-    let service = flotilla_catalog::service(crate::helpers::context(db, config, &registry))
+    let service = flotilla_catalog::service(crate::harness::context(db, config, &registry))
         .await
         .expect("start");
     let trust = TrustPolicy {

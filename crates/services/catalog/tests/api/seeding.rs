@@ -5,14 +5,14 @@ use flotilla_catalog::contract::Product;
 use flotilla_catalog::seed;
 use flotilla_chassis::db::Backend;
 use flotilla_chassis::pagination::Page;
-use flotilla_chassis::testkit::{FleetOptions, TestDatabases, TestFleet};
 use flotilla_chassis::{Currency, Db};
+use flotilla_testkit::{TestDatabases, TestFleet};
 use reqwest::StatusCode;
 use serde_json::json;
 
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 
-use crate::helpers::{context, fleet, get, ok};
+use crate::harness::{context, fleet, get, ok};
 
 #[tokio::test]
 async fn the_catalog_is_the_same_everywhere() {
@@ -104,18 +104,11 @@ async fn seeding_appends_the_same_products_whatever_the_batches() {
 #[tokio::test]
 #[ignore = "measures seeding 100,000 products"]
 async fn seeds_a_large_catalog_in_seconds() {
-    let config = figment::Figment::from(figment::providers::Serialized::defaults(
-        json!({ "catalog": { "seed_products": 100_000 } }),
-    ));
     let started = std::time::Instant::now();
-    let fleet = TestFleet::start_with(
-        &[flotilla_catalog::SPEC],
-        FleetOptions {
-            config: Some(config),
-            ..Default::default()
-        },
-    )
-    .await;
+    let fleet = TestFleet::of(&[flotilla_catalog::SPEC])
+        .config("catalog", json!({ "seed_products": 100_000 }))
+        .start()
+        .await;
     println!("start with 100,000 products: {:?}", started.elapsed());
     for path in [
         "/products/p0099999",

@@ -448,7 +448,7 @@ fn settle(
 
 #[cfg(test)]
 mod tests {
-    use flotilla_chassis::testkit::test_db;
+    use flotilla_testkit::test_db;
 
     use super::*;
     use crate::contract::ReservationLine;

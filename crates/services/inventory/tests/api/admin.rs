@@ -6,7 +6,7 @@ use flotilla_chassis::Role;
 use flotilla_chassis::pagination::Page;
 use flotilla_inventory::contract::{InventorySummary, Reservation, ReservationStatus};
 
-use crate::helpers::{App, expect_json, expect_problem, product, send};
+use crate::harness::{App, expect_json, expect_problem, product, send};
 
 async fn list(app: &App, query: &str) -> Page<Reservation> {
     let res = send(app.as_user(

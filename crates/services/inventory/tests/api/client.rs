@@ -8,7 +8,7 @@ use flotilla_inventory::contract::{
     ReservationLine, ReservationStatus, ReserveRequest, problem_types,
 };
 
-use crate::helpers::{App, INITIAL, product};
+use crate::harness::{App, INITIAL, product};
 
 fn client(app: &App) -> InventoryClient {
     InventoryClient::new(app.fleet.transport(flotilla_inventory::NAME))

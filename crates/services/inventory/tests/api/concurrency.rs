@@ -8,7 +8,7 @@ use futures::future::join_all;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::helpers::{App, INITIAL, expect_json, expect_problem, product, reserve_body};
+use crate::harness::{App, INITIAL, expect_json, expect_problem, product, reserve_body};
 
 #[tokio::test]
 async fn fifty_buyers_for_ten_units_buy_exactly_ten() {

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{App, INITIAL, expect_json, expect_problem, product, reserve_body};
+use crate::harness::{App, INITIAL, expect_json, expect_problem, product, reserve_body};
 
 /// Reserves `lines` under `id`, held for `ttl_secs`.
 async fn reserve_for(app: &App, id: &str, lines: &[(&str, i64)], ttl_secs: u64) -> Reservation {

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
-use crate::helpers::{App, expect_json, product, reserve_body};
+use crate::harness::{App, expect_json, product, reserve_body};
 use flotilla_inventory::contract::Reservation;
 
 /// Products the sequences play with.
@@ -247,7 +247,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     // Every reservation the model knows is where the model says.
     for (id, held) in &model.reservations {
         let r: Reservation = expect_json(
-            crate::helpers::send(
+            crate::harness::send(
                 app.request(axum::http::Method::GET, &format!("/reservations/prop-{id}")),
             )
             .await,

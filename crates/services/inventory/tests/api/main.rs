@@ -5,7 +5,7 @@ mod admin;
 mod client;
 mod concurrency;
 mod expiry;
-mod helpers;
+mod harness;
 mod invariant;
 mod reservations;
 mod stock;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use flotilla_chassis::clock::at_millis;
 
-use crate::helpers::{App, INITIAL, T0, expect_json, expect_problem, product, reserve_body, send};
+use crate::harness::{App, INITIAL, T0, expect_json, expect_problem, product, reserve_body, send};
 
 fn line(product_id: &str, quantity: i64) -> ReservationLine {
     ReservationLine {

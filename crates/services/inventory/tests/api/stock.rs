@@ -6,7 +6,7 @@ use flotilla_chassis::{Caller, Role};
 use flotilla_inventory::contract::StockLevel;
 use serde_json::json;
 
-use crate::helpers::{App, INITIAL, SEEDED, expect_json, expect_problem, product, send};
+use crate::harness::{App, INITIAL, SEEDED, expect_json, expect_problem, product, send};
 
 #[tokio::test]
 async fn the_catalogs_products_are_seeded_with_the_initial_stock() {

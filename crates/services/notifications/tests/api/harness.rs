@@ -2,15 +2,13 @@
 //! tests publish, and typed helpers for the requests they make.
 
 use axum::http::{Method, StatusCode};
-use figment::Figment;
-use figment::providers::Serialized;
 use flotilla_chassis::events::{Consumer, Event};
 use flotilla_chassis::pagination::Page;
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_testkit::TestFleet;
 // The shared assertions, re-exported so the test modules take everything from the harness.
-pub use flotilla_chassis::testkit::{expect_json, expect_problem};
 use flotilla_chassis::{Db, Role};
 use flotilla_notifications::contract::Message;
+pub use flotilla_testkit::{expect_json, expect_problem};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -27,26 +25,21 @@ impl App {
 
     /// The service with `notifications` as its configuration section.
     pub async fn with_config(notifications: Value) -> Self {
-        let config = json!({ "notifications": notifications });
-        let fleet = TestFleet::start_with(
-            &[flotilla_notifications::SPEC],
-            FleetOptions {
-                config: Some(Figment::from(Serialized::defaults(config))),
-                ..Default::default()
-            },
-        )
-        .await;
+        let fleet = TestFleet::of(&[flotilla_notifications::SPEC])
+            .config("notifications", notifications)
+            .start()
+            .await;
         Self { fleet }
     }
 
     /// The service's event consumer.
     pub fn consumer(&self) -> &Arc<Consumer> {
-        &self.fleet.consumers[flotilla_notifications::NAME]
+        self.fleet.consumer(flotilla_notifications::NAME)
     }
 
     /// The service's database.
     pub fn db(&self) -> &Db {
-        &self.fleet.dbs[flotilla_notifications::NAME]
+        self.fleet.db(flotilla_notifications::NAME)
     }
 
     /// Publishes `event` on the fleet's bus and expects every consumer to take it.
@@ -63,7 +56,8 @@ impl App {
         role: Role,
     ) -> reqwest::RequestBuilder {
         self.fleet
-            .as_user(method, flotilla_notifications::NAME, path, user, role)
+            .client(flotilla_notifications::NAME)
+            .as_user(method, path, user, role)
     }
 
     /// `GET path` for customer `user`.
@@ -104,15 +98,7 @@ impl App {
 
 /// An event envelope as orders would publish it.
 pub fn event(id: &str, event_type: &str, version: u32, payload: Value) -> Event {
-    Event {
-        id: id.to_owned(),
-        event_type: event_type.to_owned(),
-        version,
-        source: "orders".to_owned(),
-        time: "2026-01-01T00:00:00Z".to_owned(),
-        traceparent: None,
-        payload,
-    }
+    flotilla_testkit::event("orders", id, event_type, version, payload)
 }
 
 /// `order.confirmed` v1 for `user`'s order `order`: 2 × p0000001 and 1 × p0000002, 42.50 EUR,

@@ -4,26 +4,21 @@
 //! peer what it did.
 
 use axum::http::{Method, StatusCode};
-use figment::Figment;
-use figment::providers::Serialized;
 use flotilla_catalog::contract::Product;
-use flotilla_chassis::clock::{ManualClock, SharedClock};
-use flotilla_chassis::testkit::{FleetOptions, TestFleet, product_id};
-use flotilla_chassis::transport::Peers;
-use flotilla_chassis::transport::in_process::InProcessRegistry;
-use flotilla_chassis::{Money, Role, ServiceContext, ServiceSpec};
+use flotilla_chassis::clock::ManualClock;
+use flotilla_chassis::{Money, Role, ServiceSpec};
 use flotilla_inventory::contract::{Reservation, StockLevel};
 use flotilla_orders::contract::{Order, SagaView};
 use flotilla_orders::testing::SagaDriver;
 use flotilla_payments::contract::Payment;
 use flotilla_shipping::contract::Shipment;
+use flotilla_testkit::{TestFleet, product_id};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-pub use flotilla_chassis::testkit::{expect_json, expect_problem};
+pub use flotilla_testkit::{expect_json, expect_problem};
 
 /// Products the catalog and inventory are seeded with: `p0000001` to `p0000040`.
 pub const SEEDED: u64 = 40;
@@ -53,11 +48,10 @@ pub const FLEET: [ServiceSpec; 6] = [
     flotilla_orders::SPEC,
 ];
 
-/// A running fleet, the clock it reads and its configuration.
+/// A running fleet and the clock it reads.
 pub struct App {
     pub fleet: TestFleet,
     pub clock: Arc<ManualClock>,
-    config: Figment,
 }
 
 /// The catalog id of the `n`th seeded product.
@@ -97,7 +91,7 @@ impl App {
 
     /// `specs` only, with `orders` merged over the test timings.
     pub async fn with(specs: &[ServiceSpec], orders: Value) -> Self {
-        let mut section = json!({
+        let timings = json!({
             "step_timeout_ms": 1000,
             "step_attempts": 3,
             "retry_base_ms": 5,
@@ -106,30 +100,16 @@ impl App {
             "respond_within_ms": 2000,
             "reservation_ttl_secs": TTL_SECS,
         });
-        if let (Some(section), Some(extra)) = (section.as_object_mut(), orders.as_object()) {
-            section.extend(extra.clone());
-        }
-        let config = Figment::from(Serialized::defaults(json!({
-            "catalog": { "seed_products": SEEDED },
-            "inventory": { "seed_products": SEEDED },
-            "orders": section,
-        })));
-        let clock = Arc::new(ManualClock::new(T0));
-        let shared: SharedClock = clock.clone();
-        let fleet = TestFleet::start_with(
-            specs,
-            FleetOptions {
-                config: Some(config.clone()),
-                clock: Some(shared),
-                ..Default::default()
-            },
-        )
-        .await;
-        Self {
-            fleet,
-            clock,
-            config,
-        }
+        let fleet = TestFleet::of(specs)
+            .config("catalog", json!({ "seed_products": SEEDED }))
+            .config("inventory", json!({ "seed_products": SEEDED }))
+            .config("orders", timings)
+            .config("orders", orders)
+            .manual_clock(T0)
+            .start()
+            .await;
+        let clock = fleet.manual_clock().clone();
+        Self { fleet, clock }
     }
 
     /// A request to `service` acting for `user` (a customer, or an admin for `admin-*`).
@@ -145,7 +125,7 @@ impl App {
         } else {
             Role::Customer
         };
-        self.fleet.as_user(method, service, path, user, role)
+        self.fleet.client(service).as_user(method, path, user, role)
     }
 
     /// Puts `lines` (product number, quantity) in `user`'s cart.
@@ -275,7 +255,8 @@ impl App {
     pub async fn price(&self, n: u32) -> Money {
         let res = send(
             self.fleet
-                .get("catalog", &format!("/products/{}", product(n))),
+                .client("catalog")
+                .get(&format!("/products/{}", product(n))),
         )
         .await;
         expect_json::<Product>(res, StatusCode::OK).await.price
@@ -285,7 +266,8 @@ impl App {
     pub async fn stock(&self, n: u32) -> i64 {
         let res = send(
             self.fleet
-                .get("inventory", &format!("/stock/{}", product(n))),
+                .client("inventory")
+                .get(&format!("/stock/{}", product(n))),
         )
         .await;
         expect_json::<StockLevel>(res, StatusCode::OK)
@@ -308,7 +290,8 @@ impl App {
     pub async fn reservation(&self, order_id: &str) -> Reservation {
         let res = send(
             self.fleet
-                .get("inventory", &format!("/reservations/{order_id}")),
+                .client("inventory")
+                .get(&format!("/reservations/{order_id}")),
         )
         .await;
         expect_json(res, StatusCode::OK).await
@@ -318,7 +301,8 @@ impl App {
     pub async fn payments(&self, order_id: &str) -> Vec<Payment> {
         let res = send(
             self.fleet
-                .get("payments", &format!("/payments?order_id={order_id}")),
+                .client("payments")
+                .get(&format!("/payments?order_id={order_id}")),
         )
         .await;
         expect_json(res, StatusCode::OK).await
@@ -331,7 +315,7 @@ impl App {
              WHERE p.order_id = $1 GROUP BY l.kind",
         )
         .bind(order_id)
-        .fetch_all(self.fleet.dbs["payments"].pool())
+        .fetch_all(self.fleet.db("payments").pool())
         .await
         .expect("ledger query");
         rows.into_iter().collect()
@@ -341,7 +325,8 @@ impl App {
     pub async fn shipment(&self, order_id: &str) -> Option<Shipment> {
         let res = send(
             self.fleet
-                .get("shipping", &format!("/shipments?order_id={order_id}")),
+                .client("shipping")
+                .get(&format!("/shipments?order_id={order_id}")),
         )
         .await;
         let found: Vec<Shipment> = expect_json(res, StatusCode::OK).await;
@@ -354,7 +339,7 @@ impl App {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id")
                 .bind(event_type)
-                .fetch_all(self.fleet.dbs["orders"].pool())
+                .fetch_all(self.fleet.db("orders").pool())
                 .await
                 .expect("outbox query");
         rows.iter()
@@ -365,21 +350,9 @@ impl App {
     /// A hand-driven orders instance over the fleet's orders database, reaching the peers over
     /// HTTP like another process would.
     pub async fn driver(&self) -> SagaDriver {
-        let mut remote = HashMap::new();
-        for name in ["catalog", "cart", "inventory", "payments", "shipping"] {
-            remote.insert(name.to_owned(), self.fleet.transport(name));
-        }
-        let peers = Peers::new(InProcessRegistry::default(), remote);
-        let shared: SharedClock = self.clock.clone();
-        let ctx = ServiceContext::new(
-            flotilla_orders::NAME,
-            self.config.clone(),
-            Some(self.fleet.dbs["orders"].clone()),
-            peers,
-            shared,
-            CancellationToken::new(),
-        );
-        SagaDriver::new(ctx).await.expect("driver starts")
+        SagaDriver::new(self.fleet.context(flotilla_orders::NAME))
+            .await
+            .expect("driver starts")
     }
 }
 

@@ -6,8 +6,8 @@
 use super::*;
 use axum::http::HeaderValue;
 use flotilla_chassis::db::Backend;
-use flotilla_chassis::testkit::{TestDatabases, test_db};
 use flotilla_chassis::{Currency, Db};
+use flotilla_testkit::{TestDatabases, test_db};
 use std::future::Future;
 use std::task::Poll;
 

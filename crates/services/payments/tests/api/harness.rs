@@ -2,14 +2,12 @@
 //! helpers for the requests the tests make, and assertions on status and body.
 
 use axum::http::{Method, StatusCode};
-use figment::Figment;
-use figment::providers::Serialized;
-use flotilla_chassis::clock::{ManualClock, SharedClock};
+use flotilla_chassis::clock::ManualClock;
 use flotilla_chassis::problem::PROBLEM_JSON;
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
 use flotilla_chassis::{Problem, Role};
 use flotilla_payments::client::PaymentsClient;
 use flotilla_payments::contract::{LedgerEntry, LedgerKind, Payment, PaymentSummary};
+use flotilla_testkit::TestFleet;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -100,31 +98,27 @@ impl App {
 
     /// Payments with `payments` as its configuration section.
     pub async fn with_config(payments: Value) -> Self {
-        let clock = Arc::new(ManualClock::new(1_750_000_000_000));
-        let shared: SharedClock = clock.clone();
-        let fleet = TestFleet::start_with(
-            &[flotilla_payments::SPEC],
-            FleetOptions {
-                config: Some(Figment::from(Serialized::defaults(
-                    json!({ "payments": payments }),
-                ))),
-                clock: Some(shared),
-                ..Default::default()
-            },
-        )
-        .await;
+        let fleet = TestFleet::of(&[flotilla_payments::SPEC])
+            .config("payments", payments)
+            .manual_clock(1_750_000_000_000)
+            .start()
+            .await;
+        let clock = fleet.manual_clock().clone();
         Self { fleet, clock }
     }
 
     /// A request with the service credential and no user, as the orders service sends it.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.fleet.request(method, flotilla_payments::NAME, path)
+        self.fleet
+            .client(flotilla_payments::NAME)
+            .request(method, path)
     }
 
     /// A request acting for an admin.
     pub fn as_admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.fleet
-            .as_user(method, flotilla_payments::NAME, path, "ops", Role::Admin)
+            .client(flotilla_payments::NAME)
+            .as_user(method, path, "ops", Role::Admin)
     }
 
     /// Sends `req` and reads the whole reply.
@@ -200,7 +194,7 @@ impl App {
 
     /// A typed client over real HTTP with the fleet's service credential.
     pub fn client(&self) -> PaymentsClient {
-        PaymentsClient::new(self.fleet.transport(flotilla_payments::NAME))
+        PaymentsClient::new(self.fleet.client(flotilla_payments::NAME).transport())
     }
 }
 

@@ -4,8 +4,8 @@
 
 use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::pagination::PageRequest;
-use flotilla_chassis::testkit::{TestDatabases, test_db};
 use flotilla_chassis::{Currency, Money};
+use flotilla_testkit::{TestDatabases, test_db};
 
 use super::*;
 use crate::contract::{Address, CreateShipment, ShipmentLine, ShipmentStatus};

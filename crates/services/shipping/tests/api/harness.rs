@@ -2,13 +2,11 @@
 //! helpers for the requests the tests make, and request bodies that pass validation.
 
 use axum::http::{Method, StatusCode};
-use figment::Figment;
-use figment::providers::Serialized;
-use flotilla_chassis::clock::{ManualClock, SharedClock};
-use flotilla_chassis::testkit::{FleetOptions, TestFleet};
+use flotilla_chassis::clock::ManualClock;
 use flotilla_chassis::{Problem, Role};
 use flotilla_shipping::NAME;
 use flotilla_shipping::contract::{Quote, Shipment};
+use flotilla_testkit::TestFleet;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -29,25 +27,18 @@ impl App {
 
     /// Shipping with `shipping` as its `[shipping]` configuration section.
     pub async fn with_config(shipping: Value) -> Self {
-        let clock = Arc::new(ManualClock::new(START_MILLIS));
-        let shared: SharedClock = clock.clone();
-        let fleet = TestFleet::start_with(
-            &[flotilla_shipping::SPEC],
-            FleetOptions {
-                config: Some(Figment::from(Serialized::defaults(
-                    json!({ "shipping": shipping }),
-                ))),
-                clock: Some(shared),
-                ..Default::default()
-            },
-        )
-        .await;
+        let fleet = TestFleet::of(&[flotilla_shipping::SPEC])
+            .config("shipping", shipping)
+            .manual_clock(START_MILLIS)
+            .start()
+            .await;
+        let clock = fleet.manual_clock().clone();
         Self { fleet, clock }
     }
 
     /// `method path` with the fleet's service credential and no user.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.fleet.request(method, NAME, path)
+        self.fleet.client(NAME).request(method, path)
     }
 
     /// `method path` acting for `user` with `role`.
@@ -58,7 +49,7 @@ impl App {
         user: &str,
         role: Role,
     ) -> reqwest::RequestBuilder {
-        self.fleet.as_user(method, NAME, path, user, role)
+        self.fleet.client(NAME).as_user(method, path, user, role)
     }
 
     /// `POST path` with a JSON body.
@@ -136,7 +127,7 @@ pub fn shipment_body(order_id: &str) -> Value {
     })
 }
 
-pub use flotilla_chassis::testkit::{expect_json, expect_problem};
+pub use flotilla_testkit::{expect_json, expect_problem};
 
 /// The field names of a problem's errors.
 pub fn error_fields(problem: &Problem) -> Vec<&str> {
