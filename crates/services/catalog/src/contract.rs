@@ -142,8 +142,7 @@ pub struct LookupResponse {
 /// `total: 1000, total_is_lower_bound: true` ("1,000+") rather than counting every match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {
-    /// The products on this page: the most relevant first, then the remaining matches newest
-    /// first (see the README's "Search" section).
+    /// The products on this page, the most relevant first (ties newest first).
     pub items: Vec<Product>,
     /// How many products match, exactly, or at least this many when `total_is_lower_bound`.
     pub total: u64,

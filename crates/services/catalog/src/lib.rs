@@ -69,8 +69,11 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     }
     migrate(&db).await?;
     seed::ensure_seeded(&db, config.seed_products, currency).await?;
+    // Built before the first request so that no search pays for reading the whole catalog.
+    let store = store::CatalogStore::new(db.clone());
+    store.catch_up_index().await?;
     let api = api::router(api::AppState {
-        db: db.clone(),
+        store,
         max_page_size: config.max_page_size,
     });
     Ok(Service::new(NAME, api, Some(db)))

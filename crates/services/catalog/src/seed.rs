@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use crate::domain::ProductId;
-use crate::store::{self, NewProduct};
+use crate::store::{self, CatalogStore, NewProduct};
 use words::{ADJECTIVES, CATEGORIES, CLOSINGS, OPENING_ENDS};
 
 /// Rows per multi-row INSERT: 8 bind parameters each, 4,000 per statement, far below SQLite's
@@ -37,7 +37,8 @@ const SEED_DOMAIN: &[u8; 16] = b"flotilla-catalog";
 /// unless another instance was seeding the same ids at the same moment or the id space
 /// (seven digits) runs out.
 pub async fn seed_products(db: &Db, count: u64, currency: Currency) -> Result<u64, sqlx::Error> {
-    let first = store::highest_id(db)
+    let first = CatalogStore::new(db.clone())
+        .highest_id()
         .await?
         .map_or(1, |id| u64::from(id.number()) + 1);
     let last = first
@@ -66,7 +67,7 @@ pub async fn seed_products(db: &Db, count: u64, currency: Currency) -> Result<u6
 /// Seeds `count` products if, and only if, the catalog is empty; what `service` calls at every
 /// start. On an existing catalog this is a single index read.
 pub async fn ensure_seeded(db: &Db, count: u64, currency: Currency) -> Result<u64, sqlx::Error> {
-    if store::highest_id(db).await?.is_some() {
+    if CatalogStore::new(db.clone()).highest_id().await?.is_some() {
         return Ok(0);
     }
     seed_products(db, count, currency).await
