@@ -266,7 +266,7 @@ mod tests {
             category: "kitchen".to_owned(),
             price: Money::new(amount_minor, Currency::parse(currency).expect("valid code")),
             image_url: format!("/api/catalog/products/{id}/image.svg"),
-            created_at: "2025-01-01T00:00:00Z".to_owned(),
+            created_at: flotilla_chassis::clock::at_millis(1_735_689_600_000),
         }
     }
 

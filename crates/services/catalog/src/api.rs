@@ -1,5 +1,5 @@
-//! The catalog's HTTP surface: handlers, their OpenAPI descriptions and the one place where
-//! [`CatalogError`] becomes problem+json. Handlers stay thin: parse the request into domain
+//! The catalog's HTTP surface: handlers and their OpenAPI descriptions (refusals become
+//! problem+json in `error`). Handlers stay thin: parse the request into domain
 //! types, ask the store, shape the answer.
 
 use axum::extract::State;
@@ -13,8 +13,9 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::contract::{Category, LookupRequest, LookupResponse, Product, SearchResults};
-use crate::domain::{self, CatalogError, FeaturedLimit, ProductId, SearchQuery};
+use crate::contract::{Category, LookupRequest, LookupResponse, Product, ProductId, SearchResults};
+use crate::domain::{self, FeaturedLimit, SearchQuery};
+use crate::error::CatalogError;
 use crate::image;
 use crate::store::CatalogStore;
 
@@ -36,19 +37,6 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .routes(routes!(featured))
         .routes(routes!(lookup))
         .with_state(state)
-}
-
-impl From<CatalogError> for Problem {
-    fn from(err: CatalogError) -> Self {
-        let detail = err.to_string();
-        match err {
-            CatalogError::UnknownProduct(_) | CatalogError::UnknownCategory(_) => {
-                Problem::not_found(detail)
-            }
-            CatalogError::InvalidQuery | CatalogError::InvalidLimit => Problem::bad_request(detail),
-            CatalogError::TooManyIds(_) => Problem::invalid("ids", detail),
-        }
-    }
 }
 
 /// Echoes at most this much of a caller's unknown id back in a problem's detail.

@@ -4,37 +4,14 @@
 //!
 //! Input is parsed once at the edge into these types; the store and the handlers trust them.
 
-pub use crate::contract::ProductId;
-use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS};
+use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS, MAX_QUERY_CHARS, ProductId};
+use crate::error::CatalogError;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
-
-/// Longest search query accepted, in characters.
-pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Most words of a query that reach the full-text index; a longer conjunction matches nothing
 /// anyway, and the cap bounds the work one request can ask for.
 pub const MAX_QUERY_WORDS: usize = 16;
-
-/// Why a catalog request was refused. Mapped to problem+json in one place (`api`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
-    /// No product has this id (or the id is not even of the product id shape).
-    #[error("no product with id {0:?}")]
-    UnknownProduct(String),
-    /// No category has this slug.
-    #[error("no category {0:?}")]
-    UnknownCategory(String),
-    /// The search text is missing, blank or too long.
-    #[error("q must be between 1 and {MAX_QUERY_CHARS} characters")]
-    InvalidQuery,
-    /// The featured limit is out of range.
-    #[error("limit must be between 1 and {MAX_FEATURED}")]
-    InvalidLimit,
-    /// A lookup asked for too many ids.
-    #[error("at most {MAX_LOOKUP_IDS} ids per lookup, got {0}")]
-    TooManyIds(usize),
-}
 
 /// The public URL of a product's picture, at the gateway.
 pub fn image_url(id: &str) -> String {
@@ -106,7 +83,6 @@ impl FeaturedLimit {
         }
     }
 
-    /// The limit.
     pub fn get(self) -> u32 {
         self.0
     }

@@ -9,11 +9,12 @@
 
 mod words;
 
+use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::{Currency, Db, Money};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-use crate::domain::ProductId;
+use crate::contract::ProductId;
 use crate::store::{self, CatalogStore, NewProduct};
 use words::{ADJECTIVES, CATEGORIES, CLOSINGS, OPENING_ENDS};
 
@@ -110,7 +111,7 @@ pub(crate) fn generate(id: ProductId, currency: Currency) -> NewProduct {
         description,
         category: words.slug,
         price: Money::new(price_minor, currency),
-        created_at: EPOCH_MILLIS + i64::from(number) * 60_000,
+        created_at: at_millis(EPOCH_MILLIS + i64::from(number) * 60_000),
     }
 }
 
@@ -145,6 +146,7 @@ fn pick_word(rng: &mut ChaCha8Rng, list: &[&'static str]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_chassis::clock::millis;
 
     fn id(n: u64) -> ProductId {
         ProductId::from_number(n).expect("valid number")
@@ -163,7 +165,7 @@ mod tests {
         let p = generate(id(42), Currency::EUR);
         assert_eq!(p.id.to_string(), "p0000042");
         assert!(p.sku.ends_with("-0000042"), "{}", p.sku);
-        assert_eq!(p.created_at, EPOCH_MILLIS + 42 * 60_000);
+        assert_eq!(millis(p.created_at), EPOCH_MILLIS + 42 * 60_000);
     }
 
     #[test]

@@ -8,16 +8,17 @@
 
 pub(crate) mod search_index;
 
-use flotilla_chassis::clock::rfc3339;
+use flotilla_chassis::clock::{at_millis, millis};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use flotilla_chassis::db::{CorruptRow, Db, placeholders};
 use flotilla_chassis::pagination::PageRequest;
 use flotilla_chassis::{Currency, Migration, Money};
 use sqlx::{AnyConnection, AssertSqlSafe};
+use time::OffsetDateTime;
 
-use crate::contract::{Category, Product};
-use crate::domain::{ProductId, SearchQuery, image_url};
+use crate::contract::{Category, Product, ProductId};
+use crate::domain::{SearchQuery, image_url};
 use search_index::SearchIndex;
 
 /// The catalog's schema, oldest first.
@@ -79,7 +80,7 @@ impl TryFrom<ProductRow> for Product {
             description: row.description,
             category: row.category_slug,
             price: Money::new(row.price_minor, currency),
-            created_at: rfc3339(row.created_at),
+            created_at: at_millis(row.created_at),
         })
     }
 }
@@ -348,20 +349,15 @@ impl CatalogStore {
 /// A product the seeder is about to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
-    /// Its id.
     pub id: ProductId,
-    /// Its SKU.
     pub sku: String,
-    /// Its name.
     pub name: String,
-    /// Its description.
     pub description: String,
     /// Its category's slug.
     pub category: &'static str,
-    /// Its price.
     pub price: Money,
-    /// When it was added, unix millis.
-    pub created_at: i64,
+    /// When it was added (stored as unix millis).
+    pub created_at: OffsetDateTime,
 }
 
 /// Bind parameters per product row.
@@ -401,7 +397,7 @@ pub async fn insert_products(
             .bind(row.category)
             .bind(row.price.amount_minor)
             .bind(row.price.currency.as_str().to_owned())
-            .bind(row.created_at);
+            .bind(millis(row.created_at));
     }
     Ok(query.execute(tx).await?.rows_affected())
 }
