@@ -309,6 +309,7 @@ impl CatalogStore {
             return Ok(());
         }
         let _alone = self.catching_up.lock().await;
+        let (started, mut indexed) = (std::time::Instant::now(), 0);
         loop {
             let after = self.read_index().highest().unwrap_or(0);
             let rows: Vec<(String, String, String, String)> = sqlx::query_as(
@@ -323,6 +324,7 @@ impl CatalogStore {
             .fetch_all(self.db.pool())
             .await?;
             let read = rows.len();
+            indexed += read;
             {
                 let mut index = self.write_index();
                 for (id, name, category, description) in &rows {
@@ -331,6 +333,9 @@ impl CatalogStore {
                 }
             }
             if read < usize::try_from(INDEX_BATCH).unwrap_or(usize::MAX) {
+                if indexed > 0 {
+                    tracing::info!(products = indexed, took = ?started.elapsed(), "search index caught up");
+                }
                 return Ok(());
             }
         }
