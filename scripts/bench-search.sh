@@ -9,7 +9,7 @@
 # load average before and after.
 #
 #   bash scripts/bench-search.sh                              # release build, 10 s per run
-#   DURATION=30s BACKENDS="sqlite" bash scripts/bench-search.sh
+#   DURATION=30s BACKENDS="sqlite" SIZES="100000" bash scripts/bench-search.sh
 #   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
 # PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
 # bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
@@ -54,7 +54,7 @@ echo
 echo "| backend | products | search req/s | p50 | p99 | non-2xx | product GET req/s | search ÷ GET |"
 echo "|---|---|---|---|---|---|---|---|"
 for backend in $BACKENDS; do
-    for size in 1000 10000 100000; do
+    for size in ${SIZES:-1000 10000 100000}; do
         # A fresh catalog per size, seeded with `size` products on its first start.
         args=(--data-dir "$DIR/$backend-$size")
         [ "$backend" = postgres ] && args+=(--database-url "$DATABASE_URL" --database-prefix "${PREFIX}_$size")
