@@ -3,10 +3,13 @@
 #
 # For each backend and size: a fresh catalog seeded with that many products on its first start
 # (FLOTILLA_CATALOG__SEED_PRODUCTS), `flotilla run` on it, and wrk through the gateway: 2 threads, 16 connections, each request a search for a random common word
-# (scripts/bench/random-search.lua). Prints a markdown table.
+# (scripts/bench/random-search.lua); then, on the same server, the same load of product GETs
+# (scripts/bench/random-product.lua), whose rate is the yardstick: the machine is shared and
+# noisy, so "search ÷ GET" compares runs better than req/s alone. Prints a markdown table and the
+# load average before and after.
 #
 #   bash scripts/bench-search.sh                              # dist build, 10 s per run
-#   DURATION=30s BACKENDS="sqlite" bash scripts/bench-search.sh
+#   DURATION=30s BACKENDS="sqlite" SIZES="100000" bash scripts/bench-search.sh
 #   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
 # PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
 # bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
@@ -46,10 +49,12 @@ wait_ok() { # url
     done
 }
 
-echo "| backend | products | req/s | p50 | p99 | non-2xx |"
-echo "|---|---|---|---|---|---|"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| backend | products | search req/s | p50 | p99 | non-2xx | product GET req/s | search ÷ GET |"
+echo "|---|---|---|---|---|---|---|---|"
 for backend in $BACKENDS; do
-    for size in 1000 10000 100000; do
+    for size in ${SIZES:-1000 10000 100000}; do
         # A fresh catalog per size, seeded with `size` products on its first start.
         args=(--data-dir "$DIR/$backend-$size")
         [ "$backend" = postgres ] && args+=(--database-url "$DATABASE_URL" --database-prefix "${PREFIX}_$size")
@@ -65,7 +70,13 @@ for backend in $BACKENDS; do
         p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
         p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
         bad=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-        echo "| $backend | $size | $rps | $p50 | $p99 | ${bad:-0} |"
+        get=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" \
+            -s scripts/bench/random-product.lua "http://127.0.0.1:$port" -- /api/catalog)
+        get_rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$get")
+        ratio=$(awk -v a="$rps" -v b="$get_rps" 'BEGIN { if (b > 0) printf "%d %%", 100 * a / b }')
+        echo "| $backend | $size | $rps | $p50 | $p99 | ${bad:-0} | $get_rps | $ratio |"
         stop
     done
 done
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

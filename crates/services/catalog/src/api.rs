@@ -1,11 +1,10 @@
-//! The catalog's HTTP surface: handlers, their OpenAPI descriptions and the one place where
-//! [`CatalogError`] becomes problem+json. Handlers stay thin: parse the request into domain
+//! The catalog's HTTP surface: handlers and their OpenAPI descriptions (refusals become
+//! problem+json in `error`). Handlers stay thin: parse the request into domain
 //! types, ask the store, shape the answer.
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use flotilla_chassis::Db;
 use flotilla_chassis::extract::{Json, Path, Query};
 use flotilla_chassis::pagination::{Page, PageParams, PageRequest};
 use flotilla_chassis::problem::Problem;
@@ -14,15 +13,15 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::contract::{Category, LookupRequest, LookupResponse, Product, SearchResults};
-use crate::domain::{self, CatalogError, FeaturedLimit, ProductId, SearchQuery};
-use crate::{image, store};
+use crate::contract::{Category, LookupRequest, LookupResponse, Product, ProductId, SearchResults};
+use crate::domain::{self, FeaturedLimit, SearchQuery};
+use crate::error::CatalogError;
+use crate::image;
+use crate::store::CatalogStore;
 
-/// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The catalog's database.
-    pub db: Db,
+    pub store: CatalogStore,
     /// Largest page size the list endpoints accept.
     pub max_page_size: u32,
 }
@@ -38,19 +37,6 @@ pub fn router(state: AppState) -> OpenApiRouter {
         .routes(routes!(featured))
         .routes(routes!(lookup))
         .with_state(state)
-}
-
-impl From<CatalogError> for Problem {
-    fn from(err: CatalogError) -> Self {
-        let detail = err.to_string();
-        match err {
-            CatalogError::UnknownProduct(_) | CatalogError::UnknownCategory(_) => {
-                Problem::not_found(detail)
-            }
-            CatalogError::InvalidQuery | CatalogError::InvalidLimit => Problem::bad_request(detail),
-            CatalogError::TooManyIds(_) => Problem::invalid("ids", detail),
-        }
-    }
 }
 
 /// Echoes at most this much of a caller's unknown id back in a problem's detail.
@@ -99,8 +85,10 @@ async fn list_products(
     }
     .validate(state.max_page_size)?;
     let (items, total) = match params.category.as_deref() {
-        None => store::list(&state.db, page).await?,
-        Some(slug) => store::list_in_category(&state.db, slug, page)
+        None => state.store.list(page).await?,
+        Some(slug) => state
+            .store
+            .list_in_category(slug, page)
             .await?
             .ok_or_else(|| CatalogError::UnknownCategory(shorten(slug)))?,
     };
@@ -121,9 +109,7 @@ async fn get_product(
 ) -> Result<axum::Json<Product>, Problem> {
     let unknown = || CatalogError::UnknownProduct(shorten(&id));
     let product_id = ProductId::parse(&id).ok_or_else(unknown)?;
-    let product = store::product(&state.db, product_id)
-        .await?
-        .ok_or_else(unknown)?;
+    let product = state.store.product(product_id).await?.ok_or_else(unknown)?;
     Ok(axum::Json(product))
 }
 
@@ -141,7 +127,9 @@ async fn product_image(
 ) -> Result<impl IntoResponse, Problem> {
     let unknown = || CatalogError::UnknownProduct(shorten(&id));
     let product_id = ProductId::parse(&id).ok_or_else(unknown)?;
-    let (name, category) = store::product_label(&state.db, product_id)
+    let (name, category) = state
+        .store
+        .product_label(product_id)
         .await?
         .ok_or_else(unknown)?;
     let svg = image::render(&id, &category, &name);
@@ -175,8 +163,8 @@ struct SearchParams {
     page_size: Option<u32>,
 }
 
-/// Full-text search over names, descriptions and categories: the most relevant of the newest
-/// matches first (see `relevance`), then the other matches newest first.
+/// Full-text search over names, descriptions and categories, every match ranked by relevance
+/// (see `relevance`), ties newest first.
 #[utoipa::path(get, path = "/search", tag = "catalog", params(SearchParams),
     responses(
         (status = 200, description = "One page of matches, the most relevant first (empty when q has no words); \
@@ -194,7 +182,7 @@ async fn search(
         page_size: params.page_size,
     }
     .validate(state.max_page_size)?;
-    let (items, matches) = store::search(&state.db, &query, page).await?;
+    let (items, matches) = state.store.search(&query, page).await?;
     Ok(axum::Json(SearchResults {
         items,
         total: matches.total,
@@ -211,7 +199,7 @@ async fn search(
 async fn list_categories(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Vec<Category>>, Problem> {
-    Ok(axum::Json(store::categories(&state.db).await?))
+    Ok(axum::Json(state.store.categories().await?))
 }
 
 /// `?limit=`.
@@ -235,11 +223,11 @@ async fn featured(
     Query(params): Query<FeaturedParams>,
 ) -> Result<axum::Json<Vec<Product>>, Problem> {
     let limit = FeaturedLimit::parse(params.limit)?;
-    let Some(highest) = store::highest_id(&state.db).await? else {
+    let Some(highest) = state.store.highest_id().await? else {
         return Ok(axum::Json(Vec::new()));
     };
     let ids = domain::featured_ids(highest, limit);
-    let products = store::products_by_ids(&state.db, &ids).await?;
+    let products = state.store.products_by_ids(&ids).await?;
     Ok(axum::Json(in_order_of(&ids, products)))
 }
 
@@ -257,7 +245,7 @@ async fn lookup(
     Json(request): Json<LookupRequest>,
 ) -> Result<axum::Json<LookupResponse>, Problem> {
     let ids = domain::lookup_ids(&request.ids)?;
-    let products = store::products_by_ids(&state.db, &ids).await?;
+    let products = state.store.products_by_ids(&ids).await?;
     Ok(axum::Json(LookupResponse {
         products: in_order_of(&ids, products),
     }))

@@ -6,10 +6,14 @@
 
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 /// Most ids one [`LookupRequest`] may carry (a basket or an order, never the whole catalog).
 pub const MAX_LOOKUP_IDS: usize = 100;
+
+/// Longest search text `GET /search` accepts, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Default number of products `GET /featured` returns.
 pub const DEFAULT_FEATURED: u32 = 8;
@@ -107,7 +111,8 @@ pub struct Product {
     pub image_url: String,
     /// When the product was added, RFC 3339.
     #[schema(example = "2025-01-01T00:00:00Z")]
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
 }
 
 /// A category with the number of products in it.
@@ -142,8 +147,7 @@ pub struct LookupResponse {
 /// `total: 1000, total_is_lower_bound: true` ("1,000+") rather than counting every match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {
-    /// The products on this page: the most relevant first, then the remaining matches newest
-    /// first (see the README's "Search" section).
+    /// The products on this page, the most relevant first (ties newest first).
     pub items: Vec<Product>,
     /// How many products match, exactly, or at least this many when `total_is_lower_bound`.
     pub total: u64,

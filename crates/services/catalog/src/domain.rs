@@ -4,39 +4,36 @@
 //!
 //! Input is parsed once at the edge into these types; the store and the handlers trust them.
 
-pub use crate::contract::ProductId;
-use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS};
-
-/// Longest search query accepted, in characters.
-pub const MAX_QUERY_CHARS: usize = 200;
+use crate::contract::{MAX_FEATURED, MAX_LOOKUP_IDS, MAX_QUERY_CHARS, ProductId};
+use crate::error::CatalogError;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
 
 /// Most words of a query that reach the full-text index; a longer conjunction matches nothing
 /// anyway, and the cap bounds the work one request can ask for.
 pub const MAX_QUERY_WORDS: usize = 16;
 
-/// Why a catalog request was refused. Mapped to problem+json in one place (`api`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CatalogError {
-    /// No product has this id (or the id is not even of the product id shape).
-    #[error("no product with id {0:?}")]
-    UnknownProduct(String),
-    /// No category has this slug.
-    #[error("no category {0:?}")]
-    UnknownCategory(String),
-    /// The search text is missing, blank or too long.
-    #[error("q must be between 1 and {MAX_QUERY_CHARS} characters")]
-    InvalidQuery,
-    /// The featured limit is out of range.
-    #[error("limit must be between 1 and {MAX_FEATURED}")]
-    InvalidLimit,
-    /// A lookup asked for too many ids.
-    #[error("at most {MAX_LOOKUP_IDS} ids per lookup, got {0}")]
-    TooManyIds(usize),
-}
-
 /// The public URL of a product's picture, at the gateway.
 pub fn image_url(id: &str) -> String {
     format!("/api/catalog/products/{id}/image.svg")
+}
+
+/// The words of `text` as search compares them: runs of alphanumeric characters, lower-cased and
+/// without diacritics (`Crème` is `creme`), so a query typed with or without accents finds the
+/// same products. Queries and the indexed text both go through here: one rule, both sides.
+pub fn words_of(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(fold)
+        .filter(|w| !w.is_empty())
+}
+
+/// `word` lower-cased and stripped of combining marks after canonical decomposition (NFD).
+fn fold(word: &str) -> String {
+    word.nfd()
+        .filter(|c| !is_combining_mark(*c))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Search text that passed the length rules, split into the words it is made of.
@@ -58,12 +55,7 @@ impl SearchQuery {
         if q.is_empty() || raw.chars().count() > MAX_QUERY_CHARS {
             return Err(CatalogError::InvalidQuery);
         }
-        let words = q
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .take(MAX_QUERY_WORDS)
-            .map(str::to_lowercase)
-            .collect();
+        let words = words_of(q).take(MAX_QUERY_WORDS).collect();
         Ok(Self { words })
     }
 
@@ -72,54 +64,9 @@ impl SearchQuery {
         self.words.is_empty()
     }
 
-    /// An FTS5 MATCH expression: every word as a quoted string with a prefix star, all required
-    /// (`"red"* AND "kettle"*`). Words never contain `"`, but doubling them is the FTS5 escape
-    /// and keeps this function safe on its own. `None` when there is no word.
-    /// See <https://www.sqlite.org/fts5.html#full_text_query_syntax>.
-    pub fn to_fts5(&self) -> Option<String> {
-        (!self.is_empty()).then(|| {
-            self.words
-                .iter()
-                .map(|w| format!("\"{}\"*", w.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        })
-    }
-
-    /// [`Self::to_fts5`] limited to the name column (`{name}: ("red"* AND "kettle"*)`): the
-    /// products whose names carry every word, the ones most likely to be what was asked for.
-    pub fn to_fts5_in_name(&self) -> Option<String> {
-        self.to_fts5().map(|all| format!("{{name}}: ({all})"))
-    }
-
-    /// [`Self::to_tsquery`] limited to the name, weight A of the stored tsvector
-    /// (`red:*A & kettle:*A`).
-    pub fn to_tsquery_in_name(&self) -> Option<String> {
-        (!self.is_empty()).then(|| {
-            self.words
-                .iter()
-                .map(|w| format!("{w}:*A"))
-                .collect::<Vec<_>>()
-                .join(" & ")
-        })
-    }
-
-    /// The words, lower-cased, in the order typed.
+    /// The words, folded by [`words_of`], in the order typed.
     pub fn words(&self) -> &[String] {
         &self.words
-    }
-
-    /// A PostgreSQL `to_tsquery` expression: every word as a prefix, all required
-    /// (`red:* & kettle:*`). Words are alphanumeric, so none is a tsquery operator.
-    /// `None` when there is no word.
-    pub fn to_tsquery(&self) -> Option<String> {
-        (!self.is_empty()).then(|| {
-            self.words
-                .iter()
-                .map(|w| format!("{w}:*"))
-                .collect::<Vec<_>>()
-                .join(" & ")
-        })
     }
 }
 
@@ -136,7 +83,6 @@ impl FeaturedLimit {
         }
     }
 
-    /// The limit.
     pub fn get(self) -> u32 {
         self.0
     }
@@ -201,41 +147,34 @@ mod tests {
     }
 
     #[test]
-    fn search_text_becomes_quoted_prefix_words() {
+    fn search_text_becomes_folded_words() {
         let q = SearchQuery::parse(Some("  Red KETTLE ")).expect("valid");
-        assert_eq!(q.to_fts5().as_deref(), Some(r#""red"* AND "kettle"*"#));
-        assert_eq!(q.to_tsquery().as_deref(), Some("red:* & kettle:*"));
-        assert_eq!(
-            q.to_fts5_in_name().as_deref(),
-            Some(r#"{name}: ("red"* AND "kettle"*)"#)
-        );
-        assert_eq!(
-            q.to_tsquery_in_name().as_deref(),
-            Some("red:*A & kettle:*A")
-        );
+        assert_eq!(q.words(), ["red", "kettle"]);
+        let accented = SearchQuery::parse(Some("Crème BRÛLÉE Ångström café")).expect("valid");
+        assert_eq!(accented.words(), ["creme", "brulee", "angstrom", "cafe"]);
+        let decomposed = SearchQuery::parse(Some("cafe\u{301}")).expect("valid");
+        assert_eq!(decomposed.words(), ["cafe"]);
     }
 
     #[test]
     fn query_syntax_and_injection_are_only_separators() {
-        let cases = [
+        let cases: [(&str, &[&str]); 3] = [
             (
                 r#"'; DROP TABLE products; --"#,
-                r#""drop"* AND "table"* AND "products"*"#,
+                &["drop", "table", "products"],
             ),
             (
                 r#"name:"x" OR NEAR(a b)"#,
-                r#""name"* AND "x"* AND "or"* AND "near"* AND "a"* AND "b"*"#,
+                &["name", "x", "or", "near", "a", "b"],
             ),
-            ("caf\u{e9}* -tea^", "\"caf\u{e9}\"* AND \"tea\"*"),
+            ("caf\u{e9}* -tea^", &["cafe", "tea"]),
         ];
         for (input, expected) in cases {
             let q = SearchQuery::parse(Some(input)).expect("valid length");
-            assert_eq!(q.to_fts5().as_deref(), Some(expected), "{input:?}");
+            assert_eq!(q.words(), expected, "{input:?}");
         }
         let punctuation = SearchQuery::parse(Some(r#"*"'()--"#)).expect("valid length");
         assert!(punctuation.is_empty());
-        assert_eq!(punctuation.to_fts5(), None);
-        assert_eq!(punctuation.to_tsquery(), None);
     }
 
     #[test]

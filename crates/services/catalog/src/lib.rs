@@ -3,7 +3,8 @@
 //! Everything it serves is public and read-only. On first start it seeds a deterministic
 //! catalog (see [`seed`]), so every Flotilla installation sells the same things and benchmarks
 //! are comparable. Other services use only [`contract`] and [`client`]; `api` (handlers),
-//! `domain` (rules), `image` (pictures) and `store` (SQL) are private.
+//! `domain` (rules), `error` (refusals), `image` (pictures), `relevance` (ranking) and `store`
+//! (SQL and the search index) are private.
 
 pub mod client;
 pub mod contract;
@@ -11,6 +12,7 @@ pub mod seed;
 
 mod api;
 mod domain;
+mod error;
 mod image;
 mod relevance;
 mod store;
@@ -69,8 +71,11 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     }
     migrate(&db).await?;
     seed::ensure_seeded(&db, config.seed_products, currency).await?;
+    // Built before the first request so that no search pays for reading the whole catalog.
+    let store = store::CatalogStore::new(db.clone());
+    store.catch_up_index().await?;
     let api = api::router(api::AppState {
-        db: db.clone(),
+        store,
         max_page_size: config.max_page_size,
     });
     Ok(Service::new(NAME, api, Some(db)))

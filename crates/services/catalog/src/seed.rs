@@ -9,12 +9,13 @@
 
 mod words;
 
+use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::{Currency, Db, Money};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-use crate::domain::ProductId;
-use crate::store::{self, NewProduct};
+use crate::contract::ProductId;
+use crate::store::{self, CatalogStore, NewProduct};
 use words::{ADJECTIVES, CATEGORIES, CLOSINGS, OPENING_ENDS};
 
 /// Rows per multi-row INSERT: 8 bind parameters each, 4,000 per statement, far below SQLite's
@@ -37,7 +38,8 @@ const SEED_DOMAIN: &[u8; 16] = b"flotilla-catalog";
 /// unless another instance was seeding the same ids at the same moment or the id space
 /// (seven digits) runs out.
 pub async fn seed_products(db: &Db, count: u64, currency: Currency) -> Result<u64, sqlx::Error> {
-    let first = store::highest_id(db)
+    let first = CatalogStore::new(db.clone())
+        .highest_id()
         .await?
         .map_or(1, |id| u64::from(id.number()) + 1);
     let last = first
@@ -66,7 +68,7 @@ pub async fn seed_products(db: &Db, count: u64, currency: Currency) -> Result<u6
 /// Seeds `count` products if, and only if, the catalog is empty; what `service` calls at every
 /// start. On an existing catalog this is a single index read.
 pub async fn ensure_seeded(db: &Db, count: u64, currency: Currency) -> Result<u64, sqlx::Error> {
-    if store::highest_id(db).await?.is_some() {
+    if CatalogStore::new(db.clone()).highest_id().await?.is_some() {
         return Ok(0);
     }
     seed_products(db, count, currency).await
@@ -109,7 +111,7 @@ pub(crate) fn generate(id: ProductId, currency: Currency) -> NewProduct {
         description,
         category: words.slug,
         price: Money::new(price_minor, currency),
-        created_at: EPOCH_MILLIS + i64::from(number) * 60_000,
+        created_at: at_millis(EPOCH_MILLIS + i64::from(number) * 60_000),
     }
 }
 
@@ -144,6 +146,7 @@ fn pick_word(rng: &mut ChaCha8Rng, list: &[&'static str]) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flotilla_chassis::clock::millis;
 
     fn id(n: u64) -> ProductId {
         ProductId::from_number(n).expect("valid number")
@@ -162,7 +165,7 @@ mod tests {
         let p = generate(id(42), Currency::EUR);
         assert_eq!(p.id.to_string(), "p0000042");
         assert!(p.sku.ends_with("-0000042"), "{}", p.sku);
-        assert_eq!(p.created_at, EPOCH_MILLIS + 42 * 60_000);
+        assert_eq!(millis(p.created_at), EPOCH_MILLIS + 42 * 60_000);
     }
 
     #[test]

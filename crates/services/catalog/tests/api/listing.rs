@@ -17,7 +17,10 @@ async fn lists_pages_of_products_in_id_order() {
     assert_eq!(first.items[19].id, "p0000020");
     let p = &first.items[0];
     assert_eq!(p.image_url, "/api/catalog/products/p0000001/image.svg");
-    assert_eq!(p.created_at, "2024-01-01T00:01:00Z");
+    assert_eq!(p.created_at.unix_timestamp(), 1_704_067_260);
+    // The wire text of a time is what it was before it had a type.
+    let raw: serde_json::Value = ok(&fleet, "/products/p0000001").await;
+    assert_eq!(raw["created_at"], "2024-01-01T00:01:00Z");
     assert_eq!(p.price.currency, Currency::EUR);
     assert!((199..=49_999).contains(&p.price.amount_minor));
 

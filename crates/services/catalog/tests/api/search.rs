@@ -201,3 +201,90 @@ async fn counting_stops_at_a_thousand_and_says_so() {
         .expect("search");
     assert_eq!((one.total, one.total_is_lower_bound), (1, false));
 }
+
+#[tokio::test]
+async fn an_old_well_named_product_outranks_hundreds_of_newer_name_matches() {
+    // The oldest product is called just "Oak"; 300 newer ones carry oak in longer names, more
+    // than any bounded head of newest matches would hold, and 200 more mention it.
+    let mut products = vec![("Oak".to_owned(), "A block of wood.".to_owned())];
+    for n in 0..300 {
+        products.push((
+            format!("Oak Chair Model {n} With Arms"),
+            "A chair.".to_owned(),
+        ));
+    }
+    for n in 0..200 {
+        products.push((format!("Stool {n}"), "Legs of oak.".to_owned()));
+    }
+    let (client, _db) = catalog_of(&products).await;
+    let first = client.search("oak", page(1, 5)).await.expect("search");
+    assert_eq!(first.items[0].id, "p0000001");
+    assert_eq!(first.total, 501);
+    // Then the name matches (newest first among equals), and the mentions after all of them.
+    assert_eq!(first.items[1].id, "p0000301");
+    let last = client.search("oak", page(6, 100)).await.expect("search");
+    assert_eq!(last.items.len(), 1);
+    assert!(last.items[0].name.starts_with("Stool"));
+    let boundary = client.search("oak", page(4, 100)).await.expect("search");
+    assert!(boundary.items[0].name.starts_with("Oak Chair"));
+    assert!(boundary.items[1].name.starts_with("Stool"));
+}
+
+#[tokio::test]
+async fn accents_match_with_or_without_them() {
+    let products = vec![
+        ("Crème Brûlée Torch".to_owned(), "For the café.".to_owned()),
+        ("Creme Jug".to_owned(), "Plain.".to_owned()),
+        ("Teapot".to_owned(), "Nothing accented.".to_owned()),
+    ];
+    let (client, _db) = catalog_of(&products).await;
+    for (q, expected) in [
+        ("creme", vec!["p0000002", "p0000001"]),
+        ("CRÈME", vec!["p0000002", "p0000001"]),
+        ("brulee", vec!["p0000001"]),
+        ("Brûlée", vec!["p0000001"]),
+        ("cafe", vec!["p0000001"]),
+        ("café torch", vec!["p0000001"]),
+    ] {
+        let found = client.search(q, page(1, 10)).await.expect("search");
+        assert_eq!(ids(&found.items), expected, "{q}");
+    }
+}
+
+#[tokio::test]
+async fn products_added_after_start_are_found() {
+    use flotilla_chassis::caller::TrustPolicy;
+    use flotilla_chassis::transport::in_process::InProcessRegistry;
+
+    let (db, _guard) = flotilla_chassis::testkit::test_db("catalog").await;
+    let registry = InProcessRegistry::default();
+    let config = serde_json::json!({ "catalog": { "seed_products": 100 } });
+    let service = flotilla_catalog::service(crate::helpers::context(db.clone(), config, &registry))
+        .await
+        .expect("start");
+    let trust = TrustPolicy {
+        credentials: None,
+        require_credential: false,
+    };
+    let (router, _openapi, _tasks) = service.into_parts(flotilla_chassis::Limits::default(), trust);
+    registry.register(flotilla_catalog::NAME, router);
+    let client =
+        flotilla_catalog::client::CatalogClient::new(registry.transport(flotilla_catalog::NAME));
+    let before = client.search("a", page(1, 1)).await.expect("search");
+    assert!(before.total > 0);
+
+    // Another instance (here: the seeder on the same database) appends products.
+    let added = flotilla_catalog::seed::seed_products(&db, 1_000, flotilla_chassis::Currency::EUR)
+        .await
+        .expect("seed");
+    assert_eq!(added, 1_000);
+    let after = client.search("a", page(1, 1)).await.expect("search");
+    assert!(
+        after.total > before.total,
+        "{} then {}",
+        before.total,
+        after.total
+    );
+    let newest = client.search("a", page(1, 100)).await.expect("search");
+    assert!(newest.items.iter().any(|p| p.id.as_str() > "p0000100"));
+}

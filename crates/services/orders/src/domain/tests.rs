@@ -19,7 +19,7 @@ fn product(id: &str, price: Money) -> Product {
         category: "kitchen".to_owned(),
         price,
         image_url: String::new(),
-        created_at: String::new(),
+        created_at: flotilla_chassis::clock::at_millis(0),
     }
 }
 
