@@ -256,10 +256,10 @@ async fn products_added_after_start_are_found() {
     use flotilla_chassis::caller::TrustPolicy;
     use flotilla_chassis::transport::in_process::InProcessRegistry;
 
-    let (db, _guard) = flotilla_chassis::testkit::test_db("catalog").await;
+    let (db, _guard) = flotilla_testkit::test_db("catalog").await;
     let registry = InProcessRegistry::default();
     let config = serde_json::json!({ "catalog": { "seed_products": 100 } });
-    let service = flotilla_catalog::service(crate::helpers::context(db.clone(), config, &registry))
+    let service = flotilla_catalog::service(crate::harness::context(db.clone(), config, &registry))
         .await
         .expect("start");
     let trust = TrustPolicy {
