@@ -243,7 +243,10 @@ mod tests {
 
     #[test]
     fn country_codes_are_assigned_two_upper_case_letters() {
-        assert!(ASSIGNED_COUNTRY_CODES.is_sorted(), "binary search needs the order");
+        assert!(
+            ASSIGNED_COUNTRY_CODES.is_sorted(),
+            "binary search needs the order"
+        );
         assert_eq!(country_code("DE"), Some(*b"DE"));
         for bad in ["de", "D", "DEU", "", "D1", "ÄÖ", "ZZ", "XX", "AA"] {
             assert_eq!(country_code(bad), None, "{bad}");
