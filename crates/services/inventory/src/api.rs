@@ -57,7 +57,7 @@ fn path_reservation_id(raw: &str) -> Result<ReservationId, InventoryError> {
     get,
     path = "/stock/{product_id}",
     tag = "inventory",
-    params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
+    params(("product_id" = String, Path, description = "The catalog's product id: `p` and seven digits, not all zero", pattern = "^p([1-9][0-9]{6}|0[1-9][0-9]{5}|00[1-9][0-9]{4}|000[1-9][0-9]{3}|0000[1-9][0-9]{2}|00000[1-9][0-9]|000000[1-9])$", example = "p0000042")),
     responses(
         (status = 200, description = "The product's stock level", body = StockLevel),
         (status = 404, description = "No stock is kept for this product", body = Problem, content_type = "application/problem+json"),
@@ -87,7 +87,7 @@ async fn get_stock(
     put,
     path = "/stock/{product_id}",
     tag = "inventory", security(("bearerAuth" = ["admin"])),
-    params(("product_id" = String, Path, description = "The catalog's product id", example = "p0000042")),
+    params(("product_id" = String, Path, description = "The catalog's product id: `p` and seven digits, not all zero", pattern = "^p([1-9][0-9]{6}|0[1-9][0-9]{5}|00[1-9][0-9]{4}|000[1-9][0-9]{3}|0000[1-9][0-9]{2}|00000[1-9][0-9]|000000[1-9])$", example = "p0000042")),
     request_body = SetStock,
     responses(
         (status = 200, description = "The new stock level", body = StockLevel),
