@@ -5,6 +5,8 @@ use clap::{Args, Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use crate::settings::DISCOVER;
+
 /// Flotilla: an online shop built as a fleet of small Rust services.
 ///
 /// With no command, `flotilla` runs the whole shop in one process (`flotilla run`).
@@ -146,9 +148,6 @@ pub struct Common {
     #[arg(long, value_name = "NAME")]
     pub cluster: Option<String>,
 }
-
-/// The value a remote service has when it is found through discovery instead of a fixed URL.
-pub const DISCOVER: &str = "discover";
 
 fn parse_remote(s: &str) -> Result<(String, String), String> {
     let Some((name, urls)) = s.split_once('=') else {

@@ -5,7 +5,6 @@
 
 use anyhow::{Context, bail};
 use axum::Router;
-use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::clock::{SharedClock, SystemClock};
 use flotilla_chassis::config::section;
 use flotilla_chassis::db::Db;
@@ -17,6 +16,7 @@ use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_chassis::trust::TrustPolicy;
 use flotilla_discovery::{Discovery, Registration};
 use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePolicy};
 use flotilla_identity::IdentityConfig;
@@ -459,7 +459,9 @@ fn placement(settings: &HostSettings, local: &[ServiceSpec]) -> Vec<(String, Str
         .iter()
         .filter_map(|spec| {
             let place = match settings.remote.get(spec.name) {
-                Some(url) if url == crate::cli::DISCOVER => format!("via {}", settings.discovery),
+                Some(url) if url == crate::settings::DISCOVER => {
+                    format!("via {}", settings.discovery)
+                }
                 Some(url) => url.clone(),
                 None if local.iter().any(|s| s.name == spec.name) => "in-process".to_owned(),
                 None if infra::discovers(settings) => format!("via {}", settings.discovery),

@@ -9,6 +9,10 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+/// The value a remote service has when it is found through discovery instead of a fixed URL
+/// (`--remote payments` without `=URL`).
+pub const DISCOVER: &str = "discover";
+
 /// Top-level settings of one Flotilla process.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

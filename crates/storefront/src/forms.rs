@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::error::PageError;
 use crate::shop::Shop;
+use crate::views::capitalized;
 
 /// An `application/x-www-form-urlencoded` body; an unreadable one is a 400 error page.
 #[derive(Debug, Clone)]
@@ -169,15 +170,6 @@ pub fn sentence(text: &str) -> String {
     match capitalized(text) {
         text if text.is_empty() => GENERIC_INVALID.to_owned(),
         text => text,
-    }
-}
-
-/// `text`, trimmed, with its first letter upper-case.
-pub fn capitalized(text: &str) -> String {
-    let mut chars = text.trim().chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 

@@ -19,6 +19,15 @@ use flotilla_cart::contract::Cart;
 use flotilla_catalog::contract::{Category, Product};
 use flotilla_chassis::Page;
 
+/// `text`, trimmed, as a page shows it, with its first letter upper-case.
+pub fn capitalized(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The header shared by every page.
 #[derive(Debug, Clone)]
 pub struct Chrome {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::DISCOVER;
+use crate::settings::DISCOVER;
 use crate::settings::HostSettings;
 
 /// Opens the database of `service`: `<data_dir>/<service>.db`, or `<prefix>_<service>` on the

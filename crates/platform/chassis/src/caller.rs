@@ -6,19 +6,16 @@
 //! extension nothing on the network can set). Between processes the user travels inside the
 //! signed claims of the service credential ([`crate::service_credential`]), minted for the one
 //! service called: a network hop's caller comes from those claims alone, and bare caller headers
-//! on it are removed before a handler can see them.
+//! on it are removed before a handler can see them. The decision is [`crate::trust`]'s; this
+//! module holds what it decides about and what handlers read.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::ToSchema;
 
 use crate::problem::Problem;
-use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// The authenticated user's id, as forwarded by the gateway.
 pub static USER_ID: HeaderName = HeaderName::from_static("x-flotilla-user-id");
@@ -34,9 +31,10 @@ pub struct InProcess;
 pub struct TrustedHop;
 
 /// Request extension: the user a trusted hop acts for, from the credential's signed claims or
-/// (in-process) the caller headers. Handlers read it through the [`Caller`] extractor.
+/// (in-process) the caller headers, set by [`crate::trust`]. Handlers read it through the
+/// [`Caller`] extractor.
 #[derive(Debug, Clone)]
-struct TrustedCaller(Option<Caller>);
+pub(crate) struct TrustedCaller(pub(crate) Option<Caller>);
 
 /// A user's role. Unknown roles are refused rather than guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -89,7 +87,7 @@ impl Caller {
         }
     }
 
-    /// Reads a caller from headers, without any trust decision (see [`establish_trust`]).
+    /// Reads a caller from headers, without any trust decision (see [`crate::trust::establish_trust`]).
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
         let user_id = headers.get(&USER_ID)?.to_str().ok()?;
         let role = Role::parse(headers.get(&USER_ROLE)?.to_str().ok()?)?;
@@ -104,69 +102,6 @@ impl Caller {
         headers.remove(&USER_ID);
         headers.remove(&USER_ROLE);
     }
-}
-
-/// What the trust middleware needs: the credentials to check and whether untrusted requests are
-/// refused outright (a service on its own listener) or merely anonymous (behind the gateway).
-#[derive(Clone)]
-pub struct TrustPolicy {
-    /// Verifies `x-flotilla-service-token`.
-    pub credentials: Option<Arc<ServiceCredentials>>,
-    /// Refuse (401) requests that carry no valid credential, except probes and the contract.
-    pub require_credential: bool,
-}
-
-/// The trust middleware's state for one service: the host's policy and the service's name, the
-/// only audience its credentials may carry.
-#[derive(Clone)]
-pub struct ServiceTrust {
-    /// The host's policy.
-    pub policy: TrustPolicy,
-    /// The service behind this middleware.
-    pub service: &'static str,
-}
-
-/// Middleware: decides whether the hop is trusted and who it acts for; strips caller headers
-/// from every network hop (a credentialed hop's caller comes from the credential).
-pub async fn establish_trust(
-    State(trust): State<ServiceTrust>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let in_process = req.extensions().get::<InProcess>().is_some();
-    let trusted = if in_process {
-        Some(Caller::from_headers(req.headers()))
-    } else {
-        let verified = match (&trust.policy.credentials, req.headers().get(&SERVICE_TOKEN)) {
-            (Some(creds), Some(token)) => token
-                .to_str()
-                .ok()
-                .and_then(|t| creds.verify(t, trust.service).ok()),
-            _ => None,
-        };
-        Caller::strip_headers(req.headers_mut());
-        verified.map(|v| v.caller)
-    };
-    req.headers_mut().remove(&SERVICE_TOKEN);
-    match trusted {
-        Some(caller) => {
-            req.extensions_mut().insert(TrustedHop);
-            req.extensions_mut().insert(TrustedCaller(caller));
-        }
-        None if trust.policy.require_credential && !is_public_probe(req.uri().path()) => {
-            return Problem::unauthorized(
-                "this service accepts calls only through the gateway or with a service credential",
-            )
-            .into_response();
-        }
-        None => {}
-    }
-    next.run(req).await
-}
-
-/// Paths any monitor may read without a credential.
-fn is_public_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/openapi.json" | "/metrics")
 }
 
 fn caller_from_parts(parts: &Parts) -> Option<Caller> {

@@ -6,7 +6,6 @@ use axum::Router;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::admin::{self, EventsAdmin};
@@ -16,6 +15,7 @@ use crate::layers::Limits;
 use crate::openapi::Documents;
 use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
 use crate::transport::Peers;
+use crate::trust::TrustPolicy;
 
 /// What every service in one host shares.
 #[derive(Clone)]

@@ -18,8 +18,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::caller::{Caller, ServiceTrust, TrustPolicy, establish_trust};
+use crate::caller::Caller;
 use crate::problem::Problem;
+use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
 /// Limits applied to every request a service serves. All are documented in the README.
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -33,6 +33,7 @@ pub mod service_credential;
 pub mod text;
 pub mod trace_context;
 pub mod transport;
+pub mod trust;
 
 pub use caller::{Admin, Caller, Role};
 pub use db::{Db, Migration};

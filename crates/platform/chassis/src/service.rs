@@ -12,13 +12,13 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::caller::TrustPolicy;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::{Outbox, Subscription};
 use crate::layers::{self, ErrorPage, Limits};
 use crate::openapi::{self, Documents};
 use crate::transport::Peers;
+use crate::trust::TrustPolicy;
 
 /// What a service is given.
 #[derive(Clone)]

@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use flotilla_chassis::caller::{Caller, Role, TrustPolicy};
+use flotilla_chassis::caller::{Caller, Role};
 use flotilla_chassis::clock::{ManualClock, SharedClock, SystemClock};
 use flotilla_chassis::db::Db;
 use flotilla_chassis::events::{Consumer, InProcessBus, RelaySettings, SharedBus};
@@ -42,6 +42,7 @@ use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::Transport;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_chassis::trust::TrustPolicy;
 
 pub mod databases;
 pub mod private_postgres;

@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 use crate::countries;
 use crate::error::PageError;
-use crate::forms::{OrderId, capitalized};
+use crate::forms::OrderId;
 use crate::pages::browse::page_number;
 use crate::session;
 use crate::shop::Shop;
+use crate::views::capitalized;
 use crate::views::{
     Chrome, HistoryRow, OrderPage, OrderRow, OrdersPage, Pager, Progress, display_time, render,
 };

@@ -10,8 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::countries::Country;
-use crate::forms::capitalized;
-use crate::views::{Chrome, Pager};
+use crate::views::{Chrome, Pager, capitalized};
 
 /// `GET /checkout`, and the form again after a refusal.
 #[derive(Template)]

@@ -49,10 +49,10 @@ async fn an_oversized_form_post_gets_an_html_413_page() {
 
 #[tokio::test]
 async fn a_page_that_times_out_gets_an_html_page() {
-    use flotilla_chassis::caller::TrustPolicy;
     use flotilla_chassis::clock::SystemClock;
     use flotilla_chassis::transport::Peers;
     use flotilla_chassis::transport::in_process::InProcessRegistry;
+    use flotilla_chassis::trust::TrustPolicy;
     use std::sync::Arc;
 
     // A catalog that never answers: the home page waits on it (for far longer than its own

@@ -3,9 +3,9 @@
 
 use flotilla_catalog::client::CatalogClient;
 use flotilla_chassis::Limits;
-use flotilla_chassis::caller::TrustPolicy;
 use flotilla_chassis::pagination::PageParams;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
+use flotilla_chassis::trust::TrustPolicy;
 use flotilla_testkit::{TestDatabases, test_db};
 use serde_json::json;
 

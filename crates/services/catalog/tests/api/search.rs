@@ -95,8 +95,8 @@ async fn catalog_of(
     flotilla_catalog::client::CatalogClient,
     flotilla_testkit::TestDatabases,
 ) {
-    use flotilla_chassis::caller::TrustPolicy;
     use flotilla_chassis::transport::in_process::InProcessRegistry;
+    use flotilla_chassis::trust::TrustPolicy;
 
     let (db, guard) = flotilla_testkit::test_db("catalog").await;
     flotilla_catalog::migrate(&db).await.expect("migrate");
@@ -253,8 +253,8 @@ async fn accents_match_with_or_without_them() {
 
 #[tokio::test]
 async fn products_added_after_start_are_found() {
-    use flotilla_chassis::caller::TrustPolicy;
     use flotilla_chassis::transport::in_process::InProcessRegistry;
+    use flotilla_chassis::trust::TrustPolicy;
 
     let (db, _guard) = flotilla_testkit::test_db("catalog").await;
     let registry = InProcessRegistry::default();
