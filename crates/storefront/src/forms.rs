@@ -1,12 +1,13 @@
 //! Reading HTML form posts: the extractor, and the field types a form's text is parsed into.
 //!
 //! Form fields arrive as text whatever the `<input type>` says, so the form structs take
-//! `String`s and the handlers parse them into [`Quantity`], [`ProductId`] and [`OrderId`]: a typo
-//! in a number becomes a message next to the form, never axum's plain-text rejection. The
-//! services' validation messages ("must be at least 8 characters") are turned into sentences
-//! that name their field here too.
+//! `String`s and the handlers parse them into [`Quantity`], the catalog's [`ProductId`] and
+//! [`OrderId`]: a typo in a number becomes a message next to the form, never axum's plain-text
+//! rejection. The services' validation messages ("must be at least 8 characters") are turned
+//! into sentences that name their field here too.
 
 use axum::extract::{FromRequest, OptionalFromRequestParts, Request};
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Caller;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -100,26 +101,15 @@ impl Quantity {
     }
 }
 
-/// A catalog product id as typed into a URL or a form: short and alphanumeric. Anything else
-/// cannot name a product, so it is refused before any service is asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductId(String);
-
-impl ProductId {
-    /// The id, if it could be one.
-    pub fn parse(text: &str) -> Option<Self> {
-        plain_id(text).map(ProductId)
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+/// The catalog product id typed into a URL or a form, spaces around it ignored. Text of any
+/// other shape names no product, so it is refused before any service is asked.
+pub fn product_id(text: &str) -> Option<ProductId> {
+    ProductId::parse(text.trim())
 }
 
-/// An order id as found in a URL, by the same rule as [`ProductId`]: orders names its orders
-/// with UUIDs, so anything else is a 404 without asking it. Being plain, it is also safe to put
-/// back into a path or a `next=` parameter as it is.
+/// An order id as found in a URL: orders names its orders with UUIDs, so anything that is not
+/// short and plain is a 404 without asking it. Being plain, it is also safe to put back into a
+/// path or a `next=` parameter as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderId(String);
 
@@ -129,7 +119,6 @@ impl OrderId {
         plain_id(text).map(OrderId)
     }
 
-    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -215,20 +204,37 @@ mod tests {
     }
 
     #[test]
-    fn product_ids_are_short_and_plain() {
+    fn product_ids_are_the_catalogs() {
         assert_eq!(
-            ProductId::parse("p0000042").map(|p| p.as_str().to_owned()),
+            product_id("p0000042").map(|p| p.to_string()),
             Some("p0000042".to_owned())
         );
-        assert!(ProductId::parse("").is_none());
-        assert!(ProductId::parse("../admin").is_none());
-        assert!(ProductId::parse("a b").is_none());
-        assert!(ProductId::parse(&"p".repeat(65)).is_none());
+        assert_eq!(
+            product_id(" p0000042 ").map(|p| p.to_string()),
+            Some("p0000042".to_owned()),
+            "spaces typed around it are not part of it"
+        );
+        for odd in [
+            "",
+            "../admin",
+            "a b",
+            "p42",
+            "p0000000",
+            "P0000042",
+            &"p".repeat(65),
+        ] {
+            assert!(product_id(odd).is_none(), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn order_ids_are_short_and_plain() {
         let order = "0190b2c4-7e1a-4c3e-9f00-0123456789ab";
         assert_eq!(
             OrderId::parse(order).map(|o| o.as_str().to_owned()),
             Some(order.to_owned())
         );
         assert!(OrderId::parse("../orders").is_none());
+        assert!(OrderId::parse(&"o".repeat(65)).is_none());
     }
 }

@@ -282,7 +282,7 @@ async fn release_claim(
     responses(
         (status = 200, description = "The order's lines are out of the cart (by this call, or before)", body = TakenOut),
         (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "An odd order id", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "An odd order id, or a line whose product id is not a catalog id", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %caller.user_id, order_id = %order_id))]
@@ -293,12 +293,8 @@ async fn take_out_order(
     Json(body): Json<TakenOrder>,
 ) -> Result<axum::Json<TakenOut>, CartError> {
     let order = OrderId::parse(&order_id).map_err(|_| CartError::OrderId)?;
-    let changes: Vec<_> = domain::ordered_changes(
-        body.lines
-            .iter()
-            .map(|line| (line.product_id.as_str(), line.quantity)),
-    )
-    .collect();
+    let changes: Vec<_> =
+        domain::ordered_changes(body.lines.iter().map(|l| (l.product_id, l.quantity))).collect();
     let taken = state
         .store
         .take_out_order_now(&caller.user_id, order.as_str(), &changes, state.clock.now())

@@ -4,6 +4,7 @@
 //! the cart (the storefront, orders at checkout), so changing a field here changes the public
 //! API: add fields, never rename or remove them without bumping the contract version.
 
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -34,8 +35,8 @@ pub struct Cart {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CartLine {
     /// The catalog's product id.
-    #[schema(example = "p0000042")]
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// The product's display name (empty when the product is no longer available).
     pub name: String,
     /// The product's picture (empty when the product is no longer available).
@@ -113,7 +114,8 @@ pub struct TakenOrder {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TakenLine {
     /// The catalog's product id.
-    pub product_id: String,
+    #[schema(value_type = String)]
+    pub product_id: ProductId,
     /// How many were ordered.
     pub quantity: u32,
 }

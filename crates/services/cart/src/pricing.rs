@@ -65,20 +65,18 @@ impl Pricer {
         for chunk in ids.chunks(MAX_LOOKUP_IDS) {
             let asked: Vec<String> = chunk.iter().map(ProductId::to_string).collect();
             let found = self.catalog.lookup(&asked).await?;
-            snapshot.record(chunk, found.into_iter().filter_map(view).collect());
+            snapshot.record(chunk, found.into_iter().map(view).collect());
         }
         Ok(())
     }
 }
 
-/// The cart's view of a product the catalog returned; `None` for one whose id is not a product
-/// id (a catalog breaking its own contract), which the cart then shows as unavailable.
-fn view(product: Product) -> Option<(ProductId, ProductView)> {
-    let id = ProductId::parse(&product.id)?;
+/// The cart's view of a product the catalog returned: only what a cart line shows.
+fn view(product: Product) -> (ProductId, ProductView) {
     let view = ProductView {
         name: product.name,
         image_url: product.image_url,
         price: product.price,
     };
-    Some((id, view))
+    (product.id, view)
 }

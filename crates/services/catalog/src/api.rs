@@ -253,9 +253,6 @@ async fn lookup(
 
 /// `products` sorted into the order of `ids` (the store returns them in any order).
 fn in_order_of(ids: &[ProductId], mut products: Vec<Product>) -> Vec<Product> {
-    let position = |p: &Product| {
-        ProductId::parse(&p.id).and_then(|id| ids.iter().position(|wanted| *wanted == id))
-    };
-    products.sort_by_cached_key(position);
+    products.sort_by_cached_key(|p| ids.iter().position(|wanted| *wanted == p.id));
     products
 }

@@ -92,8 +92,8 @@ impl<'de> Deserialize<'de> for ProductId {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     /// The product id: `p` followed by seven digits, e.g. `p0000042`.
-    #[schema(example = "p0000042")]
-    pub id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub id: ProductId,
     /// The stock-keeping unit, unique across the catalog.
     #[schema(example = "KIT-0000042")]
     pub sku: String,

@@ -89,9 +89,12 @@ impl TryFrom<ProductRow> for Product {
         // Only the seeder writes currencies, from a parsed `Currency`; a bad one is corruption.
         let currency =
             Currency::parse(&row.currency).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        // Likewise ids, from a `ProductId`.
+        let id =
+            ProductId::parse(&row.id).ok_or_else(|| CorruptRow::column("products.id", &row.id))?;
         Ok(Product {
             image_url: image_url(&row.id),
-            id: row.id,
+            id,
             sku: row.sku,
             name: row.name,
             description: row.description,
@@ -304,9 +307,7 @@ impl CatalogStore {
             .filter_map(|n| ProductId::from_number(u64::from(*n)))
             .collect();
         let mut products = self.products_by_ids(&ids).await?;
-        products.sort_by_cached_key(|p| {
-            ProductId::parse(&p.id).and_then(|id| ids.iter().position(|i| *i == id))
-        });
+        products.sort_by_cached_key(|p| ids.iter().position(|i| *i == p.id));
         let matches = u64::try_from(ranked.matches).unwrap_or(u64::MAX);
         let count = MatchCount {
             total: matches.min(COUNT_CAP),

@@ -76,7 +76,7 @@ async fn get_stock(
         .await?
         .ok_or(InventoryError::UnknownProduct)?;
     Ok(axum::Json(StockLevel {
-        product_id: product.to_string(),
+        product_id: product,
         available,
     }))
 }
@@ -112,7 +112,7 @@ async fn set_stock(
         .await?;
     tracing::info!(available = amount.get(), "stock set");
     Ok(axum::Json(StockLevel {
-        product_id: product.to_string(),
+        product_id: product,
         available: amount.get(),
     }))
 }

@@ -6,6 +6,7 @@
 //! field here changes the public API: add fields, never rename or remove them without bumping
 //! the contract version.
 
+use flotilla_catalog::contract::ProductId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -14,8 +15,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StockLevel {
     /// The catalog's product id.
-    #[schema(example = "p0000042")]
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// Units not held by any reservation nor sold: never negative.
     pub available: i64,
 }
@@ -33,8 +34,8 @@ pub struct SetStock {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub struct ReservationLine {
     /// The catalog's product id (appears at most once per reservation).
-    #[schema(example = "p0000042")]
-    pub product_id: String,
+    #[schema(value_type = String, example = "p0000042")]
+    pub product_id: ProductId,
     /// Units reserved: 1 to the service's `max_quantity_per_line`.
     #[schema(example = 2)]
     pub quantity: i64,

@@ -19,7 +19,7 @@ mod cart_claim;
 
 use flotilla_cart::client::CartClient;
 use flotilla_catalog::client::CatalogClient;
-use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product, ProductId};
+use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::idempotency_key::IdempotencyKey;
 use flotilla_chassis::transport::{ClientError, TransportError};
@@ -262,23 +262,16 @@ impl Checkout {
         let version = cart.version;
         // Lines whose product vanished are shown as unavailable in the cart and left out of
         // its total; checkout buys what the total covers.
-        let mut wanted: Vec<WantedLine> = Vec::new();
-        // The cart keeps only product ids; text that is not one names no product in the
-        // catalog, like a product that is gone.
-        let mut unknown: Vec<String> = Vec::new();
-        for line in cart.items {
-            if !line.available || line.quantity == 0 {
-                continue;
-            }
-            match ProductId::parse(&line.product_id) {
-                Some(product_id) => wanted.push(WantedLine {
-                    product_id,
-                    quantity: line.quantity,
-                }),
-                None => unknown.push(line.product_id),
-            }
-        }
-        if wanted.is_empty() && unknown.is_empty() {
+        let wanted: Vec<WantedLine> = cart
+            .items
+            .into_iter()
+            .filter(|line| line.available && line.quantity > 0)
+            .map(|line| WantedLine {
+                product_id: line.product_id,
+                quantity: line.quantity,
+            })
+            .collect();
+        if wanted.is_empty() {
             return Err(OrdersError::EmptyCart);
         }
         if wanted.len() > self.max_lines as usize {
@@ -286,9 +279,6 @@ impl Checkout {
                 lines: wanted.len(),
                 max: self.max_lines,
             });
-        }
-        if !unknown.is_empty() {
-            return Err(OrdersError::ProductUnavailable(unknown));
         }
         let mut products: Vec<Product> = Vec::with_capacity(wanted.len());
         for chunk in wanted.chunks(MAX_LOOKUP_IDS) {

@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 use crate::contract::CheckoutRequest;
 
 pub use order_view::{PLACED_NOTE, PricedOrder, ended};
-pub use pricing::{PricedLine, PricingError, Totals, WantedLine, item_count, price_lines, totals};
+pub use pricing::{
+    PricedLine, PricingError, Totals, WantedLine, item_count, listed, price_lines, totals,
+};
 
 /// An order id: `ord_` and 32 lower-case hex digits. It is also the inventory reservation id,
 /// the cart claim's holder and the stem of every payment idempotency key, so it stays within

@@ -7,6 +7,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Problem;
 use flotilla_chassis::money::MoneyError;
 use flotilla_chassis::problem::FieldError;
@@ -43,8 +44,8 @@ pub enum OrdersError {
     #[error("your cart changed while it was being checked out; review it and try again")]
     CartChanged,
     /// Products of the cart are gone from the catalog (409).
-    #[error("no longer available: {}", .0.join(", "))]
-    ProductUnavailable(Vec<String>),
+    #[error("no longer available: {}", crate::domain::listed(.0))]
+    ProductUnavailable(Vec<ProductId>),
     /// Shipping cannot deliver there (422, shipping's own problem, fields under `address.`).
     #[error("shipping cannot deliver this order")]
     Undeliverable(Box<Problem>),
@@ -68,9 +69,7 @@ pub enum OrdersError {
 impl From<PricingError> for OrdersError {
     fn from(err: PricingError) -> Self {
         match err {
-            PricingError::Unavailable(ids) => {
-                OrdersError::ProductUnavailable(ids.iter().map(ToString::to_string).collect())
-            }
+            PricingError::Unavailable(ids) => OrdersError::ProductUnavailable(ids),
             PricingError::Money(e) => OrdersError::Pricing(e),
         }
     }
@@ -165,7 +164,7 @@ mod tests {
                 "too-many-lines",
             ),
             (
-                OrdersError::ProductUnavailable(vec!["p1".into()]),
+                OrdersError::ProductUnavailable(ProductId::from_number(1).into_iter().collect()),
                 409,
                 "product-unavailable",
             ),

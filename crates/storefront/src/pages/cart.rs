@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::error::PageError;
-use crate::forms::{HtmlForm, ProductId, Quantity};
+use crate::forms::{self, HtmlForm, Quantity};
 use crate::pages::product;
 use crate::session;
 use crate::shop::Shop;
@@ -55,10 +55,10 @@ pub async fn add(
     caller: Option<Caller>,
     HtmlForm(form): HtmlForm<AddForm>,
 ) -> Response {
-    let id = ProductId::parse(&form.product_id);
+    let id = forms::product_id(&form.product_id);
     let Some(caller) = caller else {
         return match id {
-            Some(id) => session::to_login(&format!("/product/{}", id.as_str())),
+            Some(id) => session::to_login(&format!("/product/{id}")),
             None => session::to_login("/cart"),
         };
     };
@@ -88,12 +88,12 @@ pub async fn add(
     let held = cart
         .items
         .iter()
-        .find(|line| line.product_id == id.as_str())
+        .find(|line| line.product_id == id)
         .map_or(0, |line| line.quantity);
     let quantity = Quantity::capped(held).add_capped(more);
     match shop
         .cart
-        .set_quantity(&caller, id.as_str(), quantity.get())
+        .set_quantity(&caller, &id.to_string(), quantity.get())
         .await
     {
         Ok(_) => Redirect::to("/cart").into_response(),
@@ -128,7 +128,7 @@ pub async fn set(
     let Some(caller) = caller else {
         return session::to_login("/cart");
     };
-    let Some(id) = ProductId::parse(&id) else {
+    let Some(id) = forms::product_id(&id) else {
         return page(&shop, &caller, Some(UNKNOWN_PRODUCT), StatusCode::NOT_FOUND).await;
     };
     let quantity = match Quantity::parse(&form.quantity) {
@@ -146,7 +146,7 @@ pub async fn set(
     };
     match shop
         .cart
-        .set_quantity(&caller, id.as_str(), quantity.get())
+        .set_quantity(&caller, &id.to_string(), quantity.get())
         .await
     {
         Ok(_) => Redirect::to("/cart").into_response(),
@@ -179,10 +179,10 @@ pub async fn remove(
         return session::to_login("/cart");
     };
     // A line that is not there (any more) is as removed as it gets.
-    let Some(id) = ProductId::parse(&id) else {
+    let Some(id) = forms::product_id(&id) else {
         return Redirect::to("/cart").into_response();
     };
-    match shop.cart.remove(&caller, id.as_str()).await {
+    match shop.cart.remove(&caller, &id.to_string()).await {
         Ok(_) => Redirect::to("/cart").into_response(),
         Err(error) if error.is_not_found() => Redirect::to("/cart").into_response(),
         Err(error) => PageError::from(error).page(shop.chrome(Some(&caller)).await),

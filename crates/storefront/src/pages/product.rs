@@ -4,11 +4,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Caller;
 use std::sync::Arc;
 
 use crate::error::PageError;
-use crate::forms::ProductId;
+use crate::forms;
 use crate::shop::Shop;
 use crate::views::{ProductPage, render};
 
@@ -19,7 +20,7 @@ pub async fn product(
     caller: Option<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    match ProductId::parse(&id) {
+    match forms::product_id(&id) {
         Some(id) => page(&shop, caller.as_ref(), &id, None, StatusCode::OK).await,
         None => PageError::NotFound.page(shop.chrome(caller.as_ref()).await),
     }
@@ -33,7 +34,8 @@ pub async fn page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let (chrome, product) = tokio::join!(shop.chrome(caller), shop.catalog.product(id.as_str()));
+    let id = id.to_string();
+    let (chrome, product) = tokio::join!(shop.chrome(caller), shop.catalog.product(&id));
     let product = match product {
         Ok(product) => product,
         Err(error) => return PageError::from_lookup(error).page(chrome),

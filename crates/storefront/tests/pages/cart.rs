@@ -10,7 +10,8 @@ async fn the_cart_needs_a_login() {
     assert_eq!(location(&res), "/login?next=/cart");
 
     let product = shop.some_product().await;
-    let form = [("product_id", product.id.as_str()), ("quantity", "1")];
+    let product_id = product.id.to_string();
+    let form = [("product_id", product_id.as_str()), ("quantity", "1")];
     let res = shop.send(shop.post("/cart/items").form(&form)).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(
@@ -23,9 +24,10 @@ async fn the_cart_needs_a_login() {
 async fn adding_to_the_cart_accumulates_and_shows_the_total() {
     let shop = shop().await;
     let product = shop.some_product().await;
+    let product_id = product.id.to_string();
     let user = "user-1";
     for quantity in ["2", "1"] {
-        let form = [("product_id", product.id.as_str()), ("quantity", quantity)];
+        let form = [("product_id", product_id.as_str()), ("quantity", quantity)];
         let res = shop
             .send(shop.as_user(Method::POST, "/cart/items", user).form(&form))
             .await;
@@ -48,7 +50,7 @@ async fn adding_to_the_cart_accumulates_and_shows_the_total() {
     assert!(body.contains(&format!(r#"action="/cart/items/{}/remove""#, product.id)));
 
     // A quantity that is not a number: the product page again, with the reason.
-    let form = [("product_id", product.id.as_str()), ("quantity", "lots")];
+    let form = [("product_id", product_id.as_str()), ("quantity", "lots")];
     let res = shop
         .send(shop.as_user(Method::POST, "/cart/items", user).form(&form))
         .await;

@@ -13,7 +13,8 @@ const DECLINED_CARD: &str = "4000000000000002";
 /// Puts two of a product into `user`'s cart with the product page's form.
 async fn fill_cart(shop: &Shop, user: &str) -> Product {
     let product = shop.some_product().await;
-    let form = [("product_id", product.id.as_str()), ("quantity", "2")];
+    let product_id = product.id.to_string();
+    let form = [("product_id", product_id.as_str()), ("quantity", "2")];
     let res = shop
         .send(shop.as_user(Method::POST, "/cart/items", user).form(&form))
         .await;

@@ -37,7 +37,7 @@ async fn the_client_reads_and_changes_the_callers_cart() {
 
     let cart = client.remove(&alice, &product_id(3)).await.expect("remove");
     assert_eq!(cart.items.len(), 1);
-    assert_eq!(cart.items[0].product_id, product_id(8));
+    assert_eq!(cart.items[0].product_id.to_string(), product_id(8));
     assert_eq!(client.get(&alice).await.expect("get"), cart);
     assert!(
         client

@@ -34,7 +34,7 @@ fn order_confirmed(id: &str, user: &str, lines: &[(u32, u32)]) -> Event {
 fn quantities(cart: &Cart) -> Vec<(String, u32)> {
     cart.items
         .iter()
-        .map(|line| (line.product_id.clone(), line.quantity))
+        .map(|line| (line.product_id.to_string(), line.quantity))
         .collect()
 }
 

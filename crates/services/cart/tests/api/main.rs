@@ -29,7 +29,7 @@ async fn lines_are_added_changed_removed_and_cleared() {
 
     let cart = app.set("alice", &first, 2).await;
     assert_eq!(cart.items.len(), 1);
-    assert_eq!(cart.items[0].product_id, first);
+    assert_eq!(cart.items[0].product_id.to_string(), first);
     assert_eq!(cart.items[0].quantity, 2);
     assert!(cart.items[0].available);
 
@@ -39,7 +39,11 @@ async fn lines_are_added_changed_removed_and_cleared() {
     app.clock.advance(1_000);
     app.set("alice", &third, 4).await;
     let cart = app.set("alice", &first, 5).await;
-    let ids: Vec<&str> = cart.items.iter().map(|l| l.product_id.as_str()).collect();
+    let ids: Vec<String> = cart
+        .items
+        .iter()
+        .map(|l| l.product_id.to_string())
+        .collect();
     assert_eq!(ids, [first.as_str(), second.as_str(), third.as_str()]);
     assert_eq!(
         cart.items[0].quantity, 5,
@@ -48,7 +52,11 @@ async fn lines_are_added_changed_removed_and_cleared() {
     assert_eq!(cart.item_count, 10);
 
     let cart = app.set("alice", &second, 0).await;
-    let ids: Vec<&str> = cart.items.iter().map(|l| l.product_id.as_str()).collect();
+    let ids: Vec<String> = cart
+        .items
+        .iter()
+        .map(|l| l.product_id.to_string())
+        .collect();
     assert_eq!(ids, [first.as_str(), third.as_str()], "quantity 0 removes");
 
     let cart = app.remove("alice", &third).await;
@@ -82,7 +90,7 @@ async fn the_total_is_unit_price_times_quantity_from_the_catalog() {
             .price
             .checked_mul(i64::from(*quantity))
             .expect("fits");
-        assert_eq!(line.product_id, *id);
+        assert_eq!(line.product_id.to_string(), *id);
         assert_eq!(line.name, product.name);
         assert_eq!(line.image_url, product.image_url);
         assert_eq!(line.unit_price, product.price);
@@ -383,4 +391,38 @@ async fn the_contract_is_published() {
             "{schema}"
         );
     }
+    // Typed inside, product ids are the same text on the wire.
+    let line = &public["components"]["schemas"]["CartLine"]["properties"]["product_id"];
+    assert_eq!(line["type"], "string", "{line}");
+    let taken = &internal["components"]["schemas"]["TakenLine"]["properties"]["product_id"];
+    assert_eq!(taken["type"], "string", "{taken}");
+}
+
+#[tokio::test]
+async fn a_stored_line_whose_product_id_is_not_one_is_a_corrupt_row() {
+    let app = App::start().await;
+    app.set("alice", &product_id(1), 2).await;
+    app.set("bob", &product_id(1), 1).await;
+    // Only parsed ids are ever written: this one was edited by hand.
+    let edited = sqlx::query("UPDATE cart_items SET product_id = $1 WHERE user_id = $2")
+        .bind("../not-a-product")
+        .bind("alice")
+        .execute(app.fleet.db(flotilla_cart::NAME).pool())
+        .await
+        .expect("edit the row");
+    assert_eq!(edited.rows_affected(), 1);
+
+    let res = app
+        .as_user(Method::GET, "/", "alice")
+        .send()
+        .await
+        .expect("GET reaches the cart");
+    let problem = expect_problem(res, StatusCode::INTERNAL_SERVER_ERROR).await;
+    let shown = format!("{problem:?}");
+    assert!(
+        !shown.contains("not-a-product"),
+        "stored data stays in the logs: {shown}"
+    );
+    // The row fails its own cart only; the service goes on.
+    assert_eq!(app.cart("bob").await.items.len(), 1);
 }

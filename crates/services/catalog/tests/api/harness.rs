@@ -42,8 +42,8 @@ pub async fn ok<T: serde::de::DeserializeOwned>(fleet: &TestFleet, path: &str) -
 }
 
 /// The ids of `products`, in order.
-pub fn ids(products: &[Product]) -> Vec<&str> {
-    products.iter().map(|p| p.id.as_str()).collect()
+pub fn ids(products: &[Product]) -> Vec<String> {
+    products.iter().map(|p| p.id.to_string()).collect()
 }
 
 /// A context for starting the catalog by hand on `db` with `config` (JSON of the whole

@@ -13,8 +13,8 @@ async fn lists_pages_of_products_in_id_order() {
     let first: Page<Product> = ok(&fleet, "/products").await;
     assert_eq!((first.total, first.page, first.page_size), (SEEDED, 1, 20));
     assert_eq!(first.items.len(), 20);
-    assert_eq!(first.items[0].id, "p0000001");
-    assert_eq!(first.items[19].id, "p0000020");
+    assert_eq!(first.items[0].id.to_string(), "p0000001");
+    assert_eq!(first.items[19].id.to_string(), "p0000020");
     let p = &first.items[0];
     assert_eq!(p.image_url, "/api/catalog/products/p0000001/image.svg");
     assert_eq!(p.created_at.unix_timestamp(), 1_704_067_260);
@@ -25,9 +25,12 @@ async fn lists_pages_of_products_in_id_order() {
     assert!((199..=49_999).contains(&p.price.amount_minor));
 
     let second: Page<Product> = ok(&fleet, "/products?page=2&page_size=20").await;
-    assert_eq!(second.items[0].id, "p0000021");
+    assert_eq!(second.items[0].id.to_string(), "p0000021");
     let last: Page<Product> = ok(&fleet, "/products?page=3").await;
-    assert_eq!(ids(&last.items).last(), Some(&"p0000050"));
+    assert_eq!(
+        ids(&last.items).last().map(String::as_str),
+        Some("p0000050")
+    );
     assert_eq!(last.items.len(), 10);
     let beyond: Page<Product> = ok(&fleet, "/products?page=9").await;
     assert!(beyond.items.is_empty());
@@ -85,7 +88,7 @@ async fn filters_by_category_and_counts_categories() {
 async fn serves_one_product_or_404() {
     let fleet = fleet().await;
     let product: Product = ok(&fleet, "/products/p0000042").await;
-    assert_eq!(product.id, "p0000042");
+    assert_eq!(product.id.to_string(), "p0000042");
     assert!(product.sku.ends_with("-0000042"));
     assert!(!product.name.is_empty() && !product.description.is_empty());
     for unknown in [

@@ -473,7 +473,7 @@ mod tests {
                 let lines: Vec<ReservationLine> = wanted
                     .iter()
                     .map(|(product_id, quantity)| ReservationLine {
-                        product_id: (*product_id).to_owned(),
+                        product_id: product_id.parse().expect("a product id"),
                         quantity: *quantity,
                     })
                     .collect();

@@ -33,7 +33,11 @@ async fn reservations_are_listed_newest_first_and_filtered_by_status() {
     assert_eq!(all.total, 5);
     let ids: Vec<&str> = all.items.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["r4", "r3", "r2", "r1", "r0"]);
-    assert_eq!(all.items[0].lines[0].product_id, a, "lines are included");
+    assert_eq!(
+        all.items[0].lines[0].product_id.to_string(),
+        a,
+        "lines are included"
+    );
 
     let page = list(&app, "?page=2&page_size=2").await;
     let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();

@@ -25,7 +25,7 @@ fn request(id: &str, product_id: &str, quantity: i64) -> ReserveRequest {
     ReserveRequest {
         reservation_id: id.to_owned(),
         lines: vec![ReservationLine {
-            product_id: product_id.to_owned(),
+            product_id: product_id.parse().expect("a product id"),
             quantity,
         }],
         ttl_secs: Some(300),

@@ -70,7 +70,7 @@ impl App {
     /// The available units of `product`.
     pub async fn available(&self, product: &str) -> i64 {
         let level: StockLevel = expect_json(self.get_stock(product).await, StatusCode::OK).await;
-        assert_eq!(level.product_id, product);
+        assert_eq!(level.product_id.to_string(), product);
         level.available
     }
 

@@ -13,7 +13,7 @@ use crate::harness::{App, INITIAL, T0, expect_json, expect_problem, product, res
 
 fn line(product_id: &str, quantity: i64) -> ReservationLine {
     ReservationLine {
-        product_id: product_id.to_owned(),
+        product_id: product_id.parse().expect("a product id"),
         quantity,
     }
 }

@@ -52,7 +52,7 @@ async fn admins_set_stock_and_create_rows() {
     assert_eq!(
         level,
         StockLevel {
-            product_id: product(2),
+            product_id: product(2).parse().expect("a product id"),
             available: 7
         }
     );

@@ -101,7 +101,7 @@ impl Checkout {
                 .lines
                 .iter()
                 .map(|line| TakenLine {
-                    product_id: line.product_id.to_string(),
+                    product_id: line.product_id,
                     quantity: line.quantity,
                 })
                 .collect(),

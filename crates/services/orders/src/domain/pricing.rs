@@ -45,10 +45,7 @@ pub fn price_lines(
     wanted: &[WantedLine],
     products: &[Product],
 ) -> Result<Vec<PricedLine>, PricingError> {
-    let by_id: HashMap<ProductId, &Product> = products
-        .iter()
-        .filter_map(|p| ProductId::parse(&p.id).map(|id| (id, p)))
-        .collect();
+    let by_id: HashMap<ProductId, &Product> = products.iter().map(|p| (p.id, p)).collect();
     let missing: Vec<ProductId> = wanted
         .iter()
         .filter(|line| !by_id.contains_key(&line.product_id))

@@ -12,7 +12,7 @@ fn eur(minor: i64) -> Money {
 
 fn product(id: &str, price: Money) -> Product {
     Product {
-        id: id.to_owned(),
+        id: self::id(id),
         sku: format!("SKU-{id}"),
         name: format!("Product {id}"),
         description: String::new(),

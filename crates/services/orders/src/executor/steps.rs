@@ -84,7 +84,7 @@ impl SagaPeers {
                 .lines
                 .iter()
                 .map(|(product_id, quantity)| ReservationLine {
-                    product_id: product_id.to_string(),
+                    product_id: *product_id,
                     quantity: i64::from(*quantity),
                 })
                 .collect(),
