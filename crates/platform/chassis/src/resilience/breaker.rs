@@ -26,12 +26,12 @@
 //! trips either on a failure rate or on consecutive failures, not both; its count-based window
 //! is evaluated only once the whole window is full, not at the minimum number of calls; and it
 //! has no probe timeout, so a hung probe holds the breaker half-open for ever. This layer is
-//! ~250 lines with no dependency beyond tokio and tower.
+//! a few hundred lines with no dependency beyond tokio and tower.
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use serde::Serialize;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -44,91 +44,11 @@ use utoipa::ToSchema;
 
 use crate::transport::{Transport, TransportError};
 
-/// Thresholds of one circuit breaker; every field has a default (see the README, "Resilience").
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(default)]
-pub struct BreakerConfig {
-    /// Calls in the sliding window (the last N calls made while closed).
-    pub window: u32,
-    /// Calls the window must hold before the failure rate can open the breaker.
-    pub min_calls: u32,
-    /// Failure rate, in percent of the calls in the window, at or above which the breaker opens.
-    pub failure_rate_percent: u32,
-    /// Failures in a row that open the breaker whatever the rate.
-    pub consecutive_failures: u32,
-    /// How long an open breaker fails calls fast before letting probes through, in ms.
-    pub open_wait_ms: u64,
-    /// Probe calls let through when half-open; all must succeed to close the breaker.
-    pub half_open_probes: u32,
-    /// Longest wait for a probe's answer, in ms; a probe cut by it counts as a failure.
-    pub probe_timeout_ms: u64,
-    /// Response statuses that count as failures (5xx only; a 4xx is never the upstream's fault).
-    pub failure_statuses: Vec<u16>,
-}
+mod config;
+mod registry;
 
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self {
-            window: 20,
-            min_calls: 10,
-            failure_rate_percent: 50,
-            consecutive_failures: 5,
-            open_wait_ms: 5_000,
-            half_open_probes: 3,
-            probe_timeout_ms: 2_000,
-            failure_statuses: vec![500, 502, 503, 504],
-        }
-    }
-}
-
-/// A [`BreakerConfig`] that cannot work, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("circuit breaker setting {field}: {reason}")]
-pub struct InvalidBreakerConfig {
-    /// The field.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
-impl BreakerConfig {
-    /// Checks every field; a breaker is only built from a valid config.
-    pub fn validate(&self) -> Result<(), InvalidBreakerConfig> {
-        let fail = |field, reason| Err(InvalidBreakerConfig { field, reason });
-        if self.window == 0 || self.window > 10_000 {
-            return fail("window", "must be between 1 and 10000 calls");
-        }
-        if self.min_calls == 0 || self.min_calls > self.window {
-            return fail("min_calls", "must be between 1 and the window");
-        }
-        if self.failure_rate_percent == 0 || self.failure_rate_percent > 100 {
-            return fail("failure_rate_percent", "must be between 1 and 100");
-        }
-        if self.consecutive_failures == 0 {
-            return fail("consecutive_failures", "must be at least 1");
-        }
-        if self.open_wait_ms == 0 {
-            return fail("open_wait_ms", "must be at least 1 ms");
-        }
-        if self.half_open_probes == 0 {
-            return fail("half_open_probes", "must be at least 1");
-        }
-        if self.probe_timeout_ms == 0 {
-            return fail("probe_timeout_ms", "must be at least 1 ms");
-        }
-        if self
-            .failure_statuses
-            .iter()
-            .any(|s| !(500..=599).contains(s))
-        {
-            return fail(
-                "failure_statuses",
-                "only 5xx statuses can count as failures",
-            );
-        }
-        Ok(())
-    }
-}
+pub use config::{BreakerConfig, InvalidBreakerConfig};
+pub use registry::Breakers;
 
 /// The state a call would meet now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -388,13 +308,7 @@ impl Breaker {
 }
 
 fn ceil_ms(d: Duration) -> u64 {
-    let ms = d.as_millis();
-    let ceil = if d.subsec_nanos() % 1_000_000 == 0 {
-        ms
-    } else {
-        ms + 1
-    };
-    u64::try_from(ceil).unwrap_or(u64::MAX)
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// One admitted call; records its outcome once, or gives back a probe slot when dropped unused.
@@ -491,60 +405,5 @@ impl Service<Request<Body>> for CircuitBreaker {
             permit.settle(breaker.is_failure(&answer));
             answer
         })
-    }
-}
-
-/// The breakers of one process, one per upstream (or per instance), made on first use with the
-/// same config, so the admin endpoint can list them all.
-#[derive(Debug)]
-pub struct Breakers {
-    config: BreakerConfig,
-    breakers: Mutex<BTreeMap<(String, Option<String>), Arc<Breaker>>>,
-}
-
-impl Breakers {
-    /// An empty registry whose breakers get `config`.
-    pub fn new(config: BreakerConfig) -> Result<Self, InvalidBreakerConfig> {
-        config.validate()?;
-        Ok(Self {
-            config,
-            breakers: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// The breaker for calls to `service`.
-    pub fn get(&self, service: &str) -> Arc<Breaker> {
-        self.entry(service, None)
-    }
-
-    /// The breaker for calls to one instance of `service` (e.g. its base URL).
-    pub fn get_instance(&self, service: &str, instance: &str) -> Arc<Breaker> {
-        self.entry(service, Some(instance))
-    }
-
-    /// Forgets the breaker of an instance that is gone.
-    pub fn forget_instance(&self, service: &str, instance: &str) {
-        self.lock()
-            .remove(&(service.to_owned(), Some(instance.to_owned())));
-    }
-
-    /// Every breaker's state and counters, ordered by service and instance.
-    pub fn snapshot(&self) -> Vec<BreakerSnapshot> {
-        let breakers: Vec<Arc<Breaker>> = self.lock().values().cloned().collect();
-        breakers.iter().map(|b| b.snapshot()).collect()
-    }
-
-    fn entry(&self, service: &str, instance: Option<&str>) -> Arc<Breaker> {
-        let key = (service.to_owned(), instance.map(str::to_owned));
-        Arc::clone(
-            self.lock().entry(key).or_insert_with(|| {
-                Arc::new(Breaker::closed(service, instance, self.config.clone()))
-            }),
-        )
-    }
-
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, Option<String>), Arc<Breaker>>> {
-        // Insertions and removals are single statements: a panic elsewhere leaves the map whole.
-        self.breakers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -239,12 +239,15 @@ impl HttpBody for HeldUntilEnd {
     }
 }
 
+/// Bulkheads by service and instance (`None` for one per service).
+type ByKey = BTreeMap<(String, Option<String>), Arc<Bulkhead>>;
+
 /// The bulkheads of one process, one per upstream (or per instance), made on first use with
 /// the same cap, so the admin endpoint can list them all.
 #[derive(Debug)]
 pub struct Bulkheads {
     config: BulkheadConfig,
-    bulkheads: Mutex<BTreeMap<(String, Option<String>), Arc<Bulkhead>>>,
+    bulkheads: Mutex<ByKey>,
 }
 
 impl Bulkheads {
@@ -287,7 +290,7 @@ impl Bulkheads {
         )
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<(String, Option<String>), Arc<Bulkhead>>> {
+    fn lock(&self) -> MutexGuard<'_, ByKey> {
         // Insertions and removals are single statements: a panic elsewhere leaves the map whole.
         self.bulkheads
             .lock()
