@@ -88,5 +88,18 @@ fn transport_problem(service: &str, err: &TransportError) -> Problem {
             "upstream-unreachable",
             format!("{service} could not be reached"),
         ),
+        // Refused by a resilience layer before leaving the gateway, so cheap to repeat soon.
+        TransportError::CircuitOpen(_) => Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "upstream-circuit-open",
+            format!("{service} is failing; calls to it are suspended for a while"),
+        )
+        .with_retry_after(1),
+        TransportError::Overloaded(_) => Problem::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "upstream-overloaded",
+            format!("{service} is busy; retry shortly"),
+        )
+        .with_retry_after(1),
     }
 }

@@ -5,8 +5,8 @@
 //!   semantics), marked as a trusted hop;
 //! - [`http`]: a pooled hyper client to a base URL, carrying a service credential.
 //!
-//! The resilience layers of a later issue (deadline, retry budget, breaker, bulkhead) wrap a
-//! `Transport` and so behave the same in every mode.
+//! The resilience layers ([`crate::resilience`]: deadline, retry budget, breaker, bulkhead) wrap
+//! a `Transport` and so behave the same in every mode.
 
 pub mod client;
 pub mod http;
@@ -23,7 +23,8 @@ pub use peers::Peers;
 /// A request/response service to one named peer.
 pub type Transport = BoxCloneSyncService<Request<Body>, Response<Body>, TransportError>;
 
-/// Failures below HTTP: the peer could not be reached or did not answer in time.
+/// Failures below HTTP: the peer could not be reached or did not answer in time, or a resilience
+/// layer refused the call before it left.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// No instance of the service is known (not registered in-process, no URL configured).
@@ -41,4 +42,14 @@ pub enum TransportError {
     /// The peer took longer than the transport's timeout.
     #[error("{0} did not answer in time")]
     Timeout(String),
+    /// The circuit breaker in front of the peer is open: it has been failing, and calls are
+    /// refused without reaching it until the breaker lets probes through
+    /// ([`resilience::breaker`](crate::resilience::breaker)).
+    #[error("{0} is failing; calls to it are suspended for a while")]
+    CircuitOpen(String),
+    /// The bulkhead in front of the peer is full: as many calls as it allows are already in
+    /// flight, and this one was refused at once rather than queued
+    /// ([`resilience::bulkhead`](crate::resilience::bulkhead)).
+    #[error("{0} is busy; too many calls to it are in flight")]
+    Overloaded(String),
 }

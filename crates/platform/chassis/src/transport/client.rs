@@ -88,6 +88,15 @@ impl From<ClientError> for Problem {
             | ClientError::Transport(TransportError::Connect { service: s, .. }) => {
                 Problem::unavailable(format!("{s} is unavailable right now"))
             }
+            // Refused before leaving the process, so cheap to repeat: a second is long enough
+            // for a bulkhead slot to free, and for a breaker kept per instance another
+            // instance may already answer.
+            ClientError::Transport(TransportError::CircuitOpen(s)) => {
+                Problem::unavailable(format!("{s} is failing; retry shortly")).with_retry_after(1)
+            }
+            ClientError::Transport(TransportError::Overloaded(s)) => {
+                Problem::unavailable(format!("{s} is busy; retry shortly")).with_retry_after(1)
+            }
         }
     }
 }

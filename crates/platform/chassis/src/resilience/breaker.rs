@@ -1,0 +1,409 @@
+//! The circuit breaker: stop calling an upstream that is failing, fail fast instead, and find
+//! out with a few probes when it has recovered (Resilience4j's `CircuitBreaker` with a
+//! count-based window, plus Polly's consecutive-failure trigger).
+//!
+//! - **Closed**: every call goes through and its outcome is recorded in a sliding window of the
+//!   last `window` calls. Once at least `min_calls` are recorded and the failure rate reaches
+//!   `failure_rate_percent`, or `consecutive_failures` calls in a row failed, the breaker opens.
+//! - **Open**: for `open_wait_ms`, every call fails at once with
+//!   [`TransportError::CircuitOpen`] and the upstream is not called.
+//! - **Half-open**: from the first call at or after the end of the wait, exactly
+//!   `half_open_probes` calls are let through (one more at the same time is rejected). A probe
+//!   that has not answered within `probe_timeout_ms` is cut and counts as a failure. All probes
+//!   succeeding closes the breaker with an empty window; any probe failing re-opens it with a
+//!   fresh wait. A probe the caller abandons gives its slot back.
+//!
+//! What counts as a failure is [`BreakerConfig::failure_statuses`] (500, 502, 503, 504 by
+//! default) and the transport errors that say the upstream is unwell (connect failures and
+//! timeouts). A 4xx is the caller's mistake, not the upstream's failure; `NoInstance` and a full
+//! bulkhead (`Overloaded`) are not the upstream's doing either. A call admitted in one state that
+//! ends in another (a slow call that was admitted while closed answering after the breaker
+//! opened) is not recorded: only the calls of the current state decide its next one, as in
+//! Resilience4j.
+//!
+//! Why not tower-resilience 0.13's `circuitbreaker` (shared/CRATES.md row 16): its clock is
+//! `std::time::Instant`, so the open wait cannot be driven by tokio's paused time in tests; it
+//! trips either on a failure rate or on consecutive failures, not both; its count-based window
+//! is evaluated only once the whole window is full, not at the minimum number of calls; and it
+//! has no probe timeout, so a hung probe holds the breaker half-open for ever. This layer is
+//! a few hundred lines with no dependency beyond tokio and tower.
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, Service, ServiceExt};
+use utoipa::ToSchema;
+
+use crate::transport::{Transport, TransportError};
+
+mod config;
+mod registry;
+
+pub use config::{BreakerConfig, InvalidBreakerConfig};
+pub use registry::Breakers;
+
+/// The state a call would meet now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through and are recorded.
+    Closed,
+    /// Calls fail fast.
+    Open,
+    /// A few probe calls go through.
+    HalfOpen,
+}
+
+/// One breaker's state and counters, as the admin endpoint shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BreakerSnapshot {
+    /// The upstream service.
+    pub service: String,
+    /// The instance, for a breaker kept per instance.
+    pub instance: Option<String>,
+    /// The state a call would meet now.
+    pub state: BreakerState,
+    /// Calls in the sliding window (recorded while closed; kept while open, emptied on closing).
+    pub calls_in_window: u32,
+    /// Failed calls among them.
+    pub failures_in_window: u32,
+    /// Failures in a row while closed.
+    pub consecutive_failures: u32,
+    /// Probe calls let through since the breaker went half-open.
+    pub probes_admitted: u32,
+    /// Calls failed fast since the breaker was made.
+    pub rejected: u64,
+    /// Times the breaker opened since it was made.
+    pub times_opened: u64,
+    /// While open: milliseconds until probes are let through.
+    pub half_open_in_ms: Option<u64>,
+}
+
+/// One circuit breaker, shared by every clone of the transports it wraps.
+#[derive(Debug)]
+pub struct Breaker {
+    service: String,
+    instance: Option<String>,
+    config: BreakerConfig,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    phase: Phase,
+    /// Bumped at every change of state, so an outcome from an earlier state is not recorded.
+    generation: u64,
+    /// The window's outcomes, oldest first; `true` is a failure.
+    outcomes: VecDeque<bool>,
+    failures: u32,
+    consecutive: u32,
+    rejected: u64,
+    times_opened: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { admitted: u32, succeeded: u32 },
+}
+
+impl Breaker {
+    /// A closed breaker for calls to `service` (or to one `instance` of it).
+    pub fn new(
+        service: &str,
+        instance: Option<&str>,
+        config: BreakerConfig,
+    ) -> Result<Arc<Self>, InvalidBreakerConfig> {
+        config.validate()?;
+        Ok(Arc::new(Self::closed(service, instance, config)))
+    }
+
+    /// A closed breaker from a config already validated.
+    fn closed(service: &str, instance: Option<&str>, config: BreakerConfig) -> Self {
+        Self {
+            service: service.to_owned(),
+            instance: instance.map(str::to_owned),
+            inner: Mutex::new(Inner {
+                phase: Phase::Closed,
+                generation: 0,
+                outcomes: VecDeque::with_capacity(config.window as usize),
+                failures: 0,
+                consecutive: 0,
+                rejected: 0,
+                times_opened: 0,
+            }),
+            config,
+        }
+    }
+
+    /// The layer that puts this breaker in front of a transport.
+    pub fn layer(self: &Arc<Self>) -> BreakerLayer {
+        BreakerLayer {
+            breaker: Arc::clone(self),
+        }
+    }
+
+    /// The state and counters now.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        self.refresh(&mut inner, now);
+        let (state, probes_admitted, half_open_in_ms) = match inner.phase {
+            Phase::Closed => (BreakerState::Closed, 0, None),
+            Phase::Open { until } => {
+                let left = until.saturating_duration_since(now);
+                (BreakerState::Open, 0, Some(ceil_ms(left)))
+            }
+            Phase::HalfOpen { admitted, .. } => (BreakerState::HalfOpen, admitted, None),
+        };
+        BreakerSnapshot {
+            service: self.service.clone(),
+            instance: self.instance.clone(),
+            state,
+            calls_in_window: inner.outcomes.len() as u32,
+            failures_in_window: inner.failures,
+            consecutive_failures: inner.consecutive,
+            probes_admitted,
+            rejected: inner.rejected,
+            times_opened: inner.times_opened,
+            half_open_in_ms,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The state is consistent after every statement that changes it, so a panic elsewhere
+        // while the lock was held leaves nothing half-done.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An open breaker whose wait is over is half-open.
+    fn refresh(&self, inner: &mut Inner, now: Instant) {
+        if let Phase::Open { until } = inner.phase
+            && now >= until
+        {
+            inner.phase = Phase::HalfOpen {
+                admitted: 0,
+                succeeded: 0,
+            };
+            inner.generation += 1;
+        }
+    }
+
+    /// Lets a call through (with the permit that records its outcome) or refuses it.
+    fn admit(self: &Arc<Self>) -> Option<Permit> {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        self.refresh(inner, Instant::now());
+        let probe = match &mut inner.phase {
+            Phase::Closed => false,
+            Phase::HalfOpen { admitted, .. } if *admitted < self.config.half_open_probes => {
+                *admitted += 1;
+                true
+            }
+            Phase::Open { .. } | Phase::HalfOpen { .. } => {
+                inner.rejected += 1;
+                return None;
+            }
+        };
+        Some(Permit {
+            breaker: Arc::clone(self),
+            generation: inner.generation,
+            probe,
+            settled: false,
+        })
+    }
+
+    fn is_failure(&self, result: &Result<Response<Body>, TransportError>) -> bool {
+        match result {
+            Ok(response) => self
+                .config
+                .failure_statuses
+                .contains(&response.status().as_u16()),
+            Err(error) => matches!(
+                error,
+                TransportError::Connect { .. } | TransportError::Timeout(_)
+            ),
+        }
+    }
+
+    fn record(&self, generation: u64, failed: bool) {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if inner.generation != generation {
+            return;
+        }
+        match &mut inner.phase {
+            Phase::Closed => {
+                if inner.outcomes.len() == self.config.window as usize
+                    && inner.outcomes.pop_front() == Some(true)
+                {
+                    inner.failures -= 1;
+                }
+                inner.outcomes.push_back(failed);
+                if failed {
+                    inner.failures += 1;
+                    inner.consecutive += 1;
+                } else {
+                    inner.consecutive = 0;
+                }
+                let calls = inner.outcomes.len() as u64;
+                let rate_reached = calls >= u64::from(self.config.min_calls)
+                    && u64::from(inner.failures) * 100
+                        >= u64::from(self.config.failure_rate_percent) * calls;
+                if rate_reached || inner.consecutive >= self.config.consecutive_failures {
+                    self.open(inner, now);
+                }
+            }
+            Phase::HalfOpen { succeeded, .. } => {
+                if failed {
+                    self.open(inner, now);
+                } else {
+                    *succeeded += 1;
+                    if *succeeded >= self.config.half_open_probes {
+                        inner.phase = Phase::Closed;
+                        inner.generation += 1;
+                        inner.outcomes.clear();
+                        inner.failures = 0;
+                        inner.consecutive = 0;
+                    }
+                }
+            }
+            Phase::Open { .. } => {}
+        }
+    }
+
+    fn open(&self, inner: &mut Inner, now: Instant) {
+        inner.phase = Phase::Open {
+            until: now + Duration::from_millis(self.config.open_wait_ms),
+        };
+        inner.generation += 1;
+        inner.times_opened += 1;
+        tracing::warn!(
+            service = %self.service,
+            instance = self.instance.as_deref().unwrap_or(""),
+            "circuit breaker opened"
+        );
+    }
+
+    /// A probe abandoned before its outcome was known frees its slot for another.
+    fn release_probe(&self, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if let Phase::HalfOpen { admitted, .. } = &mut inner.phase {
+            *admitted = admitted.saturating_sub(1);
+        }
+    }
+}
+
+fn ceil_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// One admitted call; records its outcome once, or gives back a probe slot when dropped unused.
+struct Permit {
+    breaker: Arc<Breaker>,
+    generation: u64,
+    probe: bool,
+    settled: bool,
+}
+
+impl Permit {
+    fn settle(mut self, failed: bool) {
+        self.settled = true;
+        self.breaker.record(self.generation, failed);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.breaker.release_probe(self.generation);
+        }
+    }
+}
+
+/// Puts a [`Breaker`] in front of a [`Transport`], giving a `Transport`.
+#[derive(Debug, Clone)]
+pub struct BreakerLayer {
+    breaker: Arc<Breaker>,
+}
+
+/// A layer with a breaker of its own for calls to `service` (use [`Breakers`] to keep one per
+/// upstream or per instance and see their snapshots).
+pub fn layer(service: &str, config: BreakerConfig) -> Result<BreakerLayer, InvalidBreakerConfig> {
+    Ok(Breaker::new(service, None, config)?.layer())
+}
+
+impl BreakerLayer {
+    /// The breaker this layer applies.
+    pub fn breaker(&self) -> &Arc<Breaker> {
+        &self.breaker
+    }
+}
+
+impl Layer<Transport> for BreakerLayer {
+    type Service = Transport;
+
+    fn layer(&self, inner: Transport) -> Transport {
+        BoxCloneSyncService::new(CircuitBreaker {
+            breaker: Arc::clone(&self.breaker),
+            inner,
+        })
+    }
+}
+
+#[derive(Clone)]
+struct CircuitBreaker {
+    breaker: Arc<Breaker>,
+    inner: Transport,
+}
+
+type Answer = Result<Response<Body>, TransportError>;
+
+impl Service<Request<Body>> for CircuitBreaker {
+    type Response = Response<Body>;
+    type Error = TransportError;
+    type Future = Pin<Box<dyn Future<Output = Answer> + Send>>;
+
+    /// Always ready: an open breaker must answer at once, not after waiting for the inner
+    /// transport's readiness (a balanced transport's queue), so the inner transport is readied
+    /// inside the call, on a clone.
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let Some(permit) = self.breaker.admit() else {
+            let refused = TransportError::CircuitOpen(self.breaker.service.clone());
+            return Box::pin(std::future::ready(Err(refused)));
+        };
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let breaker = Arc::clone(&permit.breaker);
+            let call = inner.oneshot(request);
+            let answer = if permit.probe {
+                let limit = Duration::from_millis(breaker.config.probe_timeout_ms);
+                match tokio::time::timeout(limit, call).await {
+                    Ok(answer) => answer,
+                    Err(_) => Err(TransportError::Timeout(breaker.service.clone())),
+                }
+            } else {
+                call.await
+            };
+            permit.settle(breaker.is_failure(&answer));
+            answer
+        })
+    }
+}
