@@ -81,7 +81,12 @@ async fn list_proxies(State(fp): State<FaultProxy>) -> Answer {
         .list()
         .await
         .into_iter()
-        .map(|p| (p.name.clone(), serde_json::to_value(p).unwrap_or(Value::Null)))
+        .map(|p| {
+            (
+                p.name.clone(),
+                serde_json::to_value(p).unwrap_or(Value::Null),
+            )
+        })
         .collect();
     Ok(axum::Json(map).into_response())
 }

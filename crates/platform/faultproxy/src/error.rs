@@ -40,9 +40,7 @@ impl From<Error> for Problem {
             Error::NotFound(detail) => Problem::not_found(detail),
             Error::Conflict(detail) => Problem::conflict(detail),
             Error::Invalid { field, message } => Problem::invalid(&field, message),
-            Error::Listen { ref source, .. }
-                if source.kind() == std::io::ErrorKind::AddrInUse =>
-            {
+            Error::Listen { ref source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Problem::new(StatusCode::CONFLICT, "address-in-use", err.to_string())
             }
             Error::Listen { .. } => Problem::invalid("listen", err.to_string()),

@@ -210,7 +210,11 @@ fn draw(toxicity: f64) -> bool {
 
 /// A piece of work for the writer: bytes that have passed `next` toxics, or a close.
 enum Work {
-    Data { data: Bytes, at: Instant, next: usize },
+    Data {
+        data: Bytes,
+        at: Instant,
+        next: usize,
+    },
     Close,
 }
 
@@ -266,13 +270,12 @@ impl Writer<'_> {
         let stream = self.stream;
         let mut closing = false;
         self.states.retain(|id, state| {
-            let kept = list
-                .iter()
-                .any(|s| s.id == *id && s.toxic.stream == stream);
+            let kept = list.iter().any(|s| s.id == *id && s.toxic.stream == stream);
             if !kept && state.active {
-                let was_timeout = self.current.iter().any(|s| {
-                    s.id == *id && matches!(s.toxic.kind, ToxicKind::Timeout { .. })
-                });
+                let was_timeout = self
+                    .current
+                    .iter()
+                    .any(|s| s.id == *id && matches!(s.toxic.kind, ToxicKind::Timeout { .. }));
                 closing |= was_timeout;
             }
             kept
@@ -383,7 +386,11 @@ impl Writer<'_> {
                     let piece = usize::try_from(rate.saturating_mul(100)).unwrap_or(usize::MAX);
                     let (head, rest) = split(data, piece);
                     if let Some(rest) = rest {
-                        work.push_front(Work::Data { data: rest, at, next });
+                        work.push_front(Work::Data {
+                            data: rest,
+                            at,
+                            next,
+                        });
                     }
                     let cost = Duration::from_secs_f64(head.len() as f64 / (rate as f64 * 1000.0));
                     let due = self.with_state(id, |st| {
@@ -406,7 +413,11 @@ impl Writer<'_> {
                         self.with_state(id, |st| {
                             st.next_free = Instant::now() + Duration::from_micros(delay)
                         });
-                        work.push_front(Work::Data { data: rest, at, next });
+                        work.push_front(Work::Data {
+                            data: rest,
+                            at,
+                            next,
+                        });
                     }
                     work.push_front(pass(head, at));
                 }

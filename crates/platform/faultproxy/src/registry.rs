@@ -166,10 +166,7 @@ fn validate_addr(field: &str, addr: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(
-            field,
-            format!("{addr:?} is not HOST:PORT"),
-        ))
+        Err(Error::invalid(field, format!("{addr:?} is not HOST:PORT")))
     }
 }
 
@@ -188,7 +185,10 @@ impl FaultProxy {
     /// One proxy.
     pub async fn get(&self, name: &str) -> Result<ProxyInfo, Error> {
         let proxies = self.inner.proxies.lock().await;
-        proxies.get(name).map(Entry::info).ok_or_else(|| no_proxy(name))
+        proxies
+            .get(name)
+            .map(Entry::info)
+            .ok_or_else(|| no_proxy(name))
     }
 
     /// Creates a proxy from `listen` (port 0 allowed) to `upstream`, listening at once when
@@ -300,7 +300,12 @@ impl FaultProxy {
         toxic.validate()?;
         let proxies = self.inner.proxies.lock().await;
         let entry = proxies.get(proxy).ok_or_else(|| no_proxy(proxy))?;
-        if entry.toxics.borrow().iter().any(|s| s.toxic.name == toxic.name) {
+        if entry
+            .toxics
+            .borrow()
+            .iter()
+            .any(|s| s.toxic.name == toxic.name)
+        {
             return Err(Error::Conflict(format!(
                 "proxy {proxy:?} has a toxic named {:?}",
                 toxic.name
@@ -377,7 +382,10 @@ impl FaultProxy {
     pub async fn proxy(&self, name: &str, upstream: &str) -> Result<Proxy, Error> {
         let info = self.create(name, "127.0.0.1:0", upstream, true).await?;
         let addr = info.listen.parse().map_err(|_| {
-            Error::invalid("listen", format!("bound to {:?}, not an address", info.listen))
+            Error::invalid(
+                "listen",
+                format!("bound to {:?}, not an address", info.listen),
+            )
         })?;
         Ok(Proxy {
             fault_proxy: self.clone(),

@@ -88,7 +88,10 @@ const fn attr(name: &'static str, min: u64, max: u64, default: u64) -> Attribute
 const TYPES: &[(&str, &[Attribute])] = &[
     (
         "latency",
-        &[attr("latency", 0, HOUR_MS, 0), attr("jitter", 0, HOUR_MS, 0)],
+        &[
+            attr("latency", 0, HOUR_MS, 0),
+            attr("jitter", 0, HOUR_MS, 0),
+        ],
     ),
     ("bandwidth", &[attr("rate", 0, 10_000_000, 0)]),
     ("slow_close", &[attr("delay", 0, HOUR_MS, 0)]),
@@ -472,9 +475,18 @@ mod tests {
         };
         assert_eq!(field(json!({"type": "nope"})), "type");
         assert_eq!(field(json!({})), "type");
-        assert_eq!(field(json!({"type": "latency", "stream": "sideways"})), "stream");
-        assert_eq!(field(json!({"type": "latency", "toxicity": 1.5})), "toxicity");
-        assert_eq!(field(json!({"type": "latency", "toxicity": "x"})), "toxicity");
+        assert_eq!(
+            field(json!({"type": "latency", "stream": "sideways"})),
+            "stream"
+        );
+        assert_eq!(
+            field(json!({"type": "latency", "toxicity": 1.5})),
+            "toxicity"
+        );
+        assert_eq!(
+            field(json!({"type": "latency", "toxicity": "x"})),
+            "toxicity"
+        );
         assert_eq!(
             field(json!({"type": "latency", "attributes": {"latency": -1}})),
             "attributes.latency"

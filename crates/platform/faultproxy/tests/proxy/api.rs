@@ -28,7 +28,12 @@ impl Api {
         }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(body) = body {
             req = req.json(&body);
@@ -65,12 +70,18 @@ async fn proxies_and_toxics_through_the_api() {
     let api = Api::start().await;
     let upstream = echo().await.to_string();
     let (status, proxy) = api
-        .post("/proxies", json!({"name": "echo", "listen": "127.0.0.1:0", "upstream": upstream}))
+        .post(
+            "/proxies",
+            json!({"name": "echo", "listen": "127.0.0.1:0", "upstream": upstream}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(proxy["enabled"], true);
     let listen = proxy["listen"].as_str().expect("listen").to_owned();
-    assert!(!listen.ends_with(":0"), "the bound port is reported: {listen}");
+    assert!(
+        !listen.ends_with(":0"),
+        "the bound port is reported: {listen}"
+    );
 
     let (status, all) = api.get("/proxies").await;
     assert_eq!(status, StatusCode::OK);
@@ -89,7 +100,10 @@ async fn proxies_and_toxics_through_the_api() {
     assert!(round_trip(&mut socket, b"ping").await >= ms(250));
 
     let (status, updated) = api
-        .post("/proxies/echo/toxics/latency_upstream", json!({"attributes": {"jitter": 10}}))
+        .post(
+            "/proxies/echo/toxics/latency_upstream",
+            json!({"attributes": {"jitter": 10}}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["attributes"], json!({"latency": 250, "jitter": 10}));
@@ -98,7 +112,10 @@ async fn proxies_and_toxics_through_the_api() {
     let (_, list) = api.get("/proxies/echo/toxics").await;
     assert_eq!(list.as_array().map(Vec::len), Some(1));
 
-    assert_eq!(api.delete("/proxies/echo/toxics/latency_upstream").await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api.delete("/proxies/echo/toxics/latency_upstream").await,
+        StatusCode::NO_CONTENT
+    );
     assert!(round_trip(&mut socket, b"ping").await < ms(200));
 
     let (status, off) = api.post("/proxies/echo", json!({"enabled": false})).await;
@@ -106,7 +123,8 @@ async fn proxies_and_toxics_through_the_api() {
     assert_eq!(off["enabled"], false);
     assert!(TcpStream::connect(&listen).await.is_err());
 
-    api.post("/proxies/echo/toxics", json!({"type": "timeout"})).await;
+    api.post("/proxies/echo/toxics", json!({"type": "timeout"}))
+        .await;
     let (status, _) = api.post("/reset", json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, after) = api.get("/proxies/echo").await;
@@ -129,21 +147,55 @@ async fn bad_input_is_a_problem_with_a_4xx() {
         StatusCode::CREATED
     );
     let cases: Vec<(Value, StatusCode, &str)> = vec![
-        (json!({"name": "p", "upstream": upstream}), StatusCode::CONFLICT, "exists"),
-        (json!({"name": "", "upstream": upstream}), StatusCode::UNPROCESSABLE_ENTITY, "name"),
-        (json!({"name": "a/b", "upstream": upstream}), StatusCode::UNPROCESSABLE_ENTITY, "name"),
-        (json!({"name": "q", "upstream": "nowhere"}), StatusCode::UNPROCESSABLE_ENTITY, "HOST:PORT"),
-        (json!({"name": "q", "upstream": "h:99999"}), StatusCode::UNPROCESSABLE_ENTITY, "HOST:PORT"),
-        (json!({"name": "q"}), StatusCode::UNPROCESSABLE_ENTITY, "upstream"),
-        (json!({"name": "q", "upstream": upstream, "colour": 1}), StatusCode::UNPROCESSABLE_ENTITY, "colour"),
-        (json!({"name": "q", "upstream": upstream, "listen": "10.255.255.1:1"}), StatusCode::UNPROCESSABLE_ENTITY, "listen"),
+        (
+            json!({"name": "p", "upstream": upstream}),
+            StatusCode::CONFLICT,
+            "exists",
+        ),
+        (
+            json!({"name": "", "upstream": upstream}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+        (
+            json!({"name": "a/b", "upstream": upstream}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "name",
+        ),
+        (
+            json!({"name": "q", "upstream": "nowhere"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "HOST:PORT",
+        ),
+        (
+            json!({"name": "q", "upstream": "h:99999"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "HOST:PORT",
+        ),
+        (
+            json!({"name": "q"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "upstream",
+        ),
+        (
+            json!({"name": "q", "upstream": upstream, "colour": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            json!({"name": "q", "upstream": upstream, "listen": "10.255.255.1:1"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "listen",
+        ),
         (json!([1, 2]), StatusCode::UNPROCESSABLE_ENTITY, ""),
     ];
     for (body, status, needle) in cases {
         let (got, problem) = create(body.clone()).await;
         assert_eq!(got, status, "{body}: {problem}");
         assert!(
-            problem["detail"].as_str().is_some_and(|d| d.contains(needle)),
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(needle)),
             "{body}: {problem}"
         );
     }
@@ -159,11 +211,26 @@ async fn bad_input_is_a_problem_with_a_4xx() {
         (json!({"type": "latency", "stream": "sideways"}), "stream"),
         (json!({"type": "latency", "toxicity": 2}), "toxicity"),
         (json!({"type": "latency", "toxicity": -0.1}), "toxicity"),
-        (json!({"type": "latency", "attributes": {"latency": -5}}), "whole number"),
-        (json!({"type": "latency", "attributes": {"latency": 1.5}}), "whole number"),
-        (json!({"type": "latency", "attributes": {"latency": 99999999}}), "3600000"),
-        (json!({"type": "bandwidth", "attributes": {"latency": 1}}), "no attribute"),
-        (json!({"type": "slicer", "attributes": {"average_size": 0}}), "average_size"),
+        (
+            json!({"type": "latency", "attributes": {"latency": -5}}),
+            "whole number",
+        ),
+        (
+            json!({"type": "latency", "attributes": {"latency": 1.5}}),
+            "whole number",
+        ),
+        (
+            json!({"type": "latency", "attributes": {"latency": 99999999}}),
+            "3600000",
+        ),
+        (
+            json!({"type": "bandwidth", "attributes": {"latency": 1}}),
+            "no attribute",
+        ),
+        (
+            json!({"type": "slicer", "attributes": {"average_size": 0}}),
+            "average_size",
+        ),
         (json!({"type": "timeout", "attributes": "x"}), "object"),
         (json!("latency"), "object"),
     ];
@@ -171,21 +238,40 @@ async fn bad_input_is_a_problem_with_a_4xx() {
         let (got, problem) = api.post("/proxies/p/toxics", body.clone()).await;
         assert_eq!(got, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {problem}");
         assert!(
-            problem["detail"].as_str().is_some_and(|d| d.contains(needle)),
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(needle)),
             "{body}: {problem}"
         );
     }
-    assert_eq!(api.post("/proxies/p/toxics", json!({"type": "timeout"})).await.0, StatusCode::OK);
     assert_eq!(
-        api.post("/proxies/p/toxics", json!({"type": "timeout"})).await.0,
+        api.post("/proxies/p/toxics", json!({"type": "timeout"}))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        api.post("/proxies/p/toxics", json!({"type": "timeout"}))
+            .await
+            .0,
         StatusCode::CONFLICT
     );
     assert_eq!(
-        api.post("/proxies/p/toxics/timeout_downstream", json!({"stream": "upstream"})).await.0,
+        api.post(
+            "/proxies/p/toxics/timeout_downstream",
+            json!({"stream": "upstream"})
+        )
+        .await
+        .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        api.post("/proxies/p/toxics/timeout_downstream", json!({"attributes": {"timeout": -1}})).await.0,
+        api.post(
+            "/proxies/p/toxics/timeout_downstream",
+            json!({"attributes": {"timeout": -1}})
+        )
+        .await
+        .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
@@ -197,16 +283,26 @@ async fn bad_input_is_a_problem_with_a_4xx() {
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(
-        api.post("/proxies/p", json!({"listen": "127.0.0.1:1"})).await.0,
+        api.post("/proxies/p", json!({"listen": "127.0.0.1:1"}))
+            .await
+            .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     assert_eq!(api.get("/proxies/ghost").await.0, StatusCode::NOT_FOUND);
     assert_eq!(
-        api.post("/proxies/ghost/toxics", json!({"type": "timeout"})).await.0,
+        api.post("/proxies/ghost/toxics", json!({"type": "timeout"}))
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(api.get("/proxies/p/toxics/ghost").await.0, StatusCode::NOT_FOUND);
-    assert_eq!(api.delete("/proxies/p/toxics/ghost").await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.get("/proxies/p/toxics/ghost").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.delete("/proxies/p/toxics/ghost").await,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(api.delete("/proxies/ghost").await, StatusCode::NOT_FOUND);
     assert_eq!(api.get("/nowhere").await.0, StatusCode::NOT_FOUND);
     assert_eq!(api.delete("/reset").await, StatusCode::METHOD_NOT_ALLOWED);

@@ -23,7 +23,10 @@ async fn a_toxic_added_then_removed_acts_on_a_live_connection() {
     proxy.add_toxic(latency(300)).await.expect("add");
     let slowed = round_trip(&mut socket, b"during").await;
     assert!(slowed >= ms(300), "{slowed:?}");
-    proxy.remove_toxic("latency_downstream").await.expect("remove");
+    proxy
+        .remove_toxic("latency_downstream")
+        .await
+        .expect("remove");
     assert!(round_trip(&mut socket, b"after").await < ms(150));
 }
 
@@ -37,10 +40,16 @@ async fn removing_a_latency_releases_the_chunk_it_holds() {
         round_trip(&mut socket, b"held").await;
     });
     tokio::time::sleep(ms(300)).await;
-    proxy.remove_toxic("latency_downstream").await.expect("remove");
+    proxy
+        .remove_toxic("latency_downstream")
+        .await
+        .expect("remove");
     answer.await.expect("answered");
     let took = start.elapsed();
-    assert!(took < ms(1500), "held {took:?} for a 10 s latency removed at 300 ms");
+    assert!(
+        took < ms(1500),
+        "held {took:?} for a 10 s latency removed at 300 ms"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +76,9 @@ async fn disabling_closes_connections_and_refuses_new_ones_until_enabled() {
     let refused = TcpStream::connect(proxy.addr()).await;
     assert!(refused.is_err(), "a disabled proxy accepted a connection");
     proxy.set_enabled(true).await.expect("enable");
-    let mut again = TcpStream::connect(proxy.addr()).await.expect("same address again");
+    let mut again = TcpStream::connect(proxy.addr())
+        .await
+        .expect("same address again");
     round_trip(&mut again, b"ping").await;
 }
 

@@ -50,7 +50,10 @@ async fn jitter_spreads_the_latency_within_its_bounds() {
         seen.push(rtt);
     }
     let spread = *seen.iter().max().expect("some") - *seen.iter().min().expect("some");
-    assert!(spread >= ms(30), "jitter 100 ms but every delay within 30 ms: {seen:?}");
+    assert!(
+        spread >= ms(30),
+        "jitter 100 ms but every delay within 30 ms: {seen:?}"
+    );
 }
 
 #[tokio::test]
@@ -208,7 +211,10 @@ async fn timeout_zero_is_a_black_hole_until_removed() {
     let waited = tokio::time::timeout(Duration::from_millis(1500), socket.read(&mut buf)).await;
     assert!(waited.is_err(), "a black hole answered: {waited:?}");
     // Toxiproxy closes what its timeout held when the toxic goes; new connections flow.
-    proxy.remove_toxic("timeout_downstream").await.expect("remove");
+    proxy
+        .remove_toxic("timeout_downstream")
+        .await
+        .expect("remove");
     let (_, _, _) = tokio::time::timeout(Duration::from_secs(2), read_all(&mut socket))
         .await
         .expect("closed after the toxic went");
