@@ -44,8 +44,10 @@ use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 
 pub mod databases;
+pub mod fault_proxy;
 pub mod private_postgres;
 pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
+pub use fault_proxy::fault_proxy;
 pub use private_postgres::PrivatePostgres;
 
 /// A set of running services for one test.
