@@ -118,3 +118,23 @@ async fn deleting_the_proxy_closes_its_connections() {
         .expect("closed");
     assert!(TcpStream::connect(proxy.addr()).await.is_err());
 }
+
+#[tokio::test(start_paused = true)]
+async fn toxics_run_on_tokio_time_so_a_paused_test_skips_the_wait() {
+    let proxy = proxy_to(echo().await).await;
+    proxy.add_toxic(latency(60_000)).await.expect("add");
+    let mut socket = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let wall = Instant::now();
+    let start = tokio::time::Instant::now();
+    socket.write_all(b"ping").await.expect("write");
+    let mut back = [0u8; 4];
+    tokio::io::AsyncReadExt::read_exact(&mut socket, &mut back)
+        .await
+        .expect("answer");
+    assert!(start.elapsed() >= Duration::from_secs(60));
+    assert!(
+        wall.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        wall.elapsed()
+    );
+}
