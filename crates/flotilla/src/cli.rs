@@ -29,6 +29,7 @@ Examples:
   flotilla serve cart --port 9003 --remote catalog=http://127.0.0.1:8080/api/catalog
   flotilla run --remote cart=http://127.0.0.1:9003   cart lives in another process
   flotilla seed --products 100000            a large catalog for benchmarks
+  flotilla proxy --proxy pg=127.0.0.1:25432=127.0.0.1:5432   a fault proxy before PostgreSQL
 
 Every flag has a FLOTILLA_* environment equivalent and a key in flotilla.toml; see the README.";
 
@@ -108,6 +109,20 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Run a TCP fault proxy with Toxiproxy's toxics, controlled over HTTP (Toxiproxy's API).
+    ///
+    /// Put it on a link by pointing the client at a proxy's listen address; then add toxics,
+    /// e.g. `curl -d '{"type":"latency","attributes":{"latency":500}}'
+    /// http://127.0.0.1:8474/proxies/pg/toxics`. See the README, "Fault proxy".
+    Proxy {
+        /// Address of the control API.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8474")]
+        listen_api: SocketAddr,
+        /// A proxy to create at start, NAME=LISTEN=UPSTREAM, e.g.
+        /// pg=127.0.0.1:25432=127.0.0.1:5432 (repeatable; LISTEN may use port 0).
+        #[arg(long, value_name = "NAME=LISTEN=UPSTREAM", value_parser = parse_proxy)]
+        proxy: Vec<(String, String, String)>,
+    },
 }
 
 /// Options every command takes.
@@ -172,6 +187,18 @@ fn parse_replicas(s: &str) -> Result<Vec<(String, u16)>, String> {
             Ok((name.to_owned(), n))
         })
         .collect()
+}
+
+fn parse_proxy(s: &str) -> Result<(String, String, String), String> {
+    let mut parts = s.splitn(3, '=');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(name), Some(listen), Some(upstream))
+            if !name.is_empty() && !listen.is_empty() && !upstream.is_empty() =>
+        {
+            Ok((name.to_owned(), listen.to_owned(), upstream.to_owned()))
+        }
+        _ => Err("expected NAME=LISTEN=UPSTREAM, e.g. pg=127.0.0.1:0=127.0.0.1:5432".to_owned()),
+    }
 }
 
 fn parse_listen(s: &str) -> Result<(String, SocketAddr), String> {

@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             host.shutdown_token().cancel();
             host.run().await
         }
+        Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];
@@ -127,4 +128,34 @@ async fn serve(host: Host) -> anyhow::Result<()> {
         token.cancel();
     });
     host.run().await
+}
+
+/// Runs the fault proxy with the proxies given on the command line until Ctrl-C or SIGTERM.
+async fn fault_proxy(
+    listen_api: std::net::SocketAddr,
+    proxies: Vec<(String, String, String)>,
+) -> anyhow::Result<()> {
+    use flotilla_faultproxy::FaultProxy;
+    let fault_proxy = FaultProxy::new();
+    for (name, listen, upstream) in &proxies {
+        let info = fault_proxy
+            .create(name, listen, upstream, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("proxy {name}: {e}"))?;
+        println!("proxy {name}: {} -> {}", info.listen, info.upstream);
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let api = flotilla_faultproxy::api::start(
+        fault_proxy.clone(),
+        &listen_api.to_string(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot listen on {listen_api} for the API: {e}"))?;
+    println!(
+        "fault proxy API on http://{api} (Toxiproxy's: /proxies, /proxies/NAME/toxics, /reset)"
+    );
+    flotilla::signal::wait().await;
+    shutdown.cancel();
+    Ok(())
 }

@@ -45,8 +45,10 @@ use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::trust::TrustPolicy;
 
 pub mod databases;
+pub mod fault_proxy;
 pub mod private_postgres;
 pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
+pub use fault_proxy::fault_proxy;
 pub use private_postgres::PrivatePostgres;
 
 /// A set of running services for one test.
