@@ -27,6 +27,7 @@ pub mod periodic;
 pub mod private_files;
 pub mod problem;
 pub mod request_context;
+pub mod resilience;
 pub mod server;
 pub mod service;
 pub mod service_credential;

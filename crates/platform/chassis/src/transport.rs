@@ -5,8 +5,8 @@
 //!   semantics), marked as a trusted hop;
 //! - [`http`]: a pooled hyper client to a base URL, carrying a service credential.
 //!
-//! The resilience layers of a later issue (deadline, retry budget, breaker, bulkhead) wrap a
-//! `Transport` and so behave the same in every mode.
+//! The resilience layers ([`crate::resilience`]: deadline, retry budget, breaker, bulkhead) wrap
+//! a `Transport` and so behave the same in every mode.
 
 pub mod client;
 pub mod http;
@@ -41,4 +41,9 @@ pub enum TransportError {
     /// The peer took longer than the transport's timeout.
     #[error("{0} did not answer in time")]
     Timeout(String),
+    /// The deadline of the request being served ran out before the peer answered (or before the
+    /// call was made): the caller has given up, so nobody waits for this answer. See
+    /// [`crate::resilience::deadline`].
+    #[error("the deadline ran out before {0} answered")]
+    DeadlineExceeded(String),
 }
