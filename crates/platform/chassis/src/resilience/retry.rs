@@ -245,7 +245,7 @@ impl Policy {
         self.budget.deposit();
         let (parts, body) = req.into_parts();
         let limit = self.config.max_body_bytes as u64;
-        if !body.size_hint().upper().is_some_and(|n| n <= limit) {
+        if body.size_hint().upper().is_none_or(|n| n > limit) {
             return inner.oneshot(Request::from_parts(parts, body)).await;
         }
         let bytes: Bytes = match body.collect().await {

@@ -312,7 +312,9 @@ fn configs_are_checked_before_tower_could_panic_on_them() {
     let mut bad = RetryConfig::default();
     bad.budget.percent = f32::NAN;
     assert!(bad.validate().is_err());
-    let mut bad = RetryConfig::default();
-    bad.cap_ms = 10;
+    let bad = RetryConfig {
+        cap_ms: 10,
+        ..RetryConfig::default()
+    };
     assert!(bad.validate().is_err());
 }
