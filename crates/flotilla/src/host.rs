@@ -582,8 +582,13 @@ fn build_gateway(
         Duration::from_secs(gateway_config.jwks_refresh_secs),
     );
     let auth = Authenticator::new(TokenVerifier::new(&identity_config), keys, clock);
-    let mut gateway =
-        Gateway::new(auth, credentials).storefront(peers.transport(flotilla_storefront::NAME));
+    gateway_config
+        .deadline
+        .validate()
+        .context("[gateway.deadline]")?;
+    let mut gateway = Gateway::new(auth, credentials)
+        .deadlines(gateway_config.deadline)
+        .storefront(peers.transport(flotilla_storefront::NAME));
     for spec in SERVICES
         .iter()
         .filter(|s| s.name != flotilla_storefront::NAME)

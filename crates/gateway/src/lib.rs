@@ -6,16 +6,20 @@
 //! API, the `flotilla_token` cookie for the web shop), replaces any caller-identity headers the
 //! client sent with the verified ones, and strips hop-by-hop headers.
 //!
-//! Rate limits, load balancing and resilience arrive in later issues as tower layers around the
+//! Every request gets a deadline here (the client's `x-flotilla-deadline-ms`, bounded, or the
+//! route's default: [`RouteDeadlines`]) that bounds every call made for it downstream.
+//! Rate limits, load balancing and the other resilience layers are tower layers around the
 //! per-service transports and the router built here; nothing in the routing needs to change.
 
 mod auth;
+mod deadlines;
 mod exposure;
 mod keys;
 mod proxy;
 mod routes;
 
 pub use auth::{AuthError, Authenticator};
+pub use deadlines::{InvalidRouteDeadline, Route, RouteDeadlines};
 pub use exposure::{Exposure, INTERNAL_TAG};
 pub use keys::KeyCache;
 pub use routes::{Gateway, GatewayConfig, RoutePolicy};

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use flotilla_chassis::caller::Caller;
 use flotilla_chassis::problem::Problem;
+use flotilla_chassis::resilience::deadline::DEADLINE_EXCEEDED;
 use flotilla_chassis::service_credential::SERVICE_TOKEN;
 use flotilla_chassis::transport::{Transport, TransportError};
 use tower::ServiceExt;
@@ -101,5 +102,10 @@ fn transport_problem(service: &str, err: &TransportError) -> Problem {
             format!("{service} is busy; retry shortly"),
         )
         .with_retry_after(1),
+        TransportError::DeadlineExceeded(_) => Problem::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            DEADLINE_EXCEEDED,
+            format!("the request's deadline ran out before {service} answered"),
+        ),
     }
 }

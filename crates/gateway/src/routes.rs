@@ -3,19 +3,24 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use flotilla_chassis::caller::Caller;
 use flotilla_chassis::layers::{self, Limits};
 use flotilla_chassis::problem::Problem;
+use flotilla_chassis::request_context;
+use flotilla_chassis::resilience::deadline::DEADLINE_EXCEEDED;
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use flotilla_chassis::transport::{ServiceClient, Transport};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
 use crate::proxy;
 
@@ -25,12 +30,15 @@ use crate::proxy;
 pub struct GatewayConfig {
     /// Minimum seconds between two fetches of identity's keys triggered by unknown key ids.
     pub jwks_refresh_secs: u64,
+    /// `[gateway.deadline]`: the deadline each request gets at the edge.
+    pub deadline: RouteDeadlines,
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             jwks_refresh_secs: 10,
+            deadline: RouteDeadlines::default(),
         }
     }
 }
@@ -78,6 +86,7 @@ pub struct Gateway {
     storefront: Option<Transport>,
     auth: Arc<Authenticator>,
     credentials: Arc<ServiceCredentials>,
+    deadlines: RouteDeadlines,
 }
 
 impl Gateway {
@@ -89,7 +98,14 @@ impl Gateway {
             storefront: None,
             auth: Arc::new(auth),
             credentials,
+            deadlines: RouteDeadlines::default(),
         }
+    }
+
+    /// Gives requests the deadlines of `deadlines` instead of the defaults.
+    pub fn deadlines(mut self, deadlines: RouteDeadlines) -> Self {
+        self.deadlines = deadlines;
+        self
     }
 
     /// Routes `/api/<service>/...` to `transport` under `policy`.
@@ -142,12 +158,43 @@ impl Gateway {
     }
 }
 
+/// Runs `handle` under the deadline of `route`: the one the client asked for (bounded), or the
+/// route's default. Running out answers 504 and cancels whatever was under way.
+async fn within_deadline(
+    gw: &Gateway,
+    route: Route<'_>,
+    handle: impl Future<Output = Response>,
+) -> Response {
+    let deadline =
+        gw.deadlines
+            .effective(route, request_context::current_deadline(), Instant::now());
+    let bounded = tokio::time::timeout_at(deadline, handle);
+    request_context::with_deadline(Some(deadline), bounded)
+        .await
+        .unwrap_or_else(|_| {
+            Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                DEADLINE_EXCEEDED,
+                "the request's deadline ran out before it could be answered",
+            )
+            .into_response()
+        })
+}
+
 /// `/api/<service>/<rest>` → `<service>` sees `/<rest>`.
 async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let Some((service, rest)) = split_api_path(&path) else {
         return Problem::not_found("no such API; routes are /api/<service>/...").into_response();
     };
+    let route = Route::Api {
+        service,
+        probe: is_probe(rest),
+    };
+    within_deadline(&gw, route, api_within_deadline(&gw, service, rest, req)).await
+}
+
+async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Request) -> Response {
     let Some(upstream) = gw.upstreams.get(service) else {
         return Problem::not_found(format!(
             "no service named {}",
@@ -197,6 +244,10 @@ async fn api(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
 /// Everything else → the storefront, with the session cookie (or a bearer token) as identity.
 /// An invalid or expired cookie makes the visitor anonymous rather than locking them out.
 async fn site(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    within_deadline(&gw, Route::Site, site_within_deadline(&gw, req)).await
+}
+
+async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
     let Some(storefront) = &gw.storefront else {
         return Problem::not_found("no storefront runs here; the API is under /api/<service>/")
             .into_response();

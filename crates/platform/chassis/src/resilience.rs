@@ -2,11 +2,15 @@
 //! so that one slow or broken dependency cannot take its callers down with it (issue 12).
 //!
 //! Each pattern is one layer from a `Transport` to a `Transport`, so the stack is composed the
-//! same way around an in-process, an HTTP or a balanced transport, and each is tested on its own
-//! on tokio's paused time. Outermost first, the intended stack around a call to one upstream is:
+//! same way around an in-process, an HTTP or a balanced transport, and a typed client, the
+//! gateway and the balancer never know which are applied. Each is tested on its own on tokio's
+//! paused time, and every policy is a config struct with documented serde defaults, checked by
+//! its `validate`. Outermost first, the stack around a call to one upstream is:
 //!
-//! 1. **deadline** — the caller's remaining budget travels with the request; nothing outlives it;
-//! 2. **retry** — only what is safe to repeat, within a retry budget;
+//! 1. **deadline** ([`deadline`]) — the caller's remaining time travels with each request
+//!    (`x-flotilla-deadline-ms`) and bounds every call made on its behalf; nothing outlives it;
+//! 2. **retry** ([`retry`]) — Envoy/Linkerd-style: only where repeating is safe, with
+//!    full-jitter backoff, never past the deadline, within a per-upstream retry budget;
 //! 3. **circuit breaker** ([`breaker`]) — after a failure rate over a sliding window of calls, or
 //!    a run of consecutive failures, calls fail fast with `CircuitOpen` for a wait time, then a
 //!    few probes decide whether to close again (Resilience4j's and Polly's semantics);
@@ -17,7 +21,10 @@
 //! not the upstream's failure, and do not count against it. Breakers and bulkheads are kept in
 //! keyed registries ([`breaker::Breakers`], [`bulkhead::Bulkheads`]): one per upstream, or one
 //! per instance inside a balanced transport, each with a serialisable snapshot of its state and
-//! counters for the admin endpoint. None of these layers is applied by default yet.
+//! counters for the admin endpoint. Deadlines are applied inside every transport; retries,
+//! breakers and bulkheads are built and tested but not yet applied by default.
 
 pub mod breaker;
 pub mod bulkhead;
+pub mod deadline;
+pub mod retry;

@@ -52,4 +52,9 @@ pub enum TransportError {
     /// ([`resilience::bulkhead`](crate::resilience::bulkhead)).
     #[error("{0} is busy; too many calls to it are in flight")]
     Overloaded(String),
+    /// The deadline of the request being served ran out before the peer answered (or before the
+    /// call was made): the caller has given up, so nobody waits for this answer. See
+    /// [`crate::resilience::deadline`].
+    #[error("the deadline ran out before {0} answered")]
+    DeadlineExceeded(String),
 }

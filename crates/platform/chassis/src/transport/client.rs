@@ -14,6 +14,7 @@ use super::{Transport, TransportError};
 use crate::caller::Caller;
 use crate::problem::Problem;
 use crate::request_context::{self, REQUEST_ID, TRACEPARENT};
+use crate::resilience::deadline::DEADLINE_EXCEEDED;
 
 /// The header carrying an idempotency key.
 pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
@@ -80,6 +81,14 @@ impl From<ClientError> for Problem {
                 tracing::error!(service, %problem, "dependency rejected our request");
                 Problem::internal()
             }
+            // The callee ran out of the deadline this request handed it: so have we.
+            ClientError::Status { service, problem } if problem.slug() == DEADLINE_EXCEEDED => {
+                Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    DEADLINE_EXCEEDED,
+                    format!("the request's deadline ran out while waiting for {service}"),
+                )
+            }
             ClientError::Status { service, .. } | ClientError::Decode { service, .. } => {
                 Problem::unavailable(format!("{service} is not working right now"))
             }
@@ -97,6 +106,11 @@ impl From<ClientError> for Problem {
             ClientError::Transport(TransportError::Overloaded(s)) => {
                 Problem::unavailable(format!("{s} is busy; retry shortly")).with_retry_after(1)
             }
+            ClientError::Transport(TransportError::DeadlineExceeded(s)) => Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                DEADLINE_EXCEEDED,
+                format!("the request's deadline ran out while waiting for {s}"),
+            ),
         }
     }
 }

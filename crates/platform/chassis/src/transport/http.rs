@@ -1,5 +1,6 @@
 //! The HTTP transport: a pooled hyper client to one base URL, e.g. `http://10.0.0.7:9002` or
-//! `http://gateway:8080/api/catalog`. Each request gets a timeout and a service credential minted
+//! `http://gateway:8080/api/catalog`. Each request gets a timeout (the earlier of the pool's and
+//! the request's deadline, [`crate::resilience::deadline`]) and a service credential minted
 //! for the service it calls, carrying the caller the request acts for: the caller headers a
 //! typed client wrote are moved into the credential's signed claims and never leave the process.
 //! Spreading calls over several instances is `flotilla_discovery::balanced`'s job: it holds one
@@ -13,11 +14,13 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::Layer;
 use tower::util::BoxCloneSyncService;
 
 use super::{Transport, TransportError};
 use crate::caller::Caller;
 use crate::deadline::within;
+use crate::resilience::deadline::{self, DeadlineConfig};
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// Settings of an HTTP transport.
@@ -71,8 +74,15 @@ impl HttpPool {
     ) -> Result<Transport, url_error::InvalidBaseUrl> {
         let BaseUrl { origin, prefix } = BaseUrl::parse(base_url)?;
         let pool = self.clone();
+        let bounded = deadline::layer(
+            service,
+            &DeadlineConfig {
+                timeout_ms: u64::try_from(self.settings.timeout.as_millis()).unwrap_or(u64::MAX),
+                margin_ms: 0,
+            },
+        );
         let service = service.to_owned();
-        Ok(BoxCloneSyncService::new(tower::service_fn(
+        Ok(bounded.layer(BoxCloneSyncService::new(tower::service_fn(
             move |req: Request<Body>| {
                 let pool = pool.clone();
                 let service = service.clone();
@@ -86,7 +96,7 @@ impl HttpPool {
                 let origin = origin.clone();
                 async move { pool.send(&service, &origin, &target, req).await }
             },
-        )))
+        ))))
     }
 
     async fn send(

@@ -1,18 +1,21 @@
 //! The in-process transport: a service's router called as a tower `Service`, without a socket.
 //!
 //! Routers are looked up by name in an [`InProcessRegistry`] at call time, so services can be
-//! registered in any order (and a cycle of dependencies needs no special casing).
+//! registered in any order (and a cycle of dependencies needs no special casing). Calls carry
+//! and honour the request's deadline like HTTP ones ([`crate::resilience::deadline`]), with the
+//! default upstream timeout.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
 
 use super::{Transport, TransportError};
 use crate::caller::InProcess;
+use crate::resilience::deadline::{self, DeadlineConfig};
 
 /// Service name → router, shared by everything in one process.
 #[derive(Debug, Clone, Default)]
@@ -37,19 +40,22 @@ impl InProcessRegistry {
     /// A transport that calls `service`'s router.
     pub fn transport(&self, service: &str) -> Transport {
         let registry = self.clone();
+        let bounded = deadline::layer(service, &DeadlineConfig::default());
         let service = service.to_owned();
-        BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Body>| {
-            let router = registry.get(&service);
-            let service = service.clone();
-            async move {
-                let router = router.ok_or_else(|| TransportError::NoInstance(service))?;
-                req.extensions_mut().insert(InProcess);
-                let response: Response<Body> = match router.oneshot(req).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                };
-                Ok(response)
-            }
-        }))
+        bounded.layer(BoxCloneSyncService::new(tower::service_fn(
+            move |mut req: Request<Body>| {
+                let router = registry.get(&service);
+                let service = service.clone();
+                async move {
+                    let router = router.ok_or_else(|| TransportError::NoInstance(service))?;
+                    req.extensions_mut().insert(InProcess);
+                    let response: Response<Body> = match router.oneshot(req).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    };
+                    Ok(response)
+                }
+            },
+        )))
     }
 }

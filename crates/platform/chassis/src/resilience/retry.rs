@@ -1,0 +1,295 @@
+//! Retries with Envoy's and Linkerd's semantics: a failed call is repeated only when repeating
+//! is safe and likely to help, never past the request's deadline, and never beyond a retry
+//! budget, so that retries cannot multiply the load on an upstream that is already failing.
+//!
+//! - **Safe to repeat**: `GET`, `HEAD`, `PUT`, `DELETE`, `OPTIONS`, or a `POST` carrying an
+//!   `Idempotency-Key` (the callee replays its first answer); any request that provably never
+//!   reached the upstream (the connection was refused or could not be made).
+//! - **Worth repeating**: a connect error, a connection reset or broken exchange, a per-call
+//!   timeout, or a `502`, `503` or `504` answer. Never a `500` (the upstream ran and failed; it
+//!   would fail again), never a `4xx`, never the request's deadline running out.
+//! - **How often**: at most `max_retries` (2) times, after a full-jitter exponential backoff —
+//!   a delay drawn uniformly from `[0, min(cap, base·2^n)]` before retry `n` (0-based; AWS
+//!   Architecture Blog, "Exponential Backoff and Jitter", 2015) — and only when the backoff plus
+//!   the time the failed attempt took still fits before the deadline.
+//! - **Budget**: per upstream, tower's [`TpsBudget`] (Finagle's `RetryBudget`: every request
+//!   deposits, a retry withdraws; defaults ttl 10 s, 10 retries/s floor, 20 % extra). Over any
+//!   `ttl` window, retries ≤ `percent` × requests + `min_per_sec` × `ttl`.
+//! - **Bodies** must be replayed, so a request body is buffered when its size is known and at
+//!   most `max_body_bytes` (64 KiB: `ServiceClient`'s JSON bodies always are); a larger or
+//!   streamed body is sent once, never retried.
+//!
+//! Each attempt carries a [`RetryAttempt`] request extension (0 for the first), which a balancing
+//! transport beneath may read to send a retry to a different instance than the one that failed.
+
+use axum::body::{Body, HttpBody};
+use axum::http::{Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+
+use crate::request_context;
+use crate::transport::client::IDEMPOTENCY_KEY;
+use crate::transport::{Transport, TransportError};
+
+/// Request extension: which attempt of a call this is (0 for the first, 1 for the first retry).
+/// A balancer that can tell instances apart should pick a different one when it is above 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RetryAttempt(pub u32);
+
+/// The retry policy for one upstream. Every field has a default.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first attempt (2; at most 10).
+    pub max_retries: u32,
+    /// Backoff base in ms: retry `n` waits up to `base·2^n` (25).
+    pub base_ms: u64,
+    /// Longest backoff in ms (250).
+    pub cap_ms: u64,
+    /// Largest request body buffered for replay, in bytes (65 536); larger bodies are sent once.
+    pub max_body_bytes: usize,
+    /// The retry budget.
+    pub budget: BudgetConfig,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 2,
+            base_ms: 25,
+            cap_ms: 250,
+            max_body_bytes: 64 * 1024,
+            budget: BudgetConfig::default(),
+        }
+    }
+}
+
+/// Finagle's retry budget, as tower's [`TpsBudget`] takes it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// How long a request's deposit counts, in seconds (10; 1 to 60).
+    pub ttl_secs: u64,
+    /// Retries allowed per second whatever the traffic, so a quiet client can still retry (10).
+    pub min_per_sec: u32,
+    /// Retries allowed as a share of requests, on top of the floor (0.2, i.e. 20 %; 0 to 1000).
+    pub percent: f32,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 10,
+            min_per_sec: 10,
+            percent: 0.2,
+        }
+    }
+}
+
+/// A retry policy that cannot work (the budget's bounds are `TpsBudget`'s own, which panics
+/// outside them).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid retry policy: {0}")]
+pub struct InvalidRetryConfig(pub &'static str);
+
+impl RetryConfig {
+    /// Checks the policy.
+    pub fn validate(&self) -> Result<(), InvalidRetryConfig> {
+        let invalid = |why| Err(InvalidRetryConfig(why));
+        if self.max_retries > 10 {
+            return invalid("max_retries must be at most 10");
+        }
+        if self.base_ms == 0 || self.cap_ms < self.base_ms {
+            return invalid("base_ms must be positive and cap_ms at least base_ms");
+        }
+        if !(1..=60).contains(&self.budget.ttl_secs) {
+            return invalid("budget.ttl_secs must be between 1 and 60");
+        }
+        if !(self.budget.percent.is_finite() && (0.0..=1000.0).contains(&self.budget.percent)) {
+            return invalid("budget.percent must be between 0 and 1000");
+        }
+        if self.budget.min_per_sec >= i32::MAX as u32 {
+            return invalid("budget.min_per_sec is too large");
+        }
+        Ok(())
+    }
+
+    /// The longest backoff before retry `retry` (0-based): `min(cap, base·2^retry)`.
+    pub fn backoff_ceiling(&self, retry: u32) -> Duration {
+        let ms = self
+            .base_ms
+            .saturating_mul(1u64.checked_shl(retry).unwrap_or(u64::MAX))
+            .min(self.cap_ms);
+        Duration::from_millis(ms)
+    }
+
+    /// A backoff before retry `retry`, drawn uniformly from `[0, backoff_ceiling(retry)]`.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = u64::try_from(self.backoff_ceiling(retry).as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(rand::random_range(0..=ceiling))
+    }
+}
+
+/// Retries calls to `service` under `config`, with a budget of its own: make one layer per
+/// upstream (every transport it wraps shares the budget).
+pub fn layer(service: &str, config: &RetryConfig) -> Result<RetryLayer, InvalidRetryConfig> {
+    config.validate()?;
+    let budget = TpsBudget::new(
+        Duration::from_secs(config.budget.ttl_secs),
+        config.budget.min_per_sec,
+        config.budget.percent,
+    );
+    Ok(RetryLayer {
+        policy: Arc::new(Policy {
+            service: service.to_owned(),
+            config: config.clone(),
+            budget,
+        }),
+    })
+}
+
+/// The layer [`layer`] makes.
+#[derive(Debug, Clone)]
+pub struct RetryLayer {
+    policy: Arc<Policy>,
+}
+
+#[derive(Debug)]
+struct Policy {
+    service: String,
+    config: RetryConfig,
+    budget: TpsBudget,
+}
+
+impl Layer<Transport> for RetryLayer {
+    type Service = Transport;
+
+    fn layer(&self, inner: Transport) -> Transport {
+        let policy = self.policy.clone();
+        BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
+            let inner = inner.clone();
+            let policy = policy.clone();
+            async move { policy.call(inner, req).await }
+        }))
+    }
+}
+
+/// Whether an outcome may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// An answer to keep (success, 4xx, 500, ...) or a failure no retry can help.
+    Final,
+    /// Worth a retry if the request is safe to repeat.
+    IfSafe,
+    /// The request never reached the upstream: any request may be sent again.
+    NeverSent,
+}
+
+fn classify(result: &Result<Response<Body>, TransportError>) -> Verdict {
+    match result {
+        Ok(response) => match response.status() {
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => Verdict::IfSafe,
+            _ => Verdict::Final,
+        },
+        Err(TransportError::Connect { source, .. }) if never_sent(source.as_ref()) => {
+            Verdict::NeverSent
+        }
+        Err(TransportError::Connect { .. } | TransportError::Timeout(_)) => Verdict::IfSafe,
+        Err(_) => Verdict::Final,
+    }
+}
+
+/// True when the cause chain shows no connection was made, so no byte of the request left.
+fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(hyper) = error.downcast_ref::<hyper_util::client::legacy::Error>()
+            && hyper.is_connect()
+        {
+            return true;
+        }
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
+/// True for requests the upstream may see twice without harm.
+fn safe_to_repeat(req: &axum::http::request::Parts) -> bool {
+    match req.method {
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS => true,
+        Method::POST => req.headers.contains_key(&IDEMPOTENCY_KEY),
+        _ => false,
+    }
+}
+
+impl Policy {
+    async fn call(
+        &self,
+        inner: Transport,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, TransportError> {
+        self.budget.deposit();
+        let (parts, body) = req.into_parts();
+        let limit = self.config.max_body_bytes as u64;
+        if body.size_hint().upper().is_none_or(|n| n > limit) {
+            return inner.oneshot(Request::from_parts(parts, body)).await;
+        }
+        let bytes: Bytes = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                return Err(TransportError::Connect {
+                    service: self.service.clone(),
+                    source: Box::new(e),
+                });
+            }
+        };
+        let safe = safe_to_repeat(&parts);
+        let mut retry = 0;
+        loop {
+            let mut attempt = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+            attempt.extensions_mut().insert(RetryAttempt(retry));
+            let started = Instant::now();
+            let result = inner.clone().oneshot(attempt).await;
+            let repeatable = match classify(&result) {
+                Verdict::Final => false,
+                Verdict::IfSafe => safe,
+                Verdict::NeverSent => true,
+            };
+            if !repeatable || retry >= self.config.max_retries {
+                return result;
+            }
+            let delay = self.config.backoff(retry);
+            if let Some(deadline) = request_context::current_deadline()
+                && Instant::now() + delay + started.elapsed() >= deadline
+            {
+                tracing::debug!(service = %self.service, "no time left for a retry");
+                return result;
+            }
+            if !self.budget.withdraw() {
+                tracing::debug!(service = %self.service, "retry budget spent");
+                return result;
+            }
+            tracing::debug!(service = %self.service, retry, ?delay, "retrying");
+            drop(result);
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
