@@ -47,7 +47,8 @@ async fn a_killed_then_a_frozen_catalog_replica_fails_no_read() {
             ("FLOTILLA_DISCOVERY_TTL_SECS", "30"),
             ("FLOTILLA_OUTLIER__BASE_EJECTION_MS", "1000"),
             ("FLOTILLA_OUTLIER__HEALTH_INTERVAL_MS", "200"),
-            ("FLOTILLA_OUTLIER__HEALTH_TIMEOUT_MS", "200"),
+            // Not shorter: on a busy CI machine a slow /readyz would eject a healthy replica.
+            ("FLOTILLA_OUTLIER__HEALTH_TIMEOUT_MS", "500"),
         ],
     );
     let http = reqwest::Client::new();
@@ -61,6 +62,17 @@ async fn a_killed_then_a_frozen_catalog_replica_fails_no_read() {
     // kill -9: every read refused by the dead replica is sent to the other one.
     let (dead_url, dead_pid) = catalogs[0].clone();
     signal(dead_pid, Signal::SIGKILL);
+    // Until the kernel has torn the process down, its listening socket still completes
+    // handshakes and the requests written there are then reset: those reached "an instance" and
+    // are the retry layer's to repeat, not the balancer's. Wait until `up` has reaped it.
+    let gone = Instant::now();
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(dead_pid as i32), None).is_ok() {
+        assert!(
+            gone.elapsed() < Duration::from_secs(5),
+            "the killed replica lingers"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     tokio::time::sleep(Duration::from_millis(50)).await;
     let (failed, slowest) = burst(&http, &base).await;
     eprintln!(
@@ -80,11 +92,11 @@ async fn a_killed_then_a_frozen_catalog_replica_fails_no_read() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // SIGSTOP the other one: the kernel still accepts its connections, but nothing answers.
-    // Its probes time out within 200 ms + 200 ms and eject it; reads sent after that neither
+    // Its probes time out within 200 ms + 500 ms and eject it; reads sent after that neither
     // fail nor wait.
     let (_, frozen_pid) = catalogs[1].clone();
     signal(frozen_pid, Signal::SIGSTOP);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (failed, slowest) = burst(&http, &base).await;
     signal(frozen_pid, Signal::SIGCONT);
     eprintln!(

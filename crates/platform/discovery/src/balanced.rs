@@ -22,7 +22,8 @@
 //! - **An ejected instance gets no new requests** while another is in rotation. Only when every
 //!   instance the set holds is ejected (the set shrank under an ejection) are they all used
 //!   again, as Envoy's panic routing does: a possibly dead instance beats a certain failure.
-//! - **A refused connection is sent again, once, to another instance in rotation**, whatever
+//! - **A refused connection is sent again, once, to another instance** (in rotation if any,
+//!   ejected otherwise), whatever
 //!   its method: the request never reached the refusing instance. The body is kept for that
 //!   when its length is known and at most [`REPLAY_BODY_LIMIT`]; a larger or streamed body is
 //!   sent once. A request that reached an instance is never repeated here (the retry layer
@@ -111,6 +112,11 @@ impl Instance {
 
     fn is_ejected(&self) -> bool {
         self.state().is_ejected()
+    }
+
+    /// Whether its last answer was a failure.
+    fn failing(&self) -> bool {
+        self.state().consecutive() != (0, 0)
     }
 }
 
@@ -294,9 +300,10 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
     }
 
-    /// Power of two choices among the instances in rotation, leaving out `except`; when every
-    /// instance is ejected and `panic` allows, among all of them.
-    fn pick(&self, except: Option<&Arc<Instance>>, panic: bool) -> Option<Arc<Instance>> {
+    /// Power of two choices among the instances in rotation, leaving out `except`; when none
+    /// is in rotation, among the ejected ones (panic routing). When the winner's last answer
+    /// was a failure, the cheapest of all is taken instead.
+    fn pick(&self, except: Option<&Arc<Instance>>) -> Option<Arc<Instance>> {
         let all = self.current();
         let allowed = |i: &&Arc<Instance>| except.is_none_or(|e| !Arc::ptr_eq(e, i));
         let mut candidates: Vec<&Arc<Instance>> = all
@@ -305,7 +312,7 @@ impl Shared {
             .filter(|i| !i.is_ejected())
             .collect();
         let mut ejected = false;
-        if candidates.is_empty() && panic {
+        if candidates.is_empty() {
             candidates = all.iter().filter(allowed).collect();
             ejected = true;
         }
@@ -316,10 +323,21 @@ impl Shared {
                 let a = random_below(n);
                 let b = (a + 1 + random_below(n - 1)) % n;
                 let now = Instant::now();
-                if self.cost(candidates[b], now) < self.cost(candidates[a], now) {
+                let winner = if self.cost(candidates[b], now) < self.cost(candidates[a], now) {
                     candidates[b]
                 } else {
                     candidates[a]
+                };
+                if winner.failing() {
+                    // Both drawn were failing (two of three failing, one of them kept in
+                    // rotation by the cap, is a third of all draws): look at every one.
+                    candidates
+                        .iter()
+                        .copied()
+                        .min_by(|x, y| self.cost(x, now).total_cmp(&self.cost(y, now)))
+                        .unwrap_or(winner)
+                } else {
+                    winner
                 }
             }
         };
@@ -345,7 +363,7 @@ impl Shared {
 
     async fn call(&self, req: Request<Body>) -> Result<Response<Body>, TransportError> {
         self.refresh();
-        let Some(first) = self.pick(None, true) else {
+        let Some(first) = self.pick(None) else {
             return Err(TransportError::NoInstance(self.service.clone()));
         };
         // Keeping a copy only pays when there is somewhere else to send it.
@@ -357,7 +375,9 @@ impl Shared {
         let result = self.attempt(&first, req).await;
         match (result, replay) {
             (Err(error), Some(replay)) if never_sent(&error) => {
-                match self.pick(Some(&first), false) {
+                // An ejected instance, when no other is left in rotation, is still a better
+                // bet than one that just refused.
+                match self.pick(Some(&first)) {
                     Some(second) => self.attempt(&second, replay.into_request()).await,
                     None => Err(error),
                 }
