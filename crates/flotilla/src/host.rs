@@ -17,7 +17,7 @@ use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::trust::TrustPolicy;
-use flotilla_discovery::{Discovery, Registration};
+use flotilla_discovery::{Balancer, Discovery, Registration};
 use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePolicy};
 use flotilla_identity::IdentityConfig;
 use flotilla_identity::client::IdentityClient;
@@ -93,6 +93,9 @@ pub struct Host {
     discovery: Arc<dyn Discovery>,
     nats: Option<Arc<flotilla_nats::NatsBus>>,
     deregister_grace: Duration,
+    /// The balancer of each service reached over the network, for the resilience report
+    /// (instances, ejections, counters: [`Balancer::snapshot`]).
+    pub balancers: Vec<Balancer>,
     /// Each local service's OpenAPI document (the gateway exposes what they publish).
     pub openapi: std::collections::HashMap<&'static str, flotilla_chassis::openapi::Documents>,
     shutdown: CancellationToken,
@@ -135,6 +138,7 @@ struct Wiring {
     discovery: Arc<dyn Discovery>,
     registry: InProcessRegistry,
     peers: Peers,
+    balancers: Vec<Balancer>,
     bus: SharedBus,
     nats: Option<Arc<flotilla_nats::NatsBus>>,
 }
@@ -156,7 +160,7 @@ impl Wiring {
         let pool = HttpPool::new(identity.credentials.clone(), HttpSettings::default());
         let local_names: Vec<&str> = local.iter().map(|s| s.name).collect();
         let all_names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
-        let peers = infra::peers(
+        let (peers, balancers) = infra::peers(
             settings,
             &local_names,
             &all_names,
@@ -174,6 +178,7 @@ impl Wiring {
             discovery,
             registry,
             peers,
+            balancers,
             bus,
             nats,
         })
@@ -240,6 +245,7 @@ impl Host {
             openapi: std::collections::HashMap::new(),
             registrations: Vec::new(),
             discovery: wiring.discovery.clone(),
+            balancers: wiring.balancers.clone(),
             nats: wiring.nats.clone(),
             deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
             shutdown,

@@ -4,6 +4,7 @@
 
 use flotilla_chassis::Limits;
 use flotilla_chassis::server::ConnectionLimits;
+use flotilla_discovery::OutlierSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -67,6 +68,9 @@ pub struct HostSettings {
     /// On SIGTERM, how long an instance keeps serving after leaving discovery, so that callers
     /// see it gone before it stops accepting (`FLOTILLA_DEREGISTER_GRACE_MS`).
     pub deregister_grace_ms: u64,
+    /// Outlier ejection and health probes of the instances of services reached over the
+    /// network (`[outlier]`, `FLOTILLA_OUTLIER__BASE_EJECTION_MS=10000`); see the README.
+    pub outlier: OutlierSettings,
 }
 
 /// `[database]` settings.
@@ -105,6 +109,7 @@ impl Default for HostSettings {
             advertise_host: None,
             discovery_ttl_secs: 5,
             deregister_grace_ms: 2000,
+            outlier: OutlierSettings::default(),
         }
     }
 }

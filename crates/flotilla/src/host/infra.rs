@@ -9,7 +9,7 @@ use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::transport::http::HttpPool;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::transport::{Peers, Transport};
-use flotilla_discovery::{self as discovery, Discovery, DiscoverySettings, balanced};
+use flotilla_discovery::{self as discovery, Balancer, Discovery, DiscoverySettings};
 use flotilla_nats::{NatsBus, NatsSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -134,7 +134,8 @@ pub fn discovers(settings: &HostSettings) -> bool {
 }
 
 /// Transports for the services that do not run here: balanced over the instances discovery
-/// reports (a static list, or a live etcd/DNS view).
+/// reports (a static list, or a live etcd/DNS view), with outlier ejection and health probes as
+/// `[outlier]` configures them; returned with their balancers, which report on the instances.
 pub async fn peers(
     settings: &HostSettings,
     local: &[&str],
@@ -142,8 +143,13 @@ pub async fn peers(
     discovery: &dyn Discovery,
     pool: &HttpPool,
     registry: InProcessRegistry,
-) -> anyhow::Result<Peers> {
+) -> anyhow::Result<(Peers, Vec<Balancer>)> {
+    settings
+        .outlier
+        .validate()
+        .context("invalid configuration [outlier]")?;
     let mut remote: HashMap<String, Transport> = HashMap::new();
+    let mut balancers = Vec::new();
     for name in all.iter().filter(|n| !local.contains(n)) {
         let configured = settings.remote.get(*name);
         if configured.is_none() && !discovers(settings) {
@@ -158,7 +164,9 @@ pub async fn peers(
             .watch(name)
             .await
             .with_context(|| format!("watching {name}"))?;
-        remote.insert((*name).to_owned(), balanced(name, instances, pool));
+        let balancer = Balancer::new(name, instances, pool, settings.outlier.clone());
+        remote.insert((*name).to_owned(), balancer.transport());
+        balancers.push(balancer);
     }
-    Ok(Peers::new(registry, remote))
+    Ok((Peers::new(registry, remote), balancers))
 }

@@ -91,6 +91,28 @@ impl Fleet {
             .collect()
     }
 
+    /// Arguments that make a `flotilla serve` join this fleet on `postgres`: its data directory
+    /// (with the fleet's secret), databases, cluster, NATS and etcd.
+    pub(crate) fn join_args(&self, postgres: &str) -> Vec<String> {
+        let data = self._dir.path().to_str().expect("path").to_owned();
+        [
+            "--data-dir",
+            &data,
+            "--database-url",
+            postgres,
+            "--database-prefix",
+            &self.cluster,
+            "--cluster",
+            &self.cluster,
+            "--nats-url",
+            &self.nats.url,
+            "--discovery",
+            &self.etcd_url,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
     /// The instances of `service` etcd currently lists.
     async fn registered(&self, service: &str) -> Vec<String> {
         let discovery = flotilla_discovery::from_spec(

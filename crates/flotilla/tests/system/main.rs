@@ -14,6 +14,8 @@ mod gateway;
 #[cfg(feature = "etcd")]
 mod infra;
 mod journey;
+#[cfg(feature = "etcd")]
+mod outlier;
 mod pg_restart;
 mod support;
 mod up;

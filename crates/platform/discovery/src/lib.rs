@@ -6,9 +6,10 @@
 //! A host announces each listener it serves with [`Discovery::register`] and learns where its
 //! peers are with [`Discovery::watch`]: a `tokio::sync::watch` channel holding the current base
 //! URLs, which the backend keeps up to date. A watch channel rather than a stream of changes,
-//! because every consumer wants the whole current set (the balancer diffs it into
-//! `tower::discover` changes itself, see [`balanced`](crate::balanced)), and a slow
-//! consumer should skip to the newest set instead of replaying old ones.
+//! because every consumer wants the whole current set (the balancer replaces its instance list
+//! with it, keeping each known instance's counters, see [`balanced`](crate::balanced)), and a
+//! slow consumer should skip to the newest set instead of replaying old ones. The balancer
+//! also ejects failing instances and probes them back ([`outlier`]).
 //!
 //! Backends, chosen by a `--discovery` value in [`from_spec`]:
 //!
@@ -26,6 +27,7 @@ pub mod balanced;
 mod dns;
 #[cfg(feature = "etcd")]
 mod etcd;
+pub mod outlier;
 mod registration;
 mod static_list;
 
@@ -35,10 +37,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-pub use balanced::balanced;
+pub use balanced::{Balancer, BalancerSnapshot, InstanceSnapshot, balanced};
 pub use dns::{DnsDiscovery, DnsTemplate, HickoryResolver, Resolve, Resolved};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdDiscovery;
+pub use outlier::{InvalidOutlierSettings, OutlierSettings};
 pub use registration::Registration;
 pub use static_list::{Pinned, StaticDiscovery};
 

@@ -6,5 +6,6 @@ mod balanced;
 mod dns;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod outlier;
 mod static_list;
 mod support;

@@ -2,38 +2,80 @@
 //! server per test, and waiting on a watch channel with a deadline.
 
 use axum::Router;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 /// A pool like a host's.
 pub fn pool() -> HttpPool {
-    let credentials = ServiceCredentials::new(b"discovery-tests-shared-secret-32b", "tests");
-    HttpPool::new(Arc::new(credentials), HttpSettings::default())
+    pool_with_timeout(HttpSettings::default().timeout)
 }
 
-/// An HTTP server answering `GET /whoami` with its id, in a runtime (and thread) of its own so
-/// that [`Instance::kill`] can take it down the way a crash does: listener and every open
-/// connection closed at once.
+/// A pool like a host's whose requests wait at most `timeout` for an answer.
+pub fn pool_with_timeout(timeout: Duration) -> HttpPool {
+    let credentials = ServiceCredentials::new(b"discovery-tests-shared-secret-32b", "tests");
+    HttpPool::new(
+        Arc::new(credentials),
+        HttpSettings {
+            timeout,
+            ..HttpSettings::default()
+        },
+    )
+}
+
+/// How a test instance answers `GET /whoami`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 with its id.
+    Id,
+    /// 500, always (its `/readyz` still passes, as a process whose handlers fail would).
+    ServerError,
+}
+
+/// An HTTP server answering `GET /whoami` with its id and `GET /readyz` with 200, in a runtime
+/// (and thread) of its own so that [`Instance::kill`] can take it down the way a crash does:
+/// listener and every open connection closed at once.
 pub struct Instance {
     pub url: String,
+    pub addr: std::net::SocketAddr,
+    /// Whether `/whoami` answers 500 now.
+    failing: Arc<AtomicBool>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Instance {
     pub fn start(id: &str) -> Self {
+        Self::start_with(id, Answer::Id)
+    }
+
+    pub fn start_with(id: &str, answer: Answer) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        Self::serve(listener, id, answer)
+    }
+
+    /// Starts again where a killed instance was.
+    pub fn start_on(addr: std::net::SocketAddr, id: &str) -> Self {
+        let listener = std::net::TcpListener::bind(addr).expect("bind the old port");
+        Self::serve(listener, id, Answer::Id)
+    }
+
+    fn serve(listener: std::net::TcpListener, id: &str, answer: Answer) -> Self {
         listener
             .set_nonblocking(true)
             .expect("non-blocking listener");
-        let url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let addr = listener.local_addr().expect("bound address");
+        let url = format!("http://{addr}");
         let (stop, stopped) = oneshot::channel::<()>();
-        let answer = id.to_owned();
+        let id = id.to_owned();
+        let failing = Arc::new(AtomicBool::new(answer == Answer::ServerError));
+        let fails = failing.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -41,7 +83,19 @@ impl Instance {
                 .expect("instance runtime");
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                let app = Router::new().route("/whoami", get(move || async move { answer }));
+                let whoami = move || {
+                    let id = id.clone();
+                    let status = if fails.load(Ordering::Relaxed) {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::OK
+                    };
+                    async move { (status, id) }
+                };
+                let app = Router::new()
+                    .route("/whoami", get(whoami))
+                    .route("/readyz", get(|| async { "ready" }))
+                    .route("/echo", post(|body: String| async move { body }));
                 tokio::select! {
                     _ = axum::serve(listener, app) => {}
                     _ = stopped => {}
@@ -51,9 +105,17 @@ impl Instance {
         });
         Self {
             url,
+            addr,
+            failing,
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// From now on `/whoami` answers as `answer` says.
+    pub fn answer(&self, answer: Answer) {
+        self.failing
+            .store(answer == Answer::ServerError, Ordering::Relaxed);
     }
 
     /// Stops the server abruptly and waits until its sockets are closed.
@@ -64,6 +126,36 @@ impl Instance {
         if let Some(thread) = self.thread.take() {
             thread.join().expect("instance thread");
         }
+    }
+}
+
+/// A server that accepts connections and reads requests but never answers, as a SIGSTOPped
+/// process looks from outside (the kernel still completes handshakes). Its sockets are held
+/// until it is dropped.
+pub struct Hung {
+    pub url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Hung {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a port");
+        let url = format!("http://{}", listener.local_addr().expect("bound address"));
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        Self { url, task }
+    }
+}
+
+impl Drop for Hung {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
