@@ -91,7 +91,7 @@ pub struct Host {
     dbs: Vec<Db>,
     registrations: Vec<Registration>,
     discovery: Arc<dyn Discovery>,
-    nats: Option<Arc<flotilla_nats::NatsBus>>,
+    bus: SharedBus,
     deregister_grace: Duration,
     /// Each local service's OpenAPI document (the gateway exposes what they publish).
     pub openapi: std::collections::HashMap<&'static str, flotilla_chassis::openapi::Documents>,
@@ -136,7 +136,6 @@ struct Wiring {
     registry: InProcessRegistry,
     peers: Peers,
     bus: SharedBus,
-    nats: Option<Arc<flotilla_nats::NatsBus>>,
 }
 
 impl Wiring {
@@ -165,17 +164,16 @@ impl Wiring {
             registry.clone(),
         )
         .await?;
-        let (bus, nats): (SharedBus, _) = if matches!(mode, Mode::Migrate(_)) {
-            (Arc::new(InProcessBus::new()), None)
+        let bus: SharedBus = if matches!(mode, Mode::Migrate(_)) {
+            Arc::new(InProcessBus::new())
         } else {
-            infra::bus(settings, section(config, "nats")?, shutdown).await?
+            infra::bus(settings, config, shutdown).await?
         };
         Ok(Self {
             discovery,
             registry,
             peers,
             bus,
-            nats,
         })
     }
 }
@@ -240,7 +238,7 @@ impl Host {
             openapi: std::collections::HashMap::new(),
             registrations: Vec::new(),
             discovery: wiring.discovery.clone(),
-            nats: wiring.nats.clone(),
+            bus: wiring.bus.clone(),
             deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
             shutdown,
             drain: Duration::from_secs(settings.drain_secs),
@@ -441,10 +439,8 @@ impl Host {
         }
         tracker.close();
         let _ = tokio::time::timeout(self.drain, tracker.wait()).await;
-        if let Some(nats) = &self.nats {
-            // Consumers finish (and ack) the event in hand before storage closes.
-            let _ = tokio::time::timeout(self.drain, nats.stopped()).await;
-        }
+        // Consumers finish (and ack) the event in hand before storage closes.
+        let _ = tokio::time::timeout(self.drain, self.bus.stopped()).await;
         for db in self.dbs {
             db.close().await;
         }
