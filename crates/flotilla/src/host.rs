@@ -91,7 +91,7 @@ pub struct Host {
     dbs: Vec<Db>,
     registrations: Vec<Registration>,
     discovery: Arc<dyn Discovery>,
-    nats: Option<Arc<flotilla_nats::NatsBus>>,
+    bus: SharedBus,
     deregister_grace: Duration,
     /// The balancer of each service reached over the network, for the resilience report
     /// (instances, ejections, counters: [`Balancer::snapshot`]).
@@ -140,7 +140,6 @@ struct Wiring {
     peers: Peers,
     balancers: Vec<Balancer>,
     bus: SharedBus,
-    nats: Option<Arc<flotilla_nats::NatsBus>>,
 }
 
 impl Wiring {
@@ -169,10 +168,10 @@ impl Wiring {
             registry.clone(),
         )
         .await?;
-        let (bus, nats): (SharedBus, _) = if matches!(mode, Mode::Migrate(_)) {
-            (Arc::new(InProcessBus::new()), None)
+        let bus: SharedBus = if matches!(mode, Mode::Migrate(_)) {
+            Arc::new(InProcessBus::new())
         } else {
-            infra::bus(settings, section(config, "nats")?, shutdown).await?
+            infra::bus(settings, config, shutdown).await?
         };
         Ok(Self {
             discovery,
@@ -180,7 +179,6 @@ impl Wiring {
             peers,
             balancers,
             bus,
-            nats,
         })
     }
 }
@@ -246,7 +244,7 @@ impl Host {
             registrations: Vec::new(),
             discovery: wiring.discovery.clone(),
             balancers: wiring.balancers.clone(),
-            nats: wiring.nats.clone(),
+            bus: wiring.bus.clone(),
             deregister_grace: Duration::from_millis(settings.deregister_grace_ms),
             shutdown,
             drain: Duration::from_secs(settings.drain_secs),
@@ -447,10 +445,8 @@ impl Host {
         }
         tracker.close();
         let _ = tokio::time::timeout(self.drain, tracker.wait()).await;
-        if let Some(nats) = &self.nats {
-            // Consumers finish (and ack) the event in hand before storage closes.
-            let _ = tokio::time::timeout(self.drain, nats.stopped()).await;
-        }
+        // Consumers finish (and ack) the event in hand before storage closes.
+        let _ = tokio::time::timeout(self.drain, self.bus.stopped()).await;
         for db in self.dbs {
             db.close().await;
         }

@@ -10,7 +10,6 @@ use flotilla_chassis::transport::http::HttpPool;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::transport::{Peers, Transport};
 use flotilla_discovery::{self as discovery, Balancer, Discovery, DiscoverySettings};
-use flotilla_nats::{NatsBus, NatsSettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,24 +82,45 @@ pub async fn claim_discovery(
     Ok(())
 }
 
-/// The event bus: NATS JetStream when configured (returned twice: as the bus, and as itself so
-/// the host can wait for its consumers to stop), otherwise in-process.
+/// The event bus: NATS JetStream when configured, otherwise in-process.
 pub async fn bus(
     settings: &HostSettings,
-    nats: NatsSettings,
+    config: &figment::Figment,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(SharedBus, Option<Arc<NatsBus>>)> {
-    Ok(match &settings.nats_url {
-        Some(url) => {
-            let bus = Arc::new(
-                NatsBus::connect_with(url, &settings.cluster, nats, shutdown.clone())
-                    .await
-                    .with_context(|| format!("connecting to NATS at {url}"))?,
-            );
-            (bus.clone(), Some(bus))
-        }
-        None => (Arc::new(InProcessBus::new()), None),
-    })
+) -> anyhow::Result<SharedBus> {
+    match &settings.nats_url {
+        Some(url) => nats_bus(url, settings, config, shutdown).await,
+        None => Ok(Arc::new(InProcessBus::new())),
+    }
+}
+
+#[cfg(feature = "nats")]
+async fn nats_bus(
+    url: &str,
+    settings: &HostSettings,
+    config: &figment::Figment,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<SharedBus> {
+    let nats: flotilla_nats::NatsSettings = flotilla_chassis::config::section(config, "nats")?;
+    let bus = flotilla_nats::NatsBus::connect_with(url, &settings.cluster, nats, shutdown.clone())
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    Ok(Arc::new(bus))
+}
+
+/// A binary built without NATS (the default, a quicker first build: issue 10) says how to get
+/// one that has it.
+#[cfg(not(feature = "nats"))]
+async fn nats_bus(
+    url: &str,
+    _: &HostSettings,
+    _: &figment::Figment,
+    _: &CancellationToken,
+) -> anyhow::Result<SharedBus> {
+    bail!(
+        "--nats-url {url}: this flotilla was built without the NATS event bus; build it with \
+         `cargo build --release --features fleet` (or run `cargo run --release --features fleet -- ...`)"
+    )
 }
 
 /// The discovery backend named by `settings.discovery`; `static` serves the `remote` URLs.

@@ -75,6 +75,7 @@ fn claims(sub: &str, exp: i64) -> Value {
 }
 
 fn sign(kid: &str, key: &EncodingKey, claims: &Value) -> String {
+    flotilla_chassis::jwt_crypto::install();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, key).expect("sign")
@@ -176,6 +177,7 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
         x.as_bytes().to_vec(),
         URL_SAFE_NO_PAD.decode(x).expect("x bytes"),
     ] {
+        flotilla_chassis::jwt_crypto::install();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid.clone());
         let forged = jsonwebtoken::encode(
@@ -227,8 +229,8 @@ async fn forged_expired_and_misdirected_tokens_are_refused() {
 
 /// A fresh Ed25519 key in PKCS#8, not known to identity.
 fn stranger_key() -> Vec<u8> {
-    let rng = aws_lc_rs::rand::SystemRandom::new();
-    aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+    let rng = ring::rand::SystemRandom::new();
+    ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
         .expect("keygen")
         .as_ref()
         .to_vec()

@@ -7,15 +7,20 @@ mod contract;
 mod crash;
 #[cfg(unix)]
 mod data_files;
-// The fleets register in etcd: only a build with etcd support can run them.
-#[cfg(feature = "etcd")]
+// The fleets register in etcd, share events over NATS and store in PostgreSQL: only a build
+// with `etcd` and `fleet` can run them.
+#[cfg(all(feature = "etcd", feature = "fleet"))]
 mod fleet;
 mod gateway;
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "fleet"))]
 mod infra;
 mod journey;
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "fleet"))]
 mod outlier;
+// `flotilla run` on PostgreSQL needs a build with it.
+#[cfg(feature = "postgres")]
 mod pg_restart;
 mod support;
+// `flotilla up` needs NATS.
+#[cfg(feature = "nats")]
 mod up;

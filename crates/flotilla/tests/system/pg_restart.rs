@@ -56,7 +56,7 @@ async fn a_postgres_restart_is_answered_503_and_recovered_from_without_a_restart
 
 /// The same with every service its own process and orders, cart and catalog replicated
 /// (`flotilla up`): each instance's own `/readyz` is probed.
-#[cfg(feature = "etcd")]
+#[cfg(all(feature = "etcd", feature = "fleet"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_answers_503_while_postgres_restarts_and_recovers_without_a_restart() {
     let pg = PrivatePostgres::start().await;

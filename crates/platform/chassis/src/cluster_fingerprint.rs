@@ -8,7 +8,7 @@
 //! secret itself), and every later start compares: a different fingerprint stops the process
 //! with a message naming the database and the two ways out.
 
-use aws_lc_rs::digest::{SHA256, digest};
+use ring::digest::{SHA256, digest};
 use std::fmt::Write;
 
 use crate::db::{Db, Migration};

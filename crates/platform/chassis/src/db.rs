@@ -101,7 +101,10 @@ impl Db {
         sqlx::any::install_default_drivers();
         let backend = match options.database_url.scheme() {
             "sqlite" => Backend::Sqlite,
-            "postgres" | "postgresql" => Backend::Postgres,
+            "postgres" | "postgresql" => {
+                postgres_built_in()?;
+                Backend::Postgres
+            }
             other => {
                 return Err(sqlx::Error::Configuration(
                     format!("unsupported database scheme {other:?}: use sqlite:// or postgres://")
@@ -311,6 +314,21 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 /// True when `err` is a CHECK or foreign-key violation.
 pub fn is_constraint_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_check_violation() || db.is_foreign_key_violation())
+}
+
+/// PostgreSQL support is the cargo feature `postgres` (in the binary's `fleet`): a first build
+/// of the one-process shop needs only SQLite (issue 10). A postgres:// URL in a build without
+/// it is refused with the way to get one, rather than sqlx's "no driver" error.
+pub(crate) fn postgres_built_in() -> Result<(), sqlx::Error> {
+    if cfg!(feature = "postgres") {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Configuration(
+            "this flotilla was built without PostgreSQL; build it with `cargo build --release \
+             --features fleet` (or `--features postgres`)"
+                .into(),
+        ))
+    }
 }
 
 #[cfg(test)]

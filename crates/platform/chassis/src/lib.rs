@@ -18,6 +18,7 @@ pub mod health;
 pub mod idempotency_key;
 pub mod ids;
 pub mod input_message;
+pub mod jwt_crypto;
 pub mod launch;
 pub mod layers;
 pub mod money;

@@ -110,6 +110,7 @@ impl std::fmt::Debug for ServiceCredentials {
 impl ServiceCredentials {
     /// Credentials for a process named `caller` (used as the token's subject).
     pub fn new(secret: &[u8], caller: impl Into<String>) -> Self {
+        crate::jwt_crypto::install();
         let mut validation = Validation::new(Algorithm::HS256);
         // The audience is compared by `verify` against the callee it is given.
         validation.validate_aud = false;

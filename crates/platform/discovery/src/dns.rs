@@ -14,11 +14,13 @@
 
 use flotilla_chassis::deadline::within;
 use futures::future::BoxFuture;
+#[cfg(feature = "dns")]
 use hickory_resolver::TokioResolver;
+#[cfg(feature = "dns")]
 use hickory_resolver::config::LookupIpStrategy;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{
@@ -83,9 +85,12 @@ pub trait Resolve: Send + Sync + 'static {
     fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Resolved, DiscoveryError>>;
 }
 
-/// The system's DNS configuration (`/etc/resolv.conf`, `/etc/hosts`) through hickory.
+/// The system's DNS configuration (`/etc/resolv.conf`, `/etc/hosts`) through hickory (feature
+/// `dns`).
+#[cfg(feature = "dns")]
 pub struct HickoryResolver(TokioResolver);
 
+#[cfg(feature = "dns")]
 impl HickoryResolver {
     /// A resolver configured like the system's, asking for both A and AAAA records, without a
     /// cache: the refresh loop decides when to ask again, and a cache would answer it with
@@ -102,6 +107,7 @@ impl HickoryResolver {
     }
 }
 
+#[cfg(feature = "dns")]
 impl Resolve for HickoryResolver {
     fn lookup<'a>(&'a self, host: &'a str) -> BoxFuture<'a, Result<Resolved, DiscoveryError>> {
         Box::pin(async move {
@@ -111,7 +117,7 @@ impl Resolve for HickoryResolver {
                     ttl: Some(
                         lookup
                             .valid_until()
-                            .saturating_duration_since(Instant::now()),
+                            .saturating_duration_since(std::time::Instant::now()),
                     ),
                 }),
                 Err(e) if e.is_no_records_found() => Ok(Resolved {
@@ -136,6 +142,7 @@ pub struct DnsDiscovery {
 
 impl DnsDiscovery {
     /// DNS discovery through the system's resolver.
+    #[cfg(feature = "dns")]
     pub fn new(
         template: DnsTemplate,
         settings: &DiscoverySettings,

@@ -38,7 +38,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use balanced::{Balancer, BalancerSnapshot, InstanceSnapshot, balanced};
-pub use dns::{DnsDiscovery, DnsTemplate, HickoryResolver, Resolve, Resolved};
+#[cfg(feature = "dns")]
+pub use dns::HickoryResolver;
+pub use dns::{DnsDiscovery, DnsTemplate, Resolve, Resolved};
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdDiscovery;
 pub use outlier::{InvalidOutlierSettings, OutlierSettings};
@@ -108,10 +110,17 @@ pub enum DiscoveryError {
     InvalidSpec(String),
     /// The backend exists but was not compiled into this binary.
     #[error(
-        "discovery {0:?}: this binary was built without etcd support; build it with \
-         `cargo build --release --features etcd` (needs protoc: `bash scripts/deps.sh`)"
+        "discovery {spec:?}: this binary was built without it; build it with \
+         `cargo build --release --features {feature}`{needs}"
     )]
-    NotBuiltIn(String),
+    NotBuiltIn {
+        /// The `--discovery` value.
+        spec: String,
+        /// The cargo feature of the `flotilla` binary that brings the backend.
+        feature: &'static str,
+        /// What building it needs beyond Rust, as a sentence tail ("" for nothing).
+        needs: &'static str,
+    },
     /// Service names become etcd key segments and DNS labels.
     #[error("invalid service name {0:?}: expected letters, digits, '-' or '_'")]
     InvalidService(String),
@@ -151,7 +160,7 @@ pub async fn from_spec(
     let backend: Arc<dyn Discovery> = if let Some(endpoints) = spec.strip_prefix("etcd://") {
         etcd_backend(spec, endpoints, prefix, settings).await?
     } else if spec.starts_with("dns://") {
-        Arc::new(DnsDiscovery::new(DnsTemplate::parse(spec)?, settings)?)
+        dns_backend(spec, settings)?
     } else {
         return Err(DiscoveryError::InvalidSpec(spec.to_owned()));
     };
@@ -185,7 +194,37 @@ async fn etcd_backend(
     _prefix: &str,
     _settings: &DiscoverySettings,
 ) -> Result<Arc<dyn Discovery>, DiscoveryError> {
-    Err(DiscoveryError::NotBuiltIn(spec.to_owned()))
+    Err(DiscoveryError::NotBuiltIn {
+        spec: spec.to_owned(),
+        feature: "etcd",
+        needs: " (needs protoc: `bash scripts/deps.sh`)",
+    })
+}
+
+#[cfg(feature = "dns")]
+fn dns_backend(
+    spec: &str,
+    settings: &DiscoverySettings,
+) -> Result<Arc<dyn Discovery>, DiscoveryError> {
+    Ok(Arc::new(DnsDiscovery::new(
+        DnsTemplate::parse(spec)?,
+        settings,
+    )?))
+}
+
+/// Without hickory (feature `dns`, in the binary's `fleet`), a `dns://` value is checked and
+/// then refused with the build advice.
+#[cfg(not(feature = "dns"))]
+fn dns_backend(
+    spec: &str,
+    _settings: &DiscoverySettings,
+) -> Result<Arc<dyn Discovery>, DiscoveryError> {
+    DnsTemplate::parse(spec)?;
+    Err(DiscoveryError::NotBuiltIn {
+        spec: spec.to_owned(),
+        feature: "fleet",
+        needs: "",
+    })
 }
 
 /// Service names end up in etcd keys and DNS names: keep them to one plain segment.

@@ -235,6 +235,10 @@ impl Bus for NatsBus {
         Box::pin(self.publish_event(event))
     }
 
+    fn stopped(&self) -> BoxFuture<'_, ()> {
+        Box::pin(NatsBus::stopped(self))
+    }
+
     fn subscribe(&self, consumer: Arc<Consumer>) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             for (source, event_types) in consumer.event_types_by_source() {

@@ -102,6 +102,7 @@ fn database_options(server_url: &str, database: &str) -> Result<AnyConnectOption
 
 /// One connection to the server's maintenance database, `postgres`, which always exists.
 async fn connect_admin(server_url: &str) -> Result<AnyConnection, sqlx::Error> {
+    super::postgres_built_in()?;
     sqlx::any::install_default_drivers();
     database_options(server_url, "postgres")?.connect().await
 }

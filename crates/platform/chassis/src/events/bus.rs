@@ -36,6 +36,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Starts delivering the consumer's event types to `consumer`.
     fn subscribe(&self, consumer: Arc<Consumer>) -> BoxFuture<'_, Result<(), BusError>>;
+
+    /// Waits until every consumer has stopped after shutdown, finishing (and acknowledging) the
+    /// event in hand, so a host can close storage after it. Nothing to wait for by default.
+    fn stopped(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// A bus shared by everything in one process.

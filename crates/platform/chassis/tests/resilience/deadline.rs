@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
-use flotilla_chassis::caller::TrustPolicy;
+use flotilla_chassis::trust::TrustPolicy;
 use flotilla_chassis::layers::{self, Limits};
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::request_context;

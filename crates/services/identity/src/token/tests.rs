@@ -1,11 +1,11 @@
 //! The verifier against the attacks of RFC 8725 and the lifetime rules, one case per test.
 
-use aws_lc_rs::signature::Ed25519KeyPair;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use flotilla_chassis::Role;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::Ed25519KeyPair;
 use serde_json::{Value, json};
 
 use super::*;

@@ -6,7 +6,7 @@
 //! The header is parsed here as plain JSON rather than through `jsonwebtoken::Header`, so that
 //! tokens that library cannot even represent (`alg: none`, unknown algorithms) get a precise
 //! answer, and so that header fields are rejected by name. The signature itself is checked by
-//! `jsonwebtoken::crypto::verify` (aws-lc-rs underneath). `jsonwebtoken::decode` is not used
+//! `jsonwebtoken::crypto::verify` (ring underneath: `flotilla_chassis::jwt_crypto`). `jsonwebtoken::decode` is not used
 //! because it reads the system clock for `exp`.
 
 use base64::Engine;
@@ -44,6 +44,7 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// A verifier accepting the issuer and audience of `config`, with its leeway.
     pub fn new(config: &IdentityConfig) -> Self {
+        flotilla_chassis::jwt_crypto::install();
         Self {
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
