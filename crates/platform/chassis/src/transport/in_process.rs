@@ -1,7 +1,9 @@
 //! The in-process transport: a service's router called as a tower `Service`, without a socket.
 //!
 //! Routers are looked up by name in an [`InProcessRegistry`] at call time, so services can be
-//! registered in any order (and a cycle of dependencies needs no special casing).
+//! registered in any order (and a cycle of dependencies needs no special casing). A response
+//! marked with an injected abort (`faults::AbortConnection`) fails the call as a reset
+//! connection, as it would over a socket.
 
 use axum::Router;
 use axum::body::Body;
@@ -42,12 +44,18 @@ impl InProcessRegistry {
             let router = registry.get(&service);
             let service = service.clone();
             async move {
-                let router = router.ok_or_else(|| TransportError::NoInstance(service))?;
+                let router = router.ok_or_else(|| TransportError::NoInstance(service.clone()))?;
                 req.extensions_mut().insert(InProcess);
                 let response: Response<Body> = match router.oneshot(req).await {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
+                if let Some(reset) = crate::faults::inject::abort_of(&response) {
+                    return Err(TransportError::Connect {
+                        service,
+                        source: Box::new(reset),
+                    });
+                }
                 Ok(response)
             }
         }))
