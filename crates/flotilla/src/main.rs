@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
             host.shutdown_token().cancel();
             host.run().await
         }
+        Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];
