@@ -114,7 +114,7 @@ fn new_fault(args: &ChaosArgs) -> anyhow::Result<Value> {
     }
     let ms = |d: Option<Duration>, flag: &str| -> anyhow::Result<u64> {
         let d = d.unwrap_or_default();
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             bail!("{flag} is counted in whole milliseconds");
         }
         Ok(u64::try_from(d.as_millis())?)
