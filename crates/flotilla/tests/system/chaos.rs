@@ -225,7 +225,8 @@ async fn flotilla_chaos_injects_lists_and_clears_faults_of_a_running_shop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_str().expect("utf-8 path");
     let mut args = vec!["run", "--port", "0", "--data-dir", data];
-    let prefix = format!("chaos{}", rand::random::<u32>());
+    // `ft_`: the prefix of test databases, which the test kit's clean-up command removes.
+    let prefix = format!("ft_chaos{}", rand::random::<u32>());
     let pg = std::env::var("FLOTILLA_TEST_DATABASE_URL").ok();
     if let Some(url) = &pg {
         args.extend(["--database-url", url, "--database-prefix", &prefix]);
@@ -343,4 +344,14 @@ async fn flotilla_chaos_injects_lists_and_clears_faults_of_a_running_shop() {
     let (ok, _, err) = chaos(&gateway, &["shipping", "--list", "--abort"], &admin);
     assert!(!ok, "--list takes no fault");
     assert!(err.contains("cannot be used with"), "{err}");
+
+    drop(app);
+    if let Some(url) = &pg {
+        for spec in flotilla::host::SERVICES {
+            let database = format!("{prefix}_{}", spec.name);
+            flotilla_chassis::db::Db::drop_postgres(url, &database)
+                .await
+                .expect("drop the test's database");
+        }
+    }
 }
