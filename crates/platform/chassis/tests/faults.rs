@@ -440,6 +440,8 @@ async fn invalid_faults_are_refused_with_every_reason() {
         json!({"latency": 5000}),
         json!({"route": "GET:/a b"}),
         json!({"abort": "yes"}),
+        json!([null, null]),
+        json!(null),
     ] {
         let res = post(body.clone()).await.expect("post");
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");

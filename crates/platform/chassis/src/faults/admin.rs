@@ -124,8 +124,11 @@ async fn list(_: Admin, State(faults): State<Faults>) -> axum::Json<FaultList> {
 async fn add(
     _: Admin,
     State(faults): State<Faults>,
-    Json(new): Json<NewFault>,
+    Json(body): Json<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<(StatusCode, axum::Json<Fault>), Problem> {
+    // Read as an object first: serde would take a struct from an array too (`[null, null]`),
+    // which the schema (an object) does not allow.
+    let new: NewFault = crate::extract::read_typed(&serde_json::Value::Object(body).to_string())?;
     let spec = new.check()?;
     let view = faults
         .add(spec)
