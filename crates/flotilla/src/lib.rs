@@ -1,6 +1,7 @@
 //! The Flotilla binary's library half: command line, settings and the host that wires services
 //! together. Integration tests start hosts through it exactly as `main` does.
 
+pub mod chaos;
 pub mod cli;
 pub mod fleet;
 pub mod host;

@@ -113,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             host.run().await
         }
         Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
+        Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];

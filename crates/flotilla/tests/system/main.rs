@@ -1,6 +1,7 @@
 //! System tests: whole hosts, real SQLite files, real HTTP on random ports. One test binary
 //! (one link) for all of them.
 
+mod chaos;
 mod checkout;
 mod connections;
 mod contract;

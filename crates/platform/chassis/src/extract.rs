@@ -37,7 +37,7 @@ where
 }
 
 /// Reads valid JSON `text` into `T`, or says in words what is wrong with it (422).
-fn read_typed<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
+pub(crate) fn read_typed<T: DeserializeOwned>(text: &str) -> Result<T, Problem> {
     let mut direct = serde_json::Deserializer::from_str(text);
     let err = match serde_path_to_error::deserialize(&mut direct) {
         Ok(value) => return Ok(value),

@@ -1,6 +1,7 @@
 //! Starting one service, the same way in every host (and in the test kit): platform tables,
-//! context, constructor, event wiring (outbox relay, consumer, admin routes), then the finished
-//! router behind the standard middleware.
+//! context, constructor, event wiring (outbox relay, consumer, admin routes), its fault registry
+//! (on its own routes and on the transports its peers hand out, with `/admin/faults`), then the
+//! finished router behind the standard middleware.
 
 use axum::Router;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::db::Db;
 use crate::events::admin::{self, EventsAdmin};
 use crate::events::relay::Relay;
 use crate::events::{self, Consumer, RelaySettings, SharedBus};
+use crate::faults::Faults;
 use crate::layers::Limits;
 use crate::openapi::Documents;
 use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
@@ -64,11 +66,12 @@ pub async fn launch(
     if let Some(db) = &db {
         events::migrate(db).await?;
     }
+    let faults = Faults::new(spec.name);
     let ctx = ServiceContext::new(
         spec.name,
         env.config.clone(),
         db.clone(),
-        env.peers.clone(),
+        env.peers.with_faults(faults.clone()),
         env.clock.clone(),
         env.shutdown.clone(),
     );
@@ -116,6 +119,10 @@ pub async fn launch(
         };
         service.api = service.api.merge(admin::routes(admin));
     }
+    service.api = service
+        .api
+        .merge(crate::faults::admin::routes(faults.clone()));
+    service.faults = Some(faults);
     let (router, openapi, own_tasks) = service.into_parts(env.limits, env.trust.clone());
     tasks.extend(own_tasks);
     Ok(Launched {

@@ -1,9 +1,10 @@
 //! The standard middleware stack every service router (and the gateway) runs behind.
 //!
-//! Outermost first: request context (id + trace) → panic catcher → caller trust → problem
-//! rewriting → the service's own error page, if it has one → timeout → body size limit → the
-//! routes. Each piece is an off-the-shelf tower-http
-//! layer where one exists; the two written here are the problem rewriter and the trust check.
+//! Outermost first: request context (id + trace) → panic catcher → caller trust → injected
+//! faults, when the service has a fault registry → problem rewriting → the service's own error
+//! page, if it has one → timeout → body size limit → the routes. Each piece is an off-the-shelf
+//! tower-http layer where one exists; the ones written here are the problem rewriter, the trust
+//! check and fault injection (`crate::faults::inject`).
 
 use axum::Router;
 use axum::extract::{OptionalFromRequestParts, Request, State};
@@ -19,6 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::caller::Caller;
+use crate::faults::Faults;
 use crate::problem::Problem;
 use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
@@ -57,13 +59,14 @@ pub(crate) mod millis {
 pub type ErrorPage = Arc<dyn Fn(StatusCode, Option<&Caller>) -> Response + Send + Sync>;
 
 /// Wraps `router` in the standard stack; `error_page`, when given, renders bare errors instead
-/// of problem+json.
+/// of problem+json; `faults`, when given, are injected into the requests they target.
 pub fn standard(
     router: Router,
     limits: Limits,
     trust: TrustPolicy,
     service: &'static str,
     error_page: Option<ErrorPage>,
+    faults: Option<Faults>,
 ) -> Router {
     let trust = ServiceTrust {
         policy: trust,
@@ -78,8 +81,16 @@ pub fn standard(
     if let Some(page) = error_page {
         router = router.layer(middleware::from_fn_with_state(page, page_for_bare_errors));
     }
+    router = router.layer(middleware::from_fn(problem_for_bare_errors));
+    if let Some(faults) = faults {
+        // Inside the trust check (the fault's own admin routes are exempt in `Faults` itself)
+        // and outside the timeout, so that an injected delay is the delay asked for.
+        router = router.layer(middleware::from_fn_with_state(
+            faults,
+            crate::faults::inject::middleware,
+        ));
+    }
     router
-        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn(crate::request_context::middleware))

@@ -14,6 +14,7 @@ pub mod db;
 pub mod deadline;
 pub mod events;
 pub mod extract;
+pub mod faults;
 pub mod health;
 pub mod idempotency_key;
 pub mod ids;

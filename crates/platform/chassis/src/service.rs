@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::events::{Outbox, Subscription};
+use crate::faults::Faults;
 use crate::layers::{self, ErrorPage, Limits};
 use crate::openapi::{self, Documents};
 use crate::transport::Peers;
@@ -129,6 +130,8 @@ pub struct Service {
     pub db: Option<Db>,
     /// How it answers errors with no body of their own; problem+json when `None`.
     pub error_page: Option<ErrorPage>,
+    /// The faults injected into its requests (`launch` gives every service its registry).
+    pub faults: Option<Faults>,
 }
 
 impl Service {
@@ -141,6 +144,7 @@ impl Service {
             subscriptions: Vec::new(),
             db,
             error_page: None,
+            faults: None,
         }
     }
 
@@ -174,7 +178,14 @@ impl Service {
             )
             .merge(crate::health::routes(self.name, self.db));
         (
-            layers::standard(router, limits, trust, self.name, self.error_page),
+            layers::standard(
+                router,
+                limits,
+                trust,
+                self.name,
+                self.error_page,
+                self.faults,
+            ),
             documents,
             self.tasks,
         )

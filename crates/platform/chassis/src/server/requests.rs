@@ -1,5 +1,7 @@
 //! The router as hyper sees it: each request marks its connection busy until its response is
-//! written, and its body fails (and the answer becomes a 408) once it is late.
+//! written, and its body fails (and the answer becomes a 408) once it is late. A response
+//! marked with an injected abort (`faults::AbortConnection`) is an error instead, on which
+//! hyper closes the connection without writing a byte of it.
 
 use axum::Router;
 use axum::body::Body;
@@ -7,7 +9,6 @@ use axum::http::{HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio::time::{Instant, Sleep};
 use tower::{Service, ServiceExt};
 
 use super::phase::{InFlight, Phase};
+use crate::faults::inject::InjectedReset;
 use crate::problem::Problem;
 
 /// The router, with requests' bodies timed and the connection's phase kept.
@@ -33,8 +35,8 @@ pub(super) struct Requests {
 
 impl Service<Request<Incoming>> for Requests {
     type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Error = InjectedReset;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, InjectedReset>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -57,6 +59,9 @@ impl Service<Request<Incoming>> for Requests {
         let http1 = req.version() < axum::http::Version::HTTP_2;
         Box::pin(async move {
             let Ok(response) = router.oneshot(req).await;
+            if let Some(reset) = crate::faults::inject::abort_of(&response) {
+                return Err(reset);
+            }
             let mut response = if late.load(Ordering::Relaxed) {
                 body_too_slow(response)
             } else {

@@ -3,7 +3,8 @@
 //! Routers are looked up by name in an [`InProcessRegistry`] at call time, so services can be
 //! registered in any order (and a cycle of dependencies needs no special casing). Calls carry
 //! and honour the request's deadline like HTTP ones ([`crate::resilience::deadline`]), with the
-//! default upstream timeout.
+//! default upstream timeout. A response marked with an injected abort (`faults::AbortConnection`) fails the call as a
+//! reset connection, as it would over a socket.
 
 use axum::Router;
 use axum::body::Body;
@@ -47,12 +48,19 @@ impl InProcessRegistry {
                 let router = registry.get(&service);
                 let service = service.clone();
                 async move {
-                    let router = router.ok_or_else(|| TransportError::NoInstance(service))?;
+                    let router =
+                        router.ok_or_else(|| TransportError::NoInstance(service.clone()))?;
                     req.extensions_mut().insert(InProcess);
                     let response: Response<Body> = match router.oneshot(req).await {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
+                    if let Some(reset) = crate::faults::inject::abort_of(&response) {
+                        return Err(TransportError::Connect {
+                            service,
+                            source: Box::new(reset),
+                        });
+                    }
                     Ok(response)
                 }
             },
