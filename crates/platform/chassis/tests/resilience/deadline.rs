@@ -49,7 +49,7 @@ fn service(name: &'static str, router: Router) -> Router {
         credentials: None,
         require_credential: false,
     };
-    layers::standard(router, Limits::default(), trust, name, None)
+    layers::standard(router, Limits::default(), trust, name, None, None)
 }
 
 /// C: `/hang` never answers; `/echo` says what deadline it was given.
