@@ -10,19 +10,81 @@
 use anyhow::{Context, bail};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
+use clap::Args;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::cli::ChaosArgs;
-
 /// Longest wait for the gateway's answer.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Largest answer read.
 const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
+
+/// The flags that describe a fault to add (which --list and --clear do not take).
+const FAULT_FLAGS: [&str; 8] = [
+    "route", "upstream", "latency", "jitter", "status", "abort", "rate", "lifetime",
+];
+
+/// `flotilla chaos`'s options.
+#[derive(Debug, Args, Clone)]
+pub struct ChaosArgs {
+    /// The service (identity, catalog, cart, inventory, payments, shipping, orders,
+    /// notifications, storefront).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+    /// Only this route of the service: METHOD:/path or /path; {name} is one path segment, a
+    /// final * any rest (with --upstream: the path called on the upstream).
+    #[arg(long, value_name = "METHOD:/PATH")]
+    pub route: Option<String>,
+    /// Fault the service's calls to this peer service instead of its own routes.
+    #[arg(long, value_name = "NAME")]
+    pub upstream: Option<String>,
+    /// Delay added to each faulted request, e.g. 500ms, 5s (at most 5m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub latency: Option<std::time::Duration>,
+    /// The delay varies uniformly by up to this much either way.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub jitter: Option<std::time::Duration>,
+    /// Answer this status instead (429 or 500-599), a problem+json naming the fault.
+    #[arg(long, value_name = "CODE")]
+    pub status: Option<u16>,
+    /// Drop the connection without an answer instead (a reset, as callers see it).
+    #[arg(long)]
+    pub abort: bool,
+    /// Share of matching requests faulted: 0.5 or 50% [default: 1].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<f64>,
+    /// How long the fault lasts, whole seconds (e.g. 60s, 10m; at most 1h) [default: 60s].
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    pub lifetime: Option<std::time::Duration>,
+    /// List the service's active faults (remaining time, requests matched and faulted).
+    #[arg(long, conflicts_with_all = FAULT_FLAGS)]
+    pub list: bool,
+    /// Remove one fault (by id), or all of them.
+    #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with_all = FAULT_FLAGS)]
+    pub clear: Option<Option<String>>,
+    /// The gateway [env: FLOTILLA_GATEWAY_URL] [default: the local `flotilla run`,
+    /// http://127.0.0.1:PORT with FLOTILLA_PORT or the configuration's port].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FLOTILLA_GATEWAY_URL",
+        hide_env = true
+    )]
+    pub gateway: Option<String>,
+    /// An admin's access token [env: FLOTILLA_ADMIN_TOKEN] [default: log in with
+    /// FLOTILLA_ADMIN_EMAIL and FLOTILLA_ADMIN_PASSWORD].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FLOTILLA_ADMIN_TOKEN",
+        hide_env = true
+    )]
+    pub token: Option<String>,
+}
 
 /// Runs the command; the error says what failed, for people.
 pub async fn run(args: ChaosArgs, config: &figment::Figment) -> anyhow::Result<()> {
@@ -95,7 +157,7 @@ pub async fn run(args: ChaosArgs, config: &figment::Figment) -> anyhow::Result<(
 /// The gateway of a `flotilla run` started with the same configuration: its port, on this
 /// machine.
 fn default_gateway(config: &figment::Figment) -> anyhow::Result<String> {
-    let (_, settings) = crate::settings(config.clone(), &crate::cli::Common::default())?;
+    let (_, settings) = crate::default_settings(config.clone())?;
     let host = if settings.host.is_unspecified() {
         "127.0.0.1".to_owned()
     } else {

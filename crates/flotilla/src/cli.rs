@@ -112,7 +112,7 @@ pub enum Command {
     /// FLOTILLA_ADMIN_EMAIL and FLOTILLA_ADMIN_PASSWORD. Faults live in each instance's memory;
     /// with replicas, one call reaches one instance.
     #[command(after_help = CHAOS_EXAMPLES)]
-    Chaos(ChaosArgs),
+    Chaos(crate::chaos::ChaosArgs),
     /// Append N deterministic products to the catalog (for large-catalog benchmarks).
     Seed {
         /// How many products to add.
@@ -144,69 +144,6 @@ Examples:
   flotilla chaos orders --upstream payments --abort --for 30s
   flotilla chaos shipping --list
   flotilla chaos shipping --clear            (all)   --clear flt_…   (one)";
-
-/// `flotilla chaos`'s options.
-#[derive(Debug, Args, Clone)]
-pub struct ChaosArgs {
-    /// The service (identity, catalog, cart, inventory, payments, shipping, orders,
-    /// notifications, storefront).
-    #[arg(value_name = "SERVICE")]
-    pub service: String,
-    /// Only this route of the service: METHOD:/path or /path; {name} is one path segment, a
-    /// final * any rest (with --upstream: the path called on the upstream).
-    #[arg(long, value_name = "METHOD:/PATH")]
-    pub route: Option<String>,
-    /// Fault the service's calls to this peer service instead of its own routes.
-    #[arg(long, value_name = "NAME")]
-    pub upstream: Option<String>,
-    /// Delay added to each faulted request, e.g. 500ms, 5s (at most 5m).
-    #[arg(long, value_name = "DURATION", value_parser = crate::chaos::parse_duration)]
-    pub latency: Option<std::time::Duration>,
-    /// The delay varies uniformly by up to this much either way.
-    #[arg(long, value_name = "DURATION", value_parser = crate::chaos::parse_duration)]
-    pub jitter: Option<std::time::Duration>,
-    /// Answer this status instead (429 or 500-599), a problem+json naming the fault.
-    #[arg(long, value_name = "CODE")]
-    pub status: Option<u16>,
-    /// Drop the connection without an answer instead (a reset, as callers see it).
-    #[arg(long)]
-    pub abort: bool,
-    /// Share of matching requests faulted: 0.5 or 50% [default: 1].
-    #[arg(long, value_name = "RATE", value_parser = crate::chaos::parse_rate)]
-    pub rate: Option<f64>,
-    /// How long the fault lasts, whole seconds (e.g. 60s, 10m; at most 1h) [default: 60s].
-    #[arg(long = "for", value_name = "DURATION", value_parser = crate::chaos::parse_duration)]
-    pub lifetime: Option<std::time::Duration>,
-    /// List the service's active faults (remaining time, requests matched and faulted).
-    #[arg(long, conflicts_with_all = FAULT_FLAGS)]
-    pub list: bool,
-    /// Remove one fault (by id), or all of them.
-    #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with_all = FAULT_FLAGS)]
-    pub clear: Option<Option<String>>,
-    /// The gateway [env: FLOTILLA_GATEWAY_URL] [default: the local `flotilla run`,
-    /// http://127.0.0.1:PORT with FLOTILLA_PORT or the configuration's port].
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "FLOTILLA_GATEWAY_URL",
-        hide_env = true
-    )]
-    pub gateway: Option<String>,
-    /// An admin's access token [env: FLOTILLA_ADMIN_TOKEN] [default: log in with
-    /// FLOTILLA_ADMIN_EMAIL and FLOTILLA_ADMIN_PASSWORD].
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "FLOTILLA_ADMIN_TOKEN",
-        hide_env = true
-    )]
-    pub token: Option<String>,
-}
-
-/// The flags that describe a fault to add (which --list and --clear do not take).
-const FAULT_FLAGS: [&str; 8] = [
-    "route", "upstream", "latency", "jitter", "status", "abort", "rate", "lifetime",
-];
 
 /// Options every command takes.
 #[derive(Debug, Args, Default, Clone)]

@@ -17,6 +17,12 @@ use figment::providers::Serialized;
 use cli::Common;
 use settings::HostSettings;
 
+/// [`settings`] with no command-line options: what a command that only reads the
+/// configuration (e.g. `chaos`, for the gateway's address) sees.
+pub fn default_settings(config: Figment) -> anyhow::Result<(Figment, HostSettings)> {
+    settings(config, &Common::default())
+}
+
 /// Merges command-line flags over the layered configuration and extracts the host settings.
 pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, HostSettings)> {
     let mut overrides = serde_json::Map::new();

@@ -2,9 +2,60 @@
 //! an etcd call, a broker connection): a call that does not end in time fails like the call
 //! itself failing, with the caller's own error, so that a dead peer never hangs its caller.
 //! Written once here instead of a `tokio::time::timeout` match at every such call.
+//!
+//! Here too, as a leaf every layer may read, the wire format of a request's deadline
+//! (`x-flotilla-deadline-ms`): how it is read on arrival and written on the way out. What
+//! propagates it is [`crate::resilience::deadline`].
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use std::future::Future;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// The header carrying the caller's remaining time in milliseconds.
+pub static DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-flotilla-deadline-ms");
+
+/// The problem type slug of a `504` answered because a deadline ran out.
+pub const DEADLINE_EXCEEDED: &str = "deadline-exceeded";
+
+/// The longest deadline a request may bring: a larger header value is cut to this.
+pub const MAX_INCOMING: Duration = Duration::from_secs(300);
+
+/// What a request's deadline header says, read on arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// No usable header: no deadline.
+    Absent,
+    /// The caller has no time left.
+    Expired,
+    /// Answer by this instant.
+    At(Instant),
+}
+
+/// Reads the deadline header of a request that arrived at `now`.
+pub fn incoming(headers: &HeaderMap, now: Instant) -> Incoming {
+    let Some(value) = headers.get(&DEADLINE_HEADER) else {
+        return Incoming::Absent;
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        None => {
+            tracing::debug!(value = ?value, "ignoring a deadline header that is not an integer");
+            Incoming::Absent
+        }
+        Some(0) => Incoming::Expired,
+        Some(ms) => Incoming::At(now + Duration::from_millis(ms).min(MAX_INCOMING)),
+    }
+}
+
+/// The header value for `remaining` time.
+pub fn header_value(remaining: Duration) -> HeaderValue {
+    let ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+    HeaderValue::from(ms)
+}
 
 /// Runs `call` for at most `limit`. Its own error passes through unchanged; running out of time
 /// is the error `late(limit)` makes.

@@ -12,7 +12,7 @@
 //! - [`spec`]: the request, its checks and the route patterns;
 //! - [`inject`]: the server side, a layer of the standard stack (inside the trust check, so
 //!   the caller is known; outside the service's own timeout, so a delay is the delay asked for);
-//! - [`transport`]: the client side, a tower layer around the `Transport`s `Peers` hands out;
+//! - [`crate::transport::faulted`]: the client side, a tower layer around the `Transport`s `Peers` hands out;
 //! - [`admin`]: the routes.
 //!
 //! Faults never touch a service's `/admin/` routes (so the API that removes them always works)
@@ -21,7 +21,6 @@
 pub mod admin;
 pub mod inject;
 pub mod spec;
-pub mod transport;
 
 use axum::http::Method;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -31,7 +30,6 @@ use tokio::time::Instant;
 
 pub use inject::AbortConnection;
 pub use spec::{Failure, FaultSpec, NewFault, RoutePattern, Target};
-pub use transport::FaultLayer;
 
 /// Most faults active at once in one instance (409 beyond).
 pub const MAX_ACTIVE: usize = 1_000;

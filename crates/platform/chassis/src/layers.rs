@@ -8,20 +8,26 @@
 
 use axum::Router;
 use axum::extract::{OptionalFromRequestParts, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::caller::Caller;
+use crate::deadline::{self, Incoming};
 use crate::faults::Faults;
 use crate::problem::Problem;
+use crate::request_context::{
+    REQUEST_ID, RequestContext, TRACEPARENT, is_valid_request_id, scope, with_deadline,
+};
+use crate::trace_context::TraceParent;
 use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
 /// Limits applied to every request a service serves. All are documented in the README.
@@ -93,7 +99,7 @@ pub fn standard(
     router
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         .layer(CatchPanicLayer::custom(panic_to_problem))
-        .layer(middleware::from_fn(crate::request_context::middleware))
+        .layer(middleware::from_fn(request_context))
 }
 
 /// The shared part of [`standard`] for routers that are not services (the gateway): no trust
@@ -111,7 +117,7 @@ pub fn edge(router: Router, pages: Router, limits: Limits) -> Router {
         .fallback_service(pages)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(panic_to_problem))
-        .layer(middleware::from_fn(crate::request_context::middleware))
+        .layer(middleware::from_fn(request_context))
 }
 
 /// A panic in a handler becomes a 500 problem; the process keeps serving.
@@ -189,4 +195,70 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         &response,
         Problem::new(status, slug, detail).into_response(),
     )
+}
+
+/// Middleware: reads or creates the request id and trace context, reads the deadline, scopes
+/// them for the handler, and echoes the request id on the response. A request whose deadline has
+/// passed (on arrival, or while the handler runs) is answered 504 problem+json; the handler does
+/// not run, or is cancelled.
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let arrived = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_valid_request_id(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let trace = req
+        .headers()
+        .get(&TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .map(|parent| parent.child())
+        .unwrap_or_else(TraceParent::root);
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id = %request_id,
+        trace_id = %trace.trace_id_hex(),
+    );
+    let ctx = RequestContext {
+        request_id: request_id.clone(),
+        trace,
+    };
+    let deadline = deadline::incoming(req.headers(), arrived);
+    let handled = scope(ctx, async move {
+        match deadline {
+            Incoming::Absent => with_deadline(None, next.run(req)).await,
+            Incoming::Expired => deadline_exceeded(),
+            Incoming::At(at) if at <= Instant::now() => deadline_exceeded(),
+            Incoming::At(at) => {
+                let run = with_deadline(Some(at), next.run(req));
+                tokio::time::timeout_at(at, run)
+                    .await
+                    .unwrap_or_else(|_| deadline_exceeded())
+            }
+        }
+    });
+    let mut response = tracing::Instrument::instrument(handled, span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+/// The answer to a request whose deadline ran out here.
+fn deadline_exceeded() -> Response {
+    tracing::debug!("deadline exceeded before an answer was ready");
+    Problem::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        deadline::DEADLINE_EXCEEDED,
+        "the request's deadline ran out before it could be answered",
+    )
+    .into_response()
 }

@@ -6,6 +6,7 @@
 //! trust rules, service credentials, and the transports and client that carry calls between
 //! services.
 
+pub mod abort;
 pub mod caller;
 pub mod clock;
 pub mod cluster_fingerprint;

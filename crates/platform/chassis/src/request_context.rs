@@ -6,14 +6,8 @@
 //! in between passing them along. Caller identity is *not* carried here: it is a security decision
 //! and travels explicitly (see [`crate::caller`]).
 
-use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderName;
 use tokio::time::Instant;
-
-use crate::problem::Problem;
-use crate::resilience::deadline::{self, Incoming};
 
 use crate::trace_context::TraceParent;
 
@@ -66,74 +60,8 @@ pub async fn scope<F: std::future::Future>(ctx: RequestContext, fut: F) -> F::Ou
     CURRENT.scope(ctx, fut).await
 }
 
-/// Middleware: reads or creates the request id and trace context, reads the deadline, scopes
-/// them for the handler, and echoes the request id on the response. A request whose deadline has
-/// passed (on arrival, or while the handler runs) is answered 504 problem+json; the handler does
-/// not run, or is cancelled.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let arrived = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| is_valid_request_id(v))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let trace = req
-        .headers()
-        .get(&TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse)
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceParent::root);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        req.headers_mut().insert(REQUEST_ID.clone(), value);
-    }
-    let span = tracing::info_span!(
-        "request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id = %request_id,
-        trace_id = %trace.trace_id_hex(),
-    );
-    let ctx = RequestContext {
-        request_id: request_id.clone(),
-        trace,
-    };
-    let deadline = deadline::incoming(req.headers(), arrived);
-    let handled = scope(ctx, async move {
-        match deadline {
-            Incoming::Absent => with_deadline(None, next.run(req)).await,
-            Incoming::Expired => deadline_exceeded(),
-            Incoming::At(at) if at <= Instant::now() => deadline_exceeded(),
-            Incoming::At(at) => {
-                let run = with_deadline(Some(at), next.run(req));
-                tokio::time::timeout_at(at, run)
-                    .await
-                    .unwrap_or_else(|_| deadline_exceeded())
-            }
-        }
-    });
-    let mut response = tracing::Instrument::instrument(handled, span).await;
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID.clone(), value);
-    }
-    response
-}
-
-/// The answer to a request whose deadline ran out here.
-fn deadline_exceeded() -> Response {
-    tracing::debug!("deadline exceeded before an answer was ready");
-    Problem::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        deadline::DEADLINE_EXCEEDED,
-        "the request's deadline ran out before it could be answered",
-    )
-    .into_response()
-}
-
 /// A request id we accept from outside: short, printable, no separators that could confuse logs.
-fn is_valid_request_id(id: &str) -> bool {
+pub(crate) fn is_valid_request_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id

@@ -26,5 +26,7 @@
 
 pub mod breaker;
 pub mod bulkhead;
-pub mod deadline;
+/// The deadline layer lives with the transports, which apply it to every call; it is part of
+/// the resilience stack all the same.
+pub use crate::transport::deadline;
 pub mod retry;

@@ -9,6 +9,8 @@
 //! a `Transport` and so behave the same in every mode.
 
 pub mod client;
+pub mod deadline;
+pub mod faulted;
 pub mod http;
 pub mod in_process;
 pub mod peers;

@@ -16,21 +16,7 @@ use axum::response::{IntoResponse, Response};
 use super::{Failure, Faults, Injection};
 use crate::problem::Problem;
 
-/// Response extension: close the connection without sending this response (an injected
-/// abort). Transports turn it into a reset connection.
-#[derive(Debug, Clone)]
-pub struct AbortConnection {
-    /// The fault that asked for it.
-    pub fault_id: String,
-}
-
-/// The error a transport reports for an aborted connection.
-#[derive(Debug, thiserror::Error)]
-#[error("connection reset (fault {fault_id} injected an abort)")]
-pub struct InjectedReset {
-    /// The fault that asked for it.
-    pub fault_id: String,
-}
+pub use crate::abort::{AbortConnection, InjectedReset, abort_of};
 
 /// Middleware: the faults of `faults` that fire on this request.
 pub async fn middleware(State(faults): State<Faults>, req: Request, next: Next) -> Response {
@@ -88,14 +74,4 @@ pub fn failure_response(failure: Failure, fault_id: &str) -> Response {
             response
         }
     }
-}
-
-/// The abort mark of `response`, if it has one.
-pub fn abort_of<B>(response: &axum::http::Response<B>) -> Option<InjectedReset> {
-    response
-        .extensions()
-        .get::<AbortConnection>()
-        .map(|a| InjectedReset {
-            fault_id: a.fault_id.clone(),
-        })
 }

@@ -59,7 +59,7 @@ impl Service<Request<Incoming>> for Requests {
         let http1 = req.version() < axum::http::Version::HTTP_2;
         Box::pin(async move {
             let Ok(response) = router.oneshot(req).await;
-            if let Some(reset) = crate::faults::inject::abort_of(&response) {
+            if let Some(reset) = crate::abort::abort_of(&response) {
                 return Err(reset);
             }
             let mut response = if late.load(Ordering::Relaxed) {

@@ -12,9 +12,9 @@ use tower::ServiceExt;
 
 use super::{Transport, TransportError};
 use crate::caller::Caller;
+use crate::deadline::DEADLINE_EXCEEDED;
 use crate::problem::Problem;
 use crate::request_context::{self, REQUEST_ID, TRACEPARENT};
-use crate::resilience::deadline::DEADLINE_EXCEEDED;
 
 /// The header carrying an idempotency key.
 pub static IDEMPOTENCY_KEY: axum::http::HeaderName =

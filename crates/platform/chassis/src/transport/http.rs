@@ -17,10 +17,10 @@ use std::time::Duration;
 use tower::Layer;
 use tower::util::BoxCloneSyncService;
 
+use super::deadline::{self, DeadlineConfig};
 use super::{Transport, TransportError};
 use crate::caller::Caller;
 use crate::deadline::within;
-use crate::resilience::deadline::{self, DeadlineConfig};
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// Settings of an HTTP transport.

@@ -14,9 +14,9 @@ use std::sync::{Arc, RwLock};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 
+use super::deadline::{self, DeadlineConfig};
 use super::{Transport, TransportError};
 use crate::caller::InProcess;
-use crate::resilience::deadline::{self, DeadlineConfig};
 
 /// Service name → router, shared by everything in one process.
 #[derive(Debug, Clone, Default)]
@@ -55,7 +55,7 @@ impl InProcessRegistry {
                         Ok(response) => response,
                         Err(never) => match never {},
                     };
-                    if let Some(reset) = crate::faults::inject::abort_of(&response) {
+                    if let Some(reset) = crate::abort::abort_of(&response) {
                         return Err(TransportError::Connect {
                             service,
                             source: Box::new(reset),

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::Transport;
+use super::faulted::FaultLayer;
 use super::http::HttpPool;
 use super::in_process::InProcessRegistry;
-use crate::faults::{FaultLayer, Faults};
+use crate::faults::Faults;
 
 /// The peers of the services hosted in one process.
 #[derive(Clone)]

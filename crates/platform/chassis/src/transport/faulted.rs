@@ -1,4 +1,4 @@
-//! The client side: a tower layer around the `Transport` to one peer, so that a fault on an
+//! Faults on the client side (see [`crate::faults`]): a tower layer around the `Transport` to one peer, so that a fault on an
 //! upstream delays this service's calls to it, answers them with an error status or fails them
 //! as a reset connection ([`TransportError::Connect`]), without the peer seeing the call.
 //! `Peers` puts it around every transport it hands a service, whatever the transport (in
@@ -12,9 +12,10 @@ use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceExt};
 
-use super::inject::{InjectedReset, failure_response};
-use super::{Failure, Faults, Injection};
-use crate::transport::{Transport, TransportError};
+use super::{Transport, TransportError};
+use crate::abort::InjectedReset;
+use crate::faults::inject::failure_response;
+use crate::faults::{Failure, Faults, Injection};
 
 /// Layer: the faults of one service on its calls to `upstream`.
 #[derive(Clone)]

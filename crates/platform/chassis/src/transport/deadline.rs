@@ -20,12 +20,15 @@
 //! [`TransportError::DeadlineExceeded`] without making it. Running out cancels the call: the
 //! in-process callee's future is dropped, an HTTP callee sees its connection close.
 //!
+//! The header's wire format (name, parsing on arrival) is the leaf module [`crate::deadline`],
+//! so that the request context can read it without depending on the transports.
+//!
 //! The deadline is read inside the call's future, which runs on the caller's task, not in
 //! `Service::call`: behind the balancer's buffer, `call` runs on the buffer's worker task, where
 //! the caller's request context is not visible.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use axum::http::{Request, Response};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -35,50 +38,9 @@ use tower::{Layer, ServiceExt};
 use crate::request_context;
 use crate::transport::{Transport, TransportError};
 
-/// The header carrying the caller's remaining time in milliseconds.
-pub static DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-flotilla-deadline-ms");
-
-/// The problem type slug of a `504` answered because a deadline ran out.
-pub const DEADLINE_EXCEEDED: &str = "deadline-exceeded";
-
-/// The longest deadline a request may bring: a larger header value is cut to this.
-pub const MAX_INCOMING: Duration = Duration::from_secs(300);
-
-/// What a request's deadline header says, read on arrival.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Incoming {
-    /// No usable header: no deadline.
-    Absent,
-    /// The caller has no time left.
-    Expired,
-    /// Answer by this instant.
-    At(Instant),
-}
-
-/// Reads the deadline header of a request that arrived at `now`.
-pub fn incoming(headers: &HeaderMap, now: Instant) -> Incoming {
-    let Some(value) = headers.get(&DEADLINE_HEADER) else {
-        return Incoming::Absent;
-    };
-    match value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        None => {
-            tracing::debug!(value = ?value, "ignoring a deadline header that is not an integer");
-            Incoming::Absent
-        }
-        Some(0) => Incoming::Expired,
-        Some(ms) => Incoming::At(now + Duration::from_millis(ms).min(MAX_INCOMING)),
-    }
-}
-
-/// The header value for `remaining` time.
-pub fn header_value(remaining: Duration) -> HeaderValue {
-    let ms = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
-    HeaderValue::from(ms)
-}
+pub use crate::deadline::{
+    DEADLINE_EXCEEDED, DEADLINE_HEADER, Incoming, MAX_INCOMING, header_value, incoming,
+};
 
 /// How outgoing calls to one upstream are bounded. `[resilience.deadline]`-style config; every
 /// field has a default.
@@ -194,6 +156,7 @@ impl DeadlineLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{HeaderMap, HeaderValue};
 
     fn with(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
