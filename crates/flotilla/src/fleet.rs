@@ -90,6 +90,14 @@ pub async fn up(
     settings: &HostSettings,
     planned: Vec<(Instance, TcpListener)>,
 ) -> anyhow::Result<()> {
+    // Checked here, once, rather than by every instance it would start (each would fail alike).
+    if !cfg!(feature = "nats") {
+        bail!(
+            "flotilla up runs every service in its own process, sharing events over NATS, and this \
+             flotilla was built without it: `cargo build --release --features fleet` (or \
+             `cargo run --release --features fleet -- up ...`)"
+        );
+    }
     if settings.nats_url.is_none() {
         bail!(
             "flotilla up runs every service in its own process; events between them need NATS: give --nats-url"
