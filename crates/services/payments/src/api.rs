@@ -54,11 +54,10 @@ pub fn routes(state: PaymentsState) -> OpenApiRouter {
     responses(
         (status = 201, description = "Authorized", body = Payment),
         (status = 400, description = "Missing or invalid Idempotency-Key, or malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "The card was declined (`card-declined`); a payment with status `declined` was recorded", body = DeclineProblem, content_type = "application/problem+json"),
+        (status = 402, description = "The card was declined (`card-declined`, with `decline_code`; a payment with status `declined` was recorded), or the processor failed on it (`processing-error`, no `decline_code`; nothing recorded, retry with the same key). A 402, as Stripe answers a card's processing error: it is about this card, not the service's health, so callers' circuit breakers do not count it", body = DeclineProblem, content_type = "application/problem+json"),
         (status = 409, description = "The key was used with different parameters (`idempotency-conflict`)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over the size limit", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid order id, amount, currency or card (`invalid-card`)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The processor failed (`processing-error`); nothing recorded, retry with the same key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip_all, fields(order_id = %request.order_id, key = %key.as_str()))]

@@ -11,7 +11,9 @@ use flotilla_chassis::transport::{ClientError, ServiceClient, Transport};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::NAME;
-use crate::contract::{AuthorizeRequest, DeclineCode, PROBLEM_CARD_DECLINED, Payment};
+use crate::contract::{
+    AuthorizeRequest, DeclineCode, PROBLEM_CARD_DECLINED, PROBLEM_PROCESSING_ERROR, Payment,
+};
 
 /// Characters left as-is in a path segment: RFC 3986 unreserved characters.
 const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -133,8 +135,8 @@ pub fn decline_code(err: &ClientError) -> Option<String> {
 }
 
 /// True when repeating the call with the same key may succeed: the network or the callee failed
-/// before an answer was recorded (transport errors, timeouts, 429, 502, 503 — including the
-/// provider's `processing-error` — and 504), or the answer was lost on the way. False for final
+/// before an answer was recorded (transport errors, timeouts, 429, 502, 503 and 504, and the
+/// provider's 402 `processing-error`), or the answer was lost on the way. False for final
 /// answers: 402 declines, 404, 409 conflicts, 422 invalid requests, 500.
 pub fn is_retryable(err: &ClientError) -> bool {
     match err {
@@ -142,13 +144,16 @@ pub fn is_retryable(err: &ClientError) -> bool {
         // A body that could not be read may be a connection cut mid-answer; the key makes a
         // repeat safe, and a repeat of a genuinely bad answer fails the same way.
         ClientError::Decode { .. } => true,
-        ClientError::Status { problem, .. } => matches!(
-            problem.status_code(),
-            StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::BAD_GATEWAY
-                | StatusCode::SERVICE_UNAVAILABLE
-                | StatusCode::GATEWAY_TIMEOUT
-        ),
+        ClientError::Status { problem, .. } => {
+            problem.kind == PROBLEM_PROCESSING_ERROR
+                || matches!(
+                    problem.status_code(),
+                    StatusCode::TOO_MANY_REQUESTS
+                        | StatusCode::BAD_GATEWAY
+                        | StatusCode::SERVICE_UNAVAILABLE
+                        | StatusCode::GATEWAY_TIMEOUT
+                )
+        }
     }
 }
 
@@ -208,7 +213,7 @@ mod tests {
 
     #[test]
     fn only_failures_without_a_final_answer_are_retryable() {
-        let processing = Problem::new(StatusCode::SERVICE_UNAVAILABLE, "processing-error", "x");
+        let processing = Problem::new(StatusCode::PAYMENT_REQUIRED, "processing-error", "x");
         assert!(is_retryable(&status(processing)));
         assert!(is_retryable(&ClientError::Transport(
             TransportError::Timeout(NAME.into())

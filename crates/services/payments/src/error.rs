@@ -110,7 +110,7 @@ impl PaymentsError {
                 Problem::new(StatusCode::CONFLICT, "idempotency-conflict", detail)
             }
             PaymentsError::ProcessingError => {
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "processing-error", detail)
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "processing-error", detail)
             }
             PaymentsError::Declined { .. } => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "card-declined", detail)

@@ -153,7 +153,7 @@ async fn money_movements_stay_within_their_statement_budgets() {
     measure(
         "authorize, processing error",
         &reply,
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::PAYMENT_REQUIRED,
         1,
     );
 

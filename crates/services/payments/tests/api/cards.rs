@@ -79,7 +79,7 @@ async fn a_processing_error_records_nothing_so_a_retry_runs_again() {
             .authorize("k", "order-1", 500, PROCESSING_ERROR_CARD)
             .await;
         assert_eq!(reply.slug(), "processing-error");
-        reply.problem(StatusCode::SERVICE_UNAVAILABLE);
+        reply.problem(StatusCode::PAYMENT_REQUIRED);
         assert!(!reply.replayed);
     }
     assert!(app.for_order("order-1").await.is_empty());
