@@ -10,6 +10,7 @@ use flotilla_chassis::config::section;
 use flotilla_chassis::db::Db;
 use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::launch::{LaunchEnv, launch};
+use flotilla_chassis::resilience::stack::{Policies, Resilience};
 use flotilla_chassis::server::{ConnectionLimits, Server};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
 use flotilla_chassis::service_credential::ServiceCredentials;
@@ -159,6 +160,14 @@ impl Wiring {
         let pool = HttpPool::new(identity.credentials.clone(), HttpSettings::default());
         let local_names: Vec<&str> = local.iter().map(|s| s.name).collect();
         let all_names: Vec<&str> = SERVICES.iter().map(|s| s.name).collect();
+        // Checked here once, so that a typo stops the process before anything starts.
+        let policies = Policies::load(config)?;
+        if let Some(unknown) = policies.named().find(|n| !all_names.contains(n)) {
+            bail!(
+                "[resilience.upstreams.{unknown}]: there is no service {unknown:?}; known: {}",
+                known()
+            );
+        }
         let (peers, balancers) = infra::peers(
             settings,
             &local_names,
@@ -579,6 +588,9 @@ fn build_gateway(
 ) -> anyhow::Result<Gateway> {
     let identity_config: IdentityConfig = section(config, flotilla_identity::NAME)?;
     let gateway_config: GatewayConfig = section(config, GATEWAY)?;
+    // The gateway is a caller like any service: its calls go through its own resilience stack.
+    let policies = Policies::load(config)?;
+    let peers = &peers.with_resilience(Resilience::new(GATEWAY, Arc::new(policies)));
     let keys = KeyCache::new(
         IdentityClient::new(peers.transport(flotilla_identity::NAME)),
         Duration::from_secs(gateway_config.jwks_refresh_secs),

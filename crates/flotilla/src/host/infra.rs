@@ -6,9 +6,9 @@ use anyhow::{Context, bail};
 use flotilla_chassis::cluster_fingerprint;
 use flotilla_chassis::db::{Db, PoolSettings};
 use flotilla_chassis::events::{InProcessBus, SharedBus};
+use flotilla_chassis::transport::Peers;
 use flotilla_chassis::transport::http::HttpPool;
 use flotilla_chassis::transport::in_process::InProcessRegistry;
-use flotilla_chassis::transport::{Peers, Transport};
 use flotilla_discovery::{self as discovery, Balancer, Discovery, DiscoverySettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -168,7 +168,6 @@ pub async fn peers(
         .outlier
         .validate()
         .context("invalid configuration [outlier]")?;
-    let mut remote: HashMap<String, Transport> = HashMap::new();
     let mut balancers = Vec::new();
     for name in all.iter().filter(|n| !local.contains(n)) {
         let configured = settings.remote.get(*name);
@@ -185,8 +184,16 @@ pub async fn peers(
             .await
             .with_context(|| format!("watching {name}"))?;
         let balancer = Balancer::new(name, instances, pool, settings.outlier.clone());
-        remote.insert((*name).to_owned(), balancer.transport());
         balancers.push(balancer);
     }
-    Ok((Peers::new(registry, remote), balancers))
+    let mut peers = Peers::new(registry, HashMap::new());
+    for balancer in &balancers {
+        let reported = balancer.clone();
+        peers.insert_reported(
+            balancer.service(),
+            balancer.transport(),
+            Arc::new(move || serde_json::to_value(reported.snapshot()).unwrap_or_default()),
+        );
+    }
+    Ok((peers, balancers))
 }

@@ -107,7 +107,7 @@ fn integral_floats_to_integers(value: &mut serde_json::Value) -> bool {
 }
 
 fn json_problem(rejection: JsonRejection) -> Problem {
-    let status = if exceeded_length_limit(&rejection) {
+    let status = if exceeded_length_limit(&rejection as &(dyn std::error::Error + 'static)) {
         StatusCode::PAYLOAD_TOO_LARGE
     } else {
         rejection.status()
@@ -131,12 +131,26 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             "unsupported-media-type",
             "expected a request with `Content-Type: application/json`",
         ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload-too-large",
-            "the request body is larger than this service accepts",
-        ),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
         _ => Problem::new(status, "bad-request", "the request body could not be read"),
+    }
+}
+
+fn body_too_large() -> Problem {
+    Problem::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "the request body is larger than this service accepts",
+    )
+}
+
+/// The answer to a request whose body could not be read by a layer that buffers it before the
+/// handler: 413 when a size limit cut it, 400 otherwise (the client stopped sending).
+pub(crate) fn unreadable_body(err: &(dyn std::error::Error + 'static)) -> Problem {
+    if exceeded_length_limit(err) {
+        body_too_large()
+    } else {
+        Problem::bad_request("the request body could not be read")
     }
 }
 
@@ -174,8 +188,8 @@ fn split_path(body_text: &str) -> (&str, &str) {
 /// True when reading the body failed because a size limit was hit anywhere below us. axum only
 /// recognises its own limit one level down; a body limited twice (gateway, then service, in one
 /// process) hides it deeper in the chain.
-fn exceeded_length_limit(rejection: &JsonRejection) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+fn exceeded_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
     while let Some(err) = source {
         if err.is::<http_body_util::LengthLimitError>() {
             return true;

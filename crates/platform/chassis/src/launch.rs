@@ -1,7 +1,8 @@
 //! Starting one service, the same way in every host (and in the test kit): platform tables,
 //! context, constructor, event wiring (outbox relay, consumer, admin routes), its fault registry
-//! (on its own routes and on the transports its peers hand out, with `/admin/faults`), then the
-//! finished router behind the standard middleware.
+//! (on its own routes and on the transports its peers hand out, with `/admin/faults`), its
+//! resilience stacks (`[resilience]`, around every transport its peers hand out, with
+//! `/admin/resilience`), then the finished router behind the standard middleware.
 
 use axum::Router;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use crate::events::{self, Consumer, RelaySettings, SharedBus};
 use crate::faults::Faults;
 use crate::layers::Limits;
 use crate::openapi::Documents;
+use crate::resilience::stack::{Policies, Resilience};
 use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
 use crate::transport::Peers;
 use crate::trust::TrustPolicy;
@@ -67,11 +69,17 @@ pub async fn launch(
         events::migrate(db).await?;
     }
     let faults = Faults::new(spec.name);
+    let policies = Policies::load(&env.config).map_err(|e| StartError::Other(e.to_string()))?;
+    let resilience = Resilience::new(spec.name, Arc::new(policies));
+    let peers = env
+        .peers
+        .with_faults(faults.clone())
+        .with_resilience(resilience.clone());
     let ctx = ServiceContext::new(
         spec.name,
         env.config.clone(),
         db.clone(),
-        env.peers.with_faults(faults.clone()),
+        peers.clone(),
         env.clock.clone(),
         env.shutdown.clone(),
     );
@@ -121,7 +129,8 @@ pub async fn launch(
     }
     service.api = service
         .api
-        .merge(crate::faults::admin::routes(faults.clone()));
+        .merge(crate::faults::admin::routes(faults.clone()))
+        .merge(crate::resilience::admin::routes(resilience, peers));
     service.faults = Some(faults);
     let (router, openapi, own_tasks) = service.into_parts(env.limits, env.trust.clone());
     tasks.extend(own_tasks);

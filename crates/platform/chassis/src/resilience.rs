@@ -15,17 +15,23 @@
 //!    a run of consecutive failures, calls fail fast with `CircuitOpen` for a wait time, then a
 //!    few probes decide whether to close again (Resilience4j's and Polly's semantics);
 //! 4. **bulkhead** ([`bulkhead`]) — at most N calls in flight to the upstream; one more is
-//!    rejected at once with `Overloaded`, never queued (Hystrix's semaphore isolation).
+//!    rejected at once with `Overloaded`, never queued (Hystrix's semaphore isolation);
+//! 5. **per-attempt deadline** — each attempt bounded by the upstream's `timeout_ms` within
+//!    the request's deadline, so a hung attempt leaves time for a retry.
 //!
 //! The breaker sits outside the bulkhead, so calls a full bulkhead rejects are our own overload,
-//! not the upstream's failure, and do not count against it. Breakers and bulkheads are kept in
-//! keyed registries ([`breaker::Breakers`], [`bulkhead::Bulkheads`]): one per upstream, or one
-//! per instance inside a balanced transport, each with a serialisable snapshot of its state and
-//! counters for the admin endpoint. Deadlines are applied inside every transport; retries,
-//! breakers and bulkheads are built and tested but not yet applied by default.
+//! not the upstream's failure, and do not count against it. [`stack`] applies the layers: every
+//! transport a service's (or the gateway's) `Peers` hand out is wrapped in that caller's stack
+//! for the upstream, with the upstream's policy from `[resilience]`; [`admin`] shows each
+//! stack's policy, state and counters at `GET /admin/resilience`. Inside a balanced upstream,
+//! each instance is guarded by outlier ejection (`flotilla_discovery`), Envoy's per-host
+//! breaker. The breaker and the bulkhead share one shape ([`gate`]).
 
+pub mod admin;
 pub mod breaker;
 pub mod bulkhead;
+mod gate;
+pub mod stack;
 /// The deadline layer lives with the transports, which apply it to every call; it is part of
 /// the resilience stack all the same.
 pub use crate::transport::deadline;

@@ -279,12 +279,9 @@ async fn upstream_faults_act_on_the_callers_calls_and_the_upstream_never_sees_th
         "front's own routes too"
     );
 
-    fleet
-        .client("front")
-        .as_admin(Method::DELETE, "/admin/faults")
-        .send()
-        .await
-        .expect("clear");
+    // A fresh fleet for each kind of fault: front's circuit breaker for back meets injected
+    // faults as it would meet real ones, and would remember the previous kind's failures.
+    let fleet = self::fleet().await;
     inject(
         &fleet,
         "front",
@@ -298,12 +295,9 @@ async fn upstream_faults_act_on_the_callers_calls_and_the_upstream_never_sees_th
     .await;
     assert_eq!(outcome["outcome"], "reset", "{outcome}");
 
-    fleet
-        .client("front")
-        .as_admin(Method::DELETE, "/admin/faults")
-        .send()
-        .await
-        .expect("clear");
+    // A fresh fleet for each kind of fault: front's circuit breaker for back meets injected
+    // faults as it would meet real ones, and would remember the previous kind's failures.
+    let fleet = self::fleet().await;
     inject(
         &fleet,
         "front",
@@ -323,12 +317,9 @@ async fn upstream_faults_act_on_the_callers_calls_and_the_upstream_never_sees_th
         "{took:?}"
     );
     // A fault on another upstream, or with a route the call does not take, leaves it alone.
-    fleet
-        .client("front")
-        .as_admin(Method::DELETE, "/admin/faults")
-        .send()
-        .await
-        .expect("clear");
+    // A fresh fleet for each kind of fault: front's circuit breaker for back meets injected
+    // faults as it would meet real ones, and would remember the previous kind's failures.
+    let fleet = self::fleet().await;
     inject(&fleet, "front", json!({"upstream": "other", "status": 503})).await;
     inject(
         &fleet,

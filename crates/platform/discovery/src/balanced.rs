@@ -45,6 +45,7 @@ use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
+use flotilla_chassis::resilience::retry::TriedInstances;
 use flotilla_chassis::transport::http::{HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};
 
@@ -199,6 +200,11 @@ impl Balancer {
         Self { shared }
     }
 
+    /// The service balanced over.
+    pub fn service(&self) -> &str {
+        &self.shared.service
+    }
+
     /// The transport: cheap to clone, all clones share this balancer.
     pub fn transport(&self) -> Transport {
         let shared = self.shared.clone();
@@ -300,12 +306,32 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
     }
 
-    /// Power of two choices among the instances in rotation, leaving out `except`; when none
-    /// is in rotation, among the ejected ones (panic routing). When the winner's last answer
-    /// was a failure, the cheapest of all is taken instead.
-    fn pick(&self, except: Option<&Arc<Instance>>) -> Option<Arc<Instance>> {
+    /// [`Self::pick`], preferring an instance the call has not tried yet (a retry goes
+    /// elsewhere when it can), and noting the one picked among the tried.
+    fn pick_untried(
+        &self,
+        tried: Option<&TriedInstances>,
+        except: Option<&Arc<Instance>>,
+    ) -> Option<Arc<Instance>> {
+        let not_except = |i: &Arc<Instance>| except.is_none_or(|e| !Arc::ptr_eq(e, i));
+        let chosen = match tried {
+            Some(tried) => self
+                .pick(|i| not_except(i) && !tried.contains(&i.url))
+                .or_else(|| self.pick(not_except)),
+            None => self.pick(not_except),
+        };
+        if let (Some(tried), Some(chosen)) = (tried, &chosen) {
+            tried.push(&chosen.url);
+        }
+        chosen
+    }
+
+    /// Power of two choices among the `allowed` instances in rotation; when none is in
+    /// rotation, among the ejected ones (panic routing). When the winner's last answer was a
+    /// failure, the cheapest of all is taken instead.
+    fn pick(&self, allowed: impl Fn(&Arc<Instance>) -> bool) -> Option<Arc<Instance>> {
         let all = self.current();
-        let allowed = |i: &&Arc<Instance>| except.is_none_or(|e| !Arc::ptr_eq(e, i));
+        let allowed = |i: &&Arc<Instance>| allowed(i);
         let mut candidates: Vec<&Arc<Instance>> = all
             .iter()
             .filter(allowed)
@@ -363,7 +389,8 @@ impl Shared {
 
     async fn call(&self, req: Request<Body>) -> Result<Response<Body>, TransportError> {
         self.refresh();
-        let Some(first) = self.pick(None) else {
+        let tried = req.extensions().get::<TriedInstances>().cloned();
+        let Some(first) = self.pick_untried(tried.as_ref(), None) else {
             return Err(TransportError::NoInstance(self.service.clone()));
         };
         // Keeping a copy only pays when there is somewhere else to send it.
@@ -377,7 +404,7 @@ impl Shared {
             (Err(error), Some(replay)) if never_sent(&error) => {
                 // An ejected instance, when no other is left in rotation, is still a better
                 // bet than one that just refused.
-                match self.pick(Some(&first)) {
+                match self.pick_untried(tried.as_ref(), Some(&first)) {
                     Some(second) => self.attempt(&second, replay.into_request()).await,
                     None => Err(error),
                 }

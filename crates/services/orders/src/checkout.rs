@@ -22,7 +22,7 @@ use flotilla_catalog::client::CatalogClient;
 use flotilla_catalog::contract::{MAX_LOOKUP_IDS, Product};
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::idempotency_key::IdempotencyKey;
-use flotilla_chassis::transport::{ClientError, TransportError};
+use flotilla_chassis::transport::{ClientError, Peers, TransportError};
 use flotilla_chassis::{Caller, request_context};
 use flotilla_shipping::client::ShippingClient;
 use flotilla_shipping::contract::{Quote, QuoteRequest};
@@ -63,6 +63,8 @@ pub struct Checkout {
     pub cart: CartClient,
     pub catalog: CatalogClient,
     pub shipping: ShippingClient,
+    /// The peers, for the state of their circuit breakers.
+    pub peers: Peers,
     /// Runs the sagas of the orders placed here.
     pub executor: Executor,
     pub clock: SharedClock,
@@ -197,6 +199,25 @@ impl Checkout {
         }
     }
 
+    /// An order placed while a peer its checkout or saga needs is failing (its circuit breaker
+    /// refuses calls) would only be cancelled later, after the saga's retries: the customer is
+    /// told at once instead (503 with `Retry-After`), and nothing is stored.
+    fn refuse_if_a_peer_is_failing(&self) -> Result<(), OrdersError> {
+        const NEEDED: [&str; 5] = [
+            flotilla_cart::NAME,
+            flotilla_catalog::NAME,
+            flotilla_shipping::NAME,
+            flotilla_inventory::NAME,
+            flotilla_payments::NAME,
+        ];
+        match NEEDED.into_iter().find(|peer| self.peers.is_refusing(peer)) {
+            Some(peer) => Err(OrdersError::Dependency(ClientError::Transport(
+                TransportError::CircuitOpen(peer.to_owned()),
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Prices the cart and stores the order with its saga, unless a twin did first.
     async fn place_new(
         &self,
@@ -207,6 +228,7 @@ impl Checkout {
         lease_owner: &str,
     ) -> Result<Placement, OrdersError> {
         let card = domain::validate_request(req).map_err(OrdersError::Invalid)?;
+        self.refuse_if_a_peer_is_failing()?;
         let PricedCart { lines, version } = self.priced_cart(caller).await?;
         let address = req.address.trimmed();
         let quote = self.quote(&address, &lines).await?;

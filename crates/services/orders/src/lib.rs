@@ -98,6 +98,7 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         cart: CartClient::new(ctx.peers.transport(flotilla_cart::NAME)),
         catalog: CatalogClient::new(ctx.peers.transport(flotilla_catalog::NAME)),
         shipping: ShippingClient::new(ctx.peers.transport(flotilla_shipping::NAME)),
+        peers: ctx.peers.clone(),
         executor: executor.clone(),
         clock: ctx.clock.clone(),
         call_timeout: step_timeout,

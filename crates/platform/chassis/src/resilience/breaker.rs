@@ -15,8 +15,17 @@
 //!
 //! What counts as a failure is [`BreakerConfig::failure_statuses`] (500, 502, 503, 504 by
 //! default) and the transport errors that say the upstream is unwell (connect failures and
-//! timeouts). A 4xx is the caller's mistake, not the upstream's failure; `NoInstance` and a full
-//! bulkhead (`Overloaded`) are not the upstream's doing either. A call admitted in one state that
+//! timeouts), and a call cut by the request's deadline when that deadline had given it at least
+//! `slow_call_ms` (a silent upstream must open the breaker even when callers' deadlines, not the
+//! upstream timeout, are what cut its calls; a client sending a deadline of a few milliseconds
+//! must not be able to open it for everyone). A call whose deadline has already passed is
+//! refused with `DeadlineExceeded` without being admitted or recorded. A 4xx is the caller's
+//! mistake, not the upstream's failure; `NoInstance` and a full bulkhead (`Overloaded`) are not
+//! the upstream's doing either.
+//!
+//! One breaker guards one upstream, for one calling service ([`super::stack`] keeps them); the
+//! instances behind a balanced upstream are guarded one by one by the balancer's outlier
+//! ejection (`flotilla_discovery::outlier`), which is Envoy's per-host circuit breaking. A call admitted in one state that
 //! ends in another (a slow call that was admitted while closed answering after the breaker
 //! opened) is not recorded: only the calls of the current state decide its next one, as in
 //! Resilience4j.
@@ -30,25 +39,22 @@
 
 use axum::body::Body;
 use axum::http::{Request, Response};
+use futures::future::BoxFuture;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 use utoipa::ToSchema;
 
+use super::gate::{self, Answer, Gate};
+use crate::request_context;
 use crate::transport::{Transport, TransportError};
 
 mod config;
-mod registry;
 
 pub use config::{BreakerConfig, InvalidBreakerConfig};
-pub use registry::Breakers;
 
 /// The state a call would meet now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -67,8 +73,6 @@ pub enum BreakerState {
 pub struct BreakerSnapshot {
     /// The upstream service.
     pub service: String,
-    /// The instance, for a breaker kept per instance.
-    pub instance: Option<String>,
     /// The state a call would meet now.
     pub state: BreakerState,
     /// Calls in the sliding window (recorded while closed; kept while open, emptied on closing).
@@ -91,7 +95,6 @@ pub struct BreakerSnapshot {
 #[derive(Debug)]
 pub struct Breaker {
     service: String,
-    instance: Option<String>,
     config: BreakerConfig,
     inner: Mutex<Inner>,
 }
@@ -117,21 +120,11 @@ enum Phase {
 }
 
 impl Breaker {
-    /// A closed breaker for calls to `service` (or to one `instance` of it).
-    pub fn new(
-        service: &str,
-        instance: Option<&str>,
-        config: BreakerConfig,
-    ) -> Result<Arc<Self>, InvalidBreakerConfig> {
+    /// A closed breaker for calls to `service`.
+    pub fn new(service: &str, config: BreakerConfig) -> Result<Arc<Self>, InvalidBreakerConfig> {
         config.validate()?;
-        Ok(Arc::new(Self::closed(service, instance, config)))
-    }
-
-    /// A closed breaker from a config already validated.
-    fn closed(service: &str, instance: Option<&str>, config: BreakerConfig) -> Self {
-        Self {
+        Ok(Arc::new(Self {
             service: service.to_owned(),
-            instance: instance.map(str::to_owned),
             inner: Mutex::new(Inner {
                 phase: Phase::Closed,
                 generation: 0,
@@ -142,7 +135,7 @@ impl Breaker {
                 times_opened: 0,
             }),
             config,
-        }
+        }))
     }
 
     /// The layer that puts this breaker in front of a transport.
@@ -167,7 +160,6 @@ impl Breaker {
         };
         BreakerSnapshot {
             service: self.service.clone(),
-            instance: self.instance.clone(),
             state,
             calls_in_window: inner.outcomes.len() as u32,
             failures_in_window: inner.failures,
@@ -199,7 +191,7 @@ impl Breaker {
     }
 
     /// Lets a call through (with the permit that records its outcome) or refuses it.
-    fn admit(self: &Arc<Self>) -> Option<Permit> {
+    fn try_admit(self: &Arc<Self>) -> Option<Permit> {
         let mut guard = self.lock();
         let inner = &mut *guard;
         self.refresh(inner, Instant::now());
@@ -219,19 +211,31 @@ impl Breaker {
             generation: inner.generation,
             probe,
             settled: false,
+            budget: None,
         })
     }
 
-    fn is_failure(&self, result: &Result<Response<Body>, TransportError>) -> bool {
+    /// Whether `result` is the upstream's failure (`Some(true)`), its success (`Some(false)`),
+    /// or says nothing about it (`None`: not recorded), for a call the request's deadline gave
+    /// `budget` (`None`: no deadline).
+    fn verdict(
+        &self,
+        result: &Result<Response<Body>, TransportError>,
+        budget: Option<Duration>,
+    ) -> Option<bool> {
         match result {
-            Ok(response) => self
-                .config
-                .failure_statuses
-                .contains(&response.status().as_u16()),
-            Err(error) => matches!(
-                error,
-                TransportError::Connect { .. } | TransportError::Timeout(_)
+            Ok(response) => Some(
+                self.config
+                    .failure_statuses
+                    .contains(&response.status().as_u16()),
             ),
+            Err(TransportError::Connect { .. } | TransportError::Timeout(_)) => Some(true),
+            Err(TransportError::DeadlineExceeded(_)) => budget
+                .is_none_or(|b| b >= Duration::from_millis(self.config.slow_call_ms))
+                .then_some(true),
+            // No instance known, our own bulkhead full, another breaker open: not the
+            // upstream's doing, either way.
+            Err(_) => None,
         }
     }
 
@@ -288,11 +292,7 @@ impl Breaker {
         };
         inner.generation += 1;
         inner.times_opened += 1;
-        tracing::warn!(
-            service = %self.service,
-            instance = self.instance.as_deref().unwrap_or(""),
-            "circuit breaker opened"
-        );
+        tracing::warn!(service = %self.service, "circuit breaker opened");
     }
 
     /// A probe abandoned before its outcome was known frees its slot for another.
@@ -312,11 +312,13 @@ fn ceil_ms(d: Duration) -> u64 {
 }
 
 /// One admitted call; records its outcome once, or gives back a probe slot when dropped unused.
-struct Permit {
+pub(crate) struct Permit {
     breaker: Arc<Breaker>,
     generation: u64,
     probe: bool,
     settled: bool,
+    /// The time the request's deadline left the call when it was admitted.
+    budget: Option<Duration>,
 }
 
 impl Permit {
@@ -340,10 +342,9 @@ pub struct BreakerLayer {
     breaker: Arc<Breaker>,
 }
 
-/// A layer with a breaker of its own for calls to `service` (use [`Breakers`] to keep one per
-/// upstream or per instance and see their snapshots).
+/// A layer with a breaker of its own for calls to `service`.
 pub fn layer(service: &str, config: BreakerConfig) -> Result<BreakerLayer, InvalidBreakerConfig> {
-    Ok(Breaker::new(service, None, config)?.layer())
+    Ok(Breaker::new(service, config)?.layer())
 }
 
 impl BreakerLayer {
@@ -357,39 +358,27 @@ impl Layer<Transport> for BreakerLayer {
     type Service = Transport;
 
     fn layer(&self, inner: Transport) -> Transport {
-        BoxCloneSyncService::new(CircuitBreaker {
-            breaker: Arc::clone(&self.breaker),
-            inner,
-        })
+        gate::guard(&self.breaker, inner)
     }
 }
 
-#[derive(Clone)]
-struct CircuitBreaker {
-    breaker: Arc<Breaker>,
-    inner: Transport,
-}
+impl Gate for Breaker {
+    type Pass = Permit;
 
-type Answer = Result<Response<Body>, TransportError>;
-
-impl Service<Request<Body>> for CircuitBreaker {
-    type Response = Response<Body>;
-    type Error = TransportError;
-    type Future = Pin<Box<dyn Future<Output = Answer> + Send>>;
-
-    /// Always ready: an open breaker must answer at once, not after waiting for the inner
-    /// transport's readiness (a balanced transport's queue), so the inner transport is readied
-    /// inside the call, on a clone.
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Poll::Ready(Ok(()))
+    fn admit(self: &Arc<Self>) -> Result<Permit, TransportError> {
+        let now = Instant::now();
+        let deadline = request_context::current_deadline();
+        if deadline.is_some_and(|d| d <= now) {
+            return Err(TransportError::DeadlineExceeded(self.service.clone()));
+        }
+        let mut permit = self
+            .try_admit()
+            .ok_or_else(|| TransportError::CircuitOpen(self.service.clone()))?;
+        permit.budget = deadline.map(|d| d - now);
+        Ok(permit)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let Some(permit) = self.breaker.admit() else {
-            let refused = TransportError::CircuitOpen(self.breaker.service.clone());
-            return Box::pin(std::future::ready(Err(refused)));
-        };
-        let inner = self.inner.clone();
+    fn run(permit: Permit, inner: Transport, request: Request<Body>) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
             let breaker = Arc::clone(&permit.breaker);
             let call = inner.oneshot(request);
@@ -402,7 +391,11 @@ impl Service<Request<Body>> for CircuitBreaker {
             } else {
                 call.await
             };
-            permit.settle(breaker.is_failure(&answer));
+            // A call that says nothing about the upstream is not recorded; a probe's slot is
+            // given back when its permit drops.
+            if let Some(failed) = breaker.verdict(&answer, permit.budget) {
+                permit.settle(failed);
+            }
             answer
         })
     }

@@ -17,26 +17,25 @@
 //! taken in `call` with a non-blocking `try_acquire_owned`, so readiness never holds one.
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, ServiceExt};
 use utoipa::ToSchema;
 
+use super::gate::{self, Answer, Gate};
 use crate::transport::{Transport, TransportError};
 
 /// The cap of one bulkhead (see the README, "Resilience").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BulkheadConfig {
     /// Calls in flight to the upstream at most; more are refused at once.
     pub max_in_flight: u32,
@@ -44,7 +43,9 @@ pub struct BulkheadConfig {
 
 impl Default for BulkheadConfig {
     fn default() -> Self {
-        Self { max_in_flight: 64 }
+        Self {
+            max_in_flight: 1024,
+        }
     }
 }
 
@@ -72,8 +73,6 @@ impl BulkheadConfig {
 pub struct BulkheadSnapshot {
     /// The upstream service.
     pub service: String,
-    /// The instance, for a bulkhead kept per instance.
-    pub instance: Option<String>,
     /// The cap.
     pub max_in_flight: u32,
     /// Calls holding a slot now.
@@ -86,31 +85,21 @@ pub struct BulkheadSnapshot {
 #[derive(Debug)]
 pub struct Bulkhead {
     service: String,
-    instance: Option<String>,
     max_in_flight: u32,
     slots: Arc<Semaphore>,
     rejected: AtomicU64,
 }
 
 impl Bulkhead {
-    /// A bulkhead for calls to `service` (or to one `instance` of it).
-    pub fn new(
-        service: &str,
-        instance: Option<&str>,
-        config: BulkheadConfig,
-    ) -> Result<Arc<Self>, InvalidBulkheadConfig> {
+    /// A bulkhead for calls to `service`.
+    pub fn new(service: &str, config: BulkheadConfig) -> Result<Arc<Self>, InvalidBulkheadConfig> {
         config.validate()?;
-        Ok(Arc::new(Self::empty(service, instance, &config)))
-    }
-
-    fn empty(service: &str, instance: Option<&str>, config: &BulkheadConfig) -> Self {
-        Self {
+        Ok(Arc::new(Self {
             service: service.to_owned(),
-            instance: instance.map(str::to_owned),
             max_in_flight: config.max_in_flight,
             slots: Arc::new(Semaphore::new(config.max_in_flight as usize)),
             rejected: AtomicU64::new(0),
-        }
+        }))
     }
 
     /// The layer that puts this bulkhead in front of a transport.
@@ -125,7 +114,6 @@ impl Bulkhead {
         let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         BulkheadSnapshot {
             service: self.service.clone(),
-            instance: self.instance.clone(),
             max_in_flight: self.max_in_flight,
             in_flight: self.max_in_flight.saturating_sub(free),
             rejected: self.rejected.load(Ordering::Relaxed),
@@ -139,13 +127,12 @@ pub struct BulkheadLayer {
     bulkhead: Arc<Bulkhead>,
 }
 
-/// A layer with a bulkhead of its own for calls to `service` (use [`Bulkheads`] to keep one per
-/// upstream or per instance and see their counters).
+/// A layer with a bulkhead of its own for calls to `service`.
 pub fn layer(
     service: &str,
     config: BulkheadConfig,
 ) -> Result<BulkheadLayer, InvalidBulkheadConfig> {
-    Ok(Bulkhead::new(service, None, config)?.layer())
+    Ok(Bulkhead::new(service, config)?.layer())
 }
 
 impl BulkheadLayer {
@@ -159,39 +146,26 @@ impl Layer<Transport> for BulkheadLayer {
     type Service = Transport;
 
     fn layer(&self, inner: Transport) -> Transport {
-        BoxCloneSyncService::new(Capped {
-            bulkhead: Arc::clone(&self.bulkhead),
-            inner,
+        gate::guard(&self.bulkhead, inner)
+    }
+}
+
+impl Gate for Bulkhead {
+    type Pass = OwnedSemaphorePermit;
+
+    fn admit(self: &Arc<Self>) -> Result<OwnedSemaphorePermit, TransportError> {
+        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            TransportError::Overloaded(self.service.clone())
         })
     }
-}
 
-#[derive(Clone)]
-struct Capped {
-    bulkhead: Arc<Bulkhead>,
-    inner: Transport,
-}
-
-type Answer = Result<Response<Body>, TransportError>;
-
-impl Service<Request<Body>> for Capped {
-    type Response = Response<Body>;
-    type Error = TransportError;
-    type Future = Pin<Box<dyn Future<Output = Answer> + Send>>;
-
-    /// Always ready: the slot is taken in `call`, so readiness never holds one, and the inner
-    /// transport is readied inside the call (while holding the slot: the call is in flight).
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), TransportError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let Ok(slot) = Arc::clone(&self.bulkhead.slots).try_acquire_owned() else {
-            self.bulkhead.rejected.fetch_add(1, Ordering::Relaxed);
-            let refused = TransportError::Overloaded(self.bulkhead.service.clone());
-            return Box::pin(std::future::ready(Err(refused)));
-        };
-        let inner = self.inner.clone();
+    /// The slot is held until the response body ends (see the module's doc).
+    fn run(
+        slot: OwnedSemaphorePermit,
+        inner: Transport,
+        request: Request<Body>,
+    ) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
             Ok(response.map(|body| {
@@ -236,64 +210,5 @@ impl HttpBody for HeldUntilEnd {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
-    }
-}
-
-/// Bulkheads by service and instance (`None` for one per service).
-type ByKey = BTreeMap<(String, Option<String>), Arc<Bulkhead>>;
-
-/// The bulkheads of one process, one per upstream (or per instance), made on first use with
-/// the same cap, so the admin endpoint can list them all.
-#[derive(Debug)]
-pub struct Bulkheads {
-    config: BulkheadConfig,
-    bulkheads: Mutex<ByKey>,
-}
-
-impl Bulkheads {
-    /// An empty registry whose bulkheads get `config`.
-    pub fn new(config: BulkheadConfig) -> Result<Self, InvalidBulkheadConfig> {
-        config.validate()?;
-        Ok(Self {
-            config,
-            bulkheads: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// The bulkhead for calls to `service`.
-    pub fn get(&self, service: &str) -> Arc<Bulkhead> {
-        self.entry(service, None)
-    }
-
-    /// The bulkhead for calls to one instance of `service` (e.g. its base URL).
-    pub fn get_instance(&self, service: &str, instance: &str) -> Arc<Bulkhead> {
-        self.entry(service, Some(instance))
-    }
-
-    /// Forgets the bulkhead of an instance that is gone.
-    pub fn forget_instance(&self, service: &str, instance: &str) {
-        self.lock()
-            .remove(&(service.to_owned(), Some(instance.to_owned())));
-    }
-
-    /// Every bulkhead's counters, ordered by service and instance.
-    pub fn snapshot(&self) -> Vec<BulkheadSnapshot> {
-        self.lock().values().map(|b| b.snapshot()).collect()
-    }
-
-    fn entry(&self, service: &str, instance: Option<&str>) -> Arc<Bulkhead> {
-        let key = (service.to_owned(), instance.map(str::to_owned));
-        Arc::clone(
-            self.lock()
-                .entry(key)
-                .or_insert_with(|| Arc::new(Bulkhead::empty(service, instance, &self.config))),
-        )
-    }
-
-    fn lock(&self) -> MutexGuard<'_, ByKey> {
-        // Insertions and removals are single statements: a panic elsewhere leaves the map whole.
-        self.bulkheads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -19,20 +19,24 @@
 //!   most `max_body_bytes` (64 KiB: `ServiceClient`'s JSON bodies always are); a larger or
 //!   streamed body is sent once, never retried.
 //!
-//! Each attempt carries a [`RetryAttempt`] request extension (0 for the first), which a balancing
-//! transport beneath may read to send a retry to a different instance than the one that failed.
+//! Each attempt carries a [`RetryAttempt`] request extension (0 for the first) and the call's
+//! [`TriedInstances`], which a balancing transport beneath reads and writes so that a retry goes
+//! to another instance than the ones already tried, when there is one.
 
 use axum::body::{Body, HttpBody};
 use axum::http::{Method, Request, Response, StatusCode};
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
+use utoipa::ToSchema;
 
 use crate::request_context;
 use crate::transport::client::IDEMPOTENCY_KEY;
@@ -43,8 +47,33 @@ use crate::transport::{Transport, TransportError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct RetryAttempt(pub u32);
 
+/// Request extension shared by every attempt of one call: the instances (base URLs) its
+/// attempts were sent to. A balancer beneath adds the instance it picks, and prefers one not
+/// listed yet, so that a retry goes elsewhere when it can.
+#[derive(Debug, Clone, Default)]
+pub struct TriedInstances(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl TriedInstances {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        // A list of strings, pushed to in one statement: usable whatever happened elsewhere.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether an attempt of this call went to `instance` already.
+    pub fn contains(&self, instance: &str) -> bool {
+        self.lock().iter().any(|i| i == instance)
+    }
+
+    /// Notes that an attempt goes to `instance`.
+    pub fn push(&self, instance: &str) {
+        self.lock().push(instance.to_owned());
+    }
+}
+
 /// The retry policy for one upstream. Every field has a default.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Retries after the first attempt (2; at most 10).
@@ -72,7 +101,7 @@ impl Default for RetryConfig {
 }
 
 /// Finagle's retry budget, as tower's [`TpsBudget`] takes it.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BudgetConfig {
     /// How long a request's deposit counts, in seconds (10; 1 to 60).
@@ -151,6 +180,7 @@ pub fn layer(service: &str, config: &RetryConfig) -> Result<RetryLayer, InvalidR
             service: service.to_owned(),
             config: config.clone(),
             budget,
+            counters: Counters::default(),
         }),
     })
 }
@@ -161,11 +191,42 @@ pub struct RetryLayer {
     policy: Arc<Policy>,
 }
 
+impl RetryLayer {
+    /// What this layer has done so far.
+    pub fn stats(&self) -> RetryStats {
+        let c = &self.policy.counters;
+        RetryStats {
+            calls: c.calls.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            refused_by_budget: c.refused_by_budget.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The counters of one retry layer, as the admin endpoint shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RetryStats {
+    /// Calls made through the layer (first attempts).
+    pub calls: u64,
+    /// Retries sent.
+    pub retries: u64,
+    /// Retries that were worth making but that the budget refused.
+    pub refused_by_budget: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    retries: AtomicU64,
+    refused_by_budget: AtomicU64,
+}
+
 #[derive(Debug)]
 struct Policy {
     service: String,
     config: RetryConfig,
     budget: TpsBudget,
+    counters: Counters,
 }
 
 impl Layer<Transport> for RetryLayer {
@@ -243,25 +304,26 @@ impl Policy {
         req: Request<Body>,
     ) -> Result<Response<Body>, TransportError> {
         self.budget.deposit();
+        self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
+        // Only a body of known length within the limit is kept for a retry: a streamed one
+        // (chunked, or a client's upload still arriving) goes through once, as it comes.
         let limit = self.config.max_body_bytes as u64;
-        if body.size_hint().upper().is_none_or(|n| n > limit) {
+        if body.size_hint().exact().is_none_or(|n| n > limit) {
             return inner.oneshot(Request::from_parts(parts, body)).await;
         }
         let bytes: Bytes = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                return Err(TransportError::Connect {
-                    service: self.service.clone(),
-                    source: Box::new(e),
-                });
-            }
+            // The caller's body failed, not the upstream: answered as the upstream would have.
+            Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
         };
         let safe = safe_to_repeat(&parts);
+        let tried = TriedInstances::default();
         let mut retry = 0;
         loop {
             let mut attempt = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
             attempt.extensions_mut().insert(RetryAttempt(retry));
+            attempt.extensions_mut().insert(tried.clone());
             let started = Instant::now();
             let result = inner.clone().oneshot(attempt).await;
             let repeatable = match classify(&result) {
@@ -280,9 +342,13 @@ impl Policy {
                 return result;
             }
             if !self.budget.withdraw() {
+                self.counters
+                    .refused_by_budget
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(service = %self.service, "retry budget spent");
                 return result;
             }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(service = %self.service, retry, ?delay, "retrying");
             drop(result);
             tokio::time::sleep(delay).await;

@@ -29,7 +29,7 @@
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
@@ -44,7 +44,7 @@ pub use crate::deadline::{
 
 /// How outgoing calls to one upstream are bounded. `[resilience.deadline]`-style config; every
 /// field has a default.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeadlineConfig {
     /// The upstream's own timeout: no call waits longer, whatever the deadline (ms; 10 000).

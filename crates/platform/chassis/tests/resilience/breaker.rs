@@ -4,7 +4,7 @@
 use crate::upstream::{Behaviour, Upstream, request};
 use axum::http::StatusCode;
 use flotilla_chassis::resilience::breaker::{
-    Breaker, BreakerConfig, BreakerSnapshot, BreakerState, Breakers,
+    Breaker, BreakerConfig, BreakerSnapshot, BreakerState,
 };
 use flotilla_chassis::transport::{Transport, TransportError};
 use std::sync::Arc;
@@ -31,7 +31,7 @@ fn config() -> BreakerConfig {
 }
 
 fn guarded(upstream: &Arc<Upstream>, config: BreakerConfig) -> (Transport, Arc<Breaker>) {
-    let breaker = Breaker::new("shipping", None, config).expect("a valid config");
+    let breaker = Breaker::new("shipping", config).expect("a valid config");
     (breaker.layer().layer(upstream.transport()), breaker)
 }
 
@@ -102,7 +102,6 @@ async fn stays_closed_below_the_minimum_number_of_calls_and_opens_at_it() {
         breaker.snapshot(),
         BreakerSnapshot {
             service: "shipping".into(),
-            instance: None,
             state: BreakerState::Open,
             calls_in_window: 10,
             failures_in_window: 10,
@@ -372,44 +371,6 @@ async fn a_call_admitted_while_closed_that_ends_after_opening_is_not_recorded() 
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_registry_keeps_one_breaker_per_upstream_and_instance() {
-    let breakers = Breakers::new(config()).expect("a valid config");
-    let shipping = breakers.get("shipping");
-    assert!(Arc::ptr_eq(&shipping, &breakers.get("shipping")));
-    let one = breakers.get_instance("catalog", "http://10.0.0.1:9002");
-    let two = breakers.get_instance("catalog", "http://10.0.0.2:9002");
-    assert!(!Arc::ptr_eq(&one, &two));
-
-    let upstream = Upstream::new(Behaviour::Status(200));
-    let transport = one.layer().layer(upstream.transport());
-    trip(&transport, &upstream, &one).await;
-
-    let listed = breakers.snapshot();
-    let states: Vec<_> = listed
-        .iter()
-        .map(|s| (s.service.as_str(), s.instance.as_deref(), s.state))
-        .collect();
-    assert_eq!(
-        states,
-        [
-            ("catalog", Some("http://10.0.0.1:9002"), BreakerState::Open),
-            (
-                "catalog",
-                Some("http://10.0.0.2:9002"),
-                BreakerState::Closed
-            ),
-            ("shipping", None, BreakerState::Closed),
-        ]
-    );
-    let json = serde_json::to_value(&listed[0]).expect("serialisable");
-    assert_eq!(json["state"], "open");
-    assert_eq!(json["half_open_in_ms"], 5_000);
-
-    breakers.forget_instance("catalog", "http://10.0.0.1:9002");
-    assert_eq!(breakers.snapshot().len(), 2);
-}
-
 #[test]
 fn the_config_has_documented_defaults_and_rejects_what_cannot_work() {
     let defaults = BreakerConfig::default();
@@ -501,7 +462,6 @@ fn the_config_has_documented_defaults_and_rejects_what_cannot_work() {
     for (field, config) in broken {
         let refused = config.validate().expect_err(field);
         assert_eq!(refused.field, field);
-        assert!(Breaker::new("shipping", None, config.clone()).is_err());
-        assert!(Breakers::new(config).is_err());
+        assert!(Breaker::new("shipping", config.clone()).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use crate::upstream::{Behaviour, Upstream, request};
 use axum::body::Body;
 use axum::http::Response;
-use flotilla_chassis::resilience::bulkhead::{Bulkhead, BulkheadConfig, Bulkheads};
+use flotilla_chassis::resilience::bulkhead::{Bulkhead, BulkheadConfig};
 use flotilla_chassis::transport::{Transport, TransportError};
 use http_body_util::BodyExt;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tower::{Layer, ServiceExt};
 
 fn capped(upstream: &Arc<Upstream>, max_in_flight: u32) -> (Transport, Arc<Bulkhead>) {
     let bulkhead =
-        Bulkhead::new("shipping", None, BulkheadConfig { max_in_flight }).expect("a valid config");
+        Bulkhead::new("shipping", BulkheadConfig { max_in_flight }).expect("a valid config");
     (bulkhead.layer().layer(upstream.transport()), bulkhead)
 }
 
@@ -169,26 +169,24 @@ async fn readied_clones_hold_no_slot() {
 }
 
 #[test]
-fn the_registry_keeps_one_bulkhead_per_upstream_and_the_config_is_checked() {
-    assert!(Bulkheads::new(BulkheadConfig { max_in_flight: 0 }).is_err());
-    assert!(Bulkhead::new("shipping", None, BulkheadConfig { max_in_flight: 0 }).is_err());
-    assert_eq!(BulkheadConfig::default().max_in_flight, 64);
-
-    let bulkheads = Bulkheads::new(BulkheadConfig::default()).expect("a valid config");
-    assert!(Arc::ptr_eq(
-        &bulkheads.get("shipping"),
-        &bulkheads.get("shipping")
-    ));
-    bulkheads.get_instance("catalog", "http://10.0.0.1:9002");
-    let listed = bulkheads.snapshot();
-    assert_eq!(listed.len(), 2);
-    assert_eq!(listed[0].service, "catalog");
-    let json = serde_json::to_value(&listed[1]).expect("serialisable");
+fn the_config_is_checked_and_the_snapshot_is_what_the_admin_endpoint_shows() {
+    assert!(Bulkhead::new("shipping", BulkheadConfig { max_in_flight: 0 }).is_err());
+    assert!(
+        Bulkhead::new(
+            "shipping",
+            BulkheadConfig {
+                max_in_flight: 1_000_001
+            }
+        )
+        .is_err()
+    );
+    assert_eq!(BulkheadConfig::default().max_in_flight, 1024);
+    let bulkhead = Bulkhead::new("shipping", BulkheadConfig::default()).expect("a valid config");
+    let json = serde_json::to_value(bulkhead.snapshot()).expect("serialisable");
     assert_eq!(
         json,
         serde_json::json!({
-            "service": "shipping", "instance": null,
-            "max_in_flight": 64, "in_flight": 0, "rejected": 0
+            "service": "shipping", "max_in_flight": 1024, "in_flight": 0, "rejected": 0
         })
     );
 }

@@ -8,4 +8,5 @@ mod breaker;
 mod bulkhead;
 mod deadline;
 mod over_http;
+mod stack;
 mod upstream;

@@ -49,7 +49,7 @@ fn get_quotes() -> axum::http::Request<axum::body::Body> {
 async fn a_failing_server_opens_the_breaker_and_calls_then_fail_fast() {
     let (url, hits) = failing_server().await;
     let transport = pool().transport("shipping", &url).expect("a valid url");
-    let breaker = Breaker::new("shipping", None, BreakerConfig::default()).expect("defaults");
+    let breaker = Breaker::new("shipping", BreakerConfig::default()).expect("defaults");
     let guarded = breaker.layer().layer(transport);
 
     for _ in 0..5 {
@@ -107,7 +107,7 @@ async fn refused_connections_count_as_failures() {
     let url = format!("http://{}", listener.local_addr().expect("bound address"));
     drop(listener);
     let transport = pool().transport("shipping", &url).expect("a valid url");
-    let breaker = Breaker::new("shipping", None, BreakerConfig::default()).expect("defaults");
+    let breaker = Breaker::new("shipping", BreakerConfig::default()).expect("defaults");
     let guarded = breaker.layer().layer(transport);
     for _ in 0..5 {
         assert!(matches!(

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 /// Thresholds of one circuit breaker; every field has a default (see the README, "Resilience").
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Calls in the sliding window (the last N calls made while closed).
     pub window: u32,
@@ -22,6 +22,9 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
     /// Longest wait for a probe's answer, in ms; a probe cut by it counts as a failure.
     pub probe_timeout_ms: u64,
+    /// A call cut by the request's deadline counts as a failure when that deadline gave it at
+    /// least this long, in ms (a client's very short deadline is its own business).
+    pub slow_call_ms: u64,
     /// Response statuses that count as failures (5xx only; a 4xx is never the upstream's fault).
     pub failure_statuses: Vec<u16>,
 }
@@ -36,6 +39,7 @@ impl Default for BreakerConfig {
             open_wait_ms: 5_000,
             half_open_probes: 3,
             probe_timeout_ms: 2_000,
+            slow_call_ms: 1_000,
             failure_statuses: vec![500, 502, 503, 504],
         }
     }

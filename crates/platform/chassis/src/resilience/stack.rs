@@ -1,0 +1,294 @@
+//! The resilience stack as it is applied: one policy per upstream, read from `[resilience]`, and
+//! one stack per upstream for each calling service (or the gateway), made the first time that
+//! caller asks its [`Peers`](crate::transport::Peers) for the upstream and shared by every client
+//! it builds on it. Outermost first, a call meets:
+//!
+//! 1. **retry** ([`super::retry`]), within the caller's budget for that upstream;
+//! 2. **circuit breaker** ([`super::breaker`]), the caller's view of the upstream's health;
+//! 3. **bulkhead** ([`super::bulkhead`]), the caller's cap on calls in flight to it;
+//! 4. **deadline** ([`super::deadline`]), per attempt: the earlier of the request's deadline and
+//!    the upstream's `timeout_ms`, so a hung attempt is cut in time for a retry;
+//! 5. the caller's injected faults on the upstream ([`crate::transport::faulted`]), then the
+//!    transport itself (in-process, or balanced over the instances with outlier ejection).
+//!
+//! The breaker sits outside the bulkhead, so a call the full bulkhead refuses is our own
+//! overload, not the upstream's failure; and outside the deadline, so a cut attempt counts
+//! against the upstream. Faults sit under everything, so the stack meets an injected fault as
+//! it would meet the real one.
+//!
+//! **Configuration** (`flotilla.toml`, or `FLOTILLA_RESILIENCE__…` in the environment):
+//! `[resilience]` holds the policy of every upstream (`deadline`, `retry`, `breaker`,
+//! `bulkhead` tables, each with documented defaults) and `[resilience.upstreams.<name>]` the
+//! keys that differ for one upstream, merged over the others key by key, as Dapr's resiliency
+//! specs do: `FLOTILLA_RESILIENCE__UPSTREAMS__SHIPPING__BULKHEAD__MAX_IN_FLIGHT=8`.
+
+use figment::Figment;
+use figment::providers::Serialized;
+use figment::value::{Dict, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tower::Layer;
+use utoipa::ToSchema;
+
+use super::breaker::{Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
+use super::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSnapshot};
+use super::deadline::{self, DeadlineConfig, DeadlineLayer};
+use super::retry::{self, RetryConfig, RetryLayer, RetryStats};
+use crate::transport::Transport;
+use crate::transport::peers::UpstreamGuard;
+
+/// How calls to one upstream are made. Every table has its defaults (README, "Resilience").
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamPolicy {
+    /// Per-attempt timeout, within the request's deadline.
+    pub deadline: DeadlineConfig,
+    /// Retries and their budget.
+    pub retry: RetryConfig,
+    /// The circuit breaker's thresholds.
+    pub breaker: BreakerConfig,
+    /// The cap on calls in flight.
+    pub bulkhead: BulkheadConfig,
+}
+
+impl UpstreamPolicy {
+    /// Checks every table.
+    pub fn validate(&self) -> Result<(), String> {
+        self.deadline.validate().map_err(|e| e.to_string())?;
+        self.retry.validate().map_err(|e| e.to_string())?;
+        self.breaker.validate().map_err(|e| e.to_string())?;
+        self.bulkhead.validate().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// The policy of every upstream: `[resilience]`, with the per-upstream overrides merged in.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Policies {
+    default: UpstreamPolicy,
+    upstreams: BTreeMap<String, UpstreamPolicy>,
+}
+
+/// A `[resilience]` section that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration [resilience{section}]: {reason}")]
+pub struct InvalidPolicy {
+    /// `""` or `.upstreams.<name>`.
+    pub section: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Policies {
+    /// Reads `[resilience]` from `config` (its defaults when absent) and checks every policy.
+    pub fn load(config: &Figment) -> Result<Self, InvalidPolicy> {
+        let invalid = |section: &str, reason: String| InvalidPolicy {
+            section: section.to_owned(),
+            reason,
+        };
+        let mut section: Dict = if config.find_value("resilience").is_ok() {
+            config
+                .extract_inner("resilience")
+                .map_err(|e| invalid("", e.to_string()))?
+        } else {
+            Dict::new()
+        };
+        let overrides = match section.remove("upstreams") {
+            None => Dict::new(),
+            Some(Value::Dict(_, dict)) => dict,
+            Some(_) => return Err(invalid(".upstreams", "must be a table of upstreams".into())),
+        };
+        let base = Figment::from(Serialized::defaults(&section));
+        let default: UpstreamPolicy = base.extract().map_err(|e| invalid("", e.to_string()))?;
+        default.validate().map_err(|e| invalid("", e))?;
+        let mut upstreams = BTreeMap::new();
+        for (name, value) in overrides {
+            let at = format!(".upstreams.{name}");
+            let policy: UpstreamPolicy = base
+                .clone()
+                .merge(Serialized::defaults(&value))
+                .extract()
+                .map_err(|e| invalid(&at, e.to_string()))?;
+            policy.validate().map_err(|e| invalid(&at, e))?;
+            upstreams.insert(name, policy);
+        }
+        Ok(Self { default, upstreams })
+    }
+
+    /// Policies with `default` for every upstream (tests, benchmarks).
+    pub fn uniform(default: UpstreamPolicy) -> Self {
+        Self {
+            default,
+            upstreams: BTreeMap::new(),
+        }
+    }
+
+    /// The policy for calls to `upstream`.
+    pub fn for_upstream(&self, upstream: &str) -> &UpstreamPolicy {
+        self.upstreams.get(upstream).unwrap_or(&self.default)
+    }
+
+    /// The upstreams given a policy of their own (to check them against the known services).
+    pub fn named(&self) -> impl Iterator<Item = &str> {
+        self.upstreams.keys().map(String::as_str)
+    }
+}
+
+/// The stack of one caller towards one upstream.
+struct Stack {
+    policy: UpstreamPolicy,
+    retry: RetryLayer,
+    breaker: Arc<Breaker>,
+    bulkhead: Arc<Bulkhead>,
+    deadline: DeadlineLayer,
+}
+
+impl Stack {
+    fn new(upstream: &str, policy: &UpstreamPolicy) -> Result<Self, InvalidPolicy> {
+        let invalid = |reason: String| InvalidPolicy {
+            section: format!(".upstreams.{upstream}"),
+            reason,
+        };
+        Ok(Self {
+            policy: policy.clone(),
+            retry: retry::layer(upstream, &policy.retry).map_err(|e| invalid(e.to_string()))?,
+            breaker: Breaker::new(upstream, policy.breaker.clone())
+                .map_err(|e| invalid(e.to_string()))?,
+            bulkhead: Bulkhead::new(upstream, policy.bulkhead.clone())
+                .map_err(|e| invalid(e.to_string()))?,
+            deadline: deadline::layer(upstream, &policy.deadline),
+        })
+    }
+
+    fn wrap(&self, transport: Transport) -> Transport {
+        let transport = self.deadline.layer(transport);
+        let transport = self.bulkhead.layer().layer(transport);
+        let transport = self.breaker.layer().layer(transport);
+        self.retry.layer(transport)
+    }
+}
+
+/// The resilience of one caller (a service, or the gateway): a stack per upstream, kept so that
+/// every client the caller builds on an upstream shares its breaker, bulkhead and budget.
+#[derive(Clone)]
+pub struct Resilience {
+    caller: String,
+    policies: Arc<Policies>,
+    stacks: Arc<Mutex<BTreeMap<String, Arc<Stack>>>>,
+}
+
+impl std::fmt::Debug for Resilience {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resilience")
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One upstream as a caller sees it, for the admin endpoint.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UpstreamView {
+    /// The upstream service.
+    pub upstream: String,
+    /// The policy in force.
+    pub policy: UpstreamPolicy,
+    /// Its circuit breaker.
+    pub breaker: BreakerSnapshot,
+    /// Its bulkhead.
+    pub bulkhead: BulkheadSnapshot,
+    /// What the retry layer did.
+    pub retries: RetryStats,
+}
+
+impl Resilience {
+    /// The resilience of `caller` under `policies`.
+    pub fn new(caller: &str, policies: Arc<Policies>) -> Self {
+        Self {
+            caller: caller.to_owned(),
+            policies,
+            stacks: Arc::default(),
+        }
+    }
+
+    /// The caller's name.
+    pub fn caller(&self) -> &str {
+        &self.caller
+    }
+
+    fn stacks(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Stack>>> {
+        // Only inserts, each one statement: a panic elsewhere leaves the map whole.
+        self.stacks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `transport` (to `upstream`) inside the caller's stack for that upstream.
+    pub fn wrap(&self, upstream: &str, transport: Transport) -> Transport {
+        let mut stacks = self.stacks();
+        let stack = match stacks.get(upstream) {
+            Some(stack) => Arc::clone(stack),
+            None => {
+                let policy = self.policies.for_upstream(upstream);
+                match Stack::new(upstream, policy) {
+                    Ok(stack) => {
+                        let stack = Arc::new(stack);
+                        stacks.insert(upstream.to_owned(), Arc::clone(&stack));
+                        stack
+                    }
+                    Err(e) => {
+                        // `Policies` validates every policy it holds, so this is unreachable;
+                        // if it were not, an unprotected call beats no call.
+                        tracing::error!(upstream, error = %e, "no resilience stack");
+                        return transport;
+                    }
+                }
+            }
+        };
+        stack.wrap(transport)
+    }
+
+    /// Whether the caller's breaker for `upstream` refuses calls now (open, or half-open with
+    /// every probe taken): a caller may then answer at once instead of starting work that
+    /// needs the upstream.
+    pub fn is_refusing(&self, upstream: &str) -> bool {
+        let stack = self.stacks().get(upstream).cloned();
+        stack.is_some_and(|stack| {
+            let snapshot = stack.breaker.snapshot();
+            match snapshot.state {
+                BreakerState::Closed => false,
+                BreakerState::Open => true,
+                BreakerState::HalfOpen => {
+                    snapshot.probes_admitted >= stack.policy.breaker.half_open_probes
+                }
+            }
+        })
+    }
+
+    /// Every upstream the caller has a stack for, by name.
+    pub fn snapshot(&self) -> Vec<UpstreamView> {
+        let stacks: Vec<(String, Arc<Stack>)> = self
+            .stacks()
+            .iter()
+            .map(|(name, stack)| (name.clone(), Arc::clone(stack)))
+            .collect();
+        stacks
+            .into_iter()
+            .map(|(upstream, stack)| UpstreamView {
+                upstream,
+                policy: stack.policy.clone(),
+                breaker: stack.breaker.snapshot(),
+                bulkhead: stack.bulkhead.snapshot(),
+                retries: stack.retry.stats(),
+            })
+            .collect()
+    }
+}
+
+impl UpstreamGuard for Resilience {
+    fn wrap(&self, upstream: &str, transport: Transport) -> Transport {
+        Resilience::wrap(self, upstream, transport)
+    }
+
+    fn is_refusing(&self, upstream: &str) -> bool {
+        Resilience::is_refusing(self, upstream)
+    }
+}

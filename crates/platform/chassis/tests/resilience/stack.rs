@@ -1,0 +1,218 @@
+//! The stack as services get it: `[resilience]` read with per-upstream overrides merged key by
+//! key, one stack per caller and upstream shared by every client built on it, the layers in
+//! their order (a hung attempt cut by the per-attempt timeout counts against the breaker, a
+//! client's own tiny deadline does not), and a retry storm held to the budget.
+
+use crate::upstream::{Behaviour, Upstream, request};
+use axum::http::StatusCode;
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use flotilla_chassis::request_context;
+use flotilla_chassis::resilience::breaker::{BreakerConfig, BreakerState};
+use flotilla_chassis::resilience::stack::{Policies, Resilience, UpstreamPolicy};
+use flotilla_chassis::transport::{Transport, TransportError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+fn policies(toml: &str) -> Result<Policies, String> {
+    Policies::load(&Figment::from(Toml::string(toml))).map_err(|e| e.to_string())
+}
+
+async fn call(transport: &Transport) -> Result<StatusCode, TransportError> {
+    transport
+        .clone()
+        .oneshot(request())
+        .await
+        .map(|r| r.status())
+}
+
+#[test]
+fn per_upstream_overrides_are_merged_key_by_key_over_the_common_policy() {
+    let loaded = policies(
+        r#"
+        [resilience.breaker]
+        open_wait_ms = 1000
+        [resilience.deadline]
+        timeout_ms = 3000
+        [resilience.upstreams.shipping.bulkhead]
+        max_in_flight = 4
+        [resilience.upstreams.shipping.breaker]
+        min_calls = 5
+        "#,
+    )
+    .expect("a valid section");
+    let shipping = loaded.for_upstream("shipping");
+    assert_eq!(shipping.bulkhead.max_in_flight, 4);
+    assert_eq!(shipping.breaker.min_calls, 5);
+    // Inherited from [resilience], not reset to the built-in default by the override.
+    assert_eq!(shipping.breaker.open_wait_ms, 1000);
+    assert_eq!(shipping.deadline.timeout_ms, 3000);
+    let catalog = loaded.for_upstream("catalog");
+    assert_eq!(catalog.bulkhead.max_in_flight, 1024);
+    assert_eq!(catalog.breaker.open_wait_ms, 1000);
+    assert_eq!(catalog.breaker.min_calls, 10);
+    assert_eq!(loaded.named().collect::<Vec<_>>(), ["shipping"]);
+
+    let absent = policies("").expect("defaults");
+    assert_eq!(absent.for_upstream("cart"), &UpstreamPolicy::default());
+}
+
+#[test]
+fn a_policy_that_cannot_work_is_refused_naming_its_section() {
+    let zero_cap = policies("[resilience.upstreams.shipping.bulkhead]\nmax_in_flight = 0\n")
+        .expect_err("a zero cap");
+    assert!(
+        zero_cap.contains("[resilience.upstreams.shipping]"),
+        "{zero_cap}"
+    );
+    assert!(zero_cap.contains("max_in_flight"), "{zero_cap}");
+    let typo = policies("[resilience.breaker]\nopen_wait = 5\n").expect_err("an unknown key");
+    assert!(typo.contains("open_wait"), "{typo}");
+    let budget = policies("[resilience.retry.budget]\npercent = -1.0\n").expect_err("a budget");
+    assert!(budget.contains("percent"), "{budget}");
+    let not_a_table = policies("[resilience]\nupstreams = 3\n").expect_err("a number");
+    assert!(not_a_table.contains("upstreams"), "{not_a_table}");
+}
+
+fn breaking_after(consecutive: u32) -> UpstreamPolicy {
+    UpstreamPolicy {
+        breaker: BreakerConfig {
+            consecutive_failures: consecutive,
+            ..BreakerConfig::default()
+        },
+        ..UpstreamPolicy::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_client_of_one_upstream_shares_the_callers_breaker_but_not_another_callers() {
+    let policies = Arc::new(Policies::uniform(breaking_after(3)));
+    let cart = Resilience::new("cart", policies.clone());
+    let orders = Resilience::new("orders", policies);
+    let upstream = Upstream::new(Behaviour::Status(503));
+    let first = cart.wrap("catalog", upstream.transport());
+    let second = cart.wrap("catalog", upstream.transport());
+    let other_caller = orders.wrap("catalog", upstream.transport());
+    for _ in 0..3 {
+        // GETs, retried within the budget: every attempt fails.
+        let _ = call(&first).await;
+    }
+    assert!(cart.is_refusing("catalog"));
+    assert!(matches!(
+        call(&second).await,
+        Err(TransportError::CircuitOpen(_))
+    ));
+    assert!(!orders.is_refusing("catalog"));
+    assert_eq!(
+        call(&other_caller).await.ok(),
+        Some(StatusCode::SERVICE_UNAVAILABLE)
+    );
+    let views = cart.snapshot();
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].upstream, "catalog");
+    assert_eq!(views[0].breaker.state, BreakerState::Open);
+    assert!(views[0].retries.calls >= 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_upstream_is_cut_per_attempt_and_opens_the_breaker() {
+    let policy = UpstreamPolicy {
+        deadline: flotilla_chassis::resilience::deadline::DeadlineConfig {
+            timeout_ms: 500,
+            margin_ms: 0,
+        },
+        ..breaking_after(3)
+    };
+    let resilience = Resilience::new("orders", Arc::new(Policies::uniform(policy)));
+    let upstream = Upstream::new(Behaviour::Hang);
+    let transport = resilience.wrap("inventory", upstream.transport());
+    let started = Instant::now();
+    let answer = call(&transport).await;
+    assert!(
+        matches!(answer, Err(TransportError::Timeout(_))),
+        "{answer:?}"
+    );
+    // Three attempts of 500 ms (first plus two retries) and their backoffs (at most 250 ms).
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(1_500), "{took:?}");
+    assert!(took <= Duration::from_millis(1_800), "{took:?}");
+    assert_eq!(upstream.calls(), 3);
+    assert!(resilience.is_refusing("inventory"));
+    assert_eq!(upstream.in_flight(), 0, "cut attempts are dropped");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callers_own_short_deadline_never_opens_the_breaker() {
+    let resilience = Resilience::new("gateway", Arc::new(Policies::uniform(breaking_after(2))));
+    let upstream = Upstream::new(Behaviour::Hang);
+    let transport = resilience.wrap("catalog", upstream.transport());
+    for _ in 0..10 {
+        let deadline = Some(Instant::now() + Duration::from_millis(5));
+        let answer = request_context::with_deadline(deadline, call(&transport)).await;
+        assert!(
+            matches!(answer, Err(TransportError::DeadlineExceeded(_))),
+            "{answer:?}"
+        );
+    }
+    assert!(!resilience.is_refusing("catalog"));
+    // An expired deadline is refused before the breaker records anything.
+    let past = Some(Instant::now());
+    let answer = request_context::with_deadline(past, call(&transport)).await;
+    assert!(matches!(answer, Err(TransportError::DeadlineExceeded(_))));
+    assert_eq!(resilience.snapshot()[0].breaker.calls_in_window, 0);
+
+    // A deadline long enough to be the upstream's fault does count.
+    for _ in 0..2 {
+        let deadline = Some(Instant::now() + Duration::from_millis(1_500));
+        let _ = request_context::with_deadline(deadline, call(&transport)).await;
+    }
+    assert!(resilience.is_refusing("catalog"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_storm_stays_within_the_budget() {
+    // The breaker is kept closed, so that only the budget stands between the callers and the
+    // failing upstream.
+    let policy = UpstreamPolicy {
+        breaker: BreakerConfig {
+            consecutive_failures: u32::MAX,
+            failure_rate_percent: 100,
+            min_calls: 20,
+            failure_statuses: vec![500],
+            ..BreakerConfig::default()
+        },
+        ..UpstreamPolicy::default()
+    };
+    let resilience = Resilience::new("storefront", Arc::new(Policies::uniform(policy)));
+    let upstream = Upstream::new(Behaviour::Status(503));
+    let transport = resilience.wrap("catalog", upstream.transport());
+    // 200 requests a second for 10 s (the budget's ttl), 20 at a time.
+    let requests = 2_000;
+    let started = Instant::now();
+    for _ in 0..requests / 20 {
+        let batch: Vec<_> = (0..20).map(|_| call(&transport)).collect();
+        for answer in futures::future::join_all(batch).await {
+            assert_eq!(answer.ok(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts = upstream.calls();
+    // The floor is Finagle's: 10 a second averaged over the budget's 10 s ttl, that is 100
+    // retries per ttl begun (the reserve's withdrawals expire with their window); backoffs
+    // stretch this run past one ttl.
+    let elapsed = started.elapsed().as_secs_f64();
+    let ttls = (elapsed / 10.0).ceil();
+    let bound = requests as f64 * 1.2 + 100.0 * ttls;
+    assert!(
+        (attempts as f64) <= bound,
+        "{attempts} attempts for {requests} requests (bound {bound} over {elapsed:.1} s)"
+    );
+    let retries = resilience.snapshot()[0].retries;
+    assert!(
+        retries.refused_by_budget > 0,
+        "the budget was reached: {retries:?}"
+    );
+    assert_eq!(attempts as u64, requests as u64 + retries.retries);
+}
