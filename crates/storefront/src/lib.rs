@@ -60,6 +60,10 @@ pub struct StorefrontConfig {
     pub page_size: u32,
     /// Featured products on the home page (0 to 24; 0 hides the section).
     pub featured: u32,
+    /// How long an optional part of a page (stock badge, shipping estimate, cart count,
+    /// categories, featured products) may delay it, in ms (10 to 10000): past it the page is
+    /// shown without that part, with a notice.
+    pub optional_call_ms: u64,
 }
 
 impl Default for StorefrontConfig {
@@ -68,6 +72,7 @@ impl Default for StorefrontConfig {
             shop_name: "Flotilla".to_owned(),
             page_size: 24,
             featured: 8,
+            optional_call_ms: 300,
         }
     }
 }
@@ -82,6 +87,11 @@ impl StorefrontConfig {
             return Err(StartError::Other(format!(
                 "storefront.page_size must be between 1 and {MAX_PAGE_SIZE}"
             )));
+        }
+        if !(10..=10_000).contains(&self.optional_call_ms) {
+            return Err(StartError::Other(
+                "storefront.optional_call_ms must be between 10 and 10000".into(),
+            ));
         }
         if self.featured > MAX_FEATURED {
             return Err(StartError::Other(format!(

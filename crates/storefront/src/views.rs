@@ -200,6 +200,41 @@ pub struct ProductPage {
     pub category_name: String,
     /// A message about the last add-to-cart attempt.
     pub notice: Option<String>,
+    /// Its stock badge (`None`: the inventory did not answer in time; the page says so).
+    pub stock: Option<Stock>,
+    /// Shipping one to the default country (`None`: shipping did not answer in time).
+    pub shipping: Option<ShippingEstimate>,
+}
+
+/// A product's stock, as its badge shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stock {
+    /// Ten or more.
+    Plenty,
+    /// A few left.
+    Few(i64),
+    /// None.
+    Out,
+}
+
+impl Stock {
+    /// The badge for `available` units.
+    pub fn of(available: i64) -> Self {
+        match available {
+            n if n <= 0 => Stock::Out,
+            n if n < 10 => Stock::Few(n),
+            _ => Stock::Plenty,
+        }
+    }
+
+    /// The badge's words.
+    pub fn label(&self) -> String {
+        match self {
+            Stock::Plenty => "In stock".to_owned(),
+            Stock::Few(n) => format!("Only {n} left"),
+            Stock::Out => "Out of stock".to_owned(),
+        }
+    }
 }
 
 /// `GET /signup`, and the form again after a refusal.
@@ -240,6 +275,11 @@ pub struct CartPage {
     pub cart: Cart,
     /// A message about the last change attempted.
     pub notice: Option<String>,
+    /// Shipping the cart to the default country (`None`: empty cart, or shipping did not
+    /// answer in time; `shipping_unavailable` tells which).
+    pub shipping: Option<ShippingEstimate>,
+    /// True when shipping was asked and did not answer in time.
+    pub shipping_unavailable: bool,
 }
 
 /// Any error page: 404, 503, ...

@@ -14,6 +14,7 @@ pub mod faulted;
 pub mod http;
 pub mod in_process;
 pub mod peers;
+pub mod read_cache;
 
 use axum::body::Body;
 use axum::http::{Request, Response};

@@ -67,9 +67,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     db.migrate(store::MIGRATIONS).await?;
     let state = api::CartState {
         store: store::CartStore::new(db.clone()),
-        pricer: pricing::Pricer::new(CatalogClient::new(
-            ctx.peers.transport(flotilla_catalog::NAME),
-        )),
+        pricer: pricing::Pricer::new(CatalogClient::cached(&ctx.peers)),
         clock: ctx.clock.clone(),
         config,
     };

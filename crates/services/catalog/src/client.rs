@@ -3,10 +3,17 @@
 //! It is a thin layer over the chassis [`ServiceClient`]: it builds paths with properly encoded
 //! query values and path segments and decodes the [`crate::contract`] types. It never needs a
 //! caller identity, since everything the catalog serves is public.
+//!
+//! The cart and the storefront read through a short cache ([`CatalogClient::with_read_cache`],
+//! the caller's `[resilience.read_cache]` policy): a product page or a cart keeps its products,
+//! a little stale, while the catalog is down, and [`CatalogClient::lookup`] keeps each product
+//! it is told under the product's own path, so a cart priced once can be priced again from the
+//! cache when the catalog fails.
 
 use axum::http::Method;
 use flotilla_chassis::pagination::{Page, PageParams};
-use flotilla_chassis::transport::{ClientError, ServiceClient, Transport};
+use flotilla_chassis::transport::read_cache::ReadCache;
+use flotilla_chassis::transport::{ClientError, Peers, ServiceClient, Transport};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::NAME;
@@ -30,6 +37,19 @@ impl CatalogClient {
     pub fn new(transport: Transport) -> Self {
         Self {
             inner: ServiceClient::new(NAME, transport),
+        }
+    }
+
+    /// A client on `peers`' transport to the catalog that reads through the caller's cache of
+    /// the catalog (see the module's doc).
+    pub fn cached(peers: &Peers) -> Self {
+        Self::new(peers.transport(NAME)).with_read_cache(peers.read_cache(NAME))
+    }
+
+    /// This client, reading through `cache` (see the module's doc; `None`: no cache).
+    pub fn with_read_cache(self, cache: Option<ReadCache>) -> Self {
+        Self {
+            inner: self.inner.with_read_cache(cache),
         }
     }
 
@@ -90,6 +110,46 @@ impl CatalogClient {
     /// [`crate::contract::MAX_LOOKUP_IDS`] ids per call).
     #[tracing::instrument(skip(self), fields(ids = ids.len()), err(level = "debug"))]
     pub async fn lookup(&self, ids: &[String]) -> Result<Vec<Product>, ClientError> {
+        let Some(cache) = self.inner.read_cache() else {
+            return self.fetch_lookup(ids).await;
+        };
+        // Fresh copies first; the rest asked in one call, each answer kept under its path.
+        let mut found = Vec::with_capacity(ids.len());
+        let mut asked = Vec::new();
+        for id in ids {
+            match cache.fresh(&product_path(id)) {
+                Some(body) => found.push(self.inner.decode::<Product>(&body)?),
+                None => asked.push(id.clone()),
+            }
+        }
+        if asked.is_empty() {
+            return Ok(found);
+        }
+        match self.fetch_lookup(&asked).await {
+            Ok(products) => {
+                for product in &products {
+                    if let Ok(body) = serde_json::to_vec(product) {
+                        cache.put(&product_path(&product.id.to_string()), body.into());
+                    }
+                }
+                found.extend(products);
+                Ok(found)
+            }
+            // The catalog is unwell: stale copies of every product asked for, or the error.
+            Err(error) if ReadCache::covers(&error) => {
+                for id in &asked {
+                    let Some(body) = cache.stale(&product_path(id)) else {
+                        return Err(error);
+                    };
+                    found.push(self.inner.decode::<Product>(&body)?);
+                }
+                Ok(found)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn fetch_lookup(&self, ids: &[String]) -> Result<Vec<Product>, ClientError> {
         let body = LookupRequest { ids: ids.to_vec() };
         let response: LookupResponse = self
             .inner

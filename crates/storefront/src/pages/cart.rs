@@ -222,10 +222,18 @@ pub async fn page(
         Ok(cart) => cart,
         Err(error) => return PageError::from(error).page(chrome),
     };
+    let shipping = shop
+        .shipping_estimate(cart.item_count, Some(cart.total))
+        .await;
+    let shipping_unavailable = cart.item_count > 0 && shipping.is_none();
+    let mut chrome = chrome.with_cart_count(Some(cart.item_count));
+    chrome.degraded |= shipping_unavailable;
     let page = CartPage {
-        chrome: chrome.with_cart_count(Some(cart.item_count)),
+        chrome,
         cart,
         notice: notice.map(str::to_owned),
+        shipping,
+        shipping_unavailable,
     };
     render(status, &page)
 }

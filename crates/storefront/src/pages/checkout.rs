@@ -30,7 +30,7 @@ use crate::error::PageError;
 use crate::forms::{HtmlForm, OrderId};
 use crate::pages::{cart, orders};
 use crate::session;
-use crate::shop::Shop;
+use crate::shop::{ESTIMATE_POSTAL_CODE, Shop};
 use crate::views::{AddressFields, CheckoutPage, FormMessages, ShippingEstimate, render};
 use messages::{check, refusal_messages};
 
@@ -52,10 +52,6 @@ pub struct CheckoutForm {
     #[serde(default)]
     idempotency_key: String,
 }
-
-/// Postal code of the shipping estimate while none (or an invalid one) is typed: shipping wants
-/// one in a quote but prices by country and item count only, so any valid code gives the price.
-const ESTIMATE_POSTAL_CODE: &str = "unknown";
 
 /// Shown on the cart page when orders finds nothing to order.
 const EMPTY_CART: &str = "Your cart is empty, so there is nothing to check out.";

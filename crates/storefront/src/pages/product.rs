@@ -35,11 +35,20 @@ pub async fn page(
     status: StatusCode,
 ) -> Response {
     let id = id.to_string();
-    let (chrome, product) = tokio::join!(shop.chrome(caller), shop.catalog.product(&id));
+    let (chrome, product, stock, shipping) = tokio::join!(
+        shop.chrome(caller),
+        shop.catalog.product(&id),
+        shop.stock(&id),
+        shop.shipping_estimate(1, None),
+    );
+    let mut chrome = chrome;
     let product = match product {
         Ok(product) => product,
         Err(error) => return PageError::from_lookup(error).page(chrome),
     };
+    if stock.is_none() || shipping.is_none() {
+        chrome.degraded = true;
+    }
     let category_name = chrome
         .category_name(&product.category)
         .unwrap_or(&product.category)
@@ -49,6 +58,8 @@ pub async fn page(
         product,
         category_name,
         notice,
+        stock,
+        shipping,
     };
     render(status, &page)
 }

@@ -76,3 +76,131 @@ async fn order_pages_are_unavailable_without_orders_but_the_shop_is_not() {
     assert!(body.contains(r#"<a href="/orders">Orders</a>"#));
     assert!(!body.contains(NOTICE));
 }
+
+#[tokio::test]
+async fn a_product_page_shows_its_stock_badge_and_shipping_estimate() {
+    let shop = shop().await;
+    let product = shop.some_product().await;
+    let (status, body) = shop.page(&format!("/product/{}", product.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains(r#"<span class="badge">In stock</span>"#),
+        "{body}"
+    );
+    assert!(body.contains("Shipping to Germany: "), "{body}");
+    assert!(!body.contains(NOTICE));
+}
+
+#[tokio::test]
+async fn without_inventory_and_shipping_a_product_page_renders_and_says_so() {
+    let shop = shop_of(&[flotilla_catalog::SPEC, flotilla_storefront::SPEC]).await;
+    let product = shop.some_product().await;
+    let (status, body) = shop.page(&format!("/product/{}", product.id)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&escaped(&product.name)));
+    assert!(body.contains("Stock information is unavailable right now."));
+    assert!(body.contains("Shipping costs are unavailable right now"));
+    assert!(body.contains(NOTICE));
+}
+
+/// Injects a fault in `service`'s calls to `upstream` (or its own routes when `upstream` is
+/// `None`) through its admin API.
+async fn inject(shop: &Shop, service: &str, fault: serde_json::Value) {
+    let res = shop
+        .fleet
+        .client(service)
+        .as_admin(Method::POST, "/admin/faults")
+        .json(&fault)
+        .send()
+        .await
+        .expect("fault");
+    assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn a_product_seen_before_is_still_shown_while_the_catalog_fails() {
+    // Every read asks the catalog again (nothing is fresh), so the second page load meets the
+    // failing catalog and is answered from the copy kept for errors.
+    let shop = shop_configured(
+        &[
+            flotilla_catalog::SPEC,
+            flotilla_inventory::SPEC,
+            flotilla_shipping::SPEC,
+            flotilla_storefront::SPEC,
+        ],
+        None,
+        &[(
+            "resilience",
+            serde_json::json!({"read_cache": {"fresh_ms": 0}}),
+        )],
+    )
+    .await;
+    let product = shop.some_product().await;
+    let path = format!("/product/{}", product.id);
+    let (status, _) = shop.page(&path).await;
+    assert_eq!(status, StatusCode::OK);
+
+    inject(&shop, "catalog", serde_json::json!({"status": 503})).await;
+    let (status, body) = shop.page(&path).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&escaped(&product.name)));
+    // A product never seen has nothing to fall back on.
+    let (status, _) = shop.page("/product/p0000002").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let report: serde_json::Value = shop
+        .fleet
+        .client("storefront")
+        .as_admin(Method::GET, "/admin/resilience")
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json");
+    let catalog = report["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["upstream"] == "catalog")
+        .expect("catalog")
+        .clone();
+    assert!(
+        catalog["read_cache"]["served_stale"].as_u64() >= Some(1),
+        "{catalog}"
+    );
+}
+
+#[tokio::test]
+async fn a_cart_is_priced_from_kept_copies_while_the_catalog_fails() {
+    let shop = shop_configured(
+        &[
+            flotilla_catalog::SPEC,
+            flotilla_cart::SPEC,
+            flotilla_inventory::SPEC,
+            flotilla_shipping::SPEC,
+            flotilla_storefront::SPEC,
+        ],
+        None,
+        &[(
+            "resilience",
+            serde_json::json!({"read_cache": {"fresh_ms": 0}}),
+        )],
+    )
+    .await;
+    let product = shop.some_product().await;
+    let user = "user-stale";
+    let res = shop
+        .send(shop.as_user(Method::POST, "/cart/items", user).form(&[
+            ("product_id", product.id.to_string()),
+            ("quantity", "2".into()),
+        ]))
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    inject(&shop, "catalog", serde_json::json!({"status": 503})).await;
+    let (status, body) = shop.page_as(user, "/cart").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains(&escaped(&product.name)), "{body}");
+    assert!(!body.contains("No longer available"), "{body}");
+}

@@ -30,7 +30,17 @@ pub async fn shop_with(
     services: &[flotilla_chassis::ServiceSpec],
     limits: Option<flotilla_chassis::Limits>,
 ) -> Shop {
-    let fleet = TestFleet::of(services)
+    shop_configured(services, limits, &[]).await
+}
+
+/// A shop made of `services`, with `config` sections set over the harness's (e.g.
+/// `("resilience", json!({...}))`).
+pub async fn shop_configured(
+    services: &[flotilla_chassis::ServiceSpec],
+    limits: Option<flotilla_chassis::Limits>,
+    config: &[(&str, serde_json::Value)],
+) -> Shop {
+    let mut builder = TestFleet::of(services)
         .config(
             "catalog",
             serde_json::json!({ "seed_products": SEED_PRODUCTS }),
@@ -40,9 +50,11 @@ pub async fn shop_with(
             serde_json::json!({ "seed_products": SEED_PRODUCTS }),
         )
         .config("storefront", serde_json::json!({ "page_size": PAGE_SIZE }))
-        .limits(limits.unwrap_or_default())
-        .start()
-        .await;
+        .limits(limits.unwrap_or_default());
+    for (section, values) in config {
+        builder = builder.config(section, values.clone());
+    }
+    let fleet = builder.start().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -50,12 +62,15 @@ pub async fn shop_with(
     Shop { fleet, client }
 }
 
-/// The whole shop: catalog, identity, cart and storefront.
+/// The shop without orders: catalog, identity, cart, inventory (stock badges), shipping
+/// (estimates) and storefront.
 pub async fn shop() -> Shop {
     shop_of(&[
         flotilla_catalog::SPEC,
         flotilla_identity::SPEC,
         flotilla_cart::SPEC,
+        flotilla_inventory::SPEC,
+        flotilla_shipping::SPEC,
         flotilla_storefront::SPEC,
     ])
     .await

@@ -16,6 +16,7 @@ use super::retry::RetryStats;
 use super::stack::{Resilience, UpstreamPolicy};
 use crate::caller::Admin;
 use crate::transport::Peers;
+use crate::transport::read_cache::ReadCacheStats;
 
 /// The resilience of the instance that answered.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,6 +44,8 @@ pub struct UpstreamReport {
     pub bulkhead: BulkheadSnapshot,
     /// What the retry layer did.
     pub retries: RetryStats,
+    /// What the cache of public reads did.
+    pub read_cache: ReadCacheStats,
     /// Over the network: the balancer's view of each instance.
     #[schema(value_type = Option<Object>)]
     pub instances: Option<serde_json::Value>,
@@ -84,6 +87,7 @@ pub fn build(resilience: &Resilience, peers: &Peers) -> ResilienceReport {
             breaker: view.breaker,
             bulkhead: view.bulkhead,
             retries: view.retries,
+            read_cache: view.read_cache,
         })
         .collect();
     ResilienceReport {

@@ -37,6 +37,7 @@ use super::deadline::{self, DeadlineConfig, DeadlineLayer};
 use super::retry::{self, RetryConfig, RetryLayer, RetryStats};
 use crate::transport::Transport;
 use crate::transport::peers::UpstreamGuard;
+use crate::transport::read_cache::{ReadCache, ReadCacheConfig, ReadCacheStats};
 
 /// How calls to one upstream are made. Every table has its defaults (README, "Resilience").
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -50,6 +51,8 @@ pub struct UpstreamPolicy {
     pub breaker: BreakerConfig,
     /// The cap on calls in flight.
     pub bulkhead: BulkheadConfig,
+    /// The cache of public reads, for the clients that use one.
+    pub read_cache: ReadCacheConfig,
 }
 
 impl UpstreamPolicy {
@@ -59,6 +62,7 @@ impl UpstreamPolicy {
         self.retry.validate().map_err(|e| e.to_string())?;
         self.breaker.validate().map_err(|e| e.to_string())?;
         self.bulkhead.validate().map_err(|e| e.to_string())?;
+        self.read_cache.validate().map_err(|e| e.to_string())?;
         Ok(())
     }
 }
@@ -142,6 +146,7 @@ struct Stack {
     breaker: Arc<Breaker>,
     bulkhead: Arc<Bulkhead>,
     deadline: DeadlineLayer,
+    read_cache: ReadCache,
 }
 
 impl Stack {
@@ -158,6 +163,7 @@ impl Stack {
             bulkhead: Bulkhead::new(upstream, policy.bulkhead.clone())
                 .map_err(|e| invalid(e.to_string()))?,
             deadline: deadline::layer(upstream, &policy.deadline),
+            read_cache: ReadCache::new(&policy.read_cache).map_err(|e| invalid(e.to_string()))?,
         })
     }
 
@@ -199,6 +205,8 @@ pub struct UpstreamView {
     pub bulkhead: BulkheadSnapshot,
     /// What the retry layer did.
     pub retries: RetryStats,
+    /// What the cache of public reads did (all zero for clients that use none).
+    pub read_cache: ReadCacheStats,
 }
 
 impl Resilience {
@@ -221,29 +229,38 @@ impl Resilience {
         self.stacks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The caller's stack for `upstream`, made on first use (`None` only if its policy were
+    /// invalid, which [`Policies`] rules out).
+    fn stack(&self, upstream: &str) -> Option<Arc<Stack>> {
+        let mut stacks = self.stacks();
+        if let Some(stack) = stacks.get(upstream) {
+            return Some(Arc::clone(stack));
+        }
+        match Stack::new(upstream, self.policies.for_upstream(upstream)) {
+            Ok(stack) => {
+                let stack = Arc::new(stack);
+                stacks.insert(upstream.to_owned(), Arc::clone(&stack));
+                Some(stack)
+            }
+            Err(e) => {
+                tracing::error!(upstream, error = %e, "no resilience stack");
+                None
+            }
+        }
+    }
+
     /// `transport` (to `upstream`) inside the caller's stack for that upstream.
     pub fn wrap(&self, upstream: &str, transport: Transport) -> Transport {
-        let mut stacks = self.stacks();
-        let stack = match stacks.get(upstream) {
-            Some(stack) => Arc::clone(stack),
-            None => {
-                let policy = self.policies.for_upstream(upstream);
-                match Stack::new(upstream, policy) {
-                    Ok(stack) => {
-                        let stack = Arc::new(stack);
-                        stacks.insert(upstream.to_owned(), Arc::clone(&stack));
-                        stack
-                    }
-                    Err(e) => {
-                        // `Policies` validates every policy it holds, so this is unreachable;
-                        // if it were not, an unprotected call beats no call.
-                        tracing::error!(upstream, error = %e, "no resilience stack");
-                        return transport;
-                    }
-                }
-            }
-        };
-        stack.wrap(transport)
+        match self.stack(upstream) {
+            Some(stack) => stack.wrap(transport),
+            // Unreachable (see `stack`); if it were not, an unprotected call beats no call.
+            None => transport,
+        }
+    }
+
+    /// The caller's cache of `upstream`'s public reads.
+    pub fn read_cache(&self, upstream: &str) -> Option<ReadCache> {
+        self.stack(upstream).map(|stack| stack.read_cache.clone())
     }
 
     /// Whether the caller's breaker for `upstream` refuses calls now (open, or half-open with
@@ -278,6 +295,7 @@ impl Resilience {
                 breaker: stack.breaker.snapshot(),
                 bulkhead: stack.bulkhead.snapshot(),
                 retries: stack.retry.stats(),
+                read_cache: stack.read_cache.stats(),
             })
             .collect()
     }
@@ -290,5 +308,9 @@ impl UpstreamGuard for Resilience {
 
     fn is_refusing(&self, upstream: &str) -> bool {
         Resilience::is_refusing(self, upstream)
+    }
+
+    fn read_cache(&self, upstream: &str) -> Option<ReadCache> {
+        Resilience::read_cache(self, upstream)
     }
 }

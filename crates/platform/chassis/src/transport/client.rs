@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tower::ServiceExt;
 
+use super::read_cache::ReadCache;
 use super::{Transport, TransportError};
 use crate::caller::Caller;
 use crate::deadline::DEADLINE_EXCEEDED;
@@ -120,6 +121,7 @@ impl From<ClientError> for Problem {
 pub struct ServiceClient {
     service: &'static str,
     transport: Transport,
+    read_cache: Option<ReadCache>,
 }
 
 impl std::fmt::Debug for ServiceClient {
@@ -133,7 +135,24 @@ impl std::fmt::Debug for ServiceClient {
 impl ServiceClient {
     /// A client for `service` over `transport`.
     pub fn new(service: &'static str, transport: Transport) -> Self {
-        Self { service, transport }
+        Self {
+            service,
+            transport,
+            read_cache: None,
+        }
+    }
+
+    /// This client, with its `GET`s sent without a caller identity answered through `cache`
+    /// (fresh copies without a call, stale ones when the service fails: [`ReadCache`]). Only
+    /// for services whose public reads are the same for everyone.
+    pub fn with_read_cache(mut self, cache: Option<ReadCache>) -> Self {
+        self.read_cache = cache;
+        self
+    }
+
+    /// The cache this client reads through, if any.
+    pub fn read_cache(&self) -> Option<&ReadCache> {
+        self.read_cache.as_ref()
     }
 
     /// The callee's name.
@@ -147,7 +166,16 @@ impl ServiceClient {
         path: &str,
         caller: Option<&Caller>,
     ) -> Result<T, ClientError> {
-        self.call(Method::GET, path, caller, None::<&()>).await
+        match (&self.read_cache, caller) {
+            (Some(cache), None) => {
+                let fetch = async {
+                    let request = self.request(Method::GET, path, None, None::<&()>)?;
+                    self.exchange(request).await
+                };
+                self.decode(&cache.read(path, fetch).await?)
+            }
+            _ => self.call(Method::GET, path, caller, None::<&()>).await,
+        }
     }
 
     /// `method path` with a JSON body, decoding a JSON answer.
@@ -213,7 +241,8 @@ impl ServiceClient {
         self.decode(&self.exchange(request).await?)
     }
 
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, ClientError> {
+    /// Decodes a JSON answer of this client's service.
+    pub fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, ClientError> {
         serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
             service: self.service,
             message: e.to_string(),

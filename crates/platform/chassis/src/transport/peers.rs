@@ -12,6 +12,7 @@ use super::Transport;
 use super::faulted::FaultLayer;
 use super::http::HttpPool;
 use super::in_process::InProcessRegistry;
+use super::read_cache::ReadCache;
 use crate::faults::Faults;
 
 /// What a balanced transport reports of its instances, for the admin endpoint (the balancer
@@ -26,6 +27,8 @@ pub trait UpstreamGuard: Send + Sync + 'static {
     fn wrap(&self, upstream: &str, transport: Transport) -> Transport;
     /// Whether calls to `upstream` are refused now (its circuit is open).
     fn is_refusing(&self, upstream: &str) -> bool;
+    /// The caller's cache of `upstream`'s public reads.
+    fn read_cache(&self, upstream: &str) -> Option<ReadCache>;
 }
 
 /// The peers of the services hosted in one process.
@@ -123,6 +126,12 @@ impl Peers {
         self.resilience
             .as_ref()
             .is_some_and(|r| r.is_refusing(service))
+    }
+
+    /// The caller's cache of `service`'s public reads (`None` for a host's own peers), for
+    /// the clients that opt in ([`super::ServiceClient::with_read_cache`]).
+    pub fn read_cache(&self, service: &str) -> Option<ReadCache> {
+        self.resilience.as_ref()?.read_cache(service)
     }
 
     /// The balancer's report of the instances of `service`, when it is balanced.

@@ -39,7 +39,7 @@ impl Default for BreakerConfig {
             open_wait_ms: 5_000,
             half_open_probes: 3,
             probe_timeout_ms: 2_000,
-            slow_call_ms: 1_000,
+            slow_call_ms: 250,
             failure_statuses: vec![500, 502, 503, 504],
         }
     }
