@@ -287,7 +287,9 @@ async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
         }
         cut_at.push((millis(&first["at"]) - created, detail.to_owned()));
     }
-    eprintln!("F8: first calls cut after (ms, detail): {cut_at:?}");
+    eprintln!(
+        "F8: breaker opened {opened:?} after the partition began; first calls cut after (ms, detail): {cut_at:?}"
+    );
     assert!(!cut_at.is_empty(), "no call to inventory went out");
     let (low, high) = (STEP_DEADLINE_MS * 9 / 10, STEP_DEADLINE_MS * 11 / 10);
     for (ms, detail) in &cut_at {
