@@ -25,6 +25,7 @@ mod partition;
 #[cfg(feature = "postgres")]
 mod pg_restart;
 mod support;
+mod toxics;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]
 mod up;

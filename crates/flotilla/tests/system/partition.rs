@@ -20,25 +20,32 @@ use std::time::{Duration, Instant};
 /// The service secret both processes share (service credentials between them).
 pub(crate) const SECRET: &str = "fault-tests-shared-secret-0123456789abcdef";
 
-/// `flotilla run` with inventory in a `flotilla serve` process of its own, reached through a
-/// fault proxy.
+/// `flotilla run` with some services (`served`) in a `flotilla serve` process of its own, each
+/// reached through a fault proxy; both processes write their standard error to `run.log` and
+/// `serve.log` in [`Split::logs`].
 pub(crate) struct Split {
     pub(crate) run: Process,
-    pub(crate) inventory: Process,
-    /// The proxy on the link from the run process (orders, and the gateway) to inventory.
-    pub(crate) link: Proxy,
+    pub(crate) served: Process,
+    /// The proxy on the link from the run process (its services and the gateway) to each
+    /// served service.
+    pub(crate) links: Vec<(String, Proxy)>,
     pub(crate) gateway: String,
+    pub(crate) logs: tempfile::TempDir,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 impl Split {
-    /// Starts both processes; `run_env` and `inventory_env` are added to each one's
-    /// environment.
-    pub(crate) async fn start(run_env: &[(&str, &str)], inventory_env: &[(&str, &str)]) -> Split {
+    /// Starts both processes; `run_env` and `serve_env` are added to each one's environment.
+    pub(crate) async fn start(
+        served: &[&str],
+        run_env: &[(&str, &str)],
+        serve_env: &[(&str, &str)],
+    ) -> Split {
         let (a, b) = (
             tempfile::tempdir().expect("dir"),
             tempfile::tempdir().expect("dir"),
         );
+        let logs = tempfile::tempdir().expect("dir");
         let common = [
             ("FLOTILLA_SERVICE_SECRET", SECRET),
             ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
@@ -46,15 +53,20 @@ impl Split {
             ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
         ];
         let mut env = common.to_vec();
-        env.extend_from_slice(inventory_env);
+        env.extend_from_slice(serve_env);
         let data = b.path().to_str().expect("utf-8").to_owned();
-        let inventory = Process::start(
-            &["serve", "inventory", "--port", "0", "--data-dir", &data],
-            &env,
-        );
-        let inventory_url = inventory.url("inventory");
-        let link = fault_proxy(inventory_url.trim_start_matches("http://")).await;
-        let remote = format!("inventory=http://{}", link.addr());
+        let mut args = vec!["serve"];
+        args.extend_from_slice(served);
+        args.extend(["--port", "0", "--data-dir", &data]);
+        let served_process = Process::start_logging(&args, &env, &logs.path().join("serve.log"));
+        let mut links = Vec::new();
+        let mut remotes = Vec::new();
+        for name in served {
+            let url = served_process.url(name);
+            let link = fault_proxy(url.trim_start_matches("http://")).await;
+            remotes.push(format!("{name}=http://{}", link.addr()));
+            links.push(((*name).to_owned(), link));
+        }
         let mut env = common.to_vec();
         env.extend([
             ("FLOTILLA_ADMIN_EMAIL", ADMIN_EMAIL),
@@ -62,26 +74,30 @@ impl Split {
         ]);
         env.extend_from_slice(run_env);
         let data = a.path().to_str().expect("utf-8").to_owned();
-        let run = Process::start(
-            &[
-                "run",
-                "--port",
-                "0",
-                "--data-dir",
-                &data,
-                "--remote",
-                &remote,
-            ],
-            &env,
-        );
+        let mut args = vec!["run", "--port", "0", "--data-dir", &data];
+        for remote in &remotes {
+            args.extend(["--remote", remote]);
+        }
+        let run = Process::start_logging(&args, &env, &logs.path().join("run.log"));
         let gateway = run.url("gateway");
         Split {
             run,
-            inventory,
-            link,
+            served: served_process,
+            links,
             gateway,
+            logs,
             _dirs: (a, b),
         }
+    }
+
+    /// The proxy in front of `service`.
+    pub(crate) fn link(&self, service: &str) -> &Proxy {
+        &self
+            .links
+            .iter()
+            .find(|(name, _)| name == service)
+            .expect("a proxied service")
+            .1
     }
 
     /// GET `path` of the inventory process itself (not through the proxy), as a peer acting
@@ -93,7 +109,7 @@ impl Split {
             role: Role::Admin,
         };
         let res = http
-            .get(format!("{}{path}", self.inventory.url("inventory")))
+            .get(format!("{}{path}", self.served.url("inventory")))
             .header(
                 "x-flotilla-service-token",
                 peer.token("inventory", Some(&admin)),
@@ -151,6 +167,7 @@ const TTL_SECS: u64 = 3;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
     let split = Split::start(
+        &["inventory"],
         &[
             ("FLOTILLA_ORDERS__STEP_TIMEOUT_MS", "2000"),
             ("FLOTILLA_ORDERS__RESERVATION_TTL_SECS", "3"),
@@ -186,7 +203,7 @@ async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
     // The partition. Answers are lost first (so requests already on their way reach inventory
     // and hold stock that orders never hears of), then requests too.
     split
-        .link
+        .link("inventory")
         .add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 0 }).on(Stream::Downstream))
         .await
         .expect("toxic");
@@ -219,7 +236,7 @@ async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
     let (answers, (most_in_flight, opened)) =
         tokio::join!(futures::future::join_all(checkouts), watch);
     split
-        .link
+        .link("inventory")
         .add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 0 }).on(Stream::Upstream))
         .await
         .expect("toxic");
@@ -361,7 +378,7 @@ async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
     }
     for stream in ["downstream", "upstream"] {
         split
-            .link
+            .link("inventory")
             .remove_toxic(&format!("timeout_{stream}"))
             .await
             .expect("remove toxic");
@@ -420,4 +437,5 @@ async fn a_silent_partition_from_inventory_opens_the_breaker_and_heals() {
     let sold = summary["units_committed"].as_i64().expect("committed");
     eprintln!("F8: after the partition: {summary}, {available} units available");
     assert_eq!(available + sold, 20 * 100, "{summary}");
+    crate::toxics::no_panic(&split);
 }
