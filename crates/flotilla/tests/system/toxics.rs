@@ -13,7 +13,7 @@
 
 use crate::checkout::{add_to_cart, customer};
 use crate::partition::Split;
-use flotilla_testkit::fault_proxy::{Stream, Toxic, ToxicKind};
+use flotilla_testkit::fault_proxy::{Proxy, Stream, Toxic, ToxicKind};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -192,18 +192,36 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
     .await;
     let http = reqwest::Client::new();
     let base = split.gateway.clone();
-    let shopper = customer(&http, &base).await;
-    let buyer = customer(&http, &base).await;
-    add_to_cart(&http, &base, &buyer, "p0000001", 1).await;
-    let mut n = 0;
-    let healthy = round(&http, &base, &shopper, &buyer, n).await;
-    assert!(healthy.iter().all(Answer::ok), "healthy: {healthy:?}");
+    let problems = every_toxic_on(&split.links, &http, &base).await;
+    assert!(split.run.running(), "the run process exited");
+    assert!(split.served.running(), "the serve process exited");
+    no_panic(&split);
+    assert!(
+        problems.is_empty(),
+        "{} answers break F12's figures",
+        problems.len()
+    );
+}
 
+/// Puts each toxic in turn on every proxy of `links` while a shopper's rounds go to the gateway
+/// at `base`, then removes it and waits until a round succeeds again; prints what it saw and
+/// returns every breach of F12's figures.
+pub(crate) async fn every_toxic_on(
+    links: &[(String, Proxy)],
+    http: &reqwest::Client,
+    base: &str,
+) -> Vec<String> {
+    let shopper = customer(http, base).await;
+    let buyer = customer(http, base).await;
+    add_to_cart(http, base, &buyer, "p0000001", 1).await;
+    let mut n = 0;
+    let healthy = round(http, base, &shopper, &buyer, n).await;
+    assert!(healthy.iter().all(Answer::ok), "healthy: {healthy:?}");
     let mut report = Vec::new();
     let mut problems: Vec<String> = Vec::new();
     for kind in toxics() {
         let name = kind.type_name();
-        for (_, link) in &split.links {
+        for (_, link) in links {
             link.add_toxic(Toxic::new(kind).on(Stream::Downstream))
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -212,7 +230,7 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
         let mut answers = Vec::new();
         while on.elapsed() < PHASE {
             n += 1;
-            answers.extend(round(&http, &base, &shopper, &buyer, n).await);
+            answers.extend(round(http, base, &shopper, &buyer, n).await);
             // A shopper's pace: fast failures (reset_peer) must not turn this into a flood.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -223,7 +241,7 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
         let slowest = answers.iter().map(|a| a.took).max().unwrap_or_default();
 
         let toxic = format!("{name}_downstream");
-        for (_, link) in &split.links {
+        for (_, link) in links {
             link.remove_toxic(&toxic)
                 .await
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -231,7 +249,7 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
         let off = Instant::now();
         loop {
             n += 1;
-            let answers = round(&http, &base, &shopper, &buyer, n).await;
+            let answers = round(http, base, &shopper, &buyer, n).await;
             problems.extend(violations(&format!("after {name}"), &answers));
             if answers.iter().all(Answer::ok) {
                 break;
@@ -258,20 +276,73 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
     for line in &problems {
         eprintln!("F12 violation: {line}");
     }
-    assert!(split.run.running(), "the run process exited");
-    assert!(split.served.running(), "the serve process exited");
-    no_panic(&split);
-    assert!(
-        problems.is_empty(),
-        "{} answers break F12's figures",
-        problems.len()
-    );
+    problems
 }
 
 /// Neither process logged a panic.
 pub(crate) fn no_panic(split: &Split) {
     for log in ["run.log", "serve.log"] {
-        let text = std::fs::read_to_string(split.logs.path().join(log)).unwrap_or_default();
-        assert!(!text.contains("panicked"), "a panic in {log}:\n{text}");
+        no_panic_in(&split.logs.path().join(log));
     }
+}
+
+/// The standard error a process wrote to `log` has no panic in it.
+pub(crate) fn no_panic_in(log: &std::path::Path) {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(
+        !text.contains("panicked"),
+        "a panic in {}:\n{text}",
+        log.display()
+    );
+}
+
+/// F12 on the link every service has to its database: `flotilla run` on a PostgreSQL server of
+/// the test's own, reached through a fault proxy (the shared server is never touched), with
+/// each toxic on it in turn. The services' connection pools must come back within 5 s of the
+/// toxic's removal.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxics_on_the_database_link_give_only_502_503_504_by_the_deadline_and_pools_recover() {
+    use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD};
+    use crate::support::Process;
+    let pg = flotilla_testkit::PrivatePostgres::start().await;
+    let link =
+        flotilla_testkit::fault_proxy::fault_proxy(&format!("127.0.0.1:{}", pg.port())).await;
+    let url = format!("postgres://postgres@{}", link.addr());
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let log = dir.path().join("run.log");
+    let mut run = Process::start_logging(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            &data,
+            "--database-url",
+            &url,
+            "--database-prefix",
+            "f12",
+        ],
+        &[
+            ("FLOTILLA_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("FLOTILLA_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
+            ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "20"),
+            ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
+            ("FLOTILLA_ORDERS__RESPOND_WITHIN_MS", "500"),
+            ("FLOTILLA_RESILIENCE__BREAKER__OPEN_WAIT_MS", "1000"),
+        ],
+        &log,
+    );
+    let http = reqwest::Client::new();
+    let base = run.url("gateway");
+    let problems = every_toxic_on(&[("postgres".to_owned(), link)], &http, &base).await;
+    assert!(run.running(), "the run process exited");
+    no_panic_in(&log);
+    assert!(
+        problems.is_empty(),
+        "{} answers break F12's figures",
+        problems.len()
+    );
 }
