@@ -192,7 +192,7 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
     .await;
     let http = reqwest::Client::new();
     let base = split.gateway.clone();
-    let problems = every_toxic_on(&split.links, &http, &base).await;
+    let problems = every_toxic_on(&split.links, &http, &base, &[]).await;
     assert!(split.run.running(), "the run process exited");
     assert!(split.served.running(), "the serve process exited");
     no_panic(&split);
@@ -206,11 +206,22 @@ async fn toxics_on_every_link_give_only_502_503_504_by_the_deadline_and_recover_
 /// Puts each toxic in turn on every proxy of `links` while a shopper's rounds go to the gateway
 /// at `base`, then removes it and waits until a round succeeds again; prints what it saw and
 /// returns every breach of F12's figures.
+///
+/// With `drained` services named, recovery also needs each one's outbox empty
+/// (`/admin/outbox` pending 0): its events are flowing again.
 pub(crate) async fn every_toxic_on(
     links: &[(String, Proxy)],
     http: &reqwest::Client,
     base: &str,
+    drained: &[&str],
 ) -> Vec<String> {
+    let admin = crate::checkout::login(
+        http,
+        base,
+        crate::checkout::ADMIN_EMAIL,
+        crate::checkout::ADMIN_PASSWORD,
+    )
+    .await;
     let shopper = customer(http, base).await;
     let buyer = customer(http, base).await;
     add_to_cart(http, base, &buyer, "p0000001", 1).await;
@@ -251,7 +262,22 @@ pub(crate) async fn every_toxic_on(
             n += 1;
             let answers = round(http, base, &shopper, &buyer, n).await;
             problems.extend(violations(&format!("after {name}"), &answers));
-            if answers.iter().all(Answer::ok) {
+            let mut undrained = Vec::new();
+            for service in drained {
+                let report: serde_json::Value = http
+                    .get(format!("{base}/api/{service}/admin/outbox"))
+                    .header("authorization", &admin)
+                    .send()
+                    .await
+                    .expect("outbox")
+                    .json()
+                    .await
+                    .expect("json");
+                if report["pending"] != 0 {
+                    undrained.push(format!("{service}: {report}"));
+                }
+            }
+            if answers.iter().all(Answer::ok) && undrained.is_empty() {
                 break;
             }
             if off.elapsed() > RECOVERY {
@@ -260,6 +286,7 @@ pub(crate) async fn every_toxic_on(
                     off.elapsed(),
                     answers.iter().filter(|a| !a.ok()).collect::<Vec<_>>()
                 ));
+                problems.extend(undrained);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -337,7 +364,65 @@ async fn toxics_on_the_database_link_give_only_502_503_504_by_the_deadline_and_p
     );
     let http = reqwest::Client::new();
     let base = run.url("gateway");
-    let problems = every_toxic_on(&[("postgres".to_owned(), link)], &http, &base).await;
+    let problems = every_toxic_on(&[("postgres".to_owned(), link)], &http, &base, &[]).await;
+    assert!(run.running(), "the run process exited");
+    no_panic_in(&log);
+    assert!(
+        problems.is_empty(),
+        "{} answers break F12's figures",
+        problems.len()
+    );
+}
+
+/// F12 on the link to the event bus: `flotilla run` on a NATS JetStream server of the test's
+/// own, reached through a fault proxy, with each toxic on it in turn. Events go out through the
+/// outbox, so a shopper's requests must not feel the link at all beyond the figures; recovery
+/// is the outboxes of orders, payments, inventory and shipping empty again within 5 s.
+#[cfg(all(feature = "etcd", feature = "fleet"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxics_on_the_nats_link_give_only_502_503_504_by_the_deadline_and_recover() {
+    use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD};
+    use crate::support::Process;
+    let nats = crate::infra::nats();
+    let link =
+        flotilla_testkit::fault_proxy::fault_proxy(nats.url.trim_start_matches("nats://")).await;
+    let url = format!("nats://{}", link.addr());
+    let cluster = crate::infra::unique("ft");
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let log = dir.path().join("run.log");
+    let mut run = Process::start_logging(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            &data,
+            "--nats-url",
+            &url,
+            "--cluster",
+            &cluster,
+        ],
+        &[
+            ("FLOTILLA_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("FLOTILLA_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
+            ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "20"),
+            ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
+            ("FLOTILLA_ORDERS__RESPOND_WITHIN_MS", "500"),
+            ("FLOTILLA_RESILIENCE__BREAKER__OPEN_WAIT_MS", "1000"),
+        ],
+        &log,
+    );
+    let http = reqwest::Client::new();
+    let base = run.url("gateway");
+    let problems = every_toxic_on(
+        &[("nats".to_owned(), link)],
+        &http,
+        &base,
+        &["orders", "payments", "inventory", "shipping"],
+    )
+    .await;
     assert!(run.running(), "the run process exited");
     no_panic_in(&log);
     assert!(
