@@ -65,11 +65,33 @@ pub async fn forward(
         caller.write_headers(headers);
     }
     match transport.clone().oneshot(forwarded).await {
-        Ok(mut response) => {
-            strip_hop_by_hop(response.headers_mut());
-            response
-        }
+        Ok(response) => relay_whole(service, response).await,
         Err(err) => transport_problem(service, &err).into_response(),
+    }
+}
+
+/// The largest answer the gateway relays (the typed clients' limit too).
+const MAX_RELAYED_BODY: usize = 8 * 1024 * 1024;
+
+/// `response` with its body read to the end first (RELIABILITY.md F12). Relayed as it came, a
+/// body trickling from a slow upstream went on past the request's deadline behind a 200 already
+/// sent, and one cut mid-way reached the client as a 200 with half a body. Read here, under the
+/// deadline the caller runs this in, a late body is answered 504 at the deadline and a cut one
+/// 502, like any other failed call.
+async fn relay_whole(service: &str, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    match axum::body::to_bytes(body, MAX_RELAYED_BODY).await {
+        Ok(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+        Err(err) => {
+            tracing::warn!(service, error = %err, "upstream's answer cut");
+            Problem::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "upstream-unreachable",
+                format!("{service}'s answer was cut off"),
+            )
+            .into_response()
+        }
     }
 }
 

@@ -17,12 +17,16 @@ mod gateway;
 #[cfg(all(feature = "etcd", feature = "fleet"))]
 mod infra;
 mod journey;
+// RELIABILITY.md F8 and F12: `flotilla run` and `flotilla serve inventory` on SQLite, a fault
+// proxy between them; no feature needed.
 #[cfg(all(feature = "etcd", feature = "fleet"))]
 mod outlier;
+mod partition;
 // `flotilla run` on PostgreSQL needs a build with it.
 #[cfg(feature = "postgres")]
 mod pg_restart;
 mod support;
+mod toxics;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]
 mod up;

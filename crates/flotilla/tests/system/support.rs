@@ -98,12 +98,23 @@ impl Process {
         Self::start_with_file_limit(None, args, envs)
     }
 
+    /// [`Process::start`] with the process's standard error written to the file `log` (for a
+    /// test that looks for panics in it).
+    pub fn start_logging(args: &[&str], envs: &[(&str, &str)], log: &std::path::Path) -> Process {
+        let file = std::fs::File::create(log).expect("log file");
+        Self::spawn(None, args, envs, Stdio::from(file))
+    }
+
     /// [`Process::start`] with the process's open-file limit lowered to `nofile` (`prlimit`).
     pub fn start_with_file_limit(
         nofile: Option<u64>,
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Process {
+        Self::spawn(nofile, args, envs, Stdio::inherit())
+    }
+
+    fn spawn(nofile: Option<u64>, args: &[&str], envs: &[(&str, &str)], stderr: Stdio) -> Process {
         let mut cmd = match nofile {
             Some(n) => {
                 let mut cmd = Command::new("prlimit");
@@ -115,7 +126,7 @@ impl Process {
         };
         cmd.args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .env("RUST_LOG", "warn");
         for (k, v) in envs {
             cmd.env(k, v);
@@ -181,6 +192,11 @@ impl Process {
             .map(|(_, a)| *a)
             .expect("listener");
         format!("http://{addr}")
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The process id.

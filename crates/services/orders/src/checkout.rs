@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 use crate::contract::{Address, CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, PricedOrder, WantedLine};
 use crate::error::OrdersError;
-use crate::executor::{Executor, RunEnd};
+use crate::executor::{DEADLINE_BACKSTOP, Executor, RunEnd};
 use crate::saga::OrderEnding;
 use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
@@ -334,13 +334,18 @@ impl Checkout {
         }
     }
 
-    /// `call` under the call deadline; running out of time is the peer being unavailable.
+    /// `call` under the call deadline (or the request's, when sooner); running out of time is
+    /// the peer being unavailable. The deadline is the call's own, so that the resilience stack
+    /// cuts it and its breaker counts the cut (see [`Executor::perform`]).
     async fn deadline<T>(
         &self,
         service: &str,
         call: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, ClientError> {
-        tokio::time::timeout(self.call_timeout, call)
+        let own = tokio::time::Instant::now() + self.call_timeout;
+        let until = request_context::current_deadline().map_or(own, |d| d.min(own));
+        let call = request_context::with_deadline(Some(until), call);
+        tokio::time::timeout(self.call_timeout + DEADLINE_BACKSTOP, call)
             .await
             .unwrap_or_else(|_| Err(TransportError::Timeout(service.to_owned()).into()))
     }

@@ -20,6 +20,7 @@ pub mod steps;
 
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::events::Outbox;
+use flotilla_chassis::request_context;
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,11 @@ use crate::saga::{
 };
 use crate::store::OrdersStore;
 use crate::store::sagas::{Progress, SagaRecord};
+
+/// How long after a step's (or a checkout call's) deadline the timeout around it gives up, when
+/// the call has not ended at its deadline by itself: the deadline is the resilience stack's to
+/// enforce, so that the breaker records the cut.
+pub(crate) const DEADLINE_BACKSTOP: Duration = Duration::from_millis(100);
 
 /// The longest wait between two attempts of a step; compensations retry forever, so the cap
 /// bounds how long a recovered peer waits for them.
@@ -274,9 +280,17 @@ impl Executor {
     }
 
     /// Runs the current step of `saga` under the step deadline.
+    ///
+    /// The step deadline is the deadline of the step's calls (RELIABILITY.md F8): the
+    /// resilience stack cuts a call at it and counts the cut against the upstream, so a silent
+    /// partition opens the breaker, and the callee is told how long it has. A call only dropped
+    /// by a timeout around it is recorded by nothing, and the breaker stayed closed however
+    /// many calls hung. The timeout stays as a backstop a little later.
     pub async fn perform(&self, saga: &SagaRecord) -> Performed {
         let deadline = self.timing.step_timeout;
-        match tokio::time::timeout(deadline, self.peers.perform(saga)).await {
+        let until = tokio::time::Instant::now() + deadline;
+        let step = request_context::with_deadline(Some(until), self.peers.perform(saga));
+        match tokio::time::timeout(deadline + DEADLINE_BACKSTOP, step).await {
             Ok(performed) => performed,
             Err(_) => {
                 Outcome::Failed(format!("no answer within {} ms", deadline.as_millis())).into()
