@@ -7,6 +7,7 @@
 //!
 //! - **bare**: the chassis HTTP transport to the upstream's URL (connection pool, service
 //!   credential, the transport's own timeout);
+//! - **balanced**: the same pool behind the balancer alone (one instance), to tell its share;
 //! - **stack**: the same pool behind the balancer (one instance, outlier ejection, `/readyz`
 //!   probes) inside a caller's resilience stack with the default policy: retry with its budget,
 //!   circuit breaker, bulkhead, per-attempt deadline, and the request's deadline carried.
@@ -143,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
         "bench",
         Arc::new(Policies::uniform(UpstreamPolicy::default())),
     );
+    let balanced = balancer.transport();
     let stacked = resilience.wrap("upstream", balancer.transport());
 
     println!(
@@ -154,6 +156,15 @@ async fn main() -> anyhow::Result<()> {
     let mut results = Vec::new();
     for _ in 0..rounds {
         results.push(round("bare", &bare, concurrency, Duration::from_secs(secs)).await);
+        results.push(
+            round(
+                "balanced",
+                &balanced,
+                concurrency,
+                Duration::from_secs(secs),
+            )
+            .await,
+        );
         results.push(round("stack", &stacked, concurrency, Duration::from_secs(secs)).await);
     }
     println!("| round | variant | req/s | p50 | p99 | errors |");
@@ -161,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
     for (i, r) in results.iter().enumerate() {
         println!(
             "| {} | {} | {:.0} | {:.2} ms | {:.2} ms | {} |",
-            i / 2 + 1,
+            i / 3 + 1,
             r.variant,
             r.per_sec,
             r.p50.as_secs_f64() * 1e3,
@@ -178,18 +189,21 @@ async fn main() -> anyhow::Result<()> {
                 .collect(),
         )
     };
-    let (bare_rps, stack_rps) = (of("bare", |r| r.per_sec), of("stack", |r| r.per_sec));
+    let rps = |r: &Round| r.per_sec;
     let p99 = |r: &Round| r.p99.as_secs_f64() * 1e3;
-    let (bare_p99, stack_p99) = (of("bare", p99), of("stack", p99));
+    let (bare_rps, balanced_rps, stack_rps) =
+        (of("bare", rps), of("balanced", rps), of("stack", rps));
+    let (bare_p99, balanced_p99, stack_p99) =
+        (of("bare", p99), of("balanced", p99), of("stack", p99));
     println!();
-    println!("| median | bare | stack | stack / bare | target |");
-    println!("|---|---|---|---|---|");
+    println!("| median | bare | balanced | stack | stack / bare | target |");
+    println!("|---|---|---|---|---|---|");
     println!(
-        "| req/s | {bare_rps:.0} | {stack_rps:.0} | {:.3} | ≥ 0.90 |",
+        "| req/s | {bare_rps:.0} | {balanced_rps:.0} | {stack_rps:.0} | {:.3} | ≥ 0.90 |",
         stack_rps / bare_rps
     );
     println!(
-        "| p99 | {bare_p99:.2} ms | {stack_p99:.2} ms | {:.3} | ≤ 1.10 |",
+        "| p99 | {bare_p99:.2} ms | {balanced_p99:.2} ms | {stack_p99:.2} ms | {:.3} | ≤ 1.10 |",
         stack_p99 / bare_p99
     );
     let snapshot = resilience.snapshot();
