@@ -21,6 +21,7 @@ mod outlier;
 // `flotilla run` on PostgreSQL needs a build with it.
 #[cfg(feature = "postgres")]
 mod pg_restart;
+mod shedding;
 mod support;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]

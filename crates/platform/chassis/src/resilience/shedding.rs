@@ -341,7 +341,13 @@ mod tests {
                         .cloned()
                         .map(|v| v.to_str().unwrap_or_default().to_owned());
                     let body = response.into_body().collect().await.expect("body");
-                    (status, retry_after, kind, body.to_bytes(), started.elapsed())
+                    (
+                        status,
+                        retry_after,
+                        kind,
+                        body.to_bytes(),
+                        started.elapsed(),
+                    )
                 })
             })
             .collect();
@@ -351,11 +357,18 @@ mod tests {
             let (status, retry_after, kind, body, took) = call.await.expect("task");
             if status == StatusCode::OK {
                 admitted += 1;
-                assert_eq!(took, Duration::from_millis(100), "an admitted one is served");
+                assert_eq!(
+                    took,
+                    Duration::from_millis(100),
+                    "an admitted one is served"
+                );
             } else {
                 refused += 1;
                 assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-                assert!(took < Duration::from_millis(1), "refused at once, took {took:?}");
+                assert!(
+                    took < Duration::from_millis(1),
+                    "refused at once, took {took:?}"
+                );
                 assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"2"[..]));
                 assert_eq!(kind.as_deref(), Some("application/problem+json"));
                 let problem: Problem = serde_json::from_slice(&body).expect("problem");
@@ -401,7 +414,11 @@ mod tests {
     async fn a_slot_is_held_until_the_body_ends_and_given_back_when_dropped() {
         let (shedding, svc) = server(1);
         let response = svc.clone().oneshot(get("/a")).await.expect("call");
-        assert_eq!(shedding.snapshot().in_flight, 1, "the head alone keeps the slot");
+        assert_eq!(
+            shedding.snapshot().in_flight,
+            1,
+            "the head alone keeps the slot"
+        );
         let refused = svc.clone().oneshot(get("/b")).await.expect("call");
         assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
         response.into_body().collect().await.expect("body");
