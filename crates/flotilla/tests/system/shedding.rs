@@ -10,12 +10,13 @@
 //! never overload it. The figures are printed for docs/benchmarks.md.
 //!
 //! The capacity is made by the cap and a service time: catalog's product pages are delayed
-//! 50 ms with the fault API, as a service waiting on its database or a dependency is, which is
-//! how a gateway fills up in a fleet. A CPU-bound overload cannot be tested on this machine:
-//! with the load generator on the same two cores it needs more CPU than the server, and a
-//! refusal, however cheap, then waits for a core behind the admitted requests' work (measured:
-//! refusals' p99 50–120 ms at 3 x a 700–1,600 req/s capacity, docs/benchmarks.md). That wait is
-//! the run queue's, not the shedding's, which the chassis's unit tests time on paused clocks.
+//! 100 ms with the fault API, as a service waiting on its database or a dependency is, which is
+//! how a gateway fills up in a fleet. A CPU-bound overload cannot be judged on a two-core
+//! machine that also runs the load generator: offering three times a capacity of ~1,500 req/s
+//! takes the generator more CPU than the server (the server got 0.65 of a core during it,
+//! against 1 core in the baseline), and every answer, refusals included, then waits for a core
+//! (`cpu_bound_overload_figures`, ignored, prints those figures; docs/benchmarks.md). That wait
+//! is the machine's, not the shedding's, which the chassis's unit tests time on paused clocks.
 
 use reqwest::StatusCode;
 use std::time::{Duration, Instant};
@@ -32,7 +33,7 @@ const CAP: usize = 16;
 /// the injected service time.
 const ROUTE: &str = "/api/catalog/products?page_size=20";
 /// The service time injected into catalog's product pages.
-const SERVICE_MS: u64 = 50;
+const SERVICE_MS: u64 = 100;
 
 /// One answer as the client saw it.
 struct Answer {
@@ -132,6 +133,22 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// CPU time the process has used (user + system), from `/proc/<pid>/stat` (in clock ticks of
+/// 10 ms, the kernel's `USER_HZ` of 100 on Linux).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis;
+    // utime and stime are the 14th and 15th fields, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).expect("stat");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().expect("ticks"))
+        .collect();
+    Duration::from_millis(10 * fields.iter().sum::<u64>())
+}
+
 async fn load(http: &reqwest::Client, base: &str) -> serde_json::Value {
     let health: serde_json::Value = http
         .get(format!("{base}/healthz"))
@@ -144,8 +161,30 @@ async fn load(http: &reqwest::Client, base: &str) -> serde_json::Value {
     health["load"].clone()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_latency() {
+/// What one overload run measured.
+struct Figures {
+    /// Baseline: requests per second served by `CAP - 2` clients, and its p99 (B).
+    capacity: f64,
+    b: Duration,
+    /// Overload: requests per second sent, and each kind's p99.
+    offered: f64,
+    p99_admitted: Duration,
+    p99_refused: Duration,
+    admitted: usize,
+    refused: usize,
+    /// The process's RSS before the overload and at its peak during it (KiB).
+    rss_before: u64,
+    rss_peak: u64,
+    /// Time from the end of the overload to a second of baseline load with a p99 within
+    /// 1.5 x B and nothing refused; `None` when that took more than 10 s.
+    recovered: Option<Duration>,
+}
+
+/// A `flotilla run` process capped at `CAP`, catalog's product pages delayed `service_ms`
+/// (none when 0): baseline, 4 s at three times the baseline's rate, then recovery. Checks on
+/// the way what holds whatever the machine: every refusal is the documented problem, the
+/// probes are never refused, the counters add up.
+async fn overload_run(service_ms: u64) -> Figures {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().to_str().expect("path").to_owned();
     let cap = CAP.to_string();
@@ -163,15 +202,13 @@ async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_l
     let url = format!("{base}{ROUTE}");
     let pid = process.pid();
     let http = reqwest::Client::new();
-    let admin = login(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    post_fault(
-        &http,
-        &base,
-        "catalog",
-        &admin,
-        serde_json::json!({"route": "GET:/products", "latency_ms": SERVICE_MS, "for_secs": 300}),
-    )
-    .await;
+    if service_ms > 0 {
+        let admin = login(&http, &base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let fault = serde_json::json!({
+            "route": "GET:/products", "latency_ms": service_ms, "for_secs": 300
+        });
+        post_fault(&http, &base, "catalog", &admin, fault).await;
+    }
 
     // Warm-up (connections, caches, the allocator's pools), then the baseline: clients just
     // under the cap, so that the gateway works at its capacity and none is refused (a slot is
@@ -180,7 +217,9 @@ async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_l
     closed_loop(&http, &url, clients, Duration::from_millis(1500)).await;
     let rss_before = rss_kib(pid);
     let length = Duration::from_secs(2);
+    let cpu_started = cpu_time(pid);
     let baseline = closed_loop(&http, &url, clients, length).await;
+    let cpu_baseline = cpu_time(pid) - cpu_started;
     let served = ok(&baseline);
     assert_eq!(served.len(), baseline.len(), "none refused under the cap");
     let capacity = served.len() as f64 / length.as_secs_f64();
@@ -223,8 +262,10 @@ async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_l
         }
     });
     let length = Duration::from_secs(4);
+    let cpu_started = cpu_time(pid);
     let overload = open_loop(&http, &url, 3.0 * capacity, length).await;
     let overload_ended = Instant::now();
+    let cpu_overload = cpu_time(pid) - cpu_started;
     sampling.cancel();
     let rss_peak = sampler.await.expect("sampler");
     let probes = prober.await.expect("prober");
@@ -245,58 +286,37 @@ async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_l
         refused.len(),
         percentile(&refused, 50.0),
     );
-
-    // It was an overload: the client offered at least twice the capacity (three times was
-    // asked; a client on a busy two-core machine may fall a little behind) and a real share
-    // was refused.
-    assert!(
-        offered >= 2.0 * capacity,
-        "offered {offered:.0} req/s against a capacity of {capacity:.0}"
-    );
-    assert!(
-        refused.len() * 3 >= overload.len(),
-        "a third or more refused: {} of {}",
-        refused.len(),
-        overload.len()
+    // The server's CPU per request: an admitted one's from the baseline, a refusal's from what
+    // the overload used beyond its admitted requests (an upper bound: the probes and the
+    // process's background work are counted in).
+    let per_admitted = cpu_baseline.as_secs_f64() / served.len() as f64;
+    let per_refusal = (cpu_overload.as_secs_f64() - per_admitted * admitted.len() as f64)
+        / refused.len().max(1) as f64;
+    eprintln!(
+        "server CPU: baseline {cpu_baseline:?} ({:.0} µs per request), overload {cpu_overload:?} \
+         (≤ {:.0} µs per refusal)",
+        per_admitted * 1e6,
+        per_refusal * 1e6
     );
     // Every refusal is the documented one: 503 problem+json `overloaded` with Retry-After.
     assert!(
         refused.iter().all(|a| a.well_formed),
         "every refusal is a 503 overloaded problem with Retry-After"
     );
-    // Refused fast: the figure of L3, measured at the client, so it includes the client's own
-    // scheduling on a machine running the server too.
-    assert!(
-        p99_refused <= Duration::from_millis(20),
-        "p99 of refusals {p99_refused:?} > 20 ms"
-    );
-    // The admitted keep their latency: at most twice the baseline's p99, the figure of L3. They
-    // run at the cap (16 in flight against the baseline's 14) while the refusals take some CPU,
-    // so a little over 1x is expected.
-    assert!(
-        p99_admitted <= 2 * b,
-        "admitted p99 {p99_admitted:?} > 2 x baseline p99 {b:?}"
-    );
     // The probes were never shed.
     assert!(probes.len() >= 30, "{} probes", probes.len());
     for (probe, status) in &probes {
         assert_eq!(*status, Some(StatusCode::OK), "{probe} during the overload");
     }
-    // Memory is bounded by the cap, not by the offered load: at most 50 % growth.
-    assert!(
-        rss_peak * 2 <= rss_before * 3,
-        "RSS grew from {rss_before} KiB to {rss_peak} KiB (> 50 %)"
-    );
-
-    // After the overload: every slot given back, each refusal counted, and the latency back to
-    // the baseline within 10 s. "Back" is a p99 within 1.5 x the baseline's over one second of
-    // the same load: the slack is the run-to-run noise of a shared machine, far below what a
-    // backlog or leaked slots would show.
+    // Every slot given back, each refusal counted. The probe itself takes no slot.
     let counters = load(&http, &base).await;
-    // The probe itself takes no slot: it is never shed.
     assert_eq!(counters["in_flight"], 0, "{counters}");
     assert_eq!(counters["max_in_flight"], CAP);
     assert_eq!(counters["shed"], refused.len(), "{counters}");
+
+    // Back to the baseline: a second of the baseline's load with a p99 within 1.5 x B and
+    // nothing refused. The slack is the run-to-run noise of a shared machine, far below what a
+    // backlog or leaked slots would show.
     let mut recovered = None;
     while overload_ended.elapsed() < Duration::from_secs(10) {
         let window = closed_loop(&http, &url, clients, Duration::from_secs(1)).await;
@@ -313,9 +333,86 @@ async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_l
             break;
         }
     }
-    let recovered = recovered.expect("latency back to the baseline within 10 s");
-    let rss_after = rss_kib(pid);
-    eprintln!("recovered after {recovered:?}; RSS after {rss_after} KiB");
+    eprintln!(
+        "recovered after {recovered:?}; RSS after {} KiB",
+        rss_kib(pid)
+    );
+    Figures {
+        capacity,
+        b,
+        offered,
+        p99_admitted,
+        p99_refused,
+        admitted: admitted.len(),
+        refused: refused.len(),
+        rss_before,
+        rss_peak,
+        recovered,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_gateway_sheds_the_excess_at_once_and_keeps_the_admitted_latency() {
+    let run = overload_run(SERVICE_MS).await;
+    // It was an overload: the client offered at least twice the capacity (three times was
+    // asked; a client on a busy two-core machine may fall a little behind) and a real share
+    // was refused (a gateway that queued instead would refuse none).
+    assert!(
+        run.offered >= 2.0 * run.capacity,
+        "offered {:.0} req/s against a capacity of {:.0}",
+        run.offered,
+        run.capacity
+    );
+    assert!(
+        run.refused * 3 >= run.admitted + run.refused,
+        "a third or more refused: {} of {}",
+        run.refused,
+        run.admitted + run.refused
+    );
+    // Refused fast: the figure of L3, measured at the client, so it includes the client's own
+    // scheduling on a machine running the server too (measured: ~1-2 ms).
+    assert!(
+        run.p99_refused <= Duration::from_millis(20),
+        "p99 of refusals {:?} > 20 ms",
+        run.p99_refused
+    );
+    // The admitted keep their latency: at most twice the baseline's p99, the figure of L3. They
+    // run at the cap (16 in flight against the baseline's 14) while the refusals take some CPU,
+    // so about 1x is expected.
+    assert!(
+        run.p99_admitted <= 2 * run.b,
+        "admitted p99 {:?} > 2 x baseline p99 {:?}",
+        run.p99_admitted,
+        run.b
+    );
+    // Memory is bounded by the cap, not by the offered load: at most 50 % growth.
+    assert!(
+        run.rss_peak * 2 <= run.rss_before * 3,
+        "RSS grew from {} KiB to {} KiB (> 50 %)",
+        run.rss_before,
+        run.rss_peak
+    );
+    assert!(
+        run.recovered.is_some(),
+        "latency back to the baseline within 10 s"
+    );
+}
+
+/// The same overload with no injected service time: catalog's page costs CPU only, and the
+/// load generator shares the server's cores. Prints the figures and asserts only what holds on
+/// any machine (see the module's doc for why the latency bounds cannot): a measurement for
+/// docs/benchmarks.md, run with `--run-ignored only`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: its latency figures depend on the machine's spare cores"]
+async fn cpu_bound_overload_figures() {
+    let run = overload_run(0).await;
+    eprintln!(
+        "cpu-bound: refused {} of {}; admitted p99 / B = {:.2}; RSS peak / before = {:.2}",
+        run.refused,
+        run.admitted + run.refused,
+        run.p99_admitted.as_secs_f64() / run.b.as_secs_f64(),
+        run.rss_peak as f64 / run.rss_before as f64,
+    );
 }
 
 /// A cap that cannot work stops the process at start, naming the section and the setting.

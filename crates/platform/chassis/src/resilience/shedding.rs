@@ -292,18 +292,11 @@ mod tests {
     use std::convert::Infallible;
     use tower::ServiceExt;
 
+    /// A test server as a cloneable service.
+    type Server = tower::util::BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
     /// A server that takes 100 ms per request, behind shedding with a cap of `cap`.
-    fn server(
-        cap: u32,
-    ) -> (
-        Arc<Shedding>,
-        impl Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = Infallible,
-            Future = BoxFuture<'static, Result<Response<Body>, Infallible>>,
-        > + Clone,
-    ) {
+    fn server(cap: u32) -> (Arc<Shedding>, Server) {
         let shedding = Shedding::new(
             "test server",
             SheddingConfig {
@@ -317,7 +310,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
             Ok::<_, Infallible>(Response::new(Body::from("done")))
         });
-        (Arc::clone(&shedding), shedding.layer().layer(slow))
+        (
+            Arc::clone(&shedding),
+            Server::new(shedding.layer().layer(slow)),
+        )
     }
 
     fn get(path: &str) -> Request<Body> {
