@@ -429,6 +429,25 @@ mod tests {
         assert_eq!(shedding.snapshot().in_flight, 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_overload_is_logged_once_per_ten_seconds_not_once_per_refusal() {
+        let (shedding, svc) = server(1);
+        let warned = || shedding.warned_at_ms.load(Ordering::Relaxed);
+        let _busy = tokio::spawn(svc.clone().oneshot(get("/a")));
+        tokio::task::yield_now().await;
+        assert_eq!(warned(), u64::MAX, "nothing refused, nothing logged");
+        svc.clone().oneshot(get("/b")).await.expect("call");
+        assert_eq!(warned(), 0, "the first refusal is logged");
+        // The busy request's response, kept unread in its task's output, holds the slot.
+        tokio::time::advance(Duration::from_millis(9_999)).await;
+        svc.clone().oneshot(get("/b")).await.expect("call");
+        assert_eq!(warned(), 0, "not again within 10 s");
+        tokio::time::advance(Duration::from_millis(1)).await;
+        svc.clone().oneshot(get("/b")).await.expect("call");
+        assert_eq!(warned(), 10_000, "again after 10 s");
+        assert_eq!(shedding.snapshot().shed, 3);
+    }
+
     #[test]
     fn settings_that_cannot_work_are_refused() {
         let config = |max_in_flight, retry_after_secs| SheddingConfig {
