@@ -602,6 +602,8 @@ fn build_gateway(
         .context("[gateway.deadline]")?;
     let mut gateway = Gateway::new(auth, credentials)
         .deadlines(gateway_config.deadline)
+        .shedding(gateway_config.shedding)
+        .context("[gateway.shedding]")?
         .storefront(peers.transport(flotilla_storefront::NAME));
     for spec in SERVICES
         .iter()

@@ -11,6 +11,7 @@ use flotilla_chassis::layers::{self, Limits};
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::request_context;
 use flotilla_chassis::resilience::deadline::DEADLINE_EXCEEDED;
+use flotilla_chassis::resilience::shedding::{self, Shedding, SheddingConfig};
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use flotilla_chassis::transport::{ServiceClient, Transport};
 use serde::Deserialize;
@@ -24,6 +25,9 @@ use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
 use crate::proxy;
 
+/// The gateway's name in answers and logs.
+const GATEWAY: &str = "gateway";
+
 /// `[gateway]` configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -32,6 +36,8 @@ pub struct GatewayConfig {
     pub jwks_refresh_secs: u64,
     /// `[gateway.deadline]`: the deadline each request gets at the edge.
     pub deadline: RouteDeadlines,
+    /// `[gateway.shedding]`: how many requests the gateway serves at once.
+    pub shedding: SheddingConfig,
 }
 
 impl Default for GatewayConfig {
@@ -39,6 +45,7 @@ impl Default for GatewayConfig {
         Self {
             jwks_refresh_secs: 10,
             deadline: RouteDeadlines::default(),
+            shedding: SheddingConfig::default(),
         }
     }
 }
@@ -87,6 +94,7 @@ pub struct Gateway {
     auth: Arc<Authenticator>,
     credentials: Arc<ServiceCredentials>,
     deadlines: RouteDeadlines,
+    shedding: Arc<Shedding>,
 }
 
 impl Gateway {
@@ -99,7 +107,19 @@ impl Gateway {
             auth: Arc::new(auth),
             credentials,
             deadlines: RouteDeadlines::default(),
+            shedding: Shedding::new(GATEWAY, SheddingConfig::default(), is_gateway_probe)
+                .expect("the default shedding settings are valid"),
         }
+    }
+
+    /// Serves at most `config.max_in_flight` requests at once, refusing the excess with 503
+    /// `overloaded` (probes excepted: the gateway's own and each service's through it).
+    pub fn shedding(
+        mut self,
+        config: SheddingConfig,
+    ) -> Result<Self, shedding::InvalidSheddingConfig> {
+        self.shedding = Shedding::new(GATEWAY, config, is_gateway_probe)?;
+        Ok(self)
     }
 
     /// Gives requests the deadlines of `deadlines` instead of the defaults.
@@ -131,20 +151,16 @@ impl Gateway {
     /// to the storefront's own body limit and timeout, which answer HTML pages a browser can
     /// show rather than the problem+json the edge answers API callers with.
     pub fn into_router(self, limits: Limits) -> Router {
+        let shedding = Arc::clone(&self.shedding);
         let gateway = Arc::new(self);
         let router = Router::new()
-            .route(
-                "/healthz",
-                get(|| async {
-                    axum::Json(serde_json::json!({"status": "ok", "service": "gateway"}))
-                }),
-            )
+            .route("/healthz", get(healthz))
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api))
             .with_state(gateway.clone());
         let pages = Router::new().fallback(site).with_state(gateway);
-        layers::edge(router, pages, limits)
+        layers::edge(router, pages, limits, &shedding)
     }
 
     /// The user a call from another Flotilla process acts for, when the request carries a valid
@@ -156,6 +172,16 @@ impl Gateway {
             .ok()
             .map(|verified| verified.caller)
     }
+}
+
+/// The gateway's liveness, with its load: the cap on requests in flight, how many are in
+/// flight now, and how many were refused since it started (README, "Resilience").
+async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "service": GATEWAY,
+        "load": gw.shedding.snapshot(),
+    }))
 }
 
 /// Runs `handle` under the deadline of `route`: the one the client asked for (bounded), or the
@@ -315,6 +341,13 @@ fn is_probe(rest: &str) -> bool {
     matches!(rest, "/healthz" | "/readyz" | "/openapi.json")
 }
 
+/// The health probes load shedding never refuses: the gateway's own (`/readyz` reaches the
+/// storefront's) and each service's through it, `/api/<service>/{healthz,readyz}`.
+fn is_gateway_probe(path: &str) -> bool {
+    shedding::is_probe(path)
+        || split_api_path(path).is_some_and(|(_, rest)| shedding::is_probe(rest))
+}
+
 /// Splits `/api/<service>/<rest>` into (`service`, `/<rest>`); `rest` is `/` when absent.
 fn split_api_path(path: &str) -> Option<(&str, &str)> {
     let after = path.strip_prefix("/api/")?;
@@ -327,7 +360,28 @@ fn split_api_path(path: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_api_path;
+    use super::{is_gateway_probe, split_api_path};
+
+    #[test]
+    fn probes_are_the_gateways_and_each_services() {
+        for probe in [
+            "/healthz",
+            "/readyz",
+            "/api/catalog/healthz",
+            "/api/orders/readyz",
+        ] {
+            assert!(is_gateway_probe(probe), "{probe}");
+        }
+        for other in [
+            "/",
+            "/api/catalog/products",
+            "/api/catalog/openapi.json",
+            "/api/catalog/x/healthz",
+            "/products/healthz",
+        ] {
+            assert!(!is_gateway_probe(other), "{other}");
+        }
+    }
 
     #[test]
     fn splits_api_paths() {

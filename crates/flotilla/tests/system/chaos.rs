@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-async fn post_fault(
+pub(crate) async fn post_fault(
     http: &reqwest::Client,
     base: &str,
     service: &str,

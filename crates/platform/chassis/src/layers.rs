@@ -4,7 +4,8 @@
 //! faults, when the service has a fault registry → problem rewriting → the service's own error
 //! page, if it has one → timeout → body size limit → the routes. Each piece is an off-the-shelf
 //! tower-http layer where one exists; the ones written here are the problem rewriter, the trust
-//! check and fault injection (`crate::faults::inject`).
+//! check and fault injection (`crate::faults::inject`). The gateway's stack ([`edge`]) also
+//! sheds load (`crate::resilience::shedding`).
 
 use axum::Router;
 use axum::extract::{OptionalFromRequestParts, Request, State};
@@ -27,6 +28,7 @@ use crate::problem::Problem;
 use crate::request_context::{
     REQUEST_ID, RequestContext, TRACEPARENT, is_valid_request_id, scope, with_deadline,
 };
+use crate::resilience::shedding::Shedding;
 use crate::trace_context::TraceParent;
 use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
@@ -106,7 +108,11 @@ pub fn standard(
 /// check, since the gateway is where trust starts. `pages`, the fallback for every path
 /// `router` does not serve, skips the body limit and the timeout: the web pages behind it
 /// apply their own and answer them with HTML pages.
-pub fn edge(router: Router, pages: Router, limits: Limits) -> Router {
+///
+/// `shedding` admits requests right inside the request context (so a refusal carries its
+/// request id) and before anything else works on them: a refused request costs no
+/// authentication, routing or upstream call, and the pages are under the same cap.
+pub fn edge(router: Router, pages: Router, limits: Limits, shedding: &Arc<Shedding>) -> Router {
     router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -117,6 +123,7 @@ pub fn edge(router: Router, pages: Router, limits: Limits) -> Router {
         .fallback_service(pages)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(shedding.layer())
         .layer(middleware::from_fn(request_context))
 }
 

@@ -26,6 +26,10 @@
 //! stack's policy, state and counters at `GET /admin/resilience`. Inside a balanced upstream,
 //! each instance is guarded by outlier ejection (`flotilla_discovery`), Envoy's per-host
 //! breaker. The breaker and the bulkhead share one shape ([`gate`]).
+//!
+//! On the serving side, [`shedding`] caps the requests a server (the gateway) serves at once
+//! and refuses the excess at once with 503 `overloaded` and `Retry-After`: the bulkhead's
+//! semaphore in front of a router instead of behind a client.
 
 pub mod admin;
 pub mod breaker;
@@ -36,3 +40,4 @@ pub mod stack;
 /// the resilience stack all the same.
 pub use crate::transport::deadline;
 pub mod retry;
+pub mod shedding;

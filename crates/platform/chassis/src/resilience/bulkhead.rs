@@ -168,20 +168,26 @@ impl Gate for Bulkhead {
     ) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
             let response = inner.oneshot(request).await?;
-            Ok(response.map(|body| {
-                Body::new(HeldUntilEnd {
-                    body,
-                    slot: Some(slot),
-                })
-            }))
+            Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
         })
     }
 }
 
-/// A response body that keeps its call's slot until it ends, fails or is dropped.
-struct HeldUntilEnd {
+/// A response body that keeps its call's slot until it ends, fails or is dropped (the gateway's
+/// load shedding holds its slots the same way).
+pub(crate) struct HeldUntilEnd {
     body: Body,
     slot: Option<OwnedSemaphorePermit>,
+}
+
+impl HeldUntilEnd {
+    /// `body`, holding `slot` until it ends.
+    pub(crate) fn new(body: Body, slot: OwnedSemaphorePermit) -> Self {
+        Self {
+            body,
+            slot: Some(slot),
+        }
+    }
 }
 
 impl HttpBody for HeldUntilEnd {
