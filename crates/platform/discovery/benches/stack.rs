@@ -147,6 +147,39 @@ async fn main() -> anyhow::Result<()> {
     let balanced = balancer.transport();
     let stacked = resilience.wrap("upstream", balancer.transport());
 
+    if std::env::var_os("FLOTILLA_BENCH_LAYERS").is_some() {
+        // Each layer added in turn over the balancer, one short round each: where the cost is.
+        use flotilla_chassis::resilience::{breaker, bulkhead, deadline, retry};
+        use tower::Layer;
+        let policy = UpstreamPolicy::default();
+        let with_deadline =
+            deadline::layer("upstream", &policy.deadline).layer(balancer.transport());
+        let with_bulkhead =
+            bulkhead::layer("upstream", policy.bulkhead.clone())?.layer(with_deadline.clone());
+        let with_breaker =
+            breaker::layer("upstream", policy.breaker.clone())?.layer(with_bulkhead.clone());
+        let with_retry = retry::layer("upstream", &policy.retry)?.layer(with_breaker.clone());
+        let layers = [
+            ("bare", bare.clone()),
+            ("balanced", balancer.transport()),
+            ("+deadline", with_deadline),
+            ("+bulkhead", with_bulkhead),
+            ("+breaker", with_breaker),
+            ("+retry", with_retry),
+        ];
+        println!("| layers | req/s | p50 | p99 |");
+        println!("|---|---|---|---|");
+        for (name, transport) in &layers {
+            let r = round(name, transport, concurrency, Duration::from_secs(secs)).await;
+            println!(
+                "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+                r.per_sec,
+                r.p50.as_secs_f64() * 1e3,
+                r.p99.as_secs_f64() * 1e3
+            );
+        }
+        return Ok(());
+    }
     println!(
         "Resilience stack against the bare transport: {concurrency} callers in a closed loop, \
          {rounds} rounds of {secs} s each, alternating; one process, one upstream on loopback.\n"
