@@ -129,12 +129,12 @@ async fn main() -> anyhow::Result<()> {
 
 /// Prints where everything runs, then serves until Ctrl-C or SIGTERM.
 async fn serve(host: Host) -> anyhow::Result<()> {
-    println!("{:<12} WHERE", "SERVICE");
+    println!("{:<14} WHERE", "SERVICE");
     for (name, place) in &host.placement {
         let listener = host.endpoints.iter().find(|e| &e.name == name);
         match listener {
-            Some(e) => println!("{name:<12} http://{}", e.addr),
-            None => println!("{name:<12} {place}"),
+            Some(e) => println!("{name:<14} http://{}", e.addr),
+            None => println!("{name:<14} {place}"),
         }
     }
     for endpoint in &host.endpoints {

@@ -17,6 +17,7 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
         "SERVICE", "INSTANCE", "HEALTH", "LATENCY"
     );
     let mut all_ready = true;
+    let mut found = 0;
     for name in names {
         let mut rx = discovery.watch(name).await?;
         // A fresh watch may still be loading: give it a moment to report something.
@@ -28,6 +29,7 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
             println!("{name:<14} {:<40} {:<10} {:>8}", "-", "none", "-");
             continue;
         }
+        found += instances.len();
         for url in instances {
             let probe = if name == GATEWAY { "healthz" } else { "readyz" };
             let started = Instant::now();
@@ -42,6 +44,15 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
                 started.elapsed().as_millis()
             );
         }
+    }
+    if found == 0 {
+        // Nothing to look at is not "all ready": a one-process `flotilla run` registers nowhere.
+        println!(
+            "no instance found through discovery ({}); a one-process `flotilla run` is not in \
+             discovery: probe it with `curl http://127.0.0.1:8080/readyz`",
+            settings.discovery
+        );
+        return Ok(false);
     }
     Ok(all_ready)
 }

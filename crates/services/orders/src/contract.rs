@@ -37,7 +37,7 @@ pub const PROBLEM_CART_CHANGED: &str = "urn:flotilla:problem:cart-changed";
 pub struct CheckoutRequest {
     /// Where to ship.
     pub address: Address,
-    /// 12 to 19 digits; spaces are allowed and ignored.
+    /// 12 to 19 digits with a valid (Luhn) check digit; spaces are allowed and ignored.
     #[schema(example = "4242 4242 4242 4242")]
     pub card_number: String,
 }

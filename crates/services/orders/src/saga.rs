@@ -261,7 +261,7 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Why an order was cancelled after `step` kept failing for want of an answer, as the customer
+/// Why an order was cancelled after `step` kept failing (no answer, or a transient one), as the customer
 /// reads it: no addresses, step names or client errors (an order's reason is shown to its
 /// customer; what failed is in the saga's step log, for operators).
 fn gave_up(step: Step) -> String {
@@ -272,9 +272,11 @@ fn gave_up(step: Step) -> String {
         Step::Capture => "your payment could not be completed",
         _ => "your order could not be completed",
     };
+    // Lower case like the other reasons, and true whatever the failure was (no answer, or a
+    // processor that kept failing): the step was tried several times and never got through.
     format!(
-        "Part of the shop did not answer in time, so {what}. Nothing was charged and nothing \
-         is held; please try again in a few minutes."
+        "{what} after several tries; nothing was charged and nothing is held, please try again \
+         in a few minutes"
     )
 }
 

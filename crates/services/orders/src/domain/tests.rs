@@ -88,8 +88,23 @@ fn cards_are_12_to_19_digits_and_debug_hides_them() {
         "42424242424242424242",
         "4242-4242-4242-4242",
         "abcdabcdabcd",
+        // One digit wrong, and two neighbours swapped: the check digit catches both.
+        "4242424242424241",
+        "4242424242422442",
     ] {
         assert!(CardNumber::parse(bad).is_none(), "{bad}");
+    }
+    // Every test card of the simulated provider passes the check.
+    for good in [
+        "4242424242424242",
+        "4000000000000002",
+        "4000000000009995",
+        "4000000000000119",
+        "4000000000000341",
+        "4111111111111111",
+        "378282246310005",
+    ] {
+        assert!(CardNumber::parse(good).is_some(), "{good}");
     }
     assert!(CardNumber::parse(&"4".repeat(100)).is_none());
 }
