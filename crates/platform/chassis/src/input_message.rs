@@ -54,6 +54,13 @@ pub fn field_of(path: &str, message: &str) -> String {
     match (path, named) {
         ("" | ".", Some(name)) => name,
         ("" | ".", None) => String::new(),
+        // An unknown field's path already ends with the field itself.
+        (path, Some(name))
+            if message.starts_with("unknown field `")
+                && (path == name || path.ends_with(&format!(".{name}"))) =>
+        {
+            bounded(path)
+        }
         (path, Some(name)) => format!("{}.{name}", bounded(path)),
         (path, None) => bounded(path),
     }
@@ -289,6 +296,15 @@ mod tests {
     #[test]
     fn fields_are_named_with_their_path() {
         assert_eq!(field_of(".", "missing field `quantity`"), "quantity");
+        // serde's path to an unknown field already ends with it: named once, not twice.
+        assert_eq!(
+            field_of("for_ms", "unknown field `for_ms`, expected `for_secs`"),
+            "for_ms"
+        );
+        assert_eq!(
+            field_of("address.zip", "unknown field `zip`, expected `postal_code`"),
+            "address.zip"
+        );
         assert_eq!(
             field_of("lines[0]", "missing field `quantity`"),
             "lines[0].quantity"
