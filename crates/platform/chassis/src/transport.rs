@@ -24,7 +24,16 @@ pub use client::{ClientError, ServiceClient};
 pub use peers::Peers;
 
 /// A request/response service to one named peer.
+///
+/// A transport is always ready: every one in Flotilla refuses work in `call` (an open circuit, a
+/// full bulkhead) and never through `poll_ready`, so a layer may call the transport it wraps
+/// without first waiting for readiness, and need not clone it for every call (the clone of a
+/// stack of boxed layers is one allocation per layer).
 pub type Transport = BoxCloneSyncService<Request<Body>, Response<Body>, TransportError>;
+
+/// What calling a [`Transport`] returns.
+pub type TransportCall =
+    futures::future::BoxFuture<'static, Result<Response<Body>, TransportError>>;
 
 /// Failures below HTTP: the peer could not be reached or did not answer in time, or a resilience
 /// layer refused the call before it left.

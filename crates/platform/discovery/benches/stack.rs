@@ -147,6 +147,21 @@ async fn main() -> anyhow::Result<()> {
     let balanced = balancer.transport();
     let stacked = resilience.wrap("upstream", balancer.transport());
 
+    if let Ok(only) = std::env::var("FLOTILLA_BENCH_ONLY") {
+        // One variant alone, for a profiler (`valgrind --tool=callgrind`): no warm-up, no table.
+        let transport = match only.as_str() {
+            "bare" => bare.clone(),
+            "balanced" => balancer.transport(),
+            _ => resilience.wrap("upstream", balancer.transport()),
+        };
+        let r = round("only", &transport, concurrency, Duration::from_secs(secs)).await;
+        println!(
+            "{only}: {} calls, {:.0}/s",
+            (r.per_sec * secs as f64) as u64,
+            r.per_sec
+        );
+        return Ok(());
+    }
     if std::env::var_os("FLOTILLA_BENCH_LAYERS").is_some() {
         // Each layer added in turn over the balancer, one short round each: where the cost is.
         use flotilla_chassis::resilience::{breaker, bulkhead, deadline, retry};

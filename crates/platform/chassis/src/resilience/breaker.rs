@@ -38,19 +38,19 @@
 //! a few hundred lines with no dependency beyond tokio and tower.
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Response;
 use futures::future::BoxFuture;
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use utoipa::ToSchema;
 
 use super::gate::{self, Answer, Gate};
 use crate::request_context;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportCall, TransportError};
 
 mod config;
 
@@ -378,10 +378,9 @@ impl Gate for Breaker {
         Ok(permit)
     }
 
-    fn run(permit: Permit, inner: Transport, request: Request<Body>) -> BoxFuture<'static, Answer> {
+    fn run(permit: Permit, call: TransportCall) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
             let breaker = Arc::clone(&permit.breaker);
-            let call = inner.oneshot(request);
             let answer = if permit.probe {
                 let limit = Duration::from_millis(breaker.config.probe_timeout_ms);
                 match tokio::time::timeout(limit, call).await {

@@ -17,7 +17,6 @@
 //! taken in `call` with a non-blocking `try_acquire_owned`, so readiness never holds one.
 
 use axum::body::Body;
-use axum::http::Request;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
@@ -27,11 +26,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tower::{Layer, ServiceExt};
+use tower::Layer;
 use utoipa::ToSchema;
 
 use super::gate::{self, Answer, Gate};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportCall, TransportError};
 
 /// The cap of one bulkhead (see the README, "Resilience").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -161,13 +160,9 @@ impl Gate for Bulkhead {
     }
 
     /// The slot is held until the response body ends (see the module's doc).
-    fn run(
-        slot: OwnedSemaphorePermit,
-        inner: Transport,
-        request: Request<Body>,
-    ) -> BoxFuture<'static, Answer> {
+    fn run(slot: OwnedSemaphorePermit, call: TransportCall) -> BoxFuture<'static, Answer> {
         Box::pin(async move {
-            let response = inner.oneshot(request).await?;
+            let response = call.await?;
             Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
         })
     }

@@ -6,7 +6,8 @@
 //! Deciding in `call` is the point: a layer that waited for readiness, or took its permit in
 //! `poll_ready` as tower's `ConcurrencyLimit` does, would hold capacity in every readied but
 //! unused clone and would make a refused call wait for the inner transport's readiness. Here
-//! the gate is always ready and the inner transport is readied inside the call, on a clone.
+//! the gate is always ready, and so is every transport (see [`Transport`]): an admitted call is
+//! handed to the inner transport at once, without cloning it.
 
 use axum::body::Body;
 use axum::http::{Request, Response};
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportCall, TransportError};
 
 /// What a call through a gate ends with.
 pub(crate) type Answer = Result<Response<Body>, TransportError>;
@@ -29,12 +30,8 @@ pub(crate) trait Gate: Send + Sync + 'static {
     /// Lets the call through, or says why not.
     fn admit(self: &Arc<Self>) -> Result<Self::Pass, TransportError>;
 
-    /// Runs an admitted call on `inner`.
-    fn run(
-        pass: Self::Pass,
-        inner: Transport,
-        request: Request<Body>,
-    ) -> BoxFuture<'static, Answer>;
+    /// Runs an admitted call (`call`: the inner transport's future for it).
+    fn run(pass: Self::Pass, call: TransportCall) -> BoxFuture<'static, Answer>;
 }
 
 /// `inner` behind `gate`, as a transport again.
@@ -71,7 +68,7 @@ impl<G: Gate> Service<Request<Body>> for Guarded<G> {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         match self.gate.admit() {
-            Ok(pass) => G::run(pass, self.inner.clone(), request),
+            Ok(pass) => G::run(pass, self.inner.call(request)),
             Err(refused) => Box::pin(std::future::ready(Err(refused))),
         }
     }

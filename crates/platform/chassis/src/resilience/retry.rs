@@ -35,7 +35,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use utoipa::ToSchema;
 
 use crate::request_context;
@@ -300,7 +300,7 @@ fn safe_to_repeat(req: &axum::http::request::Parts) -> bool {
 impl Policy {
     async fn call(
         &self,
-        inner: Transport,
+        mut inner: Transport,
         req: Request<Body>,
     ) -> Result<Response<Body>, TransportError> {
         self.budget.deposit();
@@ -325,7 +325,8 @@ impl Policy {
             attempt.extensions_mut().insert(RetryAttempt(retry));
             attempt.extensions_mut().insert(tried.clone());
             let started = Instant::now();
-            let result = inner.clone().oneshot(attempt).await;
+            // Always ready (see `Transport`): no clone of the stack below per attempt.
+            let result = inner.call(attempt).await;
             let repeatable = match classify(&result) {
                 Verdict::Final => false,
                 Verdict::IfSafe => safe,

@@ -28,15 +28,15 @@
 //! the caller's request context is not visible.
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::Request;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service};
 
 use crate::request_context;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportCall, TransportError};
 
 pub use crate::deadline::{
     DEADLINE_EXCEEDED, DEADLINE_HEADER, Incoming, MAX_INCOMING, header_value, incoming,
@@ -114,28 +114,25 @@ pub struct DeadlineLayer {
 impl Layer<Transport> for DeadlineLayer {
     type Service = Transport;
 
-    fn layer(&self, inner: Transport) -> Transport {
+    fn layer(&self, mut inner: Transport) -> Transport {
         let policy = self.clone();
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let inner = inner.clone();
-            let policy = policy.clone();
-            async move { policy.call(inner, req).await }
+            policy.call(&mut inner, req)
         }))
     }
 }
 
 impl DeadlineLayer {
-    async fn call(
-        &self,
-        inner: Transport,
-        mut req: Request<Body>,
-    ) -> Result<Response<Body>, TransportError> {
+    /// Bounds the call of `req` on `inner` (always ready, see [`Transport`]): the deadline is
+    /// read and the call started now, in the caller's task; the future only waits.
+    fn call(&self, inner: &mut Transport, mut req: Request<Body>) -> TransportCall {
         let now = Instant::now();
         let deadline = request_context::current_deadline();
         let own = now + self.timeout;
         let limit = match deadline {
             Some(d) if d <= now => {
-                return Err(TransportError::DeadlineExceeded(self.service.clone()));
+                let expired = TransportError::DeadlineExceeded(self.service.clone());
+                return Box::pin(std::future::ready(Err(expired)));
             }
             Some(d) => d.min(own),
             None => own,
@@ -143,13 +140,16 @@ impl DeadlineLayer {
         let remaining = (limit - now).saturating_sub(self.margin);
         req.headers_mut()
             .insert(DEADLINE_HEADER.clone(), header_value(remaining));
-        match tokio::time::timeout_at(limit, inner.oneshot(req)).await {
-            Ok(result) => result,
-            Err(_) if deadline.is_some_and(|d| d <= own) => {
-                Err(TransportError::DeadlineExceeded(self.service.clone()))
+        let call = inner.call(req);
+        let cut_by_deadline = deadline.is_some_and(|d| d <= own);
+        let service = self.service.clone();
+        Box::pin(async move {
+            match tokio::time::timeout_at(limit, call).await {
+                Ok(result) => result,
+                Err(_) if cut_by_deadline => Err(TransportError::DeadlineExceeded(service)),
+                Err(_) => Err(TransportError::Timeout(service)),
             }
-            Err(_) => Err(TransportError::Timeout(self.service.clone())),
-        }
+        })
     }
 }
 
