@@ -31,6 +31,9 @@ pub enum PageError {
     /// A form post larger than the shop accepts.
     #[error("request too large")]
     TooLarge,
+    /// A form post whose body stopped arriving before it was whole.
+    #[error("request body too slow")]
+    TooSlow,
     /// A form was posted from another site.
     #[error("cross-site request refused")]
     CrossSite,
@@ -52,6 +55,7 @@ impl PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest => StatusCode::BAD_REQUEST,
             PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             PageError::CrossSite => StatusCode::FORBIDDEN,
             PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,6 +70,7 @@ impl PageError {
             StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
             StatusCode::FORBIDDEN => PageError::CrossSite,
             StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
+            StatusCode::REQUEST_TIMEOUT => PageError::TooSlow,
             s if s.is_client_error() => PageError::BadRequest,
             // A timeout (503 from the service's limit, 504 from a gateway) reads as an outage.
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => PageError::Unavailable,
@@ -87,6 +92,10 @@ impl PageError {
             PageError::TooLarge => (
                 "That was too much",
                 "What was sent is larger than this shop accepts. Please go back and send less.",
+            ),
+            PageError::TooSlow => (
+                "That took too long",
+                "What was sent stopped arriving before it was complete. Please try again.",
             ),
             PageError::CrossSite => (
                 "Request refused",
@@ -186,12 +195,17 @@ pub async fn html_for_bare_errors(
     page
 }
 
-/// Error pages for the responses the chassis's layers make outside the storefront's routes (413
-/// from the body limit, 503 from the timeout), which would otherwise be problem+json: see
-/// [`flotilla_chassis::Service::with_error_page`].
-pub fn error_page(shop: Arc<Shop>) -> ErrorPage {
+/// Error pages for the refusals the chassis's layers make outside the storefront's routes (408
+/// for a late body, 413 from the body limit, 503 from the timeout, 504 for a lapsed deadline),
+/// which would otherwise be problem+json: see [`flotilla_chassis::Service::with_error_page`].
+/// The same pages, for the shop named `shop_name`, are what the gateway answers when it refuses
+/// a page itself (`flotilla_gateway::Gateway::site_error_page`): they need nothing but the name,
+/// so any process can render them.
+pub fn error_page(shop_name: &str) -> ErrorPage {
+    let shop_name = shop_name.to_owned();
     Arc::new(move |status, caller| {
-        let mut page = PageError::for_status(status).page(shop.bare_chrome(caller));
+        let chrome = Chrome::new(&shop_name, caller.is_some());
+        let mut page = PageError::for_status(status).page(chrome);
         crate::security_headers(page.headers_mut());
         page
     })
@@ -215,6 +229,7 @@ mod tests {
             PageError::NotFound,
             PageError::BadRequest,
             PageError::TooLarge,
+            PageError::TooSlow,
             PageError::CrossSite,
             PageError::MethodNotAllowed,
             PageError::Unavailable,

@@ -28,6 +28,8 @@ use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
 use std::sync::Arc;
 use tower_http::csrf::CsrfLayer;
+
+pub use error::error_page;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -107,7 +109,8 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: StorefrontConfig = ctx.config()?;
     config.validate()?;
     let shop = Arc::new(Shop::new(&ctx.peers, config));
-    Ok(Service::new(NAME, router(shop.clone()), None).with_error_page(error::error_page(shop)))
+    let error_page = error::error_page(&shop.config.shop_name);
+    Ok(Service::new(NAME, router(shop), None).with_error_page(error_page))
 }
 
 /// Content-Security-Policy of every page: the shop has no script at all, so none may run, and
