@@ -2,21 +2,18 @@
 //!
 //! A handler that cannot show its page turns the cause into a [`PageError`] and renders it inside
 //! the page's header. Visitors read a friendly sentence; the cause (which service, what it said)
-//! goes to the log only. Responses that reach the storefront's edge with an error status and no
-//! body (405 from the router, say) get the same treatment, and so do the ones the chassis's
-//! layers make around the routes (413, timeouts), so no visitor ever sees a bare error or a
-//! JSON document.
+//! goes to the log only. Every response with an error status and no body of its own — the
+//! router's 405, and the chassis's refusals around the routes (408, 413, timeouts, a lapsed
+//! deadline) — gets the same treatment from one place, the chassis's bare-error renderer, through
+//! [`error_page`]; so no visitor ever sees a bare error or a JSON document.
 
-use axum::extract::{OptionalFromRequestParts, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::Response;
+use flotilla_chassis::ErrorPage;
 use flotilla_chassis::transport::ClientError;
-use flotilla_chassis::{Caller, ErrorPage};
 use std::sync::Arc;
 use tower_http::csrf::ProtectionError;
 
-use crate::shop::Shop;
 use crate::views::{Chrome, ErrorView, render};
 
 /// Why a page cannot be shown.
@@ -164,35 +161,6 @@ impl From<ClientError> for PageError {
             }
         }
     }
-}
-
-/// Middleware: an error response without a body (the router's 405, say) becomes an error page.
-pub async fn html_for_bare_errors(
-    State(shop): State<Arc<Shop>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    // Read the caller first, so the error page's header shows the right account links.
-    let (mut parts, body) = req.into_parts();
-    let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
-        .await
-        .ok()
-        .flatten();
-    let response = next.run(Request::from_parts(parts, body)).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        return response;
-    }
-    let mut page = PageError::for_status(status).page(shop.bare_chrome(caller.as_ref()));
-    *page.status_mut() = status;
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_LENGTH {
-            page.headers_mut().entry(name).or_insert(value.clone());
-        }
-    }
-    page
 }
 
 /// Error pages for the refusals the chassis's layers make outside the storefront's routes (408

@@ -22,7 +22,6 @@ mod shop;
 mod views;
 
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware;
 use axum::routing::get;
 use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
@@ -146,10 +145,6 @@ fn router(shop: Arc<Shop>) -> OpenApiRouter {
         .route("/static/icon.svg", get(assets::icon))
         .route("/favicon.ico", get(assets::icon))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(
-            shop.clone(),
-            error::html_for_bare_errors,
-        ))
         .layer(csrf);
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(
