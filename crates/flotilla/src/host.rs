@@ -23,6 +23,7 @@ use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePol
 use flotilla_identity::IdentityConfig;
 use flotilla_identity::client::IdentityClient;
 use flotilla_identity::token::TokenVerifier;
+use flotilla_storefront::StorefrontConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -588,6 +589,7 @@ fn build_gateway(
 ) -> anyhow::Result<Gateway> {
     let identity_config: IdentityConfig = section(config, flotilla_identity::NAME)?;
     let gateway_config: GatewayConfig = section(config, GATEWAY)?;
+    let storefront_config: StorefrontConfig = section(config, flotilla_storefront::NAME)?;
     // The gateway is a caller like any service: its calls go through its own resilience stack.
     let policies = Policies::load(config)?;
     let peers = &peers.with_resilience(Resilience::new(GATEWAY, Arc::new(policies)));
@@ -604,7 +606,10 @@ fn build_gateway(
         .deadlines(gateway_config.deadline)
         .shedding(gateway_config.shedding)
         .context("[gateway.shedding]")?
-        .storefront(peers.transport(flotilla_storefront::NAME));
+        .storefront(peers.transport(flotilla_storefront::NAME))
+        .site_error_page(flotilla_storefront::error_page(
+            &storefront_config.shop_name,
+        ));
     for spec in SERVICES
         .iter()
         .filter(|s| s.name != flotilla_storefront::NAME)

@@ -66,6 +66,12 @@ pub async fn forward(
     }
     match transport.clone().oneshot(forwarded).await {
         Ok(response) => relay_whole(service, response).await,
+        // Bare, like the edge's own deadline refusal, which this one races: rendered for the
+        // route (the storefront's page for a page).
+        Err(TransportError::DeadlineExceeded(_)) => {
+            tracing::debug!(service, "the deadline ran out before the upstream answered");
+            flotilla_chassis::layers::deadline_exceeded()
+        }
         Err(err) => transport_problem(service, &err).into_response(),
     }
 }

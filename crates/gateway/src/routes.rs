@@ -3,14 +3,12 @@
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use flotilla_chassis::caller::Caller;
-use flotilla_chassis::layers::{self, Limits};
+use flotilla_chassis::layers::{self, ErrorPage, Limits};
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::request_context;
-use flotilla_chassis::resilience::deadline::DEADLINE_EXCEEDED;
 use flotilla_chassis::resilience::shedding::{self, Shedding, SheddingConfig};
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use flotilla_chassis::transport::{ServiceClient, Transport};
@@ -91,6 +89,9 @@ impl Upstream {
 pub struct Gateway {
     upstreams: HashMap<String, Upstream>,
     storefront: Option<Transport>,
+    /// How the storefront's pages look when the gateway itself refuses one (a lapsed deadline,
+    /// a late body): the storefront's own error page, so a browser never sees problem+json.
+    site_error_page: Option<ErrorPage>,
     auth: Arc<Authenticator>,
     credentials: Arc<ServiceCredentials>,
     deadlines: RouteDeadlines,
@@ -104,6 +105,7 @@ impl Gateway {
         Self {
             upstreams: HashMap::new(),
             storefront: None,
+            site_error_page: None,
             auth: Arc::new(auth),
             credentials,
             deadlines: RouteDeadlines::default(),
@@ -147,11 +149,19 @@ impl Gateway {
         self
     }
 
+    /// Renders the errors the gateway itself answers for a page with `page` (the storefront's
+    /// [`ErrorPage`]) instead of problem+json.
+    pub fn site_error_page(mut self, page: ErrorPage) -> Self {
+        self.site_error_page = Some(page);
+        self
+    }
+
     /// The gateway's router behind the edge middleware. The site (every non-API path) is left
     /// to the storefront's own body limit and timeout, which answer HTML pages a browser can
     /// show rather than the problem+json the edge answers API callers with.
     pub fn into_router(self, limits: Limits) -> Router {
         let shedding = Arc::clone(&self.shedding);
+        let site_error_page = self.site_error_page.clone();
         let gateway = Arc::new(self);
         let router = Router::new()
             .route("/healthz", get(healthz))
@@ -160,7 +170,14 @@ impl Gateway {
             .route("/api/{*rest}", any(api))
             .with_state(gateway.clone());
         let pages = Router::new().fallback(site).with_state(gateway);
-        layers::edge(router, pages, limits, &shedding)
+        layers::edge(
+            router,
+            pages,
+            limits,
+            &shedding,
+            site_error_page,
+            is_site_path,
+        )
     }
 
     /// The user a call from another Flotilla process acts for, when the request carries a valid
@@ -184,8 +201,15 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::Json<serde_json::Value
     }))
 }
 
+/// True for the paths the storefront serves: all but the gateway's own and the API.
+fn is_site_path(path: &str) -> bool {
+    path != "/healthz" && path != "/api" && !path.starts_with("/api/")
+}
+
 /// Runs `handle` under the deadline of `route`: the one the client asked for (bounded), or the
-/// route's default. Running out answers 504 and cancels whatever was under way.
+/// route's default. Running out answers a bare 504, rendered for the route like any refusal
+/// of the edge (problem+json for the API, the storefront's page for a page), and cancels
+/// whatever was under way.
 async fn within_deadline(
     gw: &Gateway,
     route: Route<'_>,
@@ -197,14 +221,7 @@ async fn within_deadline(
     let bounded = tokio::time::timeout_at(deadline, handle);
     request_context::with_deadline(Some(deadline), bounded)
         .await
-        .unwrap_or_else(|_| {
-            Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                DEADLINE_EXCEEDED,
-                "the request's deadline ran out before it could be answered",
-            )
-            .into_response()
-        })
+        .unwrap_or_else(|_| layers::deadline_exceeded())
 }
 
 /// `/api/<service>/<rest>` → `<service>` sees `/<rest>`.

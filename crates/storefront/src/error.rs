@@ -2,21 +2,18 @@
 //!
 //! A handler that cannot show its page turns the cause into a [`PageError`] and renders it inside
 //! the page's header. Visitors read a friendly sentence; the cause (which service, what it said)
-//! goes to the log only. Responses that reach the storefront's edge with an error status and no
-//! body (405 from the router, say) get the same treatment, and so do the ones the chassis's
-//! layers make around the routes (413, timeouts), so no visitor ever sees a bare error or a
-//! JSON document.
+//! goes to the log only. Every response with an error status and no body of its own — the
+//! router's 405, and the chassis's refusals around the routes (408, 413, timeouts, a lapsed
+//! deadline) — gets the same treatment from one place, the chassis's bare-error renderer, through
+//! [`error_page`]; so no visitor ever sees a bare error or a JSON document.
 
-use axum::extract::{OptionalFromRequestParts, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::Response;
+use flotilla_chassis::ErrorPage;
 use flotilla_chassis::transport::ClientError;
-use flotilla_chassis::{Caller, ErrorPage};
 use std::sync::Arc;
 use tower_http::csrf::ProtectionError;
 
-use crate::shop::Shop;
 use crate::views::{Chrome, ErrorView, render};
 
 /// Why a page cannot be shown.
@@ -31,6 +28,9 @@ pub enum PageError {
     /// A form post larger than the shop accepts.
     #[error("request too large")]
     TooLarge,
+    /// A form post whose body stopped arriving before it was whole.
+    #[error("request body too slow")]
+    TooSlow,
     /// A form was posted from another site.
     #[error("cross-site request refused")]
     CrossSite,
@@ -52,6 +52,7 @@ impl PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::BadRequest => StatusCode::BAD_REQUEST,
             PageError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            PageError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             PageError::CrossSite => StatusCode::FORBIDDEN,
             PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,6 +67,7 @@ impl PageError {
             StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
             StatusCode::FORBIDDEN => PageError::CrossSite,
             StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
+            StatusCode::REQUEST_TIMEOUT => PageError::TooSlow,
             s if s.is_client_error() => PageError::BadRequest,
             // A timeout (503 from the service's limit, 504 from a gateway) reads as an outage.
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => PageError::Unavailable,
@@ -87,6 +89,10 @@ impl PageError {
             PageError::TooLarge => (
                 "That was too much",
                 "What was sent is larger than this shop accepts. Please go back and send less.",
+            ),
+            PageError::TooSlow => (
+                "That took too long",
+                "What was sent stopped arriving before it was complete. Please try again.",
             ),
             PageError::CrossSite => (
                 "Request refused",
@@ -157,41 +163,17 @@ impl From<ClientError> for PageError {
     }
 }
 
-/// Middleware: an error response without a body (the router's 405, say) becomes an error page.
-pub async fn html_for_bare_errors(
-    State(shop): State<Arc<Shop>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    // Read the caller first, so the error page's header shows the right account links.
-    let (mut parts, body) = req.into_parts();
-    let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
-        .await
-        .ok()
-        .flatten();
-    let response = next.run(Request::from_parts(parts, body)).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
-        return response;
-    }
-    let mut page = PageError::for_status(status).page(shop.bare_chrome(caller.as_ref()));
-    *page.status_mut() = status;
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_LENGTH {
-            page.headers_mut().entry(name).or_insert(value.clone());
-        }
-    }
-    page
-}
-
-/// Error pages for the responses the chassis's layers make outside the storefront's routes (413
-/// from the body limit, 503 from the timeout), which would otherwise be problem+json: see
-/// [`flotilla_chassis::Service::with_error_page`].
-pub fn error_page(shop: Arc<Shop>) -> ErrorPage {
+/// Error pages for the refusals the chassis's layers make outside the storefront's routes (408
+/// for a late body, 413 from the body limit, 503 from the timeout, 504 for a lapsed deadline),
+/// which would otherwise be problem+json: see [`flotilla_chassis::Service::with_error_page`].
+/// The same pages, for the shop named `shop_name`, are what the gateway answers when it refuses
+/// a page itself (`flotilla_gateway::Gateway::site_error_page`): they need nothing but the name,
+/// so any process can render them.
+pub fn error_page(shop_name: &str) -> ErrorPage {
+    let shop_name = shop_name.to_owned();
     Arc::new(move |status, caller| {
-        let mut page = PageError::for_status(status).page(shop.bare_chrome(caller));
+        let chrome = Chrome::new(&shop_name, caller.is_some());
+        let mut page = PageError::for_status(status).page(chrome);
         crate::security_headers(page.headers_mut());
         page
     })
@@ -215,6 +197,7 @@ mod tests {
             PageError::NotFound,
             PageError::BadRequest,
             PageError::TooLarge,
+            PageError::TooSlow,
             PageError::CrossSite,
             PageError::MethodNotAllowed,
             PageError::Unavailable,

@@ -22,12 +22,13 @@ mod shop;
 mod views;
 
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::middleware;
 use axum::routing::get;
 use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
 use std::sync::Arc;
 use tower_http::csrf::CsrfLayer;
+
+pub use error::error_page;
 use tower_http::set_header::SetResponseHeaderLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -107,7 +108,8 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let config: StorefrontConfig = ctx.config()?;
     config.validate()?;
     let shop = Arc::new(Shop::new(&ctx.peers, config));
-    Ok(Service::new(NAME, router(shop.clone()), None).with_error_page(error::error_page(shop)))
+    let error_page = error::error_page(&shop.config.shop_name);
+    Ok(Service::new(NAME, router(shop), None).with_error_page(error_page))
 }
 
 /// Content-Security-Policy of every page: the shop has no script at all, so none may run, and
@@ -143,10 +145,6 @@ fn router(shop: Arc<Shop>) -> OpenApiRouter {
         .route("/static/icon.svg", get(assets::icon))
         .route("/favicon.ico", get(assets::icon))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(
-            shop.clone(),
-            error::html_for_bare_errors,
-        ))
         .layer(csrf);
     for (name, value) in SECURITY_HEADERS {
         router = router.layer(SetResponseHeaderLayer::if_not_present(

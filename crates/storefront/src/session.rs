@@ -83,6 +83,16 @@ pub fn to_login(next: &str) -> Response {
     .into_response()
 }
 
+/// `?next=<next>` for a link to the login or sign-up page that comes back to `next` (already
+/// sanitised) afterwards; empty for `/`, where they go anyway.
+pub fn next_query(next: &str) -> String {
+    if next == "/" {
+        String::new()
+    } else {
+        format!("?next={}", query_value(next))
+    }
+}
+
 /// Encodes a sanitised path as a query value. Only the bytes that would end or alter the value
 /// are escaped, so the common `/login?next=/cart` stays readable; [`safe_next`] has already
 /// ruled out everything non-printable.

@@ -41,6 +41,9 @@ pub struct Chrome {
     pub degraded: bool,
     /// What the search box shows (the current search, if any).
     pub query: String,
+    /// Appended to the header's "Log in" and "Sign up" links (`?next=...` on the login and
+    /// sign-up pages, so that switching between them keeps where the visitor was going).
+    pub account_links_query: String,
 }
 
 /// The account links of a logged-in caller.
@@ -59,6 +62,7 @@ impl Chrome {
             account: logged_in.then_some(Account { cart_count: None }),
             degraded: false,
             query: String::new(),
+            account_links_query: String::new(),
         }
     }
 
@@ -249,6 +253,10 @@ pub struct SignupPage {
     pub email: String,
     /// Why the last attempt was refused.
     pub errors: Vec<String>,
+    /// Where to go after signing up (already sanitised).
+    pub next: String,
+    /// `?next=...` for the link to the login page ([`crate::session::next_query`]).
+    pub next_query: String,
 }
 
 /// `GET /login`, and the form again after a refusal.
@@ -261,6 +269,8 @@ pub struct LoginPage {
     pub email: String,
     /// Where to go after logging in (already sanitised).
     pub next: String,
+    /// `?next=...` for the link to the sign-up page ([`crate::session::next_query`]).
+    pub next_query: String,
     /// Why the last attempt was refused, or a note such as "account created".
     pub message: Option<String>,
 }

@@ -153,33 +153,86 @@ async fn slowloris_connections_are_closed_after_the_header_timeout_and_requests_
     .await;
 }
 
-/// A request whose body stops arriving is answered 408 problem+json after the body timeout
-/// (before: 504 after the 10 s request timeout), and its connection is closed.
+/// A request whose body stops arriving is answered 408 after the body timeout (before: 504
+/// after the 10 s request timeout), and its connection is closed: problem+json with its request
+/// id for the API, the storefront's HTML error page for a page (before: problem+json without
+/// a request id for both).
 #[tokio::test]
 async fn a_stalled_request_body_is_answered_408() {
     let app = spawn_app_with(serde_json::json!({"connections": {"body_read_timeout": 500}})).await;
     let addr = &app.base["http://".len()..];
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let started = Instant::now();
-    stream
-        .write_all(
-            b"POST /api/identity/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Content-Length: 100\r\n\r\n{\"email\":",
-        )
-        .await
-        .expect("send");
-    let answer = until_closed(&mut stream).await;
-    let took = started.elapsed();
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let stalled = |head: &'static [u8]| async move {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        let started = Instant::now();
+        stream.write_all(head).await.expect("send");
+        let answer = until_closed(&mut stream).await;
+        let took = started.elapsed();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            took >= Duration::from_millis(450) && took < Duration::from_secs(2),
+            "answered after {took:?}"
+        );
+        answer
+    };
+
+    let answer = stalled(
+        b"POST /api/identity/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"email\":",
+    )
+    .await;
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(
         answer.contains("urn:flotilla:problem:request-timeout"),
         "{answer}"
     );
+    assert!(answer.contains("\"request_id\":\""), "{answer}");
+
+    let answer = stalled(
+        b"POST /login HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nemail=ada",
+    )
+    .await;
+    assert!(answer.contains("content-type: text/html"), "{answer}");
+    assert!(answer.contains("took too long"), "{answer}");
+    assert!(answer.contains("Log in"), "the shop's own header: {answer}");
+}
+
+/// A page whose deadline has run out gets the storefront's HTML error page, whichever process
+/// refuses it; the API keeps problem+json (before: 504 problem+json for both, from the edge).
+#[tokio::test]
+async fn a_lapsed_deadline_is_an_html_page_for_a_page_and_a_problem_for_the_api() {
+    let app = spawn_app_with(serde_json::json!({})).await;
+    let page = app
+        .http
+        .get(format!("{}/", app.base))
+        .header("x-flotilla-deadline-ms", "0")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), reqwest::StatusCode::GATEWAY_TIMEOUT);
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_secs(2),
-        "answered after {took:?}"
+        page.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
     );
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.expect("body");
+    assert!(html.contains("right back"), "{html}");
+
+    let api = app
+        .http
+        .get(format!("{}/api/catalog/products", app.base))
+        .header("x-flotilla-deadline-ms", "0")
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(api.status(), reqwest::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(api.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = api.json().await.expect("problem");
+    assert_eq!(problem["type"], "urn:flotilla:problem:deadline-exceeded");
+    assert!(problem["request_id"].is_string(), "{problem}");
 }
 
 /// B8, under a lowered file limit: idle keep-alive and silent connections fill the cap, yet a

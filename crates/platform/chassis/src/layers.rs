@@ -1,15 +1,17 @@
 //! The standard middleware stack every service router (and the gateway) runs behind.
 //!
-//! Outermost first: request context (id + trace) → panic catcher → caller trust → injected
-//! faults, when the service has a fault registry → problem rewriting → the service's own error
-//! page, if it has one → timeout → body size limit → the routes. Each piece is an off-the-shelf
-//! tower-http layer where one exists; the ones written here are the problem rewriter, the trust
-//! check and fault injection (`crate::faults::inject`). The gateway's stack ([`edge`]) also
-//! sheds load (`crate::resilience::shedding`).
+//! Outermost first: request context (id + trace + deadline) → panic catcher → caller trust →
+//! bare-error rendering (the service's own error page if it has one, problem+json otherwise) →
+//! the deadline → injected faults, when the service has a fault registry → late bodies →
+//! timeout → body size limit → the routes. Every refusal inside the renderer is answered bare
+//! and rendered there, once ([`bare_errors`]). Each piece is an off-the-shelf tower-http layer
+//! where one exists; the ones written here are the renderer, the deadline, late bodies, the
+//! trust check and fault injection (`crate::faults::inject`). The gateway's stack ([`edge`])
+//! also sheds load (`crate::resilience::shedding`).
 
 use axum::Router;
-use axum::extract::{OptionalFromRequestParts, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -26,11 +28,18 @@ use crate::deadline::{self, Incoming};
 use crate::faults::Faults;
 use crate::problem::Problem;
 use crate::request_context::{
-    REQUEST_ID, RequestContext, TRACEPARENT, is_valid_request_id, scope, with_deadline,
+    REQUEST_ID, RequestContext, TRACEPARENT, current_deadline, is_valid_request_id, scope,
+    with_deadline,
 };
 use crate::resilience::shedding::Shedding;
 use crate::trace_context::TraceParent;
 use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
+
+mod bare_errors;
+mod late_body;
+
+use bare_errors::Renderer;
+pub use bare_errors::{BareError, bare};
 
 /// Limits applied to every request a service serves. All are documented in the README.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -61,9 +70,10 @@ pub(crate) mod millis {
     }
 }
 
-/// How a service answers errors that have no body of their own (404 from the router, 413 from
-/// the body limit, 503 from the timeout), given the status and the caller. Services default to
-/// problem+json; the storefront, whose callers are browsers, answers an HTML page.
+/// How a service answers errors that have no body of their own (404 from the router, 408 for a
+/// late body, 413 from the body limit, 503 from the timeout, 504 for a lapsed deadline), given
+/// the status and the caller. Services default to problem+json; the storefront, whose callers
+/// are browsers, answers an HTML page.
 pub type ErrorPage = Arc<dyn Fn(StatusCode, Option<&Caller>) -> Response + Send + Sync>;
 
 /// Wraps `router` in the standard stack; `error_page`, when given, renders bare errors instead
@@ -85,20 +95,24 @@ pub fn standard(
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
-        ));
-    if let Some(page) = error_page {
-        router = router.layer(middleware::from_fn_with_state(page, page_for_bare_errors));
-    }
-    router = router.layer(middleware::from_fn(problem_for_bare_errors));
+        ))
+        .layer(middleware::from_fn(late_body::answer_late_bodies));
     if let Some(faults) = faults {
-        // Inside the trust check (the fault's own admin routes are exempt in `Faults` itself)
-        // and outside the timeout, so that an injected delay is the delay asked for.
+        // Outside the timeout, so that an injected delay is the delay asked for; inside the
+        // deadline, which bounds it like any work (the fault's own admin routes are exempt in
+        // `Faults` itself).
         router = router.layer(middleware::from_fn_with_state(
             faults,
             crate::faults::inject::middleware,
         ));
     }
     router
+        .layer(middleware::from_fn(enforce_deadline))
+        // Inside the trust check, which tells it the caller (a page's header shows it).
+        .layer(middleware::from_fn_with_state(
+            Renderer::pages(error_page),
+            bare_errors::render,
+        ))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn(request_context))
@@ -107,12 +121,25 @@ pub fn standard(
 /// The shared part of [`standard`] for routers that are not services (the gateway): no trust
 /// check, since the gateway is where trust starts. `pages`, the fallback for every path
 /// `router` does not serve, skips the body limit and the timeout: the web pages behind it
-/// apply their own and answer them with HTML pages.
+/// apply their own and answer them with HTML pages. The bare errors the edge itself makes for
+/// a page (a lapsed deadline, a late body) get `site_page` where `is_page` says the path is a
+/// page, so that a browser sees the same HTML the pages' own service would have answered.
 ///
 /// `shedding` admits requests right inside the request context (so a refusal carries its
 /// request id) and before anything else works on them: a refused request costs no
 /// authentication, routing or upstream call, and the pages are under the same cap.
-pub fn edge(router: Router, pages: Router, limits: Limits, shedding: &Arc<Shedding>) -> Router {
+pub fn edge(
+    router: Router,
+    pages: Router,
+    limits: Limits,
+    shedding: &Arc<Shedding>,
+    site_page: Option<ErrorPage>,
+    is_page: fn(&str) -> bool,
+) -> Router {
+    let renderer = Renderer {
+        page: site_page,
+        is_page,
+    };
     router
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -121,7 +148,12 @@ pub fn edge(router: Router, pages: Router, limits: Limits, shedding: &Arc<Sheddi
         ))
         // Added after the limits, so they do not wrap it.
         .fallback_service(pages)
-        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(late_body::answer_late_bodies))
+        .layer(middleware::from_fn(enforce_deadline))
+        .layer(middleware::from_fn_with_state(
+            renderer,
+            bare_errors::render,
+        ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(shedding.layer())
         .layer(middleware::from_fn(request_context))
@@ -138,76 +170,9 @@ fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
     Problem::internal().into_response()
 }
 
-/// True for an error response with no body of its own (none, or a layer's plain text).
-fn is_bare_error(response: &Response) -> bool {
-    let status = response.status();
-    let bare = match response.headers().get(header::CONTENT_TYPE) {
-        None => true,
-        Some(ct) => ct.as_bytes().starts_with(b"text/plain"),
-    };
-    bare && (status.is_client_error() || status.is_server_error())
-}
-
-/// `response`'s headers (but its length and type) copied onto `rendered`, where it has none.
-fn keep_headers(response: &Response, mut rendered: Response) -> Response {
-    for (name, value) in response.headers() {
-        if name != header::CONTENT_LENGTH && name != header::CONTENT_TYPE {
-            rendered.headers_mut().entry(name).or_insert(value.clone());
-        }
-    }
-    rendered
-}
-
-/// Bare errors rendered by the service's own [`ErrorPage`], for the caller the request came from.
-async fn page_for_bare_errors(State(page): State<ErrorPage>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let caller = <Caller as OptionalFromRequestParts<()>>::from_request_parts(&mut parts, &())
-        .await
-        .ok()
-        .flatten();
-    let response = next.run(Request::from_parts(parts, body)).await;
-    if !is_bare_error(&response) {
-        return response;
-    }
-    let mut rendered = page(response.status(), caller.as_ref());
-    *rendered.status_mut() = response.status();
-    keep_headers(&response, rendered)
-}
-
-/// Error responses produced by layers and the router itself (404 for an unknown route, 405,
-/// 413 from the body limit, 503 from the timeout) have empty or plain-text bodies; give them a
-/// problem body. Errors a handler rendered on purpose (JSON, HTML pages) are left alone.
-async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
-    let status = response.status();
-    if !is_bare_error(&response) {
-        return response;
-    }
-    let (slug, detail) = match status {
-        StatusCode::NOT_FOUND => ("not-found", "no such route"),
-        StatusCode::METHOD_NOT_ALLOWED => {
-            ("method-not-allowed", "method not allowed on this route")
-        }
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload-too-large",
-            "the request body is larger than this service accepts",
-        ),
-        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => (
-            "timeout",
-            "the request took longer than the configured timeout",
-        ),
-        _ => ("error", "request failed"),
-    };
-    keep_headers(
-        &response,
-        Problem::new(status, slug, detail).into_response(),
-    )
-}
-
 /// Middleware: reads or creates the request id and trace context, reads the deadline, scopes
-/// them for the handler, and echoes the request id on the response. A request whose deadline has
-/// passed (on arrival, or while the handler runs) is answered 504 problem+json; the handler does
-/// not run, or is cancelled.
+/// them for the handler, and echoes the request id on the response. A deadline of `0` is one
+/// that ran out as the request arrived; [`enforce_deadline`], further in, refuses it.
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let arrived = Instant::now();
     let request_id = req
@@ -238,20 +203,12 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         request_id: request_id.clone(),
         trace,
     };
-    let deadline = deadline::incoming(req.headers(), arrived);
-    let handled = scope(ctx, async move {
-        match deadline {
-            Incoming::Absent => with_deadline(None, next.run(req)).await,
-            Incoming::Expired => deadline_exceeded(),
-            Incoming::At(at) if at <= Instant::now() => deadline_exceeded(),
-            Incoming::At(at) => {
-                let run = with_deadline(Some(at), next.run(req));
-                tokio::time::timeout_at(at, run)
-                    .await
-                    .unwrap_or_else(|_| deadline_exceeded())
-            }
-        }
-    });
+    let deadline = match deadline::incoming(req.headers(), arrived) {
+        Incoming::Absent => None,
+        Incoming::Expired => Some(arrived),
+        Incoming::At(at) => Some(at),
+    };
+    let handled = scope(ctx, with_deadline(deadline, next.run(req)));
     let mut response = tracing::Instrument::instrument(handled, span).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
@@ -259,13 +216,25 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     response
 }
 
-/// The answer to a request whose deadline ran out here.
-fn deadline_exceeded() -> Response {
+/// Middleware: a request whose deadline has passed (on arrival, or while it is handled) is
+/// answered a bare 504 (`deadline-exceeded`); the handler does not run, or is cancelled.
+async fn enforce_deadline(req: Request, next: Next) -> Response {
+    match current_deadline() {
+        None => next.run(req).await,
+        Some(at) if at <= Instant::now() => deadline_exceeded(),
+        Some(at) => tokio::time::timeout_at(at, next.run(req))
+            .await
+            .unwrap_or_else(|_| deadline_exceeded()),
+    }
+}
+
+/// The answer to a request whose deadline ran out here: bare, so that it is rendered for the
+/// caller like any other refusal of the stack ([`bare_errors`]).
+pub fn deadline_exceeded() -> Response {
     tracing::debug!("deadline exceeded before an answer was ready");
-    Problem::new(
+    bare(
         StatusCode::GATEWAY_TIMEOUT,
         deadline::DEADLINE_EXCEEDED,
         "the request's deadline ran out before it could be answered",
     )
-    .into_response()
 }

@@ -148,8 +148,8 @@ impl Service {
         }
     }
 
-    /// Renders bare errors (404, 405, 413, timeouts) with `page` instead of problem+json: for a
-    /// service whose callers are browsers.
+    /// Renders bare errors (404, 405, 408 for a late body, 413, 503 timeouts, 504 for a lapsed
+    /// deadline) with `page` instead of problem+json: for a service whose callers are browsers.
     pub fn with_error_page(mut self, page: ErrorPage) -> Self {
         self.error_page = Some(page);
         self

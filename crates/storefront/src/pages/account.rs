@@ -18,7 +18,7 @@ use crate::error::PageError;
 use crate::forms::{GENERIC_INVALID, HtmlForm, field_message, sentence};
 use crate::session::{self, AccessToken};
 use crate::shop::Shop;
-use crate::views::{LoginPage, SignupPage, render};
+use crate::views::{Chrome, LoginPage, SignupPage, render};
 
 /// The sign-up form's fields. No `Debug`: it holds a password.
 #[derive(Deserialize)]
@@ -29,6 +29,7 @@ pub struct SignupForm {
     email: String,
     #[serde(default)]
     password: String,
+    next: Option<String>,
 }
 
 /// The login form's fields. No `Debug`: it holds a password.
@@ -41,7 +42,7 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-/// `?next=` of the login page.
+/// `?next=` of the login and sign-up pages.
 #[derive(Debug, Default, Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
@@ -50,25 +51,40 @@ pub struct NextQuery {
 /// What the login page says after a refused attempt.
 const WRONG_CREDENTIALS: &str = "Wrong email or password.";
 
-/// `GET /signup`.
-pub async fn signup_form(State(shop): State<Arc<Shop>>, caller: Option<Caller>) -> Response {
-    let chrome = shop.chrome(caller.as_ref()).await;
+/// The header of the login and sign-up pages: its account links keep `next` (sanitised).
+async fn account_chrome(shop: &Shop, caller: Option<&Caller>, next: &str) -> Chrome {
+    let mut chrome = shop.chrome(caller).await;
+    chrome.account_links_query = session::next_query(next);
+    chrome
+}
+
+/// `GET /signup?next=`.
+pub async fn signup_form(
+    State(shop): State<Arc<Shop>>,
+    caller: Option<Caller>,
+    query: Result<Query<NextQuery>, QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = session::safe_next(query.next.as_deref());
     let page = SignupPage {
-        chrome,
+        chrome: account_chrome(&shop, caller.as_ref(), &next).await,
         name: String::new(),
         email: String::new(),
         errors: Vec::new(),
+        next_query: session::next_query(&next),
+        next,
     };
     render(StatusCode::OK, &page)
 }
 
-/// `POST /signup`: create the account, log it in, go home.
+/// `POST /signup`: create the account, log it in, go to `next` (home by default).
 #[tracing::instrument(skip_all)]
 pub async fn signup(
     State(shop): State<Arc<Shop>>,
     caller: Option<Caller>,
     HtmlForm(form): HtmlForm<SignupForm>,
 ) -> Response {
+    let next = session::safe_next(form.next.as_deref());
     let request = SignupRequest {
         email: form.email.trim().to_owned(),
         password: form.password,
@@ -90,10 +106,12 @@ pub async fn signup(
             }
         };
         let page = SignupPage {
-            chrome: shop.chrome(caller.as_ref()).await,
+            chrome: account_chrome(&shop, caller.as_ref(), &next).await,
             name: request.name,
             email: request.email,
             errors,
+            next_query: session::next_query(&next),
+            next,
         };
         return render(status, &page);
     }
@@ -103,7 +121,7 @@ pub async fn signup(
     };
     match shop.identity.login(&login).await {
         Ok(token) => match AccessToken::parse(&token.access_token) {
-            Some(access) => session::log_in("/", &access, token.expires_in),
+            Some(access) => session::log_in(&next, &access, token.expires_in),
             None => {
                 tracing::error!("identity issued a token that cannot be a cookie");
                 PageError::Internal.page(shop.chrome(caller.as_ref()).await)
@@ -113,9 +131,10 @@ pub async fn signup(
         Err(error) => {
             tracing::warn!(%error, "log-in right after sign-up failed");
             let page = LoginPage {
-                chrome: shop.chrome(caller.as_ref()).await,
+                chrome: account_chrome(&shop, caller.as_ref(), &next).await,
                 email: login.email,
-                next: "/".to_owned(),
+                next_query: session::next_query(&next),
+                next,
                 message: Some("Your account was created. Please log in.".to_owned()),
             };
             render(StatusCode::OK, &page)
@@ -152,10 +171,12 @@ pub async fn login_form(
     query: Result<Query<NextQuery>, QueryRejection>,
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
+    let next = session::safe_next(query.next.as_deref());
     let page = LoginPage {
-        chrome: shop.chrome(caller.as_ref()).await,
+        chrome: account_chrome(&shop, caller.as_ref(), &next).await,
         email: String::new(),
-        next: session::safe_next(query.next.as_deref()),
+        next_query: session::next_query(&next),
+        next,
         message: None,
     };
     render(StatusCode::OK, &page)
@@ -204,8 +225,9 @@ pub async fn login(
     };
     let (status, message) = refusal;
     let page = LoginPage {
-        chrome: shop.chrome(caller.as_ref()).await,
+        chrome: account_chrome(&shop, caller.as_ref(), &next).await,
         email: request.email,
+        next_query: session::next_query(&next),
         next,
         message: Some(message.to_owned()),
     };

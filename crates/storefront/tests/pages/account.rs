@@ -40,6 +40,56 @@ async fn signing_up_logs_in_and_bad_forms_come_back_with_their_message() {
     assert!(!body.contains("tiny"));
 }
 
+/// "Add to cart" logged out leads to `/login?next=/product/...`; signing up from there landed
+/// on `/`, because the sign-up link and form dropped `next`.
+#[tokio::test]
+async fn signing_up_from_the_login_page_comes_back_to_next_and_only_a_local_one() {
+    let shop = shop().await;
+    let (status, login) = shop.page("/login?next=/product/p0000983").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        login.contains(r#"href="/signup?next=/product/p0000983""#),
+        "{login}"
+    );
+
+    let (status, signup) = shop.page("/signup?next=/product/p0000983").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        signup.contains(r#"name="next" value="/product/p0000983""#),
+        "{signup}"
+    );
+    assert!(signup.contains(r#"href="/login?next=/product/p0000983""#));
+
+    let form = [
+        ("name", "Ada Lovelace"),
+        ("email", "ada@example.com"),
+        ("password", "correct horse battery"),
+        ("next", "/product/p0000983"),
+    ];
+    let res = shop.send(shop.post("/signup").form(&form)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/product/p0000983");
+
+    // A refused form keeps `next` for the next try.
+    let res = shop.send(shop.post("/signup").form(&form)).await;
+    let (status, body) = read_html(res).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.contains(r#"name="next" value="/product/p0000983""#));
+
+    // Another site is never a destination, on the page or after the form.
+    let (_, signup) = shop.page("/signup?next=//evil.example/").await;
+    assert!(!signup.contains("evil.example"), "{signup}");
+    let elsewhere = [
+        ("name", "Mallory"),
+        ("email", "mallory@example.com"),
+        ("password", "correct horse battery"),
+        ("next", "https://evil.example/"),
+    ];
+    let res = shop.send(shop.post("/signup").form(&elsewhere)).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&res), "/");
+}
+
 #[tokio::test]
 async fn logging_in_redirects_to_a_local_next_only() {
     let shop = shop().await;

@@ -147,3 +147,60 @@ async fn the_icon_is_served_where_browsers_look_for_it() {
     let (_, home) = shop.page("/").await;
     assert!(home.contains(r#"<link rel="icon" href="/static/icon.svg""#));
 }
+
+/// "Page 9999 of 4" with a link to page 9998 was what a page past the end showed.
+#[tokio::test]
+async fn a_page_past_the_end_redirects_to_the_last_and_a_malformed_one_is_the_first() {
+    let shop = shop().await;
+    let categories: Vec<Category> = shop.catalog("/categories").await;
+    let category = categories
+        .iter()
+        .find(|c| c.product_count > u64::from(PAGE_SIZE))
+        .expect("a category with more than one page");
+    let pages = category.product_count.div_ceil(u64::from(PAGE_SIZE));
+    for past in ["9999", "99999999999"] {
+        let res = shop
+            .send(
+                shop.storefront()
+                    .get(&format!("/category/{}?page={past}", category.slug)),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{past}");
+        assert_eq!(location(&res), format!("?page={pages}"), "{past}");
+    }
+    let (status, body) = shop
+        .page(&format!("/category/{}?page={pages}", category.slug))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&format!("Page {pages} of {pages}")), "{body}");
+    for malformed in ["0", "abc", "-3", "2x"] {
+        let (status, body) = shop
+            .page(&format!("/category/{}?page={malformed}", category.slug))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{malformed}");
+        assert!(body.contains(&format!("Page 1 of {pages}")), "{malformed}");
+    }
+
+    // Search pages behave the same, keeping the words searched for.
+    let product = shop.some_product().await;
+    let word = product
+        .name
+        .split_whitespace()
+        .max_by_key(|w| w.len())
+        .expect("a word");
+    let res = shop
+        .send(
+            shop.storefront()
+                .get(&format!("/search?q={word}&page=9999")),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let target = location(&res).to_owned();
+    assert!(target.starts_with(&format!("?q={word}&page=")), "{target}");
+    let (status, body) = shop.page(&format!("/search{target}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&escaped(&product.name)), "{body}");
+    let (status, body) = shop.page(&format!("/search?q={word}&page=abc")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(&escaped(&product.name)), "{body}");
+}

@@ -110,3 +110,25 @@ async fn api_callers_of_other_services_still_get_problems() {
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(res.headers()[CONTENT_TYPE], "application/problem+json");
 }
+
+/// A page whose deadline ran out before it could be answered: the chassis refuses it before the
+/// handler runs, and the visitor gets the shop's error page (before: 504 problem+json).
+#[tokio::test]
+async fn a_page_whose_deadline_ran_out_gets_an_html_504_page() {
+    let shop = storefront_with(Limits::default()).await;
+    let res = shop
+        .send(
+            shop.storefront()
+                .get("/")
+                .header("x-flotilla-deadline-ms", "0"),
+        )
+        .await;
+    let security = res
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    let (status, html) = read_html(res).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(html.contains("right back"), "{html}");
+    assert!(security.is_some_and(|csp| csp.contains("default-src 'none'")));
+}

@@ -1,12 +1,12 @@
 //! The router as hyper sees it: each request marks its connection busy until its response is
-//! written, and its body fails (and the answer becomes a 408) once it is late. A response
+//! written, and its body fails with [`BodyTimeout`] once it is late (the router's stack answers
+//! that 408 in its own format: `crate::layers`'s late bodies), which also closes the connection. A response
 //! marked with an injected abort (`faults::AbortConnection`) is an error instead, on which
 //! hyper closes the connection without writing a byte of it.
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderValue, Request, Response, header};
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use std::future::Future;
@@ -21,7 +21,6 @@ use tower::{Service, ServiceExt};
 
 use super::phase::{InFlight, Phase};
 use crate::faults::inject::InjectedReset;
-use crate::problem::Problem;
 
 /// The router, with requests' bodies timed and the connection's phase kept.
 #[derive(Clone)]
@@ -58,18 +57,14 @@ impl Service<Request<Incoming>> for Requests {
         let closing = self.closing.clone();
         let http1 = req.version() < axum::http::Version::HTTP_2;
         Box::pin(async move {
-            let Ok(response) = router.oneshot(req).await;
+            let Ok(mut response) = router.oneshot(req).await;
             if let Some(reset) = crate::abort::abort_of(&response) {
                 return Err(reset);
             }
-            let mut response = if late.load(Ordering::Relaxed) {
-                body_too_slow(response)
-            } else {
-                response
-            };
-            // Shutting down: tell an HTTP/1 client this is the connection's last answer (HTTP/2
-            // has GOAWAY for that), so it sends its next request elsewhere.
-            if http1 && closing.is_cancelled() {
+            // The rest of a late body may still come: this connection cannot carry another
+            // request. Shutting down: tell an HTTP/1 client this is the connection's last answer
+            // (HTTP/2 has GOAWAY for that), so it sends its next request elsewhere.
+            if late.load(Ordering::Relaxed) || (http1 && closing.is_cancelled()) {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -84,26 +79,6 @@ impl Service<Request<Incoming>> for Requests {
     }
 }
 
-/// The 408 that replaces whatever the router made of a body that stopped arriving.
-fn body_too_slow(original: Response<Body>) -> Response<Body> {
-    let mut response = Problem::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "request-timeout",
-        "the request body did not arrive in time",
-    )
-    .into_response();
-    // The rest of the body may still come: this connection cannot carry another request.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    if let Some(id) = original.headers().get(&crate::request_context::REQUEST_ID) {
-        response
-            .headers_mut()
-            .insert(crate::request_context::REQUEST_ID.clone(), id.clone());
-    }
-    response
-}
-
 /// A request body that fails once its deadline passes with data still to come.
 struct TimedBody {
     inner: Incoming,
@@ -112,7 +87,7 @@ struct TimedBody {
     late: Arc<AtomicBool>,
 }
 
-/// The error a late request body ends with (the response becomes a 408).
+/// The error a late request body ends with (the router's stack answers it 408).
 #[derive(Debug, thiserror::Error)]
 #[error("the request body did not arrive in time")]
 pub struct BodyTimeout;

@@ -7,7 +7,8 @@
 //! that hosts' clocks need not agree. The receiving chassis
 //! ([`crate::request_context::middleware`]) turns it into an absolute [`Instant`] on its own
 //! clock as the request arrives: `0` (or a deadline that passes before the handler starts) is
-//! answered `504` problem+json (`deadline-exceeded`) without running the handler; a value that is
+//! answered `504` (`deadline-exceeded`: problem+json, or the service's error page) without
+//! running the handler; a value that is
 //! not an integer is ignored (as if absent); a value above [`MAX_INCOMING`] is cut to it. A
 //! request without the header has no deadline beyond the service's own `request_timeout`; event
 //! handlers and background work have none.
