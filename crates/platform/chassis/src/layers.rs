@@ -37,6 +37,7 @@ use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
 mod bare_errors;
 mod late_body;
+pub use late_body::BodyTimeout;
 
 use bare_errors::Renderer;
 pub use bare_errors::{BareError, bare};

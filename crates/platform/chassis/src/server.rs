@@ -40,8 +40,8 @@ use crate::problem::Problem;
 mod phase;
 mod requests;
 
+pub use crate::layers::BodyTimeout;
 use phase::{Phase, Watch, expiry};
-pub use requests::BodyTimeout;
 use requests::Requests;
 
 /// Connection limits of every listener in a process (`[connections]` in the configuration).

@@ -58,14 +58,20 @@ async fn account_chrome(shop: &Shop, caller: Option<&Caller>, next: &str) -> Chr
     chrome
 }
 
+/// The page to go to afterwards, from `?next=` (a local path only; `/` when absent or
+/// unreadable).
+fn next_of(query: Result<Query<NextQuery>, QueryRejection>) -> String {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    session::safe_next(query.next.as_deref())
+}
+
 /// `GET /signup?next=`.
 pub async fn signup_form(
     State(shop): State<Arc<Shop>>,
     caller: Option<Caller>,
     query: Result<Query<NextQuery>, QueryRejection>,
 ) -> Response {
-    let query = query.map(|Query(q)| q).unwrap_or_default();
-    let next = session::safe_next(query.next.as_deref());
+    let next = next_of(query);
     let page = SignupPage {
         chrome: account_chrome(&shop, caller.as_ref(), &next).await,
         name: String::new(),
@@ -170,8 +176,7 @@ pub async fn login_form(
     caller: Option<Caller>,
     query: Result<Query<NextQuery>, QueryRejection>,
 ) -> Response {
-    let query = query.map(|Query(q)| q).unwrap_or_default();
-    let next = session::safe_next(query.next.as_deref());
+    let next = next_of(query);
     let page = LoginPage {
         chrome: account_chrome(&shop, caller.as_ref(), &next).await,
         email: String::new(),

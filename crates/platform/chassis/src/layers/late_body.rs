@@ -18,7 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use super::bare_errors::bare;
-use crate::server::BodyTimeout;
+
+/// The error a late request body ends with (the server's body timer raises it; the router's
+/// stack answers it 408). Defined here, below the server, so that the server depends on the
+/// layers and not the other way round.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
 
 /// The problem slug of a late body.
 pub const REQUEST_TIMEOUT: &str = "request-timeout";

@@ -4,6 +4,7 @@
 //! marked with an injected abort (`faults::AbortConnection`) is an error instead, on which
 //! hyper closes the connection without writing a byte of it.
 
+use crate::layers::BodyTimeout;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, header};
@@ -86,11 +87,6 @@ struct TimedBody {
     sleep: Option<Pin<Box<Sleep>>>,
     late: Arc<AtomicBool>,
 }
-
-/// The error a late request body ends with (the router's stack answers it 408).
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimeout;
 
 impl hyper::body::Body for TimedBody {
     type Data = Bytes;
