@@ -17,6 +17,19 @@ use flotilla_testkit::fault_proxy::{Proxy, Stream, Toxic, ToxicKind};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
+/// The shop the database and NATS link tests start: an admin, a small catalog, a short
+/// respond-within and a 1 s breaker wait, so that recovery shows within the test.
+#[cfg(feature = "postgres")]
+const SHOP_ENV: &[(&str, &str)] = &[
+    ("FLOTILLA_ADMIN_EMAIL", crate::checkout::ADMIN_EMAIL),
+    ("FLOTILLA_ADMIN_PASSWORD", crate::checkout::ADMIN_PASSWORD),
+    ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
+    ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "20"),
+    ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
+    ("FLOTILLA_ORDERS__RESPOND_WITHIN_MS", "500"),
+    ("FLOTILLA_RESILIENCE__BREAKER__OPEN_WAIT_MS", "1000"),
+];
+
 /// The deadline every request carries.
 const DEADLINE: Duration = Duration::from_millis(1000);
 /// F12's margin over the deadline.
@@ -330,7 +343,6 @@ pub(crate) fn no_panic_in(log: &std::path::Path) {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toxics_on_the_database_link_give_only_502_503_504_by_the_deadline_and_pools_recover() {
-    use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD};
     use crate::support::Process;
     let pg = flotilla_testkit::PrivatePostgres::start().await;
     let link =
@@ -351,15 +363,7 @@ async fn toxics_on_the_database_link_give_only_502_503_504_by_the_deadline_and_p
             "--database-prefix",
             "f12",
         ],
-        &[
-            ("FLOTILLA_ADMIN_EMAIL", ADMIN_EMAIL),
-            ("FLOTILLA_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
-            ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "20"),
-            ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
-            ("FLOTILLA_ORDERS__RESPOND_WITHIN_MS", "500"),
-            ("FLOTILLA_RESILIENCE__BREAKER__OPEN_WAIT_MS", "1000"),
-        ],
+        SHOP_ENV,
         &log,
     );
     let http = reqwest::Client::new();
@@ -381,7 +385,6 @@ async fn toxics_on_the_database_link_give_only_502_503_504_by_the_deadline_and_p
 #[cfg(all(feature = "etcd", feature = "fleet"))]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn toxics_on_the_nats_link_give_only_502_503_504_by_the_deadline_and_recover() {
-    use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD};
     use crate::support::Process;
     let nats = crate::infra::nats();
     let link =
@@ -403,15 +406,7 @@ async fn toxics_on_the_nats_link_give_only_502_503_504_by_the_deadline_and_recov
             "--cluster",
             &cluster,
         ],
-        &[
-            ("FLOTILLA_ADMIN_EMAIL", ADMIN_EMAIL),
-            ("FLOTILLA_ADMIN_PASSWORD", ADMIN_PASSWORD),
-            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "20"),
-            ("FLOTILLA_INVENTORY__SEED_PRODUCTS", "20"),
-            ("FLOTILLA_INVENTORY__INITIAL_STOCK", "100"),
-            ("FLOTILLA_ORDERS__RESPOND_WITHIN_MS", "500"),
-            ("FLOTILLA_RESILIENCE__BREAKER__OPEN_WAIT_MS", "1000"),
-        ],
+        SHOP_ENV,
         &log,
     );
     let http = reqwest::Client::new();

@@ -121,20 +121,7 @@ async fn inject(shop: &Shop, service: &str, fault: serde_json::Value) {
 async fn a_product_seen_before_is_still_shown_while_the_catalog_fails() {
     // Every read asks the catalog again (nothing is fresh), so the second page load meets the
     // failing catalog and is answered from the copy kept for errors.
-    let shop = shop_configured(
-        &[
-            flotilla_catalog::SPEC,
-            flotilla_inventory::SPEC,
-            flotilla_shipping::SPEC,
-            flotilla_storefront::SPEC,
-        ],
-        None,
-        &[(
-            "resilience",
-            serde_json::json!({"read_cache": {"fresh_ms": 0}}),
-        )],
-    )
-    .await;
+    let shop = shop_reading_the_catalog_afresh().await;
     let product = shop.some_product().await;
     let path = format!("/product/{}", product.id);
     let (status, _) = shop.page(&path).await;
@@ -173,21 +160,7 @@ async fn a_product_seen_before_is_still_shown_while_the_catalog_fails() {
 
 #[tokio::test]
 async fn a_cart_is_priced_from_kept_copies_while_the_catalog_fails() {
-    let shop = shop_configured(
-        &[
-            flotilla_catalog::SPEC,
-            flotilla_cart::SPEC,
-            flotilla_inventory::SPEC,
-            flotilla_shipping::SPEC,
-            flotilla_storefront::SPEC,
-        ],
-        None,
-        &[(
-            "resilience",
-            serde_json::json!({"read_cache": {"fresh_ms": 0}}),
-        )],
-    )
-    .await;
+    let shop = shop_reading_the_catalog_afresh().await;
     let product = shop.some_product().await;
     let user = "user-stale";
     let res = shop
@@ -203,4 +176,11 @@ async fn a_cart_is_priced_from_kept_copies_while_the_catalog_fails() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.contains(&escaped(&product.name)), "{body}");
     assert!(!body.contains("No longer available"), "{body}");
+}
+
+/// The shop with nothing kept fresh: every read asks the catalog, and the kept copy is only
+/// for errors.
+async fn shop_reading_the_catalog_afresh() -> Shop {
+    let fresh_reads = serde_json::json!({"read_cache": {"fresh_ms": 0}});
+    shop_configured(SHOP, None, &[("resilience", fresh_reads)]).await
 }

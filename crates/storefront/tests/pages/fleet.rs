@@ -65,16 +65,18 @@ pub async fn shop_configured(
 /// The shop without orders: catalog, identity, cart, inventory (stock badges), shipping
 /// (estimates) and storefront.
 pub async fn shop() -> Shop {
-    shop_of(&[
-        flotilla_catalog::SPEC,
-        flotilla_identity::SPEC,
-        flotilla_cart::SPEC,
-        flotilla_inventory::SPEC,
-        flotilla_shipping::SPEC,
-        flotilla_storefront::SPEC,
-    ])
-    .await
+    shop_of(SHOP).await
 }
+
+/// The services of [`shop`].
+pub const SHOP: &[flotilla_chassis::ServiceSpec] = &[
+    flotilla_catalog::SPEC,
+    flotilla_identity::SPEC,
+    flotilla_cart::SPEC,
+    flotilla_inventory::SPEC,
+    flotilla_shipping::SPEC,
+    flotilla_storefront::SPEC,
+];
 
 /// The whole shop with checkout: the services above plus orders and the services its checkout
 /// saga calls (inventory, payments, shipping).
