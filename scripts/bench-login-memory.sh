@@ -17,6 +17,12 @@ if [ -z "${BIN:-}" ]; then
 fi
 DIR=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# One account logged into PARALLEL times at once from one address: loose enough limits that
+# neither the gateway's login bucket nor identity's failed-login throttle (which counts the
+# checks under way) refuses them; this measures memory, not the limits.
+FLOTILLA_GATEWAY__RATE_LIMIT__LOGIN__PER_IP__PER_SECOND=1000000 \
+FLOTILLA_GATEWAY__RATE_LIMIT__LOGIN__PER_IP__BURST=1000000 \
+FLOTILLA_IDENTITY__LOGIN_FAILURES_MAX=1000 \
 RUST_LOG=warn "$BIN" run --port "$PORT" --data-dir "$DIR" >/dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$DIR"' EXIT

@@ -15,6 +15,10 @@
 # bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The gateway's rate limits stay on (their cost is part of the figure), with read buckets per
+# address large enough that wrk's one address is never refused.
+export FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_IP__PER_SECOND=1000000
+export FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_IP__BURST=1000000
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}

@@ -29,6 +29,9 @@ async fn main() -> anyhow::Result<()> {
         "catalog": {"seed_products": PRODUCTS},
         "inventory": {"seed_products": PRODUCTS, "initial_stock": INITIAL_STOCK},
         "cart": {"max_quantity": MAX_QUANTITY},
+        // 32 customers from one address, each checking out as fast as it can: the gateway's
+        // rate limits would measure themselves, not the shop.
+        "gateway": {"rate_limit": {"enabled": false}},
     })))
     // Any `FLOTILLA_*` setting applies, as to `flotilla run` (e.g. the pool size:
     // FLOTILLA_DATABASE__MAX_CONNECTIONS=1).

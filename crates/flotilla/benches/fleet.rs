@@ -525,6 +525,8 @@ impl Spawned {
                 INITIAL_STOCK.to_string(),
             )
             .env("FLOTILLA_CART__MAX_QUANTITY", MAX_QUANTITY.to_string())
+            // As in the checkout bench: the load comes from one address, as fast as it can.
+            .env("FLOTILLA_GATEWAY__RATE_LIMIT__ENABLED", "false")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -174,6 +174,10 @@ pub struct Common {
     /// [env: FLOTILLA_NATS_URL] [default: in-process events].
     #[arg(long, value_name = "URL")]
     pub nats_url: Option<String>,
+    /// Redis for the rate limits every gateway replica shares, e.g. redis://127.0.0.1:6379
+    /// [env: FLOTILLA_REDIS_URL] [default: each gateway counts alone].
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
     /// Service discovery: static, etcd://host:port, or dns://{service}.ns.svc.cluster.local:PORT
     /// [env: FLOTILLA_DISCOVERY] [default: static].
     #[arg(long, value_name = "SPEC")]

@@ -135,6 +135,7 @@ pub async fn up(
         for (flag, value) in [
             ("--database-url", &settings.database_url),
             ("--nats-url", &settings.nats_url),
+            ("--redis-url", &settings.redis_url),
             ("--database-prefix", &Some(settings.database_prefix.clone())),
         ] {
             if let Some(value) = value {

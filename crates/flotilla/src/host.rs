@@ -19,7 +19,9 @@ use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use flotilla_chassis::transport::in_process::InProcessRegistry;
 use flotilla_chassis::trust::TrustPolicy;
 use flotilla_discovery::{Balancer, Discovery, Registration};
-use flotilla_gateway::{Authenticator, Gateway, GatewayConfig, KeyCache, RoutePolicy};
+use flotilla_gateway::{
+    Authenticator, Gateway, GatewayConfig, KeyCache, RateLimitConfig, RateLimiter, RoutePolicy,
+};
 use flotilla_identity::IdentityConfig;
 use flotilla_identity::client::IdentityClient;
 use flotilla_identity::token::TokenVerifier;
@@ -230,7 +232,13 @@ impl Host {
         }
         let gateway = if with_gateway {
             let credentials = identity.credentials.clone();
-            Some(build_gateway(&config, &wiring.peers, clock, credentials)?)
+            Some(build_gateway(
+                &config,
+                &settings,
+                &wiring.peers,
+                clock,
+                credentials,
+            )?)
         } else {
             None
         };
@@ -583,6 +591,7 @@ const USER_ONLY: &[&str] = &["cart", "orders", "notifications"];
 /// The gateway over `peers`: every service under `/api/<name>/`, the storefront at `/`.
 fn build_gateway(
     config: &figment::Figment,
+    settings: &HostSettings,
     peers: &Peers,
     clock: SharedClock,
     credentials: Arc<ServiceCredentials>,
@@ -602,7 +611,17 @@ fn build_gateway(
         .deadline
         .validate()
         .context("[gateway.deadline]")?;
+    // Shared by every gateway of the deployment when Redis is given, under its cluster name.
+    let rate_limit: RateLimitConfig =
+        flotilla_chassis::config::section_over_defaults(config, "gateway.rate_limit")?;
+    let limiter = RateLimiter::new(
+        rate_limit,
+        settings.redis_url.as_deref(),
+        &format!("flotilla:{}", settings.cluster),
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut gateway = Gateway::new(auth, credentials)
+        .rate_limit(limiter)
         .deadlines(gateway_config.deadline)
         .shedding(gateway_config.shedding)
         .context("[gateway.shedding]")?

@@ -39,6 +39,7 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
         ("database_url", &common.database_url),
         ("database_prefix", &common.database_prefix),
         ("nats_url", &common.nats_url),
+        ("redis_url", &common.redis_url),
         ("discovery", &common.discovery),
         ("cluster", &common.cluster),
     ] {

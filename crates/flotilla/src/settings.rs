@@ -54,6 +54,9 @@ pub struct HostSettings {
     /// NATS with JetStream (`FLOTILLA_NATS_URL`) carries events between processes; without it
     /// events travel only inside this process.
     pub nats_url: Option<String>,
+    /// Redis (`FLOTILLA_REDIS_URL`): the gateway's rate-limit buckets are shared there by every
+    /// gateway replica; local to each gateway without it.
+    pub redis_url: Option<String>,
     /// Where instances find each other (`FLOTILLA_DISCOVERY`): `static` (the `remote` URLs),
     /// `etcd://host:port`, or `dns://{service}.namespace.svc.cluster.local:8080`.
     pub discovery: String,
@@ -104,6 +107,7 @@ impl Default for HostSettings {
             database_url: None,
             database_prefix: "flotilla".to_owned(),
             nats_url: None,
+            redis_url: None,
             discovery: "static".to_owned(),
             cluster: "flotilla".to_owned(),
             advertise_host: None,

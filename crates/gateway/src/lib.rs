@@ -8,7 +8,8 @@
 //!
 //! Every request gets a deadline here (the client's `x-flotilla-deadline-ms`, bounded, or the
 //! route's default: [`RouteDeadlines`]) that bounds every call made for it downstream.
-//! Rate limits, load balancing and the other resilience layers are tower layers around the
+//! Rate limits (`rate_limit`) are checked per client address before the token and per user
+//! after it. Load balancing and the other resilience layers are tower layers around the
 //! per-service transports and the router built here; nothing in the routing needs to change.
 
 mod auth;
@@ -16,10 +17,14 @@ mod deadlines;
 mod exposure;
 mod keys;
 mod proxy;
+mod rate_limit;
 mod routes;
 
 pub use auth::{AuthError, Authenticator};
 pub use deadlines::{InvalidRouteDeadline, Route, RouteDeadlines};
 pub use exposure::{Exposure, INTERNAL_TAG};
 pub use keys::KeyCache;
+pub use rate_limit::{
+    Bucket, ClassLimits, FailMode, RATE_LIMITED, RateLimitConfig, RateLimitSnapshot, RateLimiter,
+};
 pub use routes::{Gateway, GatewayConfig, RoutePolicy};

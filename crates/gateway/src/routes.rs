@@ -22,6 +22,7 @@ use crate::auth::{AuthError, Authenticator};
 use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
 use crate::proxy;
+use crate::rate_limit::{Class, RateLimiter};
 
 /// The gateway's name in answers and logs.
 const GATEWAY: &str = "gateway";
@@ -36,6 +37,8 @@ pub struct GatewayConfig {
     pub deadline: RouteDeadlines,
     /// `[gateway.shedding]`: how many requests the gateway serves at once.
     pub shedding: SheddingConfig,
+    // `[gateway.rate_limit]` is read on its own, key by key over its defaults
+    // ([`RateLimitConfig`], `flotilla_chassis::config::section_over_defaults`).
 }
 
 impl Default for GatewayConfig {
@@ -96,6 +99,7 @@ pub struct Gateway {
     credentials: Arc<ServiceCredentials>,
     deadlines: RouteDeadlines,
     shedding: Arc<Shedding>,
+    rate_limit: Arc<RateLimiter>,
 }
 
 impl Gateway {
@@ -111,7 +115,15 @@ impl Gateway {
             deadlines: RouteDeadlines::default(),
             shedding: Shedding::new(GATEWAY, SheddingConfig::default(), is_gateway_probe)
                 .expect("the default shedding settings are valid"),
+            rate_limit: RateLimiter::off(),
         }
+    }
+
+    /// Limits requests per client address and per user with `limiter` (none are limited
+    /// otherwise).
+    pub fn rate_limit(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.rate_limit = limiter;
+        self
     }
 
     /// Serves at most `config.max_in_flight` requests at once, refusing the excess with 503
@@ -180,6 +192,20 @@ impl Gateway {
         )
     }
 
+    /// Takes a token from the bucket of `req`'s client address for `class`.
+    fn limit_client(
+        &self,
+        class: Class,
+        req: &Request,
+    ) -> impl Future<Output = Result<(), Response>> + Send + '_ {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let ip = self.rate_limit.client_ip(peer, req.headers());
+        self.rate_limit.check_ip(class, ip)
+    }
+
     /// The user a call from another Flotilla process acts for, when the request carries a valid
     /// credential minted for `service` (the process reached `service` through this gateway).
     fn fleet_call(&self, req: &Request, service: &str) -> Option<Option<Caller>> {
@@ -198,6 +224,7 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::Json<serde_json::Value
         "status": "ok",
         "service": GATEWAY,
         "load": gw.shedding.snapshot(),
+        "rate_limit": gw.rate_limit.snapshot(),
     }))
 }
 
@@ -252,6 +279,12 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
     if let Some(caller) = gw.fleet_call(&req, service) {
         return proxy::forward(&upstream.transport, service, req, &target, caller).await;
     }
+    let class = (!is_probe(rest)).then(|| Class::of(req.method(), req.uri().path()));
+    if let Some(class) = class
+        && let Err(refused) = gw.limit_client(class, &req).await
+    {
+        return refused;
+    }
     match upstream
         .exposure(service)
         .await
@@ -281,6 +314,11 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
     if caller.is_none() && upstream.policy == RoutePolicy::Authenticated && !is_probe(rest) {
         return unauthorized(&AuthError::Missing);
     }
+    if let (Some(class), Some(caller)) = (class, &caller)
+        && let Err(refused) = gw.rate_limit.check_user(class, &caller.user_id).await
+    {
+        return refused;
+    }
     proxy::forward(&upstream.transport, service, req, &target, caller).await
 }
 
@@ -295,6 +333,13 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         return Problem::not_found("no storefront runs here; the API is under /api/<service>/")
             .into_response();
     };
+    let class =
+        (!is_gateway_probe(req.uri().path())).then(|| Class::of(req.method(), req.uri().path()));
+    if let Some(class) = class
+        && let Err(refused) = gw.limit_client(class, &req).await
+    {
+        return refused;
+    }
     let token = match Authenticator::bearer(req.headers()) {
         Ok(Some(token)) => Some(token),
         _ => Authenticator::session_cookie(req.headers()),
@@ -303,6 +348,11 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         Some(token) => gw.auth.verify(token).await.ok(),
         None => None,
     };
+    if let (Some(class), Some(caller)) = (class, &caller)
+        && let Err(refused) = gw.rate_limit.check_user(class, &caller.user_id).await
+    {
+        return refused;
+    }
     let target = req
         .uri()
         .path_and_query()

@@ -55,7 +55,11 @@ async fn public_documents_are_complete_and_match_what_the_gateway_serves() {
         ..Common::default()
     };
     let config = figment::Figment::from(figment::providers::Serialized::defaults(
-        serde_json::json!({"catalog": {"seed_products": 5}}),
+        serde_json::json!({
+            "catalog": {"seed_products": 5},
+            // It sends every operation from one address, faster than the write bucket allows.
+            "gateway": {"rate_limit": {"enabled": false}},
+        }),
     ));
     let (config, settings) = flotilla::settings(config, &common).expect("settings");
     let host = Host::build(config, settings, Mode::Run)

@@ -25,6 +25,7 @@ mod partition;
 // `flotilla run` on PostgreSQL needs a build with it.
 #[cfg(feature = "postgres")]
 mod pg_restart;
+mod rate_limit;
 mod shedding;
 mod support;
 mod toxics;

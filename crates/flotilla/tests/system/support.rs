@@ -35,6 +35,9 @@ pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
     let mut config = figment::Figment::from(figment::providers::Serialized::defaults(
         serde_json::json!({
             "catalog": {"seed_products": TEST_PRODUCTS},
+            // Tests sign up and log in dozens of users from one address; `rate_limit.rs`
+            // turns the limits on.
+            "gateway": {"rate_limit": {"enabled": false}},
         }),
     ));
     config = config.merge(figment::providers::Serialized::defaults(extra));
@@ -127,7 +130,9 @@ impl Process {
         cmd.args(args)
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env("RUST_LOG", "warn");
+            .env("RUST_LOG", "warn")
+            // As in `spawn_app_with`: a test's callers all come from one address.
+            .env("FLOTILLA_GATEWAY__RATE_LIMIT__ENABLED", "false");
         for (k, v) in envs {
             cmd.env(k, v);
         }

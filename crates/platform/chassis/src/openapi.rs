@@ -256,6 +256,11 @@ fn complete(op: &mut Value) {
     if admin {
         add("403", "The token is not an admin's");
     }
+    add(
+        "429",
+        "Too many requests from this address or user (the gateway's rate limits); \
+         retry after `Retry-After` seconds",
+    );
     describe(responses);
     if admin {
         // Tagged too, so that tools can select the operations an admin's token is for.

@@ -235,12 +235,14 @@ impl Server {
                     evict: evict.clone(),
                 },
             );
+        let peer = stream.peer_addr().ok();
         let io = TokioIo::new(Watch {
             inner: stream,
             phase: phase.clone(),
         });
         let service = TowerToHyperService::new(Requests {
             router,
+            peer,
             phase,
             body_read_timeout: self.limits.body_read_timeout,
             closing: closing.clone(),

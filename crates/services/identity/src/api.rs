@@ -33,6 +33,22 @@ pub struct IdentityState {
     pub issuer: Arc<TokenIssuer>,
     /// Wall clock for `iat`/`exp` and `created_at`.
     pub clock: SharedClock,
+    /// How many failed logins an account may have lately.
+    pub throttle: LoginThrottle,
+}
+
+/// Failed logins allowed per account: `max_failures` within `window_millis`; the next attempts
+/// are refused (429, `Retry-After`) before any password hash is computed, until the oldest
+/// failure leaves the window. Counted per address as typed, so an address with no account is
+/// throttled exactly like one with an account, and in the database, so every replica of
+/// identity counts the same attempts. Refused attempts are not counted: an attacker keeps an
+/// account locked only by failing again every window, never for longer.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginThrottle {
+    /// Failures allowed within the window.
+    pub max_failures: u32,
+    /// The window, in milliseconds.
+    pub window_millis: i64,
 }
 
 /// The routes, with their OpenAPI description.
@@ -90,6 +106,7 @@ async fn signup(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins for this email address lately; retry after `Retry-After` seconds", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Wrong shape", body = Problem, content_type = "application/problem+json"),
     )
@@ -101,16 +118,36 @@ async fn login(
 ) -> Result<impl IntoResponse, IdentityError> {
     // An address that cannot exist is looked up as no one, so it costs the same hash as any
     // other failed login and gets the same answer.
-    let user = match Email::parse(&req.email) {
-        Ok(email) => state.store.user_by_email(&email).await?,
-        Err(_) => None,
+    let email = Email::parse(&req.email).ok();
+    let account = match &email {
+        Some(email) => email.as_str().to_owned(),
+        None => req.email.trim().to_lowercase(),
+    };
+    let attempt = flotilla_chassis::ids::new_id("att");
+    let now = state.clock.now_millis();
+    let window_start = now.saturating_sub(state.throttle.window_millis);
+    let (attempts, oldest) = state
+        .store
+        .begin_login_attempt(&attempt, &account, now, window_start)
+        .await?;
+    if attempts > i64::from(state.throttle.max_failures) {
+        state.store.forget_login_attempt(&attempt).await?;
+        let wait_millis = oldest.saturating_add(state.throttle.window_millis) - now;
+        let secs = u32::try_from(wait_millis.div_euclid(1000) + 1).unwrap_or(u32::MAX);
+        return Err(IdentityError::Throttled(secs.max(1)));
+    }
+    let user = match &email {
+        Some(email) => state.store.user_by_email(email).await?,
+        None => None,
     };
     let password = Password::unchecked(req.password);
     let hash = user.as_ref().map(|u| &u.password_hash);
     let user = match (state.passwords.verify(&password, hash).await?, user) {
         (true, Some(user)) => user,
+        // The attempt stays written: it is one of the account's failures now.
         _ => return Err(IdentityError::BadCredentials),
     };
+    state.store.clear_login_attempts(&account).await?;
     let access_token = state
         .issuer
         .issue(user.id.as_str(), user.role, state.clock.now_secs())?;

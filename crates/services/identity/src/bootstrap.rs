@@ -35,6 +35,13 @@ pub fn check_config(config: &IdentityConfig) -> Result<(), StartError> {
             "identity.token_ttl_secs must be a positive number of seconds",
         ));
     }
+    if !(1..=1_000).contains(&config.login_failures_max)
+        || !(1..=86_400).contains(&config.login_window_secs)
+    {
+        return Err(fail(
+            "identity.login_failures_max must be 1 to 1000 and identity.login_window_secs 1 to 86400",
+        ));
+    }
     match admin_credentials(config) {
         (Some(_), None) | (None, Some(_)) => Err(fail(
             "set both FLOTILLA_ADMIN_EMAIL and FLOTILLA_ADMIN_PASSWORD (identity.admin_email and \

@@ -25,6 +25,9 @@ pub enum IdentityError {
     /// told apart by their answer (401).
     #[error("wrong email or password")]
     BadCredentials,
+    /// Too many failed logins on the account lately (429); try again after this many seconds.
+    #[error("too many failed logins")]
+    Throttled(u32),
     /// The caller's account no longer exists (404).
     #[error("the account does not exist")]
     UserNotFound,
@@ -58,6 +61,14 @@ impl From<IdentityError> for Problem {
             IdentityError::BadCredentials => {
                 Problem::unauthorized("the email address or password is incorrect")
             }
+            IdentityError::Throttled(secs) => Problem::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "login-throttled",
+                format!(
+                    "too many failed logins for this email address; try again in {secs} seconds"
+                ),
+            )
+            .with_retry_after(secs),
             IdentityError::UserNotFound => Problem::not_found("the account no longer exists"),
             IdentityError::Storage(e) => Problem::from(e),
             IdentityError::Password(PasswordError::Closed) => {

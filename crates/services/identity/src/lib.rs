@@ -36,11 +36,18 @@ pub const SPEC: ServiceSpec = ServiceSpec {
 };
 
 /// The schema, oldest first.
-const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "users and signing keys",
-    include_str!("../migrations/0001_init.sql"),
-)];
+const MIGRATIONS: &[Migration] = &[
+    Migration::portable(
+        1,
+        "users and signing keys",
+        include_str!("../migrations/0001_init.sql"),
+    ),
+    Migration::portable(
+        2,
+        "login attempts",
+        include_str!("../migrations/0002_login_failures.sql"),
+    ),
+];
 
 /// The `[identity]` configuration section. The gateway reads it too, to verify tokens with the
 /// same issuer, audience and leeway the service issues them with.
@@ -60,6 +67,11 @@ pub struct IdentityConfig {
     /// That account's initial password (`FLOTILLA_ADMIN_PASSWORD`). It only seeds a new account:
     /// an existing account keeps the password it has.
     pub admin_password: Option<String>,
+    /// Failed logins an account may have within `login_window_secs`; the next ones are refused
+    /// with 429 before any password is checked (RELIABILITY.md S6).
+    pub login_failures_max: u32,
+    /// The window those failures are counted over, in seconds.
+    pub login_window_secs: u64,
 }
 
 impl Default for IdentityConfig {
@@ -71,6 +83,8 @@ impl Default for IdentityConfig {
             leeway_secs: 30,
             admin_email: None,
             admin_password: None,
+            login_failures_max: 10,
+            login_window_secs: 60,
         }
     }
 }
@@ -83,6 +97,8 @@ impl std::fmt::Debug for IdentityConfig {
             .field("audience", &self.audience)
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("leeway_secs", &self.leeway_secs)
+            .field("login_failures_max", &self.login_failures_max)
+            .field("login_window_secs", &self.login_window_secs)
             .field("admin_email", &self.admin_email)
             .field(
                 "admin_password",
@@ -108,6 +124,11 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
         passwords,
         issuer: Arc::new(token::TokenIssuer::new(signing_key, &config)),
         clock: ctx.clock.clone(),
+        throttle: api::LoginThrottle {
+            max_failures: config.login_failures_max,
+            window_millis: i64::try_from(config.login_window_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
+        },
     };
     Ok(Service::new(NAME, api::routes(state), Some(db)))
 }

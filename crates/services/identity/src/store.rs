@@ -1,4 +1,4 @@
-//! All SQL of the identity service, in plain sight: users and signing keys.
+//! All SQL of the identity service, in plain sight: users, signing keys and login attempts.
 //!
 //! Queries are portable (`$1` placeholders, BIGINT/TEXT/BOOLEAN columns) and run on SQLite and
 //! PostgreSQL alike. Rows become domain types here, so a row that does not fit them (an unknown
@@ -88,6 +88,56 @@ impl IdentityStore {
         sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
             .bind(Role::Admin.as_str())
             .bind(id.as_str())
+            .execute(self.db.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Writes login attempt `id` on `account` at `at` (milliseconds), forgets every attempt from
+    /// before `forget_before`, and counts the attempts on `account` since then, this one
+    /// included, with the time of the oldest. Written before the password is checked, so that
+    /// concurrent attempts see each other: the k-th to be written counts at least k.
+    pub async fn begin_login_attempt(
+        &self,
+        id: &str,
+        account: &str,
+        at: i64,
+        forget_before: i64,
+    ) -> Result<(i64, i64), sqlx::Error> {
+        sqlx::query("DELETE FROM login_attempts WHERE attempted_at < $1")
+            .bind(forget_before)
+            .execute(self.db.pool())
+            .await?;
+        sqlx::query("INSERT INTO login_attempts (id, account, attempted_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(account)
+            .bind(at)
+            .execute(self.db.pool())
+            .await?;
+        let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(attempted_at) FROM login_attempts
+             WHERE account = $1 AND attempted_at >= $2",
+        )
+        .bind(account)
+        .bind(forget_before)
+        .fetch_one(self.db.pool())
+        .await?;
+        Ok((count, oldest.unwrap_or(at)))
+    }
+
+    /// Forgets attempt `id` (refused before its password was checked).
+    pub async fn forget_login_attempt(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_attempts WHERE id = $1")
+            .bind(id)
+            .execute(self.db.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets every attempt on `account` (it has just logged in).
+    pub async fn clear_login_attempts(&self, account: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM login_attempts WHERE account = $1")
+            .bind(account)
             .execute(self.db.pool())
             .await
             .map(|_| ())

@@ -50,6 +50,9 @@ pub struct NextQuery {
 
 /// What the login page says after a refused attempt.
 const WRONG_CREDENTIALS: &str = "Wrong email or password.";
+/// What the login form says when identity throttles the address.
+const TOO_MANY_FAILURES: &str =
+    "Too many failed attempts for this email address. Please wait a minute and try again.";
 
 /// The header of the login and sign-up pages: its account links keep `next` (sanitised).
 async fn account_chrome(shop: &Shop, caller: Option<&Caller>, next: &str) -> Chrome {
@@ -214,6 +217,11 @@ pub async fn login(
                         PageError::Internal.page(shop.chrome(caller.as_ref()).await)
                     }
                 };
+            }
+            // Identity's throttle (too many failures on this address): said as such, for
+            // known and unknown addresses alike.
+            Err(error) if error.status() == Some(StatusCode::TOO_MANY_REQUESTS) => {
+                (StatusCode::TOO_MANY_REQUESTS, TOO_MANY_FAILURES)
             }
             // Any refusal reads the same, so the page never tells which half was wrong.
             Err(error)

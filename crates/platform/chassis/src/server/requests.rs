@@ -27,6 +27,9 @@ use crate::faults::inject::InjectedReset;
 #[derive(Clone)]
 pub(super) struct Requests {
     pub(super) router: Router,
+    /// The client's address, given to each request as axum's `ConnectInfo` (the gateway's
+    /// per-address rate limits read it).
+    pub(super) peer: Option<std::net::SocketAddr>,
     pub(super) phase: Arc<watch::Sender<Phase>>,
     pub(super) body_read_timeout: Duration,
     /// Cancelled when the listener stops: responses then carry `Connection: close`.
@@ -46,7 +49,7 @@ impl Service<Request<Incoming>> for Requests {
         let guard = InFlight::start(self.phase.clone());
         let late = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + self.body_read_timeout;
-        let req = req.map(|body| {
+        let mut req = req.map(|body| {
             Body::new(TimedBody {
                 inner: body,
                 deadline,
@@ -54,6 +57,10 @@ impl Service<Request<Incoming>> for Requests {
                 late: late.clone(),
             })
         });
+        if let Some(peer) = self.peer {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         let router = self.router.clone();
         let closing = self.closing.clone();
         let http1 = req.version() < axum::http::Version::HTTP_2;

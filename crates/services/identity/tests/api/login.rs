@@ -157,3 +157,53 @@ async fn the_configured_admin_is_created_and_logs_in_as_admin() {
     let res = login(&plain, "root@example.com", "admin-password-1").await;
     problem(res, StatusCode::UNAUTHORIZED).await;
 }
+
+#[tokio::test]
+async fn failed_logins_throttle_an_address_until_the_oldest_leaves_the_window() {
+    // RELIABILITY.md S6 on identity's clock: 10 failures in 60 s, then 429 before any password
+    // is checked, for a known and an unknown address alike; a success clears the count.
+    let fleet = TestFleet::of(&[flotilla_identity::SPEC])
+        .manual_clock(1_700_000_000_000)
+        .start()
+        .await;
+    signup(&fleet, "ada@example.com").await;
+    for email in ["ada@example.com", "nobody@example.com"] {
+        for i in 0..10 {
+            assert_eq!(
+                login(&fleet, email, "wrong").await.status(),
+                StatusCode::UNAUTHORIZED,
+                "{email}, try {i}"
+            );
+            fleet.manual_clock().advance(1_000);
+        }
+    }
+    // Ada's first failure was 20 s ago, the unknown address's 10 s ago.
+    for (email, wait) in [("ada@example.com", "41"), ("nobody@example.com", "51")] {
+        let res = login(&fleet, email, PASSWORD).await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert_eq!(header_of(&res, header::RETRY_AFTER), Some(wait), "{email}");
+        assert_eq!(header_of(&res, header::CONTENT_TYPE), Some(PROBLEM_JSON));
+    }
+    assert_eq!(
+        login(&fleet, "ADA@example.com", PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is normalised before it is counted"
+    );
+    // Once Ada's oldest failure is over a minute old, one more try is allowed: the right one.
+    fleet.manual_clock().advance(41_000);
+    assert_eq!(
+        login(&fleet, "ada@example.com", PASSWORD).await.status(),
+        StatusCode::OK
+    );
+    // That success forgot her failures: ten more may fail before the next refusal.
+    for _ in 0..10 {
+        assert_eq!(
+            login(&fleet, "ada@example.com", "wrong").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&fleet, "ada@example.com", "wrong").await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
