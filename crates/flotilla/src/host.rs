@@ -622,6 +622,9 @@ fn build_gateway(
     .map_err(anyhow::Error::msg)?;
     let mut gateway = Gateway::new(auth, credentials)
         .rate_limit(limiter)
+        .secure_cookies(gateway_config.secure_cookies)
+        .cors(&gateway_config.cors)
+        .map_err(anyhow::Error::msg)?
         .deadlines(gateway_config.deadline)
         .shedding(gateway_config.shedding)
         .context("[gateway.shedding]")?

@@ -12,6 +12,7 @@
 //! after it. Load balancing and the other resilience layers are tower layers around the
 //! per-service transports and the router built here; nothing in the routing needs to change.
 
+mod admin_surface;
 mod auth;
 mod deadlines;
 mod exposure;
@@ -27,4 +28,4 @@ pub use keys::KeyCache;
 pub use rate_limit::{
     Bucket, ClassLimits, FailMode, RATE_LIMITED, RateLimitConfig, RateLimitSnapshot, RateLimiter,
 };
-pub use routes::{Gateway, GatewayConfig, RoutePolicy};
+pub use routes::{CorsConfig, Gateway, GatewayConfig, RoutePolicy};

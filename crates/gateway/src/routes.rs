@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use flotilla_chassis::Role;
 use flotilla_chassis::caller::Caller;
 use flotilla_chassis::layers::{self, ErrorPage, Limits};
 use flotilla_chassis::problem::Problem;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
+use crate::admin_surface::is_admin_path;
 use crate::auth::{AuthError, Authenticator};
 use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
@@ -37,6 +39,11 @@ pub struct GatewayConfig {
     pub deadline: RouteDeadlines,
     /// `[gateway.shedding]`: how many requests the gateway serves at once.
     pub shedding: SheddingConfig,
+    /// Mark the web shop's cookies `Secure` (only sent over HTTPS): on when the shop is served
+    /// over TLS, whether by the gateway or a proxy in front of it.
+    pub secure_cookies: bool,
+    /// `[gateway.cors]`: which other origins' scripts may call the API.
+    pub cors: CorsConfig,
     // `[gateway.rate_limit]` is read on its own, key by key over its defaults
     // ([`RateLimitConfig`], `flotilla_chassis::config::section_over_defaults`).
 }
@@ -47,7 +54,79 @@ impl Default for GatewayConfig {
             jwks_refresh_secs: 10,
             deadline: RouteDeadlines::default(),
             shedding: SheddingConfig::default(),
+            secure_cookies: false,
+            cors: CorsConfig::default(),
         }
+    }
+}
+
+/// `[gateway.cors]`: cross-origin calls to `/api/...` from the listed origins' scripts (bearer
+/// tokens in a header; no cookies are sent cross-origin). Empty, the default: no CORS headers,
+/// so browsers keep other sites' scripts from reading any answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins allowed, exactly as browsers send them (`https://shop.example.com`), or `*`.
+    pub allowed_origins: Vec<String>,
+    /// Seconds a browser may keep a preflight's answer (at most 86400; 0: the browser's default).
+    pub max_age_secs: u64,
+}
+
+impl CorsConfig {
+    /// The layer for the API, or `None` when no origin is allowed.
+    pub fn layer(&self) -> Result<Option<tower_http::cors::CorsLayer>, String> {
+        use axum::http::{HeaderName, HeaderValue, Method, header};
+        use tower_http::cors::{AllowOrigin, CorsLayer};
+        if self.allowed_origins.is_empty() {
+            return Ok(None);
+        }
+        if self.max_age_secs > 86_400 {
+            return Err("[gateway.cors] max_age_secs must be at most 86400".into());
+        }
+        let origin = if self.allowed_origins.iter().any(|o| o == "*") {
+            AllowOrigin::any()
+        } else {
+            let mut origins = Vec::new();
+            for origin in &self.allowed_origins {
+                let well_formed = ["https://", "http://"].iter().any(|scheme| {
+                    origin.strip_prefix(scheme).is_some_and(|host| {
+                        !host.is_empty() && !host.contains(['/', ' ', '?', '#', '*'])
+                    })
+                });
+                let value = HeaderValue::from_str(origin).ok().filter(|_| well_formed);
+                origins.push(value.ok_or_else(|| {
+                    format!(
+                        "[gateway.cors] allowed_origins: {origin:?} is not an origin \
+                         (scheme://host[:port], no path)"
+                    )
+                })?);
+            }
+            AllowOrigin::list(origins)
+        };
+        let layer = CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-request-id"),
+                HeaderName::from_static("x-flotilla-deadline-ms"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(self.max_age_secs));
+        Ok(Some(layer))
     }
 }
 
@@ -100,6 +179,8 @@ pub struct Gateway {
     deadlines: RouteDeadlines,
     shedding: Arc<Shedding>,
     rate_limit: Arc<RateLimiter>,
+    secure_cookies: bool,
+    cors: Option<tower_http::cors::CorsLayer>,
 }
 
 impl Gateway {
@@ -116,7 +197,21 @@ impl Gateway {
             shedding: Shedding::new(GATEWAY, SheddingConfig::default(), is_gateway_probe)
                 .expect("the default shedding settings are valid"),
             rate_limit: RateLimiter::off(),
+            secure_cookies: false,
+            cors: None,
         }
+    }
+
+    /// Marks the cookies the web shop sets `Secure` when `on`.
+    pub fn secure_cookies(mut self, on: bool) -> Self {
+        self.secure_cookies = on;
+        self
+    }
+
+    /// Lets the origins of `config` call the API from their scripts.
+    pub fn cors(mut self, config: &CorsConfig) -> Result<Self, String> {
+        self.cors = config.layer()?;
+        Ok(self)
     }
 
     /// Limits requests per client address and per user with `limiter` (none are limited
@@ -174,12 +269,18 @@ impl Gateway {
     pub fn into_router(self, limits: Limits) -> Router {
         let shedding = Arc::clone(&self.shedding);
         let site_error_page = self.site_error_page.clone();
+        let cors = self.cors.clone();
         let gateway = Arc::new(self);
-        let router = Router::new()
-            .route("/healthz", get(healthz))
+        let mut router = Router::new()
             .route("/api", any(api))
             .route("/api/", any(api))
-            .route("/api/{*rest}", any(api))
+            .route("/api/{*rest}", any(api));
+        if let Some(cors) = cors {
+            // Preflights are answered here, before limits, tokens or the exposure check.
+            router = router.layer(cors);
+        }
+        let router = router
+            .route("/healthz", get(healthz))
             .with_state(gateway.clone());
         let pages = Router::new().fallback(site).with_state(gateway);
         layers::edge(
@@ -190,6 +291,20 @@ impl Gateway {
             site_error_page,
             is_site_path,
         )
+    }
+
+    /// The user `req`'s bearer token names, if it has one; a bad token is refused.
+    async fn caller(&self, headers: &axum::http::HeaderMap) -> Result<Option<Caller>, Response> {
+        match Authenticator::bearer(headers) {
+            Err(err) => Err(unauthorized(&err)),
+            Ok(None) => Ok(None),
+            Ok(Some(token)) => self
+                .auth
+                .verify(token)
+                .await
+                .map(Some)
+                .map_err(|err| unauthorized(&err)),
+        }
     }
 
     /// Takes a token from the bucket of `req`'s client address for `class`.
@@ -285,6 +400,20 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
     {
         return refused;
     }
+    // The admin surface needs an admin at the edge, whatever the spelling of its path.
+    let admin_surface = is_admin_path(rest);
+    let mut verified = None;
+    if admin_surface {
+        let caller = match gw.caller(req.headers()).await {
+            Ok(caller) => caller,
+            Err(refused) => return refused,
+        };
+        match &caller {
+            None => return unauthorized(&AuthError::Missing),
+            Some(c) if c.role != Role::Admin => return admin_only(),
+            Some(_) => verified = Some(caller),
+        }
+    }
     match upstream
         .exposure(service)
         .await
@@ -303,12 +432,11 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
         Ok(Access::MethodNotAllowed(methods)) => return method_not_allowed(req.method(), &methods),
         Err(problem) => return problem.into_response(),
     }
-    let caller = match Authenticator::bearer(req.headers()) {
-        Err(err) => return unauthorized(&err),
-        Ok(None) => None,
-        Ok(Some(token)) => match gw.auth.verify(token).await {
-            Ok(caller) => Some(caller),
-            Err(err) => return unauthorized(&err),
+    let caller = match verified {
+        Some(caller) => caller,
+        None => match gw.caller(req.headers()).await {
+            Ok(caller) => caller,
+            Err(refused) => return refused,
         },
     };
     if caller.is_none() && upstream.policy == RoutePolicy::Authenticated && !is_probe(rest) {
@@ -348,6 +476,14 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         Some(token) => gw.auth.verify(token).await.ok(),
         None => None,
     };
+    // The site's admin pages (`/admin/resilience`) are guarded like the API's.
+    if is_admin_path(req.uri().path()) && caller.as_ref().is_none_or(|c| c.role != Role::Admin) {
+        return flotilla_chassis::layers::bare(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "this page is for administrators",
+        );
+    }
     if let (Some(class), Some(caller)) = (class, &caller)
         && let Err(refused) = gw.rate_limit.check_user(class, &caller.user_id).await
     {
@@ -358,7 +494,36 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
-    proxy::forward(storefront, "storefront", req, &target, caller).await
+    let mut response = proxy::forward(storefront, "storefront", req, &target, caller).await;
+    if gw.secure_cookies {
+        secure(response.headers_mut());
+    }
+    response
+}
+
+/// Adds `Secure` to every `Set-Cookie` in `headers` that lacks it.
+fn secure(headers: &mut axum::http::HeaderMap) {
+    let cookies: Vec<_> = headers
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            let text = v.to_str().unwrap_or_default();
+            let has = text
+                .split(';')
+                .any(|attr| attr.trim().eq_ignore_ascii_case("secure"));
+            if has || text.is_empty() {
+                v.clone()
+            } else {
+                format!("{text}; Secure")
+                    .parse()
+                    .unwrap_or_else(|_| v.clone())
+            }
+        })
+        .collect();
+    headers.remove(axum::http::header::SET_COOKIE);
+    for cookie in cookies {
+        headers.append(axum::http::header::SET_COOKIE, cookie);
+    }
 }
 
 /// 405 with the `Allow` header listing the path's public methods.
@@ -379,6 +544,11 @@ fn method_not_allowed(method: &axum::http::Method, allowed: &[axum::http::Method
         response.headers_mut().insert(axum::http::header::ALLOW, v);
     }
     response
+}
+
+/// 403 for a caller who is not an admin on the admin surface.
+fn admin_only() -> Response {
+    Problem::forbidden("this route is for administrators").into_response()
 }
 
 fn unauthorized(err: &AuthError) -> Response {
@@ -427,7 +597,35 @@ fn split_api_path(path: &str) -> Option<(&str, &str)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_gateway_probe, split_api_path};
+    use super::{CorsConfig, is_gateway_probe, split_api_path};
+
+    #[test]
+    fn cors_origins_must_be_origins() {
+        let with = |origins: &[&str]| CorsConfig {
+            allowed_origins: origins.iter().map(|o| (*o).to_owned()).collect(),
+            max_age_secs: 0,
+        };
+        assert!(
+            with(&[]).layer().expect("valid").is_none(),
+            "closed by default"
+        );
+        for good in [
+            &["https://shop.example"][..],
+            &["http://localhost:3000", "*"],
+        ] {
+            assert!(with(good).layer().expect("valid").is_some(), "{good:?}");
+        }
+        for bad in [
+            "shop.example",
+            "https://shop.example/",
+            "https://shop.example/path",
+            "https://",
+            "https://*.example",
+            "ftp://shop.example",
+        ] {
+            assert!(with(&[bad]).layer().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn probes_are_the_gateways_and_each_services() {

@@ -3,8 +3,9 @@
 //! The storefront only ever *writes* the `flotilla_token` cookie: the gateway reads it, verifies
 //! the token and forwards the caller's identity, so nothing here parses or trusts a token. The
 //! cookie is `HttpOnly` (no script may read it; the shop has none anyway) and `SameSite=Lax`
-//! (other sites' form posts arrive without it). `Secure` is left to the gateway's TLS setup:
-//! adding it here would break the plain-HTTP local shop.
+//! (other sites' form posts arrive without it). `Secure` is added by the gateway when the shop is
+//! served over TLS (`gateway.secure_cookies`): adding it here would break the plain-HTTP local
+//! shop.
 //!
 //! The `next` parameter of the login page is an open-redirect hazard, so it is reduced to a local
 //! path or to `/`.

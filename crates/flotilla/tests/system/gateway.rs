@@ -586,3 +586,246 @@ async fn request_ids_are_kept_or_made() {
         .expect("x");
     assert!(!res.headers()["x-request-id"].is_empty());
 }
+
+#[tokio::test]
+async fn the_admin_surface_refuses_customers_in_every_spelling() {
+    // RELIABILITY.md S2: a customer's token on admin and ops routes, with method, case,
+    // trailing-slash and percent-encoding variants: 403 every time, 401 without a token.
+    let app = crate::support::spawn_app_with(json!({
+        "identity": {
+            "admin_email": crate::checkout::ADMIN_EMAIL,
+            "admin_password": crate::checkout::ADMIN_PASSWORD,
+        },
+    }))
+    .await;
+    let (_, customer) = user(&app).await;
+    let customer = format!("Bearer {customer}");
+    let admin = crate::checkout::login(
+        &app.http,
+        &app.base,
+        crate::checkout::ADMIN_EMAIL,
+        crate::checkout::ADMIN_PASSWORD,
+    )
+    .await;
+    let mut tried = 0;
+    for service in [
+        "catalog",
+        "shipping",
+        "inventory",
+        "orders",
+        "payments",
+        "identity",
+    ] {
+        for path in [
+            "/admin/resilience",
+            "/admin/faults",
+            "/ADMIN/faults",
+            "/Admin/Resilience",
+            "/admin/faults/",
+            "/admin/resilience/",
+            "//admin//faults",
+            "/%61dmin/faults",
+            "/%2561dmin/resilience",
+            "/admin%2Ffaults",
+            "/x/../admin/faults",
+            "/x/%2e%2e/admin/faults",
+            "/./admin/resilience",
+        ] {
+            for method in ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS"] {
+                let url = format!("{}/api/{service}{path}", app.base);
+                let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+                let as_customer = app
+                    .http
+                    .request(method.clone(), &url)
+                    .header("authorization", &customer)
+                    .json(&json!({"latency_ms": 1, "for_secs": 1}))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(as_customer.status(), 403, "customer: {method} {url}");
+                let anonymous = app
+                    .http
+                    .request(method.clone(), &url)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(anonymous.status(), 401, "anonymous: {method} {url}");
+                tried += 1;
+            }
+        }
+    }
+    assert_eq!(tried, 6 * 13 * 6);
+    // The same routes still work for an admin.
+    let res = app
+        .http
+        .get(format!("{}/api/catalog/admin/resilience", app.base))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(res.status(), 200);
+    // And the site's own admin page is guarded alike.
+    for path in [
+        "/admin/resilience",
+        "/ADMIN/resilience/",
+        "/%61dmin/resilience",
+    ] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .header("authorization", &customer)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(res.status(), 403, "{path}");
+    }
+    let res = app
+        .http
+        .get(format!("{}/admin/resilience", app.base))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn api_answers_and_pictures_are_never_sniffed_and_pictures_run_nothing() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/catalog/products/p0000001",
+        "/api/catalog/products/nope",
+        "/api/catalog/products/p0000001/image.svg",
+        "/api/nope",
+        "/healthz",
+        "/",
+    ] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(
+            res.headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{path}"
+        );
+    }
+    let res = app
+        .http
+        .get(format!(
+            "{}/api/catalog/products/p0000001/image.svg",
+            app.base
+        ))
+        .send()
+        .await
+        .expect("image");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("sandbox"),
+        "{csp}"
+    );
+}
+
+#[tokio::test]
+async fn cross_origin_calls_are_closed_by_default_and_open_to_listed_origins() {
+    let preflight = |app: &TestApp, origin: &'static str| {
+        app.http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/cart/items", app.base),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+    };
+    let read = |app: &TestApp, origin: &'static str| {
+        app.http
+            .get(format!("{}/api/catalog/products/p0000001", app.base))
+            .header("origin", origin)
+            .send()
+    };
+    let closed = spawn_app().await;
+    for res in [
+        preflight(&closed, "https://shop.example")
+            .await
+            .expect("preflight"),
+        read(&closed, "https://shop.example").await.expect("read"),
+    ] {
+        assert!(
+            !res.headers().contains_key("access-control-allow-origin"),
+            "{:?}",
+            res.headers()
+        );
+    }
+    let open = crate::support::spawn_app_with(json!({
+        "gateway": {"cors": {"allowed_origins": ["https://shop.example"], "max_age_secs": 600}},
+    }))
+    .await;
+    let res = preflight(&open, "https://shop.example")
+        .await
+        .expect("preflight");
+    assert!(res.status().is_success(), "{}", res.status());
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let allowed = res.headers()["access-control-allow-headers"]
+        .to_str()
+        .expect("ascii")
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization"), "{allowed}");
+    assert_eq!(res.headers()["access-control-max-age"], "600");
+    let res = read(&open, "https://shop.example").await.expect("read");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    for res in [
+        preflight(&open, "https://evil.example")
+            .await
+            .expect("preflight"),
+        read(&open, "https://evil.example").await.expect("read"),
+    ] {
+        assert!(!res.headers().contains_key("access-control-allow-origin"));
+    }
+}
+
+#[tokio::test]
+async fn session_cookies_are_secure_when_configured() {
+    for (secure, config) in [
+        (false, json!({})),
+        (true, json!({"gateway": {"secure_cookies": true}})),
+    ] {
+        let app = crate::support::spawn_app_with(config).await;
+        let email = format!("sc{}@example.com", rand::random::<u32>());
+        let res = crate::support::client()
+            .post(format!("{}/signup", app.base))
+            .form(&[
+                ("name", "Sec"),
+                ("email", email.as_str()),
+                ("password", "a long enough password"),
+            ])
+            .send()
+            .await
+            .expect("signup");
+        assert_eq!(res.status(), 303);
+        let cookie = res.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(cookie.starts_with("flotilla_token="), "{cookie}");
+        assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
+        assert_eq!(cookie.ends_with("; Secure"), secure, "{cookie}");
+    }
+}

@@ -11,7 +11,7 @@
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::caller::Caller;
@@ -117,6 +118,16 @@ pub fn standard(
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn(request_context))
+        .layer(nosniff())
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer that has none: a browser must not read a
+/// JSON body or a picture as HTML or script because of what it looks like.
+fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::if_not_present(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
 }
 
 /// The shared part of [`standard`] for routers that are not services (the gateway): no trust
@@ -158,6 +169,7 @@ pub fn edge(
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(shedding.layer())
         .layer(middleware::from_fn(request_context))
+        .layer(nosniff())
 }
 
 /// A panic in a handler becomes a 500 problem; the process keeps serving.
