@@ -37,6 +37,12 @@ pub enum PageError {
     /// The method is not one this page answers (e.g. `GET /logout`).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// A page for administrators, asked for by someone else.
+    #[error("forbidden")]
+    Forbidden,
+    /// The visitor sent more than the gateway's rate limits allow.
+    #[error("too many requests")]
+    TooManyRequests,
     /// The service the page is about is down or overloaded.
     #[error("a service is unavailable")]
     Unavailable,
@@ -55,6 +61,8 @@ impl PageError {
             PageError::TooSlow => StatusCode::REQUEST_TIMEOUT,
             PageError::CrossSite => StatusCode::FORBIDDEN,
             PageError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PageError::Forbidden => StatusCode::FORBIDDEN,
+            PageError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -65,7 +73,10 @@ impl PageError {
         match status {
             StatusCode::NOT_FOUND => PageError::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => PageError::MethodNotAllowed,
-            StatusCode::FORBIDDEN => PageError::CrossSite,
+            // The CSRF check answers its own page (`csrf_rejection`); a bare 403 is the
+            // gateway's refusal of an admin page.
+            StatusCode::FORBIDDEN => PageError::Forbidden,
+            StatusCode::TOO_MANY_REQUESTS => PageError::TooManyRequests,
             StatusCode::PAYLOAD_TOO_LARGE => PageError::TooLarge,
             StatusCode::REQUEST_TIMEOUT => PageError::TooSlow,
             s if s.is_client_error() => PageError::BadRequest,
@@ -102,6 +113,15 @@ impl PageError {
             PageError::MethodNotAllowed => (
                 "That did not work",
                 "This address does not accept that kind of request.",
+            ),
+            PageError::Forbidden => (
+                "Not for this account",
+                "This page is for the shop's administrators.",
+            ),
+            PageError::TooManyRequests => (
+                "Slow down a little",
+                "Too many requests came from you in a short time. \
+                 Please wait a moment and try again.",
             ),
             PageError::Unavailable => (
                 "We'll be right back",
@@ -200,9 +220,15 @@ mod tests {
             PageError::TooSlow,
             PageError::CrossSite,
             PageError::MethodNotAllowed,
+            PageError::Forbidden,
+            PageError::TooManyRequests,
             PageError::Unavailable,
             PageError::Internal,
         ] {
+            if error != PageError::CrossSite {
+                // A bare status gets its own page back (the CSRF page is made by its layer).
+                assert_eq!(PageError::for_status(error.status()), error, "{error}");
+            }
             assert!(error.status().is_client_error() || error.status().is_server_error());
             let (title, message) = error.wording();
             assert!(!title.is_empty() && !message.is_empty());

@@ -678,6 +678,8 @@ async fn the_admin_surface_refuses_customers_in_every_spelling() {
             .await
             .expect("page");
         assert_eq!(res.status(), 403, "{path}");
+        let page = res.text().await.expect("page");
+        assert!(page.contains("administrators"), "{path}: {page}");
     }
     let res = app
         .http

@@ -322,6 +322,8 @@ async fn sign_ups_and_logins_are_limited_far_more_strictly_than_reads() {
                 kind.starts_with("text/html"),
                 "a page for the browser: {kind}"
             );
+            let page = res.text().await.expect("page");
+            assert!(page.contains("Slow down"), "{page}");
         }
     }
     assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
