@@ -161,6 +161,11 @@ impl Checkout {
             Some(ctx) => tokio::spawn(request_context::scope(ctx, run)),
             None => tokio::spawn(run),
         };
+        if self.respond_within.is_zero() {
+            // Answer at once. (A zero timeout still polls the task and waits for the timer's
+            // next tick, in which a fast saga on a busy machine could finish.)
+            return Waited::StillRunning;
+        }
         match tokio::time::timeout(self.respond_within, task).await {
             Ok(Ok(RunEnd::Finished {
                 ending: Some(ending),
