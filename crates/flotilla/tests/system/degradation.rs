@@ -144,17 +144,7 @@ async fn slow_shipping(judge: Judge) {
 
     // A shopper with one product in the cart, logged in on the web.
     let web = client();
-    let email = format!("l4-{}@example.com", rand::random::<u32>());
-    let res = web
-        .post(format!("{base}/signup"))
-        .form(&[
-            ("name", "Lin"),
-            ("email", email.as_str()),
-            ("password", "a long enough password"),
-        ])
-        .send()
-        .await
-        .expect("signup");
+    let res = crate::support::web_signup(&web, base, "l4").await;
     assert_eq!(res.status(), 303);
     let product = "p0000001";
     let res = web

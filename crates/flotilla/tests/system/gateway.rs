@@ -810,17 +810,7 @@ async fn session_cookies_are_secure_when_configured() {
         (true, json!({"gateway": {"secure_cookies": true}})),
     ] {
         let app = crate::support::spawn_app_with(config).await;
-        let email = format!("sc{}@example.com", rand::random::<u32>());
-        let res = crate::support::client()
-            .post(format!("{}/signup", app.base))
-            .form(&[
-                ("name", "Sec"),
-                ("email", email.as_str()),
-                ("password", "a long enough password"),
-            ])
-            .send()
-            .await
-            .expect("signup");
+        let res = crate::support::web_signup(&crate::support::client(), &app.base, "cookie").await;
         assert_eq!(res.status(), 303);
         let cookie = res.headers()["set-cookie"]
             .to_str()

@@ -123,17 +123,7 @@ pub async fn web_journey(base: &str, product: &Value) {
     assert_eq!(home.status(), 200);
     assert!(home.text().await.expect("html").contains("<html"));
 
-    let email = format!("web-{}@example.com", rand::random::<u32>());
-    let res = http
-        .post(format!("{base}/signup"))
-        .form(&[
-            ("name", "Grace"),
-            ("email", email.as_str()),
-            ("password", "a long enough password"),
-        ])
-        .send()
-        .await
-        .expect("signup form");
+    let res = crate::support::web_signup(&http, base, "web").await;
     assert_eq!(res.status(), 303, "signup redirects");
 
     let id = product["id"].as_str().expect("id");

@@ -4,7 +4,7 @@
 //! closed when Redis does not answer; and identity's throttle on failed logins.
 
 use crate::checkout::customer;
-use crate::support::{TestApp, client, spawn_app_with};
+use crate::support::{TestApp, client, gateway_health, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -147,15 +147,7 @@ async fn one_client_gets_its_burst_then_its_rate_and_another_is_unaffected() {
     for _ in 0..10 {
         assert_eq!(get_as(&app, "203.0.113.2").await, 200);
     }
-    let health: Value = app
-        .http
-        .get(format!("{}/healthz", app.base))
-        .send()
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
+    let health = gateway_health(&app.http, &app.base).await;
     assert_eq!(health["rate_limit"]["backend"], "local", "{health}");
     assert!(health["rate_limit"]["limited"].as_u64() >= Some(tally.limited as u64));
     // Probes are never limited.
@@ -192,15 +184,7 @@ async fn two_gateways_on_one_redis_share_the_buckets() {
         "{} admitted by two gateways over {span:?}; one shared bucket allows {want:.1}",
         tally.admitted
     );
-    let health: Value = a
-        .http
-        .get(format!("{}/healthz", a.base))
-        .send()
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
+    let health = gateway_health(&a.http, &a.base).await;
     assert_eq!(health["rate_limit"]["backend"], "redis", "{health}");
     assert_eq!(health["rate_limit"]["redis_errors"], 0, "{health}");
 }
@@ -225,15 +209,7 @@ async fn a_redis_that_does_not_answer_fails_open_or_closed_as_configured() {
             started.elapsed()
         );
     }
-    let health: Value = open
-        .http
-        .get(format!("{}/healthz", open.base))
-        .send()
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
+    let health = gateway_health(&open.http, &open.base).await;
     assert!(
         health["rate_limit"]["redis_errors"].as_u64() >= Some(5),
         "every failed check is counted: {health}"

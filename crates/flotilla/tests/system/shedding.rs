@@ -38,15 +38,7 @@ const ROUTE: &str = "/api/catalog/products?page_size=20";
 const SERVICE_MS: u64 = 100;
 
 async fn load(http: &reqwest::Client, base: &str) -> serde_json::Value {
-    let health: serde_json::Value = http
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .expect("healthz")
-        .json()
-        .await
-        .expect("json");
-    health["load"].clone()
+    crate::support::gateway_health(http, base).await["load"].clone()
 }
 
 /// How long the overload lasts: 4 s, or `FLOTILLA_SHEDDING_OVERLOAD_SECS` (L3's own run is 30 s:

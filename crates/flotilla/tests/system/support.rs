@@ -231,3 +231,29 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// The gateway's `/healthz` at `base`: its load and its rate limiter's counters.
+pub async fn gateway_health(http: &reqwest::Client, base: &str) -> serde_json::Value {
+    http.get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Signs a new shopper up on the web shop with `web` (which keeps the session cookie); the
+/// answer (a 303 that sets the cookie).
+pub async fn web_signup(web: &reqwest::Client, base: &str, prefix: &str) -> reqwest::Response {
+    let email = format!("{prefix}-{}@example.com", rand::random::<u32>());
+    web.post(format!("{base}/signup"))
+        .form(&[
+            ("name", "Lin"),
+            ("email", email.as_str()),
+            ("password", "a long enough password"),
+        ])
+        .send()
+        .await
+        .expect("signup")
+}
