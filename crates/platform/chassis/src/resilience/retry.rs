@@ -29,18 +29,22 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use utoipa::ToSchema;
 
 use crate::request_context;
 use crate::transport::client::IDEMPOTENCY_KEY;
 use crate::transport::{Transport, TransportError};
+
+/// What a call ends with.
+type Answer = Result<Response<Body>, TransportError>;
 
 /// Request extension: which attempt of a call this is (0 for the first, 1 for the first retry).
 /// A balancer that can tell instances apart should pick a different one when it is above 0.
@@ -235,10 +239,23 @@ impl Layer<Transport> for RetryLayer {
     fn layer(&self, inner: Transport) -> Transport {
         let policy = self.policy.clone();
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let inner = inner.clone();
+            let mut inner = inner.clone();
             let policy = policy.clone();
-            async move { policy.call(inner, req).await }
+            // Always ready (see `Transport`): no clone of the stack below per attempt.
+            async move { policy.call(|attempt| inner.call(attempt), req).await }
         }))
+    }
+}
+
+impl RetryLayer {
+    /// Makes the call `req` under this layer's policy, each attempt by `attempt` (the stack
+    /// passes its per-attempt gate, so that retry and gate run as one future).
+    pub(crate) async fn run<F, A>(&self, attempt: F, req: Request<Body>) -> Answer
+    where
+        F: FnMut(Request<Body>) -> A,
+        A: Future<Output = Answer>,
+    {
+        self.policy.call(attempt, req).await
     }
 }
 
@@ -298,11 +315,11 @@ fn safe_to_repeat(req: &axum::http::request::Parts) -> bool {
 }
 
 impl Policy {
-    async fn call(
-        &self,
-        mut inner: Transport,
-        req: Request<Body>,
-    ) -> Result<Response<Body>, TransportError> {
+    async fn call<F, A>(&self, mut attempt: F, req: Request<Body>) -> Answer
+    where
+        F: FnMut(Request<Body>) -> A,
+        A: Future<Output = Answer>,
+    {
         self.budget.deposit();
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
@@ -310,7 +327,7 @@ impl Policy {
         // (chunked, or a client's upload still arriving) goes through once, as it comes.
         let limit = self.config.max_body_bytes as u64;
         if body.size_hint().exact().is_none_or(|n| n > limit) {
-            return inner.oneshot(Request::from_parts(parts, body)).await;
+            return attempt(Request::from_parts(parts, body)).await;
         }
         let bytes: Bytes = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -321,12 +338,11 @@ impl Policy {
         let tried = TriedInstances::default();
         let mut retry = 0;
         loop {
-            let mut attempt = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
-            attempt.extensions_mut().insert(RetryAttempt(retry));
-            attempt.extensions_mut().insert(tried.clone());
+            let mut request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+            request.extensions_mut().insert(RetryAttempt(retry));
+            request.extensions_mut().insert(tried.clone());
             let started = Instant::now();
-            // Always ready (see `Transport`): no clone of the stack below per attempt.
-            let result = inner.call(attempt).await;
+            let result = attempt(request).await;
             let repeatable = match classify(&result) {
                 Verdict::Final => false,
                 Verdict::IfSafe => safe,
