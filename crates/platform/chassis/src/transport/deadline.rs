@@ -21,8 +21,8 @@
 //! [`TransportError::DeadlineExceeded`] without making it. Running out cancels the call: the
 //! in-process callee's future is dropped, an HTTP callee sees its connection close. Under the
 //! stack's per-attempt deadline ([`crate::resilience::stack`]), which cuts the call no later,
-//! the transport's layer is told so by the request and sets no second timer (one timer per
-//! attempt); the header is then the stack's, with the stack's margin.
+//! the transport's layer is told so as the stack hands it the call, and sets no second timer
+//! (one timer per attempt); the header is then the stack's, with the stack's margin.
 //!
 //! The header's wire format (name, parsing on arrival) is the leaf module [`crate::deadline`],
 //! so that the request context can read it without depending on the transports.
@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use tower::Layer;
 
 use super::gate::{self, Admission, Answer, Gate};
-use crate::transport::{Transport, TransportError};
+use crate::transport::{Transport, TransportCall, TransportError};
 
 pub use crate::deadline::{
     DEADLINE_EXCEEDED, DEADLINE_HEADER, Incoming, MAX_INCOMING, header_value, incoming,
@@ -112,7 +112,7 @@ pub fn layer(service: &str, config: &DeadlineConfig) -> DeadlineLayer {
 }
 
 /// Like [`layer`], for the stack's per-attempt deadline: the transport beneath is told when
-/// this layer cuts the call ([`CutBy`]), so that its own deadline layer sets no second timer.
+/// this layer cuts the call ([`CUT_BY`]), so that its own deadline layer sets no second timer.
 pub(crate) fn per_attempt(service: &str, config: &DeadlineConfig) -> DeadlineLayer {
     let mut layer = layer(service, config);
     if let Some(policy) = Arc::get_mut(&mut layer.policy) {
@@ -132,16 +132,21 @@ struct Policy {
     service: String,
     timeout: Duration,
     margin: Duration,
-    /// Whether requests it lets through carry [`CutBy`].
+    /// Whether the transport beneath is told its cut-off ([`CUT_BY`]).
     tells_inner: bool,
 }
 
-/// Request extension: the instant by which the stack's per-attempt deadline will cut the call,
-/// so that the transport's own deadline layer beneath, which would cut it no earlier, sets no
-/// second timer and leaves the header as the stack wrote it. Every deadline layer takes it off
-/// the request, so it never reaches a callee (an in-process router, a further hop).
-#[derive(Debug, Clone, Copy)]
-struct CutBy(Instant);
+tokio::task_local! {
+    /// The instant by which the stack's per-attempt deadline will cut the call being handed
+    /// to the transport beneath it, scoped around that hand-over only (`Service::call`, which
+    /// admits synchronously): the transport's own deadline layer, which would cut the call no
+    /// earlier, then sets no second timer and leaves the header as the stack wrote it. A
+    /// layer that hands the request on later (an injected delay, a balancer keeping a copy to
+    /// re-send) no longer sees it and bounds the call itself, as without the stack. Scoped
+    /// rather than carried on the request, so it costs no allocation and can never reach a
+    /// callee.
+    static CUT_BY: Instant;
+}
 
 /// What a call this layer admitted is cut by.
 #[derive(Debug)]
@@ -175,7 +180,7 @@ impl Gate for DeadlineLayer {
             Some(d) => (d.min(own), d <= own),
             None => (own, false),
         };
-        if let Some(CutBy(outer)) = req.extensions_mut().remove::<CutBy>()
+        if let Ok(outer) = CUT_BY.try_with(|at| *at)
             && outer <= limit
         {
             return Ok(Limit {
@@ -186,13 +191,17 @@ impl Gate for DeadlineLayer {
         let remaining = (limit - at.now).saturating_sub(policy.margin);
         req.headers_mut()
             .insert(DEADLINE_HEADER.clone(), header_value(remaining));
-        if policy.tells_inner {
-            req.extensions_mut().insert(CutBy(limit));
-        }
         Ok(Limit {
             at: Some(limit),
             by_deadline,
         })
+    }
+
+    fn call_inner(&self, limit: &Limit, call: impl FnOnce() -> TransportCall) -> TransportCall {
+        match limit.at {
+            Some(at) if self.policy.tells_inner => CUT_BY.sync_scope(at, call),
+            _ => call(),
+        }
     }
 
     fn cut_at(&self, limit: &Limit) -> Option<Instant> {

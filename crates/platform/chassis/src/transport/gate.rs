@@ -64,6 +64,16 @@ pub(crate) trait Gate: Clone + Send + Sync + 'static {
         at: &Admission,
     ) -> Result<Self::Pass, TransportError>;
 
+    /// Hands the admitted request to the inner transport (`call`, made now): a gate may scope
+    /// something around it for the layers beneath to read as they admit it.
+    fn call_inner(
+        &self,
+        _pass: &Self::Pass,
+        call: impl FnOnce() -> TransportCall,
+    ) -> TransportCall {
+        call()
+    }
+
     /// When the admitted call must be cut, if this gate cuts it.
     fn cut_at(&self, _pass: &Self::Pass) -> Option<Instant> {
         None
@@ -91,6 +101,14 @@ impl<A: Gate, B: Gate> Gate for (A, B) {
         Ok((outer, inner))
     }
 
+    fn call_inner(
+        &self,
+        (outer, inner): &Self::Pass,
+        call: impl FnOnce() -> TransportCall,
+    ) -> TransportCall {
+        self.0.call_inner(outer, || self.1.call_inner(inner, call))
+    }
+
     fn cut_at(&self, (outer, inner): &Self::Pass) -> Option<Instant> {
         match (self.0.cut_at(outer), self.1.cut_at(inner)) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -116,10 +134,20 @@ impl<A: Gate, B: Gate> Gate for (A, B) {
 pub(crate) fn enter<G: Gate>(
     gate: &G,
     inner: &mut Transport,
+    request: Request<Body>,
+) -> Result<(G::Pass, TransportCall), TransportError> {
+    enter_with(gate, request, |request| inner.call(request))
+}
+
+/// Like [`enter`], handing an admitted request to `call` (an endpoint called by reference).
+pub(crate) fn enter_with<G: Gate>(
+    gate: &G,
     mut request: Request<Body>,
+    call: impl FnOnce(Request<Body>) -> TransportCall,
 ) -> Result<(G::Pass, TransportCall), TransportError> {
     let pass = gate.admit(&mut request, &Admission::now())?;
-    Ok((pass, inner.call(request)))
+    let call = gate.call_inner(&pass, || call(request));
+    Ok((pass, call))
 }
 
 /// Waits for a call [`enter`] let through, cut at the gate's cut-off, and settles its answer.
@@ -140,13 +168,20 @@ pub(crate) fn finish<G: Gate>(
     }
 }
 
+/// [`finish`] holding its own clone of the gate.
+pub(crate) async fn finish_owned<G: Gate>(
+    gate: G,
+    entered: Result<(G::Pass, TransportCall), TransportError>,
+) -> Answer {
+    finish(&gate, entered).await
+}
+
 /// `inner` behind `gate`, as a transport again (always ready: a refusal must come at once).
 pub(crate) fn guard<G: Gate>(gate: G, mut inner: Transport) -> Transport {
     // A closure rather than a `Service` with a boxed future of its own: the transport boxes
     // the future once.
     BoxCloneSyncService::new(tower::service_fn(move |request: Request<Body>| {
         let entered = enter(&gate, &mut inner, request);
-        let gate = gate.clone();
-        async move { finish(&gate, entered).await }
+        finish_owned(gate.clone(), entered)
     }))
 }
