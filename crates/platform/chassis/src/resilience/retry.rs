@@ -341,66 +341,78 @@ fn safe_to_repeat(req: &Parts) -> bool {
 }
 
 impl Policy {
-    async fn call<F, A>(self: Arc<Self>, mut attempt: F, parts: Parts, body: Body) -> Answer
+    fn call<F, A>(
+        self: Arc<Self>,
+        mut attempt: F,
+        parts: Parts,
+        body: Body,
+    ) -> impl Future<Output = Answer> + use<F, A>
     where
         F: FnMut(Request<Body>) -> A,
         A: Future<Output = Answer>,
     {
         self.budget.deposit();
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        // Only a body of known length within the limit is kept for a retry: a streamed one
-        // (chunked, or a client's upload still arriving) goes through once, as it comes.
-        let limit = self.config.max_body_bytes as u64;
-        if body.size_hint().exact().is_none_or(|n| n > limit) {
-            return attempt(Request::from_parts(parts, body)).await;
-        }
-        let bytes: Bytes = if body.is_end_stream() {
-            // Nothing to read (a GET): no collecting, and a static empty body to replay.
-            Bytes::new()
-        } else {
-            match body.collect().await {
-                Ok(collected) => collected.to_bytes(),
-                // The caller's body failed, not the upstream: answered as the upstream would
-                // have.
-                Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
+        // A block rather than an `async fn`: it holds the arguments where they are, an
+        // `async fn` would hold a copy of each besides (rust-lang/rust#62958), and every call
+        // allocates this future.
+        async move {
+            // Only a body of known length within the limit is kept for a retry: a streamed one
+            // (chunked, or a client's upload still arriving) goes through once, as it comes.
+            let limit = self.config.max_body_bytes as u64;
+            if body.size_hint().exact().is_none_or(|n| n > limit) {
+                return attempt(Request::from_parts(parts, body)).await;
             }
-        };
-        let safe = safe_to_repeat(&parts);
-        let tried = TriedInstances::default();
-        let mut retry = 0;
-        loop {
-            let mut request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
-            request.extensions_mut().insert(RetryAttempt(retry));
-            request.extensions_mut().insert(tried.clone());
-            let started = Instant::now();
-            let result = attempt(request).await;
-            let repeatable = match classify(&result) {
-                Verdict::Final => false,
-                Verdict::IfSafe => safe,
-                Verdict::NeverSent => true,
+            let bytes: Bytes = if body.is_end_stream() {
+                // Nothing to read (a GET): no collecting, and a static empty body to replay.
+                Bytes::new()
+            } else {
+                // Boxed, as the backoff's timer below: what only some calls wait for would
+                // otherwise make every call's future larger (see `stack`).
+                match Box::pin(body.collect()).await {
+                    Ok(collected) => collected.to_bytes(),
+                    // The caller's body failed, not the upstream: answered as the upstream would
+                    // have.
+                    Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
+                }
             };
-            if !repeatable || retry >= self.config.max_retries {
-                return result;
+            let safe = safe_to_repeat(&parts);
+            let tried = TriedInstances::default();
+            let mut retry = 0;
+            loop {
+                let mut request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+                request.extensions_mut().insert(RetryAttempt(retry));
+                request.extensions_mut().insert(tried.clone());
+                let started = Instant::now();
+                let result = attempt(request).await;
+                let repeatable = match classify(&result) {
+                    Verdict::Final => false,
+                    Verdict::IfSafe => safe,
+                    Verdict::NeverSent => true,
+                };
+                if !repeatable || retry >= self.config.max_retries {
+                    return result;
+                }
+                let delay = self.config.backoff(retry);
+                if let Some(deadline) = request_context::current_deadline()
+                    && Instant::now() + delay + started.elapsed() >= deadline
+                {
+                    tracing::debug!(service = %self.service, "no time left for a retry");
+                    return result;
+                }
+                if !self.budget.withdraw() {
+                    self.counters
+                        .refused_by_budget
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(service = %self.service, "retry budget spent");
+                    return result;
+                }
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(service = %self.service, retry, ?delay, "retrying");
+                drop(result);
+                Box::pin(tokio::time::sleep(delay)).await;
+                retry += 1;
             }
-            let delay = self.config.backoff(retry);
-            if let Some(deadline) = request_context::current_deadline()
-                && Instant::now() + delay + started.elapsed() >= deadline
-            {
-                tracing::debug!(service = %self.service, "no time left for a retry");
-                return result;
-            }
-            if !self.budget.withdraw() {
-                self.counters
-                    .refused_by_budget
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(service = %self.service, "retry budget spent");
-                return result;
-            }
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(service = %self.service, retry, ?delay, "retrying");
-            drop(result);
-            tokio::time::sleep(delay).await;
-            retry += 1;
         }
     }
 }

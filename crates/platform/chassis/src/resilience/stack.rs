@@ -18,10 +18,11 @@
 //!
 //! The layers are the ones tested one by one, composed for cost: steps 2 to 4 are one gate
 //! ([`crate::transport::gate`]) and the retry loop drives it, so a call through the stack is
-//! one future (one allocation), each attempt reads the clock and the request's deadline once
-//! and sets one timer, which the transport's own deadline layer beneath does not repeat; a
-//! clone of the stack's transport (a typed client clones it for every call) is one
-//! allocation, not one per layer.
+//! one future (and one per attempt), each attempt reads the clock and the request's deadline
+//! once and sets one timer, which the transport's own deadline layer beneath does not repeat;
+//! a clone of the stack's transport (a typed client clones it for every call) costs one
+//! allocation for the stack, not one per layer. What a call still costs, and where:
+//! `docs/benchmarks.md`.
 //!
 //! **Configuration** (`flotilla.toml`, or `FLOTILLA_RESILIENCE__…` in the environment):
 //! `[resilience]` holds the policy of every upstream (`deadline`, `retry`, `breaker`,
@@ -197,9 +198,9 @@ impl Stack {
             let attempt = move |req| {
                 let entered = gate::enter(&gates, &mut inner, req);
                 // Boxed: inline, the attempt (its timer, the gates' passes) would make the
-                // call's future too large for the allocator's thread cache, and every move of
-                // it a copy of two kilobytes; callgrind counts fewer instructions this way.
-                Box::pin(gate::finish_owned(gates.clone(), entered))
+                // call's future too large for the allocator's thread cache (glibc's serves up
+                // to 1 KiB), and every move of it a copy of kilobytes.
+                Box::pin(gate::finish(gates.clone(), entered))
             };
             stack.retry.call(attempt, req)
         }))

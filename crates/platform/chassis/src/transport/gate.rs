@@ -20,7 +20,6 @@
 
 use axum::body::Body;
 use axum::http::{Request, Response};
-use std::future::Future;
 use tokio::time::Instant;
 use tower::Service;
 use tower::util::BoxCloneSyncService;
@@ -150,30 +149,21 @@ pub(crate) fn enter_with<G: Gate>(
     Ok((pass, call))
 }
 
-/// Waits for a call [`enter`] let through, cut at the gate's cut-off, and settles its answer.
-pub(crate) fn finish<G: Gate>(
-    gate: &G,
-    entered: Result<(G::Pass, TransportCall), TransportError>,
-) -> impl Future<Output = Answer> + Send + '_ {
-    async move {
-        let (pass, call) = entered?;
-        let answer = match gate.cut_at(&pass) {
-            Some(at) => match tokio::time::timeout_at(at, call).await {
-                Ok(answer) => answer,
-                Err(_) => Err(gate.cut_error(&pass)),
-            },
-            None => call.await,
-        };
-        gate.settle(pass, answer)
-    }
-}
-
-/// [`finish`] holding its own clone of the gate.
-pub(crate) async fn finish_owned<G: Gate>(
+/// Waits for a call [`enter`] let through, cut at the gate's cut-off, and settles its answer
+/// (the future holds a clone of the gate).
+pub(crate) async fn finish<G: Gate>(
     gate: G,
     entered: Result<(G::Pass, TransportCall), TransportError>,
 ) -> Answer {
-    finish(&gate, entered).await
+    let (pass, call) = entered?;
+    let answer = match gate.cut_at(&pass) {
+        Some(at) => match tokio::time::timeout_at(at, call).await {
+            Ok(answer) => answer,
+            Err(_) => Err(gate.cut_error(&pass)),
+        },
+        None => call.await,
+    };
+    gate.settle(pass, answer)
 }
 
 /// `inner` behind `gate`, as a transport again (always ready: a refusal must come at once).
@@ -182,6 +172,6 @@ pub(crate) fn guard<G: Gate>(gate: G, mut inner: Transport) -> Transport {
     // the future once.
     BoxCloneSyncService::new(tower::service_fn(move |request: Request<Body>| {
         let entered = enter(&gate, &mut inner, request);
-        finish_owned(gate.clone(), entered)
+        finish(gate.clone(), entered)
     }))
 }

@@ -158,7 +158,7 @@ impl HttpEndpoint {
         let entered = gate::enter_with(&self.bounded, req, |req| {
             Box::pin(Arc::clone(&self.target).send(req))
         });
-        Box::pin(gate::finish_owned(self.bounded.clone(), entered))
+        Box::pin(gate::finish(self.bounded.clone(), entered))
     }
 
     /// The instance as a transport.
