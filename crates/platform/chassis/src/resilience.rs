@@ -25,7 +25,9 @@
 //! for the upstream, with the upstream's policy from `[resilience]`; [`admin`] shows each
 //! stack's policy, state and counters at `GET /admin/resilience`. Inside a balanced upstream,
 //! each instance is guarded by outlier ejection (`flotilla_discovery`), Envoy's per-host
-//! breaker. The breaker and the bulkhead share one shape ([`gate`]).
+//! breaker. The breaker, the bulkhead and the deadline share one shape, the transport's gate
+//! ([`crate::transport::gate`]), so the stack runs the three as one gate: one future and one
+//! timer per attempt.
 //!
 //! On the serving side, [`shedding`] caps the requests a server (the gateway) serves at once
 //! and refuses the excess at once with 503 `overloaded` and `Retry-After`: the bulkhead's
@@ -34,7 +36,6 @@
 pub mod admin;
 pub mod breaker;
 pub mod bulkhead;
-mod gate;
 pub mod stack;
 /// The deadline layer lives with the transports, which apply it to every call; it is part of
 /// the resilience stack all the same.

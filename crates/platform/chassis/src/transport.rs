@@ -6,11 +6,13 @@
 //! - [`http`]: a pooled hyper client to a base URL, carrying a service credential.
 //!
 //! The resilience layers ([`crate::resilience`]: deadline, retry budget, breaker, bulkhead) wrap
-//! a `Transport` and so behave the same in every mode.
+//! a `Transport` and so behave the same in every mode. The ones that decide per call share the
+//! shape of [`gate`], which lives here because the deadline layer every transport applies is one.
 
 pub mod client;
 pub mod deadline;
 pub mod faulted;
+pub(crate) mod gate;
 pub mod http;
 pub mod in_process;
 pub mod peers;

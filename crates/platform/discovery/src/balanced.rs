@@ -34,23 +34,27 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::{Extensions, HeaderMap, Method, Request, Response, Uri, Version};
+use futures::future::Either;
 use futures::future::join_all;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
 use flotilla_chassis::resilience::retry::TriedInstances;
-use flotilla_chassis::transport::http::{HttpPool, UnreachableInstance};
+use flotilla_chassis::transport::http::{HttpEndpoint, HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};
 
 /// Cost of an unmeasured instance with a request in flight: above any real one (about a day).
 const UNMEASURED_BUSY: f64 = 1e14;
+
+/// What a call ends with.
+type Answer = Result<Response<Body>, TransportError>;
 
 /// Largest request body kept in memory so that a refused request can be sent again.
 pub const REPLAY_BODY_LIMIT: u64 = 64 * 1024;
@@ -91,10 +95,12 @@ struct Shared {
     ejecting: Mutex<()>,
 }
 
-/// One instance: its transport, counters and outlier state.
+/// One instance: its endpoint, counters and outlier state.
 struct Instance {
-    url: String,
-    transport: Transport,
+    /// Shared with each call's [`TriedInstances`] without a copy.
+    url: Arc<str>,
+    /// Called by reference: no transport is cloned per call.
+    endpoint: HttpEndpoint,
     in_flight: AtomicUsize,
     requests: AtomicU64,
     failures: AtomicU64,
@@ -123,18 +129,18 @@ impl Instance {
 
 /// One request in an instance's in-flight count, left when dropped: also when the caller
 /// gives up on the request, so the count cannot leak.
-struct InFlight<'a>(&'a AtomicUsize);
+struct InFlight(Arc<Instance>);
 
-impl<'a> InFlight<'a> {
-    fn enter(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Self(count)
+impl InFlight {
+    fn enter(instance: Arc<Instance>) -> Self {
+        instance.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(instance)
     }
 }
 
-impl Drop for InFlight<'_> {
+impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -209,8 +215,7 @@ impl Balancer {
     pub fn transport(&self) -> Transport {
         let shared = self.shared.clone();
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let shared = shared.clone();
-            async move { shared.call(req).await }
+            Arc::clone(&shared).call(req)
         }))
     }
 
@@ -226,7 +231,7 @@ impl Balancer {
                 let state = instance.state();
                 let (consecutive_5xx, consecutive_local_failures) = state.consecutive();
                 InstanceSnapshot {
-                    url: instance.url.clone(),
+                    url: instance.url.to_string(),
                     requests: instance.requests.load(Ordering::Relaxed),
                     failures: instance.failures.load(Ordering::Relaxed),
                     in_flight: instance.in_flight.load(Ordering::Relaxed),
@@ -276,8 +281,7 @@ impl Shared {
     /// Makes the instance list `urls`, keeping the state of instances already known.
     fn update(&self, urls: &[String]) {
         let current = self.current();
-        let known: HashMap<&str, &Arc<Instance>> =
-            current.iter().map(|i| (i.url.as_str(), i)).collect();
+        let known: HashMap<&str, &Arc<Instance>> = current.iter().map(|i| (&*i.url, i)).collect();
         let now = Instant::now();
         let mut next = Vec::with_capacity(urls.len());
         for url in urls {
@@ -285,10 +289,10 @@ impl Shared {
                 next.push(Arc::clone(instance));
                 continue;
             }
-            match self.pool.transport(&self.service, url) {
-                Ok(transport) => next.push(Arc::new(Instance {
-                    url: url.clone(),
-                    transport,
+            match self.pool.endpoint(&self.service, url) {
+                Ok(endpoint) => next.push(Arc::new(Instance {
+                    url: Arc::from(url.as_str()),
+                    endpoint,
                     in_flight: AtomicUsize::new(0),
                     requests: AtomicU64::new(0),
                     failures: AtomicU64::new(0),
@@ -310,15 +314,17 @@ impl Shared {
     /// elsewhere when it can), and noting the one picked among the tried.
     fn pick_untried(
         &self,
+        all: &[Arc<Instance>],
         tried: Option<&TriedInstances>,
         except: Option<&Arc<Instance>>,
     ) -> Option<Arc<Instance>> {
         let not_except = |i: &Arc<Instance>| except.is_none_or(|e| !Arc::ptr_eq(e, i));
         let chosen = match tried {
-            Some(tried) => self
-                .pick(|i| not_except(i) && !tried.contains(&i.url))
-                .or_else(|| self.pick(not_except)),
-            None => self.pick(not_except),
+            // The first attempt has nothing to avoid.
+            Some(tried) if !tried.is_empty() => self
+                .pick(all, |i| not_except(i) && !tried.contains(&i.url))
+                .or_else(|| self.pick(all, not_except)),
+            _ => self.pick(all, not_except),
         };
         if let (Some(tried), Some(chosen)) = (tried, &chosen) {
             tried.push(&chosen.url);
@@ -328,45 +334,48 @@ impl Shared {
 
     /// Power of two choices among the `allowed` instances in rotation; when none is in
     /// rotation, among the ejected ones (panic routing). When the winner's last answer was a
-    /// failure, the cheapest of all is taken instead.
-    fn pick(&self, allowed: impl Fn(&Arc<Instance>) -> bool) -> Option<Arc<Instance>> {
-        let all = self.current();
-        let allowed = |i: &&Arc<Instance>| allowed(i);
-        let mut candidates: Vec<&Arc<Instance>> = all
-            .iter()
-            .filter(allowed)
-            .filter(|i| !i.is_ejected())
-            .collect();
-        let mut ejected = false;
-        if candidates.is_empty() {
-            candidates = all.iter().filter(allowed).collect();
-            ejected = true;
-        }
-        let chosen = match candidates.len() {
+    /// failure, the cheapest of all is taken instead. The candidates are walked, not
+    /// collected: no allocation per pick.
+    fn pick(
+        &self,
+        all: &[Arc<Instance>],
+        allowed: impl Fn(&Arc<Instance>) -> bool,
+    ) -> Option<Arc<Instance>> {
+        let allowed = &allowed;
+        let in_rotation = all.iter().filter(|i| allowed(i) && !i.is_ejected()).count();
+        let ejected = in_rotation == 0;
+        let candidates = || {
+            all.iter()
+                .filter(move |i| allowed(i) && (ejected || !i.is_ejected()))
+        };
+        let n = if ejected {
+            candidates().count()
+        } else {
+            in_rotation
+        };
+        let chosen = match n {
             0 => return None,
-            1 => candidates[0],
+            1 => candidates().next(),
             n => {
                 let a = random_below(n);
                 let b = (a + 1 + random_below(n - 1)) % n;
                 let now = Instant::now();
-                let winner = if self.cost(candidates[b], now) < self.cost(candidates[a], now) {
-                    candidates[b]
-                } else {
-                    candidates[a]
+                // An ejection between the walks can shorten the list: take what is there.
+                let winner = match (candidates().nth(a), candidates().nth(b)) {
+                    (Some(x), Some(y)) if self.cost(y, now) < self.cost(x, now) => Some(y),
+                    (x, y) => x.or(y).or_else(|| candidates().next()),
                 };
-                if winner.failing() {
+                if winner.is_some_and(|w| w.failing()) {
                     // Both drawn were failing (two of three failing, one of them kept in
                     // rotation by the cap, is a third of all draws): look at every one.
-                    candidates
-                        .iter()
-                        .copied()
+                    candidates()
                         .min_by(|x, y| self.cost(x, now).total_cmp(&self.cost(y, now)))
-                        .unwrap_or(winner)
+                        .or(winner)
                 } else {
                     winner
                 }
             }
-        };
+        }?;
         if ejected {
             chosen.routed_while_ejected.fetch_add(1, Ordering::Relaxed);
         }
@@ -387,25 +396,44 @@ impl Shared {
         }
     }
 
-    async fn call(&self, req: Request<Body>) -> Result<Response<Body>, TransportError> {
+    /// Picks an instance now, in the caller's task, and sends `req` to it. The future is
+    /// small (it only waits for the instance's answer) unless the request may have to be sent
+    /// again after a refused connection (more than one instance, a body kept for that): that
+    /// rarer path is boxed on its own.
+    fn call(self: Arc<Self>, req: Request<Body>) -> impl Future<Output = Answer> + Send {
         self.refresh();
+        let all = self.current();
         let tried = req.extensions().get::<TriedInstances>().cloned();
-        let Some(first) = self.pick_untried(tried.as_ref(), None) else {
-            return Err(TransportError::NoInstance(self.service.clone()));
+        let Some(first) = self.pick_untried(&all, tried.as_ref(), None) else {
+            let none = TransportError::NoInstance(self.service.clone());
+            return Either::Left(std::future::ready(Err(none)));
         };
         // Keeping a copy only pays when there is somewhere else to send it.
-        let (req, replay) = if self.current().len() > 1 {
-            Replay::split(req, &self.service).await?
-        } else {
-            (req, None)
-        };
-        let result = self.attempt(&first, req).await;
+        if all.len() > 1 && Replay::fits(&req) {
+            return Either::Right(Either::Right(Box::pin(
+                self.call_with_replay(first, tried, req),
+            )));
+        }
+        Either::Right(Either::Left(self.attempt(first, req)))
+    }
+
+    /// [`Self::call`] keeping a copy of the request, sent once more to another instance if the
+    /// first refuses the connection.
+    async fn call_with_replay(
+        self: Arc<Self>,
+        first: Arc<Instance>,
+        tried: Option<TriedInstances>,
+        req: Request<Body>,
+    ) -> Answer {
+        let (req, replay) = Replay::split(req, &self.service).await?;
+        let result = Arc::clone(&self).attempt(Arc::clone(&first), req).await;
         match (result, replay) {
             (Err(error), Some(replay)) if never_sent(&error) => {
                 // An ejected instance, when no other is left in rotation, is still a better
                 // bet than one that just refused.
-                match self.pick_untried(tried.as_ref(), Some(&first)) {
-                    Some(second) => self.attempt(&second, replay.into_request()).await,
+                let all = self.current();
+                match self.pick_untried(&all, tried.as_ref(), Some(&first)) {
+                    Some(second) => self.attempt(second, replay.into_request()).await,
                     None => Err(error),
                 }
             }
@@ -413,35 +441,39 @@ impl Shared {
         }
     }
 
-    async fn attempt(
-        &self,
-        instance: &Arc<Instance>,
+    /// Sends `req` to `instance` now; the future waits for the answer and records it.
+    fn attempt(
+        self: Arc<Self>,
+        instance: Arc<Instance>,
         req: Request<Body>,
-    ) -> Result<Response<Body>, TransportError> {
+    ) -> impl Future<Output = Answer> + Send {
         instance.requests.fetch_add(1, Ordering::Relaxed);
-        let in_flight = InFlight::enter(&instance.in_flight);
+        let in_flight = InFlight::enter(instance);
         let started = Instant::now();
-        let result = instance.transport.clone().oneshot(req).await;
-        drop(in_flight);
-        let outcome = match &result {
-            Ok(response) => match response.status().as_u16() {
-                500 | 502 | 503 | 504 => Outcome::ServerError,
-                _ => Outcome::Success,
-            },
-            Err(_) => Outcome::LocalFailure,
-        };
-        self.record(instance, outcome, started.elapsed());
-        result
+        let call = in_flight.0.endpoint.call(req);
+        async move {
+            let result = call.await;
+            let now = Instant::now();
+            let instance = Arc::clone(&in_flight.0);
+            drop(in_flight);
+            let outcome = match &result {
+                Ok(response) => match response.status().as_u16() {
+                    500 | 502 | 503 | 504 => Outcome::ServerError,
+                    _ => Outcome::Success,
+                },
+                Err(_) => Outcome::LocalFailure,
+            };
+            self.record(&instance, outcome, now - started, now);
+            result
+        }
     }
 
     /// Counts an outcome and ejects the instance when it crossed a threshold and the cap allows.
-    fn record(&self, instance: &Arc<Instance>, outcome: Outcome, rtt: Duration) {
+    fn record(&self, instance: &Arc<Instance>, outcome: Outcome, rtt: Duration, now: Instant) {
         if outcome != Outcome::Success {
             instance.failures.fetch_add(1, Ordering::Relaxed);
         }
-        let crossed = instance
-            .state()
-            .record(outcome, rtt, Instant::now(), &self.settings);
+        let crossed = instance.state().record(outcome, rtt, now, &self.settings);
         if crossed {
             self.try_eject(instance);
         }
@@ -522,6 +554,7 @@ impl Shared {
                 instance,
                 Outcome::LocalFailure,
                 self.settings.health_timeout(),
+                now,
             );
         }
     }
@@ -533,7 +566,7 @@ impl Shared {
         };
         let answer = tokio::time::timeout(
             self.settings.health_timeout(),
-            instance.transport.clone().oneshot(request),
+            instance.endpoint.call(request),
         )
         .await;
         matches!(answer, Ok(Ok(response)) if response.status().is_success())
@@ -608,6 +641,15 @@ struct Replay {
 }
 
 impl Replay {
+    /// Whether a copy of `req` can be kept: its body is small and of known length.
+    fn fits(req: &Request<Body>) -> bool {
+        use axum::body::HttpBody as _;
+        req.body()
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_BODY_LIMIT)
+    }
+
     /// Splits `req` into the request to send first and, when its body is small and of known
     /// length, a copy to send again.
     async fn split(

@@ -192,8 +192,8 @@ impl OutlierState {
 
     /// The latency estimate as of `now`, decayed since the last measurement; 0 when unmeasured.
     pub(crate) fn latency(&self, now: Instant, settings: &OutlierSettings) -> f64 {
-        let elapsed = now.saturating_duration_since(self.ewma_at).as_nanos() as f64;
-        let tau = Duration::from_millis(settings.ewma_decay_ms).as_nanos() as f64;
+        let elapsed = now.saturating_duration_since(self.ewma_at).as_secs_f64() * 1e9;
+        let tau = settings.ewma_decay_ms as f64 * 1e6;
         self.ewma_ns * (-elapsed / tau).exp()
     }
 
@@ -229,14 +229,15 @@ impl OutlierState {
     /// Peak-EWMA: a slower sample replaces the estimate at once, a faster one is blended in
     /// with a weight that grows with the time since the last sample.
     fn observe(&mut self, sample: Duration, now: Instant, settings: &OutlierSettings) {
-        let sample = sample.as_nanos() as f64;
-        let current = self.latency(now, settings);
+        let sample = sample.as_secs_f64() * 1e9;
+        let elapsed = now.saturating_duration_since(self.ewma_at).as_secs_f64() * 1e9;
+        let tau = settings.ewma_decay_ms as f64 * 1e6;
+        let decay = (-elapsed / tau).exp();
+        // What `latency` would say now, with the one `exp` computed here.
+        let current = self.ewma_ns * decay;
         self.ewma_ns = if sample > current {
             sample
         } else {
-            let elapsed = now.saturating_duration_since(self.ewma_at).as_nanos() as f64;
-            let tau = Duration::from_millis(settings.ewma_decay_ms).as_nanos() as f64;
-            let decay = (-elapsed / tau).exp();
             current * decay + sample * (1.0 - decay)
         };
         self.ewma_at = now;

@@ -38,8 +38,7 @@
 //! a few hundred lines with no dependency beyond tokio and tower.
 
 use axum::body::Body;
-use axum::http::Response;
-use futures::future::BoxFuture;
+use axum::http::{Request, Response};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -48,9 +47,8 @@ use tokio::time::Instant;
 use tower::Layer;
 use utoipa::ToSchema;
 
-use super::gate::{self, Answer, Gate};
-use crate::request_context;
-use crate::transport::{Transport, TransportCall, TransportError};
+use crate::transport::gate::{self, Admission, Answer, Gate};
+use crate::transport::{Transport, TransportError};
 
 mod config;
 
@@ -190,11 +188,11 @@ impl Breaker {
         }
     }
 
-    /// Lets a call through (with the permit that records its outcome) or refuses it.
-    fn try_admit(self: &Arc<Self>) -> Option<Permit> {
+    /// Lets a call through at `now` (with the permit that records its outcome) or refuses it.
+    fn try_admit(self: &Arc<Self>, now: Instant) -> Option<Permit> {
         let mut guard = self.lock();
         let inner = &mut *guard;
-        self.refresh(inner, Instant::now());
+        self.refresh(inner, now);
         let probe = match &mut inner.phase {
             Phase::Closed => false,
             Phase::HalfOpen { admitted, .. } if *admitted < self.config.half_open_probes => {
@@ -212,6 +210,7 @@ impl Breaker {
             probe,
             settled: false,
             budget: None,
+            admitted_at: now,
         })
     }
 
@@ -319,6 +318,8 @@ pub(crate) struct Permit {
     settled: bool,
     /// The time the request's deadline left the call when it was admitted.
     budget: Option<Duration>,
+    /// When it was admitted (a probe's timeout runs from then).
+    admitted_at: Instant,
 }
 
 impl Permit {
@@ -358,44 +359,42 @@ impl Layer<Transport> for BreakerLayer {
     type Service = Transport;
 
     fn layer(&self, inner: Transport) -> Transport {
-        gate::guard(&self.breaker, inner)
+        gate::guard(Arc::clone(&self.breaker), inner)
     }
 }
 
-impl Gate for Breaker {
+impl Gate for Arc<Breaker> {
     type Pass = Permit;
 
-    fn admit(self: &Arc<Self>) -> Result<Permit, TransportError> {
-        let now = Instant::now();
-        let deadline = request_context::current_deadline();
-        if deadline.is_some_and(|d| d <= now) {
+    fn admit(&self, _: &mut Request<Body>, at: &Admission) -> Result<Permit, TransportError> {
+        if at.deadline.is_some_and(|d| d <= at.now) {
             return Err(TransportError::DeadlineExceeded(self.service.clone()));
         }
         let mut permit = self
-            .try_admit()
+            .try_admit(at.now)
             .ok_or_else(|| TransportError::CircuitOpen(self.service.clone()))?;
-        permit.budget = deadline.map(|d| d - now);
+        permit.budget = at.deadline.map(|d| d - at.now);
         Ok(permit)
     }
 
-    fn run(permit: Permit, call: TransportCall) -> BoxFuture<'static, Answer> {
-        Box::pin(async move {
-            let breaker = Arc::clone(&permit.breaker);
-            let answer = if permit.probe {
-                let limit = Duration::from_millis(breaker.config.probe_timeout_ms);
-                match tokio::time::timeout(limit, call).await {
-                    Ok(answer) => answer,
-                    Err(_) => Err(TransportError::Timeout(breaker.service.clone())),
-                }
-            } else {
-                call.await
-            };
-            // A call that says nothing about the upstream is not recorded; a probe's slot is
-            // given back when its permit drops.
-            if let Some(failed) = breaker.verdict(&answer, permit.budget) {
-                permit.settle(failed);
-            }
-            answer
-        })
+    /// A probe is cut after `probe_timeout_ms`, so that a hung one cannot hold the breaker
+    /// half-open.
+    fn cut_at(&self, permit: &Permit) -> Option<Instant> {
+        permit
+            .probe
+            .then(|| permit.admitted_at + Duration::from_millis(self.config.probe_timeout_ms))
+    }
+
+    fn cut_error(&self, _: &Permit) -> TransportError {
+        TransportError::Timeout(self.service.clone())
+    }
+
+    /// A call that says nothing about the upstream is not recorded; a probe's slot is given
+    /// back when its permit drops.
+    fn settle(&self, permit: Permit, answer: Answer) -> Answer {
+        if let Some(failed) = self.verdict(&answer, permit.budget) {
+            permit.settle(failed);
+        }
+        answer
     }
 }

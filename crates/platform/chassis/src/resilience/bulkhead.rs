@@ -17,8 +17,8 @@
 //! taken in `call` with a non-blocking `try_acquire_owned`, so readiness never holds one.
 
 use axum::body::Body;
+use axum::http::Request;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
@@ -29,8 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::Layer;
 use utoipa::ToSchema;
 
-use super::gate::{self, Answer, Gate};
-use crate::transport::{Transport, TransportCall, TransportError};
+use crate::transport::gate::{self, Admission, Answer, Gate};
+use crate::transport::{Transport, TransportError};
 
 /// The cap of one bulkhead (see the README, "Resilience").
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -145,26 +145,33 @@ impl Layer<Transport> for BulkheadLayer {
     type Service = Transport;
 
     fn layer(&self, inner: Transport) -> Transport {
-        gate::guard(&self.bulkhead, inner)
+        gate::guard(Arc::clone(&self.bulkhead), inner)
     }
 }
 
-impl Gate for Bulkhead {
+impl Gate for Arc<Bulkhead> {
     type Pass = OwnedSemaphorePermit;
 
-    fn admit(self: &Arc<Self>) -> Result<OwnedSemaphorePermit, TransportError> {
+    fn admit(
+        &self,
+        _: &mut Request<Body>,
+        _: &Admission,
+    ) -> Result<OwnedSemaphorePermit, TransportError> {
         Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             TransportError::Overloaded(self.service.clone())
         })
     }
 
+    /// Never asked: a bulkhead sets no cut-off (its calls are cut by the deadline's).
+    fn cut_error(&self, _: &OwnedSemaphorePermit) -> TransportError {
+        TransportError::Timeout(self.service.clone())
+    }
+
     /// The slot is held until the response body ends (see the module's doc).
-    fn run(slot: OwnedSemaphorePermit, call: TransportCall) -> BoxFuture<'static, Answer> {
-        Box::pin(async move {
-            let response = call.await?;
-            Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
-        })
+    fn settle(&self, slot: OwnedSemaphorePermit, answer: Answer) -> Answer {
+        let response = answer?;
+        Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
     }
 }
 

@@ -24,23 +24,28 @@
 //! to another instance than the ones already tried, when there is one.
 
 use axum::body::{Body, HttpBody};
+use axum::http::request::Parts;
 use axum::http::{Method, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 use utoipa::ToSchema;
 
 use crate::request_context;
 use crate::transport::client::IDEMPOTENCY_KEY;
 use crate::transport::{Transport, TransportError};
+
+/// What a call ends with.
+type Answer = Result<Response<Body>, TransportError>;
 
 /// Request extension: which attempt of a call this is (0 for the first, 1 for the first retry).
 /// A balancer that can tell instances apart should pick a different one when it is above 0.
@@ -51,24 +56,43 @@ pub struct RetryAttempt(pub u32);
 /// attempts were sent to. A balancer beneath adds the instance it picks, and prefers one not
 /// listed yet, so that a retry goes elsewhere when it can.
 #[derive(Debug, Clone, Default)]
-pub struct TriedInstances(Arc<std::sync::Mutex<Vec<String>>>);
+pub struct TriedInstances(Arc<std::sync::Mutex<Tried>>);
+
+/// The first instance kept inline: most calls make one attempt, and then the list costs no
+/// allocation beyond its `Arc` (a small vector written here rather than a dependency for it).
+#[derive(Debug, Default)]
+struct Tried {
+    first: Option<Arc<str>>,
+    more: Vec<Arc<str>>,
+}
 
 impl TriedInstances {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tried> {
         // A list of strings, pushed to in one statement: usable whatever happened elsewhere.
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether no attempt of this call has been sent anywhere yet.
+    pub fn is_empty(&self) -> bool {
+        self.lock().first.is_none()
+    }
+
     /// Whether an attempt of this call went to `instance` already.
     pub fn contains(&self, instance: &str) -> bool {
-        self.lock().iter().any(|i| i == instance)
+        let tried = self.lock();
+        tried.first.as_deref() == Some(instance) || tried.more.iter().any(|i| &**i == instance)
     }
 
     /// Notes that an attempt goes to `instance`.
-    pub fn push(&self, instance: &str) {
-        self.lock().push(instance.to_owned());
+    pub fn push(&self, instance: &Arc<str>) {
+        let mut tried = self.lock();
+        if tried.first.is_none() {
+            tried.first = Some(Arc::clone(instance));
+        } else {
+            tried.more.push(Arc::clone(instance));
+        }
     }
 }
 
@@ -235,10 +259,29 @@ impl Layer<Transport> for RetryLayer {
     fn layer(&self, inner: Transport) -> Transport {
         let policy = self.policy.clone();
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let inner = inner.clone();
-            let policy = policy.clone();
-            async move { policy.call(inner, req).await }
+            let mut inner = inner.clone();
+            let (parts, body) = req.into_parts();
+            // Always ready (see `Transport`): no clone of the stack below per attempt.
+            Arc::clone(&policy).call(move |attempt| inner.call(attempt), parts, body)
         }))
+    }
+}
+
+impl RetryLayer {
+    /// Makes the call `req` under this layer's policy, each attempt by `attempt` (the stack
+    /// passes its per-attempt gate, so that retry and gate run as one future). The request is
+    /// taken apart here, so the future holds it once.
+    pub(crate) fn call<F, A>(
+        &self,
+        attempt: F,
+        req: Request<Body>,
+    ) -> impl Future<Output = Answer> + Send + use<F, A>
+    where
+        F: FnMut(Request<Body>) -> A + Send + 'static,
+        A: Future<Output = Answer> + Send + 'static,
+    {
+        let (parts, body) = req.into_parts();
+        Arc::clone(&self.policy).call(attempt, parts, body)
     }
 }
 
@@ -289,7 +332,7 @@ fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// True for requests the upstream may see twice without harm.
-fn safe_to_repeat(req: &axum::http::request::Parts) -> bool {
+fn safe_to_repeat(req: &Parts) -> bool {
     match req.method {
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS => true,
         Method::POST => req.headers.contains_key(&IDEMPOTENCY_KEY),
@@ -298,62 +341,78 @@ fn safe_to_repeat(req: &axum::http::request::Parts) -> bool {
 }
 
 impl Policy {
-    async fn call(
-        &self,
-        mut inner: Transport,
-        req: Request<Body>,
-    ) -> Result<Response<Body>, TransportError> {
+    fn call<F, A>(
+        self: Arc<Self>,
+        mut attempt: F,
+        parts: Parts,
+        body: Body,
+    ) -> impl Future<Output = Answer> + use<F, A>
+    where
+        F: FnMut(Request<Body>) -> A,
+        A: Future<Output = Answer>,
+    {
         self.budget.deposit();
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let (parts, body) = req.into_parts();
-        // Only a body of known length within the limit is kept for a retry: a streamed one
-        // (chunked, or a client's upload still arriving) goes through once, as it comes.
-        let limit = self.config.max_body_bytes as u64;
-        if body.size_hint().exact().is_none_or(|n| n > limit) {
-            return inner.oneshot(Request::from_parts(parts, body)).await;
-        }
-        let bytes: Bytes = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            // The caller's body failed, not the upstream: answered as the upstream would have.
-            Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
-        };
-        let safe = safe_to_repeat(&parts);
-        let tried = TriedInstances::default();
-        let mut retry = 0;
-        loop {
-            let mut attempt = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
-            attempt.extensions_mut().insert(RetryAttempt(retry));
-            attempt.extensions_mut().insert(tried.clone());
-            let started = Instant::now();
-            // Always ready (see `Transport`): no clone of the stack below per attempt.
-            let result = inner.call(attempt).await;
-            let repeatable = match classify(&result) {
-                Verdict::Final => false,
-                Verdict::IfSafe => safe,
-                Verdict::NeverSent => true,
+        // A block rather than an `async fn`: it holds the arguments where they are, an
+        // `async fn` would hold a copy of each besides (rust-lang/rust#62958), and every call
+        // allocates this future.
+        async move {
+            // Only a body of known length within the limit is kept for a retry: a streamed one
+            // (chunked, or a client's upload still arriving) goes through once, as it comes.
+            let limit = self.config.max_body_bytes as u64;
+            if body.size_hint().exact().is_none_or(|n| n > limit) {
+                return attempt(Request::from_parts(parts, body)).await;
+            }
+            let bytes: Bytes = if body.is_end_stream() {
+                // Nothing to read (a GET): no collecting, and a static empty body to replay.
+                Bytes::new()
+            } else {
+                // Boxed, as the backoff's timer below: what only some calls wait for would
+                // otherwise make every call's future larger (see `stack`).
+                match Box::pin(body.collect()).await {
+                    Ok(collected) => collected.to_bytes(),
+                    // The caller's body failed, not the upstream: answered as the upstream would
+                    // have.
+                    Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
+                }
             };
-            if !repeatable || retry >= self.config.max_retries {
-                return result;
+            let safe = safe_to_repeat(&parts);
+            let tried = TriedInstances::default();
+            let mut retry = 0;
+            loop {
+                let mut request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+                request.extensions_mut().insert(RetryAttempt(retry));
+                request.extensions_mut().insert(tried.clone());
+                let started = Instant::now();
+                let result = attempt(request).await;
+                let repeatable = match classify(&result) {
+                    Verdict::Final => false,
+                    Verdict::IfSafe => safe,
+                    Verdict::NeverSent => true,
+                };
+                if !repeatable || retry >= self.config.max_retries {
+                    return result;
+                }
+                let delay = self.config.backoff(retry);
+                if let Some(deadline) = request_context::current_deadline()
+                    && Instant::now() + delay + started.elapsed() >= deadline
+                {
+                    tracing::debug!(service = %self.service, "no time left for a retry");
+                    return result;
+                }
+                if !self.budget.withdraw() {
+                    self.counters
+                        .refused_by_budget
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(service = %self.service, "retry budget spent");
+                    return result;
+                }
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(service = %self.service, retry, ?delay, "retrying");
+                drop(result);
+                Box::pin(tokio::time::sleep(delay)).await;
+                retry += 1;
             }
-            let delay = self.config.backoff(retry);
-            if let Some(deadline) = request_context::current_deadline()
-                && Instant::now() + delay + started.elapsed() >= deadline
-            {
-                tracing::debug!(service = %self.service, "no time left for a retry");
-                return result;
-            }
-            if !self.budget.withdraw() {
-                self.counters
-                    .refused_by_budget
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(service = %self.service, "retry budget spent");
-                return result;
-            }
-            self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(service = %self.service, retry, ?delay, "retrying");
-            drop(result);
-            tokio::time::sleep(delay).await;
-            retry += 1;
         }
     }
 }

@@ -16,19 +16,29 @@
 //! against the upstream. Faults sit under everything, so the stack meets an injected fault as
 //! it would meet the real one.
 //!
+//! The layers are the ones tested one by one, composed for cost: steps 2 to 4 are one gate
+//! ([`crate::transport::gate`]) and the retry loop drives it, so a call through the stack is
+//! one future (and one per attempt), each attempt reads the clock and the request's deadline
+//! once and sets one timer, which the transport's own deadline layer beneath does not repeat;
+//! a clone of the stack's transport (a typed client clones it for every call) costs one
+//! allocation for the stack, not one per layer. What a call still costs, and where:
+//! `docs/benchmarks.md`.
+//!
 //! **Configuration** (`flotilla.toml`, or `FLOTILLA_RESILIENCE__…` in the environment):
 //! `[resilience]` holds the policy of every upstream (`deadline`, `retry`, `breaker`,
 //! `bulkhead` tables, each with documented defaults) and `[resilience.upstreams.<name>]` the
 //! keys that differ for one upstream, merged over the others key by key, as Dapr's resiliency
 //! specs do: `FLOTILLA_RESILIENCE__UPSTREAMS__SHIPPING__BULKHEAD__MAX_IN_FLIGHT=8`.
 
+use axum::body::Body;
+use axum::http::Request;
 use figment::Figment;
 use figment::providers::Serialized;
 use figment::value::{Dict, Value};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use tower::Layer;
+use tower::util::BoxCloneSyncService;
 use utoipa::ToSchema;
 
 use super::breaker::{Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
@@ -36,6 +46,7 @@ use super::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSnapshot};
 use super::deadline::{self, DeadlineConfig, DeadlineLayer};
 use super::retry::{self, RetryConfig, RetryLayer, RetryStats};
 use crate::transport::Transport;
+use crate::transport::gate;
 use crate::transport::peers::UpstreamGuard;
 use crate::transport::read_cache::{ReadCache, ReadCacheConfig, ReadCacheStats};
 
@@ -145,9 +156,13 @@ struct Stack {
     retry: RetryLayer,
     breaker: Arc<Breaker>,
     bulkhead: Arc<Bulkhead>,
-    deadline: DeadlineLayer,
+    /// Breaker, bulkhead and per-attempt deadline as one gate (the same `Arc`s).
+    attempt: PerAttempt,
     read_cache: ReadCache,
 }
+
+/// The gates every attempt passes, outermost first.
+type PerAttempt = (Arc<Breaker>, (Arc<Bulkhead>, DeadlineLayer));
 
 impl Stack {
     fn new(upstream: &str, policy: &UpstreamPolicy) -> Result<Self, InvalidPolicy> {
@@ -155,23 +170,40 @@ impl Stack {
             section: format!(".upstreams.{upstream}"),
             reason,
         };
+        let breaker =
+            Breaker::new(upstream, policy.breaker.clone()).map_err(|e| invalid(e.to_string()))?;
+        let bulkhead =
+            Bulkhead::new(upstream, policy.bulkhead.clone()).map_err(|e| invalid(e.to_string()))?;
+        let deadline = deadline::per_attempt(upstream, &policy.deadline);
         Ok(Self {
             policy: policy.clone(),
             retry: retry::layer(upstream, &policy.retry).map_err(|e| invalid(e.to_string()))?,
-            breaker: Breaker::new(upstream, policy.breaker.clone())
-                .map_err(|e| invalid(e.to_string()))?,
-            bulkhead: Bulkhead::new(upstream, policy.bulkhead.clone())
-                .map_err(|e| invalid(e.to_string()))?,
-            deadline: deadline::layer(upstream, &policy.deadline),
+            attempt: (Arc::clone(&breaker), (Arc::clone(&bulkhead), deadline)),
+            breaker,
+            bulkhead,
             read_cache: ReadCache::new(&policy.read_cache).map_err(|e| invalid(e.to_string()))?,
         })
     }
 
-    fn wrap(&self, transport: Transport) -> Transport {
-        let transport = self.deadline.layer(transport);
-        let transport = self.bulkhead.layer().layer(transport);
-        let transport = self.breaker.layer().layer(transport);
-        self.retry.layer(transport)
+    /// `transport` inside the stack: the retry layer's loop, each attempt through the gate of
+    /// breaker, bulkhead and deadline, all in one future (one allocation per call, one timer
+    /// per attempt); the same as the layers nested (`retry::layer`, `breaker::layer`, ...),
+    /// which are tested one by one.
+    fn wrap(self: &Arc<Self>, transport: Transport) -> Transport {
+        let stack = Arc::clone(self);
+        BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
+            let gates = stack.attempt.clone();
+            // Owned by the call's future, for its retries (every transport is always ready).
+            let mut inner = transport.clone();
+            let attempt = move |req| {
+                let entered = gate::enter(&gates, &mut inner, req);
+                // Boxed: inline, the attempt (its timer, the gates' passes) would make the
+                // call's future too large for the allocator's thread cache (glibc's serves up
+                // to 1 KiB), and every move of it a copy of kilobytes.
+                Box::pin(gate::finish(gates.clone(), entered))
+            };
+            stack.retry.call(attempt, req)
+        }))
     }
 }
 

@@ -19,24 +19,28 @@
 //! already makes each hop's deadline a little later than its caller's, and the caller's own timer
 //! is what cancels), and fails a call whose deadline has already passed with
 //! [`TransportError::DeadlineExceeded`] without making it. Running out cancels the call: the
-//! in-process callee's future is dropped, an HTTP callee sees its connection close.
+//! in-process callee's future is dropped, an HTTP callee sees its connection close. Under the
+//! stack's per-attempt deadline ([`crate::resilience::stack`]), which cuts the call no later,
+//! the transport's layer is told so as the stack hands it the call, and sets no second timer
+//! (one timer per attempt); the header is then the stack's, with the stack's margin.
 //!
 //! The header's wire format (name, parsing on arrival) is the leaf module [`crate::deadline`],
 //! so that the request context can read it without depending on the transports.
 //!
-//! The deadline is read inside the call's future, which runs on the caller's task, not in
-//! `Service::call`: behind the balancer's buffer, `call` runs on the buffer's worker task, where
-//! the caller's request context is not visible.
+//! The deadline is read in `Service::call`, which runs on the caller's task (no transport puts
+//! a buffer's worker task between a caller and its call), and the call is started there: the
+//! future only waits. The layer is a gate ([`crate::resilience::gate`]), so the stack fuses it
+//! with the breaker and the bulkhead into one future.
 
 use axum::body::Body;
 use axum::http::Request;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service};
+use tower::Layer;
 
-use crate::request_context;
+use super::gate::{self, Admission, Answer, Gate};
 use crate::transport::{Transport, TransportCall, TransportError};
 
 pub use crate::deadline::{
@@ -98,59 +102,123 @@ impl DeadlineConfig {
 /// Bounds calls to `service` by the current deadline and `config`'s timeout.
 pub fn layer(service: &str, config: &DeadlineConfig) -> DeadlineLayer {
     DeadlineLayer {
-        service: service.to_owned(),
-        timeout: Duration::from_millis(config.timeout_ms),
-        margin: Duration::from_millis(config.margin_ms),
+        policy: Arc::new(Policy {
+            service: service.to_owned(),
+            timeout: Duration::from_millis(config.timeout_ms),
+            margin: Duration::from_millis(config.margin_ms),
+            tells_inner: false,
+        }),
     }
 }
 
-/// The layer [`layer`] makes.
+/// Like [`layer`], for the stack's per-attempt deadline: the transport beneath is told when
+/// this layer cuts the call ([`CUT_BY`]), so that its own deadline layer sets no second timer.
+pub(crate) fn per_attempt(service: &str, config: &DeadlineConfig) -> DeadlineLayer {
+    let mut layer = layer(service, config);
+    if let Some(policy) = Arc::get_mut(&mut layer.policy) {
+        policy.tells_inner = true;
+    }
+    layer
+}
+
+/// The layer [`layer`] makes (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct DeadlineLayer {
+    policy: Arc<Policy>,
+}
+
+#[derive(Debug)]
+struct Policy {
     service: String,
     timeout: Duration,
     margin: Duration,
+    /// Whether the transport beneath is told its cut-off ([`CUT_BY`]).
+    tells_inner: bool,
+}
+
+tokio::task_local! {
+    /// The instant by which the stack's per-attempt deadline will cut the call being handed
+    /// to the transport beneath it, scoped around that hand-over only (`Service::call`, which
+    /// admits synchronously): the transport's own deadline layer, which would cut the call no
+    /// earlier, then sets no second timer and leaves the header as the stack wrote it. A
+    /// layer that hands the request on later (an injected delay, a balancer keeping a copy to
+    /// re-send) no longer sees it and bounds the call itself, as without the stack. Scoped
+    /// rather than carried on the request, so it costs no allocation and can never reach a
+    /// callee.
+    static CUT_BY: Instant;
+}
+
+/// What a call this layer admitted is cut by.
+#[derive(Debug)]
+pub(crate) struct Limit {
+    /// `None` when a layer above cuts the call no later.
+    at: Option<Instant>,
+    /// Whether `at` is the request's deadline (rather than the upstream's timeout).
+    by_deadline: bool,
 }
 
 impl Layer<Transport> for DeadlineLayer {
     type Service = Transport;
 
-    fn layer(&self, mut inner: Transport) -> Transport {
-        let policy = self.clone();
-        BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            policy.call(&mut inner, req)
-        }))
+    fn layer(&self, inner: Transport) -> Transport {
+        gate::guard(self.clone(), inner)
     }
 }
 
-impl DeadlineLayer {
-    /// Bounds the call of `req` on `inner` (always ready, see [`Transport`]): the deadline is
-    /// read and the call started now, in the caller's task; the future only waits.
-    fn call(&self, inner: &mut Transport, mut req: Request<Body>) -> TransportCall {
-        let now = Instant::now();
-        let deadline = request_context::current_deadline();
-        let own = now + self.timeout;
-        let limit = match deadline {
-            Some(d) if d <= now => {
-                let expired = TransportError::DeadlineExceeded(self.service.clone());
-                return Box::pin(std::future::ready(Err(expired)));
+/// Bounds the call: the deadline is read and the call started in `call`, in the caller's task;
+/// the future only waits.
+impl Gate for DeadlineLayer {
+    type Pass = Limit;
+
+    fn admit(&self, req: &mut Request<Body>, at: &Admission) -> Result<Limit, TransportError> {
+        let policy = &*self.policy;
+        let own = at.now + policy.timeout;
+        let (limit, by_deadline) = match at.deadline {
+            Some(d) if d <= at.now => {
+                return Err(TransportError::DeadlineExceeded(policy.service.clone()));
             }
-            Some(d) => d.min(own),
-            None => own,
+            Some(d) => (d.min(own), d <= own),
+            None => (own, false),
         };
-        let remaining = (limit - now).saturating_sub(self.margin);
+        if let Ok(outer) = CUT_BY.try_with(|at| *at)
+            && outer <= limit
+        {
+            return Ok(Limit {
+                at: None,
+                by_deadline,
+            });
+        }
+        let remaining = (limit - at.now).saturating_sub(policy.margin);
         req.headers_mut()
             .insert(DEADLINE_HEADER.clone(), header_value(remaining));
-        let call = inner.call(req);
-        let cut_by_deadline = deadline.is_some_and(|d| d <= own);
-        let service = self.service.clone();
-        Box::pin(async move {
-            match tokio::time::timeout_at(limit, call).await {
-                Ok(result) => result,
-                Err(_) if cut_by_deadline => Err(TransportError::DeadlineExceeded(service)),
-                Err(_) => Err(TransportError::Timeout(service)),
-            }
+        Ok(Limit {
+            at: Some(limit),
+            by_deadline,
         })
+    }
+
+    fn call_inner(&self, limit: &Limit, call: impl FnOnce() -> TransportCall) -> TransportCall {
+        match limit.at {
+            Some(at) if self.policy.tells_inner => CUT_BY.sync_scope(at, call),
+            _ => call(),
+        }
+    }
+
+    fn cut_at(&self, limit: &Limit) -> Option<Instant> {
+        limit.at
+    }
+
+    fn cut_error(&self, limit: &Limit) -> TransportError {
+        let service = self.policy.service.clone();
+        if limit.by_deadline {
+            TransportError::DeadlineExceeded(service)
+        } else {
+            TransportError::Timeout(service)
+        }
+    }
+
+    fn settle(&self, _: Limit, answer: Answer) -> Answer {
+        answer
     }
 }
 

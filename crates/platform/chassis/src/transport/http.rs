@@ -4,7 +4,7 @@
 //! for the service it calls, carrying the caller the request acts for: the caller headers a
 //! typed client wrote are moved into the credential's signed claims and never leave the process.
 //! Spreading calls over several instances is `flotilla_discovery::balanced`'s job: it holds one
-//! transport per instance, all derived from the same pool.
+//! [`HttpEndpoint`] per instance, all derived from the same pool, and calls each by reference.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, Response, Uri};
@@ -17,8 +17,9 @@ use std::time::Duration;
 use tower::Layer;
 use tower::util::BoxCloneSyncService;
 
-use super::deadline::{self, DeadlineConfig};
-use super::{Transport, TransportError};
+use super::deadline::{self, DeadlineConfig, DeadlineLayer};
+use super::gate;
+use super::{Transport, TransportCall, TransportError};
 use crate::caller::Caller;
 use crate::deadline::within;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
@@ -72,8 +73,17 @@ impl HttpPool {
         service: &str,
         base_url: &str,
     ) -> Result<Transport, url_error::InvalidBaseUrl> {
+        Ok(self.endpoint(service, base_url)?.transport())
+    }
+
+    /// The instance of `service` at `base_url`, for a caller that holds many (a balancer): it
+    /// is called by reference, so no transport is cloned per call.
+    pub fn endpoint(
+        &self,
+        service: &str,
+        base_url: &str,
+    ) -> Result<HttpEndpoint, url_error::InvalidBaseUrl> {
         let BaseUrl { origin, prefix } = BaseUrl::parse(base_url)?;
-        let pool = self.clone();
         let bounded = deadline::layer(
             service,
             &DeadlineConfig {
@@ -81,22 +91,15 @@ impl HttpPool {
                 margin_ms: 0,
             },
         );
-        let service = service.to_owned();
-        Ok(bounded.layer(BoxCloneSyncService::new(tower::service_fn(
-            move |req: Request<Body>| {
-                let pool = pool.clone();
-                let service = service.clone();
-                let target = format!(
-                    "{origin}{prefix}{}",
-                    req.uri()
-                        .path_and_query()
-                        .map(|p| p.as_str())
-                        .unwrap_or("/")
-                );
-                let origin = origin.clone();
-                async move { pool.send(&service, &origin, &target, req).await }
-            },
-        ))))
+        Ok(HttpEndpoint {
+            bounded,
+            target: Arc::new(Target {
+                pool: self.clone(),
+                service: service.to_owned(),
+                origin,
+                prefix,
+            }),
+        })
     }
 
     async fn send(
@@ -131,6 +134,57 @@ impl HttpPool {
         })
         .await?;
         Ok(response.map(Body::new))
+    }
+}
+
+/// One instance of a service: its base URL over the pool, bounded by the deadline layer every
+/// transport applies. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpEndpoint {
+    bounded: DeadlineLayer,
+    target: Arc<Target>,
+}
+
+struct Target {
+    pool: HttpPool,
+    service: String,
+    origin: String,
+    prefix: String,
+}
+
+impl HttpEndpoint {
+    /// Sends `req` to the instance (what calling its [`Self::transport`] does).
+    pub fn call(&self, req: Request<Body>) -> TransportCall {
+        let entered = gate::enter_with(&self.bounded, req, |req| {
+            Box::pin(Arc::clone(&self.target).send(req))
+        });
+        Box::pin(gate::finish(self.bounded.clone(), entered))
+    }
+
+    /// The instance as a transport.
+    pub fn transport(&self) -> Transport {
+        let target = Arc::clone(&self.target);
+        self.bounded
+            .layer(BoxCloneSyncService::new(tower::service_fn(
+                move |req: Request<Body>| Arc::clone(&target).send(req),
+            )))
+    }
+}
+
+impl Target {
+    async fn send(self: Arc<Self>, req: Request<Body>) -> Result<Response<Body>, TransportError> {
+        let target = format!(
+            "{}{}{}",
+            self.origin,
+            self.prefix,
+            req.uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        self.pool
+            .send(&self.service, &self.origin, &target, req)
+            .await
     }
 }
 

@@ -6,6 +6,7 @@ use super::*;
 use axum::http::header;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use tower::ServiceExt;
 
 /// What the scripted upstream does with one attempt.
 #[derive(Debug, Clone, Copy)]
