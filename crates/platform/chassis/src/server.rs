@@ -26,21 +26,29 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::problem::Problem;
 
+mod framing;
+mod head_check;
+#[cfg(test)]
+mod hostile_clients;
+mod linger;
 mod phase;
 mod requests;
 
 pub use crate::layers::BodyTimeout;
+use framing::{Framing, HeadLimits};
+use head_check::{HeadCheck, Returned};
+pub use linger::{LINGER_BYTES, LINGER_TIME};
 use phase::{Phase, Watch, expiry};
 use requests::Requests;
 
@@ -61,6 +69,11 @@ pub struct ConnectionLimits {
     pub body_read_timeout: Duration,
     /// Most connections open at once across the process's listeners.
     pub max: usize,
+    /// Longest request target an HTTP/1 request may have (bytes); 414 above it.
+    pub max_uri_bytes: usize,
+    /// Largest HTTP/1 request head, request line and headers (bytes); 431 above it (and above
+    /// 100 header fields, hyper's own cap).
+    pub max_head_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -72,6 +85,10 @@ impl Default for ConnectionLimits {
             // Below the 10 s request timeout, so a stalled body gets its own answer (408).
             body_read_timeout: Duration::from_secs(5),
             max: 10_000,
+            // nginx's `large_client_header_buffers` (4 × 8k) reads a request line up to 8 KiB.
+            max_uri_bytes: 8 * 1024,
+            // Far above a browser's head with every cookie set, far below hyper's 400 KiB.
+            max_head_bytes: 64 * 1024,
         }
     }
 }
@@ -197,16 +214,9 @@ impl Server {
                 "too-many-connections",
                 "this instance has as many open connections as it accepts; try again shortly",
             );
-            let body = serde_json::to_vec(&problem).unwrap_or_default();
-            let head = format!(
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
-                 retry-after: 1\r\nconnection: close\r\n\r\n",
-                crate::problem::PROBLEM_JSON,
-                body.len()
-            );
+            let answer = linger::raw_answer(&problem, "retry-after: 1\r\n");
             let refusal = async {
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(&body).await?;
+                stream.write_all(&answer).await?;
                 stream.shutdown().await?;
                 // Read what the client sent until it closes, so our close is a FIN the client
                 // reads after the answer, not a reset that destroys it.
@@ -219,7 +229,9 @@ impl Server {
         });
     }
 
-    /// Serves one connection until it ends, expires, is evicted or the listener stops.
+    /// Serves one connection until it ends, expires, is evicted or the listener stops; then,
+    /// unless it overstayed or was evicted, closes it gently ([`linger`]), writing first the
+    /// refusal of a request [`framing`] turned away.
     async fn connection(&self, stream: TcpStream, router: Router, closing: CancellationToken) {
         let (phase_tx, phase_rx) = watch::channel(Phase::idle());
         let phase = Arc::new(phase_tx);
@@ -235,16 +247,56 @@ impl Server {
                     evict: evict.clone(),
                 },
             );
-        let io = TokioIo::new(Watch {
+        let watched = Watch {
             inner: stream,
             phase: phase.clone(),
+        };
+        let (back, mut returned) = oneshot::channel();
+        let framing = Framing::new(HeadLimits {
+            uri_bytes: self.limits.max_uri_bytes,
+            head_bytes: self.limits.max_head_bytes,
         });
+        let io = TokioIo::new(HeadCheck::new(watched, framing, phase_rx.clone(), back));
+        let unread_body = Arc::new(AtomicBool::new(false));
         let service = TowerToHyperService::new(Requests {
             router,
             phase,
             body_read_timeout: self.limits.body_read_timeout,
             closing: closing.clone(),
+            unread_body: unread_body.clone(),
         });
+        let ended = self.drive(io, service, phase_rx, &closing, &evict).await;
+        // hyper has let go of the connection (dropping it handed it back), unless an upgrade
+        // took it elsewhere. It is closed gently when the client may still be sending: after a
+        // refusal, an answer given before the body was read, or hyper's own error answer.
+        if let Ok(Returned { io, refusal }) = returned.try_recv()
+            && (refusal.is_some()
+                || ended == Ended::Failed
+                || (ended == Ended::Closed && unread_body.load(Ordering::Relaxed)))
+        {
+            tokio::select! {
+                () = linger::linger(io, refusal) => {}
+                _ = evict.cancelled() => {}
+            }
+        }
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Runs hyper on `io` until the connection ends, overstays or is evicted.
+    async fn drive<IO>(
+        &self,
+        io: TokioIo<IO>,
+        service: TowerToHyperService<Requests>,
+        mut rx: watch::Receiver<Phase>,
+        closing: &CancellationToken,
+        evict: &CancellationToken,
+    ) -> Ended
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // The header clock is ours (it starts at a request's first byte, not when the
         // connection goes idle), so hyper's own is off.
@@ -254,7 +306,6 @@ impl Server {
             .header_read_timeout(None);
         let conn = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
-        let mut rx = phase_rx;
         let mut draining = false;
         let grace = tokio::time::sleep(Duration::MAX);
         tokio::pin!(grace);
@@ -262,10 +313,13 @@ impl Server {
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    break;
+                    return match result {
+                        Ok(()) => Ended::Closed,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                            Ended::Failed
+                        }
+                    };
                 }
                 // Not closed at once: a request may be on the wire (a connection just
                 // accepted has one coming for sure). For DRAIN_GRACE every request is still
@@ -281,19 +335,26 @@ impl Server {
                 }
                 _ = evict.cancelled() => {
                     tracing::debug!("idle connection closed to make room for a new one");
-                    break;
+                    return Ended::Cut;
                 }
                 why = expiry(&mut rx, &self.limits) => {
                     tracing::debug!(why, "connection closed");
-                    break;
+                    return Ended::Cut;
                 }
             }
         }
-        self.open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
+}
+
+/// How a connection's hyper ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// hyper closed it (the client closed, or an answer said `Connection: close`).
+    Closed,
+    /// hyper failed on it (it may have answered a malformed request itself).
+    Failed,
+    /// Overstayed or evicted: closed at once.
+    Cut,
 }
 
 /// How long a connection is still served after the stop signal, for requests already on their
