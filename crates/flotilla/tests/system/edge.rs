@@ -150,7 +150,7 @@ async fn heads_over_the_limits_get_problem_bodies_at_the_gateway() {
     let app = spawn_app().await;
     let long = format!(
         "GET /api/catalog/products?q={} HTTP/1.1\r\nHost: shop\r\n\r\n",
-        "a".repeat(9000)
+        "a".repeat(40_000)
     );
     assert_eq!(problem(&exchange(&app, long.as_bytes()).await).0, 414);
     let big = format!(
@@ -197,4 +197,155 @@ async fn an_early_413_reaches_a_client_that_sends_its_whole_body_first() {
         .expect("the answer is read, not reset");
     let raw = String::from_utf8_lossy(&got);
     assert_eq!(problem(&raw).0, 413, "{raw}");
+}
+
+/// HTTP/2 with prior knowledge (h2c) on the plain listener: hyper's auto builder tells it
+/// from HTTP/1 by its preface, and the framing check stands aside for it.
+#[tokio::test]
+async fn the_gateway_speaks_http2_without_tls() {
+    let app = spawn_app().await;
+    let h2c = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let res = h2c
+        .get(format!("{}/api/catalog/products", app.base))
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(res.version(), reqwest::Version::HTTP_2);
+    assert_eq!(res.status(), 200);
+    // An ambiguous HTTP/2 request is refused too (on its header map).
+    let res = h2c
+        .get(format!("{}/api/catalog/products", app.base))
+        .header("authorization", "Bearer a")
+        .header("authorization", "Bearer b")
+        .send()
+        .await
+        .expect("h2c request");
+    assert_eq!(res.status(), 400);
+}
+
+/// A certificate for `localhost` made for the test, written as PEM files in `dir`; the
+/// configuration naming them.
+fn certificate(dir: &std::path::Path) -> (rcgen::Certificate, Value) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).expect("write cert");
+    std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key");
+    (made.cert, json!({"cert_path": cert, "key_path": key}))
+}
+
+/// One request over a fresh TLS connection to `app` that trusts only `cert` and offers
+/// `alpn`: the version spoken and the answer's status.
+async fn over_tls(
+    app: &TestApp,
+    cert: &rcgen::Certificate,
+    alpn: &[u8],
+    request: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+) -> (hyper::Version, u16) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).expect("root");
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = TcpStream::connect(addr(app)).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("handshake with the test certificate");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn));
+    let io = TokioIo::new(tls);
+    let response = if alpn == b"h2" {
+        let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            .await
+            .expect("h2");
+        tokio::spawn(conn);
+        sender.send_request(request).await
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("h1");
+        tokio::spawn(conn);
+        sender.send_request(request).await
+    }
+    .expect("answered");
+    (response.version(), response.status().as_u16())
+}
+
+fn get(uri: &str) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    hyper::Request::get(uri)
+        .header("host", "localhost")
+        .body(Default::default())
+        .expect("request")
+}
+
+#[tokio::test]
+async fn the_gateway_serves_tls_over_http1_and_http2() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, tls) = certificate(dir.path());
+    let app = crate::support::spawn_app_with(json!({ "tls": tls })).await;
+    for (alpn, version) in [
+        (&b"http/1.1"[..], hyper::Version::HTTP_11),
+        (b"h2", hyper::Version::HTTP_2),
+    ] {
+        // HTTP/2 requests name their authority in the URI.
+        let target = if version == hyper::Version::HTTP_2 {
+            "https://localhost/api/catalog/products"
+        } else {
+            "/api/catalog/products"
+        };
+        assert_eq!(
+            over_tls(&app, &cert, alpn, get(target)).await,
+            (version, 200)
+        );
+        let oversized = hyper::Request::post(target.replace("catalog/products", "identity/signup"))
+            .header("host", "localhost")
+            .header("content-type", "application/json")
+            .body(vec![b' '; 100 * 1024].into())
+            .expect("request");
+        assert_eq!(over_tls(&app, &cert, alpn, oversized).await, (version, 413));
+    }
+    // Plain HTTP on the TLS port is not served.
+    assert!(
+        app.http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+/// A TLS handshake that never completes is closed by the header timeout, like a slow head.
+#[tokio::test]
+async fn an_unfinished_tls_handshake_is_closed_by_the_header_timeout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_cert, tls) = certificate(dir.path());
+    let app = crate::support::spawn_app_with(json!({
+        "tls": tls,
+        "connections": {"header_read_timeout": 500},
+    }))
+    .await;
+    let mut stream = TcpStream::connect(addr(&app)).await.expect("connect");
+    // The first bytes of a ClientHello record, and nothing more.
+    stream
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .expect("send");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut got))
+        .await
+        .expect("closed by the server");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 }

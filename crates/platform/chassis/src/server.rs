@@ -44,6 +44,7 @@ mod hostile_clients;
 mod linger;
 mod phase;
 mod requests;
+mod tls;
 
 pub use crate::layers::BodyTimeout;
 use framing::{Framing, HeadLimits};
@@ -51,6 +52,8 @@ use head_check::{HeadCheck, Returned};
 pub use linger::{LINGER_BYTES, LINGER_TIME};
 use phase::{Phase, Watch, expiry};
 use requests::Requests;
+pub use tls::{ArrivedOverTls, TlsError, TlsSettings};
+pub use tokio_rustls::TlsAcceptor;
 
 /// Connection limits of every listener in a process (`[connections]` in the configuration).
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -85,8 +88,9 @@ impl Default for ConnectionLimits {
             // Below the 10 s request timeout, so a stalled body gets its own answer (408).
             body_read_timeout: Duration::from_secs(5),
             max: 10_000,
-            // nginx's `large_client_header_buffers` (4 × 8k) reads a request line up to 8 KiB.
-            max_uri_bytes: 8 * 1024,
+            // Above the longest paths the tests echo back (20 KB), below hyper's own 64 KiB so
+            // that the refusal is ours (problem+json); nginx stops at 8 KiB.
+            max_uri_bytes: 32 * 1024,
             // Far above a browser's head with every cookie set, far below hyper's 400 KiB.
             max_head_bytes: 64 * 1024,
         }
@@ -132,6 +136,18 @@ impl Server {
     /// cancelled; then stops accepting, closes idle connections and returns once the requests
     /// in flight have been answered. Dropping the future closes every connection at once.
     pub async fn serve(&self, listener: TcpListener, router: Router, stop: CancellationToken) {
+        self.serve_with(listener, router, stop, None).await;
+    }
+
+    /// [`Server::serve`], with TLS when `tls` is given (HTTP/2 or HTTP/1.1 by ALPN); requests
+    /// then carry the [`ArrivedOverTls`] extension.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        router: Router,
+        stop: CancellationToken,
+        tls: Option<TlsAcceptor>,
+    ) {
         let mut connections = JoinSet::new();
         let closing = CancellationToken::new();
         loop {
@@ -159,8 +175,9 @@ impl Server {
             let server = self.clone();
             let router = router.clone();
             let closing = closing.clone();
+            let tls = tls.clone();
             connections.spawn(async move {
-                server.connection(stream, router, closing).await;
+                server.connection(stream, router, closing, tls).await;
                 drop(permit);
             });
         }
@@ -172,7 +189,8 @@ impl Server {
             let server = self.clone();
             let router = router.clone();
             let closing = closing.clone();
-            connections.spawn(async move { server.connection(stream, router, closing).await });
+            let tls = tls.clone();
+            connections.spawn(async move { server.connection(stream, router, closing, tls).await });
         }
         while connections.join_next().await.is_some() {}
     }
@@ -232,7 +250,13 @@ impl Server {
     /// Serves one connection until it ends, expires, is evicted or the listener stops; then,
     /// unless it overstayed or was evicted, closes it gently ([`linger`]), writing first the
     /// refusal of a request [`framing`] turned away.
-    async fn connection(&self, stream: TcpStream, router: Router, closing: CancellationToken) {
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        router: Router,
+        closing: CancellationToken,
+        tls: Option<TlsAcceptor>,
+    ) {
         let (phase_tx, phase_rx) = watch::channel(Phase::idle());
         let phase = Arc::new(phase_tx);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -251,12 +275,65 @@ impl Server {
             inner: stream,
             phase: phase.clone(),
         };
-        let (back, mut returned) = oneshot::channel();
-        let framing = Framing::new(HeadLimits {
+        let limits = HeadLimits {
             uri_bytes: self.limits.max_uri_bytes,
             head_bytes: self.limits.max_head_bytes,
-        });
-        let io = TokioIo::new(HeadCheck::new(watched, framing, phase_rx.clone(), back));
+        };
+        let connection = Connection {
+            router,
+            phase,
+            phase_rx,
+            closing,
+            evict,
+        };
+        match tls {
+            None => {
+                self.run(watched, Framing::new(limits), false, connection)
+                    .await
+            }
+            Some(acceptor) => {
+                // On the header clock: the first byte of the handshake started it.
+                let mut rx = connection.phase_rx.clone();
+                let accepted = tokio::select! {
+                    accepted = acceptor.accept(watched) => accepted.ok(),
+                    _ = connection.evict.cancelled() => None,
+                    why = expiry(&mut rx, &self.limits) => {
+                        tracing::debug!(why, "TLS handshake unfinished; connection closed");
+                        None
+                    }
+                };
+                if let Some(stream) = accepted {
+                    phase::idle_again(&connection.phase);
+                    let framing = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        Framing::blind(limits)
+                    } else {
+                        Framing::new(limits)
+                    };
+                    self.run(stream, framing, true, connection).await;
+                }
+            }
+        }
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Serves `io` (the socket, or TLS over it) through hyper, then closes it, gently when the
+    /// client may still be sending.
+    async fn run<IO>(&self, io: IO, framing: Framing, tls: bool, connection: Connection)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            phase,
+            phase_rx,
+            closing,
+            evict,
+        } = connection;
+        let (back, mut returned) = oneshot::channel();
+        let io = TokioIo::new(HeadCheck::new(io, framing, phase_rx.clone(), back));
         let unread_body = Arc::new(AtomicBool::new(false));
         let service = TowerToHyperService::new(Requests {
             router,
@@ -264,6 +341,7 @@ impl Server {
             body_read_timeout: self.limits.body_read_timeout,
             closing: closing.clone(),
             unread_body: unread_body.clone(),
+            tls,
         });
         let ended = self.drive(io, service, phase_rx, &closing, &evict).await;
         // hyper has let go of the connection (dropping it handed it back), unless an upgrade
@@ -279,10 +357,6 @@ impl Server {
                 _ = evict.cancelled() => {}
             }
         }
-        self.open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
 
     /// Runs hyper on `io` until the connection ends, overstays or is evicted.
@@ -344,6 +418,15 @@ impl Server {
             }
         }
     }
+}
+
+/// What serving one connection needs besides its socket.
+struct Connection {
+    router: Router,
+    phase: Arc<watch::Sender<Phase>>,
+    phase_rx: watch::Receiver<Phase>,
+    closing: CancellationToken,
+    evict: CancellationToken,
 }
 
 /// How a connection's hyper ended.

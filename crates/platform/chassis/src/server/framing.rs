@@ -130,6 +130,16 @@ impl Framing {
         self.heads
     }
 
+    /// A connection that is not followed (HTTP/2 negotiated by ALPN).
+    pub(crate) fn blind(limits: HeadLimits) -> Self {
+        Self {
+            state: State::Blind,
+            limits,
+            first: false,
+            heads: 0,
+        }
+    }
+
     /// Takes in the next `bytes` read from the connection. A refusal comes with where, in
     /// `bytes`, the refused request began (0 when it began in earlier bytes): nothing from there
     /// on may reach hyper.

@@ -161,7 +161,7 @@ async fn a_refused_request_after_good_ones_on_a_connection_is_answered_in_turn()
 #[tokio::test]
 async fn heads_over_the_limits_get_problem_bodies() {
     let (addr, calls, _stop) = counting_server().await;
-    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(40_000));
     assert_problem(
         &exchange(addr, long.as_bytes()).await,
         414,

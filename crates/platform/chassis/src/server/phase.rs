@@ -65,6 +65,14 @@ pub(super) async fn expiry(
     }
 }
 
+/// Marks the connection idle again (after a TLS handshake: its first request is still to come).
+pub(super) fn idle_again(phase: &watch::Sender<Phase>) {
+    phase.send_modify(|p| {
+        p.reading_head = false;
+        p.since = Instant::now();
+    });
+}
+
 /// The socket, noting when bytes arrive on an idle connection (a request has begun).
 pub(super) struct Watch {
     pub(super) inner: TcpStream,

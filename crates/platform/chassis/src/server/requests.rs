@@ -35,6 +35,8 @@ pub(super) struct Requests {
     /// Set when a request was answered before its body was read to the end: the client may
     /// still be sending it, so the connection is closed gently (`super::linger`).
     pub(super) unread_body: Arc<AtomicBool>,
+    /// The connection is TLS: requests carry [`super::ArrivedOverTls`].
+    pub(super) tls: bool,
 }
 
 impl Service<Request<Incoming>> for Requests {
@@ -46,8 +48,11 @@ impl Service<Request<Incoming>> for Requests {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::start(self.phase.clone());
+        if self.tls {
+            req.extensions_mut().insert(super::ArrivedOverTls);
+        }
         if let Some(detail) = ambiguous(req.headers()) {
             // HTTP/1 heads are refused before hyper (`framing`); this is HTTP/2's check, and a
             // second line of defence. The connection is not reused.
