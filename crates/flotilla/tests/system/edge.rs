@@ -167,6 +167,42 @@ async fn heads_over_the_limits_get_problem_bodies_at_the_gateway() {
     assert_eq!(status, 400, "{body}");
 }
 
+/// A body nested past the JSON depth limit is refused by the service behind the gateway,
+/// naming the limit, and the signup is not made.
+#[tokio::test]
+async fn json_nested_past_the_limit_is_refused_naming_it() {
+    let app = spawn_app().await;
+    let email = format!("d{}@example.com", rand::random::<u64>());
+    for depth in [65, 129, 5000] {
+        let body = format!(
+            r#"{{"email": "{email}", "password": "password-123", "name": "Deep", "x": {}1{}}}"#,
+            "[".repeat(depth - 1),
+            "]".repeat(depth - 1)
+        );
+        let res = app
+            .http
+            .post(format!("{}/api/identity/signup", app.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("signup");
+        assert_eq!(res.status(), 400);
+        let problem: Value = res.json().await.expect("problem");
+        assert_eq!(
+            problem["type"], "urn:flotilla:problem:json-too-deep",
+            "{problem}"
+        );
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("64")
+        );
+    }
+    assert!(unused(&app, &email).await, "the handler ran");
+}
+
 /// Python's urllib sends a whole body before it reads the answer: a 3 MB signup got a reset
 /// or a broken pipe instead of the 413. The client here waits until the answer has arrived
 /// before it sends the body, so that the gateway is surely done with the request.
