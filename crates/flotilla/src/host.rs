@@ -11,7 +11,7 @@ use flotilla_chassis::db::Db;
 use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::launch::{LaunchEnv, launch};
 use flotilla_chassis::resilience::stack::{Policies, Resilience};
-use flotilla_chassis::server::{ConnectionLimits, Server};
+use flotilla_chassis::server::{ConnectionLimits, Server, TlsAcceptor};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
 use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::Peers;
@@ -83,6 +83,15 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     listener: TcpListener,
     router: Router,
+    /// TLS on this listener (the gateway's, when `[tls]` is configured).
+    tls: Option<TlsAcceptor>,
+}
+
+impl Endpoint {
+    /// `https` on a TLS listener, `http` otherwise.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 /// A built host, ready to serve.
@@ -327,6 +336,12 @@ impl Host {
                 .unwrap_or(SocketAddr::new(settings.host, port));
             self.bind(GATEWAY, addr, gateway.into_router(settings.limits))
                 .await?;
+            if let Some(tls) = &settings.tls
+                && let Some(endpoint) = self.endpoints.last_mut()
+            {
+                let acceptor = tls.acceptor().context("setting up the gateway's TLS")?;
+                endpoint.tls = Some(acceptor);
+            }
         }
         if let Mode::Serve(_) = mode {
             let mut next_port = settings.port.saturating_add(u16::from(with_gateway));
@@ -408,6 +423,7 @@ impl Host {
             addr,
             listener,
             router,
+            tls: None,
         });
         Ok(())
     }
@@ -438,8 +454,11 @@ impl Host {
         for endpoint in self.endpoints {
             let stop = stop_serving.clone();
             let server = self.server.clone();
-            servers
-                .spawn(async move { server.serve(endpoint.listener, endpoint.router, stop).await });
+            servers.spawn(async move {
+                server
+                    .serve_with(endpoint.listener, endpoint.router, stop, endpoint.tls)
+                    .await
+            });
         }
         self.shutdown.cancelled().await;
         // Leave discovery first, so that callers stop choosing this instance while it still

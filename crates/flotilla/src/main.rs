@@ -133,16 +133,23 @@ async fn serve(host: Host) -> anyhow::Result<()> {
     for (name, place) in &host.placement {
         let listener = host.endpoints.iter().find(|e| &e.name == name);
         match listener {
-            Some(e) => println!("{name:<14} http://{}", e.addr),
+            Some(e) => println!("{name:<14} {}://{}", e.scheme(), e.addr),
             None => println!("{name:<14} {place}"),
         }
     }
     for endpoint in &host.endpoints {
-        println!("{} listening on http://{}", endpoint.name, endpoint.addr);
+        println!(
+            "{} listening on {}://{}",
+            endpoint.name,
+            endpoint.scheme(),
+            endpoint.addr
+        );
     }
-    match host.gateway_addr() {
-        Some(addr) => println!(
-            "Flotilla is ready: open http://{addr}/ (the {GATEWAY} fronts the services above)"
+    match host.endpoints.iter().find(|e| e.name == GATEWAY) {
+        Some(gateway) => println!(
+            "Flotilla is ready: open {}://{}/ (the {GATEWAY} fronts the services above)",
+            gateway.scheme(),
+            gateway.addr
         ),
         None => println!("Flotilla is ready."),
     }

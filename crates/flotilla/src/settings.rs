@@ -3,7 +3,7 @@
 //! README's configuration reference for every key.
 
 use flotilla_chassis::Limits;
-use flotilla_chassis::server::ConnectionLimits;
+use flotilla_chassis::server::{ConnectionLimits, TlsSettings};
 use flotilla_discovery::OutlierSettings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,6 +38,10 @@ pub struct HostSettings {
     /// `idle_timeout`, `body_read_timeout` in ms, `max` open connections per process;
     /// `FLOTILLA_CONNECTIONS__MAX=2000`). `max` is lowered to fit the process's file limit.
     pub connections: ConnectionLimits,
+    /// TLS on the gateway's listener (`[tls] cert_path`, `key_path`: PEM files;
+    /// `FLOTILLA_TLS__CERT_PATH`, `FLOTILLA_TLS__KEY_PATH`): HTTP/2 and HTTP/1.1 by ALPN.
+    /// Plain HTTP (HTTP/1.1 and h2c) when unset. Service listeners stay plain.
+    pub tls: Option<TlsSettings>,
     /// The listener whose socket this process received as its standard input, inetd-style
     /// (`FLOTILLA_INHERITED_LISTENER=cart`): `flotilla up` binds every port itself and hands
     /// each instance its socket, so no other process can take the port in between.
@@ -101,6 +105,7 @@ impl Default for HostSettings {
             service_secret: None,
             limits: Limits::default(),
             connections: ConnectionLimits::default(),
+            tls: None,
             inherited_listener: None,
             database: DatabaseSettings::default(),
             drain_secs: 10,

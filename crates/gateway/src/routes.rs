@@ -494,8 +494,14 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".into());
+    // Served over TLS here, or behind a TLS proxy by configuration.
+    let secure_cookies = gw.secure_cookies
+        || req
+            .extensions()
+            .get::<flotilla_chassis::server::ArrivedOverTls>()
+            .is_some();
     let mut response = proxy::forward(storefront, "storefront", req, &target, caller).await;
-    if gw.secure_cookies {
+    if secure_cookies {
         secure(response.headers_mut());
     }
     response

@@ -9,6 +9,7 @@ mod crash;
 #[cfg(unix)]
 mod data_files;
 mod degradation;
+mod edge;
 // The fleets register in etcd, share events over NATS and store in PostgreSQL: only a build
 // with `etcd` and `fleet` can run them.
 #[cfg(all(feature = "etcd", feature = "fleet"))]

@@ -30,10 +30,53 @@ where
         // building a tree (a raw value is the text itself); the text is then read into `T` in
         // one pass. A key given twice is refused by `T`'s own deserializer.
         match axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await {
+            Ok(axum::Json(raw)) if nesting_depth(raw.get()) > MAX_JSON_DEPTH => Err(too_deep()),
             Ok(axum::Json(raw)) => read_typed(raw.get()).map(Json),
             Err(rejection) => Err(json_problem(rejection)),
         }
     }
+}
+
+/// Deepest nesting of arrays and objects a JSON body may have. No request of ours nests past
+/// 4; serde_json alone would stop at 128 with "recursion limit exceeded", as a syntax error
+/// naming no limit, and every level below that costs stack in every deserializer that reads
+/// the body (and in `integral_floats_to_integers`, which recurses too).
+pub const MAX_JSON_DEPTH: usize = 64;
+
+fn too_deep() -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "json-too-deep",
+        format!("the request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"),
+    )
+}
+
+/// How deep `json` (valid JSON) nests arrays and objects: brackets outside strings.
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Reads valid JSON `text` into `T`, or says in words what is wrong with it (422).
@@ -117,6 +160,9 @@ fn json_problem(rejection: JsonRejection) -> Problem {
             let text = err.body_text();
             let (path, message) = split_path(&text);
             data_problem(path, message)
+        }
+        JsonRejection::JsonSyntaxError(err) if err.body_text().contains("recursion limit") => {
+            too_deep()
         }
         JsonRejection::JsonSyntaxError(err) => {
             let text = err.body_text();
@@ -296,6 +342,28 @@ mod tests {
             .body(Body::from(body.to_owned()))
             .expect("request");
         Json::<Quote>::from_request(req, &()).await
+    }
+
+    #[tokio::test]
+    async fn bodies_nested_past_the_limit_are_refused_before_the_handler() {
+        let nested = |depth: usize| {
+            format!(
+                r#"{{"items": 1, "ratio": 1, "x": {}"\"[{{"{}}}"#,
+                "[".repeat(depth - 1),
+                "]".repeat(depth - 1)
+            )
+        };
+        assert_eq!(nesting_depth(&nested(MAX_JSON_DEPTH)), MAX_JSON_DEPTH);
+        read(&nested(MAX_JSON_DEPTH)).await.expect("at the limit");
+        for depth in [MAX_JSON_DEPTH + 1, 200, 10_000] {
+            let problem = read(&nested(depth)).await.expect_err("too deep");
+            assert_eq!(problem.status_code(), StatusCode::BAD_REQUEST);
+            assert_eq!(problem.slug(), "json-too-deep", "{problem:?}");
+            assert!(
+                problem.detail.as_deref().is_some_and(|d| d.contains("64")),
+                "{problem:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -26,23 +26,34 @@ use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::problem::Problem;
 
+mod framing;
+mod head_check;
+#[cfg(test)]
+mod hostile_clients;
+mod linger;
 mod phase;
 mod requests;
+mod tls;
 
 pub use crate::layers::BodyTimeout;
+use framing::{Framing, HeadLimits};
+use head_check::{HeadCheck, Returned};
+pub use linger::{LINGER_BYTES, LINGER_TIME};
 use phase::{Phase, Watch, expiry};
 use requests::Requests;
+pub use tls::{ArrivedOverTls, TlsError, TlsSettings};
+pub use tokio_rustls::TlsAcceptor;
 
 /// Connection limits of every listener in a process (`[connections]` in the configuration).
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -61,6 +72,11 @@ pub struct ConnectionLimits {
     pub body_read_timeout: Duration,
     /// Most connections open at once across the process's listeners.
     pub max: usize,
+    /// Longest request target an HTTP/1 request may have (bytes); 414 above it.
+    pub max_uri_bytes: usize,
+    /// Largest HTTP/1 request head, request line and headers (bytes); 431 above it (and above
+    /// 100 header fields, hyper's own cap).
+    pub max_head_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
@@ -72,6 +88,11 @@ impl Default for ConnectionLimits {
             // Below the 10 s request timeout, so a stalled body gets its own answer (408).
             body_read_timeout: Duration::from_secs(5),
             max: 10_000,
+            // Above the longest paths the tests echo back (20 KB), below hyper's own 64 KiB so
+            // that the refusal is ours (problem+json); nginx stops at 8 KiB.
+            max_uri_bytes: 32 * 1024,
+            // Far above a browser's head with every cookie set, far below hyper's 400 KiB.
+            max_head_bytes: 64 * 1024,
         }
     }
 }
@@ -115,6 +136,18 @@ impl Server {
     /// cancelled; then stops accepting, closes idle connections and returns once the requests
     /// in flight have been answered. Dropping the future closes every connection at once.
     pub async fn serve(&self, listener: TcpListener, router: Router, stop: CancellationToken) {
+        self.serve_with(listener, router, stop, None).await;
+    }
+
+    /// [`Server::serve`], with TLS when `tls` is given (HTTP/2 or HTTP/1.1 by ALPN); requests
+    /// then carry the [`ArrivedOverTls`] extension.
+    pub async fn serve_with(
+        &self,
+        listener: TcpListener,
+        router: Router,
+        stop: CancellationToken,
+        tls: Option<TlsAcceptor>,
+    ) {
         let mut connections = JoinSet::new();
         let closing = CancellationToken::new();
         loop {
@@ -142,8 +175,9 @@ impl Server {
             let server = self.clone();
             let router = router.clone();
             let closing = closing.clone();
+            let tls = tls.clone();
             connections.spawn(async move {
-                server.connection(stream, router, closing).await;
+                server.connection(stream, router, closing, tls).await;
                 drop(permit);
             });
         }
@@ -155,7 +189,8 @@ impl Server {
             let server = self.clone();
             let router = router.clone();
             let closing = closing.clone();
-            connections.spawn(async move { server.connection(stream, router, closing).await });
+            let tls = tls.clone();
+            connections.spawn(async move { server.connection(stream, router, closing, tls).await });
         }
         while connections.join_next().await.is_some() {}
     }
@@ -197,16 +232,9 @@ impl Server {
                 "too-many-connections",
                 "this instance has as many open connections as it accepts; try again shortly",
             );
-            let body = serde_json::to_vec(&problem).unwrap_or_default();
-            let head = format!(
-                "HTTP/1.1 503 Service Unavailable\r\ncontent-type: {}\r\ncontent-length: {}\r\n\
-                 retry-after: 1\r\nconnection: close\r\n\r\n",
-                crate::problem::PROBLEM_JSON,
-                body.len()
-            );
+            let answer = linger::raw_answer(&problem, "retry-after: 1\r\n");
             let refusal = async {
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(&body).await?;
+                stream.write_all(&answer).await?;
                 stream.shutdown().await?;
                 // Read what the client sent until it closes, so our close is a FIN the client
                 // reads after the answer, not a reset that destroys it.
@@ -219,8 +247,16 @@ impl Server {
         });
     }
 
-    /// Serves one connection until it ends, expires, is evicted or the listener stops.
-    async fn connection(&self, stream: TcpStream, router: Router, closing: CancellationToken) {
+    /// Serves one connection until it ends, expires, is evicted or the listener stops; then,
+    /// unless it overstayed or was evicted, closes it gently ([`linger`]), writing first the
+    /// refusal of a request [`framing`] turned away.
+    async fn connection(
+        &self,
+        stream: TcpStream,
+        router: Router,
+        closing: CancellationToken,
+        tls: Option<TlsAcceptor>,
+    ) {
         let (phase_tx, phase_rx) = watch::channel(Phase::idle());
         let phase = Arc::new(phase_tx);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -236,17 +272,109 @@ impl Server {
                 },
             );
         let peer = stream.peer_addr().ok();
-        let io = TokioIo::new(Watch {
+        let watched = Watch {
             inner: stream,
             phase: phase.clone(),
-        });
+        };
+        let limits = HeadLimits {
+            uri_bytes: self.limits.max_uri_bytes,
+            head_bytes: self.limits.max_head_bytes,
+        };
+        let connection = Connection {
+            router,
+            peer,
+            phase,
+            phase_rx,
+            closing,
+            evict,
+        };
+        match tls {
+            None => {
+                self.run(watched, Framing::new(limits), false, connection)
+                    .await
+            }
+            Some(acceptor) => {
+                // On the header clock: the first byte of the handshake started it.
+                let mut rx = connection.phase_rx.clone();
+                let accepted = tokio::select! {
+                    accepted = acceptor.accept(watched) => accepted.ok(),
+                    _ = connection.evict.cancelled() => None,
+                    why = expiry(&mut rx, &self.limits) => {
+                        tracing::debug!(why, "TLS handshake unfinished; connection closed");
+                        None
+                    }
+                };
+                if let Some(stream) = accepted {
+                    phase::idle_again(&connection.phase);
+                    let framing = if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        Framing::blind(limits)
+                    } else {
+                        Framing::new(limits)
+                    };
+                    self.run(stream, framing, true, connection).await;
+                }
+            }
+        }
+        self.open_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+
+    /// Serves `io` (the socket, or TLS over it) through hyper, then closes it, gently when the
+    /// client may still be sending.
+    async fn run<IO>(&self, io: IO, framing: Framing, tls: bool, connection: Connection)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            router,
+            peer,
+            phase,
+            phase_rx,
+            closing,
+            evict,
+        } = connection;
+        let (back, mut returned) = oneshot::channel();
+        let io = TokioIo::new(HeadCheck::new(io, framing, phase_rx.clone(), back));
+        let unread_body = Arc::new(AtomicBool::new(false));
         let service = TowerToHyperService::new(Requests {
             router,
             peer,
             phase,
             body_read_timeout: self.limits.body_read_timeout,
             closing: closing.clone(),
+            unread_body: unread_body.clone(),
+            tls,
         });
+        let ended = self.drive(io, service, phase_rx, &closing, &evict).await;
+        // hyper has let go of the connection (dropping it handed it back), unless an upgrade
+        // took it elsewhere. It is closed gently when the client may still be sending: after a
+        // refusal, an answer given before the body was read, or hyper's own error answer.
+        if let Ok(Returned { io, refusal }) = returned.try_recv()
+            && (refusal.is_some()
+                || ended == Ended::Failed
+                || (ended == Ended::Closed && unread_body.load(Ordering::Relaxed)))
+        {
+            tokio::select! {
+                () = linger::linger(io, refusal) => {}
+                _ = evict.cancelled() => {}
+            }
+        }
+    }
+
+    /// Runs hyper on `io` until the connection ends, overstays or is evicted.
+    async fn drive<IO>(
+        &self,
+        io: TokioIo<IO>,
+        service: TowerToHyperService<Requests>,
+        mut rx: watch::Receiver<Phase>,
+        closing: &CancellationToken,
+        evict: &CancellationToken,
+    ) -> Ended
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let mut builder = auto::Builder::new(TokioExecutor::new());
         // The header clock is ours (it starts at a request's first byte, not when the
         // connection goes idle), so hyper's own is off.
@@ -256,7 +384,6 @@ impl Server {
             .header_read_timeout(None);
         let conn = builder.serve_connection_with_upgrades(io, service);
         tokio::pin!(conn);
-        let mut rx = phase_rx;
         let mut draining = false;
         let grace = tokio::time::sleep(Duration::MAX);
         tokio::pin!(grace);
@@ -264,10 +391,13 @@ impl Server {
         loop {
             tokio::select! {
                 result = conn.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    break;
+                    return match result {
+                        Ok(()) => Ended::Closed,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                            Ended::Failed
+                        }
+                    };
                 }
                 // Not closed at once: a request may be on the wire (a connection just
                 // accepted has one coming for sure). For DRAIN_GRACE every request is still
@@ -283,19 +413,37 @@ impl Server {
                 }
                 _ = evict.cancelled() => {
                     tracing::debug!("idle connection closed to make room for a new one");
-                    break;
+                    return Ended::Cut;
                 }
                 why = expiry(&mut rx, &self.limits) => {
                     tracing::debug!(why, "connection closed");
-                    break;
+                    return Ended::Cut;
                 }
             }
         }
-        self.open_connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
     }
+}
+
+/// What serving one connection needs besides its socket.
+struct Connection {
+    router: Router,
+    /// The client's address (for `ConnectInfo`).
+    peer: Option<std::net::SocketAddr>,
+    phase: Arc<watch::Sender<Phase>>,
+    phase_rx: watch::Receiver<Phase>,
+    closing: CancellationToken,
+    evict: CancellationToken,
+}
+
+/// How a connection's hyper ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// hyper closed it (the client closed, or an answer said `Connection: close`).
+    Closed,
+    /// hyper failed on it (it may have answered a malformed request itself).
+    Failed,
+    /// Overstayed or evicted: closed at once.
+    Cut,
 }
 
 /// How long a connection is still served after the stop signal, for requests already on their
@@ -348,147 +496,4 @@ fn is_per_connection(e: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::routing::get;
-    use tokio::io::AsyncReadExt;
-    use tokio::sync::Notify;
-
-    async fn read_until_closed(stream: &mut TcpStream) -> String {
-        let mut got = Vec::new();
-        let _ = stream.read_to_end(&mut got).await;
-        String::from_utf8_lossy(&got).into_owned()
-    }
-
-    /// The drain the hosts rely on: at the stop signal the listener closes, idle keep-alive
-    /// connections close at once, and a request in flight still gets its answer.
-    #[tokio::test]
-    async fn stopping_closes_idle_connections_and_lets_requests_in_flight_finish() {
-        let started = Arc::new(Notify::new());
-        let release = Arc::new(Notify::new());
-        let (s, r) = (started.clone(), release.clone());
-        let router = Router::new().route("/fast", get(|| async { "ok" })).route(
-            "/slow",
-            get(move || {
-                let (s, r) = (s.clone(), r.clone());
-                async move {
-                    s.notify_one();
-                    r.notified().await;
-                    "done"
-                }
-            }),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let stop = CancellationToken::new();
-        let server = Server::new(ConnectionLimits::default());
-        let serving = tokio::spawn({
-            let stop = stop.clone();
-            async move { server.serve(listener, router, stop).await }
-        });
-
-        let mut idle = TcpStream::connect(addr).await.expect("connect");
-        idle.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("send");
-        let mut buf = [0u8; 256];
-        let n = idle.read(&mut buf).await.expect("answer");
-        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
-        let mut busy = TcpStream::connect(addr).await.expect("connect");
-        busy.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("send");
-        started.notified().await;
-
-        stop.cancel();
-        let closed = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut idle))
-            .await
-            .expect("the idle connection closes at the stop");
-        assert_eq!(closed, "");
-        release.notify_one();
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut busy))
-            .await
-            .expect("the request in flight is answered");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(answer.ends_with("done"), "{answer}");
-        tokio::time::timeout(Duration::from_secs(2), serving)
-            .await
-            .expect("serve returns once drained")
-            .expect("serve task");
-        assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
-    }
-
-    /// SIGTERM under load lost requests: connections still in the accept queue were reset when
-    /// the listener closed, and one accepted just before the stop was closed before its request
-    /// was read. Both are answered now, with `Connection: close`.
-    #[tokio::test]
-    async fn requests_already_sent_when_the_stop_comes_are_answered() {
-        let router = Router::new().route("/fast", get(|| async { "ok" }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        // Queued in the kernel before anything accepts them, requests already sent.
-        let mut queued = Vec::new();
-        for _ in 0..3 {
-            let mut client = TcpStream::connect(addr).await.expect("connect");
-            client
-                .write_all(b"POST /fast HTTP/1.1\r\nHost: x\r\ncontent-length: 0\r\n\r\n")
-                .await
-                .expect("send");
-            queued.push(client);
-        }
-        let stop = CancellationToken::new();
-        stop.cancel();
-        let serving = tokio::spawn({
-            let server = Server::new(ConnectionLimits::default());
-            async move { server.serve(listener, router, stop).await }
-        });
-        for mut client in queued {
-            let answer =
-                tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut client))
-                    .await
-                    .expect("answered and closed");
-            assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
-            assert!(
-                answer.to_lowercase().contains("connection: close"),
-                "{answer}"
-            );
-        }
-        tokio::time::timeout(Duration::from_secs(2), serving)
-            .await
-            .expect("serve returns once drained")
-            .expect("serve task");
-    }
-
-    #[tokio::test]
-    async fn a_request_arriving_just_after_the_stop_is_answered() {
-        let router = Router::new().route("/fast", get(|| async { "ok" }));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let stop = CancellationToken::new();
-        let serving = tokio::spawn({
-            let stop = stop.clone();
-            let server = Server::new(ConnectionLimits::default());
-            async move { server.serve(listener, router, stop).await }
-        });
-        let mut late = TcpStream::connect(addr).await.expect("connect");
-        tokio::time::sleep(Duration::from_millis(50)).await; // accepted, nothing sent yet
-        stop.cancel();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        late.write_all(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .expect("send");
-        let answer = tokio::time::timeout(Duration::from_secs(2), read_until_closed(&mut late))
-            .await
-            .expect("answered and closed");
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.to_lowercase().contains("connection: close"),
-            "{answer}"
-        );
-        assert!(answer.ends_with("ok"), "{answer}");
-        tokio::time::timeout(Duration::from_secs(2), serving)
-            .await
-            .expect("serve returns once drained")
-            .expect("serve task");
-    }
-}
+mod tests;

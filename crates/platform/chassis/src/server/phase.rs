@@ -16,6 +16,8 @@ use super::ConnectionLimits;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Phase {
     pub(super) busy: usize,
+    /// Requests hyper has handed to the service since the connection opened.
+    pub(super) started: u64,
     reading_head: bool,
     pub(super) since: Instant,
 }
@@ -24,6 +26,7 @@ impl Phase {
     pub(super) fn idle() -> Self {
         Self {
             busy: 0,
+            started: 0,
             reading_head: false,
             since: Instant::now(),
         }
@@ -60,6 +63,14 @@ pub(super) async fn expiry(
             },
         }
     }
+}
+
+/// Marks the connection idle again (after a TLS handshake: its first request is still to come).
+pub(super) fn idle_again(phase: &watch::Sender<Phase>) {
+    phase.send_modify(|p| {
+        p.reading_head = false;
+        p.since = Instant::now();
+    });
 }
 
 /// The socket, noting when bytes arrive on an idle connection (a request has begun).
@@ -125,6 +136,7 @@ impl InFlight {
     pub(super) fn start(phase: Arc<watch::Sender<Phase>>) -> Self {
         phase.send_modify(|p| {
             p.busy += 1;
+            p.started += 1;
             p.reading_head = false;
         });
         Self(phase)

@@ -7,7 +7,8 @@
 use crate::layers::BodyTimeout;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, Request, Response, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, header};
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use hyper::body::{Frame, Incoming, SizeHint};
 use std::future::Future;
@@ -34,6 +35,11 @@ pub(super) struct Requests {
     pub(super) body_read_timeout: Duration,
     /// Cancelled when the listener stops: responses then carry `Connection: close`.
     pub(super) closing: tokio_util::sync::CancellationToken,
+    /// Set when a request was answered before its body was read to the end: the client may
+    /// still be sending it, so the connection is closed gently (`super::linger`).
+    pub(super) unread_body: Arc<AtomicBool>,
+    /// The connection is TLS: requests carry [`super::ArrivedOverTls`].
+    pub(super) tls: bool,
 }
 
 impl Service<Request<Incoming>> for Requests {
@@ -45,9 +51,36 @@ impl Service<Request<Incoming>> for Requests {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, mut req: Request<Incoming>) -> Self::Future {
         let guard = InFlight::start(self.phase.clone());
+        if self.tls {
+            req.extensions_mut().insert(super::ArrivedOverTls);
+        }
+        if let Some(detail) = ambiguous(req.headers()) {
+            // HTTP/1 heads are refused before hyper (`framing`); this is HTTP/2's check, and a
+            // second line of defence. The connection is not reused.
+            let mut response = crate::problem::Problem::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "ambiguous-request",
+                detail,
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Box::pin(async move {
+                Ok(response.map(|body| {
+                    Body::new(Guarded {
+                        inner: body,
+                        _guard: guard,
+                    })
+                }))
+            });
+        }
         let late = Arc::new(AtomicBool::new(false));
+        let read_all = Arc::new(AtomicBool::new(hyper::body::Body::is_end_stream(
+            req.body(),
+        )));
         let deadline = Instant::now() + self.body_read_timeout;
         let mut req = req.map(|body| {
             Body::new(TimedBody {
@@ -55,17 +88,22 @@ impl Service<Request<Incoming>> for Requests {
                 deadline,
                 sleep: None,
                 late: late.clone(),
+                read_all: read_all.clone(),
             })
         });
         if let Some(peer) = self.peer {
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
         }
+        let unread_body = self.unread_body.clone();
         let router = self.router.clone();
         let closing = self.closing.clone();
         let http1 = req.version() < axum::http::Version::HTTP_2;
         Box::pin(async move {
             let Ok(mut response) = router.oneshot(req).await;
+            if !read_all.load(Ordering::Relaxed) {
+                unread_body.store(true, Ordering::Relaxed);
+            }
             if let Some(reset) = crate::abort::abort_of(&response) {
                 return Err(reset);
             }
@@ -87,12 +125,33 @@ impl Service<Request<Incoming>> for Requests {
     }
 }
 
+/// Why a request whose headers two parsers could read differently is refused (RELIABILITY.md
+/// B4), or `None`.
+fn ambiguous(headers: &HeaderMap) -> Option<&'static str> {
+    let twice = |name| headers.get_all(name).iter().nth(1).is_some();
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        && headers.contains_key(header::CONTENT_LENGTH)
+    {
+        Some("a request may not have both Content-Length and Transfer-Encoding")
+    } else if twice(header::CONTENT_LENGTH) {
+        Some("a request may have only one Content-Length")
+    } else if twice(header::HOST) {
+        Some("a request may have only one Host")
+    } else if twice(header::AUTHORIZATION) {
+        Some("a request may have only one Authorization")
+    } else {
+        None
+    }
+}
+
 /// A request body that fails once its deadline passes with data still to come.
 struct TimedBody {
     inner: Incoming,
     deadline: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
     late: Arc<AtomicBool>,
+    /// Set once the body has been read to its end.
+    read_all: Arc<AtomicBool>,
 }
 
 impl hyper::body::Body for TimedBody {
@@ -104,6 +163,9 @@ impl hyper::body::Body for TimedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.read_all.store(true, Ordering::Relaxed);
+            }
             return Poll::Ready(frame.map(|f| f.map_err(axum::Error::new)));
         }
         let deadline = self.deadline;
