@@ -11,7 +11,9 @@
 //! replica through Redis when `--redis-url` / `FLOTILLA_REDIS_URL` is set (`shared.rs`). When
 //! Redis fails, `on_redis_error` decides: `open` admits (the default: a limiter outage should
 //! not be a shop outage) or `closed` refuses with 503; either way the failure is logged (at most
-//! once a second) and counted in the gateway's `/healthz`.
+//! once a second) and counted in the gateway's `/healthz`. A check waits `redis_timeout_ms` at
+//! most, and after a failure Redis is left alone for a second (the failure mode applies at
+//! once), so a Redis that hangs or refuses costs requests nothing but that.
 //!
 //! The client address is the TCP peer's. Behind trusted proxies (a load balancer, an ingress),
 //! `forwarded_for_hops = N` takes the address the N-th proxy from the gateway saw, from
@@ -23,8 +25,7 @@ mod gcra;
 mod shared;
 
 use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use flotilla_chassis::problem::Problem;
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
@@ -232,7 +233,13 @@ pub struct RateLimiter {
     redis_errors: AtomicU64,
     /// When a Redis failure was last logged (seconds since the epoch).
     last_logged: AtomicI64,
+    /// Until when (µs since the epoch) Redis is taken as down after a failure: checks then
+    /// take the failure mode at once instead of each waiting for a reconnection.
+    redis_down_until_us: AtomicU64,
 }
+
+/// How long Redis is taken as down after a failed check; one check then tries it again.
+const REDIS_DOWN_FOR_US: u64 = 1_000_000;
 
 impl RateLimiter {
     /// A limiter with local buckets, or buckets in the Redis at `redis_url` under `prefix`.
@@ -260,6 +267,7 @@ impl RateLimiter {
             limited: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
             last_logged: AtomicI64::new(0),
+            redis_down_until_us: AtomicU64::new(0),
         }))
     }
 
@@ -276,6 +284,7 @@ impl RateLimiter {
             limited: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
             last_logged: AtomicI64::new(0),
+            redis_down_until_us: AtomicU64::new(0),
         })
     }
 
@@ -346,13 +355,31 @@ impl RateLimiter {
         let verdict = match &self.shared {
             None => self.local.check((class.name(), who), now_us(), rate),
             Some(shared) => {
+                // Failed within the last second: the failure mode at once, without waiting
+                // for a connection that is not there.
+                if now_us() < self.redis_down_until_us.load(Ordering::Relaxed) {
+                    return self.redis_failed("Redis failed within the last second");
+                }
                 let key = match who {
                     Who::Ip(ip) => format!("{}:ip:{ip}", class.name()),
                     Who::User(user) => format!("{}:user:{user}", class.name()),
                 };
-                match shared.check(&key, rate).await {
-                    Ok(verdict) => verdict,
-                    Err(err) => return self.redis_failed(&err),
+                let timeout = Duration::from_millis(self.config.redis_timeout_ms);
+                match tokio::time::timeout(timeout, shared.check(&key, rate)).await {
+                    Ok(Ok(verdict)) => {
+                        self.redis_down_until_us.store(0, Ordering::Relaxed);
+                        verdict
+                    }
+                    Ok(Err(err)) => {
+                        self.redis_down_until_us
+                            .store(now_us() + REDIS_DOWN_FOR_US, Ordering::Relaxed);
+                        return self.redis_failed(&err.to_string());
+                    }
+                    Err(_) => {
+                        self.redis_down_until_us
+                            .store(now_us() + REDIS_DOWN_FOR_US, Ordering::Relaxed);
+                        return self.redis_failed("no answer within redis_timeout_ms");
+                    }
                 }
             }
         };
@@ -365,7 +392,7 @@ impl RateLimiter {
         }
     }
 
-    fn redis_failed(&self, err: &redis::RedisError) -> Result<(), Response> {
+    fn redis_failed(&self, err: &str) -> Result<(), Response> {
         self.redis_errors.fetch_add(1, Ordering::Relaxed);
         let now = now_us() as i64 / 1_000_000;
         let last = self.last_logged.load(Ordering::Relaxed);
@@ -388,11 +415,19 @@ impl RateLimiter {
         }
         match self.config.on_redis_error {
             FailMode::Open => Ok(()),
-            FailMode::Closed => Err(Problem::unavailable(
-                "cannot check rate limits right now; retry shortly",
-            )
-            .with_retry_after(1)
-            .into_response()),
+            // Bare, so that a page gets the site's error page and the API a problem.
+            FailMode::Closed => {
+                let mut refused = flotilla_chassis::layers::bare(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "rate-limit-unavailable",
+                    "cannot check rate limits right now; retry shortly",
+                );
+                refused.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("1"),
+                );
+                Err(refused)
+            }
         }
     }
 }

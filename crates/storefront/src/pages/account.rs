@@ -6,7 +6,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::Response;
 use flotilla_chassis::Caller;
 use flotilla_chassis::transport::ClientError;
@@ -202,6 +202,7 @@ pub async fn login(
         email: form.email.trim().to_owned(),
         password: form.password,
     };
+    let mut retry_after = None;
     let refusal = if request.email.is_empty() || request.password.is_empty() {
         (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -221,6 +222,7 @@ pub async fn login(
             // Identity's throttle (too many failures on this address): said as such, for
             // known and unknown addresses alike.
             Err(error) if error.status() == Some(StatusCode::TOO_MANY_REQUESTS) => {
+                retry_after = error.retry_after();
                 (StatusCode::TOO_MANY_REQUESTS, TOO_MANY_FAILURES)
             }
             // Any refusal reads the same, so the page never tells which half was wrong.
@@ -244,7 +246,14 @@ pub async fn login(
         next,
         message: Some(message.to_owned()),
     };
-    render(status, &page)
+    let mut response = render(status, &page);
+    // Identity's advice on when to try again, passed on to the browser.
+    if let Some(secs) = retry_after
+        && let Ok(value) = secs.to_string().parse()
+    {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// `POST /logout`: clear the cookie, go home.

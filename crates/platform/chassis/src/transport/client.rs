@@ -57,6 +57,14 @@ impl ClientError {
         }
     }
 
+    /// The callee's `Retry-After`, in seconds, when it sent one with its problem.
+    pub fn retry_after(&self) -> Option<u32> {
+        match self {
+            ClientError::Status { problem, .. } => problem.retry_after,
+            _ => None,
+        }
+    }
+
     /// The slug of the callee's problem type (e.g. `out-of-stock`), when it answered with one.
     pub fn problem_slug(&self) -> Option<&str> {
         match self {
@@ -292,6 +300,11 @@ impl ServiceClient {
     async fn exchange(&self, request: Request<Body>) -> Result<bytes::Bytes, ClientError> {
         let response = self.transport.clone().oneshot(request).await?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
         let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES);
         let bytes = limited
             .collect()
@@ -304,7 +317,7 @@ impl ServiceClient {
         if status.is_success() {
             return Ok(bytes);
         }
-        let problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
+        let mut problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
             Problem::new(
                 status,
                 "upstream",
@@ -314,6 +327,8 @@ impl ServiceClient {
                     .collect::<String>(),
             )
         });
+        // The header is not part of the body: kept so that a caller can pass the advice on.
+        problem.retry_after = retry_after;
         Err(ClientError::Status {
             service: self.service,
             problem: Box::new(problem),
