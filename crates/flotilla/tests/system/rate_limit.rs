@@ -398,3 +398,32 @@ async fn password_guessing_stops_after_ten_failures_alike_for_known_and_unknown_
     let other = customer(&app.http, &app.base).await;
     assert!(!other.is_empty());
 }
+
+#[tokio::test]
+async fn the_web_forms_lockout_says_when_to_come_back() {
+    // Identity's throttle through the site's login form (the gateway's limits off).
+    let app = spawn_app_with(json!({})).await;
+    let web = client();
+    let email = format!("form-{}@example.com", rand::random::<u32>());
+    for i in 0..11 {
+        let res = web
+            .post(format!("{}/login", app.base))
+            .form(&[("email", email.as_str()), ("password", "a wrong guess")])
+            .send()
+            .await
+            .expect("login");
+        if i < 10 {
+            assert_eq!(res.status(), 401, "try {i}");
+            continue;
+        }
+        assert_eq!(res.status(), 429);
+        let wait: u64 = res.headers()["retry-after"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After in seconds");
+        assert!((1..=61).contains(&wait), "{wait}");
+        let page = res.text().await.expect("page");
+        assert!(page.contains("Too many failed attempts"), "{page}");
+    }
+}
