@@ -620,7 +620,18 @@ fn build_gateway(
     let storefront_config: StorefrontConfig = section(config, flotilla_storefront::NAME)?;
     // The gateway is a caller like any service: its calls go through its own resilience stack.
     let policies = Policies::load(config)?;
-    let peers = &peers.with_resilience(Resilience::new(GATEWAY, Arc::new(policies)));
+    let resilience = Resilience::new(GATEWAY, Arc::new(policies));
+    let peers = &peers.with_resilience(resilience.clone());
+    let report = {
+        let peers = peers.clone();
+        move || {
+            serde_json::to_value(flotilla_chassis::resilience::admin::build(
+                &resilience,
+                &peers,
+            ))
+            .unwrap_or_default()
+        }
+    };
     let keys = KeyCache::new(
         IdentityClient::new(peers.transport(flotilla_identity::NAME)),
         Duration::from_secs(gateway_config.jwks_refresh_secs),
@@ -641,6 +652,7 @@ fn build_gateway(
     .map_err(anyhow::Error::msg)?;
     let mut gateway = Gateway::new(auth, credentials)
         .rate_limit(limiter)
+        .resilience_report(Arc::new(report))
         .secure_cookies(gateway_config.secure_cookies)
         .cors(&gateway_config.cors)
         .map_err(anyhow::Error::msg)?

@@ -28,4 +28,4 @@ pub use keys::KeyCache;
 pub use rate_limit::{
     Bucket, ClassLimits, FailMode, RATE_LIMITED, RateLimitConfig, RateLimitSnapshot, RateLimiter,
 };
-pub use routes::{CorsConfig, Gateway, GatewayConfig, RoutePolicy};
+pub use routes::{CorsConfig, Gateway, GatewayConfig, ResilienceReport, RoutePolicy};

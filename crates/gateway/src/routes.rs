@@ -181,7 +181,13 @@ pub struct Gateway {
     rate_limit: Arc<RateLimiter>,
     secure_cookies: bool,
     cors: Option<tower_http::cors::CorsLayer>,
+    /// The gateway's own resilience report (its calls to each service), when the host gave one.
+    report: Option<ResilienceReport>,
 }
+
+/// Makes the gateway's resilience report (the chassis's `resilience::admin::build` over the
+/// gateway's own stack) as JSON.
+pub type ResilienceReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl Gateway {
     /// A gateway with no routes yet. `credentials` recognises other Flotilla processes (mixed
@@ -199,7 +205,15 @@ impl Gateway {
             rate_limit: RateLimiter::off(),
             secure_cookies: false,
             cors: None,
+            report: None,
         }
+    }
+
+    /// Serves `report` at `GET /api/gateway/admin/resilience` (admin role), as each service
+    /// serves its own at `/api/<service>/admin/resilience`.
+    pub fn resilience_report(mut self, report: ResilienceReport) -> Self {
+        self.report = Some(report);
+        self
     }
 
     /// Marks the cookies the web shop sets `Secure` when `on`.
@@ -272,6 +286,7 @@ impl Gateway {
         let cors = self.cors.clone();
         let gateway = Arc::new(self);
         let mut router = Router::new()
+            .route("/api/gateway/admin/resilience", get(gateway_resilience))
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api));
@@ -341,6 +356,23 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::Json<serde_json::Value
         "load": gw.shedding.snapshot(),
         "rate_limit": gw.rate_limit.snapshot(),
     }))
+}
+
+/// `GET /api/gateway/admin/resilience`: the policy, breaker, bulkhead and retry counters of
+/// every service the gateway calls (admin role).
+async fn gateway_resilience(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    match gw.caller(&headers).await {
+        Err(refused) => refused,
+        Ok(None) => unauthorized(&AuthError::Missing),
+        Ok(Some(caller)) if caller.role != Role::Admin => admin_only(),
+        Ok(Some(_)) => match &gw.report {
+            Some(report) => axum::Json(report()).into_response(),
+            None => Problem::not_found("this gateway keeps no resilience report").into_response(),
+        },
+    }
 }
 
 /// True for the paths the storefront serves: all but the gateway's own and the API.

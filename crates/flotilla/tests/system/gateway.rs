@@ -821,3 +821,56 @@ async fn session_cookies_are_secure_when_configured() {
         assert_eq!(cookie.ends_with("; Secure"), secure, "{cookie}");
     }
 }
+
+#[tokio::test]
+async fn the_gateway_reports_its_own_resilience_to_admins() {
+    let app = crate::support::spawn_app_with(json!({
+        "identity": {
+            "admin_email": crate::checkout::ADMIN_EMAIL,
+            "admin_password": crate::checkout::ADMIN_PASSWORD,
+        },
+    }))
+    .await;
+    let admin = crate::checkout::login(
+        &app.http,
+        &app.base,
+        crate::checkout::ADMIN_EMAIL,
+        crate::checkout::ADMIN_PASSWORD,
+    )
+    .await;
+    let (_, customer) = user(&app).await;
+    let read = app
+        .http
+        .get(format!("{}/api/catalog/products/p0000001", app.base))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(read.status(), 200);
+    let url = format!("{}/api/gateway/admin/resilience", app.base);
+    let anonymous = app.http.get(&url).send().await.expect("report");
+    assert_eq!(anonymous.status(), 401);
+    let as_customer = app
+        .http
+        .get(&url)
+        .header("authorization", format!("Bearer {customer}"))
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(as_customer.status(), 403);
+    let report: Value = app
+        .http
+        .get(&url)
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("report")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["service"], "gateway", "{report}");
+    let catalog = report["upstreams"]
+        .as_array()
+        .and_then(|u| u.iter().find(|u| u["upstream"] == "catalog"))
+        .expect("the gateway calls catalog");
+    assert_eq!(catalog["breaker"]["state"], "closed", "{catalog}");
+}
