@@ -6,8 +6,9 @@
 # front of it, each with one worker and upstream keep-alive: nginx 1.22 (`proxy_pass`),
 # HAProxy 2.6 (`nbthread 1`), and `flotilla serve gateway --remote catalog=<upstream>`
 # (TOKIO_WORKER_THREADS=1) with every protection on: local rate limits (buckets raised so the
-# one load address is never refused), the limits, the exposure check, request ids. Also the
-# upstream called directly. wrk -t1 -c64 for DURATION per scenario, ROUNDS interleaved rounds;
+# one load address and user are never refused), the limits, the exposure check, request ids. Also the
+# upstream called directly; and the gateway again with a customer's bearer token on every
+# request (verified each time). wrk -t1 -c64 for DURATION per scenario, ROUNDS interleaved rounds;
 # prints each round, then medians and the ratios to nginx.
 #
 #   bash scripts/bench-edge.sh                      # 3 rounds of 10 s
@@ -42,7 +43,7 @@ wait_ok() { # url
     done
 }
 
-UP=$(free_port); NG=$(free_port); HA=$(free_port); GW=$(free_port)
+UP=$(free_port); NG=$(free_port); HA=$(free_port); GW=$(free_port); ID=$(free_port)
 mkdir -p "$DIR/www/products" "$DIR/nginx-up" "$DIR/nginx-proxy"
 python3 - "$DIR/www" <<'EOF'
 import json, sys
@@ -107,9 +108,12 @@ nginx -c "$DIR/nginx-proxy/nginx.conf" & PIDS+=($!)
 haproxy -f "$DIR/haproxy.cfg" -db >/dev/null 2>&1 & PIDS+=($!)
 FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_IP__PER_SECOND=1000000 \
 FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_IP__BURST=1000000 \
+FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_USER__PER_SECOND=1000000 \
+FLOTILLA_GATEWAY__RATE_LIMIT__READ__PER_USER__BURST=1000000 \
 FLOTILLA_SERVICE_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n') \
 TOKIO_WORKER_THREADS=1 RUST_LOG=warn \
-    "$BIN" serve gateway --port "$GW" --data-dir "$DIR/data" --remote "catalog=http://127.0.0.1:$UP" \
+    "$BIN" serve gateway identity --listen "gateway=127.0.0.1:$GW" --listen "identity=127.0.0.1:$ID" \
+    --data-dir "$DIR/data" --remote "catalog=http://127.0.0.1:$UP" \
     >"$DIR/gateway.log" 2>&1 & PIDS+=($!)
 
 PATH_=/api/catalog/products/p0000001
@@ -119,10 +123,18 @@ declare -A URL=(
     [haproxy]="http://127.0.0.1:$HA$PATH_"
     [flotilla]="http://127.0.0.1:$GW$PATH_"
 )
-ORDER=(direct nginx haproxy flotilla)
+URL[flotilla+token]=${URL[flotilla]}
+ORDER=(direct nginx haproxy flotilla flotilla+token)
 for s in "${ORDER[@]}"; do wait_ok "${URL[$s]}"; done
+# A customer's token, verified by the gateway on every request of the `flotilla+token` scenario
+# (identity runs beside the gateway; its keys are cached after the first request).
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$GW/api/identity/signup" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench password 1","name":"Bench"}'
+TOKEN=$(curl -fsS -X POST "http://127.0.0.1:$GW/api/identity/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@example.com","password":"bench password 1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+declare -A HEADER=([flotilla+token]="Authorization: Bearer $TOKEN")
 for s in "${ORDER[@]}"; do
-    bytes=$(curl -fsS "${URL[$s]}" | wc -c)
+    bytes=$(curl -fsS -H "${HEADER[$s]:-X-Bench: 1}" "${URL[$s]}" | wc -c)
     echo "$s answers $bytes bytes"
 done
 
@@ -139,7 +151,7 @@ echo "| round | scenario | req/s | p99 ms | non-2xx |"
 echo "|---|---|---|---|---|"
 for r in $(seq 1 "$ROUNDS"); do
     for s in "${ORDER[@]}"; do
-        out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${URL[$s]}")
+        out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "${HEADER[$s]:-X-Bench: 1}" "${URL[$s]}")
         rps=$(awk '/^Requests\/sec/ { printf "%.0f", $2 }' <<<"$out")
         p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
         bad=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); bad=${bad:-0}

@@ -1,5 +1,12 @@
 //! Authentication at the edge: turns a bearer token or session cookie into a verified
 //! [`Caller`], using identity's token rules ([`TokenVerifier`]) and its published keys.
+//!
+//! A token that verified is remembered until it expires (at most [`VERIFIED_TOKENS`] of them,
+//! the least recently used forgotten first), keyed by the whole token: a client sends the same
+//! token on every request, and an Ed25519 signature check per request more than halved the
+//! gateway's throughput (docs/benchmarks.md). Every check a token passed depends only on the
+//! token and the clock — its signature, issuer, audience, lifetime and `nbf` — so until its
+//! `exp` the same token would pass again; past it, the full check runs (and refuses it).
 
 use axum::http::{HeaderMap, header};
 use flotilla_chassis::Caller;
@@ -28,11 +35,16 @@ pub enum AuthError {
     KeysUnavailable,
 }
 
+/// Tokens remembered as verified, at most.
+pub const VERIFIED_TOKENS: usize = 10_000;
+
 /// Verifies tokens against identity's keys.
 pub struct Authenticator {
     verifier: TokenVerifier,
     keys: KeyCache,
     clock: SharedClock,
+    /// Token → the caller it names and its `exp` (seconds).
+    verified: quick_cache::sync::Cache<Box<str>, (Caller, i64)>,
 }
 
 impl Authenticator {
@@ -42,6 +54,7 @@ impl Authenticator {
             verifier,
             keys,
             clock,
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
         }
     }
 
@@ -74,6 +87,11 @@ impl Authenticator {
     /// Verifies `token`; refreshes the key set once if the token names an unknown key.
     pub async fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         let now = self.clock.now_secs();
+        if let Some((caller, exp)) = self.verified.get(token)
+            && now < exp
+        {
+            return Ok(caller);
+        }
         let keys = self
             .keys
             .current()
@@ -90,9 +108,12 @@ impl Authenticator {
             }
             other => other?,
         };
-        Ok(Caller {
+        let caller = Caller {
             user_id: claims.sub,
             role: claims.role,
-        })
+        };
+        self.verified
+            .insert(token.into(), (caller.clone(), claims.exp));
+        Ok(caller)
     }
 }

@@ -874,3 +874,24 @@ async fn the_gateway_reports_its_own_resilience_to_admins() {
         .expect("the gateway calls catalog");
     assert_eq!(catalog["breaker"]["state"], "closed", "{catalog}");
 }
+
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    // The gateway remembers verified tokens; an expired one must still be refused.
+    let app = crate::support::spawn_app_with(json!({
+        "identity": {"token_ttl_secs": 2, "leeway_secs": 0},
+    }))
+    .await;
+    let (_, token) = user(&app).await;
+    let me = || {
+        app.http
+            .get(format!("{}/api/identity/me", app.base))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(me().await.expect("me").status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    assert_eq!(me().await.expect("me").status(), 401);
+}
