@@ -9,6 +9,12 @@
 /// True when `path` (as sent: percent-encoded, any case) names an `admin` segment once decoded,
 /// lower-cased and resolved (`.` and `..` segments, empty segments).
 pub fn is_admin_path(path: &str) -> bool {
+    // Every request asks: without a `%` or the letters of `admin` (any case) there is nothing
+    // to decode or resolve, and no allocation is made.
+    let bytes = path.as_bytes();
+    if !bytes.contains(&b'%') && !bytes.windows(5).any(|w| w.eq_ignore_ascii_case(b"admin")) {
+        return false;
+    }
     let decoded = percent_decode(path).to_ascii_lowercase();
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {

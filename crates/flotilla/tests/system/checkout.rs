@@ -22,6 +22,16 @@ pub async fn shop(products: u64, stock: i64) -> TestApp {
     .await
 }
 
+/// The default shop with an administrator, and the administrator's bearer header value.
+pub async fn admin_shop() -> (TestApp, String) {
+    let app = spawn_app_with(json!({
+        "identity": {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD},
+    }))
+    .await;
+    let admin = login(&app.http, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    (app, admin)
+}
+
 /// A logged-in user of `app`: (user id, bearer header value).
 pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
     let token: Value = http

@@ -591,22 +591,9 @@ async fn request_ids_are_kept_or_made() {
 async fn the_admin_surface_refuses_customers_in_every_spelling() {
     // RELIABILITY.md S2: a customer's token on admin and ops routes, with method, case,
     // trailing-slash and percent-encoding variants: 403 every time, 401 without a token.
-    let app = crate::support::spawn_app_with(json!({
-        "identity": {
-            "admin_email": crate::checkout::ADMIN_EMAIL,
-            "admin_password": crate::checkout::ADMIN_PASSWORD,
-        },
-    }))
-    .await;
+    let (app, admin) = crate::checkout::admin_shop().await;
     let (_, customer) = user(&app).await;
     let customer = format!("Bearer {customer}");
-    let admin = crate::checkout::login(
-        &app.http,
-        &app.base,
-        crate::checkout::ADMIN_EMAIL,
-        crate::checkout::ADMIN_PASSWORD,
-    )
-    .await;
     let mut tried = 0;
     for service in [
         "catalog",
@@ -824,20 +811,7 @@ async fn session_cookies_are_secure_when_configured() {
 
 #[tokio::test]
 async fn the_gateway_reports_its_own_resilience_to_admins() {
-    let app = crate::support::spawn_app_with(json!({
-        "identity": {
-            "admin_email": crate::checkout::ADMIN_EMAIL,
-            "admin_password": crate::checkout::ADMIN_PASSWORD,
-        },
-    }))
-    .await;
-    let admin = crate::checkout::login(
-        &app.http,
-        &app.base,
-        crate::checkout::ADMIN_EMAIL,
-        crate::checkout::ADMIN_PASSWORD,
-    )
-    .await;
+    let (app, admin) = crate::checkout::admin_shop().await;
     let (_, customer) = user(&app).await;
     let read = app
         .http
