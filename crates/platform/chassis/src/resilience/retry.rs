@@ -482,6 +482,10 @@ impl Policy {
         Started { start, at }
     }
 
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would hold a copy of each argument (see the block's comment)"
+    )]
     fn finish<W, G, E, A, B>(
         self: Arc<Self>,
         Started { start, at }: Started<E>,
