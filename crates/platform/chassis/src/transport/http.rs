@@ -9,7 +9,6 @@
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
 use axum::http::{HeaderValue, Request, Response, Uri};
-use futures::TryFutureExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -22,7 +21,6 @@ use super::deadline::{self, DeadlineConfig, DeadlineLayer};
 use super::gate;
 use super::{Transport, TransportCall, TransportError};
 use crate::caller::Caller;
-use crate::deadline::within;
 use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// Settings of an HTTP transport.
@@ -124,20 +122,19 @@ impl HttpPool {
         if let Ok(token) = HeaderValue::from_str(&token) {
             req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
         }
-        let exchange = self
+        // No timer here: every call reaches this under the endpoint's deadline layer (or the
+        // stack's, which cuts it no later), which bounds it by the pool's timeout already.
+        let response = self
             .client
             .request(req)
+            .await
             .map_err(|e| TransportError::Connect {
                 service: service.to_owned(),
                 source: Box::new(UnreachableInstance {
                     origin: origin.to_owned(),
                     source: e,
                 }),
-            });
-        let response = within(self.settings.timeout, exchange, |_| {
-            TransportError::Timeout(service.to_owned())
-        })
-        .await?;
+            })?;
         Ok(response.map(Body::new))
     }
 }
