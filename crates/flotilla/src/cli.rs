@@ -113,6 +113,13 @@ pub enum Command {
     /// with replicas, one call reaches one instance.
     #[command(after_help = CHAOS_EXAMPLES)]
     Chaos(crate::chaos::ChaosArgs),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (within 2 s): the container image's
+    /// health check, which has no curl (`HEALTHCHECK CMD ["flotilla", "probe"]`).
+    Probe {
+        /// What to probe.
+        #[arg(value_name = "URL", default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
     /// Append N deterministic products to the catalog (for large-catalog benchmarks).
     Seed {
         /// How many products to add.

@@ -5,11 +5,12 @@ pub mod chaos;
 pub mod cli;
 pub mod fleet;
 pub mod host;
-mod probe;
+pub mod probe;
 mod secret;
 pub mod settings;
 pub mod signal;
 pub mod status;
+pub mod topology;
 
 use figment::Figment;
 use figment::providers::Serialized;
