@@ -107,10 +107,11 @@ pub fn standard(
     // Outside the timeout, so that an injected delay is the delay asked for; inside the
     // deadline, which bounds it like any work (the fault's own admin routes are exempt in
     // `Faults` itself).
-    let faulted = tower::util::option_layer(faults.map(|faults| {
-        middleware::from_fn_with_state(faults, crate::faults::inject::middleware)
-    }))
-    .layer(inner);
+    let faulted =
+        tower::util::option_layer(faults.map(|faults| {
+            middleware::from_fn_with_state(faults, crate::faults::inject::middleware)
+        }))
+        .layer(inner);
     let stack = ServiceBuilder::new()
         .layer(nosniff())
         .layer(middleware::from_fn(request_context))

@@ -177,10 +177,12 @@ impl HttpEndpoint {
 
 impl Target {
     async fn send(self: Arc<Self>, req: Request<Body>) -> Result<Response<Body>, TransportError> {
-        let target = self.uri_of(req.uri()).map_err(|e| TransportError::Connect {
-            service: self.service.clone(),
-            source: Box::new(e),
-        })?;
+        let target = self
+            .uri_of(req.uri())
+            .map_err(|e| TransportError::Connect {
+                service: self.service.clone(),
+                source: Box::new(e),
+            })?;
         self.pool
             .send(&self.service, &self.origin, target, req)
             .await
