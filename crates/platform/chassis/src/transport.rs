@@ -9,6 +9,7 @@
 //! a `Transport` and so behave the same in every mode. The ones that decide per call share the
 //! shape of [`gate`], which lives here because the deadline layer every transport applies is one.
 
+pub mod attempt;
 pub mod client;
 pub mod deadline;
 pub mod faulted;

@@ -62,91 +62,9 @@ mod budget;
 
 use budget::Budget;
 
-/// The attempt of a call the retry layer may repeat that is being handed to the transport
-/// beneath ([`Self::current`]): which attempt this is (0 for the first, 1 for the first retry)
-/// and the instances the call's attempts went to. A balancer that can tell instances apart
-/// adds the one it picks to [`Self::tried`] and prefers one not listed yet, so that a retry
-/// goes elsewhere when it can.
-#[derive(Debug, Clone)]
-pub struct RetryAttempt {
-    number: u32,
-    tried: TriedInstances,
-}
-
-tokio::task_local! {
-    /// The attempt being handed on, scoped around that hand-over only (see the module's doc).
-    static ATTEMPT: RetryAttempt;
-}
-
-impl RetryAttempt {
-    /// Which attempt of its call this is: 0 for the first, 1 for the first retry.
-    pub fn number(&self) -> u32 {
-        self.number
-    }
-
-    /// The instances the call's attempts were sent to, shared by every attempt of the call.
-    pub fn tried(&self) -> &TriedInstances {
-        &self.tried
-    }
-
-    /// The attempt a retry layer above is handing on now, if any: read by a transport in its
-    /// `Service::call` (its future runs outside the scope).
-    pub fn current() -> Option<RetryAttempt> {
-        ATTEMPT.try_with(RetryAttempt::clone).ok()
-    }
-
-    /// Runs `call` (a transport's `Service::call`) with `attempt` in scope: for a layer that
-    /// hands a request on after its own `call` returned, with the attempt it read then.
-    pub fn scope<R>(attempt: Option<RetryAttempt>, call: impl FnOnce() -> R) -> R {
-        match attempt {
-            Some(attempt) => ATTEMPT.sync_scope(attempt, call),
-            None => call(),
-        }
-    }
-}
-
-/// The instances (base URLs) the attempts of one call were sent to, shared by every attempt of
-/// the call (see [`RetryAttempt::tried`]).
-#[derive(Debug, Clone, Default)]
-pub struct TriedInstances(Arc<std::sync::Mutex<Tried>>);
-
-/// The first instance kept inline: most calls make one attempt, and then the list costs no
-/// allocation beyond its `Arc` (a small vector written here rather than a dependency for it).
-#[derive(Debug, Default)]
-struct Tried {
-    first: Option<Arc<str>>,
-    more: Vec<Arc<str>>,
-}
-
-impl TriedInstances {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tried> {
-        // A list of strings, pushed to in one statement: usable whatever happened elsewhere.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Whether no attempt of this call has been sent anywhere yet.
-    pub fn is_empty(&self) -> bool {
-        self.lock().first.is_none()
-    }
-
-    /// Whether an attempt of this call went to `instance` already.
-    pub fn contains(&self, instance: &str) -> bool {
-        let tried = self.lock();
-        tried.first.as_deref() == Some(instance) || tried.more.iter().any(|i| &**i == instance)
-    }
-
-    /// Notes that an attempt goes to `instance`.
-    pub fn push(&self, instance: &Arc<str>) {
-        let mut tried = self.lock();
-        if tried.first.is_none() {
-            tried.first = Some(Arc::clone(instance));
-        } else {
-            tried.more.push(Arc::clone(instance));
-        }
-    }
-}
+// The attempt handed to the transport lives with the transport, which reads it (the balancer,
+// the faulted transport): this layer only makes it.
+pub use crate::transport::attempt::{RetryAttempt, TriedInstances};
 
 /// The retry policy for one upstream. Every field has a default.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
@@ -570,11 +488,7 @@ fn attempt_request(parts: &Parts, bytes: &Bytes) -> Request<Body> {
 
 /// Makes attempt `number` by `make`, with its [`RetryAttempt`] in scope.
 fn in_scope<R>(number: u32, tried: &TriedInstances, make: impl FnOnce() -> R) -> R {
-    let attempt = RetryAttempt {
-        number,
-        tried: tried.clone(),
-    };
-    ATTEMPT.sync_scope(attempt, make)
+    RetryAttempt::scope(Some(RetryAttempt::new(number, tried.clone())), make)
 }
 
 #[cfg(test)]

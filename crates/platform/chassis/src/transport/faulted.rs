@@ -12,11 +12,11 @@ use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
 
+use super::attempt::RetryAttempt;
 use super::{Transport, TransportError};
 use crate::abort::InjectedReset;
 use crate::faults::inject::failure_response;
 use crate::faults::{Failure, Faults, Injection};
-use crate::resilience::retry::RetryAttempt;
 
 /// Layer: the faults of one service on its calls to `upstream`.
 #[derive(Clone)]
