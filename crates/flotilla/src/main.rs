@@ -120,6 +120,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
         Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
+        Command::Load(args) => {
+            if !flotilla::load::run(args).await? {
+                std::process::exit(flotilla::load::EXIT_VIOLATION);
+            }
+            Ok(())
+        }
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];
