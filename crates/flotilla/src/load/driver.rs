@@ -114,3 +114,127 @@ pub async fn closed(world: Arc<World>, plan: Closed, live: Arc<Live>) -> Duratio
         .min(end)
         .saturating_duration_since(measured_from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::args::ArrivalKind;
+    use crate::load::invariants::Invariants;
+    use crate::load::journeys::{CatalogView, Journey};
+    use crate::load::plan::{Plan, Step};
+    use crate::load::shop::Shop;
+    use crate::load::stats::{Percentiles, Recorder};
+    use crate::load::users::UserPool;
+    use axum::routing::get;
+    use flotilla_catalog::contract::ProductId;
+    use std::sync::atomic::AtomicBool;
+
+    /// A catalog that answers at once, except that its first answer takes `stall` (a pause
+    /// such as a GC or a lock convoy).
+    async fn stalling_catalog(stall: Duration) -> String {
+        let stalled = Arc::new(AtomicBool::new(false));
+        let pause = move || {
+            let stalled = stalled.clone();
+            async move {
+                if !stalled.swap(true, Ordering::SeqCst) {
+                    tokio::time::sleep(stall).await;
+                }
+            }
+        };
+        let (list, search, product) = (pause.clone(), pause.clone(), pause);
+        let app = axum::Router::new()
+            .route(
+                "/api/catalog/products",
+                get(move || async move {
+                    list().await;
+                    "{}"
+                }),
+            )
+            .route(
+                "/api/catalog/search",
+                get(move || async move {
+                    search().await;
+                    r#"{"items":[],"total":0,"total_is_lower_bound":false,"page":1,"page_size":20}"#
+                }),
+            )
+            .route(
+                "/api/catalog/products/{id}",
+                get(move || async move {
+                    product().await;
+                    "{}"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_stalled_server_shows_as_latency_from_intended_start_times() {
+        let base = stalling_catalog(Duration::from_secs(1)).await;
+        let shop = Shop::new(&base, Duration::from_secs(10)).expect("shop");
+        let product = ProductId::from_number(1).expect("id");
+        let recorder = Arc::new(Recorder::new(1));
+        let world = Arc::new(World {
+            shop: shop.clone(),
+            recorder: recorder.clone(),
+            catalog: CatalogView {
+                products: vec![product],
+                cart_products: vec![product],
+                words: vec!["lamp".to_owned()],
+                pages: 1,
+            },
+            users: UserPool::new(),
+            invariants: Arc::new(Invariants::new(shop, Duration::from_secs(30), Vec::new())),
+        });
+        let plan = Plan {
+            warmup: Duration::ZERO,
+            steps: vec![Step {
+                rate: 100.0,
+                duration: Duration::from_secs(2),
+                requests: None,
+            }],
+        };
+        let mix = Mix {
+            browse: 1,
+            cart: 0,
+            checkout: 0,
+        };
+        let mut schedule = Schedule::new(plan, ArrivalKind::Uniform, mix, 1);
+        // One journey at a time, like one connection of a closed-loop tool: while the first
+        // answer stalls for 1 s, the ~100 journeys due meanwhile queue behind it.
+        let live = Live::default();
+        open(
+            world,
+            &mut schedule,
+            &[100.0],
+            1,
+            Duration::from_secs(10),
+            &live,
+        )
+        .await;
+
+        let steps = recorder.steps();
+        let browse = &steps[0].journeys[&Journey::Browse];
+        let p = Percentiles::of(&browse.latency);
+        // No arrival was lost to the stall: all ~200 due are measured.
+        assert!(
+            (170..=230).contains(&browse.count),
+            "{} journeys",
+            browse.count
+        );
+        assert_eq!(browse.errors.total(), 0);
+        // Measured from when each request was sent, one journey in 200 would be slow (p99
+        // ~1 ms); from intended start times, the stall covers about half the run's arrivals
+        // with latencies falling from 1 s to 0.
+        assert!(p.max_ms >= 1000.0, "{p:?}");
+        assert!(p.p90_ms >= 600.0, "{p:?}");
+        assert!(p.p50_ms >= 20.0, "{p:?}");
+        // The first request of the journey that met the stall took the whole second.
+        let list = &steps[0].routes[&(Journey::Browse, "GET /api/catalog/products")];
+        assert!(Percentiles::of(&list.latency).max_ms >= 1000.0);
+    }
+}
