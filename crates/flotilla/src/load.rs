@@ -38,15 +38,14 @@ use users::UserPool;
 pub const EXIT_VIOLATION: i32 = 3;
 
 /// The measured steps of the flags: one per rate level.
-pub fn plan(args: &LoadArgs) -> Plan {
-    let duration = match args.rate {
+pub fn plan(args: &LoadArgs, rate: &RateSpec) -> Plan {
+    let duration = match rate {
         RateSpec::Constant(_) => args.duration,
         RateSpec::Stepped { .. } => args.step_duration,
     };
     Plan {
         warmup: args.warmup,
-        steps: args
-            .rate
+        steps: rate
             .levels()
             .into_iter()
             .map(|rate| Step {
@@ -60,6 +59,7 @@ pub fn plan(args: &LoadArgs) -> Plan {
 
 /// Runs the load and prints the report; `Ok(false)` when an invariant was violated.
 pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
+    let rate = args.rate_spec().unwrap_or_else(|usage| usage.exit());
     if args.duration.is_zero() || args.step_duration.is_zero() {
         anyhow::bail!("--duration and --step-duration must be longer than 0s");
     }
@@ -73,7 +73,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         args.order_deadline,
         catalog.cart_products.clone(),
     ));
-    let plan = plan(&args);
+    let plan = plan(&args, &rate);
     let steps = if args.users.is_some() {
         1
     } else {

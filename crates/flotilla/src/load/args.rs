@@ -14,10 +14,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
     pub target: String,
     /// Offered load in journeys a second: a constant `500`, or steps `100..1000/step 100`
-    /// (each lasting --step-duration). Open loop: arrivals do not wait for answers.
-    #[arg(long, value_name = "RATE", value_parser = parse_rate_spec, default_value = "50",
+    /// (each lasting --step-duration; quoting is optional). Open loop: arrivals do not wait
+    /// for answers.
+    #[arg(long, value_name = "RATE", num_args = 1..=2, default_value = "50",
           conflicts_with = "users")]
-    pub rate: RateSpec,
+    pub rate: Vec<String>,
     /// Closed loop instead of --rate: N virtual users, each starting its next journey when the
     /// last one ends (no think time). Latency then hides queueing: prefer --rate.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -61,6 +62,20 @@ pub struct LoadArgs {
     /// Print the report as JSON (field names documented in the README) instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+impl LoadArgs {
+    /// The offered rate `--rate` describes, or the usage error (exit status 2) saying what to
+    /// write. Read here rather than by a clap value parser because `--rate 100..1000/step 100`
+    /// unquoted is two arguments.
+    pub fn rate_spec(&self) -> Result<RateSpec, clap::Error> {
+        parse_rate_spec(&self.rate.join(" ")).map_err(|message| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --rate: {message}\n"),
+            )
+        })
+    }
 }
 
 /// How the time between two arrivals is drawn.

@@ -136,6 +136,9 @@ async fn bad_flags_are_refused_with_what_to_write() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("FROM..TO/step STEP"), "{stderr}");
+    let out = load("http://127.0.0.1:9", &["--rate", "100..10/step", "10"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is below the first"));
     let out = load("http://127.0.0.1:9", &["--mix", "browse=1,pay=2"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("use browse, cart and checkout"));
     // Nothing listens there: the run cannot be made, and says where it looked.
