@@ -39,8 +39,13 @@ pub enum Violation {
     WrongTotal { order: String, detail: String },
     /// A product with fewer than zero units.
     NegativeStock { product: ProductId, available: i64 },
-    /// An acknowledged order still pending past the deadline.
-    NotTerminal { order: String, deadline: Duration },
+    /// An acknowledged order still pending past the deadline (or, `unreadable`, whose last
+    /// read before it failed: the shop could not show it ended).
+    NotTerminal {
+        order: String,
+        deadline: Duration,
+        unreadable: bool,
+    },
 }
 
 impl std::fmt::Display for Violation {
@@ -55,9 +60,18 @@ impl std::fmt::Display for Violation {
             Violation::NegativeStock { product, available } => {
                 write!(f, "product {product}: stock is {available}, below zero")
             }
-            Violation::NotTerminal { order, deadline } => write!(
+            Violation::NotTerminal {
+                order,
+                deadline,
+                unreadable,
+            } => write!(
                 f,
-                "order {order}: acknowledged but neither CONFIRMED nor CANCELLED within {deadline:?}"
+                "order {order}: acknowledged but neither CONFIRMED nor CANCELLED within {deadline:?}{}",
+                if *unreadable {
+                    " (its last read failed)"
+                } else {
+                    ""
+                }
             ),
         }
     }
@@ -232,15 +246,19 @@ impl Invariants {
                 Ok(answer) if answer.status == 200 => answer.json::<Order>(),
                 _ => None,
             };
-            match read {
+            let unreadable = match read {
                 Some(body) if self.observe(&body) => continue,
-                Some(_) => {}
-                None => self.with(|s| s.report.failed_reads += 1),
-            }
+                Some(_) => false,
+                None => {
+                    self.with(|s| s.report.failed_reads += 1);
+                    true
+                }
+            };
             if order.acknowledged.elapsed() > self.deadline {
                 self.violated(Violation::NotTerminal {
                     order: order.id,
                     deadline: self.deadline,
+                    unreadable,
                 });
             } else {
                 still.push(order);
