@@ -14,6 +14,8 @@
 #   bash scripts/bench-edge.sh                      # 3 rounds of 10 s
 #   ROUNDS=5 DURATION=20s bash scripts/bench-edge.sh
 #   BIN=target/release/flotilla bash scripts/bench-edge.sh
+#   SCENARIOS="nginx flotilla" bash scripts/bench-edge.sh   # only some scenarios
+#   HOLD=1 bash scripts/bench-edge.sh      # set everything up, print the URLs, wait (to profile)
 #
 # Needs nginx-light, haproxy and wrk (apt-get install nginx-light haproxy wrk).
 set -euo pipefail
@@ -116,6 +118,7 @@ TOKIO_WORKER_THREADS=1 RUST_LOG=warn \
     --data-dir "$DIR/data" --remote "catalog=http://127.0.0.1:$UP" \
     >"$DIR/gateway.log" 2>&1 & PIDS+=($!)
 
+echo "gateway: pid ${PIDS[3]} (perf record -g -p ${PIDS[3]} to profile it under load)"
 PATH_=/api/catalog/products/p0000001
 declare -A URL=(
     [direct]="http://127.0.0.1:$UP/products/p0000001"
@@ -124,7 +127,9 @@ declare -A URL=(
     [flotilla]="http://127.0.0.1:$GW$PATH_"
 )
 URL[flotilla+token]=${URL[flotilla]}
-ORDER=(direct nginx haproxy flotilla flotilla+token)
+# SCENARIOS="nginx flotilla" runs only those (nginx is always run: the ratios are to it).
+read -r -a ORDER <<<"${SCENARIOS:-direct nginx haproxy flotilla flotilla+token}"
+[[ " ${ORDER[*]} " == *" nginx "* ]] || ORDER=(nginx "${ORDER[@]}")
 for s in "${ORDER[@]}"; do wait_ok "${URL[$s]}"; done
 # A customer's token, verified by the gateway on every request of the `flotilla+token` scenario
 # (identity runs beside the gateway; its keys are cached after the first request).
@@ -137,6 +142,13 @@ for s in "${ORDER[@]}"; do
     bytes=$(curl -fsS -H "${HEADER[$s]:-X-Bench: 1}" "${URL[$s]}" | wc -c)
     echo "$s answers $bytes bytes"
 done
+
+if [ -n "${HOLD:-}" ]; then # keep everything up for a profiler or a hand-run load, until ^C
+    for s in "${ORDER[@]}"; do echo "$s: ${URL[$s]}"; done
+    echo "token: $TOKEN"
+    echo "ready; holding (^C ends)"
+    wait
+fi
 
 to_ms() { # wrk latency text (e.g. 1.23ms, 850.00us, 1.02s) → ms
     awk -v v="$1" 'BEGIN {

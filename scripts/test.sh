@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command from the README: formatting, lints, then every test in the workspace — the
-# service suites twice, on SQLite and on PostgreSQL — and the contract check (validators and
-# schemathesis against the running shop). CI (.ci/run) calls exactly this.
+# service suites twice, on SQLite and on PostgreSQL — the deploy check (manifests, compose file
+# and Dockerfile validated offline) and the contract check (validators and schemathesis against
+# the running shop). CI (.ci/run) calls exactly this.
 #
 # Uses PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and NATS with JetStream at
 # 127.0.0.1:4222 when they answer (FLOTILLA_TEST_POSTGRES and FLOTILLA_TEST_NATS_URL name
@@ -43,6 +44,9 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --locked --no-fail-fast --all-features $(printf -- '-p %s ' "${PG_SUITES[@]}")
 fi
+
+echo "== deploy check: rendered manifests, compose file, Dockerfile and YAML validated offline"
+bash scripts/deploy-check.sh
 
 echo "== contract check: OpenAPI documents validated, schemathesis through the gateway"
 bash scripts/contract-check.sh

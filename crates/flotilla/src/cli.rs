@@ -123,6 +123,13 @@ pub enum Command {
     /// be made. See the README, "flotilla load".
     #[command(after_help = LOAD_EXAMPLES)]
     Load(crate::load::args::LoadArgs),
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (within 2 s): the container image's
+    /// health check, which has no curl (`HEALTHCHECK CMD ["flotilla", "probe"]`).
+    Probe {
+        /// What to probe.
+        #[arg(value_name = "URL", default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+    },
     /// Append N deterministic products to the catalog (for large-catalog benchmarks).
     Seed {
         /// How many products to add.

@@ -6,11 +6,12 @@ pub mod cli;
 pub mod fleet;
 pub mod host;
 pub mod load;
-mod probe;
+pub mod probe;
 mod secret;
 pub mod settings;
 pub mod signal;
 pub mod status;
+pub mod topology;
 
 use figment::Figment;
 use figment::providers::Serialized;

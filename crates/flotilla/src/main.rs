@@ -126,6 +126,17 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Probe { url } => match flotilla::probe::once(&url).await {
+            Ok(status) if status.is_success() => Ok(()),
+            Ok(status) => {
+                eprintln!("{url}: {status}");
+                std::process::exit(1)
+            }
+            Err(error) => {
+                eprintln!("{url}: {error:#}");
+                std::process::exit(1)
+            }
+        },
         Command::Seed { products, common } => {
             let (config, settings) = flotilla::settings(config, &common)?;
             let catalog = vec![flotilla_catalog::NAME.to_owned()];

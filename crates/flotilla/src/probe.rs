@@ -1,6 +1,7 @@
 //! The health probe `up` and `status` send to each instance (`GET …/readyz` or `…/healthz`):
 //! hyper's client, which the chassis's transport already brings, rather than a second HTTP
 //! client crate (reqwest, with its own tower-http and cookie stacks) in the binary for one GET.
+//! `flotilla probe URL` sends one, for the container image's health check.
 
 use std::time::Duration;
 
@@ -36,4 +37,9 @@ impl Probe {
             .map_err(|_| anyhow::anyhow!("{url} did not answer within {TIMEOUT:?}"))??;
         Ok(response.status())
     }
+}
+
+/// One probe of `url`: its status, or why there is none (`flotilla probe`).
+pub async fn once(url: &str) -> anyhow::Result<StatusCode> {
+    Probe::new().get(url).await
 }

@@ -24,6 +24,16 @@ const HOP_BY_HOP: &[HeaderName] = &[
 ];
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names (no hashing) spares the removals below,
+    // which hash each name, on every request and answer.
+    let any = headers.keys().any(|name| {
+        name == header::CONNECTION
+            || HOP_BY_HOP.contains(name)
+            || name.as_str().eq_ignore_ascii_case("keep-alive")
+    });
+    if !any {
+        return;
+    }
     // Headers named in Connection are hop-by-hop too.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)

@@ -31,6 +31,7 @@ mod pg_restart;
 mod rate_limit;
 mod shedding;
 mod support;
+mod topology;
 mod toxics;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]

@@ -15,9 +15,14 @@
 //! Each round is timed alone; the table gives every round and the median of each variant, and
 //! the ratios stack / bare.
 //!
+//! The process allocates with mimalloc, as the shipped `flotilla` binary does
+//! (`crates/flotilla/src/main.rs`); `--features bench-system-allocator` measures glibc's malloc
+//! instead.
+//!
 //!     cargo bench -p flotilla-discovery --bench stack
 //!     FLOTILLA_BENCH_SECS=5 FLOTILLA_BENCH_ROUNDS=3 FLOTILLA_BENCH_CONCURRENCY=32 \
 //!         cargo bench -p flotilla-discovery --bench stack
+//!     cargo bench -p flotilla-discovery --bench stack --features bench-system-allocator
 
 use axum::Router;
 use axum::body::Body;
@@ -36,6 +41,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
+/// The shipped binary's allocator, so that the figures are the product's.
+#[cfg(not(feature = "bench-system-allocator"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Which allocator the figures are for.
+const ALLOCATOR_NAME: &str = if cfg!(feature = "bench-system-allocator") {
+    "glibc malloc"
+} else {
+    "mimalloc"
+};
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -45,6 +62,8 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 struct Round {
     variant: &'static str,
+    /// Calls made, answered or not.
+    calls: u64,
     per_sec: f64,
     p50: Duration,
     p99: Duration,
@@ -104,6 +123,7 @@ async fn round(
     let elapsed = started.elapsed().as_secs_f64();
     Round {
         variant,
+        calls: histogram.len() + errors,
         per_sec: histogram.len() as f64 / elapsed,
         p50: Duration::from_micros(histogram.value_at_quantile(0.50)),
         p99: Duration::from_micros(histogram.value_at_quantile(0.99)),
@@ -156,9 +176,8 @@ async fn main() -> anyhow::Result<()> {
         };
         let r = round("only", &transport, concurrency, Duration::from_secs(secs)).await;
         println!(
-            "{only}: {} calls, {:.0}/s",
-            (r.per_sec * secs as f64) as u64,
-            r.per_sec
+            "{only} ({ALLOCATOR_NAME}): {} calls, {:.0}/s",
+            r.calls, r.per_sec
         );
         return Ok(());
     }
@@ -197,7 +216,8 @@ async fn main() -> anyhow::Result<()> {
     }
     println!(
         "Resilience stack against the bare transport: {concurrency} callers in a closed loop, \
-         {rounds} rounds of {secs} s each, alternating; one process, one upstream on loopback.\n"
+         {rounds} rounds of {secs} s each, alternating; one process, one upstream on loopback; \
+         {ALLOCATOR_NAME}.\n"
     );
     round("warm-up", &bare, concurrency, Duration::from_secs(1)).await;
     round("warm-up", &stacked, concurrency, Duration::from_secs(1)).await;

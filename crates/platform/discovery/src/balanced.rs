@@ -46,7 +46,7 @@ use tokio::sync::watch;
 use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
-use flotilla_chassis::resilience::retry::TriedInstances;
+use flotilla_chassis::resilience::retry::{RetryAttempt, TriedInstances};
 use flotilla_chassis::transport::http::{HttpEndpoint, HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};
 
@@ -403,7 +403,8 @@ impl Shared {
     fn call(self: Arc<Self>, req: Request<Body>) -> impl Future<Output = Answer> + Send {
         self.refresh();
         let all = self.current();
-        let tried = req.extensions().get::<TriedInstances>().cloned();
+        // Read here, as the retry layer above hands the attempt over (see `RetryAttempt`).
+        let tried = RetryAttempt::current().map(|attempt| attempt.tried().clone());
         let Some(first) = self.pick_untried(&all, tried.as_ref(), None) else {
             let none = TransportError::NoInstance(self.service.clone());
             return Either::Left(std::future::ready(Err(none)));

@@ -239,7 +239,6 @@ impl Breaker {
     }
 
     fn record(&self, generation: u64, failed: bool) {
-        let now = Instant::now();
         let mut guard = self.lock();
         let inner = &mut *guard;
         if inner.generation != generation {
@@ -264,12 +263,12 @@ impl Breaker {
                     && u64::from(inner.failures) * 100
                         >= u64::from(self.config.failure_rate_percent) * calls;
                 if rate_reached || inner.consecutive >= self.config.consecutive_failures {
-                    self.open(inner, now);
+                    self.open(inner, Instant::now());
                 }
             }
             Phase::HalfOpen { succeeded, .. } => {
                 if failed {
-                    self.open(inner, now);
+                    self.open(inner, Instant::now());
                 } else {
                     *succeeded += 1;
                     if *succeeded >= self.config.half_open_probes {

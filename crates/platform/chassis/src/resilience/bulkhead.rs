@@ -14,7 +14,14 @@
 //! unused clone (a balancer's ready set, a caller that readies and then waits on something else)
 //! holds a slot out of the cap; its permit is given back with the response head, not the body;
 //! and `LoadShed` returns tower's boxed `Overloaded`, not a [`TransportError`]. Here the slot is
-//! taken in `call` with a non-blocking `try_acquire_owned`, so readiness never holds one.
+//! taken in `call`, without blocking, so readiness never holds one.
+//!
+//! Why a counter of our own ([`Slots`]) rather than tokio's `Semaphore`: nothing ever waits
+//! for a slot here (a full bulkhead refuses), so a semaphore's waiter queue is dead weight, and
+//! its release takes the queue's lock on every call. A slot is one compare-and-swap on one
+//! atomic to take and one atomic subtraction to give back; the cap is exact (a slot is taken
+//! only when the count read is below it, so concurrent calls can neither pass the cap nor be
+//! refused for a slot that is free).
 
 use axum::body::Body;
 use axum::http::Request;
@@ -23,9 +30,8 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::Layer;
 use utoipa::ToSchema;
 
@@ -53,8 +59,7 @@ impl Default for BulkheadConfig {
 #[error("bulkhead setting max_in_flight: must be between 1 and {MAX_CAP}")]
 pub struct InvalidBulkheadConfig;
 
-/// Largest cap accepted (tokio's semaphore holds fewer than `usize::MAX >> 3` permits; a cap
-/// this large is no cap anyway).
+/// Largest cap accepted (a cap this large is no cap anyway).
 const MAX_CAP: u32 = 1_000_000;
 
 impl BulkheadConfig {
@@ -85,8 +90,62 @@ pub struct BulkheadSnapshot {
 pub struct Bulkhead {
     service: String,
     max_in_flight: u32,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     rejected: AtomicU64,
+}
+
+/// At most `cap` slots taken at once, counted with one atomic (see the module's doc): the
+/// bulkhead's and the server's load shedding's ([`super::shedding`]).
+#[derive(Debug)]
+pub(crate) struct Slots {
+    taken: AtomicU32,
+    cap: u32,
+}
+
+impl Slots {
+    /// `cap` slots, all free.
+    pub(crate) fn new(cap: u32) -> Arc<Self> {
+        Arc::new(Self {
+            taken: AtomicU32::new(0),
+            cap,
+        })
+    }
+
+    /// A free slot, held until the [`Slot`] drops; `None` when all `cap` are taken.
+    pub(crate) fn try_take(self: &Arc<Self>) -> Option<Slot> {
+        let mut taken = self.taken.load(Ordering::Relaxed);
+        loop {
+            if taken >= self.cap {
+                return None;
+            }
+            // The count is the only thing guarded: no memory is handed over with a slot, so
+            // relaxed ordering is enough.
+            match self.taken.compare_exchange_weak(
+                taken,
+                taken + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(Slot(Arc::clone(self))),
+                Err(now) => taken = now,
+            }
+        }
+    }
+
+    /// Slots taken now.
+    pub(crate) fn taken(&self) -> u32 {
+        self.taken.load(Ordering::Relaxed)
+    }
+}
+
+/// One slot of a bulkhead or of a server's load shedding, given back when dropped.
+#[derive(Debug)]
+pub struct Slot(Arc<Slots>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Bulkhead {
@@ -96,7 +155,7 @@ impl Bulkhead {
         Ok(Arc::new(Self {
             service: service.to_owned(),
             max_in_flight: config.max_in_flight,
-            slots: Arc::new(Semaphore::new(config.max_in_flight as usize)),
+            slots: Slots::new(config.max_in_flight),
             rejected: AtomicU64::new(0),
         }))
     }
@@ -110,11 +169,10 @@ impl Bulkhead {
 
     /// The counters now.
     pub fn snapshot(&self) -> BulkheadSnapshot {
-        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         BulkheadSnapshot {
             service: self.service.clone(),
             max_in_flight: self.max_in_flight,
-            in_flight: self.max_in_flight.saturating_sub(free),
+            in_flight: self.slots.taken(),
             rejected: self.rejected.load(Ordering::Relaxed),
         }
     }
@@ -150,26 +208,22 @@ impl Layer<Transport> for BulkheadLayer {
 }
 
 impl Gate for Arc<Bulkhead> {
-    type Pass = OwnedSemaphorePermit;
+    type Pass = Slot;
 
-    fn admit(
-        &self,
-        _: &mut Request<Body>,
-        _: &Admission,
-    ) -> Result<OwnedSemaphorePermit, TransportError> {
-        Arc::clone(&self.slots).try_acquire_owned().map_err(|_| {
+    fn admit(&self, _: &mut Request<Body>, _: &Admission) -> Result<Slot, TransportError> {
+        self.slots.try_take().ok_or_else(|| {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             TransportError::Overloaded(self.service.clone())
         })
     }
 
     /// Never asked: a bulkhead sets no cut-off (its calls are cut by the deadline's).
-    fn cut_error(&self, _: &OwnedSemaphorePermit) -> TransportError {
+    fn cut_error(&self, _: &Slot) -> TransportError {
         TransportError::Timeout(self.service.clone())
     }
 
     /// The slot is held until the response body ends (see the module's doc).
-    fn settle(&self, slot: OwnedSemaphorePermit, answer: Answer) -> Answer {
+    fn settle(&self, slot: Slot, answer: Answer) -> Answer {
         let response = answer?;
         Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
     }
@@ -179,12 +233,12 @@ impl Gate for Arc<Bulkhead> {
 /// load shedding holds its slots the same way).
 pub(crate) struct HeldUntilEnd {
     body: Body,
-    slot: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
 }
 
 impl HeldUntilEnd {
     /// `body`, holding `slot` until it ends.
-    pub(crate) fn new(body: Body, slot: OwnedSemaphorePermit) -> Self {
+    pub(crate) fn new(body: Body, slot: Slot) -> Self {
         Self {
             body,
             slot: Some(slot),

@@ -12,16 +12,27 @@
 //!   a delay drawn uniformly from `[0, min(cap, base·2^n)]` before retry `n` (0-based; AWS
 //!   Architecture Blog, "Exponential Backoff and Jitter", 2015) — and only when the backoff plus
 //!   the time the failed attempt took still fits before the deadline.
-//! - **Budget**: per upstream, tower's [`TpsBudget`] (Finagle's `RetryBudget`: every request
-//!   deposits, a retry withdraws; defaults ttl 10 s, 10 retries/s floor, 20 % extra). Over any
-//!   `ttl` window, retries ≤ `percent` × requests + `min_per_sec` × `ttl`.
+//! - **Budget**: per upstream, Finagle's `RetryBudget` with the semantics of tower's
+//!   `TpsBudget` (every request deposits, a retry withdraws; defaults ttl 10 s, 10 retries/s
+//!   floor, 20 % extra), written without a lock (`retry/budget.rs` says why). Over any `ttl`
+//!   window, retries ≤ `percent` × requests + `min_per_sec` × `ttl`.
 //! - **Bodies** must be replayed, so a request body is buffered when its size is known and at
 //!   most `max_body_bytes` (64 KiB: `ServiceClient`'s JSON bodies always are); a larger or
 //!   streamed body is sent once, never retried.
 //!
-//! Each attempt carries a [`RetryAttempt`] request extension (0 for the first) and the call's
-//! [`TriedInstances`], which a balancing transport beneath reads and writes so that a retry goes
-//! to another instance than the ones already tried, when there is one.
+//! Each attempt of a call whose body can be replayed is handed to the transport beneath with a
+//! [`RetryAttempt`] in scope ([`RetryAttempt::current`]): its number (0 for the first) and the
+//! call's [`TriedInstances`], which a balancing transport reads and writes as it is called, so
+//! that a retry goes to another instance than the ones already tried, when there is one. In
+//! scope around the hand-over (the transport's `Service::call`, where every Flotilla transport
+//! picks its instance) rather than carried as a request extension: an extension cost a map, two
+//! allocations and a hash on every call, and can never reach a callee this way. A layer that
+//! hands a request on later than it got it (an injected delay) carries the attempt over with
+//! [`RetryAttempt::scope`].
+//!
+//! The first attempt is started in `Service::call`, in the caller's task, when the request has
+//! no body to read first (a `GET`): the transport wrapped is then called by reference, and
+//! cloned only for a retry.
 
 use axum::body::{Body, HttpBody};
 use axum::http::request::Parts;
@@ -35,26 +46,67 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
-use tower::retry::budget::{Budget, TpsBudget};
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service};
 use utoipa::ToSchema;
 
 use crate::request_context;
 use crate::transport::client::IDEMPOTENCY_KEY;
+use crate::transport::gate::Admission;
 use crate::transport::{Transport, TransportError};
 
 /// What a call ends with.
 type Answer = Result<Response<Body>, TransportError>;
 
-/// Request extension: which attempt of a call this is (0 for the first, 1 for the first retry).
-/// A balancer that can tell instances apart should pick a different one when it is above 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct RetryAttempt(pub u32);
+mod budget;
 
-/// Request extension shared by every attempt of one call: the instances (base URLs) its
-/// attempts were sent to. A balancer beneath adds the instance it picks, and prefers one not
-/// listed yet, so that a retry goes elsewhere when it can.
+use budget::Budget;
+
+/// The attempt of a call the retry layer may repeat that is being handed to the transport
+/// beneath ([`Self::current`]): which attempt this is (0 for the first, 1 for the first retry)
+/// and the instances the call's attempts went to. A balancer that can tell instances apart
+/// adds the one it picks to [`Self::tried`] and prefers one not listed yet, so that a retry
+/// goes elsewhere when it can.
+#[derive(Debug, Clone)]
+pub struct RetryAttempt {
+    number: u32,
+    tried: TriedInstances,
+}
+
+tokio::task_local! {
+    /// The attempt being handed on, scoped around that hand-over only (see the module's doc).
+    static ATTEMPT: RetryAttempt;
+}
+
+impl RetryAttempt {
+    /// Which attempt of its call this is: 0 for the first, 1 for the first retry.
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The instances the call's attempts were sent to, shared by every attempt of the call.
+    pub fn tried(&self) -> &TriedInstances {
+        &self.tried
+    }
+
+    /// The attempt a retry layer above is handing on now, if any: read by a transport in its
+    /// `Service::call` (its future runs outside the scope).
+    pub fn current() -> Option<RetryAttempt> {
+        ATTEMPT.try_with(RetryAttempt::clone).ok()
+    }
+
+    /// Runs `call` (a transport's `Service::call`) with `attempt` in scope: for a layer that
+    /// hands a request on after its own `call` returned, with the attempt it read then.
+    pub fn scope<R>(attempt: Option<RetryAttempt>, call: impl FnOnce() -> R) -> R {
+        match attempt {
+            Some(attempt) => ATTEMPT.sync_scope(attempt, call),
+            None => call(),
+        }
+    }
+}
+
+/// The instances (base URLs) the attempts of one call were sent to, shared by every attempt of
+/// the call (see [`RetryAttempt::tried`]).
 #[derive(Debug, Clone, Default)]
 pub struct TriedInstances(Arc<std::sync::Mutex<Tried>>);
 
@@ -124,7 +176,7 @@ impl Default for RetryConfig {
     }
 }
 
-/// Finagle's retry budget, as tower's [`TpsBudget`] takes it.
+/// Finagle's retry budget, with the bounds tower's `TpsBudget` takes.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct BudgetConfig {
@@ -146,8 +198,7 @@ impl Default for BudgetConfig {
     }
 }
 
-/// A retry policy that cannot work (the budget's bounds are `TpsBudget`'s own, which panics
-/// outside them).
+/// A retry policy that cannot work (the budget's bounds are Finagle's and tower's `TpsBudget`'s).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid retry policy: {0}")]
 pub struct InvalidRetryConfig(pub &'static str);
@@ -194,7 +245,7 @@ impl RetryConfig {
 /// upstream (every transport it wraps shares the budget).
 pub fn layer(service: &str, config: &RetryConfig) -> Result<RetryLayer, InvalidRetryConfig> {
     config.validate()?;
-    let budget = TpsBudget::new(
+    let budget = Budget::new(
         Duration::from_secs(config.budget.ttl_secs),
         config.budget.min_per_sec,
         config.budget.percent,
@@ -249,7 +300,7 @@ struct Counters {
 struct Policy {
     service: String,
     config: RetryConfig,
-    budget: TpsBudget,
+    budget: Budget,
     counters: Counters,
 }
 
@@ -258,30 +309,75 @@ impl Layer<Transport> for RetryLayer {
 
     fn layer(&self, inner: Transport) -> Transport {
         let policy = self.policy.clone();
+        // The first attempt calls `inner` by reference (always ready, see `Transport`); a
+        // retry calls a clone of it, made from this one when the call is first retried.
+        let for_retries = Arc::new(inner.clone());
+        let mut inner = inner;
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let mut inner = inner.clone();
-            let (parts, body) = req.into_parts();
-            // Always ready (see `Transport`): no clone of the stack below per attempt.
-            Arc::clone(&policy).call(move |attempt| inner.call(attempt), parts, body)
+            let started = policy.start(|attempt, _: &Admission| inner.call(attempt), req);
+            let mut retries = Retries::new(Arc::clone(&for_retries));
+            Arc::clone(&policy).finish(
+                started,
+                |call| call,
+                move |attempt, _: &Admission| retries.transport().call(attempt),
+            )
         }))
     }
 }
 
+/// The transport a call's retries go through: a clone of the one its first attempt was given
+/// by reference, made on the first retry (most calls make none).
+pub(crate) struct Retries {
+    shared: Arc<Transport>,
+    clone: Option<Transport>,
+}
+
+impl Retries {
+    /// Retries through a clone of `shared`.
+    pub(crate) fn new(shared: Arc<Transport>) -> Self {
+        Self {
+            shared,
+            clone: None,
+        }
+    }
+
+    /// The transport to call.
+    pub(crate) fn transport(&mut self) -> &mut Transport {
+        self.clone
+            .get_or_insert_with(|| Transport::clone(&self.shared))
+    }
+}
+
 impl RetryLayer {
-    /// Makes the call `req` under this layer's policy, each attempt by `attempt` (the stack
-    /// passes its per-attempt gate, so that retry and gate run as one future). The request is
-    /// taken apart here, so the future holds it once.
-    pub(crate) fn call<F, A>(
-        &self,
-        attempt: F,
-        req: Request<Body>,
-    ) -> impl Future<Output = Answer> + Send + use<F, A>
+    /// Starts the call `req` under this layer's policy: its first attempt is made by `first`,
+    /// now, when the request has no body to read first (a `GET`); [`Self::finish`] makes the
+    /// rest. (Two steps, so that the call's future does not hold `first`, which may borrow
+    /// what the caller's `Service::call` holds.)
+    pub(crate) fn start<F, E>(&self, first: F, req: Request<Body>) -> Started<E>
     where
-        F: FnMut(Request<Body>) -> A + Send + 'static,
-        A: Future<Output = Answer> + Send + 'static,
+        F: FnOnce(Request<Body>, &Admission) -> E,
     {
-        let (parts, body) = req.into_parts();
-        Arc::clone(&self.policy).call(attempt, parts, body)
+        self.policy.start(first, req)
+    }
+
+    /// The rest of a call [`Self::start`] started: the call's future waits for the first
+    /// attempt by `wait`, and makes every later one by `again` (the stack passes its
+    /// per-attempt gate, so that retry and gate run as one future). Attempts are given their
+    /// [`Admission`], read once for the budget, the retry's timing and the gate.
+    pub(crate) fn finish<W, G, E, A, B>(
+        &self,
+        started: Started<E>,
+        wait: W,
+        again: G,
+    ) -> impl Future<Output = Answer> + Send + use<W, G, E, A, B>
+    where
+        W: FnOnce(E) -> A + Send + 'static,
+        G: FnMut(Request<Body>, &Admission) -> B + Send + 'static,
+        E: Send + 'static,
+        A: Future<Output = Answer> + Send + 'static,
+        B: Future<Output = Answer> + Send + 'static,
+    {
+        Arc::clone(&self.policy).finish(started, wait, again)
     }
 }
 
@@ -340,51 +436,96 @@ fn safe_to_repeat(req: &Parts) -> bool {
     }
 }
 
+/// A call as `Service::call` started it: `E` is its first attempt as made then (what the
+/// future waits for is made from it inside the call's future, so that no future is moved).
+pub(crate) struct Started<E> {
+    start: Start<E>,
+    /// The first attempt's admission (or the call's, when its body is still to be read).
+    at: Admission,
+}
+
+/// How a call starts.
+enum Start<E> {
+    /// A body that cannot be replayed (streamed, or too large): sent once, as it comes.
+    Once(E),
+    /// The first attempt, already made (the request had no body); the head, for a retry, and
+    /// the call's instances.
+    Sent(E, Parts, TriedInstances),
+    /// A body to read before the first attempt, and the head.
+    Read(Body, Parts),
+}
+
 impl Policy {
-    fn call<F, A>(
-        self: Arc<Self>,
-        mut attempt: F,
-        parts: Parts,
-        body: Body,
-    ) -> impl Future<Output = Answer> + use<F, A>
+    fn start<F, E>(&self, first: F, req: Request<Body>) -> Started<E>
     where
-        F: FnMut(Request<Body>) -> A,
-        A: Future<Output = Answer>,
+        F: FnOnce(Request<Body>, &Admission) -> E,
     {
-        self.budget.deposit();
+        let at = Admission::now();
+        self.budget.deposit(at.now);
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
+        let (parts, body) = req.into_parts();
+        // Only a body of known length within the limit is kept for a retry: a streamed one
+        // (chunked, or a client's upload still arriving) goes through once, as it comes.
+        let limit = self.config.max_body_bytes as u64;
+        let start = if body.size_hint().exact().is_none_or(|n| n > limit) {
+            Start::Once(first(Request::from_parts(parts, body), &at))
+        } else if body.is_end_stream() {
+            // Nothing to read (a GET): no collecting, a static empty body to replay, and the
+            // first attempt made now.
+            let tried = TriedInstances::default();
+            let request = attempt_request(&parts, &Bytes::new());
+            let first = in_scope(0, &tried, || first(request, &at));
+            Start::Sent(first, parts, tried)
+        } else {
+            Start::Read(body, parts)
+        };
+        Started { start, at }
+    }
+
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would hold a copy of each argument (see the block's comment)"
+    )]
+    fn finish<W, G, E, A, B>(
+        self: Arc<Self>,
+        Started { start, at }: Started<E>,
+        wait: W,
+        mut again: G,
+    ) -> impl Future<Output = Answer> + use<W, G, E, A, B>
+    where
+        W: FnOnce(E) -> A,
+        G: FnMut(Request<Body>, &Admission) -> B,
+        A: Future<Output = Answer>,
+        B: Future<Output = Answer>,
+    {
         // A block rather than an `async fn`: it holds the arguments where they are, an
         // `async fn` would hold a copy of each besides (rust-lang/rust#62958), and every call
-        // allocates this future.
+        // allocates this future. The head stays where it is, read by reference.
         async move {
-            // Only a body of known length within the limit is kept for a retry: a streamed one
-            // (chunked, or a client's upload still arriving) goes through once, as it comes.
-            let limit = self.config.max_body_bytes as u64;
-            if body.size_hint().exact().is_none_or(|n| n > limit) {
-                return attempt(Request::from_parts(parts, body)).await;
-            }
-            let bytes: Bytes = if body.is_end_stream() {
-                // Nothing to read (a GET): no collecting, and a static empty body to replay.
-                Bytes::new()
-            } else {
-                // Boxed, as the backoff's timer below: what only some calls wait for would
-                // otherwise make every call's future larger (see `stack`).
-                match Box::pin(body.collect()).await {
-                    Ok(collected) => collected.to_bytes(),
-                    // The caller's body failed, not the upstream: answered as the upstream would
-                    // have.
-                    Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
+            let (mut result, parts, bytes, tried, mut started) = match start {
+                Start::Once(first) => return wait(first).await,
+                Start::Sent(first, ref parts, tried) => {
+                    (wait(first).await, parts, Bytes::new(), tried, at.now)
+                }
+                Start::Read(body, ref parts) => {
+                    // Boxed, as the backoff's timer below: what only some calls wait for would
+                    // otherwise make every call's future larger (see `stack`).
+                    let bytes = match Box::pin(body.collect()).await {
+                        Ok(collected) => collected.to_bytes(),
+                        // The caller's body failed, not the upstream: answered as the upstream
+                        // would have.
+                        Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
+                    };
+                    let tried = TriedInstances::default();
+                    let at = Admission::now();
+                    let request = attempt_request(parts, &bytes);
+                    let attempt = in_scope(0, &tried, || again(request, &at));
+                    (attempt.await, parts, bytes, tried, at.now)
                 }
             };
-            let safe = safe_to_repeat(&parts);
-            let tried = TriedInstances::default();
+            let safe = safe_to_repeat(parts);
             let mut retry = 0;
             loop {
-                let mut request = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
-                request.extensions_mut().insert(RetryAttempt(retry));
-                request.extensions_mut().insert(tried.clone());
-                let started = Instant::now();
-                let result = attempt(request).await;
                 let repeatable = match classify(&result) {
                     Verdict::Final => false,
                     Verdict::IfSafe => safe,
@@ -394,13 +535,14 @@ impl Policy {
                     return result;
                 }
                 let delay = self.config.backoff(retry);
+                let now = Instant::now();
                 if let Some(deadline) = request_context::current_deadline()
-                    && Instant::now() + delay + started.elapsed() >= deadline
+                    && now + delay + now.saturating_duration_since(started) >= deadline
                 {
                     tracing::debug!(service = %self.service, "no time left for a retry");
                     return result;
                 }
-                if !self.budget.withdraw() {
+                if !self.budget.withdraw(now) {
                     self.counters
                         .refused_by_budget
                         .fetch_add(1, Ordering::Relaxed);
@@ -412,9 +554,27 @@ impl Policy {
                 drop(result);
                 Box::pin(tokio::time::sleep(delay)).await;
                 retry += 1;
+                let at = Admission::now();
+                started = at.now;
+                let request = attempt_request(parts, &bytes);
+                result = in_scope(retry, &tried, || again(request, &at)).await;
             }
         }
     }
+}
+
+/// An attempt of a call: a copy of its head, and its body.
+fn attempt_request(parts: &Parts, bytes: &Bytes) -> Request<Body> {
+    Request::from_parts(parts.clone(), Body::from(bytes.clone()))
+}
+
+/// Makes attempt `number` by `make`, with its [`RetryAttempt`] in scope.
+fn in_scope<R>(number: u32, tried: &TriedInstances, make: impl FnOnce() -> R) -> R {
+    let attempt = RetryAttempt {
+        number,
+        tried: tried.clone(),
+    };
+    ATTEMPT.sync_scope(attempt, make)
 }
 
 #[cfg(test)]

@@ -29,8 +29,9 @@
 //!
 //! A request holds its slot until its response body has been sent to the end (or failed, or
 //! been dropped), as a bulkhead's call does ([`super::bulkhead`]): a streamed body still holds
-//! the upstream call and its buffers. Like the bulkhead, the slot is taken in `call` with a
-//! non-blocking `try_acquire`, not in `poll_ready` as tower's `ConcurrencyLimit` does, so
+//! the upstream call and its buffers. Like the bulkhead, and with the bulkhead's counter of
+//! slots (one atomic, [`super::bulkhead`]), the slot is taken in `call` without blocking, not in
+//! `poll_ready` as tower's `ConcurrencyLimit` does, so
 //! readiness never waits and never holds a slot; tower's `LoadShed` over `ConcurrencyLimit` would
 //! also answer an error, not a response the client can act on.
 
@@ -43,12 +44,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tower::{Layer, Service};
 use utoipa::ToSchema;
 
-use super::bulkhead::HeldUntilEnd;
+use super::bulkhead::{HeldUntilEnd, Slot, Slots};
 use crate::problem::Problem;
 
 /// The problem slug of a refused request: `urn:flotilla:problem:overloaded`.
@@ -88,7 +88,7 @@ pub enum InvalidSheddingConfig {
     RetryAfter,
 }
 
-/// Largest cap accepted (the bulkhead's: tokio's semaphore holds fewer than `usize::MAX >> 3`).
+/// Largest cap accepted (the bulkhead's: a cap this large is no cap anyway).
 const MAX_CAP: u32 = 1_000_000;
 /// Longest `Retry-After` accepted: a client told to come back in more than an hour has been
 /// told to go away.
@@ -131,7 +131,7 @@ pub fn is_probe(path: &str) -> bool {
 pub struct Shedding {
     server: &'static str,
     config: SheddingConfig,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     shed: AtomicU64,
     exempt: fn(&str) -> bool,
     started: Instant,
@@ -150,7 +150,7 @@ impl Shedding {
         config.validate()?;
         Ok(Arc::new(Self {
             server,
-            slots: Arc::new(Semaphore::new(config.max_in_flight as usize)),
+            slots: Slots::new(config.max_in_flight),
             config,
             shed: AtomicU64::new(0),
             exempt,
@@ -173,19 +173,18 @@ impl Shedding {
 
     /// The counters now.
     pub fn snapshot(&self) -> SheddingSnapshot {
-        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
         SheddingSnapshot {
             max_in_flight: self.config.max_in_flight,
-            in_flight: self.config.max_in_flight.saturating_sub(free),
+            in_flight: self.slots.taken(),
             shed: self.shed.load(Ordering::Relaxed),
         }
     }
 
     /// A slot for one request, or `None` when every slot is taken (the refusal is counted).
-    pub fn admit(&self) -> Option<OwnedSemaphorePermit> {
-        match Arc::clone(&self.slots).try_acquire_owned() {
-            Ok(slot) => Some(slot),
-            Err(_) => {
+    pub fn admit(&self) -> Option<Slot> {
+        match self.slots.try_take() {
+            Some(slot) => Some(slot),
+            None => {
                 let shed = self.shed.fetch_add(1, Ordering::Relaxed) + 1;
                 self.warn_now_and_then(shed);
                 None

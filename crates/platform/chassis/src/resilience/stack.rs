@@ -44,9 +44,9 @@ use utoipa::ToSchema;
 use super::breaker::{Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use super::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSnapshot};
 use super::deadline::{self, DeadlineConfig, DeadlineLayer};
-use super::retry::{self, RetryConfig, RetryLayer, RetryStats};
+use super::retry::{self, Retries, RetryConfig, RetryLayer, RetryStats};
 use crate::transport::Transport;
-use crate::transport::gate;
+use crate::transport::gate::{self, Admission};
 use crate::transport::peers::UpstreamGuard;
 use crate::transport::read_cache::{ReadCache, ReadCacheConfig, ReadCacheStats};
 
@@ -188,21 +188,32 @@ impl Stack {
     /// `transport` inside the stack: the retry layer's loop, each attempt through the gate of
     /// breaker, bulkhead and deadline, all in one future (one allocation per call, one timer
     /// per attempt); the same as the layers nested (`retry::layer`, `breaker::layer`, ...),
-    /// which are tested one by one.
+    /// which are tested one by one. The first attempt is made in `Service::call` (when the
+    /// request has no body to read first), calling `transport` by reference; a retry calls a
+    /// clone of it, made for the call's first retry.
     fn wrap(self: &Arc<Self>, transport: Transport) -> Transport {
         let stack = Arc::clone(self);
+        let for_retries = Arc::new(transport.clone());
+        let mut transport = transport;
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let gates = stack.attempt.clone();
-            // Owned by the call's future, for its retries (every transport is always ready).
-            let mut inner = transport.clone();
-            let attempt = move |req| {
-                let entered = gate::enter(&gates, &mut inner, req);
-                // Boxed: inline, the attempt (its timer, the gates' passes) would make the
-                // call's future too large for the allocator's thread cache (glibc's serves up
-                // to 1 KiB), and every move of it a copy of kilobytes.
+            let gates = &stack.attempt;
+            let transport = &mut transport;
+            let first = move |req, at: &Admission| gate::enter_at(gates, transport, req, at);
+            let started = stack.retry.start(first, req);
+            // The first attempt's future is made in the call's, and held there.
+            let wait = {
+                let gates = gates.clone();
+                move |entered| gate::finish(gates, entered)
+            };
+            let gates = gates.clone();
+            let mut retries = Retries::new(Arc::clone(&for_retries));
+            let again = move |req, at: &Admission| {
+                let entered = gate::enter_at(&gates, retries.transport(), req, at);
+                // Boxed: what only some calls make would otherwise make every call's future
+                // larger.
                 Box::pin(gate::finish(gates.clone(), entered))
             };
-            stack.retry.call(attempt, req)
+            stack.retry.finish(started, wait, again)
         }))
     }
 }

@@ -10,12 +10,13 @@ use axum::http::{Request, Response};
 use futures::future::BoxFuture;
 use std::task::{Context, Poll};
 use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{Transport, TransportError};
 use crate::abort::InjectedReset;
 use crate::faults::inject::failure_response;
 use crate::faults::{Failure, Faults, Injection};
+use crate::resilience::retry::RetryAttempt;
 
 /// Layer: the faults of one service on its calls to `upstream`.
 #[derive(Clone)]
@@ -87,12 +88,18 @@ where
         let clone = self.inner.clone();
         let ready = std::mem::replace(&mut self.inner, clone);
         let upstream = self.upstream.clone();
+        // Handed on after this `call` returned: the retry layer's attempt goes along.
+        let attempt = RetryAttempt::current();
         Box::pin(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             match failure {
-                None => ready.oneshot(req).await,
+                None => {
+                    let mut ready = ready;
+                    std::future::poll_fn(|cx| ready.poll_ready(cx)).await?;
+                    RetryAttempt::scope(attempt, || ready.call(req)).await
+                }
                 Some((Failure::Abort, fault_id)) => Err(TransportError::Connect {
                     service: upstream,
                     source: Box::new(InjectedReset { fault_id }),

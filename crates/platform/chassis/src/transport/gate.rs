@@ -138,13 +138,32 @@ pub(crate) fn enter<G: Gate>(
     enter_with(gate, request, |request| inner.call(request))
 }
 
+/// Like [`enter`], at `at` (a reading of the clock and the deadline the caller already made).
+pub(crate) fn enter_at<G: Gate>(
+    gate: &G,
+    inner: &mut Transport,
+    request: Request<Body>,
+    at: &Admission,
+) -> Result<(G::Pass, TransportCall), TransportError> {
+    enter_with_at(gate, request, at, |request| inner.call(request))
+}
+
 /// Like [`enter`], handing an admitted request to `call` (an endpoint called by reference).
 pub(crate) fn enter_with<G: Gate>(
     gate: &G,
-    mut request: Request<Body>,
+    request: Request<Body>,
     call: impl FnOnce(Request<Body>) -> TransportCall,
 ) -> Result<(G::Pass, TransportCall), TransportError> {
-    let pass = gate.admit(&mut request, &Admission::now())?;
+    enter_with_at(gate, request, &Admission::now(), call)
+}
+
+fn enter_with_at<G: Gate>(
+    gate: &G,
+    mut request: Request<Body>,
+    at: &Admission,
+    call: impl FnOnce(Request<Body>) -> TransportCall,
+) -> Result<(G::Pass, TransportCall), TransportError> {
+    let pass = gate.admit(&mut request, at)?;
     let call = gate.call_inner(&pass, || call(request));
     Ok((pass, call))
 }

@@ -35,7 +35,7 @@ fn failure(outcome: Outcome) -> Result<Response<Body>, TransportError> {
 }
 
 /// An upstream answering every attempt with `script(n)` (n counts attempts from 0), recording
-/// each attempt's time, `RetryAttempt` and body.
+/// each attempt's time, `RetryAttempt` number and body.
 #[derive(Clone, Default)]
 struct Upstream {
     attempts: Arc<Mutex<Vec<(Instant, u32, Bytes)>>>,
@@ -50,8 +50,9 @@ impl Upstream {
             let attempts = attempts.clone();
             let script = script.clone();
             let n = count.fetch_add(1, Ordering::SeqCst);
+            // Read as the attempt is handed over, as a balancer does.
+            let retry = RetryAttempt::current().map_or(99, |a| a.number());
             async move {
-                let retry = req.extensions().get::<RetryAttempt>().map_or(99, |a| a.0);
                 let body = req.into_body().collect().await.expect("body").to_bytes();
                 attempts
                     .lock()
