@@ -31,6 +31,7 @@ Examples:
   flotilla seed --products 100000            a large catalog for benchmarks
   flotilla proxy --proxy pg=127.0.0.1:25432=127.0.0.1:5432   a fault proxy before PostgreSQL
   flotilla chaos shipping --latency 5s --rate 0.5 --for 60s   slow down half of shipping's requests
+  flotilla load --rate 200 --duration 30s    load the shop and check its invariants
 
 Every flag has a FLOTILLA_* environment equivalent and a key in flotilla.toml; see the README.";
 
@@ -113,6 +114,15 @@ pub enum Command {
     /// with replicas, one call reaches one instance.
     #[command(after_help = CHAOS_EXAMPLES)]
     Chaos(crate::chaos::ChaosArgs),
+    /// Drive a running shop through its gateway with user journeys, measure latency from
+    /// intended start times, and check the shop's invariants.
+    ///
+    /// Open loop at --rate journeys a second (constant, or stepped: 100..1000/step 100), or
+    /// closed loop with --users. Prints a report per step (a table, or JSON with --json). Exit
+    /// status: 0 when every invariant held, 3 when one was violated, 1 when the run could not
+    /// be made. See the README, "flotilla load".
+    #[command(after_help = LOAD_EXAMPLES)]
+    Load(crate::load::args::LoadArgs),
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise (within 2 s): the container image's
     /// health check, which has no curl (`HEALTHCHECK CMD ["flotilla", "probe"]`).
     Probe {
@@ -151,6 +161,13 @@ Examples:
   flotilla chaos orders --upstream payments --abort --for 30s
   flotilla chaos shipping --list
   flotilla chaos shipping --clear            (all)   --clear flt_…   (one)";
+
+const LOAD_EXAMPLES: &str = "\
+Examples:
+  flotilla load --rate 200 --duration 30s                 200 journeys/s for 30 s
+  flotilla load --rate 100..1000/step 100 --step-duration 20s --json > steps.json
+  flotilla load --users 50 --duration 1m                  closed loop, 50 users
+  flotilla load --mix checkout=1 --rate 20 --order-deadline 10s";
 
 /// Options every command takes.
 #[derive(Debug, Args, Default, Clone)]

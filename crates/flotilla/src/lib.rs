@@ -5,6 +5,7 @@ pub mod chaos;
 pub mod cli;
 pub mod fleet;
 pub mod host;
+pub mod load;
 pub mod probe;
 mod secret;
 pub mod settings;

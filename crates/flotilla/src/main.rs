@@ -120,6 +120,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
         Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
+        Command::Load(args) => {
+            if !flotilla::load::run(args).await? {
+                std::process::exit(flotilla::load::EXIT_VIOLATION);
+            }
+            Ok(())
+        }
         Command::Probe { url } => match flotilla::probe::once(&url).await {
             Ok(status) if status.is_success() => Ok(()),
             Ok(status) => {

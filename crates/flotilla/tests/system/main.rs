@@ -18,6 +18,8 @@ mod gateway;
 #[cfg(all(feature = "etcd", feature = "fleet"))]
 mod infra;
 mod journey;
+// `flotilla load` against a one-process shop (issue 15).
+mod load;
 // RELIABILITY.md F8 and F12: `flotilla run` and `flotilla serve inventory` on SQLite, a fault
 // proxy between them; no feature needed.
 #[cfg(all(feature = "etcd", feature = "fleet"))]

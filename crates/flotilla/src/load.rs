@@ -1,0 +1,186 @@
+//! `flotilla load`: drives a running Flotilla through its gateway with user journeys (browse,
+//! cart, checkout), open loop at a constant or stepped rate or closed loop with N users,
+//! measures latency from intended start times into HDR histograms, checks the shop's invariants
+//! as it goes, and reports per step as a table or JSON. Exit status: 0 when every invariant
+//! held, 3 when one was violated, 1 when the run could not be made (e.g. no shop at --target),
+//! 2 for bad flags.
+//!
+//! The module tree follows one run: `args` (flags) → `plan` (when each journey arrives) →
+//! `driver` (open or closed loop) → `journeys` (requests, over `shop`, as `users`) → `stats`
+//! (histograms), with `invariants` beside the run, `progress` on the terminal and `report` at
+//! the end.
+
+pub mod args;
+pub mod driver;
+pub mod invariants;
+pub mod journeys;
+pub mod plan;
+pub mod progress;
+pub mod report;
+pub mod shop;
+pub mod stats;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use args::{LoadArgs, RateSpec};
+use journeys::{CatalogView, World};
+use plan::{Plan, Schedule, Step, StepSpan};
+use progress::Live;
+use report::{FORMAT, Report, step_report};
+use shop::Shop;
+use stats::Recorder;
+use users::UserPool;
+
+/// The exit status of a run that found a violated invariant.
+pub const EXIT_VIOLATION: i32 = 3;
+
+/// The measured steps of the flags: one per rate level.
+pub fn plan(args: &LoadArgs, rate: &RateSpec) -> Plan {
+    let duration = match rate {
+        RateSpec::Constant(_) => args.duration,
+        RateSpec::Stepped { .. } => args.step_duration,
+    };
+    Plan {
+        warmup: args.warmup,
+        steps: rate
+            .levels()
+            .into_iter()
+            .map(|rate| Step {
+                rate,
+                duration,
+                requests: args.requests,
+            })
+            .collect(),
+    }
+}
+
+/// Runs the load and prints the report; `Ok(false)` when an invariant was violated.
+pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
+    let rate = args.rate_spec().unwrap_or_else(|usage| usage.exit());
+    if args.duration.is_zero() || args.step_duration.is_zero() {
+        anyhow::bail!("--duration and --step-duration must be longer than 0s");
+    }
+    if args.timeout.is_zero() || args.order_deadline.is_zero() {
+        anyhow::bail!("--timeout and --order-deadline must be longer than 0s");
+    }
+    let shop = Shop::new(&args.target, args.timeout)?;
+    let catalog = CatalogView::discover(&shop).await?;
+    let invariants = Arc::new(invariants::Invariants::new(
+        shop.clone(),
+        args.order_deadline,
+        catalog.cart_products.clone(),
+    ));
+    let plan = plan(&args, &rate);
+    let steps = if args.users.is_some() {
+        1
+    } else {
+        plan.steps.len()
+    };
+    let recorder = Arc::new(Recorder::new(steps));
+    let world = Arc::new(World {
+        shop,
+        recorder: recorder.clone(),
+        catalog,
+        users: UserPool::new(),
+        invariants: invariants.clone(),
+    });
+    let stop = CancellationToken::new();
+    let watcher = {
+        let (invariants, stop) = (invariants.clone(), stop.clone());
+        tokio::spawn(async move { invariants.watch(stop).await })
+    };
+    let live = Arc::new(Live::default());
+    let progress = tokio::spawn(progress::show(
+        recorder.clone(),
+        invariants.clone(),
+        live.clone(),
+        steps,
+        stop.clone(),
+    ));
+
+    let rates: Vec<f64> = plan.steps.iter().map(|s| s.rate).collect();
+    let spans: Vec<StepSpan> = match args.users {
+        Some(users) => {
+            let closed = driver::Closed {
+                users,
+                warmup: args.warmup,
+                duration: args.duration,
+                requests: args.requests,
+                mix: args.mix,
+                seed: args.seed,
+            };
+            let measured = driver::closed(world.clone(), closed, live).await;
+            vec![StepSpan {
+                start: Duration::ZERO,
+                end: measured,
+            }]
+        }
+        None => {
+            let mut schedule = Schedule::new(plan, args.arrivals, args.mix, args.seed);
+            driver::open(
+                world.clone(),
+                &mut schedule,
+                &rates,
+                args.max_in_flight,
+                args.timeout,
+                &live,
+            )
+            .await;
+            schedule.spans().to_vec()
+        }
+    };
+    stop.cancel();
+    let _ = progress.await;
+    let _ = watcher.await;
+    let invariants = invariants.finish().await;
+
+    let stats = recorder.steps();
+    let report = Report {
+        format: FORMAT,
+        target: world.shop.base().to_owned(),
+        mode: if args.users.is_some() {
+            "closed"
+        } else {
+            "open"
+        },
+        arrivals: args.users.is_none().then_some(args.arrivals),
+        seed: args.seed,
+        mix: args.mix,
+        max_in_flight: args.max_in_flight,
+        steps: stats
+            .iter()
+            .zip(spans)
+            .enumerate()
+            .map(|(i, (stats, span))| {
+                let offered = args
+                    .users
+                    .is_none()
+                    .then(|| rates.get(i).copied())
+                    .flatten();
+                step_report(i, offered, args.users, span, stats)
+            })
+            .collect(),
+        invariants,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::table(&report));
+    }
+    let passed = report.invariants.passed;
+    if !passed {
+        eprintln!(
+            "flotilla load: {} invariant violation(s); the first: {}",
+            report.invariants.violation_count,
+            report
+                .invariants
+                .violations
+                .first()
+                .map_or("(not kept)", String::as_str)
+        );
+    }
+    Ok(passed)
+}
