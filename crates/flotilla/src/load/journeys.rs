@@ -15,7 +15,6 @@
 use axum::http::Method;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,24 +29,7 @@ use super::shop::{Answer, Call, Shop};
 use super::stats::{ErrorKind, Recorder};
 use super::users::{PASSWORD, Shopper, UserPool};
 
-/// The three journeys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Journey {
-    Browse,
-    Cart,
-    Checkout,
-}
-
-impl Journey {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Journey::Browse => "browse",
-            Journey::Cart => "cart",
-            Journey::Checkout => "checkout",
-        }
-    }
-}
+pub use super::plan::Journey;
 
 /// The card the simulated provider always approves.
 const APPROVED_CARD: &str = "4242424242424242";

@@ -10,7 +10,26 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use std::time::Duration;
 
 use super::args::{ArrivalKind, Mix};
-use super::journeys::Journey;
+use serde::Serialize;
+
+/// The three journeys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Journey {
+    Browse,
+    Cart,
+    Checkout,
+}
+
+impl Journey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Journey::Browse => "browse",
+            Journey::Cart => "cart",
+            Journey::Checkout => "checkout",
+        }
+    }
+}
 
 /// One level of offered load.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::args::{ArrivalKind, Mix};
 use super::invariants::InvariantReport;
-use super::journeys::Journey;
+use super::plan::Journey;
 use super::plan::StepSpan;
 use super::stats::{ErrorCounts, Percentiles, Series, StepStats};
 

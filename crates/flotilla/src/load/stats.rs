@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::journeys::Journey;
+use super::plan::Journey;
 
 /// Highest latency a histogram holds exactly: one hour, in microseconds (longer ones are
 /// recorded as one hour).
