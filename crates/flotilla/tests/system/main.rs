@@ -32,6 +32,7 @@ mod rate_limit;
 mod shedding;
 mod support;
 mod topology;
+mod traces;
 mod toxics;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]
