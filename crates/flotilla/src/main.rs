@@ -1,10 +1,10 @@
 //! `flotilla`: parses the command line, sets up logging, and hands over to a host.
 
 use clap::Parser;
-use std::io::IsTerminal;
 use figment::providers::Serialized;
 use flotilla::cli::{Cli, Command, Common};
 use flotilla::host::{GATEWAY, Host, Mode};
+use std::io::IsTerminal;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

@@ -24,8 +24,7 @@ pub struct ListQuery {
 pub fn list(query: &ListQuery) -> Response {
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_LIST).contains(&limit) {
-        return Problem::bad_request(format!("limit must be from 1 to {MAX_LIST}"))
-            .into_response();
+        return Problem::bad_request(format!("limit must be from 1 to {MAX_LIST}")).into_response();
     }
     let Some(telemetry) = telemetry::installed() else {
         return axum::Json(serde_json::json!({"traces": []})).into_response();

@@ -32,8 +32,8 @@ mod rate_limit;
 mod shedding;
 mod support;
 mod topology;
-mod traces;
 mod toxics;
+mod traces;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]
 mod up;

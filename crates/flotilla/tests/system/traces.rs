@@ -35,7 +35,11 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
         .send()
         .await
         .expect("checkout");
-    assert!(res.status() == 201 || res.status() == 202, "{}", res.status());
+    assert!(
+        res.status() == 201 || res.status() == 202,
+        "{}",
+        res.status()
+    );
     let order: Value = res.json().await.expect("order");
     let id = order["id"].as_str().expect("id");
     let order = terminal(http, base, &ada, id, Duration::from_secs(15)).await;
@@ -68,9 +72,10 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     assert_eq!(by_id.len(), spans.len(), "span ids are unique");
     let parent = |span: &Value| -> &Value {
         let id = span["parent_span_id"].as_str().expect("a parent");
-        by_id.get(id).copied().unwrap_or_else(|| {
-            panic!("{span:#} has a parent outside the trace")
-        })
+        by_id
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| panic!("{span:#} has a parent outside the trace"))
     };
 
     // The root: the gateway's server span, child of the caller's own span.
@@ -88,7 +93,10 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     }
     // Each service's server span is the child of a client span that called it by name.
     let mut served = HashSet::new();
-    for span in spans.iter().filter(|s| s["kind"] == "server" && s["service"] != "gateway") {
+    for span in spans
+        .iter()
+        .filter(|s| s["kind"] == "server" && s["service"] != "gateway")
+    {
         let service = span["service"].as_str().expect("service");
         let call = parent(span);
         assert_eq!(call["kind"], "client", "{span:#}");
@@ -109,7 +117,9 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     // The saga's steps are spans of orders, and the calls they make are their children.
     let steps: Vec<&Value> = spans
         .iter()
-        .filter(|s| s["kind"] == "internal" && s["name"].as_str().is_some_and(|n| n.starts_with("saga ")))
+        .filter(|s| {
+            s["kind"] == "internal" && s["name"].as_str().is_some_and(|n| n.starts_with("saga "))
+        })
         .collect();
     assert!(steps.len() >= 3, "saga steps: {steps:#?}");
     for step in &steps {
@@ -139,7 +149,9 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
 
     // The list shows the trace, newest first, and filters by service.
     let list: Value = http
-        .get(format!("{base}/api/gateway/admin/traces?service=payments&limit=5"))
+        .get(format!(
+            "{base}/api/gateway/admin/traces?service=payments&limit=5"
+        ))
         .header("authorization", &admin)
         .send()
         .await

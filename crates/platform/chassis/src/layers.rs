@@ -211,18 +211,16 @@ fn name_server_span(router: Router) -> Router {
     if !router.has_routes() {
         return router;
     }
-    router.route_layer(middleware::from_fn(
-        |req: Request, next: Next| async move {
-            if let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() {
-                let route = route.as_str();
-                telemetry::annotate_server_span(|span| {
-                    span.rename(format!("{} {route}", req.method()));
-                    span.set("http.route", route.to_owned());
-                });
-            }
-            next.run(req).await
-        },
-    ))
+    router.route_layer(middleware::from_fn(|req: Request, next: Next| async move {
+        if let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() {
+            let route = route.as_str();
+            telemetry::annotate_server_span(|span| {
+                span.rename(format!("{} {route}", req.method()));
+                span.set("http.route", route.to_owned());
+            });
+        }
+        next.run(req).await
+    }))
 }
 
 /// Middleware: reads or creates the request id and trace context, reads the deadline, scopes

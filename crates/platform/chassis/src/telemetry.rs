@@ -112,9 +112,7 @@ tokio::task_local! {
 /// Runs `fut` with `span` as the current server span, recording it when `fut` is done (or
 /// dropped).
 pub async fn in_server_span<F: std::future::Future>(span: Span, fut: F) -> F::Output {
-    SERVER_SPAN
-        .scope(std::cell::RefCell::new(span), fut)
-        .await
+    SERVER_SPAN.scope(std::cell::RefCell::new(span), fut).await
 }
 
 /// Changes the current server span with `f`, when there is one being recorded.

@@ -166,7 +166,12 @@ impl Reader {
         // The handler's own calls and events continue the publisher's trace.
         let delivery = match refused {
             Some(reason) => self.consumer.park(&event, reason).instrument(span).await,
-            None => self.consumer.deliver_in_trace(&event).instrument(span).await,
+            None => {
+                self.consumer
+                    .deliver_in_trace(&event)
+                    .instrument(span)
+                    .await
+            }
         };
         let ack = match delivery {
             Ok(_) => AckKind::Ack,

@@ -292,10 +292,17 @@ impl Executor {
         let step = request_context::with_deadline(Some(until), self.peers.perform(saga));
         let attributes = [
             ("flotilla.order_id", saga.order_id.clone().into()),
-            ("flotilla.saga.attempt", i64::from(saga.state.attempts).into()),
+            (
+                "flotilla.saga.attempt",
+                i64::from(saga.state.attempts).into(),
+            ),
         ];
         let step = telemetry::in_span(
-            format!("saga {} {}", saga.state.phase.as_str(), saga.state.step.as_str()),
+            format!(
+                "saga {} {}",
+                saga.state.phase.as_str(),
+                saga.state.step.as_str()
+            ),
             crate::NAME,
             &attributes,
             step,

@@ -240,8 +240,7 @@ impl Drop for Span {
                 started,
                 telemetry,
             } = *active;
-            record.duration_nanos =
-                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            record.duration_nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             telemetry.finish(record);
         }
     }

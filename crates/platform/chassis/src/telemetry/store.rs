@@ -152,9 +152,10 @@ impl SpanStore {
         drop(spans);
         let wanted = |id: &u128| match service {
             None => true,
-            Some(service) => self.trace(*id).iter().any(|s| {
-                s.kind == SpanKind::Server && s.service == service
-            }),
+            Some(service) => self
+                .trace(*id)
+                .iter()
+                .any(|s| s.kind == SpanKind::Server && s.service == service),
         };
         order
             .into_iter()
