@@ -213,6 +213,11 @@ impl Host {
         mode: Mode,
     ) -> anyhow::Result<Self> {
         let identity = ProcessIdentity::load(&settings, &mode)?;
+        flotilla_chassis::config::section_over_defaults::<
+            flotilla_chassis::telemetry::TelemetryConfig,
+        >(&config, "telemetry")?
+        .install()
+        .map_err(anyhow::Error::msg)?;
         let shutdown = CancellationToken::new();
         let clock: SharedClock = Arc::new(SystemClock);
         let (local, with_gateway) = local_services(&mode, &settings)?;

@@ -4,6 +4,7 @@ use clap::Parser;
 use figment::providers::Serialized;
 use flotilla::cli::{Cli, Command, Common};
 use flotilla::host::{GATEWAY, Host, Mode};
+use std::io::IsTerminal;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -33,19 +34,45 @@ fn log_filter(rust_log: Option<String>) -> (Targets, Option<String>) {
     }
 }
 
+/// Whether logs are JSON lines (one object per line, with the request's `request_id`,
+/// `trace_id` and `span_id` under `span`): by `FLOTILLA_LOG_FORMAT` (`json`, `text`, `auto`),
+/// and with `auto` (the default) when stderr is not a terminal — a collector reads them, not a
+/// person. Also the format asked for when it is not one of those.
+fn log_as_json(format: Option<&str>, terminal: bool) -> (bool, Option<String>) {
+    match format.map(str::trim) {
+        Some("json") => (true, None),
+        Some("text") => (false, None),
+        None | Some("" | "auto") => (!terminal, None),
+        Some(other) => (!terminal, Some(other.to_owned())),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (filter, unreadable) = log_filter(std::env::var("RUST_LOG").ok());
+    let format = std::env::var("FLOTILLA_LOG_FORMAT").ok();
+    let (json, unknown_format) = log_as_json(format.as_deref(), std::io::stderr().is_terminal());
+    // One of the two layers is `None`: an `Option` of a layer is a layer that does nothing.
+    let (pretty, structured) = if json {
+        let layer = fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr);
+        (None, Some(layer))
+    } else {
+        (Some(fmt::layer().with_writer(std::io::stderr)), None)
+    };
     tracing_subscriber::registry()
-        .with(
-            fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(filter),
-        )
+        .with(pretty.with_filter(filter.clone()))
+        .with(structured.with_filter(filter))
         .init();
     if let Some(error) = unreadable {
         tracing::warn!(%error, "RUST_LOG is not a list of target=level directives; logging at the default `{DEFAULT_LOG}`");
+    }
+    if let Some(format) = unknown_format {
+        tracing::warn!("FLOTILLA_LOG_FORMAT={format:?} is not json, text or auto; using auto");
     }
     let config = flotilla_chassis::config::load(cli.config.as_deref());
     let command = cli.command.unwrap_or(Command::Run(Common::default()));
@@ -215,4 +242,22 @@ async fn fault_proxy(
     flotilla::signal::wait().await;
     shutdown.cancel();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_as_json;
+
+    #[test]
+    fn logs_are_json_for_collectors_and_text_for_people_unless_told() {
+        assert_eq!(log_as_json(None, false), (true, None));
+        assert_eq!(log_as_json(None, true), (false, None));
+        assert_eq!(log_as_json(Some("json"), true), (true, None));
+        assert_eq!(log_as_json(Some("text"), false), (false, None));
+        assert_eq!(log_as_json(Some("auto"), true), (false, None));
+        assert_eq!(
+            log_as_json(Some("xml"), false),
+            (true, Some("xml".to_owned()))
+        );
+    }
 }

@@ -20,6 +20,7 @@ mod keys;
 mod proxy;
 mod rate_limit;
 mod routes;
+mod traces;
 
 pub use auth::{AuthError, Authenticator};
 pub use deadlines::{InvalidRouteDeadline, Route, RouteDeadlines};

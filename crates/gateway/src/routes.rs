@@ -25,6 +25,8 @@ use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
 use crate::proxy;
 use crate::rate_limit::{Class, RateLimiter};
+use crate::traces;
+use flotilla_chassis::extract::Query;
 
 /// The gateway's name in answers and logs.
 const GATEWAY: &str = "gateway";
@@ -287,6 +289,8 @@ impl Gateway {
         let gateway = Arc::new(self);
         let mut router = Router::new()
             .route("/api/gateway/admin/resilience", get(gateway_resilience))
+            .route("/api/gateway/admin/traces", get(gateway_traces))
+            .route("/api/gateway/admin/traces/{trace_id}", get(gateway_trace))
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api));
@@ -319,6 +323,15 @@ impl Gateway {
                 .await
                 .map(Some)
                 .map_err(|err| unauthorized(&err)),
+        }
+    }
+
+    /// `Ok` for an administrator's request; the refusal to answer otherwise.
+    pub(crate) async fn admin(&self, headers: &axum::http::HeaderMap) -> Result<(), Response> {
+        match self.caller(headers).await? {
+            None => Err(unauthorized(&AuthError::Missing)),
+            Some(caller) if caller.role != Role::Admin => Err(admin_only()),
+            Some(_) => Ok(()),
         }
     }
 
@@ -364,15 +377,40 @@ async fn gateway_resilience(
     State(gw): State<Arc<Gateway>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    match gw.caller(&headers).await {
-        Err(refused) => refused,
-        Ok(None) => unauthorized(&AuthError::Missing),
-        Ok(Some(caller)) if caller.role != Role::Admin => admin_only(),
-        Ok(Some(_)) => match &gw.report {
-            Some(report) => axum::Json(report()).into_response(),
-            None => Problem::not_found("this gateway keeps no resilience report").into_response(),
-        },
+    if let Err(refused) = gw.admin(&headers).await {
+        return refused;
     }
+    match &gw.report {
+        Some(report) => axum::Json(report()).into_response(),
+        None => Problem::not_found("this gateway keeps no resilience report").into_response(),
+    }
+}
+
+/// `GET /api/gateway/admin/traces`: the recent traces (admin role).
+async fn gateway_traces(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<traces::ListQuery>, Problem>,
+) -> Response {
+    if let Err(refused) = gw.admin(&headers).await {
+        return refused;
+    }
+    match query {
+        Ok(Query(query)) => traces::list(&query),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `GET /api/gateway/admin/traces/{trace_id}`: one trace's spans (admin role).
+async fn gateway_trace(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(trace_id): axum::extract::Path<String>,
+) -> Response {
+    if let Err(refused) = gw.admin(&headers).await {
+        return refused;
+    }
+    traces::one(&trace_id)
 }
 
 /// True for the paths the storefront serves: all but the gateway's own and the API.

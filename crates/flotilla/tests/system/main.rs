@@ -33,6 +33,7 @@ mod shedding;
 mod support;
 mod topology;
 mod toxics;
+mod traces;
 // `flotilla up` needs NATS.
 #[cfg(feature = "nats")]
 mod up;

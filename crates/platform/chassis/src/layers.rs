@@ -10,7 +10,7 @@
 //! also sheds load (`crate::resilience::shedding`).
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,7 @@ use crate::request_context::{
     with_deadline,
 };
 use crate::resilience::shedding::Shedding;
+use crate::telemetry::{self, Span, SpanKind, span};
 use crate::trace_context::TraceParent;
 use crate::trust::{ServiceTrust, TrustPolicy, establish_trust};
 
@@ -103,7 +104,7 @@ pub fn standard(
             limits.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
-        .service(router);
+        .service(name_server_span(router));
     // Outside the timeout, so that an injected delay is the delay asked for; inside the
     // deadline, which bounds it like any work (the fault's own admin routes are exempt in
     // `Faults` itself).
@@ -114,7 +115,7 @@ pub fn standard(
         .layer(inner);
     let stack = ServiceBuilder::new()
         .layer(nosniff())
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(service, request_context))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
         // Inside the trust check, which tells it the caller (a page's header shows it).
@@ -179,7 +180,7 @@ pub fn edge(
     // The rest as one service over the whole router, boxed once (see [`standard`]).
     let stack = ServiceBuilder::new()
         .layer(nosniff())
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state("gateway", request_context))
         .layer(shedding.layer())
         .map_response(IntoResponse::into_response)
         .layer(CatchPanicLayer::custom(panic_to_problem))
@@ -204,10 +205,33 @@ fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
     Problem::internal().into_response()
 }
 
+/// `router` naming the server span after the route it matched (`GET /products/{id}`: the
+/// template, never the path, so names stay few).
+fn name_server_span(router: Router) -> Router {
+    if !router.has_routes() {
+        return router;
+    }
+    router.route_layer(middleware::from_fn(|req: Request, next: Next| async move {
+        if let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() {
+            let route = route.as_str();
+            telemetry::annotate_server_span(|span| {
+                span.rename(format!("{} {route}", req.method()));
+                span.set("http.route", route.to_owned());
+            });
+        }
+        next.run(req).await
+    }))
+}
+
 /// Middleware: reads or creates the request id and trace context, reads the deadline, scopes
-/// them for the handler, and echoes the request id on the response. A deadline of `0` is one
-/// that ran out as the request arrived; [`enforce_deadline`], further in, refuses it.
-pub async fn request_context(mut req: Request, next: Next) -> Response {
+/// them for the handler, records the hop's server span (`service`'s), and echoes the request
+/// id on the response. A deadline of `0` is one that ran out as the request arrived;
+/// [`enforce_deadline`], further in, refuses it.
+pub async fn request_context(
+    State(service): State<&'static str>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let arrived = Instant::now();
     let request_id = req
         .headers()
@@ -216,13 +240,24 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .filter(|v| is_valid_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    let trace = req
+    let parent = req
         .headers()
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(TraceParent::parse)
-        .map(|parent| parent.child())
-        .unwrap_or_else(TraceParent::root);
+        .and_then(TraceParent::parse);
+    let trace = parent.map_or_else(telemetry::new_root, |parent| parent.child());
+    let mut server_span = Span::start(
+        SpanKind::Server,
+        span::method_name(req.method()),
+        service,
+        trace,
+        parent.map(|p| p.span_id),
+    );
+    if server_span.is_recording() {
+        server_span.set("http.request.method", span::method_name(req.method()));
+        server_span.set("url.path", req.uri().path().to_owned());
+        server_span.set("flotilla.request_id", request_id.clone());
+    }
     // The client's own id is forwarded as it came; a new one is made into a header once.
     let id_header = match req.headers().get(&REQUEST_ID) {
         Some(sent) if sent.as_bytes() == request_id.as_bytes() => Some(sent.clone()),
@@ -236,6 +271,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
         request_id = %request_id,
         trace_id = %trace.trace_id_hex(),
+        span_id = %trace.span_id_hex(),
     );
     let ctx = RequestContext {
         request_id: request_id.clone(),
@@ -246,7 +282,20 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         Incoming::Expired => Some(arrived),
         Incoming::At(at) => Some(at),
     };
-    let handled = scope(ctx, with_deadline(deadline, next.run(req)));
+    let handled = async move {
+        let response = next.run(req).await;
+        let status = response.status();
+        telemetry::annotate_server_span(|span| {
+            span.set("http.response.status_code", status.as_u16());
+            // OpenTelemetry: a server span fails on 5xx only (a 4xx is the client's).
+            if status.is_server_error() {
+                span.fail(status.to_string());
+            }
+        });
+        response
+    };
+    let handled = scope(ctx, with_deadline(deadline, handled));
+    let handled = telemetry::in_server_span(server_span, handled);
     let mut response = tracing::Instrument::instrument(handled, span).await;
     if let Some(value) = id_header {
         response.headers_mut().insert(REQUEST_ID.clone(), value);

@@ -34,6 +34,7 @@ pub mod resilience;
 pub mod server;
 pub mod service;
 pub mod service_credential;
+pub mod telemetry;
 pub mod text;
 pub mod trace_context;
 pub mod transport;

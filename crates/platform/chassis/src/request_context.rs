@@ -38,6 +38,11 @@ pub fn current() -> Option<RequestContext> {
     CURRENT.try_with(Clone::clone).ok()
 }
 
+/// The trace context of the request being served on this task, if any.
+pub fn current_trace() -> Option<TraceParent> {
+    CURRENT.try_with(|c| c.trace).ok()
+}
+
 /// The request id of the request being served on this task, if any.
 pub fn current_request_id() -> Option<String> {
     CURRENT.try_with(|c| c.request_id.clone()).ok()

@@ -72,6 +72,16 @@ impl TraceParent {
         format!("{:032x}", self.trace_id)
     }
 
+    /// The span id as 16 lowercase hex digits.
+    pub fn span_id_hex(&self) -> String {
+        format!("{:016x}", self.span_id)
+    }
+
+    /// Whether the trace is recorded (the sampled flag).
+    pub fn is_sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
     /// The header value.
     pub fn to_header(&self) -> String {
         format!(

@@ -18,6 +18,7 @@ pub mod http;
 pub mod in_process;
 pub mod peers;
 pub mod read_cache;
+pub mod traced;
 
 use axum::body::Body;
 use axum::http::{Request, Response};

@@ -20,8 +20,6 @@ use super::names::{Names, token};
 use super::{NatsSettings, backoff, broker, ensure_stream};
 use flotilla_chassis::clock::rfc3339;
 use flotilla_chassis::events::{BusError, Consumer, Event};
-use flotilla_chassis::request_context::{self, RequestContext};
-use flotilla_chassis::trace_context::TraceParent;
 
 /// Consecutive errors from one message stream after which it is re-created.
 const STREAM_ERRORS_BEFORE_REOPEN: u32 = 3;
@@ -166,18 +164,11 @@ impl Reader {
         };
         let span = tracing::info_span!("event", service = self.consumer.service(), event_id = %event.id, event_type = %event.event_type, delivered);
         // The handler's own calls and events continue the publisher's trace.
-        let context = RequestContext {
-            request_id: event.id.clone(),
-            trace: event
-                .traceparent
-                .as_deref()
-                .and_then(TraceParent::parse)
-                .map_or_else(TraceParent::root, |parent| parent.child()),
-        };
         let delivery = match refused {
             Some(reason) => self.consumer.park(&event, reason).instrument(span).await,
             None => {
-                request_context::scope(context, self.consumer.deliver(&event))
+                self.consumer
+                    .deliver_in_trace(&event)
                     .instrument(span)
                     .await
             }

@@ -20,7 +20,7 @@ pub mod steps;
 
 use flotilla_chassis::clock::SharedClock;
 use flotilla_chassis::events::Outbox;
-use flotilla_chassis::request_context;
+use flotilla_chassis::{request_context, telemetry};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -290,6 +290,23 @@ impl Executor {
         let deadline = self.timing.step_timeout;
         let until = tokio::time::Instant::now() + deadline;
         let step = request_context::with_deadline(Some(until), self.peers.perform(saga));
+        let attributes = [
+            ("flotilla.order_id", saga.order_id.clone().into()),
+            (
+                "flotilla.saga.attempt",
+                i64::from(saga.state.attempts).into(),
+            ),
+        ];
+        let step = telemetry::in_span(
+            format!(
+                "saga {} {}",
+                saga.state.phase.as_str(),
+                saga.state.step.as_str()
+            ),
+            crate::NAME,
+            &attributes,
+            step,
+        );
         match tokio::time::timeout(deadline + DEADLINE_BACKSTOP, step).await {
             Ok(performed) => performed,
             Err(_) => {

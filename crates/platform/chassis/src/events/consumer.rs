@@ -23,6 +23,9 @@ use utoipa::ToSchema;
 use super::Event;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::request_context::{self, RequestContext};
+use crate::telemetry::{self, Span, SpanKind};
+use crate::trace_context::TraceParent;
 
 /// A handler's failure: the delivery is retried, then parked; a permanent one is parked at once.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -96,6 +99,18 @@ pub enum Outcome {
     Ignored,
     /// The event failed too often and is parked in `dead_letters`.
     DeadLettered,
+}
+
+impl Outcome {
+    /// Its name in spans and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Handled => "handled",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
 }
 
 /// Why a delivery did not complete (the sender retries).
@@ -225,6 +240,37 @@ impl Consumer {
     /// Counters.
     pub fn stats(&self) -> &ConsumerStats {
         &self.stats
+    }
+
+    /// [`Self::deliver`] as the next hop of the trace the event was published in: the handler
+    /// runs in a consumer span, child of the publisher's, and its own calls and events carry
+    /// the trace on (every bus delivers through here).
+    pub async fn deliver_in_trace(&self, event: &Event) -> Result<Outcome, DeliveryError> {
+        let parent = event.traceparent.as_deref().and_then(TraceParent::parse);
+        let trace = parent.map_or_else(telemetry::new_root, |parent| parent.child());
+        let mut span = Span::start(
+            SpanKind::Consumer,
+            format!("process {}", event.event_type),
+            self.service,
+            trace,
+            parent.map(|p| p.span_id),
+        );
+        if span.is_recording() {
+            span.set("messaging.system", "flotilla");
+            span.set("messaging.operation.type", "process");
+            span.set("messaging.destination.name", event.event_type.clone());
+            span.set("messaging.message.id", event.id.clone());
+        }
+        let context = RequestContext {
+            request_id: event.id.clone(),
+            trace,
+        };
+        let delivered = request_context::scope(context, self.deliver(event)).await;
+        match &delivered {
+            Ok(outcome) => span.set("flotilla.outcome", (*outcome).name()),
+            Err(err) => span.fail(err.to_string()),
+        }
+        delivered
     }
 
     /// Delivers `event` once. `Ok` means the sender may forget it; `Err` means retry later.

@@ -37,7 +37,7 @@ impl Bus for InProcessBus {
             };
             for consumer in targets {
                 consumer
-                    .deliver(event)
+                    .deliver_in_trace(event)
                     .await
                     .map_err(|err| BusError::Consumer {
                         consumer: consumer.service().to_owned(),

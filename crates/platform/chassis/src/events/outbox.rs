@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::request_context;
+use crate::telemetry::{Span, SpanKind};
 
 /// An event to publish: its type, payload schema version and payload.
 #[derive(Debug, Clone)]
@@ -99,7 +100,24 @@ impl Outbox {
     ) -> Result<String, sqlx::Error> {
         let id = uuid::Uuid::now_v7().to_string();
         let now = self.clock.now_millis();
-        let traceparent = request_context::current().map(|c| c.trace.child().to_header());
+        // The producer span: the event's context, whose child each consumer's span will be.
+        let traceparent = request_context::current_trace().map(|context| {
+            let publish = context.child();
+            let mut span = Span::start(
+                SpanKind::Producer,
+                format!("publish {}", event.event_type),
+                self.source,
+                publish,
+                Some(context.span_id),
+            );
+            if span.is_recording() {
+                span.set("messaging.system", "flotilla");
+                span.set("messaging.operation.type", "create");
+                span.set("messaging.destination.name", event.event_type);
+                span.set("messaging.message.id", id.clone());
+            }
+            publish.to_header()
+        });
         sqlx::query(
             "INSERT INTO outbox (id, event_type, version, source, occurred_at, traceparent, payload,
                                  published_at, attempts, next_attempt_at, last_error)

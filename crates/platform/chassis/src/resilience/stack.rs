@@ -345,6 +345,10 @@ impl Resilience {
 }
 
 impl UpstreamGuard for Resilience {
+    fn caller(&self) -> &str {
+        Resilience::caller(self)
+    }
+
     fn wrap(&self, upstream: &str, transport: Transport) -> Transport {
         Resilience::wrap(self, upstream, transport)
     }

@@ -15,7 +15,7 @@ use super::{Transport, TransportError};
 use crate::caller::Caller;
 use crate::deadline::DEADLINE_EXCEEDED;
 use crate::problem::Problem;
-use crate::request_context::{self, REQUEST_ID, TRACEPARENT};
+use crate::request_context::{self, REQUEST_ID};
 
 /// The header carrying an idempotency key.
 pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
@@ -283,12 +283,10 @@ impl ServiceClient {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        // The trace context is the transport's to write (`super::traced`): its client span's.
         if let Some(ctx) = request_context::current() {
             if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
                 headers.insert(REQUEST_ID.clone(), v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&ctx.trace.child().to_header()) {
-                headers.insert(TRACEPARENT.clone(), v);
             }
         }
         if let Some(caller) = caller {

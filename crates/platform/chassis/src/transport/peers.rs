@@ -25,6 +25,8 @@ pub type InstancesReport = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 pub trait UpstreamGuard: Send + Sync + 'static {
     /// `transport` (to `upstream`) inside the caller's protection for it.
     fn wrap(&self, upstream: &str, transport: Transport) -> Transport;
+    /// The caller's name (whose client spans its calls are).
+    fn caller(&self) -> &str;
     /// Whether calls to `upstream` are refused now (its circuit is open).
     fn is_refusing(&self, upstream: &str) -> bool;
     /// The caller's cache of `upstream`'s public reads.
@@ -115,7 +117,11 @@ impl Peers {
             None => transport,
         };
         match &self.resilience {
-            Some(resilience) => resilience.wrap(service, transport),
+            Some(resilience) => {
+                let caller = resilience.caller();
+                super::traced::traced(caller, service, resilience.wrap(service, transport))
+            }
+            // A host's own calls (no service's) are not traced; the callee starts the trace.
             None => transport,
         }
     }

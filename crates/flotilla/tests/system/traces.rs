@@ -1,0 +1,221 @@
+//! Tracing in one process (issue 14): one checkout is one trace, from the gateway through
+//! orders, its saga steps and the services they call, to the event's consumers — the structure
+//! asserted span by span, read back from the gateway's admin API.
+
+use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, login, shop, terminal};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+fn spans_named<'a>(spans: &'a [Value], service: &str, kind: &str) -> Vec<&'a Value> {
+    spans
+        .iter()
+        .filter(|s| s["service"] == service && s["kind"] == kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
+    let app = shop(30, 5).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let ada = customer(http, base).await;
+    add_to_cart(http, base, &ada, "p0000003", 1).await;
+    let res = http
+        .post(format!("{base}/api/orders"))
+        .header("authorization", &ada)
+        .header("idempotency-key", "trace-1")
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({
+            "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+            "card_number": "4242424242424242",
+        }))
+        .send()
+        .await
+        .expect("checkout");
+    assert!(
+        res.status() == 201 || res.status() == 202,
+        "{}",
+        res.status()
+    );
+    let order: Value = res.json().await.expect("order");
+    let id = order["id"].as_str().expect("id");
+    let order = terminal(http, base, &ada, id, Duration::from_secs(15)).await;
+    assert_eq!(order["status"], "CONFIRMED");
+
+    // The events' consumers finish after the answer: wait for both of them.
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spans = loop {
+        let res = http
+            .get(format!("{base}/api/gateway/admin/traces/{TRACE}"))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .expect("trace");
+        assert_eq!(res.status(), 200);
+        let trace: Value = res.json().await.expect("json");
+        let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+        let consumers = spans.iter().filter(|s| s["kind"] == "consumer").count();
+        if consumers >= 2 {
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "the consumers' spans: {trace:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let by_id: HashMap<&str, &Value> = spans
+        .iter()
+        .map(|s| (s["span_id"].as_str().expect("span id"), s))
+        .collect();
+    assert_eq!(by_id.len(), spans.len(), "span ids are unique");
+    let parent = |span: &Value| -> &Value {
+        let id = span["parent_span_id"].as_str().expect("a parent");
+        by_id
+            .get(id)
+            .copied()
+            .unwrap_or_else(|| panic!("{span:#} has a parent outside the trace"))
+    };
+
+    // The root: the gateway's server span, child of the caller's own span.
+    let edge = spans_named(&spans, "gateway", "server");
+    assert_eq!(edge.len(), 1, "{spans:#?}");
+    assert_eq!(edge[0]["parent_span_id"], CALLER_SPAN);
+    assert_eq!(edge[0]["name"], "POST");
+    order_status(&spans);
+    // Every other span hangs from a span of this trace: nothing is cut off.
+    for span in &spans {
+        if span["span_id"] != edge[0]["span_id"] {
+            parent(span);
+        }
+        assert_eq!(span["trace_id"], TRACE);
+    }
+    // Each service's server span is the child of a client span that called it by name.
+    let mut served = HashSet::new();
+    for span in spans
+        .iter()
+        .filter(|s| s["kind"] == "server" && s["service"] != "gateway")
+    {
+        let service = span["service"].as_str().expect("service");
+        let call = parent(span);
+        assert_eq!(call["kind"], "client", "{span:#}");
+        assert_eq!(call["attributes"]["server.address"], service, "{call:#}");
+        served.insert(service);
+    }
+    for service in ["orders", "inventory", "payments", "shipping"] {
+        assert!(served.contains(service), "{service} served in {served:?}");
+    }
+    let checkout = spans
+        .iter()
+        // orders serves the checkout at its own `/` (the gateway's `/api/orders`).
+        .find(|s| s["service"] == "orders" && s["name"] == "POST /")
+        .unwrap_or_else(|| panic!("orders served the checkout: {spans:#?}"));
+    assert_eq!(checkout["kind"], "server");
+    assert_eq!(checkout["attributes"]["http.route"], "/");
+    assert_eq!(parent(parent(checkout))["span_id"], edge[0]["span_id"]);
+    // The saga's steps are spans of orders, and the calls they make are their children.
+    let steps: Vec<&Value> = spans
+        .iter()
+        .filter(|s| {
+            s["kind"] == "internal" && s["name"].as_str().is_some_and(|n| n.starts_with("saga "))
+        })
+        .collect();
+    assert!(steps.len() >= 3, "saga steps: {steps:#?}");
+    for step in &steps {
+        assert_eq!(step["attributes"]["flotilla.order_id"], id);
+    }
+    let payment = spans
+        .iter()
+        .find(|s| s["service"] == "payments" && s["kind"] == "server")
+        .expect("payments served");
+    assert_eq!(parent(parent(payment))["kind"], "internal", "{payment:#}");
+    // order.confirmed: published by orders, processed by the cart and by notifications, each
+    // consumer's span the child of the publication.
+    let published = spans
+        .iter()
+        .find(|s| s["kind"] == "producer" && s["name"] == "publish order.confirmed")
+        .expect("order.confirmed published");
+    assert_eq!(published["service"], "orders");
+    let consumers: Vec<&str> = spans
+        .iter()
+        .filter(|s| s["kind"] == "consumer" && s["name"] == "process order.confirmed")
+        .inspect(|s| assert_eq!(parent(s)["span_id"], published["span_id"]))
+        .map(|s| s["service"].as_str().expect("service"))
+        .collect();
+    for consumer in ["cart", "notifications"] {
+        assert!(consumers.contains(&consumer), "{consumer} in {consumers:?}");
+    }
+
+    // The list shows the trace, newest first, and filters by service.
+    let list: Value = http
+        .get(format!(
+            "{base}/api/gateway/admin/traces?service=payments&limit=5"
+        ))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        list["traces"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["trace_id"] == TRACE)),
+        "{list:#}"
+    );
+}
+
+/// The status the gateway answered the checkout with, from its own span.
+fn order_status(spans: &[Value]) {
+    let edge = spans_named(spans, "gateway", "server");
+    let status = edge[0]["attributes"]["http.response.status_code"].clone();
+    assert!(status == 201 || status == 202, "{:#}", edge[0]);
+}
+
+#[tokio::test]
+async fn traces_are_for_administrators_and_ids_are_checked() {
+    let app = shop(5, 5).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let res = http
+        .get(format!("{base}/api/gateway/admin/traces"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 401);
+    let ada = customer(http, base).await;
+    let res = http
+        .get(format!("{base}/api/gateway/admin/traces"))
+        .header("authorization", &ada)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 403);
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let unknown = format!("traces/{}", "a".repeat(32));
+    for (path, status) in [
+        ("traces/not-hex", 400),
+        ("traces/00000000000000000000000000000000", 400),
+        (unknown.as_str(), 404),
+        ("traces?limit=0", 400),
+        ("traces?limit=201", 400),
+        ("traces?colour=red", 400),
+        ("traces?limit=1", 200),
+    ] {
+        let res = http
+            .get(format!("{base}/api/gateway/admin/{path}"))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), status, "{path}");
+        if status != 200 {
+            assert_eq!(
+                res.headers()["content-type"],
+                "application/problem+json",
+                "{path}"
+            );
+        }
+    }
+}

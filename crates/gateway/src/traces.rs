@@ -1,0 +1,59 @@
+//! `GET /api/gateway/admin/traces[/{trace_id}]` (admin role): the recent traces this process
+//! recorded (`flotilla_chassis::telemetry`), as JSON — in one process, every service's; the ops
+//! console reads the same.
+
+use axum::response::{IntoResponse, Response};
+use flotilla_chassis::problem::Problem;
+use flotilla_chassis::telemetry;
+use serde::Deserialize;
+
+/// The most traces one list answers.
+pub const MAX_LIST: usize = 200;
+
+/// `?service=&limit=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only traces with a request served by this service.
+    pub service: Option<String>,
+    /// How many, newest first: 1 to [`MAX_LIST`], 50 by default.
+    pub limit: Option<usize>,
+}
+
+/// The list, newest first.
+pub fn list(query: &ListQuery) -> Response {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Problem::bad_request(format!("limit must be from 1 to {MAX_LIST}")).into_response();
+    }
+    let Some(telemetry) = telemetry::installed() else {
+        return axum::Json(serde_json::json!({"traces": []})).into_response();
+    };
+    let store = telemetry.store();
+    let traces = store.recent_traces(query.service.as_deref(), limit);
+    axum::Json(serde_json::json!({
+        "traces": traces,
+        "kept_spans": store.len(),
+        "evicted_spans": store.evicted(),
+    }))
+    .into_response()
+}
+
+/// One trace's spans, by start time.
+pub fn one(trace_id: &str) -> Response {
+    let id = (trace_id.len() == 32)
+        .then(|| u128::from_str_radix(trace_id, 16).ok())
+        .flatten()
+        .filter(|id| *id != 0);
+    let Some(id) = id else {
+        return Problem::bad_request("a trace id is 32 hexadecimal digits").into_response();
+    };
+    let spans = telemetry::installed()
+        .map(|t| t.store().trace(id))
+        .unwrap_or_default();
+    if spans.is_empty() {
+        return Problem::not_found("no such trace is kept here").into_response();
+    }
+    let spans: Vec<&telemetry::SpanRecord> = spans.iter().map(AsRef::as_ref).collect();
+    axum::Json(serde_json::json!({ "trace_id": trace_id, "spans": spans })).into_response()
+}

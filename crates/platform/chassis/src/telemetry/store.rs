@@ -1,0 +1,241 @@
+//! The recent spans of this process, kept in memory within a bound by count and by age: what
+//! the ops console and the tests read, with nothing to install.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::span::{SpanKind, SpanRecord, Status};
+
+/// How much the store keeps (`[telemetry]` in the configuration; README, "Telemetry").
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreLimits {
+    /// Spans kept at most; the oldest go first.
+    pub max_spans: usize,
+    /// Seconds a span is kept at most.
+    pub max_age_secs: u64,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            max_spans: 20_000,
+            max_age_secs: 3600,
+        }
+    }
+}
+
+/// Recent spans, oldest first by the time they ended.
+#[derive(Debug)]
+pub struct SpanStore {
+    limits: StoreLimits,
+    spans: Mutex<VecDeque<Arc<SpanRecord>>>,
+    evicted: AtomicU64,
+}
+
+/// One trace, summed up for a list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TraceSummary {
+    /// The trace id, 32 hex digits.
+    pub trace_id: String,
+    /// The name of its earliest span kept (its root, unless the root was evicted).
+    pub root: String,
+    /// The service that recorded that span.
+    pub service: String,
+    /// When it started, in nanoseconds since the Unix epoch.
+    pub start_unix_nanos: u64,
+    /// From its first start to its last end, in nanoseconds.
+    pub duration_nanos: u64,
+    /// Spans kept of it.
+    pub spans: usize,
+    /// Whether any of them failed.
+    pub failed: bool,
+}
+
+impl SpanStore {
+    /// An empty store within `limits`.
+    pub fn new(limits: StoreLimits) -> Self {
+        Self {
+            limits,
+            spans: Mutex::new(VecDeque::new()),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    fn spans(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<SpanRecord>>> {
+        // Each change is one push or pop: a panic elsewhere leaves the queue whole.
+        self.spans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `span`, letting the oldest go past the bounds.
+    pub fn record(&self, span: Arc<SpanRecord>) {
+        let horizon = now_unix_nanos().saturating_sub(self.limits.max_age_secs * 1_000_000_000);
+        let mut spans = self.spans();
+        spans.push_back(span);
+        let mut evicted = 0;
+        while spans.len() > self.limits.max_spans
+            || spans
+                .front()
+                .is_some_and(|oldest| oldest.end_unix_nanos() < horizon)
+        {
+            spans.pop_front();
+            evicted += 1;
+        }
+        drop(spans);
+        if evicted > 0 {
+            self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        }
+    }
+
+    /// Spans kept now.
+    pub fn len(&self) -> usize {
+        self.spans().len()
+    }
+
+    /// Whether no span is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Spans let go to stay within the bounds, since the start.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The spans kept of trace `trace_id`, by start time.
+    pub fn trace(&self, trace_id: u128) -> Vec<Arc<SpanRecord>> {
+        let mut spans: Vec<_> = self
+            .spans()
+            .iter()
+            .filter(|s| s.trace_id == trace_id)
+            .cloned()
+            .collect();
+        spans.sort_by_key(|s| s.start_unix_nanos);
+        spans
+    }
+
+    /// The `limit` most recent traces with a server span of `service` (any, when `None`),
+    /// newest first.
+    pub fn recent_traces(&self, service: Option<&str>, limit: usize) -> Vec<TraceSummary> {
+        let spans = self.spans();
+        let mut traces: BTreeMap<u128, TraceSummary> = BTreeMap::new();
+        let mut order: Vec<u128> = Vec::new();
+        for span in spans.iter().rev() {
+            let summary = traces.entry(span.trace_id).or_insert_with(|| {
+                order.push(span.trace_id);
+                TraceSummary {
+                    trace_id: format!("{:032x}", span.trace_id),
+                    root: String::new(),
+                    service: String::new(),
+                    start_unix_nanos: u64::MAX,
+                    duration_nanos: 0,
+                    spans: 0,
+                    failed: false,
+                }
+            });
+            let end = summary
+                .start_unix_nanos
+                .saturating_add(summary.duration_nanos)
+                .max(span.end_unix_nanos());
+            if span.start_unix_nanos <= summary.start_unix_nanos {
+                summary.start_unix_nanos = span.start_unix_nanos;
+                summary.root = span.name.to_string();
+                summary.service = span.service.to_string();
+            }
+            summary.duration_nanos = end.saturating_sub(summary.start_unix_nanos);
+            summary.spans += 1;
+            summary.failed |= matches!(span.status, Status::Error(_));
+        }
+        drop(spans);
+        let wanted = |id: &u128| match service {
+            None => true,
+            Some(service) => self
+                .trace(*id)
+                .iter()
+                .any(|s| s.kind == SpanKind::Server && s.service == service),
+        };
+        order
+            .into_iter()
+            .filter(wanted)
+            .take(limit)
+            .filter_map(|id| traces.remove(&id))
+            .collect()
+    }
+}
+
+fn now_unix_nanos() -> u64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Value;
+
+    fn span(trace_id: u128, span_id: u64, start: u64) -> Arc<SpanRecord> {
+        Arc::new(SpanRecord {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            name: "GET /x".into(),
+            kind: SpanKind::Server,
+            service: "catalog".into(),
+            start_unix_nanos: start,
+            duration_nanos: 10,
+            status: Status::Unset,
+            attributes: vec![("http.response.status_code", Value::Int(200))],
+        })
+    }
+
+    #[test]
+    fn keeps_at_most_its_count_oldest_out_first() {
+        let store = SpanStore::new(StoreLimits {
+            max_spans: 3,
+            max_age_secs: 3600,
+        });
+        let now = now_unix_nanos();
+        for i in 0..5 {
+            store.record(span(u128::from(i) + 1, i + 1, now));
+        }
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.evicted(), 2);
+        assert!(store.trace(1).is_empty() && store.trace(2).is_empty());
+        assert_eq!(store.trace(5).len(), 1);
+    }
+
+    #[test]
+    fn lets_spans_older_than_its_age_go() {
+        let store = SpanStore::new(StoreLimits {
+            max_spans: 100,
+            max_age_secs: 60,
+        });
+        let now = now_unix_nanos();
+        store.record(span(1, 1, now - 120 * 1_000_000_000));
+        store.record(span(2, 2, now));
+        assert!(store.trace(1).is_empty());
+        assert_eq!(store.trace(2).len(), 1);
+    }
+
+    #[test]
+    fn lists_traces_newest_first_with_their_root() {
+        let store = SpanStore::new(StoreLimits::default());
+        let now = now_unix_nanos();
+        store.record(span(7, 2, now + 5));
+        store.record(span(7, 1, now));
+        store.record(span(9, 3, now + 100));
+        let list = store.recent_traces(None, 10);
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].trace_id, format!("{:032x}", 9));
+        assert_eq!(list[0].spans, 1);
+        assert_eq!(list[1].trace_id, format!("{:032x}", 7));
+        assert_eq!(list[1].spans, 2);
+        assert_eq!(list[1].start_unix_nanos, now);
+        assert!(store.recent_traces(Some("orders"), 10).is_empty());
+    }
+}
