@@ -188,6 +188,36 @@ impl TelemetryConfig {
     }
 }
 
+/// Runs `work` as an internal span of `service` named `name` (with `attributes`), child of the
+/// current request's span: the calls and events `work` makes are its children. Outside a
+/// request, `work` just runs.
+pub async fn in_span<F: std::future::Future>(
+    name: impl Into<std::borrow::Cow<'static, str>>,
+    service: &'static str,
+    attributes: &[(&'static str, Value)],
+    work: F,
+) -> F::Output {
+    use crate::request_context::{self, RequestContext};
+    let Some(context) = request_context::current() else {
+        return work.await;
+    };
+    let trace = context.trace.child();
+    let mut span = Span::start(
+        SpanKind::Internal,
+        name,
+        service,
+        trace,
+        Some(context.trace.span_id),
+    );
+    for (key, value) in attributes {
+        span.set(key, value.clone());
+    }
+    let scoped = RequestContext { trace, ..context };
+    let output = request_context::scope(scoped, work).await;
+    drop(span);
+    output
+}
+
 #[cfg(test)]
 mod tests {
     use super::TelemetryConfig;
@@ -234,34 +264,4 @@ mod tests {
             assert!(config.sampler(env(bad)).is_err(), "{bad:?}");
         }
     }
-}
-
-/// Runs `work` as an internal span of `service` named `name` (with `attributes`), child of the
-/// current request's span: the calls and events `work` makes are its children. Outside a
-/// request, `work` just runs.
-pub async fn in_span<F: std::future::Future>(
-    name: impl Into<std::borrow::Cow<'static, str>>,
-    service: &'static str,
-    attributes: &[(&'static str, Value)],
-    work: F,
-) -> F::Output {
-    use crate::request_context::{self, RequestContext};
-    let Some(context) = request_context::current() else {
-        return work.await;
-    };
-    let trace = context.trace.child();
-    let mut span = Span::start(
-        SpanKind::Internal,
-        name,
-        service,
-        trace,
-        Some(context.trace.span_id),
-    );
-    for (key, value) in attributes {
-        span.set(key, value.clone());
-    }
-    let scoped = RequestContext { trace, ..context };
-    let output = request_context::scope(scoped, work).await;
-    drop(span);
-    output
 }

@@ -284,10 +284,10 @@ impl ServiceClient {
             HeaderValue::from_static("application/json"),
         );
         // The trace context is the transport's to write (`super::traced`): its client span's.
-        if let Some(ctx) = request_context::current() {
-            if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-                headers.insert(REQUEST_ID.clone(), v);
-            }
+        if let Some(id) = request_context::current_request_id()
+            && let Ok(v) = HeaderValue::from_str(&id)
+        {
+            headers.insert(REQUEST_ID.clone(), v);
         }
         if let Some(caller) = caller {
             caller.write_headers(headers);
