@@ -202,6 +202,11 @@ pub struct Common {
     /// [env: FLOTILLA_REDIS_URL] [default: each gateway counts alone].
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
+    /// Also send spans with OTLP/HTTP (JSON) to this base URL (`/v1/traces` is appended), e.g.
+    /// a collector at http://127.0.0.1:4318 or a Flotilla gateway's receiver at
+    /// http://HOST:PORT/api/gateway/otlp [env: OTEL_EXPORTER_OTLP_ENDPOINT] [default: none].
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Service discovery: static, etcd://host:port, or dns://{service}.ns.svc.cluster.local:PORT
     /// [env: FLOTILLA_DISCOVERY] [default: static].
     #[arg(long, value_name = "SPEC")]

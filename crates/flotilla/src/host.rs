@@ -216,7 +216,7 @@ impl Host {
         flotilla_chassis::config::section_over_defaults::<
             flotilla_chassis::telemetry::TelemetryConfig,
         >(&config, "telemetry")?
-        .install()
+        .install(Some(identity.credentials.clone()))
         .map_err(anyhow::Error::msg)?;
         let shutdown = CancellationToken::new();
         let clock: SharedClock = Arc::new(SystemClock);

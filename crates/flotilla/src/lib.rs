@@ -49,6 +49,12 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
             overrides.insert(key.into(), value.clone().into());
         }
     }
+    if let Some(endpoint) = &common.otlp_endpoint {
+        overrides.insert(
+            "telemetry".into(),
+            serde_json::json!({ "otlp_endpoint": endpoint }),
+        );
+    }
     let mut config = config.merge(Serialized::defaults(serde_json::Value::Object(overrides)));
     for (name, url) in &common.remote {
         config = config.merge(Serialized::default(&format!("remote.{name}"), url));

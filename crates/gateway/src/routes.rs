@@ -291,6 +291,10 @@ impl Gateway {
             .route("/api/gateway/admin/resilience", get(gateway_resilience))
             .route("/api/gateway/admin/traces", get(gateway_traces))
             .route("/api/gateway/admin/traces/{trace_id}", get(gateway_trace))
+            .route(
+                "/api/gateway/otlp/v1/traces",
+                axum::routing::post(gateway_otlp_traces),
+            )
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api));
@@ -411,6 +415,23 @@ async fn gateway_trace(
         return refused;
     }
     traces::one(&trace_id)
+}
+
+/// `POST /api/gateway/otlp/v1/traces`: another process's spans, in OTLP JSON, kept with this
+/// process's own (an administrator's token, or another Flotilla process's credential).
+async fn gateway_otlp_traces(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let from_fleet = headers
+        .get(&SERVICE_TOKEN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|token| gw.credentials.verify(token, GATEWAY).is_ok());
+    if !from_fleet && let Err(refused) = gw.admin(&headers).await {
+        return refused;
+    }
+    traces::receive(&headers, &body)
 }
 
 /// True for the paths the storefront serves: all but the gateway's own and the API.

@@ -1,6 +1,7 @@
 //! `GET /api/gateway/admin/traces[/{trace_id}]` (admin role): the recent traces this process
 //! recorded (`flotilla_chassis::telemetry`), as JSON — in one process, every service's; the ops
-//! console reads the same.
+//! console reads the same. And `POST /api/gateway/otlp/v1/traces`, the receiver other processes
+//! export their spans to (OTLP/HTTP, JSON), so that a fleet's traces are read in one place.
 
 use axum::response::{IntoResponse, Response};
 use flotilla_chassis::problem::Problem;
@@ -56,4 +57,34 @@ pub fn one(trace_id: &str) -> Response {
     }
     let spans: Vec<&telemetry::SpanRecord> = spans.iter().map(AsRef::as_ref).collect();
     axum::Json(serde_json::json!({ "trace_id": trace_id, "spans": spans })).into_response()
+}
+
+/// Spans one export may hold at most.
+pub const MAX_RECEIVED: usize = 2048;
+
+/// Keeps the spans of an OTLP JSON export request; answers OTLP's (empty) success.
+pub fn receive(headers: &axum::http::HeaderMap, body: &[u8]) -> Response {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Problem::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "send OTLP/HTTP with JSON bodies (content-type: application/json); protobuf is not read here",
+        )
+        .into_response();
+    }
+    let spans = match telemetry::otlp::decode(body, MAX_RECEIVED) {
+        Ok(spans) => spans,
+        Err(why) => return Problem::bad_request(why).into_response(),
+    };
+    if let Some(telemetry) = telemetry::installed() {
+        for span in spans {
+            telemetry.store().record(std::sync::Arc::new(span));
+        }
+    }
+    axum::Json(serde_json::json!({})).into_response()
 }

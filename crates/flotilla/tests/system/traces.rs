@@ -219,3 +219,159 @@ async fn traces_are_for_administrators_and_ids_are_checked() {
         }
     }
 }
+
+#[tokio::test]
+async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
+    // The receiver: a shop in this process; the exporter: the real binary in another,
+    // configured only through the standard OpenTelemetry variables and the flag.
+    let (receiver, admin) = crate::checkout::admin_shop().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let endpoint = format!("{}/api/gateway/otlp", receiver.base);
+    let headers = format!("authorization={}", admin.replace(' ', "%20"));
+    let exporter = crate::support::Process::start(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8 path"),
+            "--otlp-endpoint",
+            &endpoint,
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_HEADERS", headers.as_str()),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
+        ],
+    );
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let res = receiver
+        .http
+        .get(format!(
+            "{}/api/catalog/products/p0000001",
+            exporter.url("gateway")
+        ))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(res.status(), 200);
+    // Batches leave at most a second after their first span.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let spans = loop {
+        let res = receiver
+            .http
+            .get(format!(
+                "{}/api/gateway/admin/traces/{trace}",
+                receiver.base
+            ))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .expect("trace");
+        if res.status() == 200 {
+            let body: Value = res.json().await.expect("json");
+            let spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if spans.iter().any(|s| s["name"] == "GET /products/{id}") {
+                break spans;
+            }
+        }
+        assert!(Instant::now() < deadline, "the exported spans arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let edge = spans_named(&spans, "gateway", "server");
+    assert_eq!(edge.len(), 1, "{spans:#?}");
+    assert_eq!(edge[0]["parent_span_id"], "b7ad6b7169203331");
+    // (The gateway reads catalog's contract first, in the same trace.)
+    let read = spans_named(&spans, "catalog", "server")
+        .into_iter()
+        .find(|s| s["name"] == "GET /products/{id}")
+        .unwrap_or_else(|| panic!("the read's span: {spans:#?}"));
+    assert_eq!(read["attributes"]["http.response.status_code"], 200);
+
+    // A process of the same fleet needs no token: it sends its service credential, and only
+    // to a gateway's receiver.
+    let secret = std::fs::read_to_string(receiver.dir.path().join("service-secret"))
+        .expect("the receiver's secret");
+    let fleet_dir = tempfile::tempdir().expect("tempdir");
+    let member = crate::support::Process::start(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            fleet_dir.path().to_str().expect("utf-8 path"),
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("FLOTILLA_SERVICE_SECRET", secret.trim()),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
+        ],
+    );
+    let fleet_trace = "1af7651916cd43dd8448eb211c80319c";
+    let res = receiver
+        .http
+        .get(format!(
+            "{}/api/catalog/products/p0000002",
+            member.url("gateway")
+        ))
+        .header(
+            "traceparent",
+            format!("00-{fleet_trace}-b7ad6b7169203331-01"),
+        )
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(res.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = receiver
+            .http
+            .get(format!(
+                "{}/api/gateway/admin/traces/{fleet_trace}",
+                receiver.base
+            ))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .expect("trace");
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet member's spans arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Nobody else may write into the store.
+    let res = receiver
+        .http
+        .post(format!("{endpoint}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("anonymous export");
+    assert_eq!(res.status(), 401);
+    let res = receiver
+        .http
+        .post(format!("{endpoint}/v1/traces"))
+        .header("authorization", &admin)
+        .header("content-type", "application/x-protobuf")
+        .body(vec![0u8; 8])
+        .send()
+        .await
+        .expect("protobuf export");
+    assert_eq!(res.status(), 415);
+    let res = receiver
+        .http
+        .post(format!("{endpoint}/v1/traces"))
+        .header("authorization", &admin)
+        .header("content-type", "application/json")
+        .body(r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}"#)
+        .send()
+        .await
+        .expect("bad export");
+    assert_eq!(res.status(), 400);
+}

@@ -15,6 +15,7 @@
 //! the gateway's path (issue 14: at most 10 % of req/s for tracing at 100 % sampling). Logs stay
 //! on `tracing`, and carry the trace and span ids from the request's `tracing` span.
 
+pub mod otlp;
 pub mod sampling;
 pub mod span;
 pub mod store;
@@ -137,6 +138,9 @@ pub struct TelemetryConfig {
     pub sample_ratio: f64,
     /// `[telemetry.store]`: how many spans are kept, and how long.
     pub store: StoreLimits,
+    /// Where spans are also sent with OTLP/HTTP (a base URL: `/v1/traces` is appended), as
+    /// `--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` say; none by default.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for TelemetryConfig {
@@ -144,6 +148,7 @@ impl Default for TelemetryConfig {
         Self {
             sample_ratio: 1.0,
             store: StoreLimits::default(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -177,14 +182,56 @@ impl TelemetryConfig {
 
     /// Installs this process's telemetry from this configuration, unless one is installed
     /// already (a second host in one process shares the first one's); returns the installed.
-    pub fn install(&self) -> Result<&'static Telemetry, String> {
+    /// `credentials` go with spans exported to a Flotilla gateway ([`otlp::GATEWAY_RECEIVER`]).
+    pub fn install(
+        &self,
+        credentials: Option<Arc<crate::service_credential::ServiceCredentials>>,
+    ) -> Result<&'static Telemetry, String> {
         if self.store.max_spans == 0 {
             return Err("[telemetry.store] max_spans must be at least 1".into());
         }
-        let sampler = self.sampler(|name| std::env::var(name).ok())?;
+        if let Some(installed) = installed() {
+            return Ok(installed);
+        }
+        let env = |name: &str| std::env::var(name).ok();
+        let sampler = self.sampler(env)?;
+        let target = self.otlp_target(env)?;
         let store = Arc::new(SpanStore::new(self.store));
-        let _ = install(Telemetry::new(sampler, store));
+        let mut telemetry = Telemetry::new(sampler, store);
+        if let Some(mut target) = target {
+            target.credentials = credentials;
+            tracing::info!(url = %target.url, "exporting spans with OTLP/HTTP");
+            telemetry = telemetry.with_sink(otlp::OtlpExporter::start(target));
+        }
+        let _ = install(telemetry);
         installed().ok_or_else(|| "telemetry could not be installed".to_owned())
+    }
+
+    /// Where spans are exported: `otlp_endpoint`, else the standard variables
+    /// (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `OTEL_EXPORTER_OTLP_ENDPOINT`, their `_HEADERS`
+    /// and `OTEL_EXPORTER_OTLP_TIMEOUT`).
+    pub fn otlp_target(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<otlp::OtlpTarget>, String> {
+        let traces_url = match &self.otlp_endpoint {
+            Some(_) => None,
+            None => env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        };
+        let endpoint = self
+            .otlp_endpoint
+            .clone()
+            .or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+        let headers =
+            env("OTEL_EXPORTER_OTLP_TRACES_HEADERS").or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"));
+        let timeout =
+            env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT").or_else(|| env("OTEL_EXPORTER_OTLP_TIMEOUT"));
+        otlp::OtlpTarget::parse(
+            endpoint.as_deref(),
+            traces_url.as_deref(),
+            headers.as_deref(),
+            timeout.as_deref(),
+        )
     }
 }
 

@@ -101,7 +101,7 @@ pub struct SpanRecord {
     pub status: Status,
     /// Its attributes, by semantic-convention name (an object in JSON).
     #[serde(serialize_with = "as_map")]
-    pub attributes: Vec<(&'static str, Value)>,
+    pub attributes: Vec<(Cow<'static, str>, Value)>,
 }
 
 impl SpanRecord {
@@ -119,7 +119,7 @@ impl SpanRecord {
 }
 
 fn as_map<S: serde::Serializer>(
-    attributes: &[(&'static str, Value)],
+    attributes: &[(Cow<'static, str>, Value)],
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_map(attributes.iter().map(|(k, v)| (k, v)))
@@ -209,7 +209,7 @@ impl Span {
             let attributes = &mut active.record.attributes;
             match attributes.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
-                None => attributes.push((key, value)),
+                None => attributes.push((Cow::Borrowed(key), value)),
             }
         }
     }

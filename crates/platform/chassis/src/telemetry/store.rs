@@ -189,7 +189,7 @@ mod tests {
             start_unix_nanos: start,
             duration_nanos: 10,
             status: Status::Unset,
-            attributes: vec![("http.response.status_code", Value::Int(200))],
+            attributes: vec![("http.response.status_code".into(), Value::Int(200))],
         })
     }
 
