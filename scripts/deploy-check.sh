@@ -4,7 +4,8 @@
 #  1. Each kustomization (overlays dev and prod, dev-deps) is rendered with `kubectl kustomize`
 #     and validated with kubernetes-validate --strict against the Kubernetes API schemas it
 #     ships (no cluster: unknown fields, wrong types and missing required fields fail).
-#  2. deploy/compose.yaml against the Compose Specification's JSON schema (check-jsonschema).
+#  2. deploy/compose.yaml and its etcd overlay against the Compose Specification's JSON schema
+#     (check-jsonschema).
 #  3. The Dockerfile with hadolint.
 #  4. deploy/ and .github/ with yamllint (.yamllint.yaml), and the workflows against GitHub's
 #     workflow schema (check-jsonschema).
@@ -62,14 +63,17 @@ check_kubernetes() {
     rm -rf "$out"
     return "$status"
 }
-check_compose() { check-jsonschema --builtin-schema vendor.compose-spec "$1/deploy/compose.yaml"; }
+check_compose() {
+    check-jsonschema --builtin-schema vendor.compose-spec "$1/deploy/compose.yaml" \
+        "$1/deploy/compose.etcd.yaml"
+}
 check_dockerfile() { hadolint "$1/Dockerfile"; }
 check_yaml() { yamllint --strict -c "$1/.yamllint.yaml" "$1/deploy" "$1/.github"; }
 check_workflows() { check-jsonschema --builtin-schema vendor.github-workflows "$1"/.github/workflows/*.yml; }
 
 CHECKS=(
     "kubernetes|kubectl kustomize (overlays dev, prod; dev-deps) | kubernetes-validate --strict"
-    "compose|deploy/compose.yaml against the Compose Specification (check-jsonschema)"
+    "compose|deploy/compose.yaml and compose.etcd.yaml against the Compose Specification (check-jsonschema)"
     "dockerfile|hadolint Dockerfile"
     "yaml|yamllint --strict deploy .github"
     "workflows|.github/workflows against GitHub's workflow schema (check-jsonschema)"

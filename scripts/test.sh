@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The test command from the README: formatting, lints, then every test in the workspace — the
 # service suites twice, on SQLite and on PostgreSQL — the deploy check (manifests, compose file
-# and Dockerfile validated offline) and the contract check (validators and schemathesis against
-# the running shop). CI (.ci/run) calls exactly this.
+# and Dockerfile validated offline), the contract diff (no published API or event schema broken
+# without a version bump) and the contract check (validators and schemathesis against the
+# running shop). CI (.ci/run) calls exactly this.
 #
 # Uses PostgreSQL at 127.0.0.1:5432 (user postgres, trust) and NATS with JetStream at
 # 127.0.0.1:4222 when they answer (FLOTILLA_TEST_POSTGRES and FLOTILLA_TEST_NATS_URL name
 # others); where they do not, starts throwaway ones for this run (scripts/test-servers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+# nats-server always: the NATS permission test starts a private one with deploy's nats.conf.
+bash scripts/deps.sh nats
 source scripts/test-servers.sh
 ensure_test_servers
 
@@ -47,6 +49,10 @@ fi
 
 echo "== deploy check: rendered manifests, compose file, Dockerfile and YAML validated offline"
 bash scripts/deploy-check.sh
+
+echo "== contract diff: no published API or event broken without a CONTRACT_VERSION bump"
+cargo build --locked --workspace --all-features --bins --quiet
+BIN=${CARGO_TARGET_DIR:-target}/debug/flotilla bash scripts/contract-diff.sh
 
 echo "== contract check: OpenAPI documents validated, schemathesis through the gateway"
 bash scripts/contract-check.sh

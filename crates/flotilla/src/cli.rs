@@ -103,6 +103,14 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Check the services' contracts (OpenAPI documents and event schemas) against the last
+    /// released snapshots under contracts/, or rewrite those snapshots.
+    ///
+    /// `check` exits 1 listing every breaking change (a removed operation, field, status or
+    /// event; a narrowed type; a new required input...) of a service whose CONTRACT_VERSION
+    /// (in its contract.rs) was not raised. Additive changes pass. `snapshot` rewrites the
+    /// snapshots, and refuses a breaking change under an unchanged version.
+    Contracts(crate::contracts::ContractsArgs),
     /// Inject a fault into a running service (through the gateway), list its faults, or clear
     /// them.
     ///

@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod cli;
+pub mod contracts;
 pub mod fleet;
 pub mod host;
 pub mod load;

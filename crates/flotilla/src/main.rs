@@ -145,6 +145,12 @@ async fn main() -> anyhow::Result<()> {
             host.shutdown_token().cancel();
             host.run().await
         }
+        Command::Contracts(args) => {
+            if !flotilla::contracts::run(args).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
         Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
         Command::Load(args) => {

@@ -72,12 +72,34 @@ pub struct HostSettings {
     pub advertise_host: Option<String>,
     /// etcd lease TTL in seconds: a dead instance leaves discovery within it.
     pub discovery_ttl_secs: u64,
+    /// The etcd user and password of this process (`[etcd] user`, `password`;
+    /// `FLOTILLA_ETCD__USER`, `FLOTILLA_ETCD__PASSWORD`), for an etcd with authentication on.
+    pub etcd: EtcdSettings,
     /// On SIGTERM, how long an instance keeps serving after leaving discovery, so that callers
     /// see it gone before it stops accepting (`FLOTILLA_DEREGISTER_GRACE_MS`).
     pub deregister_grace_ms: u64,
     /// Outlier ejection and health probes of the instances of services reached over the
     /// network (`[outlier]`, `FLOTILLA_OUTLIER__BASE_EJECTION_MS=10000`); see the README.
     pub outlier: OutlierSettings,
+}
+
+/// `[etcd]` settings: who this process is to etcd. Both or neither.
+#[derive(Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct EtcdSettings {
+    /// The user.
+    pub user: Option<String>,
+    /// Its password.
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for EtcdSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdSettings")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// `[database]` settings.
@@ -117,6 +139,7 @@ impl Default for HostSettings {
             cluster: "flotilla".to_owned(),
             advertise_host: None,
             discovery_ttl_secs: 5,
+            etcd: EtcdSettings::default(),
             deregister_grace_ms: 2000,
             outlier: OutlierSettings::default(),
         }

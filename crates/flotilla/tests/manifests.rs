@@ -366,6 +366,29 @@ fn check_deployment(
     if !env_names.contains(&"FLOTILLA_SERVICE_SECRET") {
         problem("has no FLOTILLA_SERVICE_SECRET".to_owned());
     }
+    // Its own NATS and etcd users, the passwords from their Secrets under its name.
+    for (system, secret) in [
+        ("NATS", "flotilla-nats-credentials"),
+        ("ETCD", "flotilla-etcd-credentials"),
+    ] {
+        let var = |suffix: &str| {
+            container["env"].as_sequence().and_then(|env| {
+                env.iter()
+                    .find(|e| e["name"] == format!("FLOTILLA_{system}__{suffix}").as_str())
+            })
+        };
+        if var("USER").map(|e| &e["value"]) != Some(&Value::from(name)) {
+            problem(format!(
+                "does not log in to {system} as its own user {name}"
+            ));
+        }
+        let reference = var("PASSWORD").map(|e| &e["valueFrom"]["secretKeyRef"]);
+        if reference.is_none_or(|r| !name_of_secret(r, secret, name)) {
+            problem(format!(
+                "does not take its {system} password from Secret {secret} key {name}"
+            ));
+        }
+    }
     let needs_database = SERVICES
         .iter()
         .any(|spec| spec.name == name && spec.needs_database);
@@ -387,6 +410,15 @@ fn check_deployment(
             (0, 0)
         }
     }
+}
+
+/// True when the secretKeyRef `reference` names Secret `secret` (kustomize may suffix a hash)
+/// and key `key`.
+fn name_of_secret(reference: &Value, secret: &str, key: &str) -> bool {
+    reference["name"]
+        .as_str()
+        .is_some_and(|n| n == secret || n.starts_with(&format!("{secret}-")))
+        && reference["key"] == key
 }
 
 fn check_service(m: &Manifests, name: &str, problems: &mut Vec<String>) {
@@ -531,6 +563,13 @@ fn check_compose(text: &str) -> Vec<String> {
                 }
             ));
         }
+        if service["environment"]["FLOTILLA_NATS__USER"].as_str() != Some(name)
+            || service["environment"]["FLOTILLA_NATS__PASSWORD"].is_null()
+        {
+            problems.push(format!(
+                "compose: {name} does not log in to NATS as its own user"
+            ));
+        }
         let published = !service["ports"].is_null();
         if published != (name == GATEWAY) {
             problems.push(format!(
@@ -544,6 +583,86 @@ fn check_compose(text: &str) -> Vec<String> {
         }
     }
     problems
+}
+
+/// The NATS users (deploy/k8s/dev-deps/nats.conf, used by compose and the dev cluster): one
+/// per deployable, which may publish on its own event subjects and no other service's.
+fn check_nats_users(conf: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    // Each user's block runs from `user: NAME` to the next user (the format is ours: flat).
+    let blocks: Vec<(&str, &str)> = conf
+        .split("user: ")
+        .skip(1)
+        .filter_map(|block| {
+            let (name, rest) = block.split_once('\n')?;
+            Some((name.trim(), rest))
+        })
+        .collect();
+    for name in topology::deployables() {
+        let Some((_, block)) = blocks.iter().find(|(user, _)| *user == name) else {
+            problems.push(format!("nats.conf: no user {name}"));
+            continue;
+        };
+        if !block.contains(&format!("$NATS_PASSWORD_{}", name.to_uppercase())) {
+            problems.push(format!(
+                "nats.conf: {name}'s password is not $NATS_PASSWORD_{}",
+                name.to_uppercase()
+            ));
+        }
+        // The services with data of their own publish events; the storefront and the gateway
+        // publish none.
+        let publishes_events = SERVICES
+            .iter()
+            .any(|spec| spec.name == name && spec.needs_database);
+        let own = format!("\"flotilla.{name}.>\"");
+        if publishes_events != block.contains(&own) {
+            problems.push(format!(
+                "nats.conf: {name} {} publish on {own}",
+                if publishes_events {
+                    "may not"
+                } else {
+                    "should not"
+                }
+            ));
+        }
+        for line in block.lines().map(str::trim) {
+            if line.starts_with("\"flotilla.") && line != own {
+                problems.push(format!("nats.conf: {name} may publish on {line}"));
+            }
+            if line.contains("\">\"")
+                || line.contains("\"$JS.API.>\"")
+                || line.contains("STREAM.DELETE")
+            {
+                problems.push(format!("nats.conf: {name} may publish on {line}"));
+            }
+        }
+    }
+    if conf.contains("no_auth_user") {
+        problems.push("nats.conf: no_auth_user lets anonymous connections in".to_owned());
+    }
+    problems
+}
+
+#[test]
+fn the_nats_users_publish_only_their_own_events() {
+    let conf =
+        std::fs::read_to_string(deploy_dir().join("k8s/dev-deps/nats.conf")).expect("nats.conf");
+    let problems = check_nats_users(&conf);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // Planted: cart may publish orders' events; orders loses its user.
+    let forged = conf.replacen(
+        "\"flotilla.cart.>\"",
+        "\"flotilla.cart.>\"\n            \"flotilla.orders.>\"",
+        1,
+    );
+    assert!(
+        check_nats_users(&forged)
+            .contains(&"nats.conf: cart may publish on \"flotilla.orders.>\"".to_owned()),
+        "{:?}",
+        check_nats_users(&forged)
+    );
+    let no_orders = conf.replace("user: orders\n", "user: orderz\n");
+    assert!(check_nats_users(&no_orders).contains(&"nats.conf: no user orders".to_owned()));
 }
 
 #[test]
@@ -686,6 +805,22 @@ fn planted_violations_fail_the_check() {
                 m.objects.push(extra);
             },
             "Deployment billing: no such service in the code",
+        ),
+        (
+            "orders logs in to NATS as cart",
+            |m| {
+                mutate(m, "Deployment", "orders", |d| {
+                    let env = d["spec"]["template"]["spec"]["containers"][0]["env"]
+                        .as_sequence_mut()
+                        .expect("env");
+                    for var in env.iter_mut() {
+                        if var["name"] == "FLOTILLA_NATS__USER" {
+                            var["value"] = Value::from("cart");
+                        }
+                    }
+                })
+            },
+            "orders: Deployment does not log in to NATS as its own user orders",
         ),
         (
             "the default deny removed",

@@ -23,6 +23,7 @@ mod bus;
 mod consumer;
 mod in_process;
 mod outbox;
+mod published;
 pub mod relay;
 mod schema;
 
@@ -30,6 +31,7 @@ pub use bus::{Bus, BusError, SharedBus};
 pub use consumer::{Consumer, ConsumerStats, EventHandler, HandlerError, Outcome, Subscription};
 pub use in_process::InProcessBus;
 pub use outbox::{NewEvent, Outbox};
+pub use published::{PublishedEvent, payload_schema};
 pub use relay::RelaySettings;
 pub use schema::migrate;
 

@@ -60,9 +60,12 @@ impl EtcdDiscovery {
         settings: &DiscoverySettings,
     ) -> Result<Self, DiscoveryError> {
         let urls: Vec<String> = endpoints.iter().map(|e| format!("http://{e}")).collect();
-        let options = ConnectOptions::new()
+        let mut options = ConnectOptions::new()
             .with_connect_timeout(settings.request_timeout)
             .with_keep_alive(PING_INTERVAL, PING_TIMEOUT);
+        if let Some(credentials) = &settings.etcd_credentials {
+            options = options.with_user(&credentials.user, &credentials.password);
+        }
         let limit = settings.request_timeout;
         let mut client = within(limit, Client::connect(urls, Some(options))).await?;
         within(limit, client.status()).await?;

@@ -87,6 +87,27 @@ pub struct DiscoverySettings {
     pub dns_refresh: Duration,
     /// Longest wait for one request to the backend (an etcd call, a DNS lookup).
     pub request_timeout: Duration,
+    /// The etcd user to authenticate as, when etcd has authentication on (it should: anyone
+    /// who may write the keys can register a fake instance and receive its traffic).
+    pub etcd_credentials: Option<Credentials>,
+}
+
+/// A user name and password; `Debug` shows only the name.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for DiscoverySettings {
@@ -95,6 +116,7 @@ impl Default for DiscoverySettings {
             ttl: Duration::from_secs(5),
             dns_refresh: Duration::from_secs(5),
             request_timeout: Duration::from_secs(2),
+            etcd_credentials: None,
         }
     }
 }

@@ -71,6 +71,30 @@ pub struct NatsSettings {
     pub redelivery_max_ms: u64,
     /// How long a stream keeps events, in ms; a consumer away longer misses the older ones.
     pub retention_ms: u64,
+    /// The user this process authenticates as (`FLOTILLA_NATS__USER`); deployments give each
+    /// service its own, allowed to publish only on its own subjects (deploy/nats.conf).
+    pub user: Option<String>,
+    /// That user's password (`FLOTILLA_NATS__PASSWORD`). Not accepted inside the URL: the URL
+    /// appears in logs and errors.
+    pub password: Option<Password>,
+}
+
+/// A NATS password: never shown by `Debug`.
+#[derive(Clone, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(password.into())
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Default for NatsSettings {
@@ -83,6 +107,8 @@ impl Default for NatsSettings {
             redelivery_base_ms: 250,
             redelivery_max_ms: 30_000,
             retention_ms: 7 * 24 * 3600 * 1000,
+            user: None,
+            password: None,
         }
     }
 }
@@ -269,7 +295,29 @@ async fn connect_client(
     settings: &NatsSettings,
 ) -> Result<async_nats::Client, BusError> {
     let timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
-    let options = async_nats::ConnectOptions::new()
+    if let Ok(addr) = url.parse::<async_nats::ServerAddr>() {
+        // async-nats would silently ignore them, and the URL is printed in errors and logs.
+        if addr.username().is_some() || addr.password().is_some() {
+            return Err(BusError::Broker(
+                "the NATS URL holds credentials: give them as nats.user and nats.password \
+                 (FLOTILLA_NATS__USER, FLOTILLA_NATS__PASSWORD) instead"
+                    .to_owned(),
+            ));
+        }
+    }
+    let mut options = async_nats::ConnectOptions::new();
+    match (&settings.user, &settings.password) {
+        (Some(user), Some(Password(password))) => {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        (None, None) => {}
+        _ => {
+            return Err(BusError::Broker(
+                "nats.user and nats.password go together: set both or neither".to_owned(),
+            ));
+        }
+    }
+    let options = options
         .name("flotilla")
         .connection_timeout(timeout)
         .event_callback(|event| async move {

@@ -6,9 +6,19 @@
 
 use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
+use flotilla_chassis::events::PublishedEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/cart/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events cart publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// A user's cart, priced from the catalog when it is read.
 ///

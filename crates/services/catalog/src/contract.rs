@@ -5,9 +5,19 @@
 //! remove them without bumping the contract version.
 
 use flotilla_chassis::Money;
+use flotilla_chassis::events::PublishedEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/catalog/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events catalog publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// Most ids one [`LookupRequest`] may carry (a basket or an order, never the whole catalog).
 pub const MAX_LOOKUP_IDS: usize = 100;

@@ -7,10 +7,20 @@
 //! leak it.
 
 use flotilla_chassis::Role;
+use flotilla_chassis::events::PublishedEvent;
 use flotilla_chassis::openapi::{CONTROL, WHITE_SPACE, trimmed_pattern, trimmed_text};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/identity/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events identity publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// `POST /signup`: create a customer account. Unknown fields are ignored; in particular a `role`
 /// field has no effect (sign-up always creates customers).

@@ -4,9 +4,19 @@
 //! storefront's "my messages", the ops console), so changing a field here changes the public
 //! API: add fields, never rename or remove them without bumping the contract version.
 
+use flotilla_chassis::events::PublishedEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/notifications/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events notifications publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// Largest `page_size` either list accepts; asking for more is a 400.
 pub const MAX_PAGE_SIZE: u32 = 100;

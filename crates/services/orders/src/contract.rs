@@ -8,11 +8,32 @@
 
 use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
+use flotilla_chassis::events::{PublishedEvent, payload_schema};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 pub use flotilla_shipping::contract::Address;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/orders/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events orders publishes, each with its payload's schema: part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[
+    PublishedEvent {
+        event_type: ORDER_CONFIRMED,
+        version: ORDER_CONFIRMED_VERSION,
+        schema: payload_schema::<OrderConfirmed>,
+    },
+    PublishedEvent {
+        event_type: ORDER_CANCELLED,
+        version: ORDER_CANCELLED_VERSION,
+        schema: payload_schema::<OrderCancelled>,
+    },
+];
 
 /// `type` of the 409 answered when an `Idempotency-Key` is reused with a different body.
 pub const PROBLEM_IDEMPOTENCY_CONFLICT: &str = "urn:flotilla:problem:idempotency-conflict";

@@ -5,11 +5,21 @@
 //! calls payments (the orders saga), so changing a field here changes the public API: add
 //! fields, never rename or remove them without bumping the contract version.
 
+use flotilla_chassis::events::PublishedEvent;
 use flotilla_chassis::{Money, Problem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/payments/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events payments publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// `type` of the 402 answered when the card is declined at authorization (see [`DeclineProblem`]).
 pub const PROBLEM_CARD_DECLINED: &str = "urn:flotilla:problem:card-declined";

@@ -11,11 +11,21 @@ pub(crate) mod address;
 pub use address::{Address, MAX_POSTAL_CODE_LEN};
 
 use flotilla_chassis::Money;
+use flotilla_chassis::events::PublishedEvent;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use address::{country_schema, postal_code_schema};
+
+/// The version of this contract (the OpenAPI documents and [`PUBLISHED_EVENTS`]), compared with
+/// the last released snapshot under `contracts/shipping/` by `flotilla contracts check`: a change
+/// that breaks a caller or consumer (a removed operation or field, a narrowed type, a new
+/// required input...) fails CI unless this is raised. Additive changes keep it.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The events shipping publishes (none): part of the contract above.
+pub const PUBLISHED_EVENTS: &[PublishedEvent] = &[];
 
 /// The postal code of the test address: a shipment to it is always refused by the (simulated)
 /// carrier with [`PROBLEM_CARRIER_REJECTED`], like a payment provider's test card that declines.

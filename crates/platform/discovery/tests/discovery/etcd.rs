@@ -214,3 +214,99 @@ async fn the_first_fleet_keeps_the_cluster_fingerprint() {
         .expect("static");
     assert_eq!(claim(&fixed, "cccc").await, None);
 }
+
+/// etcd with authentication on, set up as deploy/k8s/dev-deps/etcd-auth.sh does it: a user per
+/// service that reads every registration and writes only its own. A service logs in with its
+/// user (`DiscoverySettings::etcd_credentials`), registers and sees the others; it cannot
+/// register as another service, and nobody without a password can register at all — the fake
+/// instance that would receive a service's traffic.
+#[tokio::test]
+async fn with_authentication_a_service_registers_only_under_its_own_name() {
+    use etcd_client::Permission;
+    use flotilla_discovery::Credentials;
+
+    let etcd = Etcd::start().await;
+    let mut admin = etcd.raw_client().await;
+    admin.user_add("root", "pw-root", None).await.expect("root");
+    admin
+        .user_grant_role("root", "root")
+        .await
+        .expect("root's role");
+    for service in ["catalog", "cart"] {
+        admin
+            .user_add(service, format!("pw-{service}"), None)
+            .await
+            .expect("user");
+        admin.role_add(service).await.expect("role");
+        let own = format!("/shop/services/{service}/");
+        for permission in [
+            Permission::read("/shop/").with_prefix(),
+            Permission::read_write(own).with_prefix(),
+            Permission::read_write("/shop/fingerprint"),
+        ] {
+            admin
+                .role_grant_permission(service, permission)
+                .await
+                .expect("permission");
+        }
+        admin
+            .user_grant_role(service, service)
+            .await
+            .expect("grant");
+    }
+    admin.auth_enable().await.expect("authentication on");
+
+    let login = |user: &str| DiscoverySettings {
+        etcd_credentials: Some(Credentials {
+            user: user.to_owned(),
+            password: format!("pw-{user}"),
+        }),
+        ..settings()
+    };
+    let catalog = from_spec(&etcd.spec(), "shop", &BTreeMap::new(), &login("catalog"))
+        .await
+        .expect("catalog logs in");
+    let cart = from_spec(&etcd.spec(), "shop", &BTreeMap::new(), &login("cart"))
+        .await
+        .expect("cart logs in");
+    let _registered = register(&catalog, "catalog", A).await;
+    let mut rx = cart.watch("catalog").await.expect("cart watches catalog");
+    wait_until(&mut rx, Duration::from_secs(2), "catalog registered", |v| {
+        *v == [A]
+    })
+    .await;
+
+    // catalog cannot pose as cart.
+    assert!(
+        catalog.register("cart", B).await.is_err(),
+        "catalog registered an instance of cart"
+    );
+    // Without a password: refused at the connection, or at the registration.
+    let anonymous = from_spec(&etcd.spec(), "shop", &BTreeMap::new(), &settings()).await;
+    if let Ok(anonymous) = anonymous {
+        assert!(
+            anonymous.register("catalog", C).await.is_err(),
+            "an anonymous client registered an instance of catalog"
+        );
+    }
+    // A wrong password does not log in.
+    let wrong = DiscoverySettings {
+        etcd_credentials: Some(Credentials {
+            user: "catalog".to_owned(),
+            password: "guess".to_owned(),
+        }),
+        ..settings()
+    };
+    assert!(
+        from_spec(&etcd.spec(), "shop", &BTreeMap::new(), &wrong)
+            .await
+            .is_err(),
+        "a wrong password logged in"
+    );
+    let carts = catalog.watch("cart").await.expect("catalog watches cart");
+    assert!(
+        carts.borrow().is_empty(),
+        "cart has instances: {:?}",
+        *carts.borrow()
+    );
+}

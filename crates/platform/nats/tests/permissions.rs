@@ -1,0 +1,220 @@
+//! The deployment's NATS users (deploy/k8s/dev-deps/nats.conf, which deploy/compose.yaml mounts
+//! too) on a private nats-server started with that very file on a free port, so the shared
+//! test server is not touched: each service logs in as its own user
+//! (`NatsSettings::user`/`password`), publishes its own events and consumes others', cannot
+//! publish an event in another service's name, and nobody gets in without a password.
+//! Needs the `nats-server` binary (`bash scripts/deps.sh nats`).
+
+use flotilla_chassis::clock::SystemClock;
+use flotilla_chassis::db::{Db, PoolSettings};
+use flotilla_chassis::events::{
+    self, Bus, Consumer, Event, EventHandler, HandlerError, Subscription,
+};
+use flotilla_nats::{NatsBus, NatsSettings, Password};
+use futures::future::BoxFuture;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// The users the configuration declares, each given the password `pw-<user>`.
+const USERS: &[&str] = &[
+    "identity",
+    "catalog",
+    "cart",
+    "inventory",
+    "payments",
+    "shipping",
+    "orders",
+    "notifications",
+    "storefront",
+    "gateway",
+];
+
+/// A nats-server of this test's own, killed when dropped.
+struct PrivateNats {
+    child: Child,
+    url: String,
+    _store: tempfile::TempDir,
+}
+
+impl Drop for PrivateNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PrivateNats {
+    async fn start() -> Self {
+        let conf =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/k8s/dev-deps/nats.conf");
+        let text = std::fs::read_to_string(&conf).expect("deploy/k8s/dev-deps/nats.conf");
+        for user in USERS {
+            assert!(
+                text.contains(&format!("user: {user}\n")),
+                "nats.conf declares no user {user}"
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let store = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new("nats-server");
+        command
+            .arg("-c")
+            .arg(&conf)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for user in USERS {
+            command.env(
+                format!("NATS_PASSWORD_{}", user.to_uppercase()),
+                format!("pw-{user}"),
+            );
+        }
+        let child = command
+            .spawn()
+            .expect("nats-server on PATH (bash scripts/deps.sh nats)");
+        let nats = Self {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _store: store,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        nats
+    }
+
+    /// Connects as `user` with `password` (none: anonymous), under the deployment's prefix.
+    async fn connect(
+        &self,
+        user: Option<&str>,
+        password: Option<&str>,
+        shutdown: &CancellationToken,
+    ) -> Result<NatsBus, String> {
+        let settings = NatsSettings {
+            connect_timeout_ms: 2_000,
+            user: user.map(str::to_owned),
+            password: password.map(Password::new),
+            ..NatsSettings::default()
+        };
+        NatsBus::connect_with(&self.url, "flotilla", settings, shutdown.child_token())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn service(&self, user: &str, shutdown: &CancellationToken) -> NatsBus {
+        self.connect(Some(user), Some(&format!("pw-{user}")), shutdown)
+            .await
+            .unwrap_or_else(|e| panic!("{user} logs in: {e}"))
+    }
+}
+
+fn event(source: &str, event_type: &str) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        event_type: event_type.to_owned(),
+        version: 1,
+        source: source.to_owned(),
+        time: "2026-12-07T12:00:00Z".to_owned(),
+        traceparent: None,
+        payload: serde_json::json!({"order_id": "ord_1"}),
+    }
+}
+
+struct Accept;
+
+impl EventHandler for Accept {
+    fn handle<'a>(
+        &'a self,
+        _tx: &'a mut sqlx::AnyConnection,
+        _event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn per_service_users_publish_only_their_own_events() {
+    let nats = PrivateNats::start().await;
+    let shutdown = CancellationToken::new();
+
+    // Nobody gets in without the right password.
+    let (anonymous, wrong) = tokio::join!(
+        nats.connect(None, None, &shutdown),
+        nats.connect(Some("orders"), Some("guess"), &shutdown),
+    );
+    assert!(anonymous.is_err(), "an anonymous connection was accepted");
+    assert!(wrong.is_err(), "a wrong password was accepted");
+
+    // orders publishes its own event; cart, a consumer of it, receives it.
+    let orders = nats.service("orders", &shutdown).await;
+    let cart = nats.service("cart", &shutdown).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = Db::open_sqlite(&dir.path().join("cart.db"), &PoolSettings::default())
+        .await
+        .expect("db");
+    events::migrate(&db).await.expect("platform tables");
+    let consumer = Arc::new(Consumer::new(
+        "cart",
+        db.clone(),
+        Arc::new(SystemClock),
+        vec![Subscription {
+            source: "orders",
+            event_type: "order.confirmed",
+            handler: Arc::new(Accept),
+        }],
+        3,
+    ));
+    cart.subscribe(consumer.clone())
+        .await
+        .expect("cart may consume orders' events");
+    orders
+        .publish(&event("orders", "order.confirmed"))
+        .await
+        .expect("orders may publish its own events");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.stats().snapshot().handled < 1 {
+        assert!(Instant::now() < deadline, "cart never received the event");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // payments may publish on its own subjects, not in orders' name.
+    let payments = nats.service("payments", &shutdown).await;
+    payments
+        .publish(&event("payments", "payment.captured"))
+        .await
+        .expect("payments may publish its own events");
+    // The gateway neither publishes nor consumes. (Both refusals wait out the publish's ack
+    // timeout: the server drops a forbidden publish without an answer; so they run together.)
+    let gateway = nats.service("gateway", &shutdown).await;
+    let (as_orders, from_gateway) = (
+        event("orders", "order.confirmed"),
+        event("gateway", "anything"),
+    );
+    let (forged, from_gateway) =
+        tokio::join!(payments.publish(&as_orders), gateway.publish(&from_gateway),);
+    assert!(forged.is_err(), "payments published an order.confirmed");
+    assert!(from_gateway.is_err(), "the gateway published an event");
+
+    assert_eq!(
+        consumer.stats().snapshot().handled,
+        1,
+        "only the real event arrived"
+    );
+    shutdown.cancel();
+    for bus in [&orders, &cart, &payments, &gateway] {
+        bus.stopped().await;
+    }
+    db.close().await;
+}
