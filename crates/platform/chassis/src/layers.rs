@@ -1,6 +1,6 @@
 //! The standard middleware stack every service router (and the gateway) runs behind.
 //!
-//! Outermost first: request context (id + trace + deadline) → panic catcher → caller trust →
+//! Outermost first: RED metrics (`crate::metrics::http_server`) → request context (id + trace + deadline) → panic catcher → caller trust →
 //! bare-error rendering (the service's own error page if it has one, problem+json otherwise) →
 //! the deadline → injected faults, when the service has a fault registry → late bodies →
 //! timeout → body size limit → the routes. Every refusal inside the renderer is answered bare
@@ -28,6 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::caller::Caller;
 use crate::deadline::{self, Incoming};
 use crate::faults::Faults;
+use crate::metrics::http_server::{self, ServerMetrics};
 use crate::problem::Problem;
 use crate::request_context::{
     REQUEST_ID, RequestContext, TRACEPARENT, current_deadline, is_valid_request_id, scope,
@@ -93,6 +94,11 @@ pub fn standard(
         policy: trust,
         service,
     };
+    let red = ServerMetrics::new(service, "unmatched");
+    let router = router.route_layer(middleware::from_fn_with_state(
+        Arc::clone(&red),
+        http_server::name_route,
+    ));
     // Innermost first. Built as one service over the router and put back in a router once
     // (`wrapped`): `Router::layer` per layer would box each one and clone the whole chain below
     // it on every call, which cost the gateway ~60 boxed clones and ~170 allocations a request.
@@ -114,6 +120,7 @@ pub fn standard(
         .layer(inner);
     let stack = ServiceBuilder::new()
         .layer(nosniff())
+        .layer(middleware::from_fn_with_state(red, http_server::observe))
         .layer(middleware::from_fn(request_context))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
@@ -156,7 +163,11 @@ fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
 /// `shedding` admits requests right inside the request context (so a refusal carries its
 /// request id) and before anything else works on them: a refused request costs no
 /// authentication, routing or upstream call, and the pages are under the same cap.
+///
+/// Requests are recorded as `server`'s (`crate::metrics::http_server`), the pages under the
+/// route `site`.
 pub fn edge(
+    server: &'static str,
     router: Router,
     pages: Router,
     limits: Limits,
@@ -168,8 +179,13 @@ pub fn edge(
         page: site_page,
         is_page,
     };
+    let red = ServerMetrics::new(server, "site");
     // The routes' own limits, on the routes only (`pages` is added after them).
     let routes = router
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&red),
+            http_server::name_route,
+        ))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -179,6 +195,7 @@ pub fn edge(
     // The rest as one service over the whole router, boxed once (see [`standard`]).
     let stack = ServiceBuilder::new()
         .layer(nosniff())
+        .layer(middleware::from_fn_with_state(red, http_server::observe))
         .layer(middleware::from_fn(request_context))
         .layer(shedding.layer())
         .map_response(IntoResponse::into_response)
