@@ -47,6 +47,7 @@ use flotilla_chassis::trust::TrustPolicy;
 pub mod databases;
 pub mod fault_proxy;
 pub mod private_postgres;
+pub mod prometheus;
 pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
 pub use fault_proxy::fault_proxy;
 pub use private_postgres::PrivatePostgres;
