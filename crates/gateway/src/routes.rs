@@ -472,6 +472,11 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
         ))
         .into_response();
     };
+    // Every service router has `/metrics` (its scrape on its own listener), which a route
+    // template such as orders' `/{id}` would otherwise let through the exposure check.
+    if is_metrics_path(rest) {
+        return Problem::not_found("metrics are not served on the public listener").into_response();
+    }
     let target = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
@@ -662,6 +667,11 @@ fn unauthorized(err: &AuthError) -> Response {
             .insert(axum::http::header::WWW_AUTHENTICATE, v);
     }
     response
+}
+
+/// True for the path of a service router's own `/metrics` (axum matches it exactly).
+fn is_metrics_path(rest: &str) -> bool {
+    rest == "/metrics"
 }
 
 /// Probes and the contract are public on every service, so monitors need no token.

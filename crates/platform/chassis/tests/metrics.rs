@@ -209,7 +209,10 @@ async fn a_breaker_opening_shows_in_its_state_counters_and_the_callers_red_serie
     let transport = caller.wrap("pricing", failing_upstream());
     let before = metrics.render(Some("brk")).await;
     let closed = [("upstream", "pricing"), ("state", "closed")];
-    assert_eq!(sample(&before, "flotilla_breaker_state", &closed), Some(1.0));
+    assert_eq!(
+        sample(&before, "flotilla_breaker_state", &closed),
+        Some(1.0)
+    );
 
     let mut statuses = Vec::new();
     for _ in 0..6 {
@@ -396,11 +399,11 @@ async fn an_outbox_relayed_to_a_consumer_shows_backlog_lag_and_dead_letters() {
     let pool_state = |state: &str| {
         value(
             &pool,
-            "db_client_connection_count",
+            "flotilla_db_pool_connections",
             &[maker_labels[0], ("state", state)],
         )
     };
-    assert!(value(&pool, "db_client_connection_max", &maker_labels) >= 1.0);
+    assert!(value(&pool, "flotilla_db_pool_max_connections", &maker_labels) >= 1.0);
     assert_eq!(pool_state("used"), 0.0, "nothing holds a connection now");
     assert!(pool_state("idle") >= 1.0);
     promtool_check(&metrics.render(Some("mxtaker")).await);

@@ -195,7 +195,7 @@ impl DerefMut for PooledConnection {
     }
 }
 
-/// How much of a pool is in use (for `db_client_connection_count`).
+/// How much of a pool is in use (for `flotilla_db_pool_connections`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolUsage {
     /// Connections open now.
