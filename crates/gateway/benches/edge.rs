@@ -44,9 +44,10 @@ fn upstream() -> Transport {
             }),
         )
         .route("/openapi.json", get(move || async move { axum::Json(doc) }));
-    BoxCloneSyncService::new(
-        router.map_err(|never: std::convert::Infallible| -> TransportError { match never {} }),
-    )
+    BoxCloneSyncService::new(ServiceExt::<Request<Body>>::map_err(
+        router,
+        |never: std::convert::Infallible| -> TransportError { match never {} },
+    ))
 }
 
 fn main() {

@@ -95,10 +95,7 @@ pub fn standard(
         service,
     };
     let red = ServerMetrics::new(service, "unmatched");
-    let router = router.route_layer(middleware::from_fn_with_state(
-        Arc::clone(&red),
-        http_server::name_route,
-    ));
+    let router = router.route_layer(http_server::NameRouteLayer::new(Arc::clone(&red)));
     // Innermost first. Built as one service over the router and put back in a router once
     // (`wrapped`): `Router::layer` per layer would box each one and clone the whole chain below
     // it on every call, which cost the gateway ~60 boxed clones and ~170 allocations a request.
@@ -120,7 +117,7 @@ pub fn standard(
         .layer(inner);
     let stack = ServiceBuilder::new()
         .layer(nosniff())
-        .layer(middleware::from_fn_with_state(red, http_server::observe))
+        .layer(http_server::ObserveLayer::new(red))
         .layer(middleware::from_fn(request_context))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
@@ -182,10 +179,7 @@ pub fn edge(
     let red = ServerMetrics::new(server, "site");
     // The routes' own limits, on the routes only (`pages` is added after them).
     let routes = router
-        .route_layer(middleware::from_fn_with_state(
-            Arc::clone(&red),
-            http_server::name_route,
-        ))
+        .route_layer(http_server::NameRouteLayer::new(Arc::clone(&red)))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -195,7 +189,7 @@ pub fn edge(
     // The rest as one service over the whole router, boxed once (see [`standard`]).
     let stack = ServiceBuilder::new()
         .layer(nosniff())
-        .layer(middleware::from_fn_with_state(red, http_server::observe))
+        .layer(http_server::ObserveLayer::new(red))
         .layer(middleware::from_fn(request_context))
         .layer(shedding.layer())
         .map_response(IntoResponse::into_response)

@@ -3,10 +3,10 @@
 //! asked: the label's values are as many as the routes), `method` and `status`. Its `_count`
 //! is the rate, the `status` label the errors, its buckets the duration.
 //!
-//! Two middlewares share the work. [`observe`], outermost in the stack, starts the clock and
+//! Two layers share the work. [`ObserveLayer`], outermost in the stack, starts the clock and
 //! records when the answer leaves, whatever made it (the handler, a timeout, a lapsed
-//! deadline, a refused caller); [`name_route`], a route layer, runs once the router has matched
-//! and tells `observe` which route it was, through a slot in the request's extensions. A
+//! deadline, a refused caller); [`NameRouteLayer`], a route layer, runs once the router has matched
+//! and tells `Observe` which route it was, through a slot in the request's extensions. A
 //! request no route matched is recorded under the stack's fallback name (`unmatched` for a
 //! service, `site` for the gateway's pages).
 //!
@@ -15,11 +15,8 @@
 //! strings are built per request (issue 13's gateway budget; docs/benchmarks.md).
 
 use ::metrics::{Histogram, describe_histogram, histogram};
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::MatchedPath;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::Response;
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -30,7 +27,9 @@ pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 #[derive(Debug)]
 pub struct ServerMetrics {
     service: &'static str,
-    routes: RwLock<HashMap<Box<str>, Arc<RouteSeries>>>,
+    /// A list, not a map: a router has a few dozen routes at most, and comparing lengths and a
+    /// few bytes costs less than hashing the template on every request.
+    routes: RwLock<Vec<Arc<RouteSeries>>>,
     fallback: Arc<RouteSeries>,
 }
 
@@ -60,20 +59,22 @@ impl ServerMetrics {
 
     /// The series of `route`, made the first time it is asked for.
     fn route(&self, route: &str) -> Arc<RouteSeries> {
-        if let Some(series) = self
-            .routes
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(route)
-        {
-            return Arc::clone(series);
+        let find = |routes: &[Arc<RouteSeries>]| {
+            routes
+                .iter()
+                .find(|series| &*series.route == route)
+                .map(Arc::clone)
+        };
+        if let Some(found) = find(&self.routes.read().unwrap_or_else(PoisonError::into_inner)) {
+            return found;
         }
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(
-            routes
-                .entry(route.into())
-                .or_insert_with(|| Arc::new(RouteSeries::new(self.service, route))),
-        )
+        if let Some(found) = find(&routes) {
+            return found;
+        }
+        let made = Arc::new(RouteSeries::new(self.service, route));
+        routes.push(Arc::clone(&made));
+        made
     }
 }
 
@@ -86,22 +87,27 @@ impl RouteSeries {
         }
     }
 
-    /// The histogram of (`method`, `status`) on this route, made on first use.
-    fn histogram(&self, method: &Method, status: StatusCode) -> Histogram {
+    /// Records `seconds` for (`method`, `status`) on this route; the series is made on first
+    /// use. The common case holds a read lock for a scan of a few entries and records there.
+    fn record(&self, method: &Method, status: StatusCode, seconds: f64) {
         let method = method_label(method);
         let status = status.as_u16();
         let find = |series: &[(&'static str, u16, Histogram)]| {
             series
                 .iter()
-                .find(|(m, s, _)| *s == status && *m == method)
-                .map(|(_, _, h)| h.clone())
+                .position(|(m, s, _)| *s == status && *m == method)
         };
-        if let Some(found) = find(&self.series.read().unwrap_or_else(PoisonError::into_inner)) {
-            return found;
+        {
+            let series = self.series.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = find(&series) {
+                series[at].2.record(seconds);
+                return;
+            }
         }
         let mut series = self.series.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(found) = find(&series) {
-            return found;
+        if let Some(at) = find(&series) {
+            series[at].2.record(seconds);
+            return;
         }
         let made = histogram!(
             REQUEST_DURATION,
@@ -110,8 +116,8 @@ impl RouteSeries {
             "method" => method,
             "status" => status.to_string(),
         );
-        series.push((method, status, made.clone()));
-        made
+        made.record(seconds);
+        series.push((method, status, made));
     }
 }
 
@@ -135,43 +141,162 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("_OTHER", |(_, label)| label)
 }
 
-/// Where [`name_route`] leaves the matched route for [`observe`].
+/// Where [`NameRoute`] leaves the matched route for [`Observe`].
 #[derive(Clone)]
 struct RouteSlot(Arc<OnceLock<Arc<RouteSeries>>>);
 
-/// Middleware, outermost: times the request and records it under the route [`name_route`]
-/// found (or the fallback).
-pub async fn observe(
-    State(metrics): State<Arc<ServerMetrics>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let slot = Arc::new(OnceLock::new());
-    req.extensions_mut().insert(RouteSlot(Arc::clone(&slot)));
-    let response = next.run(req).await;
-    let route = slot.get().unwrap_or(&metrics.fallback);
-    route
-        .histogram(&method, response.status())
-        .record(started.elapsed().as_secs_f64());
-    response
+/// Outermost layer: times the request and records it under the route [`NameRoute`] found
+/// (or the fallback). A tower layer rather than `from_fn`, which would clone the whole stack
+/// beneath it on every request.
+#[derive(Debug, Clone)]
+pub struct ObserveLayer(Arc<ServerMetrics>);
+
+impl ObserveLayer {
+    /// Records into `metrics`.
+    pub fn new(metrics: Arc<ServerMetrics>) -> Self {
+        Self(metrics)
+    }
 }
 
-/// Route layer: tells [`observe`] which route matched.
-pub async fn name_route(
-    State(metrics): State<Arc<ServerMetrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if let (Some(slot), Some(path)) = (
-        req.extensions().get::<RouteSlot>(),
-        req.extensions().get::<MatchedPath>(),
-    ) {
-        // Set once: a router nested in another names the innermost route it reached first.
-        let _ = slot.0.set(metrics.route(path.as_str()));
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            metrics: Arc::clone(&self.0),
+        }
     }
-    next.run(req).await
+}
+
+/// The service [`ObserveLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl<S, B, R> tower::Service<axum::http::Request<B>> for Observe<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = ObserveFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: axum::http::Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let slot = Arc::new(OnceLock::new());
+        req.extensions_mut().insert(RouteSlot(Arc::clone(&slot)));
+        ObserveFuture {
+            answer: self.inner.call(req),
+            started,
+            method,
+            slot,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The answer of [`Observe`], recorded when it is ready.
+    pub struct ObserveFuture<F> {
+        #[pin]
+        answer: F,
+        started: Instant,
+        method: Method,
+        slot: Arc<OnceLock<Arc<RouteSeries>>>,
+        metrics: Arc<ServerMetrics>,
+    }
+}
+
+impl<F, R, E> std::future::Future for ObserveFuture<F>
+where
+    F: std::future::Future<Output = Result<axum::http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let answer = std::task::ready!(this.answer.poll(cx));
+        if let Ok(response) = &answer {
+            let route = this.slot.get().unwrap_or(&this.metrics.fallback);
+            route.record(
+                this.method,
+                response.status(),
+                this.started.elapsed().as_secs_f64(),
+            );
+        }
+        std::task::Poll::Ready(answer)
+    }
+}
+
+/// Route layer: tells [`Observe`] which route matched. A plain tower layer rather than
+/// `from_fn`, which would box a future and clone the route's service on every request.
+#[derive(Debug, Clone)]
+pub struct NameRouteLayer(Arc<ServerMetrics>);
+
+impl NameRouteLayer {
+    /// Names routes for `metrics`.
+    pub fn new(metrics: Arc<ServerMetrics>) -> Self {
+        Self(metrics)
+    }
+}
+
+impl<S> tower::Layer<S> for NameRouteLayer {
+    type Service = NameRoute<S>;
+
+    fn layer(&self, inner: S) -> NameRoute<S> {
+        NameRoute {
+            inner,
+            metrics: Arc::clone(&self.0),
+        }
+    }
+}
+
+/// The service [`NameRouteLayer`] makes: sets the slot, then calls the route.
+#[derive(Debug, Clone)]
+pub struct NameRoute<S> {
+    inner: S,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl<S, B> tower::Service<axum::http::Request<B>> for NameRoute<S>
+where
+    S: tower::Service<axum::http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        if let (Some(slot), Some(path)) = (
+            req.extensions().get::<RouteSlot>(),
+            req.extensions().get::<MatchedPath>(),
+        ) {
+            // Set once: a router nested in another names the innermost route it reached first.
+            let _ = slot.0.set(self.metrics.route(path.as_str()));
+        }
+        self.inner.call(req)
+    }
 }
 
 #[cfg(test)]
