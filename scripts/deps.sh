@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs beyond the Rust toolchain, when missing:
-# protoc (etcd-client's build), etcd (discovery tests start their own). With arguments, also
+# protoc (etcd-client's build), etcd (discovery tests start their own), promtool (the metrics
+# tests check every /metrics with `promtool check metrics`). With arguments, also
 # the servers named (`postgres`, `nats`), which scripts/test-servers.sh asks for when none is
 # running and it must start throwaway ones.
 set -euo pipefail
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v etcd >/dev/null || missing+=(etcd-server)
+command -v promtool >/dev/null || missing+=(prometheus)
 for server in "$@"; do
     case "$server" in
         postgres)

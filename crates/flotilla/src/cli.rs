@@ -219,6 +219,10 @@ pub struct Common {
     /// [env: FLOTILLA_DISCOVERY] [default: static].
     #[arg(long, value_name = "SPEC")]
     pub discovery: Option<String>,
+    /// Serve `GET /metrics` (Prometheus text, every service of the process) on this address
+    /// [env: FLOTILLA_METRICS_LISTEN] [default: 127.0.0.1:9464 for `run`, none for `serve`].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Deployment name: NATS stream/subject and etcd key prefix [env: FLOTILLA_CLUSTER]
     /// [default: flotilla].
     #[arg(long, value_name = "NAME")]

@@ -155,6 +155,9 @@ pub async fn up(
                 cmd.arg("--remote").arg(format!("{name}={url}"));
             }
         }
+        // One address cannot serve every instance: each serves its own series on its own
+        // listener's `/metrics` (README, "Metrics").
+        cmd.env_remove("FLOTILLA_METRICS_LISTEN");
         cmd.env("FLOTILLA_SERVICE_SECRET", &secret)
             .env("FLOTILLA_INSTANCE", instance.label())
             .env(crate::signal::PARENT_PID, std::process::id().to_string())

@@ -10,6 +10,8 @@ use flotilla_chassis::config::section;
 use flotilla_chassis::db::Db;
 use flotilla_chassis::events::{InProcessBus, SharedBus};
 use flotilla_chassis::launch::{LaunchEnv, launch};
+use flotilla_chassis::metrics::Metrics;
+use flotilla_chassis::resilience::collector::ResilienceCollector;
 use flotilla_chassis::resilience::stack::{Policies, Resilience};
 use flotilla_chassis::server::{ConnectionLimits, Server, TlsAcceptor};
 use flotilla_chassis::service::{BackgroundTask, ServiceSpec};
@@ -63,6 +65,9 @@ pub const SERVICES: &[ServiceSpec] = &[
 
 /// The gateway's name where a name is needed (`serve gateway`).
 pub const GATEWAY: &str = "gateway";
+
+/// The name of the metrics listener's endpoint (never announced in discovery).
+pub const METRICS: &str = "metrics";
 
 /// Which services this process runs and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +130,20 @@ struct ProcessIdentity {
 }
 
 impl ProcessIdentity {
+    /// The header this process's spans carry to a gateway's OTLP receiver: a fresh service
+    /// credential for the gateway each time.
+    fn otlp_credential(&self) -> flotilla_chassis::telemetry::otlp::Credential {
+        let credentials = Arc::clone(&self.credentials);
+        Arc::new(move || {
+            let token = credentials.token("gateway", None);
+            let value = axum::http::HeaderValue::from_str(&token).ok()?;
+            Some((
+                flotilla_chassis::service_credential::SERVICE_TOKEN.clone(),
+                value,
+            ))
+        })
+    }
+
     /// Creates the data directory and loads (or creates) the fleet's secret in it.
     fn load(settings: &HostSettings, mode: &Mode) -> anyhow::Result<Self> {
         flotilla_chassis::private_files::private_dir(&settings.data_dir)
@@ -216,8 +235,10 @@ impl Host {
         flotilla_chassis::config::section_over_defaults::<
             flotilla_chassis::telemetry::TelemetryConfig,
         >(&config, "telemetry")?
-        .install(Some(identity.credentials.clone()))
+        .install(Some(identity.otlp_credential()))
         .map_err(anyhow::Error::msg)?;
+        // Before any service starts: handles made before the recorder record nothing.
+        let metrics = Metrics::new();
         let shutdown = CancellationToken::new();
         let clock: SharedClock = Arc::new(SystemClock);
         let (local, with_gateway) = local_services(&mode, &settings)?;
@@ -235,6 +256,7 @@ impl Host {
             },
             bus: wiring.bus.clone(),
             relay: section(&config, "events")?,
+            metrics: metrics.clone(),
         };
         let mut host = Host::new(&settings, &wiring, shutdown);
         let routers = host
@@ -252,12 +274,14 @@ impl Host {
                 &wiring.peers,
                 clock,
                 credentials,
+                &metrics,
             )?)
         } else {
             None
         };
         host.bind_listeners(&settings, &mode, gateway, routers)
             .await?;
+        host.bind_metrics(&settings, &mode, &metrics).await?;
         if let Some(name) = &host.inherited_listener {
             bail!("this process was handed a listener for {name}, which it does not serve");
         }
@@ -367,6 +391,39 @@ impl Host {
         Ok(())
     }
 
+    /// Binds the metrics listener: the configured address, or in `run` the default one when it
+    /// is free (a second shop on one machine goes on without, and says so).
+    async fn bind_metrics(
+        &mut self,
+        settings: &HostSettings,
+        mode: &Mode,
+        metrics: &Metrics,
+    ) -> anyhow::Result<()> {
+        let router = metrics.routes();
+        match (settings.metrics_listen, mode) {
+            (Some(addr), _) => self.bind(METRICS, addr, router).await,
+            (None, Mode::Run) => {
+                let addr = crate::settings::DEFAULT_METRICS_LISTEN;
+                if let Err(err) = self.bind(METRICS, addr, router).await {
+                    tracing::warn!(
+                        error = format!("{err:#}"),
+                        "no metrics listener (set --metrics-listen to choose another address)"
+                    );
+                }
+                Ok(())
+            }
+            (None, _) => Ok(()),
+        }
+    }
+
+    /// The metrics listener's address, when this host has one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == METRICS)
+            .map(|e| e.addr)
+    }
+
     /// Announces this process's listeners in discovery: each served service (and the gateway)
     /// at its own address; in `run` mode, each local service behind this gateway's `/api/<name>`
     /// (the gateway passes credentialed calls from other Flotilla processes straight through).
@@ -395,7 +452,7 @@ impl Host {
                 }
             }
             _ => {
-                for e in &self.endpoints {
+                for e in self.endpoints.iter().filter(|e| e.name != METRICS) {
                     announced.push((e.name.clone(), advertise(e.addr)));
                 }
             }
@@ -619,6 +676,7 @@ fn build_gateway(
     peers: &Peers,
     clock: SharedClock,
     credentials: Arc<ServiceCredentials>,
+    metrics: &Metrics,
 ) -> anyhow::Result<Gateway> {
     let identity_config: IdentityConfig = section(config, flotilla_identity::NAME)?;
     let gateway_config: GatewayConfig = section(config, GATEWAY)?;
@@ -626,6 +684,7 @@ fn build_gateway(
     // The gateway is a caller like any service: its calls go through its own resilience stack.
     let policies = Policies::load(config)?;
     let resilience = Resilience::new(GATEWAY, Arc::new(policies));
+    metrics.add_collector(ResilienceCollector::new(resilience.clone()));
     let peers = &peers.with_resilience(resilience.clone());
     let report = {
         let peers = peers.clone();
@@ -656,6 +715,7 @@ fn build_gateway(
     )
     .map_err(anyhow::Error::msg)?;
     let mut gateway = Gateway::new(auth, credentials)
+        .metrics(metrics.clone())
         .rate_limit(limiter)
         .resilience_report(Arc::new(report))
         .secure_cookies(gateway_config.secure_cookies)

@@ -35,6 +35,9 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
     if let Some(port) = common.port {
         overrides.insert("port".into(), port.into());
     }
+    if let Some(addr) = common.metrics_listen {
+        overrides.insert("metrics_listen".into(), addr.to_string().into());
+    }
     if let Some(dir) = &common.data_dir {
         overrides.insert("data_dir".into(), dir.display().to_string().into());
     }

@@ -10,6 +10,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+/// Where `run` serves its metrics when no address is configured: loopback only, on the port
+/// OpenTelemetry's Prometheus exporters use.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9464);
+
 /// The value a remote service has when it is found through discovery instead of a fixed URL
 /// (`--remote payments` without `=URL`).
 pub const DISCOVER: &str = "discover";
@@ -78,6 +83,12 @@ pub struct HostSettings {
     /// On SIGTERM, how long an instance keeps serving after leaving discovery, so that callers
     /// see it gone before it stops accepting (`FLOTILLA_DEREGISTER_GRACE_MS`).
     pub deregister_grace_ms: u64,
+    /// The metrics listener (`FLOTILLA_METRICS_LISTEN`, `--metrics-listen`): `GET /metrics` with
+    /// every series of the process (`?service=<name>` for one service's), on an address of its
+    /// own so the public listener never serves it. `run` defaults to 127.0.0.1:9464 (and goes on
+    /// without it, with a warning, when that port is taken); `serve` has none unless given, as
+    /// each service's own listener serves its `/metrics` (README, "Metrics").
+    pub metrics_listen: Option<SocketAddr>,
     /// Outlier ejection and health probes of the instances of services reached over the
     /// network (`[outlier]`, `FLOTILLA_OUTLIER__BASE_EJECTION_MS=10000`); see the README.
     pub outlier: OutlierSettings,
@@ -142,6 +153,7 @@ impl Default for HostSettings {
             etcd: EtcdSettings::default(),
             deregister_grace_ms: 2000,
             outlier: OutlierSettings::default(),
+            metrics_listen: None,
         }
     }
 }

@@ -7,9 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use flotilla_chassis::Role;
 use flotilla_chassis::caller::Caller;
+use flotilla_chassis::extract::Query;
 use flotilla_chassis::layers::{self, ErrorPage, Limits};
+use flotilla_chassis::metrics::Metrics;
 use flotilla_chassis::problem::Problem;
 use flotilla_chassis::request_context;
+use flotilla_chassis::resilience::collector::SheddingCollector;
 use flotilla_chassis::resilience::shedding::{self, Shedding, SheddingConfig};
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 use flotilla_chassis::transport::{ServiceClient, Transport};
@@ -26,7 +29,6 @@ use crate::exposure::{Access, Exposure};
 use crate::proxy;
 use crate::rate_limit::{Class, RateLimiter};
 use crate::traces;
-use flotilla_chassis::extract::Query;
 
 /// The gateway's name in answers and logs.
 const GATEWAY: &str = "gateway";
@@ -185,6 +187,8 @@ pub struct Gateway {
     cors: Option<tower_http::cors::CorsLayer>,
     /// The gateway's own resilience report (its calls to each service), when the host gave one.
     report: Option<ResilienceReport>,
+    /// The process's metrics, served to admins at `/api/gateway/admin/metrics`.
+    metrics: Option<Metrics>,
 }
 
 /// Makes the gateway's resilience report (the chassis's `resilience::admin::build` over the
@@ -208,7 +212,16 @@ impl Gateway {
             secure_cookies: false,
             cors: None,
             report: None,
+            metrics: None,
         }
+    }
+
+    /// Serves `metrics` (the whole process's, `?service=<name>` for one service's) at
+    /// `GET /api/gateway/admin/metrics` to admins, and records the gateway's load shedding in
+    /// them. The public listener never serves `/metrics` itself (README, "Metrics").
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Serves `report` at `GET /api/gateway/admin/resilience` (admin role), as each service
@@ -284,6 +297,9 @@ impl Gateway {
     /// show rather than the problem+json the edge answers API callers with.
     pub fn into_router(self, limits: Limits) -> Router {
         let shedding = Arc::clone(&self.shedding);
+        if let Some(metrics) = &self.metrics {
+            metrics.add_collector(SheddingCollector::new(GATEWAY, Arc::clone(&shedding)));
+        }
         let site_error_page = self.site_error_page.clone();
         let cors = self.cors.clone();
         let gateway = Arc::new(self);
@@ -295,6 +311,7 @@ impl Gateway {
                 "/api/gateway/otlp/v1/traces",
                 axum::routing::post(gateway_otlp_traces),
             )
+            .route("/api/gateway/admin/metrics", get(gateway_metrics))
             .route("/api", any(api))
             .route("/api/", any(api))
             .route("/api/{*rest}", any(api));
@@ -304,9 +321,12 @@ impl Gateway {
         }
         let router = router
             .route("/healthz", get(healthz))
+            // Not the storefront's: its `/metrics` (every service router has one) is not public.
+            .route("/metrics", any(no_public_metrics))
             .with_state(gateway.clone());
         let pages = Router::new().fallback(site).with_state(gateway);
         layers::edge(
+            GATEWAY,
             router,
             pages,
             limits,
@@ -434,9 +454,39 @@ async fn gateway_otlp_traces(
     traces::receive(&headers, &body)
 }
 
+/// `GET /api/gateway/admin/metrics[?service=<name>]`: the process's metrics in Prometheus text
+/// (admin role), for an operator or the ops console without access to the metrics listener.
+async fn gateway_metrics(
+    State(gw): State<Arc<Gateway>>,
+    headers: axum::http::HeaderMap,
+    Query(params): Query<MetricsParams>,
+) -> Response {
+    if let Err(refused) = gw.admin(&headers).await {
+        return refused;
+    }
+    match &gw.metrics {
+        Some(metrics) => {
+            flotilla_chassis::metrics::exposition(metrics.render(params.service.as_deref()).await)
+        }
+        None => Problem::not_found("this gateway keeps no metrics").into_response(),
+    }
+}
+
+/// `?service=<name>`.
+#[derive(Debug, Deserialize)]
+struct MetricsParams {
+    service: Option<String>,
+}
+
+/// `/metrics` on the public listener: not here. Scrapes go to the metrics listener (or, with
+/// an admin's token, `/api/gateway/admin/metrics`).
+async fn no_public_metrics() -> Response {
+    Problem::not_found("metrics are not served on the public listener").into_response()
+}
+
 /// True for the paths the storefront serves: all but the gateway's own and the API.
 fn is_site_path(path: &str) -> bool {
-    path != "/healthz" && path != "/api" && !path.starts_with("/api/")
+    path != "/healthz" && path != "/metrics" && path != "/api" && !path.starts_with("/api/")
 }
 
 /// Runs `handle` under the deadline of `route`: the one the client asked for (bounded), or the
@@ -478,6 +528,11 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
         ))
         .into_response();
     };
+    // Every service router has `/metrics` (its scrape on its own listener), which a route
+    // template such as orders' `/{id}` would otherwise let through the exposure check.
+    if is_metrics_path(rest) {
+        return Problem::not_found("metrics are not served on the public listener").into_response();
+    }
     let target = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_owned(),
@@ -668,6 +723,11 @@ fn unauthorized(err: &AuthError) -> Response {
             .insert(axum::http::header::WWW_AUTHENTICATE, v);
     }
     response
+}
+
+/// True for the path of a service router's own `/metrics` (axum matches it exactly).
+fn is_metrics_path(rest: &str) -> bool {
+    rest == "/metrics"
 }
 
 /// Probes and the contract are public on every service, so monitors need no token.

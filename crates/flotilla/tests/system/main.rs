@@ -20,6 +20,7 @@ mod infra;
 mod journey;
 // `flotilla load` against a one-process shop (issue 15).
 mod load;
+mod metrics;
 // RELIABILITY.md F8 and F12: `flotilla run` and `flotilla serve inventory` on SQLite, a fault
 // proxy between them; no feature needed.
 #[cfg(all(feature = "etcd", feature = "fleet"))]

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The metrics listener, `http://127.0.0.1:PORT` (serves `/metrics`).
+    pub metrics: String,
     /// Client with a cookie store (for storefront sessions) and no redirects.
     pub http: reqwest::Client,
     /// The data directory (holds `identity.db`, `catalog.db`, ...).
@@ -44,6 +46,7 @@ pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
     let common = Common {
         port: Some(0),
         data_dir: Some(dir.path().to_path_buf()),
+        metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..Common::default()
     };
     let (config, settings) = flotilla::settings(config, &common).expect("settings");
@@ -51,10 +54,12 @@ pub async fn spawn_app_with(extra: serde_json::Value) -> TestApp {
         .await
         .expect("host builds");
     let addr = host.gateway_addr().expect("gateway");
+    let metrics = host.metrics_addr().expect("metrics listener");
     let shutdown = host.shutdown_token();
     tokio::spawn(host.run());
     TestApp {
         base: format!("http://{addr}"),
+        metrics: format!("http://{metrics}"),
         http: client(),
         dir,
         shutdown,

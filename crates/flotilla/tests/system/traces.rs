@@ -82,7 +82,7 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     let edge = spans_named(&spans, "gateway", "server");
     assert_eq!(edge.len(), 1, "{spans:#?}");
     assert_eq!(edge[0]["parent_span_id"], CALLER_SPAN);
-    assert_eq!(edge[0]["name"], "POST");
+    assert_eq!(edge[0]["name"], "POST /api/{*rest}");
     order_status(&spans);
     // Every other span hangs from a span of this trace: nothing is cut off.
     for span in &spans {

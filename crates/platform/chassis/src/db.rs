@@ -10,12 +10,13 @@
 //! ([`Db::open_postgres`], in `db/provisioning.rs`), and migrations hold an advisory lock so that
 //! replicas starting together apply each one exactly once.
 
+pub mod collector;
 mod corrupt;
 mod pool;
 mod provisioning;
 
 pub use corrupt::CorruptRow;
-pub use pool::{DbPool, DbTx, PooledConnection};
+pub use pool::{DbPool, DbTx, PoolUsage, PooledConnection};
 use sqlx::AnyConnection;
 use sqlx::any::AnyConnectOptions;
 use std::str::FromStr;

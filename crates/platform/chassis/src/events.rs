@@ -20,6 +20,7 @@
 
 pub mod admin;
 mod bus;
+pub mod collector;
 mod consumer;
 mod in_process;
 mod outbox;

@@ -2,7 +2,8 @@
 //! context, constructor, event wiring (outbox relay, consumer, admin routes), its fault registry
 //! (on its own routes and on the transports its peers hand out, with `/admin/faults`), its
 //! resilience stacks (`[resilience]`, around every transport its peers hand out, with
-//! `/admin/resilience`), then the finished router behind the standard middleware.
+//! `/admin/resilience`), its metrics (collectors of its pool, events and resilience stacks,
+//! and its own `/metrics`), then the finished router behind the standard middleware.
 
 use axum::Router;
 use std::sync::Arc;
@@ -10,12 +11,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::db::collector::PoolCollector;
 use crate::events::admin::{self, EventsAdmin};
+use crate::events::collector::EventsCollector;
 use crate::events::relay::Relay;
 use crate::events::{self, Consumer, RelaySettings, SharedBus};
 use crate::faults::Faults;
 use crate::layers::Limits;
+use crate::metrics::Metrics;
 use crate::openapi::Documents;
+use crate::resilience::collector::ResilienceCollector;
 use crate::resilience::stack::{Policies, Resilience};
 use crate::service::{BackgroundTask, ServiceContext, ServiceSpec, StartError};
 use crate::transport::Peers;
@@ -40,6 +45,8 @@ pub struct LaunchEnv {
     pub bus: SharedBus,
     /// Outbox relay and delivery settings.
     pub relay: RelaySettings,
+    /// The host's metrics: each service adds its collectors and serves its own `/metrics`.
+    pub metrics: Metrics,
 }
 
 /// A started service.
@@ -119,6 +126,15 @@ pub async fn launch(
         stats
     });
     if let Some(db) = &db {
+        env.metrics
+            .add_collector(PoolCollector::new(spec.name, db.clone()));
+        env.metrics.add_collector(EventsCollector::new(
+            spec.name,
+            db.clone(),
+            env.clock.clone(),
+            relay_stats.clone(),
+            consumer.clone(),
+        ));
         let admin = EventsAdmin {
             db: db.clone(),
             clock: env.clock.clone(),
@@ -127,8 +143,12 @@ pub async fn launch(
         };
         service.api = service.api.merge(admin::routes(admin));
     }
+    env.metrics
+        .add_collector(ResilienceCollector::new(resilience.clone()));
     service.api = service
         .api
+        // Its own series only; not in its contract, so the gateway never serves it.
+        .route("/metrics", env.metrics.service_routes(spec.name))
         .merge(crate::faults::admin::routes(faults.clone()))
         .merge(crate::resilience::admin::routes(resilience, peers));
     service.faults = Some(faults);

@@ -1,6 +1,6 @@
 //! The standard middleware stack every service router (and the gateway) runs behind.
 //!
-//! Outermost first: request context (id + trace + deadline) → panic catcher → caller trust →
+//! Outermost first: RED metrics (`crate::metrics::http_server`) → request context (id + trace + deadline) → panic catcher → caller trust →
 //! bare-error rendering (the service's own error page if it has one, problem+json otherwise) →
 //! the deadline → injected faults, when the service has a fault registry → late bodies →
 //! timeout → body size limit → the routes. Every refusal inside the renderer is answered bare
@@ -28,6 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::caller::Caller;
 use crate::deadline::{self, Incoming};
 use crate::faults::Faults;
+use crate::metrics::http_server::{self, ServerMetrics};
 use crate::problem::Problem;
 use crate::request_context::{
     REQUEST_ID, RequestContext, TRACEPARENT, current_deadline, is_valid_request_id, scope,
@@ -94,6 +95,8 @@ pub fn standard(
         policy: trust,
         service,
     };
+    let red = ServerMetrics::new(service, "unmatched");
+    let router = router.route_layer(http_server::NameRouteLayer::new(Arc::clone(&red)));
     // Innermost first. Built as one service over the router and put back in a router once
     // (`wrapped`): `Router::layer` per layer would box each one and clone the whole chain below
     // it on every call, which cost the gateway ~60 boxed clones and ~170 allocations a request.
@@ -104,7 +107,7 @@ pub fn standard(
             limits.request_timeout,
         ))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
-        .service(name_server_span(router));
+        .service(router);
     // Outside the timeout, so that an injected delay is the delay asked for; inside the
     // deadline, which bounds it like any work (the fault's own admin routes are exempt in
     // `Faults` itself).
@@ -115,6 +118,7 @@ pub fn standard(
         .layer(inner);
     let stack = ServiceBuilder::new()
         .layer(nosniff())
+        .layer(http_server::ObserveLayer::new(red))
         .layer(middleware::from_fn_with_state(service, request_context))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(middleware::from_fn_with_state(trust, establish_trust))
@@ -157,7 +161,11 @@ fn nosniff() -> SetResponseHeaderLayer<HeaderValue> {
 /// `shedding` admits requests right inside the request context (so a refusal carries its
 /// request id) and before anything else works on them: a refused request costs no
 /// authentication, routing or upstream call, and the pages are under the same cap.
+///
+/// Requests are recorded as `server`'s (`crate::metrics::http_server`), the pages under the
+/// route `site`.
 pub fn edge(
+    server: &'static str,
     router: Router,
     pages: Router,
     limits: Limits,
@@ -169,8 +177,10 @@ pub fn edge(
         page: site_page,
         is_page,
     };
+    let red = ServerMetrics::new(server, "site");
     // The routes' own limits, on the routes only (`pages` is added after them).
     let routes = router
+        .route_layer(http_server::NameRouteLayer::new(Arc::clone(&red)))
         .layer(RequestBodyLimitLayer::new(limits.body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
@@ -180,6 +190,7 @@ pub fn edge(
     // The rest as one service over the whole router, boxed once (see [`standard`]).
     let stack = ServiceBuilder::new()
         .layer(nosniff())
+        .layer(http_server::ObserveLayer::new(red))
         .layer(middleware::from_fn_with_state("gateway", request_context))
         .layer(shedding.layer())
         .map_response(IntoResponse::into_response)
@@ -203,24 +214,6 @@ fn panic_to_problem(err: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("unknown panic");
     tracing::error!(panic = msg, "handler panicked");
     Problem::internal().into_response()
-}
-
-/// `router` naming the server span after the route it matched (`GET /products/{id}`: the
-/// template, never the path, so names stay few).
-fn name_server_span(router: Router) -> Router {
-    if !router.has_routes() {
-        return router;
-    }
-    router.route_layer(middleware::from_fn(|req: Request, next: Next| async move {
-        if let Some(route) = req.extensions().get::<axum::extract::MatchedPath>() {
-            let route = route.as_str();
-            telemetry::annotate_server_span(|span| {
-                span.rename(format!("{} {route}", req.method()));
-                span.set("http.route", route.to_owned());
-            });
-        }
-        next.run(req).await
-    }))
 }
 
 /// Middleware: reads or creates the request id and trace context, reads the deadline, scopes

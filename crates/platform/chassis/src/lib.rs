@@ -23,6 +23,7 @@ pub mod input_message;
 pub mod jwt_crypto;
 pub mod launch;
 pub mod layers;
+pub mod metrics;
 pub mod money;
 pub mod openapi;
 pub mod pagination;

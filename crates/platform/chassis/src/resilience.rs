@@ -36,6 +36,7 @@
 pub mod admin;
 pub mod breaker;
 pub mod bulkhead;
+pub mod collector;
 pub mod stack;
 /// The deadline layer lives with the transports, which apply it to every call; it is part of
 /// the resilience stack all the same.

@@ -182,10 +182,10 @@ impl TelemetryConfig {
 
     /// Installs this process's telemetry from this configuration, unless one is installed
     /// already (a second host in one process shares the first one's); returns the installed.
-    /// `credentials` go with spans exported to a Flotilla gateway ([`otlp::GATEWAY_RECEIVER`]).
+    /// `credential` goes with spans exported to a Flotilla gateway ([`otlp::GATEWAY_RECEIVER`]).
     pub fn install(
         &self,
-        credentials: Option<Arc<crate::service_credential::ServiceCredentials>>,
+        credential: Option<otlp::Credential>,
     ) -> Result<&'static Telemetry, String> {
         if self.store.max_spans == 0 {
             return Err("[telemetry.store] max_spans must be at least 1".into());
@@ -199,7 +199,7 @@ impl TelemetryConfig {
         let store = Arc::new(SpanStore::new(self.store));
         let mut telemetry = Telemetry::new(sampler, store);
         if let Some(mut target) = target {
-            target.credentials = credentials;
+            target.credential = credential;
             tracing::info!(url = %target.url, "exporting spans with OTLP/HTTP");
             telemetry = telemetry.with_sink(otlp::OtlpExporter::start(target));
         }

@@ -543,6 +543,7 @@ async fn in_process(spec: ServiceSpec) -> Router {
         },
         bus: Arc::new(InProcessBus::new()),
         relay: Default::default(),
+        metrics: flotilla_chassis::metrics::Metrics::new(),
     };
     let launched = launch(&spec, &env, None).await.expect("launch");
     registry.register(spec.name, launched.router.clone());

@@ -47,6 +47,7 @@ use flotilla_chassis::trust::TrustPolicy;
 pub mod databases;
 pub mod fault_proxy;
 pub mod private_postgres;
+pub mod prometheus;
 pub use databases::{TEST_DATABASE_URL, TestDatabases, test_db};
 pub use fault_proxy::fault_proxy;
 pub use private_postgres::PrivatePostgres;
@@ -68,6 +69,7 @@ pub struct TestFleet {
     manual_clock: Option<Arc<ManualClock>>,
     credentials: Arc<ServiceCredentials>,
     shutdown: CancellationToken,
+    metrics: flotilla_chassis::metrics::Metrics,
     /// Declared last: dropped after everything that uses the databases.
     _databases: TestDatabases,
 }
@@ -171,6 +173,7 @@ impl FleetBuilder {
             trust,
             bus: bus.clone(),
             relay: self.relay,
+            metrics: flotilla_chassis::metrics::Metrics::new(),
         };
         // Started together: a service reaches its peers only when it calls them (the registry
         // is read at call time), so start order does not matter, and on PostgreSQL a start is
@@ -217,6 +220,7 @@ impl FleetBuilder {
             manual_clock: self.manual_clock,
             credentials,
             shutdown,
+            metrics: env.metrics.clone(),
             _databases: databases,
         }
     }
@@ -264,6 +268,24 @@ impl TestFleet {
         self.dbs
             .get(service)
             .unwrap_or_else(|| panic!("{service} has no database in this fleet"))
+    }
+
+    /// The fleet's metrics (every service's collectors), as a host's metrics listener has them.
+    pub fn metrics(&self) -> &flotilla_chassis::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// `GET /metrics` of `service`'s listener: its own series in Prometheus text (the route
+    /// needs no credential, like the probes).
+    pub async fn scrape(&self, service: &str) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.url(service)))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scraping {service}: {e}"));
+        assert_eq!(response.status(), 200, "GET /metrics of {service}");
+        response.text().await.expect("metrics text")
     }
 
     /// The event consumer of `service` (panics when it consumes nothing).

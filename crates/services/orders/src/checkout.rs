@@ -34,6 +34,7 @@ use crate::contract::{Address, CheckoutRequest, Order, OrderStatus};
 use crate::domain::{self, OrderId, PricedLine, PricedOrder, WantedLine};
 use crate::error::OrdersError;
 use crate::executor::{DEADLINE_BACKSTOP, Executor, RunEnd};
+use crate::metrics::OrderMetrics;
 use crate::saga::OrderEnding;
 use crate::store::sagas::SagaRecord;
 use crate::store::{NewOrder, OrdersStore, Placed, StoredKey};
@@ -76,6 +77,8 @@ pub struct Checkout {
     pub claim_ttl: Duration,
     /// How long [`Checkout::submit`] waits for the saga before answering with a PENDING order.
     pub respond_within: Duration,
+    /// Orders placed (and the sagas' series, which the executor records).
+    pub metrics: OrderMetrics,
 }
 
 /// What waiting for a new order's saga within the request came to.
@@ -269,6 +272,7 @@ impl Checkout {
         match placed {
             Placed::Created => {
                 tracing::info!(order_id = priced.id.as_str(), total = %totals.total, "order placed");
+                self.metrics.placed();
                 Ok(Placement::New {
                     saga: Box::new(SagaRecord::placed(&order)),
                     held_until: order.lease_until,

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::steps::{Performed, SagaPeers};
 use crate::contract::OrderStatus;
+use crate::metrics::OrderMetrics;
 use crate::saga::{
     OrderEnding, Outcome, PeerRefs, Phase, Policy, Step, Transition, advance, retry_delay,
 };
@@ -123,6 +124,7 @@ pub struct Executor {
     clock: SharedClock,
     shutdown: CancellationToken,
     timing: Timing,
+    metrics: OrderMetrics,
 }
 
 impl Executor {
@@ -133,6 +135,7 @@ impl Executor {
         clock: SharedClock,
         shutdown: CancellationToken,
         timing: Timing,
+        metrics: OrderMetrics,
     ) -> Self {
         Self {
             store,
@@ -141,6 +144,7 @@ impl Executor {
             clock,
             shutdown,
             timing,
+            metrics,
         }
     }
 
@@ -370,6 +374,9 @@ impl Executor {
                     .await;
                 if matches!(written, Ok(true)) {
                     self.outbox.wake();
+                    // Only the write that won ends the saga: counted once, whoever ran it.
+                    let took = (now - saga.started_at).try_into().unwrap_or_default();
+                    self.metrics.finished(ending.status, took, &saga.total);
                 }
                 written
             }

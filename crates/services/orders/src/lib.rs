@@ -22,6 +22,7 @@ mod config;
 mod domain;
 mod error;
 mod executor;
+mod metrics;
 mod saga;
 mod store;
 
@@ -85,6 +86,7 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         retry_base: Duration::from_millis(config.retry_base_ms),
         lease,
     };
+    let metrics = metrics::OrderMetrics::new(ctx.name);
     let executor = Executor::new(
         store.clone(),
         peers,
@@ -92,6 +94,7 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
         ctx.clock.clone(),
         ctx.shutdown.clone(),
         timing,
+        metrics.clone(),
     );
     let checkout = Checkout {
         store: store.clone(),
@@ -109,6 +112,7 @@ async fn assemble(ctx: &ServiceContext) -> Result<Parts, StartError> {
                 .saturating_add(CLAIM_MARGIN_SECS),
         ),
         respond_within: Duration::from_millis(config.respond_within_ms),
+        metrics,
     };
     Ok(Parts {
         store,

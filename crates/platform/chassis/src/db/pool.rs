@@ -195,7 +195,35 @@ impl DerefMut for PooledConnection {
     }
 }
 
+/// How much of a pool is in use (for `flotilla_db_pool_connections`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open now.
+    pub open: usize,
+    /// Open connections waiting in the pool.
+    pub idle: usize,
+    /// The most the pool opens.
+    pub max: usize,
+}
+
+impl PoolUsage {
+    /// Open connections handed out now.
+    pub fn in_use(&self) -> usize {
+        self.open.saturating_sub(self.idle)
+    }
+}
+
 impl DbPool {
+    /// How much of the pool is in use now.
+    pub fn usage(&self) -> PoolUsage {
+        let status = self.inner.status();
+        PoolUsage {
+            open: status.size,
+            idle: status.available,
+            max: status.max_size,
+        }
+    }
+
     /// A pool opening connections with `options`; none is opened until one is needed.
     pub fn new(
         options: AnyConnectOptions,

@@ -186,6 +186,8 @@ pub struct Consumer {
     sources: BTreeMap<&'static str, Vec<&'static str>>,
     max_deliveries: i64,
     stats: ConsumerStats,
+    /// `flotilla_event_consumer_lag_seconds` per event type consumed (handles made once).
+    lags: HashMap<&'static str, ::metrics::Histogram>,
 }
 
 impl Consumer {
@@ -202,11 +204,25 @@ impl Consumer {
             sources.entry(s.source).or_default().push(s.event_type);
         }
         sources.values_mut().for_each(|types| types.sort_unstable());
+        ::metrics::describe_histogram!(
+            "flotilla_event_consumer_lag_seconds",
+            ::metrics::Unit::Seconds,
+            "Time from an event's occurrence to its handling by this consumer, by event type."
+        );
+        let lags = subscriptions
+            .iter()
+            .map(|s| {
+                let lag = ::metrics::histogram!("flotilla_event_consumer_lag_seconds",
+                    "service" => service, "event_type" => s.event_type);
+                (s.event_type, lag)
+            })
+            .collect();
         let handlers = subscriptions
             .into_iter()
             .map(|s| (s.event_type, (s.source, s.handler)))
             .collect();
         Self {
+            lags,
             service,
             db,
             clock,
@@ -307,6 +323,7 @@ impl Consumer {
             Ok(()) => {
                 tx.commit().await?;
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
+                self.record_lag(event);
                 Ok(Outcome::Handled)
             }
             Err(err) => {
@@ -314,6 +331,25 @@ impl Consumer {
                 self.record_failure(event, &err).await
             }
         }
+    }
+
+    /// Records how long after it occurred `event` was handled.
+    fn record_lag(&self, event: &Event) {
+        let (Some(lag), Ok(at)) = (
+            self.lags.get(event.event_type.as_str()),
+            time::OffsetDateTime::parse(
+                &event.time,
+                &time::format_description::well_known::Rfc3339,
+            ),
+        ) else {
+            return;
+        };
+        let lag_ms = self
+            .clock
+            .now_millis()
+            .saturating_sub(crate::clock::millis(at))
+            .max(0);
+        lag.record(lag_ms as f64 / 1000.0);
     }
 
     /// Inserts the event into the inbox; false when it was there already (or, unless

@@ -102,16 +102,25 @@ pub struct Relay {
     bus: SharedBus,
     settings: RelaySettings,
     stats: Arc<RelayStats>,
+    /// `flotilla_outbox_relay_lag_seconds` of this service: written to published, per event.
+    lag: ::metrics::Histogram,
 }
 
 impl Relay {
     /// A relay for `outbox` onto `bus`.
     pub fn new(outbox: Outbox, bus: SharedBus, settings: RelaySettings) -> Self {
+        ::metrics::describe_histogram!(
+            "flotilla_outbox_relay_lag_seconds",
+            ::metrics::Unit::Seconds,
+            "Time from an event's write into the outbox to its publication on the bus."
+        );
+        let lag = ::metrics::histogram!("flotilla_outbox_relay_lag_seconds", "service" => outbox.source());
         Self {
             outbox,
             bus,
             settings,
             stats: Arc::new(RelayStats::default()),
+            lag,
         }
     }
 
@@ -217,12 +226,13 @@ impl Relay {
             let id: String = row.try_get("id")?;
             let attempts: i64 = row.try_get("attempts")?;
             let payload: String = row.try_get("payload")?;
+            let occurred_at: i64 = row.try_get("occurred_at")?;
             let event = Event {
                 id: id.clone(),
                 event_type: row.try_get("event_type")?,
                 version: u32::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
                 source: row.try_get("source")?,
-                time: rfc3339(row.try_get("occurred_at")?),
+                time: rfc3339(occurred_at),
                 traceparent: row.try_get("traceparent")?,
                 // A payload that is not JSON still travels (as a string), so the consumer parks
                 // it visibly instead of the relay retrying it forever.
@@ -230,7 +240,11 @@ impl Relay {
                     .unwrap_or(serde_json::Value::String(payload)),
             };
             match self.bus.publish(&event).await {
-                Ok(()) => published.push(id),
+                Ok(()) => {
+                    let lag_ms = self.outbox.clock().now_millis().saturating_sub(occurred_at);
+                    self.lag.record(lag_ms.max(0) as f64 / 1000.0);
+                    published.push(id);
+                }
                 Err(err) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
                     let delay = self.backoff(attempts + 1);

@@ -45,10 +45,11 @@ use super::breaker::{Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use super::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSnapshot};
 use super::deadline::{self, DeadlineConfig, DeadlineLayer};
 use super::retry::{self, Retries, RetryConfig, RetryLayer, RetryStats};
-use crate::transport::Transport;
+use crate::metrics::http_client::{CallOutcome, ClientMetrics};
 use crate::transport::gate::{self, Admission};
 use crate::transport::peers::UpstreamGuard;
 use crate::transport::read_cache::{ReadCache, ReadCacheConfig, ReadCacheStats};
+use crate::transport::{Transport, TransportError};
 
 /// How calls to one upstream are made. Every table has its defaults (README, "Resilience").
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, ToSchema)]
@@ -159,13 +160,15 @@ struct Stack {
     /// Breaker, bulkhead and per-attempt deadline as one gate (the same `Arc`s).
     attempt: PerAttempt,
     read_cache: ReadCache,
+    /// The caller's RED series for the upstream, timed around the whole stack.
+    red: ClientMetrics,
 }
 
 /// The gates every attempt passes, outermost first.
 type PerAttempt = (Arc<Breaker>, (Arc<Bulkhead>, DeadlineLayer));
 
 impl Stack {
-    fn new(upstream: &str, policy: &UpstreamPolicy) -> Result<Self, InvalidPolicy> {
+    fn new(caller: &str, upstream: &str, policy: &UpstreamPolicy) -> Result<Self, InvalidPolicy> {
         let invalid = |reason: String| InvalidPolicy {
             section: format!(".upstreams.{upstream}"),
             reason,
@@ -182,6 +185,7 @@ impl Stack {
             breaker,
             bulkhead,
             read_cache: ReadCache::new(&policy.read_cache).map_err(|e| invalid(e.to_string()))?,
+            red: ClientMetrics::new(caller, upstream),
         })
     }
 
@@ -213,8 +217,27 @@ impl Stack {
                 // larger.
                 Box::pin(gate::finish(gates.clone(), entered))
             };
-            stack.retry.finish(started, wait, again)
+            let call = stack.retry.finish(started, wait, again);
+            let red = stack.red.clone();
+            let began = std::time::Instant::now();
+            async move {
+                let result = call.await;
+                red.record(outcome(&result), began.elapsed());
+                result
+            }
         }))
+    }
+}
+
+/// How a call through the stack ended, for its RED series.
+fn outcome<B>(result: &Result<axum::http::Response<B>, TransportError>) -> CallOutcome {
+    match result {
+        Ok(response) => CallOutcome::of_status(response.status().as_u16()),
+        Err(TransportError::Timeout(_) | TransportError::DeadlineExceeded(_)) => {
+            CallOutcome::Timeout
+        }
+        Err(TransportError::CircuitOpen(_) | TransportError::Overloaded(_)) => CallOutcome::Refused,
+        Err(_) => CallOutcome::Failed,
     }
 }
 
@@ -279,7 +302,7 @@ impl Resilience {
         if let Some(stack) = stacks.get(upstream) {
             return Some(Arc::clone(stack));
         }
-        match Stack::new(upstream, self.policies.for_upstream(upstream)) {
+        match Stack::new(&self.caller, upstream, self.policies.for_upstream(upstream)) {
             Ok(stack) => {
                 let stack = Arc::new(stack);
                 stacks.insert(upstream.to_owned(), Arc::clone(&stack));

@@ -23,7 +23,6 @@ use tokio::sync::mpsc;
 
 use super::SpanSink;
 use super::span::{SpanKind, SpanRecord, Status, Value};
-use crate::service_credential::{SERVICE_TOKEN, ServiceCredentials};
 
 /// The path of a Flotilla gateway's receiver, the one URL this process's credentials go to.
 pub const GATEWAY_RECEIVER: &str = "/api/gateway/otlp/v1/traces";
@@ -38,7 +37,7 @@ const MAX_BODY: usize = 48 * 1024;
 const LINGER: Duration = Duration::from_secs(1);
 
 /// Where and how spans are sent.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OtlpTarget {
     /// The full URL spans are posted to (`http://host:4318/v1/traces`).
     pub url: Uri,
@@ -46,9 +45,24 @@ pub struct OtlpTarget {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// How long one request may take.
     pub timeout: Duration,
-    /// This process's credentials, sent only to a Flotilla gateway's receiver (a URL whose
-    /// path is `/api/gateway/otlp/v1/traces`), never to another collector.
-    pub credentials: Option<Arc<ServiceCredentials>>,
+    /// This process's credential (a fresh header each time), sent only to a Flotilla
+    /// gateway's receiver (a URL whose path is [`GATEWAY_RECEIVER`]), never to another
+    /// collector.
+    pub credential: Option<Credential>,
+}
+
+/// Makes the header that proves this process belongs to the fleet.
+pub type Credential = Arc<dyn Fn() -> Option<(HeaderName, HeaderValue)> + Send + Sync>;
+
+impl std::fmt::Debug for OtlpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpTarget")
+            .field("url", &self.url)
+            .field("headers", &self.headers.len())
+            .field("timeout", &self.timeout)
+            .field("credential", &self.credential.is_some())
+            .finish()
+    }
 }
 
 impl OtlpTarget {
@@ -117,7 +131,7 @@ impl OtlpTarget {
             url,
             headers: parsed,
             timeout,
-            credentials: None,
+            credential: None,
         }))
     }
 }
@@ -223,11 +237,11 @@ async fn post(
     for (name, value) in &target.headers {
         headers.insert(name.clone(), value.clone());
     }
-    if let Some(credentials) = &target.credentials
+    if let Some(credential) = &target.credential
         && target.url.path().ends_with(GATEWAY_RECEIVER)
-        && let Ok(token) = HeaderValue::from_str(&credentials.token("gateway", None))
+        && let Some((name, value)) = credential()
     {
-        headers.insert(SERVICE_TOKEN.clone(), token);
+        headers.insert(name, value);
     }
     let response = tokio::time::timeout(target.timeout, client.request(request))
         .await

@@ -266,3 +266,17 @@ pub fn method_name(method: &http::Method) -> &'static str {
         .find_map(|(known, name)| (known == method).then_some(*name))
         .unwrap_or("_OTHER")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::method_name;
+    use http::Method;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_name() {
+        assert_eq!(method_name(&Method::GET), "GET");
+        assert_eq!(method_name(&Method::DELETE), "DELETE");
+        let odd = Method::from_bytes(b"BREW").expect("a token");
+        assert_eq!(method_name(&odd), "_OTHER");
+    }
+}

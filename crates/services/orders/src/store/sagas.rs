@@ -36,6 +36,8 @@ pub struct SagaRecord {
     pub address: Address,
     /// The shipping quote to honour.
     pub quote_id: Option<String>,
+    /// When the order was placed and its saga began (the saga's duration runs from here).
+    pub started_at: OffsetDateTime,
 }
 
 impl SagaRecord {
@@ -56,6 +58,7 @@ impl SagaRecord {
             total: priced.totals.total,
             address: priced.address.clone(),
             quote_id: priced.quote_id.clone(),
+            started_at: order.now,
         }
     }
 }
@@ -160,7 +163,7 @@ impl OrdersStore {
             "SELECT s.status, s.step, s.attempts, s.failure, s.card_number, s.payment_id,
                     s.shipment_id, s.tracking_number, o.user_id, o.currency, o.total_minor,
                     o.address_name, o.address_line1, o.address_city, o.address_postal_code,
-                    o.address_country, o.quote_id
+                    o.address_country, o.quote_id, s.created_at
              FROM sagas s JOIN orders o ON o.id = s.order_id WHERE s.order_id = $1",
         )
         .bind(order_id)
@@ -206,6 +209,7 @@ impl OrdersStore {
             total: money(row.try_get("total_minor")?, &currency)?,
             address: rows::address(&row)?,
             quote_id: row.try_get("quote_id")?,
+            started_at: flotilla_chassis::clock::at_millis(row.try_get("created_at")?),
         }))
     }
 
