@@ -202,6 +202,77 @@ async fn faults_through_the_gateway_are_for_admins_and_do_what_they_say() {
     assert_eq!(clear(http, base, "catalog", &admin).await, 2);
 }
 
+/// The outside tester's H1: a fault on one route opened the gateway's breaker for catalog, which
+/// then refused catalog's fault API (so the fault could not be removed), its probes and its
+/// contract. The operator's routes pass an open breaker, and their answers never open it.
+#[tokio::test]
+async fn an_open_breaker_never_locks_the_admin_out_of_the_fault_api_or_the_probes() {
+    let app = shop(10, 10).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    post_fault(
+        http,
+        base,
+        "catalog",
+        &admin,
+        json!({"route": "GET:/products/{id}", "status": 503, "for_secs": 120}),
+    )
+    .await;
+    let product = format!("{base}/api/catalog/products/p0000001");
+    let mut open = false;
+    for _ in 0..20 {
+        let res = http.get(&product).send().await.expect("product");
+        assert_eq!(res.status(), 503);
+        let problem: Value = res.json().await.expect("problem");
+        if problem["type"] == "urn:flotilla:problem:upstream-circuit-open" {
+            open = true;
+            break;
+        }
+    }
+    assert!(open, "the gateway's breaker for catalog opened");
+
+    for path in ["healthz", "readyz", "openapi.json"] {
+        let res = http
+            .get(format!("{base}/api/catalog/{path}"))
+            .send()
+            .await
+            .expect("control plane");
+        assert_eq!(res.status(), 200, "{path} passes the open breaker");
+    }
+    let res = http
+        .get(format!("{base}/api/catalog/admin/faults"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 200, "the fault list passes the open breaker");
+    assert_eq!(clear(http, base, "catalog", &admin).await, 1);
+
+    // The breaker is still open for catalog's work (the operator's calls did not close it),
+    // and closes on its own after its wait now that the fault is gone.
+    let resilience: Value = http
+        .get(format!("{base}/api/gateway/admin/resilience"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("resilience")
+        .json()
+        .await
+        .expect("json");
+    let catalog = resilience["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["upstream"] == "catalog")
+        .expect("the gateway calls catalog");
+    assert_eq!(catalog["breaker"]["state"], "open", "{catalog}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http.get(&product).send().await.expect("product").status() != 200 {
+        assert!(Instant::now() < deadline, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// `flotilla chaos ARGS…` against `gateway`, as an operator runs it; (success, stdout, stderr).
 fn chaos(gateway: &str, args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));

@@ -23,6 +23,10 @@
 //! mistake, not the upstream's failure; `NoInstance` and a full bulkhead (`Overloaded`) are not
 //! the upstream's doing either.
 //!
+//! Calls to the upstream's control plane (its probes, contract documents and `/admin/` routes,
+//! [`crate::control_plane`]) are let through in every state and not recorded: the breaker
+//! guards the upstream's work, not the tools that observe and repair it.
+//!
 //! One breaker guards one upstream, for one calling service ([`super::stack`] keeps them); the
 //! instances behind a balanced upstream are guarded one by one by the balancer's outlier
 //! ejection (`flotilla_discovery::outlier`), which is Envoy's per-host circuit breaking. A call admitted in one state that
@@ -47,6 +51,7 @@ use tokio::time::Instant;
 use tower::Layer;
 use utoipa::ToSchema;
 
+use crate::control_plane;
 use crate::transport::gate::{self, Admission, Answer, Gate};
 use crate::transport::{Transport, TransportError};
 
@@ -362,36 +367,52 @@ impl Layer<Transport> for BreakerLayer {
     }
 }
 
+/// The pass of a call through the breaker: a permit that records its outcome, or `None` for a
+/// call to the upstream's control plane, let through whatever the state and never recorded.
 impl Gate for Arc<Breaker> {
-    type Pass = Permit;
+    type Pass = Option<Permit>;
 
-    fn admit(&self, _: &mut Request<Body>, at: &Admission) -> Result<Permit, TransportError> {
+    /// A call to the upstream's probes, contract or admin routes
+    /// ([`crate::control_plane`]) goes through even while the breaker is open: they are how an
+    /// operator sees and repairs the upstream (an open breaker once refused the very fault API
+    /// that would have closed it), and how its health is checked.
+    fn admit(
+        &self,
+        request: &mut Request<Body>,
+        at: &Admission,
+    ) -> Result<Option<Permit>, TransportError> {
         if at.deadline.is_some_and(|d| d <= at.now) {
             return Err(TransportError::DeadlineExceeded(self.service.clone()));
+        }
+        if control_plane::is_control_plane(request.uri().path()) {
+            return Ok(None);
         }
         let mut permit = self
             .try_admit(at.now)
             .ok_or_else(|| TransportError::CircuitOpen(self.service.clone()))?;
         permit.budget = at.deadline.map(|d| d - at.now);
-        Ok(permit)
+        Ok(Some(permit))
     }
 
     /// A probe is cut after `probe_timeout_ms`, so that a hung one cannot hold the breaker
     /// half-open.
-    fn cut_at(&self, permit: &Permit) -> Option<Instant> {
+    fn cut_at(&self, permit: &Option<Permit>) -> Option<Instant> {
+        let permit = permit.as_ref()?;
         permit
             .probe
             .then(|| permit.admitted_at + Duration::from_millis(self.config.probe_timeout_ms))
     }
 
-    fn cut_error(&self, _: &Permit) -> TransportError {
+    fn cut_error(&self, _: &Option<Permit>) -> TransportError {
         TransportError::Timeout(self.service.clone())
     }
 
     /// A call that says nothing about the upstream is not recorded; a probe's slot is given
     /// back when its permit drops.
-    fn settle(&self, permit: Permit, answer: Answer) -> Answer {
-        if let Some(failed) = self.verdict(&answer, permit.budget) {
+    fn settle(&self, permit: Option<Permit>, answer: Answer) -> Answer {
+        if let Some(permit) = permit
+            && let Some(failed) = self.verdict(&answer, permit.budget)
+        {
             permit.settle(failed);
         }
         answer
