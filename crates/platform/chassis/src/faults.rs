@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+use crate::control_plane::{is_operator_route as is_exempt, is_probe};
+
 pub use inject::AbortConnection;
 pub use spec::{Failure, FaultSpec, NewFault, RoutePattern, Target};
 
@@ -86,18 +88,6 @@ pub struct Injection {
 #[derive(Debug, thiserror::Error)]
 #[error("this instance already has {MAX_ACTIVE} active faults; remove some first")]
 pub struct TooManyFaults;
-
-/// Paths no fault ever touches: the operators' routes (the fault API among them) and the
-/// contract documents.
-fn is_exempt(path: &str) -> bool {
-    path.starts_with("/admin/") || path == "/admin" || path.starts_with("/openapi")
-}
-
-/// Paths only a route naming them faults: a fault meant for the service's work should not
-/// make its supervisor or balancer give up on it.
-fn is_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz")
-}
 
 impl Faults {
     /// No faults, for `service`.
@@ -174,7 +164,10 @@ impl Faults {
             return None;
         }
         self.roll(|target| match target {
+            // Only a route that names a probe faults it: a fault meant for the service's work
+            // (`*:/*` included) should not make its supervisor or balancer give up on it.
             Target::Served(None) => !is_probe(path),
+            Target::Served(Some(route)) if is_probe(path) => route.names(method, path),
             Target::Served(Some(route)) => route.matches(method, path),
             Target::Upstream { .. } => false,
         })

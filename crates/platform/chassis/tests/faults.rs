@@ -366,6 +366,33 @@ async fn the_admin_routes_are_never_faulted() {
 }
 
 #[tokio::test]
+async fn a_wildcard_route_does_not_fault_the_probes_only_a_route_naming_them_does() {
+    let fleet = fleet().await;
+    inject(&fleet, "front", json!({"route": "*:/*", "status": 500})).await;
+    inject(&fleet, "front", json!({"route": "/{page}", "status": 500})).await;
+    assert_eq!(
+        fleet.get("front", "/a").send().await.expect("a").status(),
+        500,
+        "the wildcard faults the service's work"
+    );
+    for probe in ["/healthz", "/readyz"] {
+        let res = fleet.get("front", probe).send().await.expect("probe");
+        assert_eq!(res.status(), StatusCode::OK, "{probe} is not named");
+    }
+    inject(
+        &fleet,
+        "front",
+        json!({"route": "GET:/readyz", "status": 503}),
+    )
+    .await;
+    let res = fleet.get("front", "/readyz").send().await.expect("probe");
+    let problem = expect_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem.slug(), "fault-injected");
+    let res = fleet.get("front", "/healthz").send().await.expect("probe");
+    assert_eq!(res.status(), StatusCode::OK, "only the probe named");
+}
+
+#[tokio::test]
 async fn faults_expire_by_themselves() {
     let fleet = fleet().await;
     inject(&fleet, "front", json!({"status": 503, "for_secs": 1})).await;

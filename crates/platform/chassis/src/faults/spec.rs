@@ -370,6 +370,20 @@ impl RoutePattern {
                 }
             })
     }
+
+    /// True when the pattern matches `method path` and spells the path out rather than
+    /// reaching it through a parameter or a bare wildcard: `/readyz`, `GET:/ready*` name
+    /// `/readyz`; `/*`, `*:/*` and `/{page}` only match it. Probes are faulted only by a route
+    /// that names them.
+    pub fn names(&self, method: &Method, path: &str) -> bool {
+        let spelt = self
+            .segments
+            .iter()
+            .skip(1)
+            .all(|s| !(s.starts_with('{') && s.ends_with('}')))
+            && self.segments.get(1).is_some_and(|first| !first.is_empty());
+        spelt && self.matches(method, path)
+    }
 }
 
 #[cfg(test)]
