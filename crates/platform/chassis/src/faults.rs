@@ -24,7 +24,7 @@ pub mod spec;
 
 use axum::http::Method;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -49,6 +49,9 @@ struct Registry {
     count: AtomicUsize,
     // A std lock: held to scan a short list, never across an await.
     active: Mutex<Vec<Arc<Active>>>,
+    /// The peers the service calls, once `launch` has seen it build its clients: a fault on
+    /// any other upstream could never fire, so it is refused.
+    upstreams: OnceLock<Vec<String>>,
 }
 
 /// A fault in force.
@@ -97,6 +100,7 @@ impl Faults {
                 service,
                 count: AtomicUsize::new(0),
                 active: Mutex::new(Vec::new()),
+                upstreams: OnceLock::new(),
             }),
         }
     }
@@ -104,6 +108,20 @@ impl Faults {
     /// The service these faults belong to.
     pub fn service(&self) -> &'static str {
         self.inner.service
+    }
+
+    /// Records the peers the service calls (the first call wins): from then on a fault on
+    /// another upstream is refused.
+    pub fn know_upstreams(&self, upstreams: Vec<String>) {
+        let _ = self.inner.upstreams.set(upstreams);
+    }
+
+    /// What a new fault is checked against: this service, and the peers it calls if known.
+    pub fn context(&self) -> spec::FaultContext<'_> {
+        spec::FaultContext {
+            service: self.inner.service,
+            upstreams: self.inner.upstreams.get().map(Vec::as_slice),
+        }
     }
 
     /// Puts `spec` in force until its lifetime runs out.

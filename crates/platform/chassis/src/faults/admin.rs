@@ -128,8 +128,7 @@ async fn add(
 ) -> Result<(StatusCode, axum::Json<Fault>), Problem> {
     // Read as an object first: serde would take a struct from an array too (`[null, null]`),
     // which the schema (an object) does not allow.
-    let new: NewFault = crate::extract::read_typed(&serde_json::Value::Object(body).to_string())?;
-    let spec = new.check()?;
+    let spec = NewFault::read(body, faults.context())?;
     let view = faults
         .add(spec)
         .map_err(|err| Problem::conflict(err.to_string()))?;
