@@ -21,7 +21,9 @@
 //! must not be able to open it for everyone). A call whose deadline has already passed is
 //! refused with `DeadlineExceeded` without being admitted or recorded. A 4xx is the caller's
 //! mistake, not the upstream's failure; `NoInstance` and a full bulkhead (`Overloaded`) are not
-//! the upstream's doing either.
+//! the upstream's doing either; nor is a 504 `deadline-exceeded` problem (marked with
+//! `x-flotilla-deadline-exceeded`), which says a deadline ran out further down, where that
+//! hop's own breaker counts it.
 //!
 //! Calls to the upstream's control plane (its probes, contract documents and `/admin/` routes,
 //! [`crate::control_plane`]) are let through in every state and not recorded: the breaker
@@ -42,7 +44,7 @@
 //! a few hundred lines with no dependency beyond tokio and tower.
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, StatusCode};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -228,6 +230,16 @@ impl Breaker {
         budget: Option<Duration>,
     ) -> Option<bool> {
         match result {
+            // A deadline ran out below the upstream (its problem says so): that hop's breaker
+            // counts it, this one does not hold it against the upstream.
+            Ok(response)
+                if response.status() == StatusCode::GATEWAY_TIMEOUT
+                    && response
+                        .headers()
+                        .contains_key(crate::deadline::DEADLINE_EXCEEDED_MARK) =>
+            {
+                None
+            }
             Ok(response) => Some(
                 self.config
                     .failure_statuses
