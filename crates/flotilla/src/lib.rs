@@ -6,6 +6,7 @@ pub mod cli;
 pub mod fleet;
 pub mod host;
 pub mod load;
+pub mod output;
 pub mod probe;
 mod secret;
 pub mod settings;

@@ -273,6 +273,52 @@ async fn an_open_breaker_never_locks_the_admin_out_of_the_fault_api_or_the_probe
     }
 }
 
+/// `flotilla chaos` with a closed stdout (`… | head -1` once `head` has gone) ends quietly with
+/// status 0 instead of panicking (exit 101), and conflicting flags are refused before anything
+/// is sent (the outside tester's L6 and L2).
+#[tokio::test]
+async fn flotilla_chaos_survives_a_closed_stdout_and_refuses_conflicting_flags() {
+    let app = shop(10, 10).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = admin.trim_start_matches("Bearer ");
+    for args in [
+        vec!["catalog", "--latency", "10ms", "--for", "60s"],
+        vec!["catalog", "--list"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .arg("chaos")
+            .args(&args)
+            .args(["--gateway", base, "--token", token])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run flotilla chaos");
+        // The reader goes away before the command prints anything.
+        drop(child.stdout.take());
+        // Waited for off the runtime, which serves the shop the command talks to.
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    // The fault was injected all the same.
+    assert_eq!(clear(http, base, "catalog", &admin).await, 1);
+
+    for args in [
+        ["catalog", "--list", "--clear"].as_slice(),
+        &["catalog", "--abort", "--status", "503"],
+    ] {
+        let (ok, _, stderr) = chaos(base, args, &[("FLOTILLA_ADMIN_TOKEN", token)]);
+        assert!(!ok, "{args:?} accepted");
+        assert!(stderr.contains("cannot be used with"), "{args:?}: {stderr}");
+    }
+}
+
 /// `flotilla chaos ARGS…` against `gateway`, as an operator runs it; (success, stdout, stderr).
 fn chaos(gateway: &str, args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));

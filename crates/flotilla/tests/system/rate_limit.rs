@@ -396,7 +396,10 @@ async fn password_guessing_stops_after_ten_failures_alike_for_known_and_unknown_
             }
             assert!(checked <= 10, "{email}: {checked} passwords checked");
         }
-        assert_eq!(checked, 10, "{email}: the eleventh try within the window is refused");
+        assert_eq!(
+            checked, 10,
+            "{email}: the eleventh try within the window is refused"
+        );
     }
     // Known and unknown accounts got the same answers.
     let kinds = |status: u16| {
