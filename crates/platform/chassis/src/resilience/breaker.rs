@@ -22,8 +22,9 @@
 //! refused with `DeadlineExceeded` without being admitted or recorded. A 4xx is the caller's
 //! mistake, not the upstream's failure; `NoInstance` and a full bulkhead (`Overloaded`) are not
 //! the upstream's doing either; nor is a 504 `deadline-exceeded` problem (marked with
-//! `x-flotilla-deadline-exceeded`), which says a deadline ran out further down, where that
-//! hop's own breaker counts it.
+//! `x-flotilla-deadline-exceeded`) that arrives before the request's deadline, which says a
+//! shorter deadline ran out further down, where that hop's own breaker counts it (one at the
+//! deadline is counted as the deadline's cut would be).
 //!
 //! Calls to the upstream's control plane (its probes, contract documents and `/admin/` routes,
 //! [`crate::control_plane`]) are let through in every state and not recorded: the breaker
@@ -223,22 +224,40 @@ impl Breaker {
 
     /// Whether `result` is the upstream's failure (`Some(true)`), its success (`Some(false)`),
     /// or says nothing about it (`None`: not recorded), for a call the request's deadline gave
-    /// `budget` (`None`: no deadline).
+    /// `budget` (`None`: no deadline) that took `elapsed`.
     fn verdict(
         &self,
         result: &Result<Response<Body>, TransportError>,
         budget: Option<Duration>,
+        elapsed: Duration,
     ) -> Option<bool> {
+        // A call cut by the request's deadline: the upstream's failure when the deadline gave
+        // it a fair chance (`slow_call_ms`), not when the client asked for a few milliseconds.
+        let cut_by_the_deadline = || {
+            budget
+                .is_none_or(|b| b >= Duration::from_millis(self.config.slow_call_ms))
+                .then_some(true)
+        };
         match result {
-            // A deadline ran out below the upstream (its problem says so): that hop's breaker
-            // counts it, this one does not hold it against the upstream.
+            // A 504 saying a deadline ran out. At our own deadline, it is the request's
+            // deadline running out in the upstream, as our own cut would have said. Before it,
+            // a shorter deadline ran out further down (the upstream's own step timeout on a
+            // slow dependency of its own): that hop's breaker counts it, this one does not
+            // hold it against the upstream.
             Ok(response)
                 if response.status() == StatusCode::GATEWAY_TIMEOUT
                     && response
                         .headers()
                         .contains_key(crate::deadline::DEADLINE_EXCEEDED_MARK) =>
             {
-                None
+                // The header carries whole milliseconds, so the upstream's clock may run out
+                // a little before ours.
+                let at_our_deadline = budget.is_some_and(|b| elapsed + DEADLINE_ROUNDING >= b);
+                if at_our_deadline {
+                    cut_by_the_deadline()
+                } else {
+                    None
+                }
             }
             Ok(response) => Some(
                 self.config
@@ -246,9 +265,7 @@ impl Breaker {
                     .contains(&response.status().as_u16()),
             ),
             Err(TransportError::Connect { .. } | TransportError::Timeout(_)) => Some(true),
-            Err(TransportError::DeadlineExceeded(_)) => budget
-                .is_none_or(|b| b >= Duration::from_millis(self.config.slow_call_ms))
-                .then_some(true),
+            Err(TransportError::DeadlineExceeded(_)) => cut_by_the_deadline(),
             // No instance known, our own bulkhead full, another breaker open: not the
             // upstream's doing, either way.
             Err(_) => None,
@@ -321,6 +338,10 @@ impl Breaker {
         }
     }
 }
+
+/// How much earlier than ours an upstream's copy of the request's deadline may run out: the
+/// header carries whole milliseconds.
+const DEADLINE_ROUNDING: Duration = Duration::from_millis(2);
 
 fn ceil_ms(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
@@ -423,7 +444,7 @@ impl Gate for Arc<Breaker> {
     /// back when its permit drops.
     fn settle(&self, permit: Option<Permit>, answer: Answer) -> Answer {
         if let Some(permit) = permit
-            && let Some(failed) = self.verdict(&answer, permit.budget)
+            && let Some(failed) = self.verdict(&answer, permit.budget, permit.admitted_at.elapsed())
         {
             permit.settle(failed);
         }
