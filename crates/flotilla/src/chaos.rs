@@ -129,9 +129,11 @@ pub async fn run(args: ChaosArgs, config: &figment::Figment) -> anyhow::Result<(
                 let cleared = http
                     .expect(Method::DELETE, &faults, &token, None, StatusCode::OK)
                     .await?;
+                // Faults live per instance: say which one answered.
                 crate::report!(
-                    "{}: cleared {} fault(s)",
+                    "{} ({}): cleared {} fault(s)",
                     args.service,
+                    cleared["instance"].as_str().unwrap_or("?"),
                     cleared["cleared"].as_u64().unwrap_or(0)
                 );
             }

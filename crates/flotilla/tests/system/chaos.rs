@@ -395,6 +395,7 @@ async fn flotilla_chaos_injects_lists_and_clears_faults_of_a_running_shop() {
     let (ok, out, _) = chaos(&gateway, &["shipping", "--clear"], &admin);
     assert!(ok);
     assert!(out.contains("cleared 1 fault(s)"), "{out}");
+    assert!(out.contains("(pid "), "which instance cleared them: {out}");
 
     // A route of catalog with an error status, seen from outside, then removed by id.
     let (ok, out, _) = chaos(
