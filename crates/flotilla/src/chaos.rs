@@ -51,8 +51,9 @@ pub struct ChaosArgs {
     /// Answer this status instead (429 or 500-599), a problem+json naming the fault.
     #[arg(long, value_name = "CODE")]
     pub status: Option<u16>,
-    /// Drop the connection without an answer instead (a reset, as callers see it).
-    #[arg(long)]
+    /// Drop the connection without an answer instead (a reset, as callers see it); not with
+    /// --status (an aborted request gets no status).
+    #[arg(long, conflicts_with = "status")]
     pub abort: bool,
     /// Share of matching requests faulted: 0.5 or 50% [default: 1].
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
@@ -61,7 +62,7 @@ pub struct ChaosArgs {
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub lifetime: Option<std::time::Duration>,
     /// List the service's active faults (remaining time, requests matched and faulted).
-    #[arg(long, conflicts_with_all = FAULT_FLAGS)]
+    #[arg(long, conflicts_with_all = FAULT_FLAGS, conflicts_with = "clear")]
     pub list: bool,
     /// Remove one fault (by id), or all of them.
     #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with_all = FAULT_FLAGS)]
@@ -122,15 +123,17 @@ pub async fn run(args: ChaosArgs, config: &figment::Figment) -> anyhow::Result<(
                 let path = format!("{faults}/{id}");
                 http.expect(Method::DELETE, &path, &token, None, StatusCode::NO_CONTENT)
                     .await?;
-                println!("{}: removed fault {id}", args.service);
+                crate::report!("{}: removed fault {id}", args.service);
             }
             None => {
                 let cleared = http
                     .expect(Method::DELETE, &faults, &token, None, StatusCode::OK)
                     .await?;
-                println!(
-                    "{}: cleared {} fault(s)",
+                // Faults live per instance: say which one answered.
+                crate::report!(
+                    "{} ({}): cleared {} fault(s)",
                     args.service,
+                    cleared["instance"].as_str().unwrap_or("?"),
                     cleared["cleared"].as_u64().unwrap_or(0)
                 );
             }
@@ -140,13 +143,13 @@ pub async fn run(args: ChaosArgs, config: &figment::Figment) -> anyhow::Result<(
     let added = http
         .expect(Method::POST, &faults, &token, body, StatusCode::CREATED)
         .await?;
-    println!(
+    crate::report!(
         "{}: fault {} injected — {}",
         args.service,
         added["id"].as_str().unwrap_or("?"),
         describe(&added)
     );
-    println!(
+    crate::report!(
         "remove it with: flotilla chaos {} --clear {}",
         args.service,
         added["id"].as_str().unwrap_or("?")
@@ -241,7 +244,8 @@ fn describe(fault: &Value) -> String {
         (None, Some(route)) => format!("route {route}"),
         (None, None) => "all routes".to_owned(),
     };
-    let rate = fault["rate"].as_f64().unwrap_or(1.0) * 100.0;
+    // At most nine decimals of a percent: 1e-9 is "0.0000001%", not its binary expansion.
+    let rate = (fault["rate"].as_f64().unwrap_or(1.0) * 100.0 * 1e9).round() / 1e9;
     format!(
         "{} on {target}, {rate}% of requests, expires in {}",
         effect.join(" then "),
@@ -260,7 +264,7 @@ fn millis(ms: u64) -> String {
 
 fn print_list(list: &Value) {
     let faults = list["faults"].as_array().cloned().unwrap_or_default();
-    println!(
+    crate::report!(
         "{} ({}): {} active fault(s)",
         list["service"].as_str().unwrap_or("?"),
         list["instance"].as_str().unwrap_or("?"),
@@ -269,9 +273,9 @@ fn print_list(list: &Value) {
     if faults.is_empty() {
         return;
     }
-    println!("{:<37} {:>7} {:>7}  FAULT", "ID", "MATCHED", "FIRED");
+    crate::report!("{:<37} {:>7} {:>7}  FAULT", "ID", "MATCHED", "FIRED");
     for fault in &faults {
-        println!(
+        crate::report!(
             "{:<37} {:>7} {:>7}  {}",
             fault["id"].as_str().unwrap_or("?"),
             fault["matched"].as_u64().unwrap_or(0),

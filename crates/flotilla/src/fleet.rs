@@ -181,12 +181,15 @@ pub async fn up(
     if children.is_empty() {
         bail!("every instance exited during start-up (their errors are above)");
     }
-    println!(
+    crate::notice!(
         "{:<14} {:<8} {:<24} {:>8}",
-        "SERVICE", "REPLICA", "ADDRESS", "PID"
+        "SERVICE",
+        "REPLICA",
+        "ADDRESS",
+        "PID"
     );
     for (i, child) in &children {
-        println!(
+        crate::notice!(
             "{:<14} {:<8} {:<24} {:>8}",
             i.service,
             i.replica,
@@ -200,12 +203,12 @@ pub async fn up(
             .find(|(i, _)| i.service == GATEWAY)
             .map(|(i, _)| i.url())
             .unwrap_or_default();
-        println!(
+        crate::notice!(
             "Fleet ready in {} ms: open {gateway}/",
             started.elapsed().as_millis()
         );
     } else {
-        println!(
+        crate::notice!(
             "Fleet started, but not ready after {} s: {}",
             READY_WITHIN.as_secs(),
             late.join(", ")
@@ -270,7 +273,7 @@ async fn wait_ready(
 /// Says that `instance` exited (`when`: "" or " during start-up"), and that `up` does not
 /// replace it.
 fn report_exit(instance: &Instance, status: &str, when: &str) {
-    println!(
+    crate::notice!(
         "{} exited{when} ({status}); not restarting it",
         instance.label()
     );
@@ -308,7 +311,7 @@ async fn supervise(
 
 /// Stops every instance: SIGTERM, then SIGKILL for those still running after 15 s.
 async fn stop_all(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
-    println!("stopping {} instances", children.len());
+    crate::notice!("stopping {} instances", children.len());
     for (_, child) in &children {
         if let Some(pid) = child.id() {
             crate::signal::terminate(pid);
@@ -318,7 +321,7 @@ async fn stop_all(mut children: Vec<(Instance, Child)>) -> anyhow::Result<()> {
     for (instance, child) in &mut children {
         let left = deadline.saturating_duration_since(Instant::now());
         if tokio::time::timeout(left, child.wait()).await.is_err() {
-            println!("{} did not stop in time; killing it", instance.label());
+            crate::notice!("{} did not stop in time; killing it", instance.label());
             let _ = child.kill().await;
         }
     }

@@ -7,6 +7,7 @@ pub mod contracts;
 pub mod fleet;
 pub mod host;
 pub mod load;
+pub mod output;
 pub mod probe;
 mod secret;
 pub mod settings;

@@ -166,9 +166,10 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
         invariants,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::report!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report::table(&report));
+        let table = report::table(&report);
+        crate::report!("{}", table.trim_end_matches('\n'));
     }
     let passed = report.invariants.passed;
     if !passed {

@@ -123,7 +123,7 @@ async fn main() -> anyhow::Result<()> {
             let (config, settings) = flotilla::settings(config, &common)?;
             let host = Host::build(config, settings, Mode::Migrate(services)).await?;
             for (name, _) in &host.placement {
-                println!("{name}: migrated");
+                flotilla::report!("{name}: migrated");
             }
             host.shutdown_token().cancel();
             host.run().await
@@ -139,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
                 ] {
                     let path = out.join(file);
                     std::fs::write(&path, serde_json::to_vec_pretty(document)?)?;
-                    println!("{}", path.display());
+                    flotilla::report!("{}", path.display());
                 }
             }
             host.shutdown_token().cancel();
@@ -177,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
             host.shutdown_token().cancel();
             host.run().await?;
             let added = flotilla::seed_catalog(&settings, products).await?;
-            println!("catalog: added {added} products");
+            flotilla::report!("catalog: added {added} products");
             Ok(())
         }
     }
@@ -185,16 +185,16 @@ async fn main() -> anyhow::Result<()> {
 
 /// Prints where everything runs, then serves until Ctrl-C or SIGTERM.
 async fn serve(host: Host) -> anyhow::Result<()> {
-    println!("{:<14} WHERE", "SERVICE");
+    flotilla::notice!("{:<14} WHERE", "SERVICE");
     for (name, place) in &host.placement {
         let listener = host.endpoints.iter().find(|e| &e.name == name);
         match listener {
-            Some(e) => println!("{name:<14} {}://{}", e.scheme(), e.addr),
-            None => println!("{name:<14} {place}"),
+            Some(e) => flotilla::notice!("{name:<14} {}://{}", e.scheme(), e.addr),
+            None => flotilla::notice!("{name:<14} {place}"),
         }
     }
     for endpoint in &host.endpoints {
-        println!(
+        flotilla::notice!(
             "{} listening on {}://{}",
             endpoint.name,
             endpoint.scheme(),
@@ -202,12 +202,12 @@ async fn serve(host: Host) -> anyhow::Result<()> {
         );
     }
     match host.endpoints.iter().find(|e| e.name == GATEWAY) {
-        Some(gateway) => println!(
+        Some(gateway) => flotilla::notice!(
             "Flotilla is ready: open {}://{}/ (the {GATEWAY} fronts the services above)",
             gateway.scheme(),
             gateway.addr
         ),
-        None => println!("Flotilla is ready."),
+        None => flotilla::notice!("Flotilla is ready."),
     }
     let token = host.shutdown_token();
     tokio::spawn(async move {
@@ -232,7 +232,7 @@ async fn fault_proxy(
             .create(name, listen, upstream, true)
             .await
             .map_err(|e| anyhow::anyhow!("proxy {name}: {e}"))?;
-        println!("proxy {name}: {} -> {}", info.listen, info.upstream);
+        flotilla::notice!("proxy {name}: {} -> {}", info.listen, info.upstream);
     }
     let shutdown = tokio_util::sync::CancellationToken::new();
     let api = flotilla_faultproxy::api::start(
@@ -242,7 +242,7 @@ async fn fault_proxy(
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {listen_api} for the API: {e}"))?;
-    println!(
+    flotilla::notice!(
         "fault proxy API on http://{api} (Toxiproxy's: /proxies, /proxies/NAME/toxics, /reset)"
     );
     flotilla::signal::wait().await;

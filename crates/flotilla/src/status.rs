@@ -12,9 +12,12 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
     let http = crate::probe::Probe::new();
     let mut names: Vec<&str> = vec![GATEWAY];
     names.extend(SERVICES.iter().map(|s| s.name));
-    println!(
+    crate::report!(
         "{:<14} {:<40} {:<10} {:>8}",
-        "SERVICE", "INSTANCE", "HEALTH", "LATENCY"
+        "SERVICE",
+        "INSTANCE",
+        "HEALTH",
+        "LATENCY"
     );
     let mut all_ready = true;
     let mut found = 0;
@@ -26,7 +29,7 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
         }
         let instances = rx.borrow().clone();
         if instances.is_empty() {
-            println!("{name:<14} {:<40} {:<10} {:>8}", "-", "none", "-");
+            crate::report!("{name:<14} {:<40} {:<10} {:>8}", "-", "none", "-");
             continue;
         }
         found += instances.len();
@@ -39,7 +42,7 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
                 Err(_) => "down".to_owned(),
             };
             all_ready &= health == "ready";
-            println!(
+            crate::report!(
                 "{name:<14} {url:<40} {health:<10} {:>6}ms",
                 started.elapsed().as_millis()
             );
@@ -47,7 +50,7 @@ pub async fn status(settings: &HostSettings) -> anyhow::Result<bool> {
     }
     if found == 0 {
         // Nothing to look at is not "all ready": a one-process `flotilla run` registers nowhere.
-        println!(
+        crate::report!(
             "no instance found through discovery ({}); a one-process `flotilla run` is not in \
              discovery: probe it with `curl http://127.0.0.1:8080/readyz`",
             settings.discovery

@@ -202,6 +202,123 @@ async fn faults_through_the_gateway_are_for_admins_and_do_what_they_say() {
     assert_eq!(clear(http, base, "catalog", &admin).await, 2);
 }
 
+/// The outside tester's H1: a fault on one route opened the gateway's breaker for catalog, which
+/// then refused catalog's fault API (so the fault could not be removed), its probes and its
+/// contract. The operator's routes pass an open breaker, and their answers never open it.
+#[tokio::test]
+async fn an_open_breaker_never_locks_the_admin_out_of_the_fault_api_or_the_probes() {
+    let app = shop(10, 10).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    post_fault(
+        http,
+        base,
+        "catalog",
+        &admin,
+        json!({"route": "GET:/products/{id}", "status": 503, "for_secs": 120}),
+    )
+    .await;
+    let product = format!("{base}/api/catalog/products/p0000001");
+    let mut open = false;
+    for _ in 0..20 {
+        let res = http.get(&product).send().await.expect("product");
+        assert_eq!(res.status(), 503);
+        let problem: Value = res.json().await.expect("problem");
+        if problem["type"] == "urn:flotilla:problem:upstream-circuit-open" {
+            open = true;
+            break;
+        }
+    }
+    assert!(open, "the gateway's breaker for catalog opened");
+
+    for path in ["healthz", "readyz", "openapi.json"] {
+        let res = http
+            .get(format!("{base}/api/catalog/{path}"))
+            .send()
+            .await
+            .expect("control plane");
+        assert_eq!(res.status(), 200, "{path} passes the open breaker");
+    }
+    let res = http
+        .get(format!("{base}/api/catalog/admin/faults"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(res.status(), 200, "the fault list passes the open breaker");
+    assert_eq!(clear(http, base, "catalog", &admin).await, 1);
+
+    // The breaker is still open for catalog's work (the operator's calls did not close it),
+    // and closes on its own after its wait now that the fault is gone.
+    let resilience: Value = http
+        .get(format!("{base}/api/gateway/admin/resilience"))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("resilience")
+        .json()
+        .await
+        .expect("json");
+    let catalog = resilience["upstreams"]
+        .as_array()
+        .expect("upstreams")
+        .iter()
+        .find(|u| u["upstream"] == "catalog")
+        .expect("the gateway calls catalog");
+    assert_eq!(catalog["breaker"]["state"], "open", "{catalog}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http.get(&product).send().await.expect("product").status() != 200 {
+        assert!(Instant::now() < deadline, "the breaker never closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `flotilla chaos` with a closed stdout (`… | head -1` once `head` has gone) ends quietly with
+/// status 0 instead of panicking (exit 101), and conflicting flags are refused before anything
+/// is sent (the outside tester's L6 and L2).
+#[tokio::test]
+async fn flotilla_chaos_survives_a_closed_stdout_and_refuses_conflicting_flags() {
+    let app = shop(10, 10).await;
+    let (http, base) = (&app.http, app.base.as_str());
+    let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = admin.trim_start_matches("Bearer ");
+    for args in [
+        vec!["catalog", "--latency", "10ms", "--for", "60s"],
+        vec!["catalog", "--list"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_flotilla"))
+            .arg("chaos")
+            .args(&args)
+            .args(["--gateway", base, "--token", token])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run flotilla chaos");
+        // The reader goes away before the command prints anything.
+        drop(child.stdout.take());
+        // Waited for off the runtime, which serves the shop the command talks to.
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    // The fault was injected all the same.
+    assert_eq!(clear(http, base, "catalog", &admin).await, 1);
+
+    for args in [
+        ["catalog", "--list", "--clear"].as_slice(),
+        &["catalog", "--abort", "--status", "503"],
+    ] {
+        let (ok, _, stderr) = chaos(base, args, &[("FLOTILLA_ADMIN_TOKEN", token)]);
+        assert!(!ok, "{args:?} accepted");
+        assert!(stderr.contains("cannot be used with"), "{args:?}: {stderr}");
+    }
+}
+
 /// `flotilla chaos ARGS…` against `gateway`, as an operator runs it; (success, stdout, stderr).
 fn chaos(gateway: &str, args: &[&str], envs: &[(&str, &str)]) -> (bool, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flotilla"));
@@ -278,6 +395,7 @@ async fn flotilla_chaos_injects_lists_and_clears_faults_of_a_running_shop() {
     let (ok, out, _) = chaos(&gateway, &["shipping", "--clear"], &admin);
     assert!(ok);
     assert!(out.contains("cleared 1 fault(s)"), "{out}");
+    assert!(out.contains("(pid "), "which instance cleared them: {out}");
 
     // A route of catalog with an error status, seen from outside, then removed by id.
     let (ok, out, _) = chaos(

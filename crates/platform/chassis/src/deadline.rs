@@ -18,6 +18,14 @@ pub static DEADLINE_HEADER: HeaderName = HeaderName::from_static("x-flotilla-dea
 /// The problem type slug of a `504` answered because a deadline ran out.
 pub const DEADLINE_EXCEEDED: &str = "deadline-exceeded";
 
+/// The header every 504 `deadline-exceeded` problem carries (set where a problem becomes a
+/// response), so that a caller's circuit breaker can tell it without reading the body: a
+/// deadline ran out at or below the service that answered, whose own breaker for the slow
+/// dependency counts it; the caller's breaker does not hold it against the service that
+/// answered (a slow shipping once opened the gateway's breaker for orders, whose checkouts
+/// answered 504, and with it every orders route).
+pub const DEADLINE_EXCEEDED_MARK: &str = "x-flotilla-deadline-exceeded";
+
 /// The longest deadline a request may bring: a larger header value is cut to this.
 pub const MAX_INCOMING: Duration = Duration::from_secs(300);
 

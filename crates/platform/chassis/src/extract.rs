@@ -37,6 +37,49 @@ where
     }
 }
 
+/// A JSON request body read whatever its `Content-Type` says, or without one, as Toxiproxy reads
+/// its API's bodies (`curl -d '{…}'` sends `application/x-www-form-urlencoded`): for a tool's
+/// control API, where every body is JSON and a refusal for the header alone only gets in the
+/// way. Services' APIs use [`Json`], which insists on the header (415). A body that is not JSON
+/// is still refused: 400 for bad syntax (or nesting past [`MAX_JSON_DEPTH`]), 422 for the wrong
+/// shape, 413 over the size limit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AnyJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AnyJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                unreadable_body(&rejection as &(dyn std::error::Error + 'static))
+            })?;
+        let raw: Box<serde_json::value::RawValue> =
+            serde_json::from_slice(&bytes).map_err(|err| {
+                let message = err.to_string();
+                if message.contains("recursion limit") {
+                    return too_deep();
+                }
+                let message = message
+                    .rsplit_once(" at line ")
+                    .map_or(message.as_str(), |(m, _)| m);
+                Problem::bad_request(format!(
+                    "the request body is not valid JSON: {}",
+                    describe(".", message)
+                ))
+            })?;
+        if nesting_depth(raw.get()) > MAX_JSON_DEPTH {
+            return Err(too_deep());
+        }
+        read_typed(raw.get()).map(AnyJson)
+    }
+}
+
 /// Deepest nesting of arrays and objects a JSON body may have. No request of ours nests past
 /// 4; serde_json alone would stop at 128 with "recursion limit exceeded", as a syntax error
 /// naming no limit, and every level below that costs stack in every deserializer that reads

@@ -24,9 +24,11 @@ pub mod spec;
 
 use axum::http::Method;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
+
+use crate::control_plane::{is_operator_route as is_exempt, is_probe};
 
 pub use inject::AbortConnection;
 pub use spec::{Failure, FaultSpec, NewFault, RoutePattern, Target};
@@ -47,6 +49,9 @@ struct Registry {
     count: AtomicUsize,
     // A std lock: held to scan a short list, never across an await.
     active: Mutex<Vec<Arc<Active>>>,
+    /// The peers the service calls, once `launch` has seen it build its clients: a fault on
+    /// any other upstream could never fire, so it is refused.
+    upstreams: OnceLock<Vec<String>>,
 }
 
 /// A fault in force.
@@ -87,18 +92,6 @@ pub struct Injection {
 #[error("this instance already has {MAX_ACTIVE} active faults; remove some first")]
 pub struct TooManyFaults;
 
-/// Paths no fault ever touches: the operators' routes (the fault API among them) and the
-/// contract documents.
-fn is_exempt(path: &str) -> bool {
-    path.starts_with("/admin/") || path == "/admin" || path.starts_with("/openapi")
-}
-
-/// Paths only a route naming them faults: a fault meant for the service's work should not
-/// make its supervisor or balancer give up on it.
-fn is_probe(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz")
-}
-
 impl Faults {
     /// No faults, for `service`.
     pub fn new(service: &'static str) -> Self {
@@ -107,6 +100,7 @@ impl Faults {
                 service,
                 count: AtomicUsize::new(0),
                 active: Mutex::new(Vec::new()),
+                upstreams: OnceLock::new(),
             }),
         }
     }
@@ -114,6 +108,20 @@ impl Faults {
     /// The service these faults belong to.
     pub fn service(&self) -> &'static str {
         self.inner.service
+    }
+
+    /// Records the peers the service calls (the first call wins): from then on a fault on
+    /// another upstream is refused.
+    pub fn know_upstreams(&self, upstreams: Vec<String>) {
+        let _ = self.inner.upstreams.set(upstreams);
+    }
+
+    /// What a new fault is checked against: this service, and the peers it calls if known.
+    pub fn context(&self) -> spec::FaultContext<'_> {
+        spec::FaultContext {
+            service: self.inner.service,
+            upstreams: self.inner.upstreams.get().map(Vec::as_slice),
+        }
     }
 
     /// Puts `spec` in force until its lifetime runs out.
@@ -174,7 +182,10 @@ impl Faults {
             return None;
         }
         self.roll(|target| match target {
+            // Only a route that names a probe faults it: a fault meant for the service's work
+            // (`*:/*` included) should not make its supervisor or balancer give up on it.
             Target::Served(None) => !is_probe(path),
+            Target::Served(Some(route)) if is_probe(path) => route.names(method, path),
             Target::Served(Some(route)) => route.matches(method, path),
             Target::Upstream { .. } => false,
         })

@@ -92,6 +92,8 @@ pub async fn launch(
     );
     let outbox = ctx.outbox.clone();
     let mut service = (spec.factory)(ctx).await?;
+    // Its clients are built: the upstreams it calls are those it has a stack for.
+    faults.know_upstreams(resilience.upstreams());
     let mut tasks = std::mem::take(&mut service.tasks);
 
     let consumer = match (&db, service.subscriptions.is_empty()) {

@@ -11,6 +11,7 @@ pub mod caller;
 pub mod clock;
 pub mod cluster_fingerprint;
 pub mod config;
+pub mod control_plane;
 pub mod db;
 pub mod deadline;
 pub mod events;

@@ -175,9 +175,17 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let retry_after = self.retry_after;
+        let deadline_ran_out = status == StatusCode::GATEWAY_TIMEOUT
+            && self.slug() == crate::deadline::DEADLINE_EXCEEDED;
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if deadline_ran_out {
+            headers.insert(
+                crate::deadline::DEADLINE_EXCEEDED_MARK,
+                HeaderValue::from_static("1"),
+            );
+        }
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

@@ -316,11 +316,11 @@ async fn upstream_faults_act_on_the_callers_calls_and_the_upstream_never_sees_th
         took >= Duration::from_millis(300) && took < Duration::from_millis(800),
         "{took:?}"
     );
-    // A fault on another upstream, or with a route the call does not take, leaves it alone.
+    // A fault with a route the call does not take leaves it alone (one on an upstream front
+    // does not call is refused: see `meaningless_or_ambiguous_faults_are_refused…`).
     // A fresh fleet for each kind of fault: front's circuit breaker for back meets injected
     // faults as it would meet real ones, and would remember the previous kind's failures.
     let fleet = self::fleet().await;
-    inject(&fleet, "front", json!({"upstream": "other", "status": 503})).await;
     inject(
         &fleet,
         "front",
@@ -363,6 +363,33 @@ async fn the_admin_routes_are_never_faulted() {
         .await
         .expect("doc");
     assert_eq!(res.status(), 200);
+}
+
+#[tokio::test]
+async fn a_wildcard_route_does_not_fault_the_probes_only_a_route_naming_them_does() {
+    let fleet = fleet().await;
+    inject(&fleet, "front", json!({"route": "*:/*", "status": 500})).await;
+    inject(&fleet, "front", json!({"route": "/{page}", "status": 500})).await;
+    assert_eq!(
+        fleet.get("front", "/a").send().await.expect("a").status(),
+        500,
+        "the wildcard faults the service's work"
+    );
+    for probe in ["/healthz", "/readyz"] {
+        let res = fleet.get("front", probe).send().await.expect("probe");
+        assert_eq!(res.status(), StatusCode::OK, "{probe} is not named");
+    }
+    inject(
+        &fleet,
+        "front",
+        json!({"route": "GET:/readyz", "status": 503}),
+    )
+    .await;
+    let res = fleet.get("front", "/readyz").send().await.expect("probe");
+    let problem = expect_problem(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(problem.slug(), "fault-injected");
+    let res = fleet.get("front", "/healthz").send().await.expect("probe");
+    assert_eq!(res.status(), StatusCode::OK, "only the probe named");
 }
 
 #[tokio::test]
@@ -452,6 +479,81 @@ async fn invalid_faults_are_refused_with_every_reason() {
         .await
         .expect("delete");
     expect_problem(res, StatusCode::NOT_FOUND).await;
+}
+
+/// The outside tester's L2 and L5: faults that could never fire or say two things at once are
+/// refused naming each field, and a number out of range is told its real range.
+#[tokio::test]
+async fn meaningless_or_ambiguous_faults_are_refused_with_the_real_ranges() {
+    let fleet = fleet().await;
+    let post = |body: Value| {
+        fleet
+            .client("front")
+            .as_admin(Method::POST, "/admin/faults")
+            .json(&body)
+            .send()
+    };
+    for (body, field, says) in [
+        (
+            json!({"upstream": "nope"}),
+            "upstream",
+            "front does not call",
+        ),
+        (json!({"upstream": "front"}), "upstream", "is this service"),
+        (json!({"route": "GET:/../../etc/passwd"}), "route", ".."),
+        (json!({"route": "/a/./b"}), "route", ".."),
+        (json!({"abort": true, "status": 503}), "abort", "together"),
+        (json!({"latency_ms": -1}), "latency_ms", "0 to 300000"),
+        (json!({"jitter_ms": 1.5}), "jitter_ms", "0 to 300000"),
+        (json!({"for_secs": 1.5}), "for_secs", "1 to 3600"),
+        (json!({"status": 99_999_999}), "status", "500 to 599"),
+    ] {
+        let res = post(body.clone()).await.expect("post");
+        let problem = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let error = problem
+            .errors
+            .iter()
+            .find(|e| e.field == field)
+            .unwrap_or_else(|| panic!("{body}: {:?}", problem.errors));
+        assert!(error.message.contains(says), "{body}: {}", error.message);
+        assert!(!error.message.contains("18446744073709551615"), "{body}");
+        assert!(!error.message.contains("65535"), "{body}");
+    }
+    // Every invalid field at once, the pre-read numbers among them.
+    let res = post(
+        json!({"latency_ms": -1, "for_secs": 0, "upstream": "front", "abort": true,
+        "status": 503}),
+    )
+    .await
+    .expect("post");
+    let problem = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let mut fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        ["abort", "for_secs", "latency_ms", "status", "upstream"]
+    );
+    assert!(
+        listed(&fleet, "front").await.is_empty(),
+        "nothing was added"
+    );
+
+    // What front does call is taken; -0.0 is echoed as 0.
+    let fault = inject(&fleet, "front", json!({"upstream": "back", "rate": -0.0})).await;
+    assert_eq!(fault["rate"].to_string(), "0.0");
+    let res = fleet
+        .client("back")
+        .as_admin(Method::POST, "/admin/faults")
+        .json(&json!({"upstream": "front"}))
+        .send()
+        .await
+        .expect("post");
+    let problem = expect_problem(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(
+        problem.errors[0].message.contains("calls no other service"),
+        "{:?}",
+        problem.errors
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The control API, modelled on Toxiproxy's (same paths, same JSON), so that its clients and
-//! habits carry over. Every refusal is problem+json with a 4xx status.
+//! habits carry over. Bodies are read as JSON whatever their `Content-Type` (as Toxiproxy does,
+//! so `curl -d` works). Every refusal is problem+json with a 4xx status.
 
 use axum::Router;
 use axum::extract::State;
@@ -7,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use flotilla_chassis::Problem;
-use flotilla_chassis::extract::{Json, Path};
+use flotilla_chassis::extract::{AnyJson, Path};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ fn yes() -> bool {
     true
 }
 
-async fn create_proxy(State(fp): State<FaultProxy>, Json(body): Json<CreateProxy>) -> Answer {
+async fn create_proxy(State(fp): State<FaultProxy>, AnyJson(body): AnyJson<CreateProxy>) -> Answer {
     let info = fp
         .create(&body.name, &body.listen, &body.upstream, body.enabled)
         .await?;
@@ -138,7 +139,7 @@ struct UpdateProxy {
 async fn update_proxy(
     State(fp): State<FaultProxy>,
     Path(proxy): Path<String>,
-    Json(body): Json<UpdateProxy>,
+    AnyJson(body): AnyJson<UpdateProxy>,
 ) -> Answer {
     let current = fp.get(&proxy).await?;
     if body.name.as_ref().is_some_and(|n| *n != current.name) {
@@ -170,7 +171,7 @@ async fn list_toxics(State(fp): State<FaultProxy>, Path(proxy): Path<String>) ->
 async fn create_toxic(
     State(fp): State<FaultProxy>,
     Path(proxy): Path<String>,
-    Json(body): Json<Value>,
+    AnyJson(body): AnyJson<Value>,
 ) -> Answer {
     // The proxy is looked up first, so that a toxic for a missing proxy is a 404 whatever
     // its body.
@@ -189,7 +190,7 @@ async fn get_toxic(
 async fn update_toxic(
     State(fp): State<FaultProxy>,
     Path((proxy, toxic)): Path<(String, String)>,
-    Json(body): Json<Value>,
+    AnyJson(body): AnyJson<Value>,
 ) -> Answer {
     let updated = fp
         .update_toxic(&proxy, &toxic, |current| current.updated(&body))

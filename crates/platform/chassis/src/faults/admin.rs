@@ -61,6 +61,8 @@ pub struct FaultList {
 pub struct Cleared {
     /// How many faults were in force.
     pub cleared: u64,
+    /// Which instance answered (in a fleet, the others keep theirs): `pid <n>`.
+    pub instance: String,
 }
 
 impl From<FaultView> for Fault {
@@ -128,8 +130,7 @@ async fn add(
 ) -> Result<(StatusCode, axum::Json<Fault>), Problem> {
     // Read as an object first: serde would take a struct from an array too (`[null, null]`),
     // which the schema (an object) does not allow.
-    let new: NewFault = crate::extract::read_typed(&serde_json::Value::Object(body).to_string())?;
-    let spec = new.check()?;
+    let spec = NewFault::read(body, faults.context())?;
     let view = faults
         .add(spec)
         .map_err(|err| Problem::conflict(err.to_string()))?;
@@ -141,7 +142,10 @@ async fn add(
     responses((status = 200, body = Cleared), (status = 401), (status = 403)))]
 async fn clear(_: Admin, State(faults): State<Faults>) -> axum::Json<Cleared> {
     let cleared = u64::try_from(faults.clear()).unwrap_or(u64::MAX);
-    axum::Json(Cleared { cleared })
+    axum::Json(Cleared {
+        cleared,
+        instance: format!("pid {}", std::process::id()),
+    })
 }
 
 /// Ends one fault.

@@ -39,8 +39,7 @@ const PATH_PUNCTUATION: &str = "-._~!$&'()*+,;=:@%/{}";
 /// (except its probes, its contract and its `/admin/` routes). With `upstream`, it applies to
 /// this service's calls to that service instead (only those matching `route`, when given).
 /// With probability `rate`, a matching request is delayed by `latency_ms` ± `jitter_ms`, then
-/// aborted (`abort`) or answered `status` instead of being served (abort wins when both are
-/// given). A fault with no effect injects nothing and only counts the requests it matches.
+/// aborted (`abort`) or answered `status` instead of being served (not both: refused). A fault with no effect injects nothing and only counts the requests it matches.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFault {
@@ -226,6 +225,16 @@ impl NewFault {
             }
             None => None,
         };
+        if self.abort && self.status.is_some() {
+            // Which one was meant cannot be told: refused rather than one silently dropped.
+            for field in ["abort", "status"] {
+                invalid(
+                    field,
+                    "abort and status cannot be given together: an aborted request gets no answer"
+                        .to_owned(),
+                );
+            }
+        }
         if !(0.0..=1.0).contains(&self.rate) {
             invalid("rate", "must be from 0 to 1".to_owned());
         }
@@ -255,9 +264,138 @@ impl NewFault {
             latency: Duration::from_millis(self.latency_ms),
             jitter: Duration::from_millis(self.jitter_ms),
             failure,
-            rate: self.rate,
+            // -0.0 is 0 (and is echoed as 0).
+            rate: self.rate + 0.0,
             lifetime: Duration::from_secs(self.for_secs),
         })
+    }
+}
+
+/// The integer fields and the values they take: a value no integer of the field's type holds
+/// (negative, fractional, too large) is refused with the field's real range, not the type's
+/// (`latency_ms: -1` was "not a whole number from 0 to 18446744073709551615").
+const WHOLE_FIELDS: [(&str, u64, &str); 4] = [
+    ("latency_ms", u64::MAX, "a whole number from 0 to 300000"),
+    ("jitter_ms", u64::MAX, "a whole number from 0 to 300000"),
+    (
+        "status",
+        u16::MAX as u64,
+        "429, or a whole number from 500 to 599",
+    ),
+    ("for_secs", u64::MAX, "a whole number from 1 to 3600"),
+];
+
+/// What a fault is checked against beyond its own fields: the service it is injected into
+/// and, when known, the upstreams that service calls.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultContext<'a> {
+    /// The service whose faults these are.
+    pub service: &'a str,
+    /// The peers it calls (`None`: not known, any well-formed name is taken).
+    pub upstreams: Option<&'a [String]>,
+}
+
+impl NewFault {
+    /// Reads the body of `POST /admin/faults` (an object) and checks it in `context`: the fault,
+    /// or a 422 naming every invalid field.
+    pub fn read(
+        mut body: serde_json::Map<String, serde_json::Value>,
+        context: FaultContext<'_>,
+    ) -> Result<FaultSpec, Problem> {
+        let mut errors = Vec::new();
+        for (field, max, range) in WHOLE_FIELDS {
+            let whole = match body.get(field) {
+                None | Some(serde_json::Value::Null) => continue,
+                Some(value) => value.as_u64().or_else(|| {
+                    // 3.0 is the integer 3 to JSON Schema (`extract::read_typed` reads it so).
+                    value
+                        .as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+                        .map(|f| f as u64)
+                }),
+            };
+            if whole.is_none_or(|n| n > max) {
+                errors.push(FieldError {
+                    field: field.to_owned(),
+                    message: format!("must be {range}"),
+                });
+                body.remove(field);
+            }
+        }
+        let merged = |mut errors: Vec<FieldError>, problem: Problem| {
+            if problem.errors.is_empty() && !errors.is_empty() {
+                errors.push(FieldError {
+                    field: ".".to_owned(),
+                    message: problem.detail.unwrap_or_default(),
+                });
+                Problem::invalid_fields(errors)
+            } else if errors.is_empty() {
+                problem
+            } else {
+                errors.extend(problem.errors);
+                Problem::invalid_fields(errors)
+            }
+        };
+        let new: NewFault =
+            match crate::extract::read_typed(&serde_json::Value::Object(body).to_string()) {
+                Ok(new) => new,
+                Err(problem) => return Err(merged(errors, problem)),
+            };
+        match new.check_in(context) {
+            Ok(spec) if errors.is_empty() => Ok(spec),
+            Ok(_) => Err(Problem::invalid_fields(errors)),
+            Err(problem) => Err(merged(errors, problem)),
+        }
+    }
+
+    /// [`Self::check`], and the upstream checked against `context`: not the service itself,
+    /// and one it calls when that is known.
+    pub fn check_in(&self, context: FaultContext<'_>) -> Result<FaultSpec, Problem> {
+        let checked = self.check();
+        let upstream_error = self.upstream.as_deref().and_then(|upstream| {
+            if check_upstream(upstream).is_err() {
+                None // already said by `check`
+            } else if upstream == context.service {
+                Some(format!(
+                    "{upstream} is this service: its own routes are faulted without upstream"
+                ))
+            } else {
+                context
+                    .upstreams
+                    .filter(|known| !known.iter().any(|k| k == upstream))
+                    .map(|known| {
+                        if known.is_empty() {
+                            format!("{} calls no other service", context.service)
+                        } else {
+                            format!(
+                                "{} does not call {}; it calls {}",
+                                context.service,
+                                crate::input_message::quote(upstream),
+                                known.join(", ")
+                            )
+                        }
+                    })
+            }
+        });
+        let Some(message) = upstream_error else {
+            return checked;
+        };
+        let mut errors = match checked {
+            Ok(_) => Vec::new(),
+            Err(problem) => problem.errors,
+        };
+        let at = errors
+            .iter()
+            .position(|e| e.field != "route")
+            .unwrap_or(errors.len());
+        errors.insert(
+            at,
+            FieldError {
+                field: "upstream".to_owned(),
+                message,
+            },
+        );
+        Err(Problem::invalid_fields(errors))
     }
 }
 
@@ -328,6 +466,15 @@ impl RoutePattern {
         if text.chars().count() > MAX_ROUTE_CHARS {
             return Err(format!("must be at most {MAX_ROUTE_CHARS} characters"));
         }
+        if path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+        {
+            return Err(
+                "may not have . or .. segments: a request's path reaches the service resolved"
+                    .to_owned(),
+            );
+        }
         let (path, prefix) = match path.strip_suffix('*') {
             Some(rest) => (rest, true),
             None => (path, false),
@@ -369,6 +516,20 @@ impl RoutePattern {
                     want == got
                 }
             })
+    }
+
+    /// True when the pattern matches `method path` and spells the path out rather than
+    /// reaching it through a parameter or a bare wildcard: `/readyz`, `GET:/ready*` name
+    /// `/readyz`; `/*`, `*:/*` and `/{page}` only match it. Probes are faulted only by a route
+    /// that names them.
+    pub fn names(&self, method: &Method, path: &str) -> bool {
+        let spelt = self
+            .segments
+            .iter()
+            .skip(1)
+            .all(|s| !(s.starts_with('{') && s.ends_with('}')))
+            && self.segments.get(1).is_some_and(|first| !first.is_empty());
+        spelt && self.matches(method, path)
     }
 }
 
@@ -438,9 +599,9 @@ mod tests {
         assert_eq!(spec.latency, Duration::from_secs(5));
         assert_eq!(spec.lifetime, Duration::from_secs(DEFAULT_FOR_SECS));
         assert_eq!(spec.failure, None);
-        let spec = fault(serde_json::json!({"upstream": "shipping", "status": 503, "abort": true}))
-            .expect("valid");
-        assert_eq!(spec.failure, Some(Failure::Abort), "abort wins");
+        let spec =
+            fault(serde_json::json!({"upstream": "shipping", "abort": true})).expect("valid");
+        assert_eq!(spec.failure, Some(Failure::Abort));
         assert!(
             matches!(spec.target, Target::Upstream { ref upstream, route: None } if upstream == "shipping")
         );

@@ -21,7 +21,14 @@
 //! must not be able to open it for everyone). A call whose deadline has already passed is
 //! refused with `DeadlineExceeded` without being admitted or recorded. A 4xx is the caller's
 //! mistake, not the upstream's failure; `NoInstance` and a full bulkhead (`Overloaded`) are not
-//! the upstream's doing either.
+//! the upstream's doing either; nor is a 504 `deadline-exceeded` problem (marked with
+//! `x-flotilla-deadline-exceeded`) that arrives before the request's deadline, which says a
+//! shorter deadline ran out further down, where that hop's own breaker counts it (one at the
+//! deadline is counted as the deadline's cut would be).
+//!
+//! Calls to the upstream's control plane (its probes, contract documents and `/admin/` routes,
+//! [`crate::control_plane`]) are let through in every state and not recorded: the breaker
+//! guards the upstream's work, not the tools that observe and repair it.
 //!
 //! One breaker guards one upstream, for one calling service ([`super::stack`] keeps them); the
 //! instances behind a balanced upstream are guarded one by one by the balancer's outlier
@@ -38,7 +45,7 @@
 //! a few hundred lines with no dependency beyond tokio and tower.
 
 use axum::body::Body;
-use axum::http::{Request, Response};
+use axum::http::{Request, Response, StatusCode};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,6 +54,7 @@ use tokio::time::Instant;
 use tower::Layer;
 use utoipa::ToSchema;
 
+use crate::control_plane;
 use crate::transport::gate::{self, Admission, Answer, Gate};
 use crate::transport::{Transport, TransportError};
 
@@ -216,22 +224,48 @@ impl Breaker {
 
     /// Whether `result` is the upstream's failure (`Some(true)`), its success (`Some(false)`),
     /// or says nothing about it (`None`: not recorded), for a call the request's deadline gave
-    /// `budget` (`None`: no deadline).
+    /// `budget` (`None`: no deadline) that took `elapsed`.
     fn verdict(
         &self,
         result: &Result<Response<Body>, TransportError>,
         budget: Option<Duration>,
+        elapsed: Duration,
     ) -> Option<bool> {
+        // A call cut by the request's deadline: the upstream's failure when the deadline gave
+        // it a fair chance (`slow_call_ms`), not when the client asked for a few milliseconds.
+        let cut_by_the_deadline = || {
+            budget
+                .is_none_or(|b| b >= Duration::from_millis(self.config.slow_call_ms))
+                .then_some(true)
+        };
         match result {
+            // A 504 saying a deadline ran out. At our own deadline, it is the request's
+            // deadline running out in the upstream, as our own cut would have said. Before it,
+            // a shorter deadline ran out further down (the upstream's own step timeout on a
+            // slow dependency of its own): that hop's breaker counts it, this one does not
+            // hold it against the upstream.
+            Ok(response)
+                if response.status() == StatusCode::GATEWAY_TIMEOUT
+                    && response
+                        .headers()
+                        .contains_key(crate::deadline::DEADLINE_EXCEEDED_MARK) =>
+            {
+                // The header carries whole milliseconds, so the upstream's clock may run out
+                // a little before ours.
+                let at_our_deadline = budget.is_some_and(|b| elapsed + DEADLINE_ROUNDING >= b);
+                if at_our_deadline {
+                    cut_by_the_deadline()
+                } else {
+                    None
+                }
+            }
             Ok(response) => Some(
                 self.config
                     .failure_statuses
                     .contains(&response.status().as_u16()),
             ),
             Err(TransportError::Connect { .. } | TransportError::Timeout(_)) => Some(true),
-            Err(TransportError::DeadlineExceeded(_)) => budget
-                .is_none_or(|b| b >= Duration::from_millis(self.config.slow_call_ms))
-                .then_some(true),
+            Err(TransportError::DeadlineExceeded(_)) => cut_by_the_deadline(),
             // No instance known, our own bulkhead full, another breaker open: not the
             // upstream's doing, either way.
             Err(_) => None,
@@ -305,6 +339,10 @@ impl Breaker {
     }
 }
 
+/// How much earlier than ours an upstream's copy of the request's deadline may run out: the
+/// header carries whole milliseconds.
+const DEADLINE_ROUNDING: Duration = Duration::from_millis(2);
+
 fn ceil_ms(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
@@ -362,36 +400,52 @@ impl Layer<Transport> for BreakerLayer {
     }
 }
 
+/// The pass of a call through the breaker: a permit that records its outcome, or `None` for a
+/// call to the upstream's control plane, let through whatever the state and never recorded.
 impl Gate for Arc<Breaker> {
-    type Pass = Permit;
+    type Pass = Option<Permit>;
 
-    fn admit(&self, _: &mut Request<Body>, at: &Admission) -> Result<Permit, TransportError> {
+    /// A call to the upstream's probes, contract or admin routes
+    /// ([`crate::control_plane`]) goes through even while the breaker is open: they are how an
+    /// operator sees and repairs the upstream (an open breaker once refused the very fault API
+    /// that would have closed it), and how its health is checked.
+    fn admit(
+        &self,
+        request: &mut Request<Body>,
+        at: &Admission,
+    ) -> Result<Option<Permit>, TransportError> {
         if at.deadline.is_some_and(|d| d <= at.now) {
             return Err(TransportError::DeadlineExceeded(self.service.clone()));
+        }
+        if control_plane::is_control_plane(request.uri().path()) {
+            return Ok(None);
         }
         let mut permit = self
             .try_admit(at.now)
             .ok_or_else(|| TransportError::CircuitOpen(self.service.clone()))?;
         permit.budget = at.deadline.map(|d| d - at.now);
-        Ok(permit)
+        Ok(Some(permit))
     }
 
     /// A probe is cut after `probe_timeout_ms`, so that a hung one cannot hold the breaker
     /// half-open.
-    fn cut_at(&self, permit: &Permit) -> Option<Instant> {
+    fn cut_at(&self, permit: &Option<Permit>) -> Option<Instant> {
+        let permit = permit.as_ref()?;
         permit
             .probe
             .then(|| permit.admitted_at + Duration::from_millis(self.config.probe_timeout_ms))
     }
 
-    fn cut_error(&self, _: &Permit) -> TransportError {
+    fn cut_error(&self, _: &Option<Permit>) -> TransportError {
         TransportError::Timeout(self.service.clone())
     }
 
     /// A call that says nothing about the upstream is not recorded; a probe's slot is given
     /// back when its permit drops.
-    fn settle(&self, permit: Permit, answer: Answer) -> Answer {
-        if let Some(failed) = self.verdict(&answer, permit.budget) {
+    fn settle(&self, permit: Option<Permit>, answer: Answer) -> Answer {
+        if let Some(permit) = permit
+            && let Some(failed) = self.verdict(&answer, permit.budget, permit.admitted_at.elapsed())
+        {
             permit.settle(failed);
         }
         answer

@@ -35,6 +35,7 @@ use std::task::{Context, Poll};
 use tower::Layer;
 use utoipa::ToSchema;
 
+use crate::control_plane;
 use crate::transport::gate::{self, Admission, Answer, Gate};
 use crate::transport::{Transport, TransportError};
 
@@ -207,23 +208,37 @@ impl Layer<Transport> for BulkheadLayer {
     }
 }
 
+/// The pass of a call through the bulkhead: its slot, or `None` for a call to the upstream's
+/// control plane, which takes none.
 impl Gate for Arc<Bulkhead> {
-    type Pass = Slot;
+    type Pass = Option<Slot>;
 
-    fn admit(&self, _: &mut Request<Body>, _: &Admission) -> Result<Slot, TransportError> {
-        self.slots.try_take().ok_or_else(|| {
+    /// A call to the upstream's probes, contract or admin routes ([`crate::control_plane`])
+    /// neither takes a slot nor is refused: a bulkhead full of slow business calls must not
+    /// keep the operator from the upstream's fault API or its health.
+    fn admit(
+        &self,
+        request: &mut Request<Body>,
+        _: &Admission,
+    ) -> Result<Option<Slot>, TransportError> {
+        if control_plane::is_control_plane(request.uri().path()) {
+            return Ok(None);
+        }
+        let slot = self.slots.try_take().ok_or_else(|| {
             self.rejected.fetch_add(1, Ordering::Relaxed);
             TransportError::Overloaded(self.service.clone())
-        })
+        })?;
+        Ok(Some(slot))
     }
 
     /// Never asked: a bulkhead sets no cut-off (its calls are cut by the deadline's).
-    fn cut_error(&self, _: &Slot) -> TransportError {
+    fn cut_error(&self, _: &Option<Slot>) -> TransportError {
         TransportError::Timeout(self.service.clone())
     }
 
     /// The slot is held until the response body ends (see the module's doc).
-    fn settle(&self, slot: Slot, answer: Answer) -> Answer {
+    fn settle(&self, slot: Option<Slot>, answer: Answer) -> Answer {
+        let Some(slot) = slot else { return answer };
         let response = answer?;
         Ok(response.map(|body| Body::new(HeldUntilEnd::new(body, slot))))
     }

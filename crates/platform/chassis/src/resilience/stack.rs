@@ -346,6 +346,11 @@ impl Resilience {
         })
     }
 
+    /// The upstreams the caller has asked its peers for so far, by name.
+    pub fn upstreams(&self) -> Vec<String> {
+        self.stacks().keys().cloned().collect()
+    }
+
     /// Every upstream the caller has a stack for, by name.
     pub fn snapshot(&self) -> Vec<UpstreamView> {
         let stacks: Vec<(String, Arc<Stack>)> = self

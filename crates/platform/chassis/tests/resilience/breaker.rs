@@ -465,3 +465,68 @@ fn the_config_has_documented_defaults_and_rejects_what_cannot_work() {
         assert!(Breaker::new("shipping", config.clone()).is_err());
     }
 }
+
+/// The outside tester's M1: with shipping slow, checkouts answered 504 `deadline-exceeded`
+/// from orders, and the gateway's breaker for orders opened on them, refusing every orders
+/// route. A 504 that says a deadline ran out further down is not held against the upstream that
+/// answered it; any other 504 is.
+#[tokio::test(start_paused = true)]
+async fn a_504_saying_a_deadline_ran_out_downstream_is_not_the_upstreams_failure() {
+    let answer = |slug: &'static str| -> Transport {
+        tower::util::BoxCloneSyncService::new(tower::service_fn(
+            move |_: axum::http::Request<axum::body::Body>| async move {
+                Ok::<_, TransportError>(axum::response::IntoResponse::into_response(
+                    flotilla_chassis::problem::Problem::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        slug,
+                        "the request's deadline ran out while waiting for shipping",
+                    ),
+                ))
+            },
+        ))
+    };
+    let config = BreakerConfig {
+        consecutive_failures: 3,
+        ..config()
+    };
+    let breaker = Breaker::new("orders", config.clone()).expect("a valid config");
+    let transport = breaker.layer().layer(answer("deadline-exceeded"));
+    for _ in 0..20 {
+        assert_eq!(
+            call(&transport).await.ok(),
+            Some(StatusCode::GATEWAY_TIMEOUT)
+        );
+    }
+    assert_eq!(state(&breaker), BreakerState::Closed);
+    assert_eq!(breaker.snapshot().calls_in_window, 0);
+
+    let breaker = Breaker::new("orders", config.clone()).expect("a valid config");
+    let transport = breaker.layer().layer(answer("upstream-timeout"));
+    calls(&transport, 3).await;
+    assert_eq!(state(&breaker), BreakerState::Open, "another 504 counts");
+
+    // The upstream answering so at the request's own deadline (its handler was cut by it) is
+    // the deadline's cut, and counts like one.
+    let breaker = Breaker::new("shipping", config).expect("a valid config");
+    let at_the_deadline: Transport = tower::util::BoxCloneSyncService::new(tower::service_fn(
+        |_: axum::http::Request<axum::body::Body>| async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok::<_, TransportError>(axum::response::IntoResponse::into_response(
+                flotilla_chassis::problem::Problem::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "deadline-exceeded",
+                    "the request's deadline ran out before it could be answered",
+                ),
+            ))
+        },
+    ));
+    let transport = breaker.layer().layer(at_the_deadline);
+    for _ in 0..3 {
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let answer =
+            flotilla_chassis::request_context::with_deadline(Some(deadline), call(&transport))
+                .await;
+        assert_eq!(answer.ok(), Some(StatusCode::GATEWAY_TIMEOUT));
+    }
+    assert_eq!(state(&breaker), BreakerState::Open, "cut by the deadline");
+}

@@ -216,3 +216,94 @@ async fn a_retry_storm_stays_within_the_budget() {
     );
     assert_eq!(attempts as u64, requests as u64 + retries.retries);
 }
+
+/// `GET path`, through `transport`.
+async fn call_path(transport: &Transport, path: &str) -> Result<StatusCode, TransportError> {
+    let request = axum::http::Request::get(path)
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    transport.clone().oneshot(request).await.map(|r| r.status())
+}
+
+/// The tools an operator repairs an upstream with are never refused by the caller's breaker
+/// or bulkhead, and their answers never open the breaker (the outside tester's H1: a fault on
+/// one route opened the gateway's breaker, which then refused the very `DELETE /admin/faults`
+/// that would have removed it).
+#[tokio::test(start_paused = true)]
+async fn the_upstreams_admin_routes_probes_and_contract_pass_an_open_breaker_and_a_full_bulkhead() {
+    const CONTROL_PLANE: [&str; 6] = [
+        "/admin/faults",
+        "/admin/resilience",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/openapi.internal.json",
+    ];
+    let policy = UpstreamPolicy {
+        bulkhead: flotilla_chassis::resilience::bulkhead::BulkheadConfig { max_in_flight: 1 },
+        ..breaking_after(3)
+    };
+    let resilience = Resilience::new("gateway", Arc::new(Policies::uniform(policy)));
+    let upstream = Upstream::new(Behaviour::Status(503));
+    let transport = resilience.wrap("catalog", upstream.transport());
+
+    // Failing control-plane calls do not count against the upstream...
+    for _ in 0..10 {
+        for path in CONTROL_PLANE {
+            assert_eq!(
+                call_path(&transport, path).await.ok(),
+                Some(StatusCode::SERVICE_UNAVAILABLE)
+            );
+        }
+    }
+    assert!(!resilience.is_refusing("catalog"));
+    let view = &resilience.snapshot()[0];
+    assert_eq!(view.breaker.calls_in_window, 0, "{:?}", view.breaker);
+
+    // ... and pass it once its business calls have opened the breaker (three failures; the
+    // control-plane calls' retries may have spent the retry budget, so up to three calls).
+    for _ in 0..3 {
+        if !resilience.is_refusing("catalog") {
+            let _ = call(&transport).await;
+        }
+    }
+    assert!(resilience.is_refusing("catalog"));
+    assert!(matches!(
+        call(&transport).await,
+        Err(TransportError::CircuitOpen(_))
+    ));
+    upstream.set(Behaviour::Status(200));
+    let before = upstream.calls();
+    for path in CONTROL_PLANE {
+        assert_eq!(call_path(&transport, path).await.ok(), Some(StatusCode::OK));
+    }
+    assert_eq!(upstream.calls(), before + CONTROL_PLANE.len());
+    assert!(resilience.is_refusing("catalog"), "still open for the rest");
+
+    // A spelling that is not the control plane's is an ordinary call.
+    assert!(matches!(
+        call_path(&transport, "/administrator").await,
+        Err(TransportError::CircuitOpen(_))
+    ));
+
+    // A bulkhead full of a hung business call still lets the operator through.
+    tokio::time::advance(Duration::from_secs(60)).await;
+    upstream.set(Behaviour::Hang);
+    let hung = tokio::spawn({
+        let transport = transport.clone();
+        async move { call(&transport).await }
+    });
+    while upstream.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    assert!(matches!(
+        call(&transport).await,
+        Err(TransportError::Overloaded(_))
+    ));
+    upstream.set(Behaviour::Status(200));
+    assert_eq!(
+        call_path(&transport, "/admin/faults").await.ok(),
+        Some(StatusCode::OK)
+    );
+    hung.abort();
+}
