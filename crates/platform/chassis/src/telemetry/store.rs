@@ -136,10 +136,14 @@ impl SpanStore {
                     failed: false,
                 }
             });
-            let end = summary
-                .start_unix_nanos
-                .saturating_add(summary.duration_nanos)
-                .max(span.end_unix_nanos());
+            // The trace's end so far (none yet for a new summary, whose start is u64::MAX).
+            let end = match summary.spans {
+                0 => span.end_unix_nanos(),
+                _ => summary
+                    .start_unix_nanos
+                    .saturating_add(summary.duration_nanos)
+                    .max(span.end_unix_nanos()),
+            };
             if span.start_unix_nanos <= summary.start_unix_nanos {
                 summary.start_unix_nanos = span.start_unix_nanos;
                 summary.root = span.name.to_string();
@@ -236,6 +240,9 @@ mod tests {
         assert_eq!(list[1].trace_id, format!("{:032x}", 7));
         assert_eq!(list[1].spans, 2);
         assert_eq!(list[1].start_unix_nanos, now);
+        // From the first start (now) to the last end (now + 5 + 10).
+        assert_eq!(list[1].duration_nanos, 15);
+        assert_eq!(list[0].duration_nanos, 10);
         assert!(store.recent_traces(Some("orders"), 10).is_empty());
     }
 }
