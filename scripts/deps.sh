@@ -3,7 +3,7 @@
 # protoc (etcd-client's build), etcd (discovery tests start their own), promtool (the metrics
 # tests check every /metrics with `promtool check metrics`). With arguments, also
 # the servers named (`postgres`, `nats`), which scripts/test-servers.sh asks for when none is
-# running and it must start throwaway ones.
+# running and it must start throwaway ones, and `chromium` (scripts/browser-check.sh).
 set -euo pipefail
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
@@ -16,6 +16,7 @@ for server in "$@"; do
                 || missing+=(postgresql)
             ;;
         nats) command -v nats-server >/dev/null || missing+=(nats-server) ;;
+        chromium) command -v chromium >/dev/null || missing+=(chromium) ;;
         *) echo "deps.sh: unknown server $server" >&2; exit 2 ;;
     esac
 done
