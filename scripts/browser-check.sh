@@ -20,39 +20,10 @@ if [ ! -d "$TOOLS/node_modules/playwright-core" ]; then
     npm install --prefix "$TOOLS" --no-save --no-audit --no-fund --silent \
         "playwright-core@$PLAYWRIGHT_VERSION"
 fi
-if [ -z "${BIN:-}" ]; then
-    cargo build --locked --workspace --all-features --bins --quiet
-    BIN=${CARGO_TARGET_DIR:-target}/debug/flotilla
-fi
-
-DIR=$(mktemp -d)
-PID=
-cleanup() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+source scripts/lib/shop.sh
 ADMIN_EMAIL=admin@browser.example
 ADMIN_PASSWORD=browser-check-admin
-FLOTILLA_ADMIN_EMAIL=$ADMIN_EMAIL FLOTILLA_ADMIN_PASSWORD=$ADMIN_PASSWORD RUST_LOG=warn \
-FLOTILLA_METRICS_LISTEN=127.0.0.1:0 \
-    "$BIN" run --port "$PORT" --data-dir "$DIR/data" >"$DIR/flotilla.log" 2>&1 &
-PID=$!
-B=http://127.0.0.1:$PORT
-deadline=$(( $(date +%s) + 60 ))
-until curl -fsS -o /dev/null "$B/readyz" 2>/dev/null; do
-    if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$PID" 2>/dev/null; then
-        echo "flotilla did not start:" >&2
-        cat "$DIR/flotilla.log" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
+start_shop "$ADMIN_EMAIL" "$ADMIN_PASSWORD" FLOTILLA_METRICS_LISTEN=127.0.0.1:0
 
 rm -rf "$SHOTS"
 mkdir -p "$SHOTS"

@@ -32,21 +32,7 @@ pip_pin() { # package version
 pip_pin openapi-spec-validator "$VALIDATOR_VERSION"
 pip_pin schemathesis "$SCHEMATHESIS_VERSION"
 
-if [ -z "${BIN:-}" ]; then
-    cargo build --locked --workspace --all-features --bins --quiet
-    BIN=${CARGO_TARGET_DIR:-target}/debug/flotilla
-fi
-
-DIR=$(mktemp -d)
-PID=
-cleanup() {
-    if [ -n "$PID" ]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
+source scripts/lib/shop.sh
 
 echo "== OpenAPI documents (openapi-spec-validator $VALIDATOR_VERSION)"
 RUST_LOG=warn "$BIN" openapi --data-dir "$DIR/data" --out "$DIR/openapi" >/dev/null
@@ -54,26 +40,12 @@ for doc in "$DIR"/openapi/*.json; do
     python3 -m openapi_spec_validator "$doc"
 done
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ADMIN_EMAIL=admin@contract.example
 ADMIN_PASSWORD=contract-check-admin
 # The gateway's rate limits off: schemathesis sends hundreds of requests a second from one
 # address, and behind 429s it would check the limits instead of the services' contracts (the
 # limits have their own tests: crates/flotilla/tests/system/rate_limit.rs).
-FLOTILLA_GATEWAY__RATE_LIMIT__ENABLED=false \
-FLOTILLA_ADMIN_EMAIL=$ADMIN_EMAIL FLOTILLA_ADMIN_PASSWORD=$ADMIN_PASSWORD RUST_LOG=warn \
-    "$BIN" run --port "$PORT" --data-dir "$DIR/data" >"$DIR/flotilla.log" 2>&1 &
-PID=$!
-B=http://127.0.0.1:$PORT
-deadline=$(( $(date +%s) + 60 ))
-until curl -fsS -o /dev/null "$B/healthz" 2>/dev/null; do
-    if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$PID" 2>/dev/null; then
-        echo "flotilla did not start:" >&2
-        cat "$DIR/flotilla.log" >&2
-        exit 1
-    fi
-    sleep 0.2
-done
+start_shop "$ADMIN_EMAIL" "$ADMIN_PASSWORD" FLOTILLA_GATEWAY__RATE_LIMIT__ENABLED=false
 
 login() { # email password
     curl -fsS -X POST "$B/api/identity/login" -H 'content-type: application/json' \
