@@ -222,7 +222,9 @@ pub fn check(
             &old.internal,
             &new.internal,
         ));
-        breaking.extend(document_diff::events(&old.events, &new.events));
+        let events = document_diff::events(&old.events, &new.events);
+        breaking.extend(events.breaking);
+        verdict.refused.extend(events.same_version);
         if new.version < old.version {
             verdict.refused.push(format!(
                 "CONTRACT_VERSION went back from {} to {}",

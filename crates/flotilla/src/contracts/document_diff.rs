@@ -55,16 +55,29 @@ pub fn documents(label: &str, old: &Value, new: &Value) -> Vec<String> {
 }
 
 /// The breaking differences between two event sets (`{type: {version, schema}}`).
-pub fn events(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
-    let mut found = Vec::new();
+#[derive(Debug, Default)]
+pub struct EventBreaks {
+    /// Breaking for the service's contract: a raised `CONTRACT_VERSION` lets them through.
+    pub breaking: Vec<String>,
+    /// A payload that changed incompatibly under the same event version: never allowed. A
+    /// consumer knows a payload only by its event's version, so an old consumer would read the
+    /// new payload as the one it knows; the event's own version must be raised (and consumers
+    /// taught it first), whatever the service's contract version says.
+    pub same_version: Vec<String>,
+}
+
+/// The breaking differences between two event sets.
+pub fn events(old: &Map<String, Value>, new: &Map<String, Value>) -> EventBreaks {
+    let mut found = EventBreaks::default();
     for (event_type, old_event) in old {
         let at = format!("event {event_type}");
         let Some(new_event) = new.get(event_type) else {
-            found.push(format!("{at}: no longer published"));
+            found.breaking.push(format!("{at}: no longer published"));
             continue;
         };
-        if old_event["version"] != new_event["version"] {
-            found.push(format!(
+        let same_version = old_event["version"] == new_event["version"];
+        if !same_version {
+            found.breaking.push(format!(
                 "{at}: payload version {} → {} (consumers refuse versions they do not know)",
                 old_event["version"], new_event["version"]
             ));
@@ -77,7 +90,18 @@ pub fn events(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String>
             new_schema,
             Direction::Response,
         );
-        found.extend(diff.found);
+        if same_version {
+            found
+                .same_version
+                .extend(diff.found.into_iter().map(|change| {
+                    format!(
+                        "{change} under the same event version {} (raise the event's version)",
+                        new_event["version"]
+                    )
+                }));
+        } else {
+            found.breaking.extend(diff.found);
+        }
     }
     found
 }

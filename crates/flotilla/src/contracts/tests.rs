@@ -434,3 +434,35 @@ async fn the_committed_snapshots_are_what_the_code_publishes() {
         }
     }
 }
+
+#[test]
+fn a_payload_break_under_the_same_event_version_is_refused_even_with_a_raised_contract_version() {
+    // The reviewer's plant: CONTRACT_VERSION raised, a field the consumers need gone, the
+    // event still at version 1 — an old consumer would read the new payload as version 1.
+    let verdict = verdict(2, |_, event| remove(&mut event["properties"], "order_id"));
+    assert!(
+        verdict
+            .refused
+            .iter()
+            .any(|line| line.contains("payload.order_id: field removed")
+                && line.contains("same event version 1")),
+        "{verdict:?}"
+    );
+    // With the event's own version raised too, the service's raised version lets it through.
+    let mut bumped = contract(2, doc(), event_schema());
+    remove(
+        &mut bumped.events["order.confirmed"]["schema"]["properties"],
+        "order_id",
+    );
+    bumped.events["order.confirmed"]["version"] = json!(2);
+    let current = BTreeMap::from([("orders".to_owned(), bumped)]);
+    let verdict = &check(&released(), &current)["orders"];
+    assert!(verdict.refused.is_empty(), "{verdict:?}");
+    assert!(
+        verdict
+            .allowed
+            .iter()
+            .any(|line| line.contains("payload.order_id: field removed")),
+        "{verdict:?}"
+    );
+}
