@@ -8,7 +8,7 @@
 #  2. with a git ref (CI gives the pull request's base), against that ref's snapshots too, so a
 #     change that breaks a contract and rewrites the snapshots in the same commit still fails;
 #  3. as a self-test: on copies of the snapshots with planted differences (a route, an event
-#     field and a response enum value the code no longer has), which must each be refused,
+#     field, a response header and a response enum value the code no longer has), which must each be refused,
 #     and a raised version, which must let them through — except an event payload broken
 #     under the event's same version, refused whatever the contract version.
 #
@@ -70,6 +70,8 @@ plant field 'e = contract["events"]["order.confirmed"]["schema"]; e["properties"
 expect_refused "an event field the code no longer sends" "event order.confirmed payload.planted: field removed"
 plant enum 'openapi["components"]["schemas"]["OrderStatus"]["enum"].remove("CANCELLED")'
 expect_refused "a response enum value readers never saw" 'new value "CANCELLED"'
+plant header 'openapi["paths"]["/"]["post"]["responses"]["201"]["headers"]["X-Planted"] = {"schema": {"type": "string"}}'
+expect_refused "a response header the code no longer sends" "header X-Planted no longer sent"
 plant event-bump 'e = contract["events"]["order.confirmed"]["schema"]; e["properties"]["planted"] = {"type": "string"}; e["required"].append("planted"); contract["contract_version"] = 0'
 expect_refused "an event payload broken under its same version, the contract version raised" "under the same event version"
 plant bump 'openapi["paths"]["/planted"] = {"get": {"responses": {"200": {"description": "ok"}}}}; contract["contract_version"] = 0'

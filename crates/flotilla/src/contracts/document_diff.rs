@@ -6,7 +6,8 @@
 //! renaming `{id}` is not a change): a removed operation; a removed parameter, a new required
 //! one or one that became required; a request body that appeared as required, became required
 //! or went away; a content type no longer accepted or answered; a documented status no longer
-//! documented (a status that changes meaning shows as one removed and one added); an operation
+//! documented (a status that changes meaning shows as one removed and one added); a response
+//! header no longer sent, or its value's schema changed as a response's would; an operation
 //! that now needs a token or a scope it did not. New operations, optional parameters and
 //! statuses are additive. For events: a type no longer published, a changed payload version
 //! (consumers refuse versions they do not know), and the payload schema read as a response.
@@ -243,6 +244,7 @@ fn compare_responses(
             Some(new_response) => {
                 let old_response = resolve(diff.old_root(), old_response).0;
                 let new_response = resolve(diff.new_root(), new_response).0;
+                compare_headers(diff, found, &here, &old_response, &new_response);
                 compare_content(
                     diff,
                     found,
@@ -251,6 +253,40 @@ fn compare_responses(
                     &new_response,
                     Direction::Response,
                 );
+            }
+        }
+    }
+}
+
+/// Compares the headers a response documents: one the old side had and the new one lacks is
+/// breaking (clients read it: orders' `Location` is how a pending order is polled); one both
+/// have has its schema compared as a response. Header names compare case-insensitively.
+fn compare_headers(
+    diff: &mut SchemaDiff<'_>,
+    found: &mut Vec<String>,
+    at: &str,
+    old: &Value,
+    new: &Value,
+) {
+    let Some(old_headers) = old.get("headers").and_then(Value::as_object) else {
+        return;
+    };
+    let new_headers = new.get("headers").and_then(Value::as_object);
+    for (name, old_header) in old_headers {
+        let new_header = new_headers.and_then(|headers| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, h)| h)
+        });
+        match new_header {
+            None => found.push(format!("{at}: header {name} no longer sent")),
+            Some(new_header) => {
+                let old_header = resolve(diff.old_root(), old_header).0;
+                let new_header = resolve(diff.new_root(), new_header).0;
+                if let (Some(o), Some(n)) = (old_header.get("schema"), new_header.get("schema")) {
+                    diff.compare(&format!("{at} header {name}"), o, n, Direction::Response);
+                }
             }
         }
     }

@@ -20,7 +20,8 @@ fn doc() -> Value {
                     },
                     "responses": {
                         "200": {"description": "ok", "content": {"application/json":
-                            {"schema": {"$ref": "#/components/schemas/Order"}}}},
+                            {"schema": {"$ref": "#/components/schemas/Order"}}},
+                            "headers": {"Location": {"schema": {"type": "string"}}}},
                         "404": {"description": "none"}
                     },
                     "security": [{"bearerAuth": []}]
@@ -465,4 +466,28 @@ fn a_payload_break_under_the_same_event_version_is_refused_even_with_a_raised_co
             .any(|line| line.contains("payload.order_id: field removed")),
         "{verdict:?}"
     );
+}
+
+#[test]
+fn a_response_header_no_longer_sent_is_breaking() {
+    refused(
+        "public POST /orders/{id}: response 200: header Location no longer sent",
+        |doc, _| {
+            remove(
+                &mut doc["paths"]["/orders/{id}"]["post"]["responses"]["200"],
+                "headers",
+            )
+        },
+    );
+    refused("header Location", |doc, _| {
+        doc["paths"]["/orders/{id}"]["post"]["responses"]["200"]["headers"]["Location"]["schema"] =
+            json!({"type": "integer"})
+    });
+    // Another spelling of the same name, or a new header, changes nothing for readers.
+    passes(|doc, _| {
+        doc["paths"]["/orders/{id}"]["post"]["responses"]["200"]["headers"] = json!({
+            "location": {"schema": {"type": "string"}},
+            "Retry-After": {"schema": {"type": "integer"}}
+        })
+    });
 }
