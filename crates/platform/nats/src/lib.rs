@@ -308,7 +308,11 @@ async fn connect_client(
     let mut options = async_nats::ConnectOptions::new();
     match (&settings.user, &settings.password) {
         (Some(user), Some(Password(password))) => {
-            options = options.user_and_password(user.clone(), password.clone());
+            // Each user's replies and deliveries on inboxes of its own, so that the server can
+            // let a user subscribe to its own only (deploy/k8s/dev-deps/nats.conf).
+            options = options
+                .user_and_password(user.clone(), password.clone())
+                .custom_inbox_prefix(format!("_INBOX_{user}"));
         }
         (None, None) => {}
         _ => {

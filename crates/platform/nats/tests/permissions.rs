@@ -11,6 +11,7 @@ use flotilla_chassis::events::{
     self, Bus, Consumer, Event, EventHandler, HandlerError, Subscription,
 };
 use flotilla_nats::{NatsBus, NatsSettings, Password};
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -212,6 +213,41 @@ async fn per_service_users_publish_only_their_own_events() {
         1,
         "only the real event arrived"
     );
+
+    // No user hears another's deliveries: the gateway's login may not subscribe to cart's
+    // inboxes (nor the shared `_INBOX.>`), so a second event reaches cart and nobody else.
+    let eavesdropper = async_nats::ConnectOptions::new()
+        .user_and_password("gateway".into(), "pw-gateway".into())
+        .connect(nats.url.as_str())
+        .await
+        .expect("the gateway logs in");
+    let mut cart_inbox = eavesdropper
+        .subscribe("_INBOX_cart.>")
+        .await
+        .expect("a subscription is sent (the server refuses it on its side)");
+    let mut shared_inbox = eavesdropper
+        .subscribe("_INBOX.>")
+        .await
+        .expect("a subscription is sent");
+    orders
+        .publish(&event("orders", "order.confirmed"))
+        .await
+        .expect("orders publishes again");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while consumer.stats().snapshot().handled < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "cart never received the second event"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for inbox in [&mut cart_inbox, &mut shared_inbox] {
+        let heard = tokio::time::timeout(Duration::from_millis(300), inbox.next()).await;
+        assert!(
+            !matches!(heard, Ok(Some(_))),
+            "the gateway's login heard a delivery meant for cart"
+        );
+    }
     shutdown.cancel();
     for bus in [&orders, &cart, &payments, &gateway] {
         bus.stopped().await;
