@@ -10,6 +10,43 @@ use std::time::{Duration, Instant};
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
+/// The spans the gateway at `base` keeps of `trace`, as soon as `ready` holds for them (spans
+/// arrive after the answers: events are consumed, exports batched); fails after `within`.
+async fn spans_once(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    trace: &str,
+    within: Duration,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let res = http
+            .get(format!("{base}/api/gateway/admin/traces/{trace}"))
+            .header("authorization", admin)
+            .send()
+            .await
+            .expect("trace");
+        // 404 until the trace's first span is kept.
+        let mut spans = Vec::new();
+        if res.status() == 200 {
+            let body: Value = res.json().await.expect("json");
+            spans = body["spans"].as_array().cloned().unwrap_or_default();
+            if ready(&spans) {
+                return spans;
+            }
+        } else {
+            assert_eq!(res.status(), 404, "reading trace {trace}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {trace} not complete within {within:?}: {spans:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn spans_named<'a>(spans: &'a [Value], service: &str, kind: &str) -> Vec<&'a Value> {
     spans
         .iter()
@@ -47,24 +84,15 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
 
     // The events' consumers finish after the answer: wait for both of them.
     let admin = login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let spans = loop {
-        let res = http
-            .get(format!("{base}/api/gateway/admin/traces/{TRACE}"))
-            .header("authorization", &admin)
-            .send()
-            .await
-            .expect("trace");
-        assert_eq!(res.status(), 200);
-        let trace: Value = res.json().await.expect("json");
-        let spans = trace["spans"].as_array().cloned().unwrap_or_default();
-        let consumers = spans.iter().filter(|s| s["kind"] == "consumer").count();
-        if consumers >= 2 {
-            break spans;
-        }
-        assert!(Instant::now() < deadline, "the consumers' spans: {trace:#}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let spans = spans_once(
+        http,
+        base,
+        &admin,
+        TRACE,
+        Duration::from_secs(10),
+        |spans| spans.iter().filter(|s| s["kind"] == "consumer").count() >= 2,
+    )
+    .await;
     let by_id: HashMap<&str, &Value> = spans
         .iter()
         .map(|s| (s["span_id"].as_str().expect("span id"), s))
@@ -256,28 +284,15 @@ async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
         .expect("read");
     assert_eq!(res.status(), 200);
     // Batches leave at most a second after their first span.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let spans = loop {
-        let res = receiver
-            .http
-            .get(format!(
-                "{}/api/gateway/admin/traces/{trace}",
-                receiver.base
-            ))
-            .header("authorization", &admin)
-            .send()
-            .await
-            .expect("trace");
-        if res.status() == 200 {
-            let body: Value = res.json().await.expect("json");
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            if spans.iter().any(|s| s["name"] == "GET /products/{id}") {
-                break spans;
-            }
-        }
-        assert!(Instant::now() < deadline, "the exported spans arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let spans = spans_once(
+        &receiver.http,
+        &receiver.base,
+        &admin,
+        trace,
+        Duration::from_secs(15),
+        |spans| spans.iter().any(|s| s["name"] == "GET /products/{id}"),
+    )
+    .await;
     let edge = spans_named(&spans, "gateway", "server");
     assert_eq!(edge.len(), 1, "{spans:#?}");
     assert_eq!(edge[0]["parent_span_id"], "b7ad6b7169203331");
@@ -322,27 +337,15 @@ async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
         .await
         .expect("read");
     assert_eq!(res.status(), 200);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let res = receiver
-            .http
-            .get(format!(
-                "{}/api/gateway/admin/traces/{fleet_trace}",
-                receiver.base
-            ))
-            .header("authorization", &admin)
-            .send()
-            .await
-            .expect("trace");
-        if res.status() == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the fleet member's spans arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    spans_once(
+        &receiver.http,
+        &receiver.base,
+        &admin,
+        fleet_trace,
+        Duration::from_secs(15),
+        |spans| !spans.is_empty(),
+    )
+    .await;
 
     // Nobody else may write into the store.
     let res = receiver
