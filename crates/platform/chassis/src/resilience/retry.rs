@@ -12,6 +12,12 @@
 //!   a delay drawn uniformly from `[0, min(cap, base·2^n)]` before retry `n` (0-based; AWS
 //!   Architecture Blog, "Exponential Backoff and Jitter", 2015) — and only when the backoff plus
 //!   the time the failed attempt took still fits before the deadline.
+//! - **Per try**: an attempt of a call that is safe to repeat is cut after `try_timeout_ms`
+//!   (2 000; Envoy's `per_try_timeout`) even when the request's deadline is further away, so
+//!   that an instance that has stopped answering (frozen, or its host partitioned) costs a read
+//!   one try, not its whole deadline: the cut is a timeout, repeated on another instance. A
+//!   call that may not be repeated is never cut by it (only by its deadline and the upstream's
+//!   timeout), since cutting it would lose its answer for nothing.
 //! - **Budget**: per upstream, Finagle's `RetryBudget` with the semantics of tower's
 //!   `TpsBudget` (every request deposits, a retry withdraws; defaults ttl 10 s, 10 retries/s
 //!   floor, 20 % extra), written without a lock (`retry/budget.rs` says why). Over any `ttl`
@@ -78,6 +84,9 @@ pub struct RetryConfig {
     pub cap_ms: u64,
     /// Largest request body buffered for replay, in bytes (65 536); larger bodies are sent once.
     pub max_body_bytes: usize,
+    /// Longest wait for one attempt of a call that may be repeated, in ms (2 000; 0: none,
+    /// attempts are then bounded only by the deadline and the upstream's timeout).
+    pub try_timeout_ms: u64,
     /// The retry budget.
     pub budget: BudgetConfig,
 }
@@ -89,6 +98,7 @@ impl Default for RetryConfig {
             base_ms: 25,
             cap_ms: 250,
             max_body_bytes: 64 * 1024,
+            try_timeout_ms: 2_000,
             budget: BudgetConfig::default(),
         }
     }
@@ -130,6 +140,9 @@ impl RetryConfig {
         }
         if self.base_ms == 0 || self.cap_ms < self.base_ms {
             return invalid("base_ms must be positive and cap_ms at least base_ms");
+        }
+        if u128::from(self.try_timeout_ms) > crate::deadline::MAX_INCOMING.as_millis() {
+            return invalid("try_timeout_ms must be at most 300000 (0 for none)");
         }
         if !(1..=60).contains(&self.budget.ttl_secs) {
             return invalid("budget.ttl_secs must be between 1 and 60");
@@ -232,12 +245,17 @@ impl Layer<Transport> for RetryLayer {
         let for_retries = Arc::new(inner.clone());
         let mut inner = inner;
         BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
-            let started = policy.start(|attempt, _: &Admission| inner.call(attempt), req);
+            let started = policy.start(
+                |attempt, at: &Admission| policy.cut(at, inner.call(attempt)),
+                req,
+                Admission::now(),
+            );
             let mut retries = Retries::new(Arc::clone(&for_retries));
+            let cuts = Arc::clone(&policy);
             Arc::clone(&policy).finish(
                 started,
                 |call| call,
-                move |attempt, _: &Admission| retries.transport().call(attempt),
+                move |attempt, at: &Admission| cuts.cut(at, retries.transport().call(attempt)),
             )
         }))
     }
@@ -267,15 +285,17 @@ impl Retries {
 }
 
 impl RetryLayer {
-    /// Starts the call `req` under this layer's policy: its first attempt is made by `first`,
-    /// now, when the request has no body to read first (a `GET`); [`Self::finish`] makes the
-    /// rest. (Two steps, so that the call's future does not hold `first`, which may borrow
-    /// what the caller's `Service::call` holds.)
-    pub(crate) fn start<F, E>(&self, first: F, req: Request<Body>) -> Started<E>
+    /// Starts the call `req` under this layer's policy, admitted `at`: its first attempt is
+    /// made by `first`, now, when the request has no body to read first (a `GET`);
+    /// [`Self::finish`] makes the rest. (Two steps, so that the call's future does not hold
+    /// `first`, which may borrow what the caller's `Service::call` holds.) Every attempt's
+    /// [`Admission`] carries its per-try cut-off when the call may be repeated: the gate
+    /// beneath (the stack's per-attempt deadline) enforces it.
+    pub(crate) fn start<F, E>(&self, first: F, req: Request<Body>, at: Admission) -> Started<E>
     where
         F: FnOnce(Request<Body>, &Admission) -> E,
     {
-        self.policy.start(first, req)
+        self.policy.start(first, req, at)
     }
 
     /// The rest of a call [`Self::start`] started: the call's future waits for the first
@@ -360,6 +380,8 @@ pub(crate) struct Started<E> {
     start: Start<E>,
     /// The first attempt's admission (or the call's, when its body is still to be read).
     at: Admission,
+    /// Whether the request is safe to repeat (see [`safe_to_repeat`]).
+    safe: bool,
 }
 
 /// How a call starts.
@@ -374,14 +396,14 @@ enum Start<E> {
 }
 
 impl Policy {
-    fn start<F, E>(&self, first: F, req: Request<Body>) -> Started<E>
+    fn start<F, E>(&self, first: F, req: Request<Body>, mut at: Admission) -> Started<E>
     where
         F: FnOnce(Request<Body>, &Admission) -> E,
     {
-        let at = Admission::now();
         self.budget.deposit(at.now);
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
+        let safe = safe_to_repeat(&parts);
         // Only a body of known length within the limit is kept for a retry: a streamed one
         // (chunked, or a client's upload still arriving) goes through once, as it comes.
         let limit = self.config.max_body_bytes as u64;
@@ -392,12 +414,39 @@ impl Policy {
             // first attempt made now.
             let tried = TriedInstances::default();
             let request = attempt_request(&parts, &Bytes::new());
+            at.try_cut = self.try_cut(safe, at.now);
             let first = in_scope(0, &tried, || first(request, &at));
             Start::Sent(first, parts, tried)
         } else {
             Start::Read(body, parts)
         };
-        Started { start, at }
+        Started { start, at, safe }
+    }
+
+    /// When an attempt made `now` is cut for another, if the call may be repeated.
+    fn try_cut(&self, safe: bool, now: Instant) -> Option<Instant> {
+        (safe && self.config.max_retries > 0 && self.config.try_timeout_ms > 0)
+            .then(|| now + Duration::from_millis(self.config.try_timeout_ms))
+    }
+
+    /// `call` cut at `at`'s per-try cut-off, for the layer used on its own (the stack's
+    /// per-attempt deadline enforces the cut-off itself, with the attempt's one timer).
+    fn cut(
+        self: &Arc<Self>,
+        at: &Admission,
+        call: crate::transport::TransportCall,
+    ) -> crate::transport::TransportCall {
+        match at.try_cut {
+            None => call,
+            Some(cut) => {
+                let policy = Arc::clone(self);
+                Box::pin(async move {
+                    tokio::time::timeout_at(cut, call)
+                        .await
+                        .unwrap_or_else(|_| Err(TransportError::Timeout(policy.service.clone())))
+                })
+            }
+        }
     }
 
     #[expect(
@@ -406,7 +455,7 @@ impl Policy {
     )]
     fn finish<W, G, E, A, B>(
         self: Arc<Self>,
-        Started { start, at }: Started<E>,
+        Started { start, at, safe }: Started<E>,
         wait: W,
         mut again: G,
     ) -> impl Future<Output = Answer> + use<W, G, E, A, B>
@@ -435,13 +484,13 @@ impl Policy {
                         Err(e) => return Ok(crate::extract::unreadable_body(&e).into_response()),
                     };
                     let tried = TriedInstances::default();
-                    let at = Admission::now();
+                    let mut at = Admission::now();
+                    at.try_cut = self.try_cut(safe, at.now);
                     let request = attempt_request(parts, &bytes);
                     let attempt = in_scope(0, &tried, || again(request, &at));
                     (attempt.await, parts, bytes, tried, at.now)
                 }
             };
-            let safe = safe_to_repeat(parts);
             let mut retry = 0;
             loop {
                 let repeatable = match classify(&result) {
@@ -472,7 +521,8 @@ impl Policy {
                 drop(result);
                 Box::pin(tokio::time::sleep(delay)).await;
                 retry += 1;
-                let at = Admission::now();
+                let mut at = Admission::now();
+                at.try_cut = self.try_cut(safe, at.now);
                 started = at.now;
                 let request = attempt_request(parts, &bytes);
                 result = in_scope(retry, &tried, || again(request, &at)).await;

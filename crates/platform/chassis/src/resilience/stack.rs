@@ -3,21 +3,29 @@
 //! caller asks its [`Peers`](crate::transport::Peers) for the upstream and shared by every client
 //! it builds on it. Outermost first, a call meets:
 //!
-//! 1. **retry** ([`super::retry`]), within the caller's budget for that upstream;
-//! 2. **circuit breaker** ([`super::breaker`]), the caller's view of the upstream's health;
-//! 3. **bulkhead** ([`super::bulkhead`]), the caller's cap on calls in flight to it;
-//! 4. **deadline** ([`super::deadline`]), per attempt: the earlier of the request's deadline and
-//!    the upstream's `timeout_ms`, so a hung attempt is cut in time for a retry;
+//! 1. **circuit breaker** ([`super::breaker`]), the caller's view of the upstream's health,
+//!    judging each call by what it ended with after its retries;
+//! 2. **retry** ([`super::retry`]), within the caller's budget for that upstream;
+//! 3. **bulkhead** ([`super::bulkhead`]), the caller's cap on calls in flight to it, per attempt;
+//! 4. **deadline** ([`super::deadline`]), per attempt: the earliest of the request's deadline,
+//!    the upstream's `timeout_ms` and, for a call that may be repeated, the retry's
+//!    `try_timeout_ms`, so a hung attempt is cut in time for a retry;
 //! 5. the caller's injected faults on the upstream ([`crate::transport::faulted`]), then the
 //!    transport itself (in-process, or balanced over the instances with outlier ejection).
 //!
-//! The breaker sits outside the bulkhead, so a call the full bulkhead refuses is our own
-//! overload, not the upstream's failure; and outside the deadline, so a cut attempt counts
-//! against the upstream. Faults sit under everything, so the stack meets an injected fault as
-//! it would meet the real one.
+//! The breaker sits outside the retries because the instances behind a balanced upstream are
+//! judged one by one by the balancer's outlier ejection (Envoy's per-host breaking): one bad
+//! instance of two, whose failed attempts are repeated on the good one, must be ejected, not
+//! open the circuit to the whole upstream; and a call that fails three attempts is one failed
+//! call, not three. The breaker opens when calls fail as the caller sees them: every instance
+//! failing, or the retries not helping. It sits outside the bulkhead, so a call the full
+//! bulkhead refuses is our own overload, not the upstream's failure; and outside the deadline,
+//! so a cut call counts against the upstream. Faults sit under everything, so the stack meets
+//! an injected fault as it would meet the real one.
 //!
-//! The layers are the ones tested one by one, composed for cost: steps 2 to 4 are one gate
-//! ([`crate::transport::gate`]) and the retry loop drives it, so a call through the stack is
+//! The layers are the ones tested one by one, composed for cost: steps 3 and 4 are one gate
+//! ([`crate::transport::gate`]) and the retry loop drives it, the breaker's permit is taken and
+//! settled around the loop, so a call through the stack is
 //! one future (and one per attempt), each attempt reads the clock and the request's deadline
 //! once and sets one timer, which the transport's own deadline layer beneath does not repeat;
 //! a clone of the stack's transport (a typed client clones it for every call) costs one
@@ -46,6 +54,7 @@ use super::bulkhead::{Bulkhead, BulkheadConfig, BulkheadSnapshot};
 use super::deadline::{self, DeadlineConfig, DeadlineLayer};
 use super::retry::{self, Retries, RetryConfig, RetryLayer, RetryStats};
 use crate::metrics::http_client::{CallOutcome, ClientMetrics};
+use crate::transport::gate::Gate;
 use crate::transport::gate::{self, Admission};
 use crate::transport::peers::UpstreamGuard;
 use crate::transport::read_cache::{ReadCache, ReadCacheConfig, ReadCacheStats};
@@ -157,7 +166,7 @@ struct Stack {
     retry: RetryLayer,
     breaker: Arc<Breaker>,
     bulkhead: Arc<Bulkhead>,
-    /// Breaker, bulkhead and per-attempt deadline as one gate (the same `Arc`s).
+    /// Bulkhead and per-attempt deadline as one gate (the same `Arc`).
     attempt: PerAttempt,
     read_cache: ReadCache,
     /// The caller's RED series for the upstream, timed around the whole stack.
@@ -165,7 +174,7 @@ struct Stack {
 }
 
 /// The gates every attempt passes, outermost first.
-type PerAttempt = (Arc<Breaker>, (Arc<Bulkhead>, DeadlineLayer));
+type PerAttempt = (Arc<Bulkhead>, DeadlineLayer);
 
 impl Stack {
     fn new(caller: &str, upstream: &str, policy: &UpstreamPolicy) -> Result<Self, InvalidPolicy> {
@@ -181,7 +190,7 @@ impl Stack {
         Ok(Self {
             policy: policy.clone(),
             retry: retry::layer(upstream, &policy.retry).map_err(|e| invalid(e.to_string()))?,
-            attempt: (Arc::clone(&breaker), (Arc::clone(&bulkhead), deadline)),
+            attempt: (Arc::clone(&bulkhead), deadline),
             breaker,
             bulkhead,
             read_cache: ReadCache::new(&policy.read_cache).map_err(|e| invalid(e.to_string()))?,
@@ -189,21 +198,34 @@ impl Stack {
         })
     }
 
-    /// `transport` inside the stack: the retry layer's loop, each attempt through the gate of
-    /// breaker, bulkhead and deadline, all in one future (one allocation per call, one timer
-    /// per attempt); the same as the layers nested (`retry::layer`, `breaker::layer`, ...),
-    /// which are tested one by one. The first attempt is made in `Service::call` (when the
+    /// `transport` inside the stack: the breaker's permit around the retry layer's loop, each
+    /// attempt through the gate of bulkhead and deadline, all in one future (one allocation
+    /// per call, one timer per attempt); the same as the layers nested (`breaker::layer`,
+    /// `retry::layer`, ...), which are tested one by one. The first attempt is made in `Service::call` (when the
     /// request has no body to read first), calling `transport` by reference; a retry calls a
     /// clone of it, made for the call's first retry.
     fn wrap(self: &Arc<Self>, transport: Transport) -> Transport {
         let stack = Arc::clone(self);
         let for_retries = Arc::new(transport.clone());
         let mut transport = transport;
-        BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
+        BoxCloneSyncService::new(tower::service_fn(move |mut req: Request<Body>| {
+            let at = Admission::now();
+            // Refused at once by an open breaker: no attempt, no deposit in the budget.
+            let permit = match stack.breaker.admit(&mut req, &at) {
+                Ok(permit) => permit,
+                Err(refused) => {
+                    let red = stack.red.clone();
+                    return futures::future::Either::Left(async move {
+                        let refused = Err(refused);
+                        red.record(outcome(&refused), std::time::Duration::ZERO);
+                        refused
+                    });
+                }
+            };
             let gates = &stack.attempt;
             let transport = &mut transport;
             let first = move |req, at: &Admission| gate::enter_at(gates, transport, req, at);
-            let started = stack.retry.start(first, req);
+            let started = stack.retry.start(first, req, at);
             // The first attempt's future is made in the call's, and held there.
             let wait = {
                 let gates = gates.clone();
@@ -219,12 +241,21 @@ impl Stack {
             };
             let call = stack.retry.finish(started, wait, again);
             let red = stack.red.clone();
+            let breaker = Arc::clone(&stack.breaker);
             let began = std::time::Instant::now();
-            async move {
-                let result = call.await;
+            futures::future::Either::Right(async move {
+                // A probe is cut after the breaker's probe timeout, retries included.
+                let result = match breaker.cut_at(&permit) {
+                    Some(cut) => match tokio::time::timeout_at(cut, call).await {
+                        Ok(answer) => answer,
+                        Err(_) => Err(breaker.cut_error(&permit)),
+                    },
+                    None => call.await,
+                };
+                let result = breaker.settle(permit, result);
                 red.record(outcome(&result), began.elapsed());
                 result
-            }
+            })
         }))
     }
 }

@@ -172,7 +172,12 @@ impl Gate for DeadlineLayer {
 
     fn admit(&self, req: &mut Request<Body>, at: &Admission) -> Result<Limit, TransportError> {
         let policy = &*self.policy;
-        let own = at.now + policy.timeout;
+        // The upstream's timeout, or the retry layer's per-try timeout when it is sooner: both
+        // end the attempt with `Timeout`, which a retry may repeat.
+        let own = match at.try_cut {
+            Some(cut) => cut.min(at.now + policy.timeout),
+            None => at.now + policy.timeout,
+        };
         let (limit, by_deadline) = match at.deadline {
             Some(d) if d <= at.now => {
                 return Err(TransportError::DeadlineExceeded(policy.service.clone()));

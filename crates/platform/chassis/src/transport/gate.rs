@@ -37,6 +37,10 @@ pub(crate) struct Admission {
     pub(crate) now: Instant,
     /// The request's deadline, if it has one.
     pub(crate) deadline: Option<Instant>,
+    /// When this attempt is cut to make room for another (the retry layer's per-try timeout,
+    /// set only for an attempt of a call it may repeat): the attempt ends with
+    /// [`TransportError::Timeout`], which the retry layer repeats.
+    pub(crate) try_cut: Option<Instant>,
 }
 
 impl Admission {
@@ -45,6 +49,7 @@ impl Admission {
         Self {
             now: Instant::now(),
             deadline: request_context::current_deadline(),
+            try_cut: None,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The stack as services get it: `[resilience]` read with per-upstream overrides merged key by
 //! key, one stack per caller and upstream shared by every client built on it, the layers in
-//! their order (a hung attempt cut by the per-attempt timeout counts against the breaker, a
-//! client's own tiny deadline does not), and a retry storm held to the budget.
+//! their order (a hung call cut by the per-attempt timeout counts against the breaker once,
+//! however many attempts it made; a client's own tiny deadline does not; one bad instance of
+//! two, whose failures the retries route around, does not open the breaker; a hung attempt of
+//! a read is cut after the per-try timeout and repeated), and a retry storm held to the budget.
 
 use crate::upstream::{Behaviour, Upstream, request};
 use axum::http::StatusCode;
@@ -128,19 +130,144 @@ async fn a_hung_upstream_is_cut_per_attempt_and_opens_the_breaker() {
     let resilience = Resilience::new("orders", Arc::new(Policies::uniform(policy)));
     let upstream = Upstream::new(Behaviour::Hang);
     let transport = resilience.wrap("inventory", upstream.transport());
+    for n in 1..=3 {
+        assert!(!resilience.is_refusing("inventory"), "before call {n}");
+        let started = Instant::now();
+        let answer = call(&transport).await;
+        assert!(
+            matches!(answer, Err(TransportError::Timeout(_))),
+            "{answer:?}"
+        );
+        // Three attempts of 500 ms (first plus two retries) and their backoffs (at most
+        // 250 ms): one failed call for the breaker, not three.
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1_500), "{took:?}");
+        assert!(took <= Duration::from_millis(1_800), "{took:?}");
+        assert_eq!(upstream.calls(), 3 * n);
+        assert_eq!(upstream.in_flight(), 0, "cut attempts are dropped");
+    }
+    assert!(resilience.is_refusing("inventory"));
+    assert_eq!(resilience.snapshot()[0].breaker.consecutive_failures, 3);
+    assert_eq!(resilience.snapshot()[0].breaker.times_opened, 1);
+}
+
+/// Two instances behind one upstream, the first of each pair of attempts going to the bad one,
+/// as a balancer that has not ejected it yet would send them: `bad` answers or hangs, the other
+/// answers 200 at once.
+fn one_bad_of_two(bad: &Arc<Upstream>, good: &Arc<Upstream>) -> Transport {
+    let (bad, good) = (bad.transport(), good.transport());
+    let turn = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tower::util::BoxCloneSyncService::new(tower::service_fn(
+        move |req: axum::http::Request<axum::body::Body>| {
+            let next = turn.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let instance = if next.is_multiple_of(2) { &bad } else { &good };
+            instance.clone().oneshot(req)
+        },
+    ))
+}
+
+/// The outside tester's M1: one failing instance of two opened the circuit to the whole
+/// upstream before outlier ejection could take the instance out, since the breaker counted
+/// every attempt (half of them failed) though every call succeeded on its retry.
+#[tokio::test(start_paused = true)]
+async fn one_bad_instance_of_two_does_not_open_the_breaker_when_retries_route_around_it() {
+    let resilience = Resilience::new(
+        "gateway",
+        Arc::new(Policies::uniform(UpstreamPolicy::default())),
+    );
+    let (bad, good) = (
+        Upstream::new(Behaviour::Status(503)),
+        Upstream::new(Behaviour::Status(200)),
+    );
+    let transport = resilience.wrap("catalog", one_bad_of_two(&bad, &good));
+    for _ in 0..60 {
+        assert_eq!(call(&transport).await.ok(), Some(StatusCode::OK));
+    }
+    assert_eq!((bad.calls(), good.calls()), (60, 60));
+    let view = &resilience.snapshot()[0];
+    assert_eq!(view.breaker.state, BreakerState::Closed, "{view:?}");
+    assert_eq!(view.breaker.failures_in_window, 0, "{view:?}");
+    // Every instance failing is the upstream failing: the breaker opens.
+    good.set(Behaviour::Status(503));
+    for _ in 0..BreakerConfig::default().consecutive_failures {
+        let _ = call(&transport).await;
+    }
+    assert!(resilience.is_refusing("catalog"));
+}
+
+/// The outside tester's M2: a frozen instance held a read for the whole transport timeout (10 s,
+/// the gateway's deadline too), leaving no time to retry it elsewhere. An attempt of a call
+/// that may be repeated is cut after `try_timeout_ms` and repeated on the other instance; a
+/// call that may not be repeated is not cut by it.
+#[tokio::test(start_paused = true)]
+async fn a_hung_attempt_of_a_read_is_cut_after_the_try_timeout_and_repeated_elsewhere() {
+    let resilience = Resilience::new(
+        "gateway",
+        Arc::new(Policies::uniform(UpstreamPolicy::default())),
+    );
+    let (frozen, good) = (
+        Upstream::new(Behaviour::Hang),
+        Upstream::new(Behaviour::Status(200)),
+    );
+    let transport = resilience.wrap("catalog", one_bad_of_two(&frozen, &good));
+    let deadline = Some(Instant::now() + Duration::from_secs(10));
     let started = Instant::now();
-    let answer = call(&transport).await;
+    let answer = request_context::with_deadline(deadline, call(&transport)).await;
+    assert_eq!(answer.ok(), Some(StatusCode::OK));
+    let took = started.elapsed();
+    // 2 s (the default try timeout) and one backoff of at most 25 ms.
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took <= Duration::from_millis(2_030), "{took:?}");
+    assert_eq!(frozen.in_flight(), 0, "the cut attempt is dropped");
+
+    // A POST without an idempotency key is never repeated, so never cut for a retry: it waits
+    // for its deadline (here 3 s).
+    let post = || {
+        axum::http::Request::post("/orders")
+            .body(axum::body::Body::empty())
+            .expect("a request")
+    };
+    let deadline = Some(Instant::now() + Duration::from_secs(3));
+    let started = Instant::now();
+    let answer = request_context::with_deadline(deadline, transport.clone().oneshot(post())).await;
     assert!(
-        matches!(answer, Err(TransportError::Timeout(_))),
+        matches!(answer, Err(TransportError::DeadlineExceeded(_))),
         "{answer:?}"
     );
-    // Three attempts of 500 ms (first plus two retries) and their backoffs (at most 250 ms).
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    // One with a key is, and succeeds on its retry.
+    let _ = call(&transport).await; // so that the keyed POST's first attempt is the frozen one's
+    let keyed = axum::http::Request::post("/orders")
+        .header("idempotency-key", "k-1")
+        .body(axum::body::Body::empty())
+        .expect("a request");
+    let started = Instant::now();
+    let answer = request_context::with_deadline(
+        Some(Instant::now() + Duration::from_secs(10)),
+        transport.clone().oneshot(keyed),
+    )
+    .await;
+    assert_eq!(answer.map(|r| r.status()).ok(), Some(StatusCode::OK));
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1_500), "{took:?}");
-    assert!(took <= Duration::from_millis(1_800), "{took:?}");
-    assert_eq!(upstream.calls(), 3);
-    assert!(resilience.is_refusing("inventory"));
-    assert_eq!(upstream.in_flight(), 0, "cut attempts are dropped");
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took <= Duration::from_millis(2_030), "{took:?}");
+
+    // Off (0): an attempt waits for its deadline.
+    let policy = UpstreamPolicy {
+        retry: flotilla_chassis::resilience::retry::RetryConfig {
+            try_timeout_ms: 0,
+            ..Default::default()
+        },
+        ..UpstreamPolicy::default()
+    };
+    let resilience = Resilience::new("gateway", Arc::new(Policies::uniform(policy)));
+    let transport = resilience.wrap("catalog", one_bad_of_two(&frozen, &good));
+    let deadline = Some(Instant::now() + Duration::from_secs(5));
+    let answer = request_context::with_deadline(deadline, call(&transport)).await;
+    assert!(
+        matches!(answer, Err(TransportError::DeadlineExceeded(_))),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
