@@ -159,6 +159,16 @@ pub enum Command {
         /// pg=127.0.0.1:25432=127.0.0.1:5432 (repeatable; LISTEN may use port 0).
         #[arg(long, value_name = "NAME=LISTEN=UPSTREAM", value_parser = parse_proxy)]
         proxy: Vec<(String, String, String)>,
+        /// Proxies at most; creating one more is refused with 409 (each proxy holds a socket).
+        #[arg(long, value_name = "N", default_value_t = flotilla_faultproxy::Limits::PROXIES)]
+        max_proxies: usize,
+        /// Toxics per proxy at most; adding one more is refused with 409.
+        #[arg(long, value_name = "N", default_value_t = flotilla_faultproxy::Limits::TOXICS_PER_PROXY)]
+        max_toxics: usize,
+        /// Open connections per proxy at most (each holds two sockets); one more is closed at
+        /// once.
+        #[arg(long, value_name = "N", default_value_t = flotilla_faultproxy::Limits::CONNECTIONS_PER_PROXY)]
+        max_connections: usize,
     },
 }
 

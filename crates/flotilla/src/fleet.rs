@@ -44,8 +44,16 @@ impl Instance {
 }
 
 /// Every instance of the fleet with its listener, bound here: the gateway at `port`, the
-/// services' replicas after it (or on free ports when `port` is 0). `up` hands each instance its
-/// socket, so the port printed is the port served and no other process can take it in between.
+/// services' replicas on the ports after it (or on free ports when `port` is 0). `up` hands each
+/// instance its socket, so the port printed is the port served and no other process can take it
+/// in between.
+///
+/// Only the gateway's port is the user's to choose; the others are internal (every process is
+/// told every address, and `up` prints them), so one that cannot be bound is skipped for the
+/// next free one rather than failing the fleet. SO_REUSEADDR (set by the chassis's `bind`)
+/// does not cover every leftover: on Linux a port kept in TIME_WAIT by an outgoing connection,
+/// whose socket had no SO_REUSEADDR, still refuses a listener, and such a port may well sit
+/// right after the gateway's.
 pub fn plan(
     replicas: &BTreeMap<String, u16>,
     host: IpAddr,
@@ -64,11 +72,16 @@ pub fn plan(
         let count = replicas.get(name).copied().unwrap_or(1);
         for replica in 1..=count.max(1) {
             let asked = SocketAddr::new(host, next);
-            let listener = flotilla_chassis::server::bind(asked)
-                .with_context(|| format!("binding {name}#{replica} to {asked}"))?;
+            let listener = if planned.is_empty() || port == 0 {
+                flotilla_chassis::server::bind(asked)
+                    .with_context(|| format!("binding {name}#{replica} to {asked}"))?
+            } else {
+                bind_from(host, next)
+                    .with_context(|| format!("binding {name}#{replica} from {asked} upwards"))?
+            };
             let addr = listener.local_addr()?;
             if port != 0 {
-                next = next.checked_add(1).context("ran out of ports")?;
+                next = addr.port().checked_add(1).context("ran out of ports")?;
             }
             planned.push((
                 Instance {
@@ -81,6 +94,22 @@ pub fn plan(
         }
     }
     Ok(planned)
+}
+
+/// Ports tried upwards for an internal listener before the system is asked for any free one.
+const PORTS_TRIED: u16 = 64;
+
+/// A listener on the first port from `from` upwards that binds; after [`PORTS_TRIED`] refusals,
+/// on a port the system picks.
+fn bind_from(host: IpAddr, from: u16) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for port in (from..=u16::MAX).take(usize::from(PORTS_TRIED)) {
+        match flotilla_chassis::server::bind(SocketAddr::new(host, port)) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = Some(err),
+        }
+    }
+    flotilla_chassis::server::bind(SocketAddr::new(host, 0)).map_err(|err| last.unwrap_or(err))
 }
 
 /// Runs the fleet until a signal; returns when every instance has stopped.
@@ -359,7 +388,8 @@ mod tests {
             .expect("a free run of ports");
         assert_eq!(plan[0].0.service, GATEWAY);
         let ports: Vec<u16> = plan.iter().map(|(i, _)| i.addr.port()).collect();
-        assert!(ports.windows(2).all(|w| w[1] == w[0] + 1));
+        assert_eq!(ports[0], plan[0].0.addr.port());
+        assert!(ports.windows(2).all(|w| w[1] > w[0]), "{ports:?}");
         for (instance, listener) in &plan {
             assert_eq!(listener.local_addr().expect("addr"), instance.addr);
         }
@@ -378,5 +408,48 @@ mod tests {
             format!("{err:#}").contains(&format!("gateway#1 to 127.0.0.1:{port}")),
             "{err:#}"
         );
+    }
+
+    /// A port in TIME_WAIT after an outgoing connection (its socket without SO_REUSEADDR, as
+    /// most clients' are) refuses a listener even with SO_REUSEADDR; right after the gateway's
+    /// port, it must not fail the fleet: the service goes to the next free port.
+    #[test]
+    fn a_port_in_time_wait_after_the_gateway_is_skipped() {
+        let host: IpAddr = "127.0.0.1".parse().expect("ip");
+        let target = TcpListener::bind((host, 0)).expect("bind");
+        let plan = (0..20)
+            .find_map(|_| {
+                // A client bound to a port of its own, closing first: TIME_WAIT is its side.
+                let client = socket2::Socket::new(
+                    socket2::Domain::IPV4,
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )
+                .ok()?;
+                client.bind(&SocketAddr::new(host, 0).into()).ok()?;
+                let waiting = client.local_addr().ok()?.as_socket()?.port();
+                client.connect(&target.local_addr().ok()?.into()).ok()?;
+                let (accepted, _) = target.accept().ok()?;
+                drop(client);
+                drop(accepted);
+                // The bug's condition: the port refuses a listener (it may not on every kernel).
+                if flotilla_chassis::server::bind(SocketAddr::new(host, waiting)).is_ok() {
+                    return None;
+                }
+                let gateway = waiting.checked_sub(1)?;
+                TcpListener::bind((host, gateway)).ok()?;
+                Some((waiting, plan(&BTreeMap::new(), host, gateway)))
+            })
+            .expect("a port in TIME_WAIT with a free port below it");
+        let (waiting, plan) = plan;
+        let plan = plan.expect("the fleet is planned around the port in TIME_WAIT");
+        assert_eq!(
+            plan[0].0.addr.port(),
+            waiting - 1,
+            "the gateway keeps its port"
+        );
+        let ports: BTreeSet<u16> = plan.iter().map(|(i, _)| i.addr.port()).collect();
+        assert_eq!(ports.len(), plan.len(), "a port planned twice");
+        assert!(!ports.contains(&waiting), "{waiting} is in TIME_WAIT");
     }
 }

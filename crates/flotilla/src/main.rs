@@ -151,7 +151,20 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Proxy { listen_api, proxy } => fault_proxy(listen_api, proxy).await,
+        Command::Proxy {
+            listen_api,
+            proxy,
+            max_proxies,
+            max_toxics,
+            max_connections,
+        } => {
+            let limits = flotilla_faultproxy::Limits {
+                proxies: max_proxies,
+                toxics_per_proxy: max_toxics,
+                connections_per_proxy: max_connections,
+            };
+            fault_proxy(listen_api, proxy, limits).await
+        }
         Command::Chaos(args) => flotilla::chaos::run(args, &config).await,
         Command::Load(args) => {
             if !flotilla::load::run(args).await? {
@@ -224,9 +237,10 @@ async fn serve(host: Host) -> anyhow::Result<()> {
 async fn fault_proxy(
     listen_api: std::net::SocketAddr,
     proxies: Vec<(String, String, String)>,
+    limits: flotilla_faultproxy::Limits,
 ) -> anyhow::Result<()> {
     use flotilla_faultproxy::FaultProxy;
-    let fault_proxy = FaultProxy::new();
+    let fault_proxy = FaultProxy::with_limits(limits);
     for (name, listen, upstream) in &proxies {
         let info = fault_proxy
             .create(name, listen, upstream, true)

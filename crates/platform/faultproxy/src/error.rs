@@ -1,5 +1,6 @@
 //! What can go wrong when proxies and toxics are managed, as variants a caller can act on; the
-//! HTTP API turns each into problem+json (always a 4xx: nothing a client sends is a 500).
+//! HTTP API turns each into problem+json: a 4xx for what the client can change, a 503 when the
+//! process is out of file descriptors (nothing a client sends is a 500).
 
 use axum::http::StatusCode;
 use flotilla_chassis::Problem;
@@ -16,6 +17,9 @@ pub enum Error {
     /// A field is missing, malformed or out of range.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A cap of [`crate::Limits`] is reached: the request is sound, the fault proxy is full.
+    #[error("{detail}")]
+    LimitReached { limit: usize, detail: String },
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -43,7 +47,31 @@ impl From<Error> for Problem {
             Error::Listen { ref source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
                 Problem::new(StatusCode::CONFLICT, "address-in-use", err.to_string())
             }
+            // Full: 409, as for a name taken — the request conflicts with the proxy's state,
+            // and deleting a proxy or toxic resolves it (RFC 9110 §15.5.10).
+            Error::LimitReached { limit, .. } => {
+                Problem::new(StatusCode::CONFLICT, "limit-reached", err.to_string())
+                    .with_extension("limit", limit)
+            }
+            Error::Listen { ref source, .. } if out_of_descriptors(source) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "out-of-file-descriptors",
+                format!(
+                    "{err}: the fault proxy is out of file descriptors; close connections, \
+                     delete proxies or raise the file limit (ulimit -n), then retry"
+                ),
+            )
+            .with_retry_after(1),
             Error::Listen { .. } => Problem::invalid("listen", err.to_string()),
         }
     }
+}
+
+/// EMFILE (this process) or ENFILE (the whole system): no descriptor for a new socket, which
+/// is the server's state, not the request's fault.
+pub(crate) fn out_of_descriptors(err: &std::io::Error) -> bool {
+    // The same numbers on Linux, macOS and the BSDs.
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(err.raw_os_error(), Some(EMFILE | ENFILE))
 }

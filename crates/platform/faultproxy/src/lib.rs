@@ -24,5 +24,5 @@ mod registry;
 mod toxic;
 
 pub use error::Error;
-pub use registry::{FaultProxy, Proxy, ProxyInfo, ProxyUpdate};
+pub use registry::{FaultProxy, Limits, Proxy, ProxyInfo, ProxyUpdate};
 pub use toxic::{Stream, Toxic, ToxicKind};

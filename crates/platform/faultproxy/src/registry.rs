@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, Semaphore, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +42,41 @@ pub struct ProxyUpdate {
     pub upstream: Option<String>,
 }
 
+/// How much one fault proxy may hold. Each proxy is a listening socket and each of its
+/// connections two more (the client's and the upstream's), so without caps an API client could
+/// create proxies or open connections until the process runs out of file descriptors, and
+/// every later failure would look like a bad request. A request over a cap is refused with a
+/// problem that names the cap; a connection over its proxy's cap is closed at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Proxies at most (default [`Limits::PROXIES`]).
+    pub proxies: usize,
+    /// Toxics per proxy at most (default [`Limits::TOXICS_PER_PROXY`]).
+    pub toxics_per_proxy: usize,
+    /// Open connections per proxy at most (default [`Limits::CONNECTIONS_PER_PROXY`]).
+    pub connections_per_proxy: usize,
+}
+
+impl Limits {
+    /// Far more proxies than one test or fleet puts links in.
+    pub const PROXIES: usize = 256;
+    /// Far more toxics than a fault scenario stacks on one link (there are seven types).
+    pub const TOXICS_PER_PROXY: usize = 32;
+    /// A connection pool's worth and more; 256 proxies at this cap need about 2^19
+    /// descriptors, so a process with a lower file limit meets the fd problem (503) first.
+    pub const CONNECTIONS_PER_PROXY: usize = 1024;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            proxies: Self::PROXIES,
+            toxics_per_proxy: Self::TOXICS_PER_PROXY,
+            connections_per_proxy: Self::CONNECTIONS_PER_PROXY,
+        }
+    }
+}
+
 /// Many proxies, each with its toxics; cheap to clone (one shared registry).
 #[derive(Clone, Default)]
 pub struct FaultProxy {
@@ -52,6 +87,7 @@ pub struct FaultProxy {
 struct Registry {
     proxies: Mutex<BTreeMap<String, Entry>>,
     next_id: AtomicU64,
+    limits: Limits,
 }
 
 struct Entry {
@@ -65,6 +101,8 @@ struct Entry {
     enabled: bool,
     toxics: watch::Sender<Toxics>,
     running: Option<(CancellationToken, JoinHandle<()>)>,
+    /// Open connections at most (see [`Limits::connections_per_proxy`]).
+    max_connections: usize,
 }
 
 impl Drop for Entry {
@@ -113,6 +151,9 @@ impl Entry {
             listener,
             self.upstream.clone(),
             self.toxics.subscribe(),
+            Arc::new(Semaphore::new(
+                self.max_connections.min(Semaphore::MAX_PERMITS),
+            )),
             token.clone(),
         ));
         self.running = Some((token, task));
@@ -128,31 +169,60 @@ impl Entry {
     }
 }
 
+/// The first pause after a failed accept, and the longest.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// The pause after `failures` accepts failed in a row: doubling from the first to the longest.
+fn accept_backoff(failures: u32) -> Duration {
+    let (first, longest) = ACCEPT_BACKOFF;
+    first
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1)))
+        .min(longest)
+}
+
 async fn accept(
     listener: TcpListener,
     upstream: Arc<str>,
     toxics: watch::Receiver<Toxics>,
+    connections: Arc<Semaphore>,
     token: CancellationToken,
 ) {
+    let mut failures = 0u32;
     loop {
         let accepted = tokio::select! {
             () = token.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((client, _)) => {
+            Ok((client, peer)) => {
+                failures = 0;
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    // Over the cap: closed at once, so the client fails fast and the
+                    // process keeps its descriptors.
+                    tracing::warn!(%peer, "fault proxy at its connection limit; connection closed");
+                    continue;
+                };
                 let _ = client.set_nodelay(true);
-                tokio::spawn(link::serve(
-                    client,
-                    upstream.clone(),
-                    toxics.clone(),
-                    token.child_token(),
-                ));
+                let upstream = upstream.clone();
+                let (toxics, closed) = (toxics.clone(), token.child_token());
+                tokio::spawn(async move {
+                    link::serve(client, upstream, toxics, closed).await;
+                    drop(permit);
+                });
             }
             Err(err) => {
-                // Out of file descriptors, most likely: pause instead of spinning.
-                tracing::warn!(error = %err, "fault proxy cannot accept");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                // Out of file descriptors, most likely (EMFILE/ENFILE): the pending connection
+                // stays in the backlog and accept fails again at once, so wait, longer each
+                // time, rather than spin; a connection that ends frees a descriptor.
+                failures = failures.saturating_add(1);
+                let pause = accept_backoff(failures);
+                if failures == 1 || pause == ACCEPT_BACKOFF.1 {
+                    tracing::warn!(error = %err, ?pause, "fault proxy cannot accept");
+                }
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
             }
         }
     }
@@ -171,9 +241,24 @@ fn validate_addr(field: &str, addr: &str) -> Result<(), Error> {
 }
 
 impl FaultProxy {
-    /// An empty fault proxy.
+    /// An empty fault proxy with the default [`Limits`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty fault proxy with these limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            inner: Arc::new(Registry {
+                limits,
+                ..Registry::default()
+            }),
+        }
+    }
+
+    /// Its limits.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
     }
 
     /// Every proxy, by name.
@@ -207,6 +292,16 @@ impl FaultProxy {
         if proxies.contains_key(name) {
             return Err(Error::Conflict(format!("a proxy named {name:?} exists")));
         }
+        let max = self.inner.limits.proxies;
+        if proxies.len() >= max {
+            return Err(Error::LimitReached {
+                limit: max,
+                detail: format!(
+                    "the fault proxy holds its maximum of {max} proxies; delete one first \
+                     (`flotilla proxy --max-proxies` raises the limit)"
+                ),
+            });
+        }
         let (toxics, _) = watch::channel(Arc::new(Vec::new()));
         let mut entry = Entry {
             name: name.to_owned(),
@@ -216,6 +311,7 @@ impl FaultProxy {
             enabled,
             toxics,
             running: None,
+            max_connections: self.inner.limits.connections_per_proxy,
         };
         if enabled {
             entry.start().await?;
@@ -310,6 +406,16 @@ impl FaultProxy {
                 "proxy {proxy:?} has a toxic named {:?}",
                 toxic.name
             )));
+        }
+        let max = self.inner.limits.toxics_per_proxy;
+        if entry.toxics.borrow().len() >= max {
+            return Err(Error::LimitReached {
+                limit: max,
+                detail: format!(
+                    "proxy {proxy:?} has its maximum of {max} toxics; remove one first \
+                     (`flotilla proxy --max-toxics` raises the limit)"
+                ),
+            });
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         entry.toxics.send_modify(|list| {
@@ -452,5 +558,20 @@ impl Proxy {
             upstream: None,
         };
         self.fault_proxy.update(&self.name, update).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_backs_off_doubling_to_a_second() {
+        let pauses: Vec<Duration> = (1..=9).map(accept_backoff).collect();
+        assert_eq!(pauses[0], Duration::from_millis(10));
+        assert_eq!(pauses[1], Duration::from_millis(20));
+        assert_eq!(pauses[6], Duration::from_millis(640));
+        assert_eq!(pauses[7], Duration::from_secs(1));
+        assert_eq!(accept_backoff(u32::MAX), Duration::from_secs(1));
     }
 }

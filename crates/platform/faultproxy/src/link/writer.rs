@@ -106,6 +106,9 @@ impl<'a> Writer<'a> {
                         }
                     }
                     Some(Read::Eof) => {
+                        if let Some(outcome) = self.hold_end().await {
+                            return outcome;
+                        }
                         self.slow_close().await;
                         let _ = self.dest.shutdown().await;
                         return Outcome::Eof;
@@ -303,6 +306,54 @@ impl<'a> Writer<'a> {
             }
         }
         None
+    }
+
+    /// The source ended while a timeout or reset_peer toxic acts on this stream: the end is
+    /// one more input those toxics swallow, not a way around them. Toxiproxy's timeout never
+    /// reads its input, so a peer's FIN cannot pass it: the connection is a black hole until
+    /// the timer closes it (or, with timeout 0, until the toxic is removed, which closes it
+    /// too); its reset_peer is woken by any input, the end included, and resets after its
+    /// timeout. Without this, a server that answers and closes would hand the client a clean
+    /// close where the fault promised silence or a reset. `None` when no such toxic acts (any
+    /// more): the end is passed on.
+    async fn hold_end(&mut self) -> Option<Outcome> {
+        loop {
+            if let Some(outcome) = self.sync() {
+                return Some(outcome);
+            }
+            let holding: Vec<Slot> = self
+                .active()
+                .into_iter()
+                .filter(|s| {
+                    matches!(
+                        s.toxic.kind,
+                        ToxicKind::Timeout { .. } | ToxicKind::ResetPeer { .. }
+                    )
+                })
+                .collect();
+            if holding.is_empty() {
+                return None;
+            }
+            for slot in &holding {
+                if let ToxicKind::ResetPeer { .. } = slot.toxic.kind {
+                    self.with_state(slot.id, |st| {
+                        st.armed.get_or_insert_with(Instant::now);
+                    });
+                }
+            }
+            let deadline = self.deadline();
+            let at = deadline.map_or_else(Instant::now, |(at, _)| at);
+            tokio::select! {
+                changed = self.toxics.changed() => {
+                    if changed.is_err() {
+                        return Some(Outcome::Close);
+                    }
+                }
+                () = sleep_until(at), if deadline.is_some() => {
+                    return deadline.map(|(_, outcome)| outcome);
+                }
+            }
+        }
     }
 
     /// The end of stream waits for every active slow_close (removing one ends its wait).

@@ -2,10 +2,11 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use flotilla_faultproxy::FaultProxy;
+use flotilla_faultproxy::{FaultProxy, Limits};
 
 use crate::support::{echo, ms, round_trip};
 
@@ -17,8 +18,12 @@ struct Api {
 
 impl Api {
     async fn start() -> Self {
+        Self::over(FaultProxy::new()).await
+    }
+
+    async fn over(fault_proxy: FaultProxy) -> Self {
         let stop = CancellationToken::new();
-        let addr = flotilla_faultproxy::api::start(FaultProxy::new(), "127.0.0.1:0", stop.clone())
+        let addr = flotilla_faultproxy::api::start(fault_proxy, "127.0.0.1:0", stop.clone())
             .await
             .expect("api");
         Self {
@@ -407,5 +412,98 @@ async fn json_bodies_are_read_whatever_their_content_type() {
             problem["detail"].as_str().is_some_and(|d| d.contains(says)),
             "{body}: {problem}"
         );
+    }
+}
+
+/// The caps of `Limits`: a proxy or toxic over its cap is a 409 that names the cap (not a 422
+/// about the request), deleting one makes room again; a connection over its proxy's cap is
+/// closed at once, and one that ends makes room.
+#[tokio::test]
+async fn proxies_toxics_and_connections_are_capped_with_a_clear_problem() {
+    let limits = Limits {
+        proxies: 2,
+        toxics_per_proxy: 2,
+        connections_per_proxy: 1,
+    };
+    let api = Api::over(FaultProxy::with_limits(limits)).await;
+    let upstream = echo().await.to_string();
+    for name in ["a", "b"] {
+        let (status, _) = api
+            .post("/proxies", json!({"name": name, "upstream": upstream}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, problem) = api
+        .post("/proxies", json!({"name": "c", "upstream": upstream}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["type"], "urn:flotilla:problem:limit-reached");
+    assert_eq!(problem["limit"], 2);
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("maximum of 2 proxies"), "{detail}");
+    assert!(detail.contains("--max-proxies"), "{detail}");
+    assert_eq!(api.delete("/proxies/b").await, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .post("/proxies", json!({"name": "c", "upstream": upstream}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "room again after a delete");
+
+    for name in ["t1", "t2"] {
+        let (status, _) = api
+            .post(
+                "/proxies/a/toxics",
+                json!({"type": "latency", "name": name}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, problem) = api
+        .post(
+            "/proxies/a/toxics",
+            json!({"type": "latency", "name": "t3"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["type"], "urn:flotilla:problem:limit-reached");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("maximum of 2 toxics"), "{detail}");
+    // The cap is per proxy.
+    let (status, _) = api
+        .post("/proxies/c/toxics", json!({"type": "latency"}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, c) = api.get("/proxies/c").await;
+    let listen = c["listen"].as_str().expect("listen").to_owned();
+    let mut first = TcpStream::connect(&listen).await.expect("connect");
+    round_trip(&mut first, b"ping").await;
+    let mut over = TcpStream::connect(&listen).await.expect("connect");
+    let mut buf = [0u8; 4];
+    let closed = tokio::time::timeout(ms(2000), over.read(&mut buf))
+        .await
+        .expect("the connection over the cap is closed at once");
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    drop(first);
+    // The first connection's end frees its place; poll with a deadline.
+    let deadline = std::time::Instant::now() + ms(3000);
+    loop {
+        let mut again = TcpStream::connect(&listen).await.expect("connect");
+        let answered = tokio::time::timeout(ms(500), async {
+            tokio::io::AsyncWriteExt::write_all(&mut again, b"ping")
+                .await
+                .ok()?;
+            let mut back = [0u8; 4];
+            again.read_exact(&mut back).await.ok().map(|_| back)
+        })
+        .await;
+        if let Ok(Some(back)) = answered {
+            assert_eq!(&back, b"ping");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no room after the first connection ended"
+        );
+        tokio::time::sleep(ms(50)).await;
     }
 }

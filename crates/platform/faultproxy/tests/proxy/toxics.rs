@@ -246,6 +246,93 @@ async fn reset_peer_resets_the_client_on_either_stream() {
     }
 }
 
+/// A server that answers and closes at once (`blast`) must not let its FIN past a timeout:
+/// the client sees nothing, no end either, until the toxic's timer closes the connection.
+#[tokio::test]
+async fn timeout_holds_the_end_when_the_server_answers_and_closes() {
+    let proxy = proxy_to(blast(4).await).await;
+    proxy
+        .add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 700 }))
+        .await
+        .expect("toxic");
+    let mut socket = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let start = Instant::now();
+    let mut buf = [0u8; 16];
+    let early = tokio::time::timeout(ms(400), socket.read(&mut buf)).await;
+    assert!(
+        early.is_err(),
+        "the server's close passed a timeout: {early:?}"
+    );
+    let (data, _, _) = tokio::time::timeout(Duration::from_secs(5), read_all(&mut socket))
+        .await
+        .expect("closed after the timeout");
+    let took = start.elapsed();
+    assert!(data.is_empty(), "data passed: {data:?}");
+    assert!(took >= ms(700) && took < ms(1500), "{took:?}");
+}
+
+/// The same with timeout 0: a black hole until the toxic is removed, whoever closes first;
+/// and on the upstream stream, the client's FIN does not reach the server either.
+#[tokio::test]
+async fn timeout_zero_holds_the_end_on_either_stream_until_removed() {
+    let proxy = proxy_to(blast(4).await).await;
+    proxy
+        .add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 0 }))
+        .await
+        .expect("toxic");
+    let mut socket = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let mut buf = [0u8; 16];
+    let held = tokio::time::timeout(ms(800), socket.read(&mut buf)).await;
+    assert!(
+        held.is_err(),
+        "the server's close passed a black hole: {held:?}"
+    );
+    proxy
+        .remove_toxic("timeout_downstream")
+        .await
+        .expect("remove");
+    let (data, _, _) = tokio::time::timeout(Duration::from_secs(2), read_all(&mut socket))
+        .await
+        .expect("closed once the toxic went");
+    assert!(data.is_empty(), "data passed: {data:?}");
+
+    let (addr, mut received) = sink().await;
+    let proxy = proxy_to(addr).await;
+    proxy
+        .add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 0 }).on(Stream::Upstream))
+        .await
+        .expect("toxic");
+    let mut socket = TcpStream::connect(proxy.addr()).await.expect("connect");
+    socket.write_all(b"ping").await.expect("write");
+    socket.shutdown().await.expect("shutdown");
+    let seen = tokio::time::timeout(ms(800), received.recv()).await;
+    assert!(
+        seen.is_err(),
+        "the client's close passed a black hole: {seen:?}"
+    );
+}
+
+/// reset_peer resets even when the server closes first: its FIN arms the reset like data
+/// does, and the client sees the reset after the timeout, never a clean end.
+#[tokio::test]
+async fn reset_peer_resets_even_when_the_server_closes_first() {
+    let proxy = proxy_to(blast(4).await).await;
+    proxy
+        .add_toxic(Toxic::new(ToxicKind::ResetPeer { timeout: 300 }))
+        .await
+        .expect("toxic");
+    let mut socket = TcpStream::connect(proxy.addr()).await.expect("connect");
+    let start = Instant::now();
+    let (data, _, end) = tokio::time::timeout(Duration::from_secs(5), read_all(&mut socket))
+        .await
+        .expect("an end within 5 s");
+    let took = start.elapsed();
+    assert!(data.is_empty(), "data passed: {data:?}");
+    let err = end.expect_err("reset, not a clean end");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset, "{err}");
+    assert!(took >= ms(300) && took < ms(1000), "{took:?}");
+}
+
 #[tokio::test]
 async fn slicer_delivers_the_data_intact_in_many_reads() {
     let proxy = proxy_to(blast(2_000).await).await;
