@@ -7,7 +7,9 @@
 //! Names all start with a prefix, so deployments (and tests) sharing one server never meet:
 //! - one stream per *publishing* service, `{PREFIX}_{SOURCE}`, holding the subjects
 //!   `{prefix}.{source}.>` on file storage for [`NatsSettings::retention_ms`], with a 2-minute
-//!   duplicate window. It is created on first use (a publish, or a subscribe that comes first);
+//!   duplicate window. Its publisher creates it, at its first publish; a consumer that comes
+//!   first waits for it (its durable consumer, once created, starts at the stream's first
+//!   event), so a deployment can let each NATS user create its own stream only;
 //! - an event is published on `{prefix}.{source}.{event_type}` with `Nats-Msg-Id` = event id, so
 //!   the stream drops a republish of the same outbox row (a relay that died before marking it,
 //!   two relay replicas racing) within the window; `publish` returns once the stream acked;
@@ -281,8 +283,14 @@ impl Bus for NatsBus {
                     consumer: consumer.clone(),
                     shutdown: self.shutdown.clone(),
                 };
-                // The first opening reports its failure to the caller; later ones retry.
-                let pull = reader.open().await?;
+                // The first opening reports its failure to the caller; later ones retry. A
+                // source whose stream does not exist yet is waited for: its publisher creates
+                // it, never a consumer.
+                let pull = match reader.open().await {
+                    Ok(pull) => Some(pull),
+                    Err(reader::Open::NoStream(_)) => None,
+                    Err(reader::Open::Failed(err)) => return Err(err),
+                };
                 self.consumers.spawn(reader.run(pull));
             }
             Ok(())
