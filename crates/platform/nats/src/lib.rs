@@ -79,6 +79,19 @@ pub struct NatsSettings {
     /// That user's password (`FLOTILLA_NATS__PASSWORD`). Not accepted inside the URL: the URL
     /// appears in logs and errors.
     pub password: Option<Password>,
+    /// Refuse to talk to the server without TLS (`FLOTILLA_NATS__TLS_REQUIRED`); a `tls://`
+    /// URL requires it too. Without it the client follows the server (TLS when the server
+    /// asks for it).
+    pub tls_required: bool,
+    /// A PEM file of the certificate authorities the server's certificate must chain to
+    /// (`FLOTILLA_NATS__TLS_CA`), added to the system's; implies TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate and its key, PEM files (`FLOTILLA_NATS__TLS_CERT`,
+    /// `FLOTILLA_NATS__TLS_KEY`), for a server that verifies clients (mutual TLS); both or
+    /// neither.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (see `tls_cert`).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// A NATS password: never shown by `Debug`.
@@ -111,6 +124,10 @@ impl Default for NatsSettings {
             retention_ms: 7 * 24 * 3600 * 1000,
             user: None,
             password: None,
+            tls_required: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -326,6 +343,31 @@ async fn connect_client(
         _ => {
             return Err(BusError::Broker(
                 "nats.user and nats.password go together: set both or neither".to_owned(),
+            ));
+        }
+    }
+    if settings.tls_required || settings.tls_ca.is_some() {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &settings.tls_ca {
+        if !ca.is_file() {
+            return Err(BusError::Broker(format!(
+                "nats.tls_ca {}: no such file",
+                ca.display()
+            )));
+        }
+        options = options.add_root_certificates(ca.clone());
+    }
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            options = options
+                .require_tls(true)
+                .add_client_certificate(cert.clone(), key.clone());
+        }
+        (None, None) => {}
+        _ => {
+            return Err(BusError::Broker(
+                "nats.tls_cert and nats.tls_key go together: set both or neither".to_owned(),
             ));
         }
     }
