@@ -61,6 +61,11 @@ impl PrivateNats {
                 "nats.conf declares no user {user}"
             );
         }
+        Self::start_with(&conf).await
+    }
+
+    /// A server with the configuration file `conf` (the users' passwords `pw-<user>`).
+    async fn start_with(conf: &Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -69,7 +74,7 @@ impl PrivateNats {
         let mut command = Command::new("nats-server");
         command
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
             .stdout(Stdio::null())
@@ -311,4 +316,136 @@ async fn per_service_users_publish_only_their_own_events() {
         bus.stopped().await;
     }
     db.close().await;
+}
+
+/// Runs openssl with `args` in `dir` (the certificates of the TLS test).
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl on PATH");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// TLS to NATS (`nats.tls_required`, `nats.tls_ca`; the prod overlay's configuration): a
+/// client that requires TLS refuses a plaintext server; against a server with a certificate
+/// from a CA of the test's own, a client given that CA connects, and one without it does not
+/// (the certificate is checked, not merely encrypted to).
+#[tokio::test]
+async fn tls_is_required_and_the_server_certificate_checked() {
+    let shutdown = CancellationToken::new();
+    let settings = |tls_ca: Option<&Path>| NatsSettings {
+        connect_timeout_ms: 2_000,
+        tls_required: true,
+        tls_ca: tls_ca.map(Path::to_path_buf),
+        ..NatsSettings::default()
+    };
+    let plain = PrivateNats::start().await;
+    let refused = NatsBus::connect_with(&plain.url, "flotilla", settings(None), shutdown.clone());
+    assert!(
+        refused.await.is_err(),
+        "a client requiring TLS connected to a plaintext server"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=flotilla test CA",
+            "-days",
+            "1",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    let conf = d.join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n",
+            d.join("server.crt").display(),
+            d.join("server.key").display()
+        ),
+    )
+    .expect("write");
+    let tls = PrivateNats::start_with(&conf).await;
+    let trusted = NatsBus::connect_with(
+        &tls.url,
+        "flotilla",
+        settings(Some(&d.join("ca.crt"))),
+        shutdown.clone(),
+    )
+    .await;
+    assert!(
+        trusted.is_ok(),
+        "the client given the CA did not connect: {:?}",
+        trusted.err()
+    );
+    let untrusted =
+        NatsBus::connect_with(&tls.url, "flotilla", settings(None), shutdown.clone()).await;
+    assert!(
+        untrusted.is_err(),
+        "a client connected to a server whose CA it was not given"
+    );
+    shutdown.cancel();
 }
