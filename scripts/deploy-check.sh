@@ -9,17 +9,27 @@
 #  3. The Dockerfile with hadolint.
 #  4. deploy/ and .github/ with yamllint (.yamllint.yaml), and the workflows against GitHub's
 #     workflow schema (check-jsonschema).
-#  5. A self-test: a copy of those files with one planted error per check must fail each time,
-#     so that a check that stopped checking is noticed.
+#  5. Policy (scripts/deploy-policy.py): what a schema cannot see, on the rendered overlays,
+#     compose, nats.conf and ci.yml: NetworkPolicies evaluated (each service reaches only its
+#     PostgreSQL, NATS, etcd, DNS, its callees and the gateway's OTLP receiver; flotilla-deps
+#     lets in the shop's pods on the ports they use only; prod's gateway takes traffic from the
+#     Ingress controller only), no shell command in a shell-less image, preStop and
+#     terminationGracePeriodSeconds against the drain, one Secret per service, prod's spread
+#     and TLS to NATS, each NATS user creating its own stream only (and nats-server accepting
+#     the file), third-party images at exact versions, the contract diff on pushes too.
+#  6. A self-test: a copy of those files with planted errors (one per check, one per policy
+#     property) must fail each time, so that a check that stopped checking is noticed.
 #
 # What it cannot tell (no Docker engine, no cluster here): that the image builds and starts,
-# that a cluster admits and schedules the pods, that probes, NetworkPolicies and DNS discovery
-# behave there. The manifests' agreement with the code is the Rust test
+# that a cluster admits and schedules the pods, that its network plugin enforces the
+# NetworkPolicies at all, that probes and DNS discovery behave there, that the pinned image
+# tags exist. The manifests' agreement with the code is the Rust test
 # crates/flotilla/tests/manifests.rs.
 #
 #   bash scripts/deploy-check.sh                  everything, with the self-test
 #   bash scripts/deploy-check.sh --check NAME DIR  one check (kubernetes, compose, dockerfile,
-#                                                  yaml, workflows) on DIR, a copy of the files
+#                                                  yaml, workflows, policy) on DIR, a copy of
+#                                                  the files
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +80,22 @@ check_compose() {
 check_dockerfile() { hadolint "$1/Dockerfile"; }
 check_yaml() { yamllint --strict -c "$1/.yamllint.yaml" "$1/deploy" "$1/.github"; }
 check_workflows() { check-jsonschema --builtin-schema vendor.github-workflows "$1"/.github/workflows/*.yml; }
+check_policy() {
+    local status=0 user
+    python3 scripts/deploy-policy.py "$1" || status=1
+    # nats-server parses the users and permissions as the server would (scripts/deps.sh nats
+    # installs it; the Rust test crates/platform/nats/tests/permissions.rs runs them).
+    if command -v nats-server >/dev/null; then
+        for user in IDENTITY CATALOG CART INVENTORY PAYMENTS SHIPPING ORDERS NOTIFICATIONS \
+            STOREFRONT GATEWAY; do
+            export "NATS_PASSWORD_$user=check"
+        done
+        nats-server --config "$1/deploy/k8s/dev-deps/nats.conf" -t || status=1
+    else
+        echo "   (nats-server not installed: nats.conf not parsed; bash scripts/deps.sh nats)"
+    fi
+    return "$status"
+}
 
 CHECKS=(
     "kubernetes|kubectl kustomize (overlays dev, prod; dev-deps) | kubernetes-validate --strict"
@@ -77,6 +103,7 @@ CHECKS=(
     "dockerfile|hadolint Dockerfile"
     "yaml|yamllint --strict deploy .github"
     "workflows|.github/workflows against GitHub's workflow schema (check-jsonschema)"
+    "policy|network reachability, shells, shutdown, secrets, spread, NATS, image pins, CI (deploy-policy.py)"
 )
 
 if [ "${1:-}" = "--check" ]; then
@@ -95,20 +122,39 @@ echo "== self-test: each check fails on a planted error"
 SELF=$(mktemp -d)
 trap 'rm -rf "$SELF" "$SELF".*.log' EXIT
 cp -r Dockerfile .yamllint.yaml deploy .github "$SELF/"
+# A plant's text may span lines: \n in it is a line break.
 # check|file|text to find|replacement|what the check must say about it|what it plants
 PLANTS=(
-    "kubernetes|deploy/k8s/base/cart.yaml|terminationGracePeriodSeconds: 40|terminationGracePeriodSecond: 40|'terminationGracePeriodSecond' was unexpected|a misspelt Deployment field"
+    "kubernetes|deploy/k8s/base/cart.yaml|terminationGracePeriodSeconds: 60|terminationGracePeriodSecond: 60|'terminationGracePeriodSecond' was unexpected|a misspelt Deployment field"
     "kubernetes|deploy/k8s/base/orders.yaml|averageUtilization: 70|averageUtilization: seventy|'seventy' is not of type 'integer'|a string where the schema wants an integer"
     "compose|deploy/compose.yaml|    command: [\"serve\", \"gateway\"]|    commands: [\"serve\", \"gateway\"]|'commands' was unexpected|an unknown compose key"
     "dockerfile|Dockerfile|USER 10001:10001|USER root|DL3002|an image that runs as root"
     "yaml|deploy/k8s/base/namespace.yaml|  name: flotilla|  name: flotilla  |trailing spaces|trailing spaces"
     "workflows|.github/workflows/ci.yml|runs-on:|run-on:|'runs-on' is a required property|a workflow job without runs-on"
+    "policy|deploy/k8s/dev-deps/etcd.yaml|command: [\"/shell/sh\", \"/scripts/etcd-auth.sh\"]|command: [\"sh\", \"/scripts/etcd-auth.sh\"]|runs sh in gcr.io/etcd-development/etcd:v3.5.21, which has no shell|a shell script run in the distroless etcd image (H1)"
+    "policy|deploy/compose.etcd.yaml|command: [\"/shell/sh\", \"/etcd-auth.sh\"]|command: [\"sh\", \"/etcd-auth.sh\"]|compose etcd-auth runs sh in gcr.io/etcd-development/etcd|compose's etcd-auth run with the etcd image's missing shell (H1)"
+    "policy|deploy/k8s/base/network-policies.yaml|    - to:\n        - namespaceSelector:\n            matchLabels:\n              kubernetes.io/metadata.name: flotilla-deps\n          podSelector:\n            matchLabels:\n              app.kubernetes.io/name: postgres\n      ports:|    - ports:|catalog may connect to stranger pods/addresses on port 5432|an egress rule to port 5432 of anything (M3)"
+    "policy|deploy/k8s/base/network-policies.yaml|values: [identity, catalog,|values: [storefront, identity, catalog,|storefront can reach PostgreSQL (it has no database)|the storefront let out to PostgreSQL (M3)"
+    "policy|deploy/k8s/dev-deps/network-policies.yaml|  podSelector: {}|  podSelector: {matchLabels: {none: none}}|no default-deny NetworkPolicy in flotilla-deps|flotilla-deps without a default deny (M4)"
+    "policy|deploy/k8s/dev-deps/network-policies.yaml|        - port: 4222|        - port: 8222|NATS' monitoring port 8222 takes connections from cart|NATS' monitoring port opened to the shop (M4)"
+    "policy|deploy/k8s/dev-deps/nats.conf|\"\$JS.API.STREAM.CREATE.FLOTILLA_CART\"|\"\$JS.API.STREAM.CREATE.*\"|cart: may create stream *|a NATS user allowed to create any stream (M6)"
+    "policy|deploy/k8s/overlays/prod/gateway-from-ingress.yaml|- op: replace\n  path: /spec/ingress/0|- op: add\n  path: /spec/ingress/-|the gateway takes traffic from stranger pods|prod's gateway open to every pod (M7)"
+    "policy|deploy/k8s/base/catalog.yaml|command: [\"sleep\", \"15\"]|command: [\"sleep\", \"5\"]|catalog: preStop pause 5 s < the 11 s|a preStop shorter than the stale-endpoint window (L1)"
+    "policy|deploy/k8s/base/identity.yaml|terminationGracePeriodSeconds: 60|terminationGracePeriodSeconds: 40|identity: terminationGracePeriodSeconds 40 < preStop 15|a termination grace shorter than preStop + drain (L1)"
+    "policy|deploy/k8s/base/network-policies.yaml|              app.kubernetes.io/name: gateway|              app.kubernetes.io/name: nobody|cart cannot reach the gateway's OTLP receiver|no egress to the gateway's OTLP receiver (L2)"
+    "policy|deploy/k8s/base/flotilla.env|OTEL_EXPORTER_OTLP_ENDPOINT=http://gateway-public.flotilla.svc.cluster.local/api/gateway/otlp|OTEL_EXPORTER_OTLP_ENDPOINT=|does not export spans to the gateway's receiver|spans not exported to the gateway (L2)"
+    "policy|deploy/k8s/overlays/prod/kustomization.yaml|FLOTILLA_NATS_URL=tls://|FLOTILLA_NATS_URL=nats://|NATS without TLS|prod's NATS in plaintext (L4)"
+    "policy|deploy/compose.yaml|image: nats:2.11.9-alpine|image: nats:2.11-alpine|image nats:2.11-alpine is not pinned to an exact version|a floating image tag (L5)"
+    "policy|deploy/compose.etcd.yaml|\${FLOTILLA_ETCD_IMAGE:-flotilla:dev-etcd}|\${FLOTILLA_IMAGE:-flotilla:dev}|the etcd build is tagged|the etcd build sharing compose.yaml's tag (L5)"
+    "policy|deploy/k8s/base/payments.yaml|name: flotilla-service-secret|name: flotilla-secrets|payments: reads Secret flotilla-secrets|a service reading a shared Secret (L6)"
+    "policy|deploy/k8s/overlays/prod/spread.yaml|topologyKey: kubernetes.io/hostname|topologyKey: kubernetes.io/host|no topology spread of its replicas over nodes|prod without a spread over nodes (L6)"
+    "policy|.github/workflows/ci.yml|BEFORE: \${{ github.event.before }}|BEFORE: \"\"|does not compare pushes to main with the commit before|the contract diff on pull requests only (L6)"
 )
 for plant in "${PLANTS[@]}"; do
     IFS='|' read -r _ file find replace _ _ <<<"$plant"
     python3 - "$SELF/$file" "$find" "$replace" <<'PY'
 import sys
-path, find, replace = sys.argv[1:]
+path, find, replace = (arg.replace("\\n", "\n") for arg in sys.argv[1:])
 text = open(path).read()
 if find not in text:
     sys.exit(f"self-test: {find!r} is not in {path}: update the plant")

@@ -366,11 +366,10 @@ fn check_deployment(
     if !env_names.contains(&"FLOTILLA_SERVICE_SECRET") {
         problem("has no FLOTILLA_SERVICE_SECRET".to_owned());
     }
-    // Its own NATS and etcd users, the passwords from their Secrets under its name.
-    for (system, secret) in [
-        ("NATS", "flotilla-nats-credentials"),
-        ("ETCD", "flotilla-etcd-credentials"),
-    ] {
+    // Its own NATS and etcd users, the passwords from its own Secret (flotilla-<service>),
+    // which holds nothing of another service's.
+    let own_secret = format!("flotilla-{name}");
+    for (system, key) in [("NATS", "nats-password"), ("ETCD", "etcd-password")] {
         let var = |suffix: &str| {
             container["env"].as_sequence().and_then(|env| {
                 env.iter()
@@ -383,9 +382,9 @@ fn check_deployment(
             ));
         }
         let reference = var("PASSWORD").map(|e| &e["valueFrom"]["secretKeyRef"]);
-        if reference.is_none_or(|r| !name_of_secret(r, secret, name)) {
+        if reference.is_none_or(|r| !name_of_secret(r, &own_secret, key)) {
             problem(format!(
-                "does not take its {system} password from Secret {secret} key {name}"
+                "does not take its {system} password from Secret {own_secret} key {key}"
             ));
         }
     }
@@ -508,7 +507,17 @@ fn check_network_policy(m: &Manifests, name: &str, problems: &mut Vec<String>) {
     to.sort();
     to.dedup();
     let callers: Vec<String> = if name == GATEWAY {
-        vec!["<anywhere>".to_owned()]
+        // The Ingress controller: from anywhere (base, dev), or from its namespace only (prod,
+        // a peer outside this namespace); and every Flotilla pod of the namespace, whose spans
+        // the gateway's OTLP receiver takes.
+        let controller = if from.iter().any(|f| f == "<outside the namespace>") {
+            "<outside the namespace>"
+        } else {
+            "<anywhere>"
+        };
+        let mut expected = vec![controller.to_owned(), "<every pod>".to_owned()];
+        expected.sort();
+        expected
     } else {
         topology::callers(name)
             .into_iter()

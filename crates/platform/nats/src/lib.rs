@@ -7,7 +7,9 @@
 //! Names all start with a prefix, so deployments (and tests) sharing one server never meet:
 //! - one stream per *publishing* service, `{PREFIX}_{SOURCE}`, holding the subjects
 //!   `{prefix}.{source}.>` on file storage for [`NatsSettings::retention_ms`], with a 2-minute
-//!   duplicate window. It is created on first use (a publish, or a subscribe that comes first);
+//!   duplicate window. Its publisher creates it, at its first publish; a consumer that comes
+//!   first waits for it (its durable consumer, once created, starts at the stream's first
+//!   event), so a deployment can let each NATS user create its own stream only;
 //! - an event is published on `{prefix}.{source}.{event_type}` with `Nats-Msg-Id` = event id, so
 //!   the stream drops a republish of the same outbox row (a relay that died before marking it,
 //!   two relay replicas racing) within the window; `publish` returns once the stream acked;
@@ -77,6 +79,19 @@ pub struct NatsSettings {
     /// That user's password (`FLOTILLA_NATS__PASSWORD`). Not accepted inside the URL: the URL
     /// appears in logs and errors.
     pub password: Option<Password>,
+    /// Refuse to talk to the server without TLS (`FLOTILLA_NATS__TLS_REQUIRED`); a `tls://`
+    /// URL requires it too. Without it the client follows the server (TLS when the server
+    /// asks for it).
+    pub tls_required: bool,
+    /// A PEM file of the certificate authorities the server's certificate must chain to
+    /// (`FLOTILLA_NATS__TLS_CA`), added to the system's; implies TLS.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate and its key, PEM files (`FLOTILLA_NATS__TLS_CERT`,
+    /// `FLOTILLA_NATS__TLS_KEY`), for a server that verifies clients (mutual TLS); both or
+    /// neither.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (see `tls_cert`).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// A NATS password: never shown by `Debug`.
@@ -109,6 +124,10 @@ impl Default for NatsSettings {
             retention_ms: 7 * 24 * 3600 * 1000,
             user: None,
             password: None,
+            tls_required: false,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -281,8 +300,14 @@ impl Bus for NatsBus {
                     consumer: consumer.clone(),
                     shutdown: self.shutdown.clone(),
                 };
-                // The first opening reports its failure to the caller; later ones retry.
-                let pull = reader.open().await?;
+                // The first opening reports its failure to the caller; later ones retry. A
+                // source whose stream does not exist yet is waited for: its publisher creates
+                // it, never a consumer.
+                let pull = match reader.open().await {
+                    Ok(pull) => Some(pull),
+                    Err(reader::Open::NoStream(_)) => None,
+                    Err(reader::Open::Failed(err)) => return Err(err),
+                };
                 self.consumers.spawn(reader.run(pull));
             }
             Ok(())
@@ -318,6 +343,31 @@ async fn connect_client(
         _ => {
             return Err(BusError::Broker(
                 "nats.user and nats.password go together: set both or neither".to_owned(),
+            ));
+        }
+    }
+    if settings.tls_required || settings.tls_ca.is_some() {
+        options = options.require_tls(true);
+    }
+    if let Some(ca) = &settings.tls_ca {
+        if !ca.is_file() {
+            return Err(BusError::Broker(format!(
+                "nats.tls_ca {}: no such file",
+                ca.display()
+            )));
+        }
+        options = options.add_root_certificates(ca.clone());
+    }
+    match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => {
+            options = options
+                .require_tls(true)
+                .add_client_certificate(cert.clone(), key.clone());
+        }
+        (None, None) => {}
+        _ => {
+            return Err(BusError::Broker(
+                "nats.tls_cert and nats.tls_key go together: set both or neither".to_owned(),
             ));
         }
     }

@@ -17,12 +17,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::names::{Names, token};
-use super::{NatsSettings, backoff, broker, ensure_stream};
+use super::{NatsSettings, backoff, broker};
 use flotilla_chassis::clock::rfc3339;
 use flotilla_chassis::events::{BusError, Consumer, Event};
 
 /// Consecutive errors from one message stream after which it is re-created.
 const STREAM_ERRORS_BEFORE_REOPEN: u32 = 3;
+
+/// Longest wait between two looks for a source's stream that does not exist yet, in ms.
+const NO_STREAM_POLL_MAX_MS: u64 = 2_000;
+
+/// Why a consumer could not be opened.
+pub(super) enum Open {
+    /// The source's stream does not exist yet (its publisher has published nothing).
+    NoStream(String),
+    /// Anything else: the broker refused or did not answer.
+    Failed(BusError),
+}
 
 /// One consuming service's loop over one source stream.
 pub(super) struct Reader {
@@ -36,9 +47,27 @@ pub(super) struct Reader {
 }
 
 impl Reader {
-    /// Creates (or updates) the stream and the service's durable consumer on it.
-    pub(super) async fn open(&self) -> Result<PullConsumer, BusError> {
-        let stream = ensure_stream(&self.js, &self.names, &self.settings, self.source).await?;
+    /// Creates (or updates) the service's durable consumer on the source's stream. The stream
+    /// itself is its publisher's to create (at its first event): a consumer never creates one,
+    /// so each NATS user may be allowed to create its own stream only (deploy/k8s/dev-deps/
+    /// nats.conf). Until the stream exists this fails with [`Open::NoStream`].
+    pub(super) async fn open(&self) -> Result<PullConsumer, Open> {
+        let name = self.names.stream(self.source);
+        let stream = match self.js.get_stream(&name).await {
+            Ok(stream) => stream,
+            Err(err) => {
+                let missing = matches!(
+                    err.kind(),
+                    jetstream::context::GetStreamErrorKind::JetStream(e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                );
+                return Err(if missing {
+                    Open::NoStream(name)
+                } else {
+                    Open::Failed(broker(err))
+                });
+            }
+        };
         let durable = token(self.consumer.service());
         // Creating an existing durable with the same config is a no-op, and a changed filter
         // (the service now consumes other types) is applied in place, keeping its position.
@@ -60,13 +89,15 @@ impl Reader {
                 ..Default::default()
             })
             .await
-            .map_err(broker)
+            .map_err(|err| Open::Failed(broker(err)))
     }
 
     /// Reads until shutdown; a message stream that ends or keeps failing (the consumer was
-    /// deleted, the server forgot it) is re-opened with backoff.
-    pub(super) async fn run(self, first: PullConsumer) {
-        let mut pull = Some(first);
+    /// deleted, the server forgot it) is re-opened with backoff. Without a `first` consumer
+    /// (the stream did not exist yet) it starts by opening one, looking for the stream again
+    /// every few seconds at most.
+    pub(super) async fn run(self, first: Option<PullConsumer>) {
+        let mut pull = first;
         let mut failures: i64 = 0;
         while !self.shutdown.is_cancelled() {
             let opened = match pull.take() {
@@ -83,7 +114,19 @@ impl Reader {
                         reason
                     }
                 },
-                Err(err) => err.to_string(),
+                Err(Open::NoStream(stream)) => {
+                    // Nothing lost: the consumer, once created, starts at the stream's first
+                    // event. Not a fault, so not a warning.
+                    failures += 1;
+                    let delay = backoff(failures, 250, NO_STREAM_POLL_MAX_MS);
+                    tracing::debug!(service = self.consumer.service(), source = self.source, %stream, retry_in_ms = delay.as_millis() as u64, "waiting for the publisher to create its stream");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    continue;
+                }
+                Err(Open::Failed(err)) => err.to_string(),
             };
             failures += 1;
             let delay = backoff(failures, 500, self.settings.redelivery_max_ms);

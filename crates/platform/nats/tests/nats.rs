@@ -634,6 +634,14 @@ async fn an_event_from_a_service_that_does_not_own_its_type_is_refused_and_parke
     // naming payments as its source; then a genuine-looking one naming orders.
     let client = async_nats::connect(url()).await.expect("client");
     let js = async_nats::jetstream::new(client);
+    // orders' stream, as orders' first event would have created it (a consumer never does).
+    js.get_or_create_stream(async_nats::jetstream::stream::Config {
+        name: format!("{}_ORDERS", broker.prefix.to_uppercase()),
+        subjects: vec![format!("{}.orders.>", broker.prefix)],
+        ..Default::default()
+    })
+    .await
+    .expect("orders' stream");
     let envelope = |id: &str, event_type: &str, source: &str| {
         serde_json::to_vec(&Event {
             id: id.into(),

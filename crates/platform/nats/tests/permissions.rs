@@ -2,9 +2,12 @@
 //! too) on a private nats-server started with that very file on a free port, so the shared
 //! test server is not touched: each service logs in as its own user
 //! (`NatsSettings::user`/`password`), publishes its own events and consumes others', cannot
-//! publish an event in another service's name, and nobody gets in without a password.
+//! publish an event in another service's name, creates its own stream only (a consumer that
+//! starts first waits for its publisher's), updates and deletes none, and nobody gets in
+//! without a password.
 //! Needs the `nats-server` binary (`bash scripts/deps.sh nats`).
 
+use async_nats::jetstream::{self, stream::Config as StreamConfig};
 use flotilla_chassis::clock::SystemClock;
 use flotilla_chassis::db::{Db, PoolSettings};
 use flotilla_chassis::events::{
@@ -58,6 +61,11 @@ impl PrivateNats {
                 "nats.conf declares no user {user}"
             );
         }
+        Self::start_with(&conf).await
+    }
+
+    /// A server with the configuration file `conf` (the users' passwords `pw-<user>`).
+    async fn start_with(conf: &Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -66,7 +74,7 @@ impl PrivateNats {
         let mut command = Command::new("nats-server");
         command
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store.path())
             .stdout(Stdio::null())
@@ -158,7 +166,8 @@ async fn per_service_users_publish_only_their_own_events() {
     assert!(anonymous.is_err(), "an anonymous connection was accepted");
     assert!(wrong.is_err(), "a wrong password was accepted");
 
-    // orders publishes its own event; cart, a consumer of it, receives it.
+    // orders publishes its own event; cart, a consumer of it, receives it. cart subscribes
+    // first, before orders' stream exists, and may not create it: it waits for orders to.
     let orders = nats.service("orders", &shutdown).await;
     let cart = nats.service("cart", &shutdown).await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -248,9 +257,195 @@ async fn per_service_users_publish_only_their_own_events() {
             "the gateway's login heard a delivery meant for cart"
         );
     }
+    // Streams: each user may create its own only, and nobody may update or delete one. (cart
+    // subscribed above before orders' stream existed: it waited, and orders created the stream
+    // at its first event.) Raw clients, each on its own inboxes, so that the answers allowed
+    // reach them: the look-ups below prove they do.
+    let raw = |user: &'static str| {
+        async_nats::ConnectOptions::new()
+            .user_and_password(user.into(), format!("pw-{user}"))
+            .custom_inbox_prefix(format!("_INBOX_{user}"))
+            .connect(nats.url.clone())
+    };
+    let (as_payments, as_gateway) = tokio::join!(raw("payments"), raw("gateway"));
+    let as_payments = jetstream::new(as_payments.expect("payments logs in"));
+    let as_gateway = jetstream::new(as_gateway.expect("the gateway logs in"));
+    let orders_stream = as_payments
+        .get_stream("FLOTILLA_ORDERS")
+        .await
+        .expect("payments may look orders' stream up (and hears the answer)");
+    let mut narrowed = orders_stream.cached_info().config.clone();
+    narrowed.max_age = Duration::from_secs(1);
+    let stream_of = |name: &str, source: &str| StreamConfig {
+        name: name.to_owned(),
+        subjects: vec![format!("flotilla.{source}.>")],
+        ..Default::default()
+    };
+    // (Each refused request waits out the client's timeout: the server drops it unanswered.)
+    let (others, updated, deleted, own_name_other_prefix, from_gateway) = tokio::join!(
+        as_payments.create_stream(stream_of("FLOTILLA_SHIPPING", "shipping")),
+        as_payments.update_stream(narrowed),
+        as_payments.delete_stream("FLOTILLA_ORDERS"),
+        as_payments.create_stream(stream_of("OTHER_PAYMENTS", "payments")),
+        as_gateway.create_stream(stream_of("FLOTILLA_GATEWAY", "gateway")),
+    );
+    assert!(others.is_err(), "payments created shipping's stream");
+    assert!(updated.is_err(), "payments updated orders' stream");
+    assert!(deleted.is_err(), "payments deleted orders' stream");
+    assert!(
+        own_name_other_prefix.is_err(),
+        "payments created a stream not named FLOTILLA_PAYMENTS"
+    );
+    assert!(from_gateway.is_err(), "the gateway created a stream");
+    let after = as_payments
+        .get_stream("FLOTILLA_ORDERS")
+        .await
+        .expect("orders' stream is still there");
+    assert_eq!(
+        after.cached_info().config.max_age,
+        orders_stream.cached_info().config.max_age,
+        "orders' stream kept its settings"
+    );
+    assert!(
+        as_payments.get_stream("FLOTILLA_SHIPPING").await.is_err(),
+        "no shipping stream was created"
+    );
+
     shutdown.cancel();
     for bus in [&orders, &cart, &payments, &gateway] {
         bus.stopped().await;
     }
     db.close().await;
+}
+
+/// Runs openssl with `args` in `dir` (the certificates of the TLS test).
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl on PATH");
+    assert!(status.success(), "openssl {args:?}");
+}
+
+/// TLS to NATS (`nats.tls_required`, `nats.tls_ca`; the prod overlay's configuration): a
+/// client that requires TLS refuses a plaintext server; against a server with a certificate
+/// from a CA of the test's own, a client given that CA connects, and one without it does not
+/// (the certificate is checked, not merely encrypted to).
+#[tokio::test]
+async fn tls_is_required_and_the_server_certificate_checked() {
+    let shutdown = CancellationToken::new();
+    let settings = |tls_ca: Option<&Path>| NatsSettings {
+        connect_timeout_ms: 2_000,
+        tls_required: true,
+        tls_ca: tls_ca.map(Path::to_path_buf),
+        ..NatsSettings::default()
+    };
+    let plain = PrivateNats::start().await;
+    let refused = NatsBus::connect_with(&plain.url, "flotilla", settings(None), shutdown.clone());
+    assert!(
+        refused.await.is_err(),
+        "a client requiring TLS connected to a plaintext server"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=flotilla test CA",
+            "-days",
+            "1",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    );
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+    let conf = d.join("tls.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n",
+            d.join("server.crt").display(),
+            d.join("server.key").display()
+        ),
+    )
+    .expect("write");
+    let tls = PrivateNats::start_with(&conf).await;
+    let trusted = NatsBus::connect_with(
+        &tls.url,
+        "flotilla",
+        settings(Some(&d.join("ca.crt"))),
+        shutdown.clone(),
+    )
+    .await;
+    assert!(
+        trusted.is_ok(),
+        "the client given the CA did not connect: {:?}",
+        trusted.err()
+    );
+    let untrusted =
+        NatsBus::connect_with(&tls.url, "flotilla", settings(None), shutdown.clone()).await;
+    assert!(
+        untrusted.is_err(),
+        "a client connected to a server whose CA it was not given"
+    );
+    shutdown.cancel();
 }
