@@ -12,12 +12,14 @@
 //!   a delay drawn uniformly from `[0, min(cap, base·2^n)]` before retry `n` (0-based; AWS
 //!   Architecture Blog, "Exponential Backoff and Jitter", 2015) — and only when the backoff plus
 //!   the time the failed attempt took still fits before the deadline.
-//! - **Per try**: an attempt of a call that is safe to repeat is cut after `try_timeout_ms`
+//! - **Per try**: an attempt of a read (`GET`, `HEAD`, `OPTIONS`) is cut after `try_timeout_ms`
 //!   (2 000; Envoy's `per_try_timeout`) even when the request's deadline is further away, so
 //!   that an instance that has stopped answering (frozen, or its host partitioned) costs a read
 //!   one try, not its whole deadline: the cut is a timeout, repeated on another instance. A
-//!   call that may not be repeated is never cut by it (only by its deadline and the upstream's
-//!   timeout), since cutting it would lose its answer for nothing.
+//!   write is never cut by it (only by its deadline and the upstream's timeout), even one safe
+//!   to repeat: a slow write is usually doing its work, and cutting it would have the upstream
+//!   do the work, then answer the repeat "in progress" or do it again (a checkout under load
+//!   cut after 2 s ran into its own idempotency key until its deadline).
 //! - **Budget**: per upstream, Finagle's `RetryBudget` with the semantics of tower's
 //!   `TpsBudget` (every request deposits, a retry withdraws; defaults ttl 10 s, 10 retries/s
 //!   floor, 20 % extra), written without a lock (`retry/budget.rs` says why). Over any `ttl`
@@ -84,8 +86,9 @@ pub struct RetryConfig {
     pub cap_ms: u64,
     /// Largest request body buffered for replay, in bytes (65 536); larger bodies are sent once.
     pub max_body_bytes: usize,
-    /// Longest wait for one attempt of a call that may be repeated, in ms (2 000; 0: none,
-    /// attempts are then bounded only by the deadline and the upstream's timeout).
+    /// Longest wait for one attempt of a read (`GET`, `HEAD`, `OPTIONS`), in ms, after which it
+    /// is repeated (2 000; 0: none, attempts are then bounded only by the deadline and the
+    /// upstream's timeout). Writes are never cut by it.
     pub try_timeout_ms: u64,
     /// The retry budget.
     pub budget: BudgetConfig,
@@ -365,6 +368,11 @@ fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// True for reads: requests that change nothing, whose attempts the per-try timeout may cut.
+fn is_read(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// True for requests the upstream may see twice without harm.
 fn safe_to_repeat(req: &Parts) -> bool {
     match req.method {
@@ -382,6 +390,8 @@ pub(crate) struct Started<E> {
     at: Admission,
     /// Whether the request is safe to repeat (see [`safe_to_repeat`]).
     safe: bool,
+    /// Whether it is a read, whose attempts the per-try timeout cuts (see [`is_read`]).
+    read: bool,
 }
 
 /// How a call starts.
@@ -404,6 +414,7 @@ impl Policy {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
         let safe = safe_to_repeat(&parts);
+        let read = is_read(&parts.method);
         // Only a body of known length within the limit is kept for a retry: a streamed one
         // (chunked, or a client's upload still arriving) goes through once, as it comes.
         let limit = self.config.max_body_bytes as u64;
@@ -414,18 +425,24 @@ impl Policy {
             // first attempt made now.
             let tried = TriedInstances::default();
             let request = attempt_request(&parts, &Bytes::new());
-            at.try_cut = self.try_cut(safe, at.now);
+            at.try_cut = self.try_cut(read, at.now);
             let first = in_scope(0, &tried, || first(request, &at));
             Start::Sent(first, parts, tried)
         } else {
             Start::Read(body, parts)
         };
-        Started { start, at, safe }
+        Started {
+            start,
+            at,
+            safe,
+            read,
+        }
     }
 
-    /// When an attempt made `now` is cut for another, if the call may be repeated.
-    fn try_cut(&self, safe: bool, now: Instant) -> Option<Instant> {
-        (safe && self.config.max_retries > 0 && self.config.try_timeout_ms > 0)
+    /// When an attempt made `now` is cut for another, if the call is a read that may be
+    /// repeated.
+    fn try_cut(&self, read: bool, now: Instant) -> Option<Instant> {
+        (read && self.config.max_retries > 0 && self.config.try_timeout_ms > 0)
             .then(|| now + Duration::from_millis(self.config.try_timeout_ms))
     }
 
@@ -455,7 +472,12 @@ impl Policy {
     )]
     fn finish<W, G, E, A, B>(
         self: Arc<Self>,
-        Started { start, at, safe }: Started<E>,
+        Started {
+            start,
+            at,
+            safe,
+            read,
+        }: Started<E>,
         wait: W,
         mut again: G,
     ) -> impl Future<Output = Answer> + use<W, G, E, A, B>
@@ -485,7 +507,7 @@ impl Policy {
                     };
                     let tried = TriedInstances::default();
                     let mut at = Admission::now();
-                    at.try_cut = self.try_cut(safe, at.now);
+                    at.try_cut = self.try_cut(read, at.now);
                     let request = attempt_request(parts, &bytes);
                     let attempt = in_scope(0, &tried, || again(request, &at));
                     (attempt.await, parts, bytes, tried, at.now)
@@ -522,7 +544,7 @@ impl Policy {
                 Box::pin(tokio::time::sleep(delay)).await;
                 retry += 1;
                 let mut at = Admission::now();
-                at.try_cut = self.try_cut(safe, at.now);
+                at.try_cut = self.try_cut(read, at.now);
                 started = at.now;
                 let request = attempt_request(parts, &bytes);
                 result = in_scope(retry, &tried, || again(request, &at)).await;

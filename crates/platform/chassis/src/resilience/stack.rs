@@ -8,7 +8,7 @@
 //! 2. **retry** ([`super::retry`]), within the caller's budget for that upstream;
 //! 3. **bulkhead** ([`super::bulkhead`]), the caller's cap on calls in flight to it, per attempt;
 //! 4. **deadline** ([`super::deadline`]), per attempt: the earliest of the request's deadline,
-//!    the upstream's `timeout_ms` and, for a call that may be repeated, the retry's
+//!    the upstream's `timeout_ms` and, for a read that may be repeated, the retry's
 //!    `try_timeout_ms`, so a hung attempt is cut in time for a retry;
 //! 5. the caller's injected faults on the upstream ([`crate::transport::faulted`]), then the
 //!    transport itself (in-process, or balanced over the instances with outlier ejection).
