@@ -13,6 +13,7 @@
 //! is no `jti` replay cache: a cached token is by design reused for many calls within its life,
 //! and the binding to callee and user is what limits a replay.
 
+use axum::http::HeaderValue;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -91,8 +92,9 @@ pub struct ServiceCredentials {
     decoding: DecodingKey,
     validation: Validation,
     /// (token, expiry) per (callee, user); a plain mutex because it is held for a map lookup
-    /// and never across an await.
-    cache: Mutex<HashMap<CacheKey, (String, SystemTime)>>,
+    /// and never across an await. Kept as a header value, which an HTTP call clones (a
+    /// reference count) instead of copying and checking the token's bytes on every call.
+    cache: Mutex<HashMap<CacheKey, (HeaderValue, SystemTime)>>,
     /// Tokens already verified, with what they said and their `exp` (+ leeway): the same bytes
     /// verify the same way until then, so the signature is checked once per token, not per call.
     verified: Mutex<HashMap<String, Checked>>,
@@ -129,6 +131,14 @@ impl ServiceCredentials {
     /// A valid token for a call to `callee` acting for `user`, minted anew only when the cached
     /// one is close to expiry.
     pub fn token(&self, callee: &str, user: Option<&Caller>) -> String {
+        self.token_header(callee, user)
+            .to_str()
+            .map(str::to_owned)
+            .unwrap_or_default()
+    }
+
+    /// [`Self::token`] as the value of a [`SERVICE_TOKEN`] header.
+    pub fn token_header(&self, callee: &str, user: Option<&Caller>) -> HeaderValue {
         let now = SystemTime::now();
         let key: CacheKey = (callee.to_owned(), user.map(|u| (u.user_id.clone(), u.role)));
         let mut cache = self
@@ -149,9 +159,12 @@ impl ServiceCredentials {
             uid: user.map(|u| u.user_id.clone()),
             role: user.map(|u| u.role),
         };
-        // HS256 encoding with a byte secret cannot fail; an empty token would simply be refused.
+        // HS256 encoding with a byte secret cannot fail, and a JWT is base64url and dots, a
+        // valid header value; an empty token would simply be refused.
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .unwrap_or_default();
+            .ok()
+            .and_then(|token| HeaderValue::from_str(&token).ok())
+            .unwrap_or_else(|| HeaderValue::from_static(""));
         if cache.len() >= CACHE_CAP {
             cache.retain(|_, (_, expires)| *expires > now + RENEW_BEFORE);
             if cache.len() >= CACHE_CAP {

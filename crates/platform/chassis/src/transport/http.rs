@@ -8,7 +8,7 @@
 
 use axum::body::Body;
 use axum::http::uri::{Authority, PathAndQuery, Scheme};
-use axum::http::{HeaderValue, Request, Response, Uri};
+use axum::http::{Request, Response, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -118,10 +118,8 @@ impl HttpPool {
         *req.uri_mut() = target;
         let caller = Caller::from_headers(req.headers());
         Caller::strip_headers(req.headers_mut());
-        let token = self.credentials.token(service, caller.as_ref());
-        if let Ok(token) = HeaderValue::from_str(&token) {
-            req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
-        }
+        let token = self.credentials.token_header(service, caller.as_ref());
+        req.headers_mut().insert(SERVICE_TOKEN.clone(), token);
         // No timer here: every call reaches this under the endpoint's deadline layer (or the
         // stack's, which cuts it no later), which bounds it by the pool's timeout already.
         let response = self
