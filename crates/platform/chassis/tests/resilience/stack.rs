@@ -232,7 +232,8 @@ async fn a_hung_attempt_of_a_read_is_cut_after_the_try_timeout_and_repeated_else
         }
         let deadline = Some(Instant::now() + Duration::from_secs(3));
         let started = Instant::now();
-        let answer = request_context::with_deadline(deadline, transport.clone().oneshot(post)).await;
+        let answer =
+            request_context::with_deadline(deadline, transport.clone().oneshot(post)).await;
         assert!(
             matches!(answer, Err(TransportError::DeadlineExceeded(_))),
             "{key:?}: {answer:?}"
