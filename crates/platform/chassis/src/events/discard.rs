@@ -71,7 +71,7 @@ pub async fn discard(
         .bind(event_id)
         .execute(&mut *tx)
         .await?;
-    audit::record(&mut *tx, &entry.with_detail(&text), now).await?;
+    audit::record(&mut tx, &entry.with_detail(&text), now).await?;
     tx.commit().await?;
     Ok(Discarded::Done)
 }

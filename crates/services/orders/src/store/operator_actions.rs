@@ -104,7 +104,7 @@ impl OrdersStore {
             tx.rollback().await?;
             return Ok(false);
         }
-        audit::record(&mut *tx, &change.audit, change.now).await?;
+        audit::record(&mut tx, &change.audit, change.now).await?;
         tx.commit().await?;
         Ok(true)
     }
