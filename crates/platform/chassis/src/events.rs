@@ -22,6 +22,7 @@ pub mod admin;
 mod bus;
 pub mod collector;
 mod consumer;
+mod discard;
 mod in_process;
 mod outbox;
 mod published;

@@ -143,7 +143,12 @@ pub async fn launch(
             relay: relay_stats,
             consumer: consumer.clone(),
         };
-        service.api = service.api.merge(admin::routes(admin));
+        service.api = service
+            .api
+            .merge(admin::routes(admin))
+            .merge(crate::audit::routes(crate::audit::AuditLog {
+                db: db.clone(),
+            }));
     }
     env.metrics
         .add_collector(ResilienceCollector::new(resilience.clone()));

@@ -7,6 +7,7 @@
 //! services.
 
 pub mod abort;
+pub mod audit;
 pub mod caller;
 pub mod clock;
 pub mod cluster_fingerprint;

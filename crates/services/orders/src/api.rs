@@ -1,5 +1,5 @@
 //! The orders HTTP API: checkout and the caller's orders here, the operators' views in
-//! [`admin`], and the one place where errors become problem+json ([`crate::error`]).
+//! [`admin`], their actions on sagas in [`saga_actions`], and the one place where errors become problem+json ([`crate::error`]).
 //!
 //! Handlers are thin: parse, call [`Checkout`] or the store, map to a status. A user sees only
 //! their own orders: another user's order is a 404, exactly like an id that does not exist, so
@@ -7,6 +7,7 @@
 //! within the request, 202 with a PENDING one, which the client polls (see [`crate::checkout`]).
 
 mod admin;
+mod saga_actions;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -22,6 +23,7 @@ use crate::checkout::Checkout;
 use crate::contract::{CheckoutRequest, Order};
 use crate::domain::OrderId;
 use crate::error::OrdersError;
+use crate::executor::Executor;
 use crate::store::{OrderFilter, OrdersStore};
 
 /// Largest page the list routes serve.
@@ -32,6 +34,8 @@ pub struct OrdersState {
     pub checkout: Checkout,
     /// What the read routes read.
     pub store: OrdersStore,
+    /// Runs the sagas an operator resumes.
+    pub executor: Executor,
 }
 
 /// The routes, with their OpenAPI description.
@@ -40,6 +44,7 @@ pub fn routes(state: OrdersState) -> OpenApiRouter {
         .routes(routes!(checkout, list_orders))
         .routes(routes!(get_order))
         .merge(admin::routes())
+        .merge(saga_actions::routes())
         .with_state(state)
 }
 

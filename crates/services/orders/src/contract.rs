@@ -8,6 +8,7 @@
 
 use flotilla_catalog::contract::ProductId;
 use flotilla_chassis::Money;
+use flotilla_chassis::audit::AuditEntry;
 use flotilla_chassis::events::{PublishedEvent, payload_schema};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -49,6 +50,12 @@ pub const PROBLEM_CHECKOUT_IN_PROGRESS: &str = "urn:flotilla:problem:checkout-in
 /// `type` of the 409 answered when the cart changed while it was being checked out (another
 /// checkout's order took its lines, or the customer edited it): look at the cart again.
 pub const PROBLEM_CART_CHANGED: &str = "urn:flotilla:problem:cart-changed";
+/// `type` of the 409 answered when an operator's action does not fit the saga's state (retry of
+/// a finished saga, compensation past the pivot, ...): the detail says why.
+pub const PROBLEM_SAGA_ACTION_REFUSED: &str = "urn:flotilla:problem:saga-action-refused";
+/// `type` of the 409 answered when an executor holds the saga right now (it is running a step
+/// or waiting a short backoff), or took it while the action was being decided: look again.
+pub const PROBLEM_SAGA_BUSY: &str = "urn:flotilla:problem:saga-busy";
 
 /// `POST /`: check out the caller's cart, shipping to `address` and paying with the card.
 ///
@@ -245,6 +252,34 @@ pub struct SagaView {
     /// When the saga last changed (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Set when an operator set the saga aside for manual review: the recovery loop leaves it
+    /// alone until an operator retries or compensates it.
+    #[serde(default)]
+    pub review: Option<SagaReview>,
+    /// The operators' actions on this saga, oldest first (only in `GET /admin/sagas/{order_id}`;
+    /// empty in lists).
+    #[serde(default)]
+    pub audit: Vec<AuditEntry>,
+}
+
+/// Why and by whom a saga was set aside for manual review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SagaReview {
+    /// What the operator wrote.
+    pub note: String,
+    /// The operator's user id.
+    pub by: String,
+    /// When (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// `POST /admin/sagas/{order_id}/review`: why the saga is set aside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewRequest {
+    /// What needs looking at (required, at most 1000 characters).
+    #[schema(example = "payments says the card was charged twice; checking with the provider")]
+    pub note: String,
 }
 
 /// One step outcome of a saga.

@@ -61,6 +61,12 @@ pub enum OrdersError {
     /// A query parameter is invalid (400).
     #[error("{0}")]
     BadQuery(String),
+    /// An operator's action does not fit the saga's state (409).
+    #[error("{0}")]
+    SagaActionRefused(String),
+    /// An executor holds the saga right now, or took it meanwhile (409).
+    #[error("{0}")]
+    SagaBusy(String),
     /// The database failed (500, or 503 when it is merely busy).
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
@@ -110,6 +116,10 @@ impl From<OrdersError> for Problem {
             }
             OrdersError::Dependency(e) => e.into(),
             OrdersError::NotFound => Problem::not_found(detail),
+            OrdersError::SagaActionRefused(_) => {
+                Problem::new(StatusCode::CONFLICT, "saga-action-refused", detail)
+            }
+            OrdersError::SagaBusy(_) => Problem::new(StatusCode::CONFLICT, "saga-busy", detail),
             OrdersError::Storage(e) => e.into(),
         }
     }
@@ -171,6 +181,12 @@ mod tests {
             (OrdersError::NotFound, 404, "not-found"),
             (OrdersError::CheckoutInProgress, 409, "checkout-in-progress"),
             (OrdersError::CartChanged, 409, "cart-changed"),
+            (
+                OrdersError::SagaActionRefused("done".into()),
+                409,
+                "saga-action-refused",
+            ),
+            (OrdersError::SagaBusy("held".into()), 409, "saga-busy"),
         ];
         for (err, status, slug) in cases {
             let problem = Problem::from(err);

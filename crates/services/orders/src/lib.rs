@@ -130,6 +130,7 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     let state = api::OrdersState {
         checkout: parts.checkout,
         store: parts.store,
+        executor: parts.executor.clone(),
     };
     let mut service = Service::new(NAME, api::routes(state), Some(ctx.db()?));
     service.tasks.push(Box::pin(executor::recovery::run(

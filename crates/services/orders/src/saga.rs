@@ -421,5 +421,7 @@ pub fn retry_delay(attempt: u32, base: Duration, cap: Duration, salt: &str) -> D
     half + Duration::from_millis(jitter)
 }
 
+pub mod operator;
+
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@
 //! The SQL is portable (SQLite and PostgreSQL, `$n` placeholders, BIGINT/TEXT columns); the
 //! schema and the reasons for its keys are in `migrations/0001_init.sql`.
 
+pub mod operator_actions;
 mod rows;
 mod saga_views;
 pub mod sagas;
@@ -35,6 +36,11 @@ pub const MIGRATIONS: &[Migration] = &[
             "../migrations/0002_saga_log_trigger.postgres.sql"
         )),
     },
+    Migration::portable(
+        3,
+        "saga review",
+        include_str!("../migrations/0003_saga_review.sql"),
+    ),
 ];
 
 /// Everything stored when an order is placed.
@@ -91,6 +97,11 @@ impl OrdersStore {
     /// A store over `db`, which must already be migrated.
     pub fn new(db: Db) -> Self {
         Self { db }
+    }
+
+    /// The database, for the platform's tables (the audit trail) beside the orders'.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// The order `key` created for `user_id`, if any.

@@ -1,22 +1,39 @@
 //! Admin routes every event-using service gets (admin role only): its outbox backlog, its
-//! consumer's counters, and its dead letters with replay.
+//! consumer's counters, and its dead letters: list, replay one, replay all (a bounded batch per
+//! call), discard one with a reason. Every replay and discard is written to the audit trail
+//! ([`crate::audit`]) with the admin who asked.
+//!
+//! Replays go through [`Consumer::replay`], which records the event in the inbox in the same
+//! transaction as its handler's writes, so a replay racing another replay, a redelivery or a
+//! discard handles the event at most once.
 
 use axum::extract::State;
-use serde::Serialize;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::consumer::{Consumer, ConsumerCounts, DeliveryError, Outcome};
+use super::discard::{Discarded, discard};
 use super::relay::{RelayCounts, RelayStats};
+use crate::audit::{self, NewAudit};
 use crate::caller::Admin;
 use crate::clock::{SharedClock, rfc3339};
 use crate::db::Db;
-use crate::extract::{Path, Query};
+use crate::extract::{Json, Path, Query};
+use crate::input_message::quote;
 use crate::pagination::{Page, PageParams};
-use crate::problem::Problem;
+use crate::problem::{FieldError, Problem};
+
+/// Most dead letters one `POST /admin/dead-letters/replay` replays: each replay runs a handler
+/// in its own transaction, so the call's length is bounded, not the backlog's.
+pub const MAX_REPLAY_BATCH: u32 = 100;
+
+/// Longest discard reason.
+pub const MAX_REASON_CHARS: usize = 1000;
 
 /// What the admin routes read.
 #[derive(Clone)]
@@ -74,12 +91,55 @@ pub struct ReplayResult {
     pub outcome: Outcome,
 }
 
+/// `?limit=` of a replay of all dead letters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReplayAllParams {
+    /// Most dead letters this call replays (default and most 100); call again while
+    /// `remaining` is above zero.
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
+/// A dead letter a replay could not handle.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StillFailing {
+    /// The event id.
+    pub event_id: String,
+    /// Why its handler failed again.
+    pub error: String,
+}
+
+/// The result of replaying a batch of dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayAllResult {
+    /// Handled by this call and gone from the dead letters.
+    pub replayed: u64,
+    /// Found handled meanwhile (a redelivery or another replay got there first): gone too.
+    pub duplicates: u64,
+    /// Failed again; still parked.
+    pub still_failing: Vec<StillFailing>,
+    /// Dead letters left after this call (the still failing ones included).
+    pub remaining: u64,
+}
+
+/// `DELETE /admin/dead-letters/{event_id}`: why the event is given up on.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DiscardRequest {
+    /// Why the event will never be handled (required, at most 1000 characters); kept in the
+    /// audit trail.
+    #[schema(example = "test event published by mistake")]
+    pub reason: String,
+}
+
 /// The routes, to merge into a service's API.
 pub fn routes(admin: EventsAdmin) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(outbox))
         .routes(routes!(dead_letters))
         .routes(routes!(replay))
+        .routes(routes!(replay_all))
+        .routes(routes!(discard_one))
         .with_state(admin)
 }
 
@@ -163,22 +223,132 @@ async fn dead_letters(
     params(("event_id" = String, Path, description = "The parked event's id")),
     responses((status = 200, body = ReplayResult), (status = 401), (status = 403), (status = 404), (status = 409)))]
 async fn replay(
-    _: Admin,
+    caller: Admin,
     State(admin): State<EventsAdmin>,
     Path(event_id): Path<String>,
 ) -> Result<axum::Json<ReplayResult>, Problem> {
     let Some(consumer) = &admin.consumer else {
         return Err(Problem::not_found("this service consumes no events"));
     };
+    let entry = NewAudit::done(&caller, "dead_letter.replay", &event_id);
     match consumer.replay(&event_id).await {
-        Ok(outcome) => Ok(axum::Json(ReplayResult { event_id, outcome })),
+        Ok(outcome) => {
+            let detail = outcome.name();
+            audit::record_alone(&admin.db, &entry.with_detail(detail), admin.clock.now()).await?;
+            Ok(axum::Json(ReplayResult { event_id, outcome }))
+        }
         Err(DeliveryError::NotParked(_)) => Err(Problem::not_found(format!(
             "no dead letter {}",
-            crate::input_message::quote(&event_id)
+            quote(&event_id)
         ))),
-        Err(DeliveryError::Failed { message, .. }) => Err(Problem::conflict(format!(
-            "the handler failed again: {message}"
-        ))),
+        Err(DeliveryError::Failed { message, .. }) => {
+            let why = format!("the handler failed again: {message}");
+            audit::record_alone(&admin.db, &entry.refused(&why), admin.clock.now()).await?;
+            Err(Problem::conflict(why))
+        }
         Err(DeliveryError::Storage(err)) => Err(err.into()),
+    }
+}
+
+/// Replays the dead letters, least-tried first, at most `limit` per call: those handled leave
+/// the dead letters, those failing again stay (tried once more, so the next call reaches others
+/// first).
+#[utoipa::path(post, path = "/admin/dead-letters/replay", tag = "admin", security(("bearerAuth" = ["admin"])),
+    params(ReplayAllParams),
+    responses(
+        (status = 200, description = "What the batch came to", body = ReplayAllResult),
+        (status = 400, description = "Invalid limit", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "This service consumes no events", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn replay_all(
+    caller: Admin,
+    State(admin): State<EventsAdmin>,
+    Query(params): Query<ReplayAllParams>,
+) -> Result<axum::Json<ReplayAllResult>, Problem> {
+    let Some(consumer) = &admin.consumer else {
+        return Err(Problem::not_found("this service consumes no events"));
+    };
+    let limit = params.limit.unwrap_or(MAX_REPLAY_BATCH);
+    if !(1..=MAX_REPLAY_BATCH).contains(&limit) {
+        return Err(Problem::bad_request(format!(
+            "limit must be between 1 and {MAX_REPLAY_BATCH}"
+        )));
+    }
+    let batch: Vec<String> = sqlx::query_scalar(
+        "SELECT event_id FROM dead_letters ORDER BY attempts, parked_at, event_id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(admin.db.pool())
+    .await?;
+    let mut result = ReplayAllResult {
+        replayed: 0,
+        duplicates: 0,
+        still_failing: Vec::new(),
+        remaining: 0,
+    };
+    for event_id in batch {
+        match consumer.replay(&event_id).await {
+            Ok(Outcome::Handled) => result.replayed += 1,
+            Ok(_) => result.duplicates += 1,
+            // Replayed or discarded by someone else since the batch was read.
+            Err(DeliveryError::NotParked(_)) => {}
+            Err(DeliveryError::Failed { message, .. }) => result.still_failing.push(StillFailing {
+                event_id,
+                error: message,
+            }),
+            Err(DeliveryError::Storage(err)) => return Err(err.into()),
+        }
+    }
+    let remaining: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters")
+        .fetch_one(admin.db.pool())
+        .await?;
+    result.remaining = u64::try_from(remaining).unwrap_or(0);
+    let detail = format!(
+        "replayed {}, duplicates {}, still failing {}, remaining {}",
+        result.replayed,
+        result.duplicates,
+        result.still_failing.len(),
+        result.remaining
+    );
+    let entry = NewAudit::done(&caller, "dead_letter.replay_all", "*").with_detail(&detail);
+    audit::record_alone(&admin.db, &entry, admin.clock.now()).await?;
+    Ok(axum::Json(result))
+}
+
+/// Gives up on a dead letter: it leaves the dead letters, is marked settled (a redelivery is a
+/// duplicate, never handled), and the audit trail keeps the reason and the event.
+#[utoipa::path(delete, path = "/admin/dead-letters/{event_id}", tag = "admin", security(("bearerAuth" = ["admin"])),
+    params(("event_id" = String, Path, description = "The parked event's id")),
+    request_body = DiscardRequest,
+    responses(
+        (status = 204, description = "Discarded"),
+        (status = 400, description = "The body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No authenticated caller", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such dead letter", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "No reason given, or a reason too long", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn discard_one(
+    caller: Admin,
+    State(admin): State<EventsAdmin>,
+    Path(event_id): Path<String>,
+    Json(body): Json<DiscardRequest>,
+) -> Result<StatusCode, Problem> {
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(Problem::invalid_fields(vec![FieldError {
+            field: "reason".to_owned(),
+            message: format!("say why, in 1 to {MAX_REASON_CHARS} characters"),
+        }]));
+    }
+    let entry = NewAudit::done(&caller, "dead_letter.discard", &event_id).with_note(Some(reason));
+    match discard(&admin.db, entry, admin.clock.now()).await? {
+        Discarded::Done => Ok(StatusCode::NO_CONTENT),
+        Discarded::NotParked => Err(Problem::not_found(format!(
+            "no dead letter {}",
+            quote(&event_id)
+        ))),
     }
 }

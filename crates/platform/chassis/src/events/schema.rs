@@ -1,13 +1,14 @@
-//! The platform's tables in every service database that publishes or consumes events. Kept
-//! apart from each service's own migrations (their own version table) so that services never
-//! number around them.
+//! The platform's tables in every service database: the outbox, inbox and dead letters of
+//! events, and the admin audit trail ([`crate::audit`]). Kept apart from each service's own
+//! migrations (their own version table) so that services never number around them.
 
 use crate::db::{Db, Migration};
 
-const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "events",
-    "CREATE TABLE outbox (
+const MIGRATIONS: &[Migration] = &[
+    Migration::portable(
+        1,
+        "events",
+        "CREATE TABLE outbox (
         id TEXT PRIMARY KEY,
         event_type TEXT NOT NULL,
         version BIGINT NOT NULL,
@@ -42,7 +43,9 @@ const MIGRATIONS: &[Migration] = &[Migration::portable(
         last_error TEXT NOT NULL,
         parked_at BIGINT NOT NULL
     );",
-)];
+    ),
+    crate::audit::MIGRATION,
+];
 
 /// Creates or upgrades the event tables in `db`.
 pub async fn migrate(db: &Db) -> Result<(), sqlx::Error> {

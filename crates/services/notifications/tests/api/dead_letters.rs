@@ -211,3 +211,153 @@ async fn a_dead_letter_replayed_after_the_cause_is_fixed_sends_one_message() {
     assert_eq!(late, Outcome::Duplicate);
     assert_eq!(app.stored_messages().await, 1);
 }
+
+/// Parks `event` behind a messages table out of reach, then brings the table back.
+async fn park_until_fixed(app: &App, events: &[flotilla_chassis::events::Event]) {
+    sqlx::raw_sql("ALTER TABLE messages RENAME TO messages_away")
+        .execute(app.db().pool())
+        .await
+        .expect("rename");
+    for event in events {
+        deliver_until_parked(app, event, MAX_DELIVERIES).await;
+    }
+    sqlx::raw_sql("ALTER TABLE messages_away RENAME TO messages")
+        .execute(app.db().pool())
+        .await
+        .expect("rename back");
+}
+
+async fn replay_all(app: &App, query: &str, role: Role) -> reqwest::Response {
+    let path = format!("/admin/dead-letters/replay{query}");
+    app.as_role(Method::POST, &path, "ops", role)
+        .send()
+        .await
+        .expect("POST reaches the service")
+}
+
+async fn discard(app: &App, event_id: &str, body: Value, role: Role) -> reqwest::Response {
+    let path = format!("/admin/dead-letters/{event_id}");
+    app.as_role(Method::DELETE, &path, "ops", role)
+        .json(&body)
+        .send()
+        .await
+        .expect("DELETE reaches the service")
+}
+
+async fn audit(app: &App) -> Page<Value> {
+    expect_json(app.get_as_admin("/admin/audit").await, StatusCode::OK).await
+}
+
+#[tokio::test]
+async fn dead_letters_replayed_from_the_console_are_handled_once_in_bounded_batches() {
+    let app = App::start().await;
+    let events: Vec<_> = (1..=3)
+        .map(|n| order_confirmed(&format!("e-{n}"), "alice", &format!("o-{n}")))
+        .collect();
+    park_until_fixed(&app, &events).await;
+    let mut poison = order_confirmed("e-v2", "alice", "o-9");
+    poison.version = 2;
+    deliver_until_parked(&app, &poison, 1).await;
+    assert_eq!(dead_letters(&app).await.total, 4);
+
+    // A batch of two: the least-tried first (the unreadable one was tried once).
+    let first: Value = expect_json(
+        replay_all(&app, "?limit=2", Role::Admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(first["replayed"], 1, "{first}");
+    assert_eq!(first["still_failing"][0]["event_id"], "e-v2", "{first}");
+    assert_eq!(first["remaining"], 3, "{first}");
+    let rest: Value = expect_json(replay_all(&app, "", Role::Admin).await, StatusCode::OK).await;
+    assert_eq!(rest["replayed"], 2, "{rest}");
+    assert_eq!(
+        rest["still_failing"].as_array().map(Vec::len),
+        Some(1),
+        "{rest}"
+    );
+    assert_eq!(rest["remaining"], 1, "{rest}");
+
+    // Each handled once: one message per event, and a late redelivery is a duplicate.
+    assert_eq!(app.stored_messages().await, 3);
+    for event in &events {
+        let late = app.consumer().deliver(event).await.expect("delivered");
+        assert_eq!(late, Outcome::Duplicate);
+    }
+    let again: Value = expect_json(replay_all(&app, "", Role::Admin).await, StatusCode::OK).await;
+    assert_eq!(again["replayed"], 0);
+    assert_eq!(app.stored_messages().await, 3);
+
+    let trail = audit(&app).await;
+    assert_eq!(trail.total, 3);
+    assert!(
+        trail
+            .items
+            .iter()
+            .all(|e| e["action"] == "dead_letter.replay_all"
+                && e["actor"] == "ops"
+                && e["subject"] == "*")
+    );
+
+    let bad = replay_all(&app, "?limit=101", Role::Admin).await;
+    expect_problem(bad, StatusCode::BAD_REQUEST).await;
+    expect_problem(
+        replay_all(&app, "", Role::Customer).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_discarded_dead_letter_is_gone_for_good_with_its_reason_in_the_audit_trail() {
+    let app = App::start().await;
+    let mut poison = order_confirmed("e-v3", "alice", "o-1");
+    poison.version = 3;
+    deliver_until_parked(&app, &poison, 1).await;
+
+    // A reason is required, and only admins discard.
+    let none = discard(&app, "e-v3", json!({}), Role::Admin).await;
+    assert!(none.status().is_client_error(), "{}", none.status());
+    let blank = discard(&app, "e-v3", json!({ "reason": " " }), Role::Admin).await;
+    expect_problem(blank, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let customer = discard(&app, "e-v3", json!({ "reason": "x" }), Role::Customer).await;
+    expect_problem(customer, StatusCode::FORBIDDEN).await;
+    let anonymous = app
+        .fleet
+        .request(
+            Method::DELETE,
+            flotilla_notifications::NAME,
+            "/admin/dead-letters/e-v3",
+        )
+        .json(&json!({ "reason": "x" }))
+        .send()
+        .await
+        .expect("DELETE");
+    expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(dead_letters(&app).await.total, 1, "still parked");
+
+    let reason = "published by a test harness pointed at production";
+    let res = discard(&app, "e-v3", json!({ "reason": reason }), Role::Admin).await;
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(dead_letters(&app).await.total, 0);
+    let again = discard(&app, "e-v3", json!({ "reason": reason }), Role::Admin).await;
+    expect_problem(again, StatusCode::NOT_FOUND).await;
+
+    // Settled: redelivered, it is a duplicate, never handled.
+    let late = app.consumer().deliver(&poison).await.expect("delivered");
+    assert_eq!(late, Outcome::Duplicate);
+    assert_eq!(app.stored_messages().await, 0);
+
+    let trail = audit(&app).await;
+    assert_eq!(trail.total, 1);
+    let entry = &trail.items[0];
+    assert_eq!(entry["action"], "dead_letter.discard");
+    assert_eq!(entry["actor"], "ops");
+    assert_eq!(entry["subject"], "e-v3");
+    assert_eq!(entry["note"], reason);
+    assert_eq!(entry["outcome"], "done");
+    assert!(
+        entry["detail"].as_str().unwrap_or("").contains("o-1"),
+        "the event is kept"
+    );
+}

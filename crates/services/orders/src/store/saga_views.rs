@@ -1,6 +1,8 @@
-//! The operators' view of sagas: each saga's state with its log, one or a page at a time
-//! (the log of a whole page is read in one query).
+//! The operators' view of sagas: each saga's state with its log and review flag, one or a page
+//! at a time (the log of a whole page is read in one query); one saga also with the operators'
+//! actions on it, from the platform's audit trail.
 
+use flotilla_chassis::audit;
 use flotilla_chassis::clock::at_millis;
 use flotilla_chassis::pagination::{Page, PageRequest};
 use sqlx::Row;
@@ -8,24 +10,27 @@ use sqlx::any::AnyRow;
 use std::collections::HashMap;
 
 use super::OrdersStore;
-use crate::contract::{SagaStepView, SagaView};
+use crate::contract::{SagaReview, SagaStepView, SagaView};
 use crate::saga::Phase;
 use flotilla_chassis::db::placeholders;
 
-const SAGA_SELECT: &str = "SELECT order_id, status, step, attempts, failure, updated_at FROM sagas";
+const SAGA_SELECT: &str = "SELECT order_id, status, step, attempts, failure, updated_at,
+                                  review_note, review_by, review_at FROM sagas";
 
 impl OrdersStore {
-    /// One saga with its log.
+    /// One saga with its log and the operators' actions on it.
     pub async fn saga_view(&self, order_id: &str) -> Result<Option<SagaView>, sqlx::Error> {
         let sql = format!("{SAGA_SELECT} WHERE order_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(order_id)
             .fetch_optional(self.db.pool())
             .await?;
-        match row {
-            Some(row) => Ok(self.complete_views(vec![row]).await?.pop()),
-            None => Ok(None),
+        let Some(row) = row else { return Ok(None) };
+        let mut view = self.complete_views(vec![row]).await?.pop();
+        if let Some(view) = &mut view {
+            view.audit = audit::of_subject(&self.db, order_id).await?;
         }
+        Ok(view)
     }
 
     /// One page of sagas (optionally in one phase), most recently changed first.
@@ -80,6 +85,19 @@ impl OrdersStore {
             .iter()
             .map(|row| {
                 let attempts: i64 = row.try_get("attempts")?;
+                let review_at: Option<i64> = row.try_get("review_at")?;
+                let review = match review_at {
+                    Some(at) => Some(SagaReview {
+                        note: row
+                            .try_get::<Option<String>, _>("review_note")?
+                            .unwrap_or_default(),
+                        by: row
+                            .try_get::<Option<String>, _>("review_by")?
+                            .unwrap_or_default(),
+                        at: at_millis(at),
+                    }),
+                    None => None,
+                };
                 Ok(SagaView {
                     order_id: row.try_get("order_id")?,
                     status: row.try_get("status")?,
@@ -88,6 +106,8 @@ impl OrdersStore {
                     attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
                     steps: Vec::new(),
                     updated_at: at_millis(row.try_get("updated_at")?),
+                    review,
+                    audit: Vec::new(),
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;

@@ -82,8 +82,8 @@ pub struct Progress<'a> {
 }
 
 impl OrdersStore {
-    /// Takes `order_id`'s saga for `owner` until `lease_until`, if no one holds it at `now` and
-    /// it is not done.
+    /// Takes `order_id`'s saga for `owner` until `lease_until`, if no one holds it at `now`, it
+    /// is not done and no operator set it aside for review.
     pub async fn claim(
         &self,
         order_id: &str,
@@ -93,7 +93,8 @@ impl OrdersStore {
     ) -> Result<bool, sqlx::Error> {
         let claimed = sqlx::query(
             "UPDATE sagas SET lease_owner = $2, lease_until = $3
-             WHERE order_id = $1 AND lease_until < $4 AND status <> 'done'",
+             WHERE order_id = $1 AND lease_until < $4 AND status <> 'done'
+               AND review_at IS NULL",
         )
         .bind(order_id)
         .bind(owner)
@@ -143,12 +144,13 @@ impl OrdersStore {
         Ok(())
     }
 
-    /// Unfinished sagas nobody holds at `now` and due to run, oldest due first.
+    /// Unfinished sagas nobody holds at `now` and due to run, oldest due first (not those set
+    /// aside for review: an operator decides what happens to them).
     pub async fn due(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<String>, sqlx::Error> {
         sqlx::query_scalar(
             "SELECT order_id FROM sagas
              WHERE status IN ('running', 'compensating') AND lease_until < $1
-               AND next_attempt_at <= $1
+               AND next_attempt_at <= $1 AND review_at IS NULL
              ORDER BY next_attempt_at, order_id LIMIT $2",
         )
         .bind(millis(now))
@@ -310,7 +312,7 @@ impl OrdersStore {
     }
 }
 
-fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
+pub(super) fn state_of(row: &AnyRow) -> Result<SagaState, sqlx::Error> {
     let status: String = row.try_get("status")?;
     let step: String = row.try_get("step")?;
     let attempts: i64 = row.try_get("attempts")?;

@@ -91,6 +91,15 @@ impl App {
 
     /// `specs` only, with `orders` merged over the test timings.
     pub async fn with(specs: &[ServiceSpec], orders: Value) -> Self {
+        Self::with_sections(specs, orders, &[]).await
+    }
+
+    /// [`App::with`], plus whole configuration `sections` (`resilience`, ...).
+    pub async fn with_sections(
+        specs: &[ServiceSpec],
+        orders: Value,
+        sections: &[(&str, Value)],
+    ) -> Self {
         let timings = json!({
             "step_timeout_ms": 1000,
             "step_attempts": 3,
@@ -100,7 +109,11 @@ impl App {
             "respond_within_ms": 2000,
             "reservation_ttl_secs": TTL_SECS,
         });
-        let fleet = TestFleet::of(specs)
+        let mut builder = TestFleet::of(specs);
+        for (section, values) in sections {
+            builder = builder.config(section, values.clone());
+        }
+        let fleet = builder
             .config("catalog", json!({ "seed_products": SEEDED }))
             .config("inventory", json!({ "seed_products": SEEDED }))
             .config("orders", timings)

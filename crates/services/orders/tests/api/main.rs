@@ -9,4 +9,5 @@ mod concurrency;
 mod failures;
 mod harness;
 mod idempotency;
+mod operator;
 mod recovery;
