@@ -278,7 +278,12 @@ pub struct SagaReview {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReviewRequest {
     /// What needs looking at (required, at most 1000 characters).
-    #[schema(example = "payments says the card was charged twice; checking with the provider")]
+    #[schema(
+        example = "payments says the card was charged twice; checking with the provider",
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"\S"
+    )]
     pub note: String,
 }
 

@@ -128,7 +128,12 @@ pub struct ReplayAllResult {
 pub struct DiscardRequest {
     /// Why the event will never be handled (required, at most 1000 characters); kept in the
     /// audit trail.
-    #[schema(example = "test event published by mistake")]
+    #[schema(
+        example = "test event published by mistake",
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"\S"
+    )]
     pub reason: String,
 }
 
