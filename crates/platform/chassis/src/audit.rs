@@ -262,3 +262,24 @@ async fn audit(
         page_size: page.page_size,
     }))
 }
+
+/// The longest note an operator may give with an action (a discard's reason, a review note).
+pub const MAX_NOTE_CHARS: usize = 1000;
+
+/// An operator's note, trimmed, or the field error saying what to write (`asks`, e.g. "say
+/// why") when it is blank or longer than [`MAX_NOTE_CHARS`]: one rule for every action's note,
+/// which the routes' schemas state as `minLength` 1, `maxLength` 1000 and a non-space.
+pub fn operator_note<'a>(
+    field: &str,
+    value: &'a str,
+    asks: &str,
+) -> Result<&'a str, crate::problem::FieldError> {
+    let note = value.trim();
+    if note.is_empty() || note.chars().count() > MAX_NOTE_CHARS {
+        return Err(crate::problem::FieldError {
+            field: field.to_owned(),
+            message: format!("{asks}, in 1 to {MAX_NOTE_CHARS} characters"),
+        });
+    }
+    Ok(note)
+}

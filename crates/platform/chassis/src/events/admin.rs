@@ -26,14 +26,11 @@ use crate::db::Db;
 use crate::extract::{Json, Path, Query};
 use crate::input_message::quote;
 use crate::pagination::{Page, PageParams};
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 
 /// Most dead letters one `POST /admin/dead-letters/replay` replays: each replay runs a handler
 /// in its own transaction, so the call's length is bounded, not the backlog's.
 pub const MAX_REPLAY_BATCH: u32 = 100;
-
-/// Longest discard reason.
-pub const MAX_REASON_CHARS: usize = 1000;
 
 /// What the admin routes read.
 #[derive(Clone)]
@@ -341,13 +338,8 @@ async fn discard_one(
     Path(event_id): Path<String>,
     Json(body): Json<DiscardRequest>,
 ) -> Result<StatusCode, Problem> {
-    let reason = body.reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Problem::invalid_fields(vec![FieldError {
-            field: "reason".to_owned(),
-            message: format!("say why, in 1 to {MAX_REASON_CHARS} characters"),
-        }]));
-    }
+    let reason = audit::operator_note("reason", &body.reason, "say why")
+        .map_err(|e| Problem::invalid_fields(vec![e]))?;
     let entry = NewAudit::done(&caller, "dead_letter.discard", &event_id).with_note(Some(reason));
     match discard(&admin.db, entry, admin.clock.now()).await? {
         Discarded::Done => Ok(StatusCode::NO_CONTENT),

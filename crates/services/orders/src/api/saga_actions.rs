@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use flotilla_chassis::audit::{self, NewAudit};
 use flotilla_chassis::extract::{Json, Path};
-use flotilla_chassis::problem::FieldError;
 use flotilla_chassis::{Admin, Problem};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,9 +20,6 @@ use crate::error::OrdersError;
 use crate::executor::Executor;
 use crate::saga::operator::{Action, decide};
 use crate::store::operator_actions::OperatorChange;
-
-/// Longest review note.
-const MAX_NOTE_CHARS: usize = 1000;
 
 pub fn routes() -> OpenApiRouter<OrdersState> {
     OpenApiRouter::new()
@@ -95,13 +91,8 @@ async fn review(
     Path(order_id): Path<String>,
     Json(body): Json<ReviewRequest>,
 ) -> Result<(StatusCode, axum::Json<SagaView>), OrdersError> {
-    let note = body.note.trim();
-    if note.is_empty() || note.chars().count() > MAX_NOTE_CHARS {
-        return Err(OrdersError::Invalid(vec![FieldError {
-            field: "note".to_owned(),
-            message: format!("say what needs looking at, in 1 to {MAX_NOTE_CHARS} characters"),
-        }]));
-    }
+    let note = audit::operator_note("note", &body.note, "say what needs looking at")
+        .map_err(|e| OrdersError::Invalid(vec![e]))?;
     act(&state, &caller, &order_id, Action::Review, Some(note)).await
 }
 
