@@ -47,6 +47,7 @@ use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
 use flotilla_chassis::resilience::retry::{RetryAttempt, TriedInstances};
+use flotilla_chassis::transport::deadline;
 use flotilla_chassis::transport::http::{HttpEndpoint, HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};
 
@@ -141,6 +142,39 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An attempt still waiting for its instance's answer. The stack's per-attempt deadline ends a
+/// hung attempt by dropping its future, so without this the instance would never be blamed for
+/// it and would keep its turn until an active probe failed. Dropped at or after the cut-off
+/// the stack announced ([`deadline::cut_off`]), the attempt counts as a 504 would (Envoy maps
+/// a timeout to a gateway failure the same way): five in a row eject the instance, and the
+/// failure penalty makes it lose the balancer's comparison at once. Dropped earlier, its
+/// caller gave up, which blames no one.
+struct Unanswered<'a> {
+    balancer: &'a Shared,
+    instance: &'a Arc<Instance>,
+    started: Instant,
+    cut: Option<tokio::time::Instant>,
+}
+
+impl Unanswered<'_> {
+    /// The answer came: nothing to record here.
+    fn answered(mut self) {
+        self.cut = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(cut) = self.cut
+            && tokio::time::Instant::now() >= cut
+        {
+            let now = Instant::now();
+            self.balancer
+                .record(self.instance, Outcome::ServerError, now - self.started, now);
+        }
     }
 }
 
@@ -405,6 +439,7 @@ impl Shared {
         let all = self.current();
         // Read here, as the retry layer above hands the attempt over (see `RetryAttempt`).
         let tried = RetryAttempt::current().map(|attempt| attempt.tried().clone());
+        let cut = deadline::cut_off();
         let Some(first) = self.pick_untried(&all, tried.as_ref(), None) else {
             let none = TransportError::NoInstance(self.service.clone());
             return Either::Left(std::future::ready(Err(none)));
@@ -412,10 +447,10 @@ impl Shared {
         // Keeping a copy only pays when there is somewhere else to send it.
         if all.len() > 1 && Replay::fits(&req) {
             return Either::Right(Either::Right(Box::pin(
-                self.call_with_replay(first, tried, req),
+                self.call_with_replay(first, tried, cut, req),
             )));
         }
-        Either::Right(Either::Left(self.attempt(first, req)))
+        Either::Right(Either::Left(self.attempt(first, req, cut)))
     }
 
     /// [`Self::call`] keeping a copy of the request, sent once more to another instance if the
@@ -424,17 +459,20 @@ impl Shared {
         self: Arc<Self>,
         first: Arc<Instance>,
         tried: Option<TriedInstances>,
+        cut: Option<tokio::time::Instant>,
         req: Request<Body>,
     ) -> Answer {
         let (req, replay) = Replay::split(req, &self.service).await?;
-        let result = Arc::clone(&self).attempt(Arc::clone(&first), req).await;
+        let result = Arc::clone(&self)
+            .attempt(Arc::clone(&first), req, cut)
+            .await;
         match (result, replay) {
             (Err(error), Some(replay)) if never_sent(&error) => {
                 // An ejected instance, when no other is left in rotation, is still a better
                 // bet than one that just refused.
                 let all = self.current();
                 match self.pick_untried(&all, tried.as_ref(), Some(&first)) {
-                    Some(second) => self.attempt(second, replay.into_request()).await,
+                    Some(second) => self.attempt(second, replay.into_request(), cut).await,
                     None => Err(error),
                 }
             }
@@ -442,18 +480,27 @@ impl Shared {
         }
     }
 
-    /// Sends `req` to `instance` now; the future waits for the answer and records it.
+    /// Sends `req` to `instance` now; the future waits for the answer and records it, or
+    /// records the attempt's cut at `cut` ([`Unanswered`]).
     fn attempt(
         self: Arc<Self>,
         instance: Arc<Instance>,
         req: Request<Body>,
+        cut: Option<tokio::time::Instant>,
     ) -> impl Future<Output = Answer> + Send {
         instance.requests.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::enter(instance);
         let started = Instant::now();
         let call = in_flight.0.endpoint.call(req);
         async move {
+            let unanswered = Unanswered {
+                balancer: &self,
+                instance: &in_flight.0,
+                started,
+                cut,
+            };
             let result = call.await;
+            unanswered.answered();
             let now = Instant::now();
             let instance = Arc::clone(&in_flight.0);
             drop(in_flight);

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 #[serde(default, deny_unknown_fields)]
 pub struct OutlierSettings {
     /// Consecutive 5xx answers (500, 502, 503, 504) that eject an instance; 0 never ejects on
-    /// answers.
+    /// answers. An attempt the caller's resilience stack cut for taking too long (its per-try
+    /// timeout or its deadline) counts as a 504.
     pub consecutive_5xx: u32,
     /// Consecutive local-origin failures (connection refused or reset, no answer within the
     /// transport timeout, a failed health probe) that eject an instance; 0 never ejects on them.

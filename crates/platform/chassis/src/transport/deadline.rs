@@ -148,6 +148,14 @@ tokio::task_local! {
     static CUT_BY: Instant;
 }
 
+/// The instant by which the stack's per-attempt deadline will cut the call being handed over
+/// right now, when there is one (read synchronously, in the transport's `Service::call`). A
+/// balancer keeps it to tell a cut attempt (the instance did not answer in time: its fault)
+/// from one its caller gave up on (no one's).
+pub fn cut_off() -> Option<Instant> {
+    CUT_BY.try_with(|at| *at).ok()
+}
+
 /// What a call this layer admitted is cut by.
 #[derive(Debug)]
 pub(crate) struct Limit {

@@ -9,6 +9,7 @@ use flotilla_chassis::transport::{Transport, TransportError};
 use flotilla_discovery::{Balancer, InstanceSnapshot, OutlierSettings};
 use futures::StreamExt;
 use http_body_util::BodyExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -380,6 +381,58 @@ async fn a_hung_replica_holds_one_request_per_ejection() {
         assert_eq!(whoami(&transport).await.as_deref(), Ok("alive"));
         assert!(started.elapsed() < timeout);
     }
+}
+
+/// Reads through a caller's resilience stack whose per-try timeout (200 ms here) cuts an
+/// attempt on a hung replica: the cut attempt is blamed on the replica (as a 504), so one read
+/// pays the cut and the balancer sends the next ones to the live replica. Before the cut was
+/// counted, the hung replica, never measured, looked fastest and got most reads, each paying
+/// 200 ms. A read its caller gives up on before the cut blames no one.
+#[tokio::test]
+async fn an_attempt_cut_by_the_per_try_timeout_counts_against_its_replica() {
+    use flotilla_chassis::resilience::stack::{Policies, Resilience, UpstreamPolicy};
+
+    let alive = Instance::start("alive");
+    let hung = Hung::start().await;
+    let settings = OutlierSettings {
+        probe_all: false,
+        ..quick()
+    };
+    let (balancer, _tx) = balancer_on(
+        &[&alive.url, &hung.url],
+        settings,
+        &pool_with_timeout(Duration::from_secs(10)),
+    );
+    let mut policy = UpstreamPolicy::default();
+    policy.retry.try_timeout_ms = 200;
+    let resilience = Resilience::new("test", Arc::new(Policies::uniform(policy)));
+    let stacked = resilience.wrap("catalog", balancer.transport());
+
+    // A caller giving up after 50 ms, before the cut: not the replica's fault.
+    for _ in 0..4 {
+        let _ = tokio::time::timeout(Duration::from_millis(50), whoami(&stacked)).await;
+    }
+    let before = stats(&balancer, &hung.url);
+    assert_eq!(before.failures, 0, "a caller's own give-up was blamed");
+
+    let mut slow = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        assert_eq!(whoami(&stacked).await.as_deref(), Ok("alive"));
+        if started.elapsed() >= Duration::from_millis(200) {
+            slow += 1;
+        }
+    }
+    let after = stats(&balancer, &hung.url);
+    assert!(
+        after.failures >= 1,
+        "the cut attempt was not counted: {after:?}"
+    );
+    assert!(
+        slow <= 1 && after.requests - before.requests <= 1,
+        "{slow} reads paid the cut, {} reached the hung replica",
+        after.requests - before.requests
+    );
 }
 
 /// With probes of every instance, a hung replica is ejected before any request waits on it:
