@@ -16,6 +16,7 @@
 #   BIN=target/release/flotilla bash scripts/bench-edge.sh
 #   SCENARIOS="nginx flotilla" bash scripts/bench-edge.sh   # only some scenarios
 #   HOLD=1 bash scripts/bench-edge.sh      # set everything up, print the URLs, wait (to profile)
+#   RESULTS=DIR bash scripts/bench-edge.sh # also append each round to DIR/edge.jsonl (bench.sh)
 #
 # Needs nginx-light, haproxy and wrk (apt-get install nginx-light haproxy wrk).
 set -euo pipefail
@@ -36,14 +37,9 @@ DIR=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.2; rm -rf "$DIR"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { # url
-    local deadline=$(( $(date +%s) + 30 ))
-    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "timeout waiting for $1" >&2; cat "$DIR"/nginx-*/error.log "$DIR/gateway.log" >&2 2>/dev/null; exit 1; }
-        sleep 0.05
-    done
-}
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
+WAIT_LOGS="$DIR/nginx-*/error.log $DIR/gateway.log"
 
 UP=$(free_port); NG=$(free_port); HA=$(free_port); GW=$(free_port); ID=$(free_port)
 mkdir -p "$DIR/www/products" "$DIR/nginx-up" "$DIR/nginx-proxy"
@@ -150,13 +146,6 @@ if [ -n "${HOLD:-}" ]; then # keep everything up for a profiler or a hand-run lo
     wait
 fi
 
-to_ms() { # wrk latency text (e.g. 1.23ms, 850.00us, 1.02s) → ms
-    awk -v v="$1" 'BEGIN {
-        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
-        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
-        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
-    }'
-}
 declare -A RPS P99
 echo
 echo "| round | scenario | req/s | p99 ms | non-2xx |"
@@ -168,6 +157,7 @@ for r in $(seq 1 "$ROUNDS"); do
         p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
         bad=$(awk '/Non-2xx/ { print $NF }' <<<"$out"); bad=${bad:-0}
         echo "| $r | $s | $rps | $p99 | $bad |"
+        record edge.jsonl "scenario=$s" "round=$r" "rps=${rps:-0}" "p99_ms=${p99:-0}" "non_2xx=$bad"
         RPS[$s]="${RPS[$s]:-} $rps"; P99[$s]="${P99[$s]:-} $p99"
     done
 done

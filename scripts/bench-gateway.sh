@@ -28,14 +28,8 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { # url [timeout-seconds]
-  local deadline=$(( $(date +%s) + ${2:-30} ))
-  until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "timeout waiting for $1" >&2; exit 1; }
-    sleep 0.01
-  done
-}
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 rss_mb() { awk '/VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 
 $BIN migrate --data-dir "$DIR" >/dev/null   # first start: create and seed (not measured)

@@ -11,6 +11,7 @@
 #   bash scripts/bench-search.sh                              # dist build, 10 s per run
 #   DURATION=30s BACKENDS="sqlite" SIZES="100000" bash scripts/bench-search.sh
 #   BIN=target/debug/flotilla bash scripts/bench-search.sh   # another build
+#   RESULTS=DIR bash scripts/bench-search.sh   # also append each row to DIR/search.jsonl (bench.sh)
 # PostgreSQL: DATABASE_URL (default postgres://postgres@127.0.0.1:5432); its databases are
 # bench_search_<pid>_<size>_<service>, dropped at the end (needs psql).
 set -euo pipefail
@@ -44,14 +45,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_ok() { # url
-    local deadline=$(( $(date +%s) + 120 ))
-    until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-        [ "$(date +%s)" -lt "$deadline" ] || { echo "timeout waiting for $1" >&2; exit 1; }
-        sleep 0.05
-    done
-}
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
@@ -65,7 +60,7 @@ for backend in $BACKENDS; do
         FLOTILLA_CATALOG__SEED_PRODUCTS=$size "$BIN" migrate "${args[@]}" >/dev/null
         port=$(free_port)
         "$BIN" run --port "$port" "${args[@]}" >/dev/null 2>&1 & RUN_PID=$!
-        wait_ok "http://127.0.0.1:$port/api/catalog/readyz"
+        wait_ok "http://127.0.0.1:$port/api/catalog/readyz" 120
         # Warm the caches (SQLite pages, PostgreSQL buffers) before measuring.
         wrk -t1 -c4 -d2s -s scripts/bench/random-search.lua "http://127.0.0.1:$port" -- /api/catalog >/dev/null
         out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
@@ -79,6 +74,8 @@ for backend in $BACKENDS; do
         get_rps=$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$get")
         ratio=$(awk -v a="$rps" -v b="$get_rps" 'BEGIN { if (b > 0) printf "%d %%", 100 * a / b }')
         echo "| $backend | $size | $rps | $p50 | $p99 | ${bad:-0} | $get_rps | $ratio |"
+        record search.jsonl "backend=$backend" "products=$size" "rps=${rps:-0}" \
+            "p50_ms=$(to_ms "$p50")" "p99_ms=$(to_ms "$p99")" "non_2xx=${bad:-0}" "get_rps=${get_rps:-0}"
         stop
     done
 done

@@ -3,7 +3,8 @@
 # protoc (etcd-client's build), etcd (discovery tests start their own), promtool (the metrics
 # tests check every /metrics with `promtool check metrics`). With arguments, also
 # the servers named (`postgres`, `nats`), which scripts/test-servers.sh asks for when none is
-# running and it must start throwaway ones, and `chromium` (scripts/browser-check.sh).
+# running and it must start throwaway ones, `chromium` (scripts/browser-check.sh), and `bench`
+# (wrk, nginx, HAProxy: scripts/bench.sh).
 set -euo pipefail
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
@@ -17,6 +18,11 @@ for server in "$@"; do
             ;;
         nats) command -v nats-server >/dev/null || missing+=(nats-server) ;;
         chromium) command -v chromium >/dev/null || missing+=(chromium) ;;
+        bench) # scripts/bench.sh and the bench-*.sh it runs
+            command -v wrk >/dev/null || missing+=(wrk)
+            PATH=$PATH:/usr/sbin command -v nginx >/dev/null || missing+=(nginx-light)
+            PATH=$PATH:/usr/sbin command -v haproxy >/dev/null || missing+=(haproxy)
+            ;;
         *) echo "deps.sh: unknown server $server" >&2; exit 2 ;;
     esac
 done

@@ -16,6 +16,9 @@
 //!     cargo bench -p flotilla --bench fleet               # 15 s of load per scenario
 //!     FLOTILLA_BENCH_SECS=5 FLOTILLA_BENCH_USERS=32 cargo bench -p flotilla --bench fleet
 //!
+//! `FLOTILLA_BENCH_RESULTS=DIR` also appends the figures to `DIR/checkout.jsonl` and
+//! `DIR/resources.jsonl` for `flotilla-bench-report` (scripts/bench.sh).
+//!
 //! Servers: `FLOTILLA_BENCH_DATABASE_URL` (default postgres://postgres@127.0.0.1:5432) and
 //! `FLOTILLA_BENCH_NATS_URL` (default nats://127.0.0.1:4222).
 
@@ -114,6 +117,78 @@ async fn bench(leftovers: &mut Leftovers) -> anyhow::Result<()> {
         &bottleneck,
         &scaled,
     );
+    if let Ok(dir) = std::env::var("FLOTILLA_BENCH_RESULTS") {
+        let mut runs = vec![
+            (
+                "one process (SQLite)".to_owned(),
+                &single_ready,
+                &single_run,
+            ),
+            (
+                "fleet (PostgreSQL + NATS)".to_owned(),
+                &fleet_ready,
+                &fleet_run,
+            ),
+        ];
+        for (n, ready, run) in &scaled {
+            runs.push((format!("fleet, {bottleneck} ×{n}"), ready, run));
+        }
+        write_results(std::path::Path::new(&dir), users, &runs)?;
+    }
+    Ok(())
+}
+
+/// With `FLOTILLA_BENCH_RESULTS=DIR` (scripts/bench.sh): the figures as JSON lines for
+/// `flotilla-bench-report` — `checkout.jsonl`, a row per deployment, and `resources.jsonl`, a
+/// row per process and phase (idle; under load, with the checkouts it served).
+fn write_results(
+    dir: &std::path::Path,
+    users: usize,
+    runs: &[(String, &Ready, &Measured)],
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+    };
+    let mut checkout = open("checkout.jsonl")?;
+    let mut resources = open("resources.jsonl")?;
+    for (label, ready, m) in runs {
+        let row = serde_json::json!({
+            "label": label,
+            "users": users,
+            "checkouts_per_s": m.outcome.per_sec(),
+            "p50_ms": m.outcome.ms(0.50),
+            "p99_ms": m.outcome.ms(0.99),
+            "confirmed": m.outcome.confirmed,
+            "errors": m.outcome.errors,
+            "ready_ms": ready.to_gateway.as_millis() as u64,
+        });
+        writeln!(checkout, "{row}")?;
+        // Per-process figures for the one process and the fleet with one instance each.
+        if label.contains('×') {
+            continue;
+        }
+        for (i, p) in m.processes.iter().enumerate() {
+            let idle = serde_json::json!({
+                "mode": label, "process": p.label, "phase": "idle",
+                "seconds": m.idle.elapsed.as_secs_f64(),
+                "cpu_s": m.idle_cpu[i] as f64 / TICKS_PER_SEC,
+                "rss_kib": m.idle_rss[i].unwrap_or(0),
+            });
+            let load = serde_json::json!({
+                "mode": label, "process": p.label, "phase": "load",
+                "seconds": m.outcome.elapsed.as_secs_f64(),
+                "cpu_s": m.cpu[i] as f64 / TICKS_PER_SEC,
+                "rss_kib": m.load_rss[i].unwrap_or(0),
+                "work": m.outcome.confirmed, "work_unit": "checkouts",
+            });
+            writeln!(resources, "{idle}\n{load}")?;
+        }
+    }
     Ok(())
 }
 
@@ -267,6 +342,8 @@ struct Measured {
     processes: Vec<Watched>,
     /// CPU used while idle after start, before any request.
     idle: Idle,
+    /// Per process (in `processes` order): CPU ticks used while idle.
+    idle_cpu: Vec<u64>,
     /// Per process (in `processes` order): RSS in kB idle after start, before any request.
     idle_rss: Vec<Option<u64>>,
     /// Per process: RSS after the customers signed up and logged in (before the load).
@@ -307,12 +384,13 @@ async fn measure(
     let before = CpuSnapshot::take(&pids);
     tokio::time::sleep(IDLE).await;
     let after = CpuSnapshot::take(&pids);
+    let idle_cpu: Vec<u64> = pids
+        .iter()
+        .map(|p| delta(&before.watched, &after.watched, *p))
+        .collect();
     let idle = Idle {
         elapsed: idle_started.elapsed(),
-        flotilla_cpu: pids
-            .iter()
-            .map(|p| delta(&before.watched, &after.watched, *p))
-            .sum(),
+        flotilla_cpu: idle_cpu.iter().sum(),
         servers_cpu: sum_delta(&before.postgres, &after.postgres)
             + sum_delta(&before.nats, &after.nats),
     };
@@ -332,6 +410,7 @@ async fn measure(
         outcome,
         processes: deployment.processes.clone(),
         idle,
+        idle_cpu,
         idle_rss,
         signed_up_rss,
         load_rss,

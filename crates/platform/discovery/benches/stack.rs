@@ -274,6 +274,23 @@ async fn main() -> anyhow::Result<()> {
         "| p99 | {bare_p99:.2} ms | {balanced_p99:.2} ms | {stack_p99:.2} ms | {:.3} | ≤ 1.10 |",
         stack_p99 / bare_p99
     );
+    if let Ok(dir) = std::env::var("FLOTILLA_BENCH_RESULTS") {
+        // scripts/bench.sh: the medians as a JSON line for flotilla-bench-report.
+        use std::io::Write as _;
+        let row = serde_json::json!({
+            "layer": "resilience stack (retry with budget, breaker, bulkhead, per-attempt deadline, balancer)",
+            "off": "bare transport",
+            "off_rps": bare_rps, "on_rps": stack_rps,
+            "off_p99_ms": bare_p99, "on_p99_ms": stack_p99,
+            "target": "on ≥ 0.90 × off req/s, ≤ 1.10 × off p99",
+        });
+        std::fs::create_dir_all(&dir)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join("layers.jsonl"))?;
+        writeln!(file, "{row}")?;
+    }
     let snapshot = resilience.snapshot();
     if let Some(view) = snapshot.first() {
         println!(
