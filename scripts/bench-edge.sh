@@ -161,7 +161,6 @@ for r in $(seq 1 "$ROUNDS"); do
         RPS[$s]="${RPS[$s]:-} $rps"; P99[$s]="${P99[$s]:-} $p99"
     done
 done
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo
 echo "| scenario | req/s (median) | p99 ms (median) | req/s ÷ nginx | p99 ÷ nginx |"
 echo "|---|---|---|---|---|"

@@ -31,6 +31,16 @@ pub struct LoadStep {
     pub achieved_rate: f64,
     pub errors: Errors,
     pub latency: Latency,
+    #[serde(default)]
+    pub by_journey: Vec<JourneySeries>,
+}
+
+/// One journey's figures within a step.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JourneySeries {
+    pub journey: String,
+    pub errors: Errors,
+    pub latency: Latency,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -170,6 +180,93 @@ fn requests() -> String {
     "requests".to_owned()
 }
 
+/// `recovery.json`: what was killed, and when, in a `--report-every` run (`recovery/load.json`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecoveryMeta {
+    /// Seconds from the start of the measured run to the kill.
+    pub killed_at_s: f64,
+    /// Length of each slice of the report.
+    pub slice_s: f64,
+    /// What was killed, in words.
+    pub what: String,
+    /// The journey whose p99 is followed (`checkout`), or the whole mix when absent.
+    #[serde(default)]
+    pub journey: Option<String>,
+}
+
+/// A recovery run: the p99 of each slice, and when it came back.
+#[derive(Debug, Clone)]
+pub struct Recovery {
+    pub meta: RecoveryMeta,
+    pub report: LoadReport,
+}
+
+/// How far above its steady value a slice's p99 may be and count as recovered.
+pub const RECOVERED_WITHIN: f64 = 1.2;
+/// Slices in a row within it that make a recovery (one good second is luck).
+const RECOVERED_FOR: usize = 3;
+
+/// What a recovery run shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecoveryFigures {
+    /// (start of the slice in s, p99 in ms, errors) per slice.
+    pub slices: Vec<(f64, f64, u64)>,
+    /// Median p99 of the slices before the kill.
+    pub steady_p99_ms: f64,
+    /// Seconds from the kill until `RECOVERED_FOR` slices in a row are within
+    /// `RECOVERED_WITHIN` × steady; `None` when the run ended first.
+    pub recovered_after_s: Option<f64>,
+    /// Worst p99 after the kill.
+    pub worst_p99_ms: f64,
+    /// Failed journeys after the kill.
+    pub errors_after: u64,
+}
+
+impl Recovery {
+    pub fn figures(&self) -> RecoveryFigures {
+        let m = &self.meta;
+        let slices: Vec<(f64, f64, u64)> = self
+            .report
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let (p99, errors) = match &m.journey {
+                    Some(name) => step
+                        .by_journey
+                        .iter()
+                        .find(|j| &j.journey == name)
+                        .map_or((f64::NAN, 0), |j| (j.latency.p99_ms, j.errors.total())),
+                    None => (step.latency.p99_ms, step.errors.total()),
+                };
+                (i as f64 * m.slice_s, p99, errors)
+            })
+            .collect();
+        let mut before: Vec<f64> = slices
+            .iter()
+            .filter(|(t, p, _)| t + m.slice_s <= m.killed_at_s && p.is_finite())
+            .map(|s| s.1)
+            .collect();
+        let steady = median(&mut before);
+        let after: Vec<&(f64, f64, u64)> = slices
+            .iter()
+            .filter(|(t, _, _)| t + m.slice_s > m.killed_at_s)
+            .collect();
+        let within = |p: f64| p.is_finite() && p <= steady * RECOVERED_WITHIN;
+        let recovered_after_s = after
+            .windows(RECOVERED_FOR)
+            .find(|w| w.iter().all(|s| within(s.1)))
+            .map(|w| (w[0].0 - m.killed_at_s).max(0.0));
+        RecoveryFigures {
+            steady_p99_ms: steady,
+            recovered_after_s,
+            worst_p99_ms: after.iter().map(|s| s.1).fold(0.0, f64::max),
+            errors_after: after.iter().map(|s| s.2).sum(),
+            slices,
+        }
+    }
+}
+
 /// `layers.jsonl`: one layer measured on against off, side by side in one run (medians).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LayerRow {
@@ -207,6 +304,7 @@ pub struct Report {
     pub search: Vec<SearchRow>,
     pub resources: Vec<ResourceRow>,
     pub layers: Vec<LayerRow>,
+    pub recovery: Option<Recovery>,
     pub commands: BTreeMap<String, String>,
 }
 
@@ -258,6 +356,19 @@ fn label_of(path: &Path) -> String {
     label.replace('-', " ")
 }
 
+fn read_recovery(dir: &Path) -> anyhow::Result<Option<Recovery>> {
+    let (Ok(meta), Ok(load)) = (
+        std::fs::read_to_string(dir.join("recovery.json")),
+        std::fs::read_to_string(dir.join("recovery/load.json")),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Recovery {
+        meta: serde_json::from_str(&meta).context("recovery.json")?,
+        report: serde_json::from_str(&load).context("recovery/load.json")?,
+    }))
+}
+
 fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(Vec::new());
@@ -269,6 +380,66 @@ fn read_lines<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T
             serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), i + 1))
         })
         .collect()
+}
+
+fn recovery_section(out: &mut String, recovery: &Recovery) -> anyhow::Result<String> {
+    let f = recovery.figures();
+    let m = &recovery.meta;
+    let whose = m
+        .journey
+        .as_deref()
+        .map_or("every journey".to_owned(), |j| format!("the {j} journeys"));
+    let _ = writeln!(
+        out,
+        "{} at {:.0} s into a steady load; p99 of {whose} per {} s slice. Recovered: {} slices \
+         in a row within {RECOVERED_WITHIN} × the steady p99 (the median of the slices before \
+         the kill).\n",
+        m.what, m.killed_at_s, m.slice_s, RECOVERED_FOR
+    );
+    let _ = writeln!(
+        out,
+        "| steady p99 | worst p99 after the kill | time to recover | failed journeys after the kill |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {:.1} ms | {:.1} ms | {} | {} |\n",
+        f.steady_p99_ms,
+        f.worst_p99_ms,
+        f.recovered_after_s
+            .map_or("not within the run".to_owned(), |s| format!("{s:.0} s")),
+        f.errors_after
+    );
+    let top = f
+        .slices
+        .iter()
+        .map(|s| s.1)
+        .filter(|p| p.is_finite())
+        .fold(f.steady_p99_ms, f64::max);
+    let series = [
+        Series {
+            name: "p99 per slice".into(),
+            points: f
+                .slices
+                .iter()
+                .filter(|s| s.1.is_finite())
+                .map(|s| (s.0, s.1))
+                .collect(),
+        },
+        Series {
+            name: "the kill".into(),
+            points: vec![(m.killed_at_s, 0.0), (m.killed_at_s, top)],
+        },
+    ];
+    let target = format!("{RECOVERED_WITHIN} × steady p99");
+    plot::lines(&plot::Lines {
+        title: "p99 per second around the kill",
+        x_label: "seconds into the measured run",
+        y_label: "p99 (ms)",
+        series: &series,
+        target: Some((f.steady_p99_ms * RECOVERED_WITHIN, &target)),
+        log_x: false,
+    })
 }
 
 /// The median of `values` (the mean of the middle two for an even count).
@@ -292,7 +463,15 @@ impl Report {
             Err(_) => None,
         };
         let mut commands = BTreeMap::new();
-        for section in ["mix", "checkout", "edge", "search", "resources", "layers"] {
+        for section in [
+            "mix",
+            "checkout",
+            "edge",
+            "search",
+            "resources",
+            "layers",
+            "recovery",
+        ] {
             if let Ok(text) = std::fs::read_to_string(dir.join(format!("{section}.cmd"))) {
                 commands.insert(section.to_owned(), text.trim().to_owned());
             }
@@ -306,6 +485,7 @@ impl Report {
             search: read_lines(&dir.join("search.jsonl"))?,
             resources: read_lines(&dir.join("resources.jsonl"))?,
             layers: read_lines(&dir.join("layers.jsonl"))?,
+            recovery: read_recovery(dir)?,
             commands,
         })
     }
@@ -432,6 +612,18 @@ impl Report {
                 &mut out,
                 "layers-rps.svg",
                 "req/s with each layer off and on",
+                svg,
+            );
+        }
+        if let Some(recovery) = &self.recovery {
+            sections += 1;
+            let _ = writeln!(out, "### g. Recovery after a crash\n");
+            self.command(&mut out, "recovery");
+            let svg = recovery_section(&mut out, recovery)?;
+            plot_ref(
+                &mut out,
+                "recovery.svg",
+                "p99 per second around the kill",
                 svg,
             );
         }
@@ -734,6 +926,7 @@ mod tests {
                 p99_ms: p99,
                 p999_ms: p99 * 2.0,
             },
+            by_journey: Vec::new(),
         }
     }
 
@@ -758,6 +951,46 @@ mod tests {
         assert_eq!(r.saturation(100.0), Some(197.0));
         assert_eq!(r.saturation(10.0), None);
         assert_eq!(r.saturation(1000.0), Some(310.0));
+    }
+
+    #[test]
+    fn recovery_is_three_slices_in_a_row_within_the_bound() {
+        // Steady 10 ms, the kill at 3 s, a spike, a lucky slice, then back from 7 s.
+        let p99s = [
+            10.0, 11.0, 9.0, 80.0, 40.0, 11.0, 30.0, 11.5, 10.0, 12.0, 10.0,
+        ];
+        let steps = p99s
+            .iter()
+            .map(|&p| step(20.0, 20.0, p, 20, u64::from(p > 50.0)))
+            .collect();
+        let recovery = Recovery {
+            meta: RecoveryMeta {
+                killed_at_s: 3.0,
+                slice_s: 1.0,
+                what: "kill -9".into(),
+                journey: None,
+            },
+            report: report(steps),
+        };
+        let f = recovery.figures();
+        assert_eq!(f.steady_p99_ms, 10.0);
+        assert_eq!(f.recovered_after_s, Some(4.0));
+        assert_eq!(f.worst_p99_ms, 80.0);
+        assert_eq!(f.errors_after, 1);
+        // Never back: none.
+        let never = Recovery {
+            report: report(vec![
+                step(20.0, 20.0, 10.0, 20, 0),
+                step(20.0, 20.0, 10.0, 20, 0),
+                step(20.0, 20.0, 90.0, 20, 0),
+                step(20.0, 20.0, 10.0, 20, 0),
+            ]),
+            meta: RecoveryMeta {
+                killed_at_s: 2.0,
+                ..recovery.meta.clone()
+            },
+        };
+        assert_eq!(never.figures().recovered_after_s, None);
     }
 
     #[test]

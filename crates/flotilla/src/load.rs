@@ -37,23 +37,36 @@ use users::UserPool;
 /// The exit status of a run that found a violated invariant.
 pub const EXIT_VIOLATION: i32 = 3;
 
-/// The measured steps of the flags: one per rate level.
+/// The measured steps of the flags: one per rate level, or for a constant rate with
+/// `--report-every`, one per slice of its duration (the last one shorter when it does not
+/// divide it).
 pub fn plan(args: &LoadArgs, rate: &RateSpec) -> Plan {
-    let duration = match rate {
-        RateSpec::Constant(_) => args.duration,
-        RateSpec::Stepped { .. } => args.step_duration,
+    let step = |rate, duration| Step {
+        rate,
+        duration,
+        requests: args.requests,
+    };
+    let steps = match (rate, args.report_every) {
+        (RateSpec::Constant(rate), Some(every)) if !every.is_zero() => {
+            let mut steps = Vec::new();
+            let mut left = args.duration;
+            while !left.is_zero() {
+                let slice = every.min(left);
+                steps.push(step(*rate, slice));
+                left -= slice;
+            }
+            steps
+        }
+        (RateSpec::Constant(rate), _) => vec![step(*rate, args.duration)],
+        (RateSpec::Stepped { .. }, _) => rate
+            .levels()
+            .into_iter()
+            .map(|rate| step(rate, args.step_duration))
+            .collect(),
     };
     Plan {
         warmup: args.warmup,
-        steps: rate
-            .levels()
-            .into_iter()
-            .map(|rate| Step {
-                rate,
-                duration,
-                requests: args.requests,
-            })
-            .collect(),
+        steps,
     }
 }
 
@@ -65,6 +78,20 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<bool> {
     }
     if args.timeout.is_zero() || args.order_deadline.is_zero() {
         anyhow::bail!("--timeout and --order-deadline must be longer than 0s");
+    }
+    if let Some(every) = args.report_every {
+        if !matches!(rate, RateSpec::Constant(_)) {
+            anyhow::bail!("--report-every slices a constant --rate; a stepped rate has its steps");
+        }
+        if every.is_zero() {
+            anyhow::bail!("--report-every must be longer than 0s");
+        }
+        if args.duration.as_secs_f64() / every.as_secs_f64() > args::MAX_STEPS {
+            anyhow::bail!(
+                "--duration / --report-every makes more than {} slices: report less often",
+                args::MAX_STEPS
+            );
+        }
     }
     let shop = Shop::new(&args.target, args.timeout)?;
     let catalog = CatalogView::discover(&shop).await?;

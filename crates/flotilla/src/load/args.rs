@@ -50,6 +50,10 @@ pub struct LoadArgs {
     /// How long a constant --rate (or --users) runs.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub duration: Duration,
+    /// Report a constant --rate in slices of this length, each a step of the report at the
+    /// same rate: a time series (e.g. how p99 recovers after an instance is killed).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "users")]
+    pub report_every: Option<Duration>,
     /// Stop each step after this many journeys instead (or at its duration, if sooner).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
@@ -111,7 +115,7 @@ impl RateSpec {
 }
 
 /// Most steps a stepped rate may have: a typo such as `1..100000/step 1` is refused.
-const MAX_STEPS: f64 = 1000.0;
+pub const MAX_STEPS: f64 = 1000.0;
 
 /// Highest rate accepted, journeys a second.
 const MAX_RATE: f64 = 1_000_000.0;

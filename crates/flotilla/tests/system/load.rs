@@ -130,6 +130,45 @@ async fn orders_that_do_not_end_in_time_fail_the_run() {
     );
 }
 
+/// `--report-every` slices a constant rate into steps of the report: a time series.
+#[tokio::test]
+async fn a_constant_rate_is_reported_in_slices() {
+    let app = shop(40, 1000).await;
+    let out = load(
+        &app.base,
+        &[
+            "--rate",
+            "20",
+            "--duration",
+            "2500ms",
+            "--report-every",
+            "1s",
+            "--mix",
+            "browse=1",
+            "--json",
+        ],
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report is JSON");
+    let steps = report["steps"].as_array().expect("steps");
+    let slices: Vec<(f64, f64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["offered_rate"].as_f64().expect("rate"),
+                s["duration_s"].as_f64().expect("duration"),
+            )
+        })
+        .collect();
+    assert_eq!(slices.len(), 3, "{slices:?}");
+    assert!(slices.iter().all(|(rate, _)| *rate == 20.0), "{slices:?}");
+    for (i, want) in [1.0, 1.0, 0.5].into_iter().enumerate() {
+        assert!((slices[i].1 - want).abs() < 0.05, "slice {i}: {slices:?}");
+    }
+}
+
 #[tokio::test]
 async fn bad_flags_are_refused_with_what_to_write() {
     let out = load("http://127.0.0.1:9", &["--rate", "100..10"]).await;
@@ -141,6 +180,21 @@ async fn bad_flags_are_refused_with_what_to_write() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is below the first"));
     let out = load("http://127.0.0.1:9", &["--mix", "browse=1,pay=2"]).await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("use browse, cart and checkout"));
+    for (flags, says) in [
+        (
+            &["--rate", "10..20/step", "10", "--report-every", "1s"][..],
+            "slices a constant --rate",
+        ),
+        (
+            &["--duration", "10s", "--report-every", "1ms"][..],
+            "more than 1000 slices",
+        ),
+    ] {
+        let out = load("http://127.0.0.1:9", flags).await;
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{flags:?}: {stderr}");
+    }
     // Nothing listens there: the run cannot be made, and says where it looked.
     let out = load("http://127.0.0.1:9", &["--duration", "1s"]).await;
     assert_eq!(out.status.code(), Some(1));
