@@ -12,6 +12,7 @@
 //! `planted_violations_fail_the_check` proves the check fails: it runs it on mutated copies.
 
 use flotilla::host::{GATEWAY, SERVICES};
+use flotilla::settings::{EtcdSettings, HostSettings};
 use flotilla::topology;
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -387,6 +388,34 @@ fn check_deployment(
                 "does not take its {system} password from Secret {own_secret} key {key}"
             ));
         }
+    }
+    // An optional Secret key may be absent (prod creates no etcd-password, its discovery being
+    // DNS): the pod must start without it, by the binary's own rule for the etcd login.
+    let etcd_var = |suffix: &str| {
+        container["env"].as_sequence().and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == format!("FLOTILLA_ETCD__{suffix}").as_str())
+        })
+    };
+    let password = etcd_var("PASSWORD");
+    let optional =
+        password.is_some_and(|e| e["valueFrom"]["secretKeyRef"]["optional"] == Value::Bool(true));
+    let settings = HostSettings {
+        discovery: m
+            .config
+            .get("FLOTILLA_DISCOVERY")
+            .cloned()
+            .unwrap_or_else(|| "static".to_owned()),
+        etcd: EtcdSettings {
+            user: etcd_var("USER").and_then(|e| e["value"].as_str().map(str::to_owned)),
+            password: (password.is_some() && !optional).then(|| "from its Secret".to_owned()),
+        },
+        ..HostSettings::default()
+    };
+    if let Err(err) = settings.etcd_login() {
+        problem(format!(
+            "does not start without its optional etcd-password: {err}"
+        ));
     }
     let needs_database = SERVICES
         .iter()
@@ -830,6 +859,16 @@ fn planted_violations_fail_the_check() {
                 })
             },
             "orders: Deployment does not log in to NATS as its own user orders",
+        ),
+        (
+            "etcd discovery while the etcd password's Secret key is optional",
+            |m| {
+                m.config.insert(
+                    "FLOTILLA_DISCOVERY".to_owned(),
+                    "etcd://etcd.flotilla-deps.svc.cluster.local:2379".to_owned(),
+                );
+            },
+            "identity: Deployment does not start without its optional etcd-password",
         ),
         (
             "the default deny removed",
