@@ -116,6 +116,70 @@ check_policy() {
     return "$status"
 }
 
+# H-B, shown on a real etcd when one is installed (scripts/deps.sh installs etcd-server and
+# etcd-client): with authentication on, `etcdctl endpoint health` without a login fails (the
+# probe dev-deps/etcd.yaml and compose.etcd.yaml had), etcd's HTTP /health answers (the cluster's
+# probe now) and etcdctl logged in as root passes (compose's, whose image has no HTTP client).
+prove_etcd_probes() {
+    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null \
+        || ! command -v curl >/dev/null; then
+        echo "   (etcd, etcdctl or curl not installed: not shown on a real etcd; bash scripts/deps.sh)"
+        return 0
+    fi
+    local dir client peer pid status=0 deadline
+    dir=$(mktemp -d)
+    read -r client peer < <(python3 -c 'import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+    etcd --name probe --data-dir "$dir/data" \
+        --listen-client-urls "http://127.0.0.1:$client" \
+        --advertise-client-urls "http://127.0.0.1:$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "probe=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
+    pid=$!
+    deadline=$(($(date +%s) + 30))
+    until curl -fsS -o /dev/null "http://127.0.0.1:$client/health" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            cat "$dir/etcd.log" >&2
+            echo "etcd did not start" >&2
+            kill "$pid" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.2
+    done
+    local ctl=(env ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client")
+    "${ctl[@]}" user add root:check >/dev/null 2>&1 && "${ctl[@]}" auth enable >/dev/null 2>&1 \
+        || { echo "could not turn etcd's authentication on" >&2; status=1; }
+    if "${ctl[@]}" endpoint health >"$dir/anonymous.log" 2>&1; then
+        echo "etcdctl endpoint health passed without a login, authentication on" >&2
+        status=1
+    elif ! grep -F "user name is empty" "$dir/anonymous.log" >/dev/null; then
+        cat "$dir/anonymous.log" >&2
+        status=1
+    else
+        echo "   etcdctl endpoint health without a login, authentication on: fails (user name is empty)"
+    fi
+    if curl -fsS "http://127.0.0.1:$client/health" | grep -F '"health":"true"' >/dev/null; then
+        echo "   GET /health, authentication on: 200 {\"health\":\"true\"}"
+    else
+        echo "etcd's /health does not answer healthy with authentication on" >&2
+        status=1
+    fi
+    if "${ctl[@]}" --user root:check endpoint health >/dev/null 2>&1; then
+        echo "   etcdctl --user root:... endpoint health, authentication on: passes"
+    else
+        echo "etcdctl logged in as root fails its health check" >&2
+        status=1
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return "$status"
+}
+
 CHECKS=(
     "kubernetes|kubectl kustomize (overlays dev, prod; dev-deps) | kubernetes-validate --strict"
     "compose|deploy/compose.yaml and compose.etcd.yaml against the Compose Specification (check-jsonschema)"
@@ -137,6 +201,9 @@ for check in "${CHECKS[@]}"; do
     echo "== $title"
     "check_$name" .
 done
+
+echo "== etcd's probes on a real etcd with authentication on"
+prove_etcd_probes
 
 echo "== self-test: each check fails on a planted error"
 SELF=$(mktemp -d)
