@@ -11,14 +11,22 @@
 #     workflow schema (check-jsonschema).
 #  5. Policy (scripts/deploy-policy.py): what a schema cannot see, on the rendered overlays,
 #     compose, nats.conf and ci.yml: NetworkPolicies evaluated (each service reaches only its
-#     PostgreSQL, NATS, etcd, DNS, its callees and the gateway's OTLP receiver; flotilla-deps
-#     lets in the shop's pods on the ports they use only; prod's gateway takes traffic from the
-#     Ingress controller only), no shell command in a shell-less image, preStop and
-#     terminationGracePeriodSeconds against the drain, one Secret per service, prod's spread
-#     and TLS to NATS, each NATS user creating its own stream only (and nats-server accepting
-#     the file), third-party images at exact versions, the contract diff on pushes too.
-#  6. A self-test: a copy of those files with planted errors (one per check, one per policy
+#     PostgreSQL, NATS, etcd, DNS, its callees and the gateway's OTLP port, not its public
+#     one; Redis only the gateway; flotilla-deps lets in the shop's pods on the ports they use
+#     only; prod's gateway takes traffic from the Ingress controller only), fleet pass-through
+#     off, each pod advertising its own IP, an autoscaled gateway sharing its rate limits in
+#     Redis, etcd probed without `etcdctl` lacking a login, no shell command in a shell-less
+#     image, preStop and terminationGracePeriodSeconds against the drain, one Secret per
+#     service, prod's spread and TLS to NATS, each NATS user creating its own stream only (and
+#     nats-server accepting the file), third-party images at exact versions, the contract diff
+#     on pushes too.
+#  6. With etcd and etcdctl installed (scripts/deps.sh), a real etcd with authentication on:
+#     `etcdctl endpoint health` without a login fails, GET /health and etcdctl as root pass.
+#  7. A self-test: a copy of those files with planted errors (one per check, one per policy
 #     property) must fail each time, so that a check that stopped checking is noticed.
+#
+# The Python tools run from a virtual environment in the user's cache (PEP 668: Debian's and
+# Ubuntu's system Python refuse pip installs); kubectl comes from apt.
 #
 # What it cannot tell (no Docker engine, no cluster here): that the image builds and starts,
 # that a cluster admits and schedules the pods, that its network plugin enforces the
@@ -228,8 +236,15 @@ PLANTS=(
     "policy|deploy/k8s/overlays/prod/gateway-from-ingress.yaml|- op: replace\n  path: /spec/ingress/0|- op: add\n  path: /spec/ingress/-|the gateway takes traffic from stranger pods|prod's gateway open to every pod (M7)"
     "policy|deploy/k8s/base/catalog.yaml|command: [\"sleep\", \"15\"]|command: [\"sleep\", \"5\"]|catalog: preStop pause 5 s < the 11 s|a preStop shorter than the stale-endpoint window (L1)"
     "policy|deploy/k8s/base/identity.yaml|terminationGracePeriodSeconds: 60|terminationGracePeriodSeconds: 40|identity: terminationGracePeriodSeconds 40 < preStop 15|a termination grace shorter than preStop + drain (L1)"
-    "policy|deploy/k8s/base/network-policies.yaml|              app.kubernetes.io/name: gateway|              app.kubernetes.io/name: nobody|cart cannot reach the gateway's OTLP receiver|no egress to the gateway's OTLP receiver (L2)"
-    "policy|deploy/k8s/base/flotilla.env|OTEL_EXPORTER_OTLP_ENDPOINT=http://gateway-public.flotilla.svc.cluster.local/api/gateway/otlp|OTEL_EXPORTER_OTLP_ENDPOINT=|does not export spans to the gateway's receiver|spans not exported to the gateway (L2)"
+    "policy|deploy/k8s/base/gateway.yaml|      ports:\n        - port: otlp|      ports:\n        - port: 4317|cart cannot reach the gateway's OTLP receiver|the gateway not letting the fleet in to its OTLP receiver (L2)"
+    "policy|deploy/k8s/base/flotilla.env|OTEL_EXPORTER_OTLP_ENDPOINT=http://gateway-otlp.flotilla.svc.cluster.local:4318/api/gateway/otlp|OTEL_EXPORTER_OTLP_ENDPOINT=|does not export spans to the gateway's receiver|spans not exported to the gateway (L2)"
+    "policy|deploy/k8s/base/network-policies.yaml|        - port: 4318\n          protocol: TCP|        - port: http\n          protocol: TCP|cart can reach the gateway's public listener|the fleet let out to the gateway's public listener, past each service's policy (M-B)"
+    "policy|deploy/k8s/base/gateway.yaml|name: FLOTILLA_GATEWAY__FLEET_PASSTHROUGH\n              value: \"false\"|name: FLOTILLA_GATEWAY__FLEET_PASSTHROUGH\n              value: \"true\"|the gateway passes fleet credentials straight through|fleet pass-through on in the cluster (M-B)"
+    "policy|deploy/k8s/base/gateway.yaml|- name: FLOTILLA_REDIS_URL|- name: FLOTILLA_REDIS_URI|replicas without a Redis URL|an autoscaled gateway counting rate limits per replica (M-C)"
+    "policy|deploy/k8s/dev-deps/network-policies.yaml|              app.kubernetes.io/name: gateway\n      ports:\n        - port: 6379|              app.kubernetes.io/part-of: flotilla\n      ports:\n        - port: 6379|Redis lets in cart|Redis open to the whole fleet (M-C)"
+    "policy|deploy/k8s/base/catalog.yaml|fieldPath: status.podIP|fieldPath: status.hostIP|catalog: advertises 'field:status.hostIP' in discovery|a pod advertising another address than its own (H-C)"
+    "policy|deploy/k8s/dev-deps/etcd.yaml|            httpGet:\n              path: /health\n              port: client|            exec:\n              command: [\"etcdctl\", \"endpoint\", \"health\"]|readinessProbe runs \`etcdctl endpoint health\` without credentials|etcd's readiness probed with etcdctl without a login (H-B)"
+    "policy|deploy/compose.etcd.yaml|\"--user=root:\${ETCD_ROOT_PASSWORD:-dev-only-etcd-root}\", ||compose etcd: healthcheck runs|compose's etcd health check without a login (H-B)"
     "policy|deploy/k8s/overlays/prod/kustomization.yaml|FLOTILLA_NATS_URL=tls://|FLOTILLA_NATS_URL=nats://|NATS without TLS|prod's NATS in plaintext (L4)"
     "policy|deploy/compose.yaml|image: nats:2.11.9-alpine|image: nats:2.11-alpine|image nats:2.11-alpine is not pinned to an exact version|a floating image tag (L5)"
     "policy|deploy/compose.etcd.yaml|\${FLOTILLA_ETCD_IMAGE:-flotilla:dev-etcd}|\${FLOTILLA_IMAGE:-flotilla:dev}|the etcd build is tagged|the etcd build sharing compose.yaml's tag (L5)"

@@ -160,13 +160,22 @@ fn peers(rule: &Value, key: &str) -> Option<Vec<String>> {
 }
 
 fn port_is_http(rule: &Value) -> bool {
+    port_is(rule, "http", PORT)
+}
+
+/// True when every port the rule opens is the container port `name` (by name or `number`).
+fn port_is(rule: &Value, name: &str, number: u64) -> bool {
     rule["ports"].as_sequence().is_some_and(|ports| {
         !ports.is_empty()
             && ports
                 .iter()
-                .all(|p| p["port"] == "http" || p["port"].as_u64() == Some(PORT))
+                .all(|p| p["port"] == name || p["port"].as_u64() == Some(number))
     })
 }
+
+/// The gateway's OTLP receiver's own port (`gateway.otlp_port`), the one port every Flotilla
+/// pod may reach on the gateway.
+const OTLP_PORT: u64 = 4318;
 
 /// CPU in millicores: `50m`, `0.5`, `1`.
 fn cpu_millis(quantity: &Value) -> Option<u64> {
@@ -509,7 +518,17 @@ fn check_network_policy(m: &Manifests, name: &str, problems: &mut Vec<String>) {
             .into_iter()
             .flatten()
         {
-            if !port_is_http(rule) {
+            // The gateway lets every Flotilla pod in to its OTLP port, and to nothing else: its
+            // public port would let them call any service's public routes through it.
+            let from_every_pod =
+                peers(rule, "from").is_some_and(|list| list.iter().any(|p| p == "<every pod>"));
+            if name == GATEWAY && from_every_pod {
+                if !port_is(rule, "otlp", OTLP_PORT) {
+                    problems.push(format!(
+                        "{name}: every Flotilla pod is let in to another port than otlp"
+                    ));
+                }
+            } else if !port_is_http(rule) {
                 problems.push(format!(
                     "{name}: an ingress rule opens another port than http"
                 ));
@@ -538,7 +557,7 @@ fn check_network_policy(m: &Manifests, name: &str, problems: &mut Vec<String>) {
     let callers: Vec<String> = if name == GATEWAY {
         // The Ingress controller: from anywhere (base, dev), or from its namespace only (prod,
         // a peer outside this namespace); and every Flotilla pod of the namespace, whose spans
-        // the gateway's OTLP receiver takes.
+        // the gateway's OTLP receiver takes (on its own port).
         let controller = if from.iter().any(|f| f == "<outside the namespace>") {
             "<outside the namespace>"
         } else {
