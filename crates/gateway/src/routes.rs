@@ -53,16 +53,16 @@ pub struct GatewayConfig {
     /// `[gateway.cors]`: which other origins' scripts may call the API.
     pub cors: CorsConfig,
     /// A listener of its own for the OTLP receiver (`POST /api/gateway/otlp/v1/traces` and
-    /// nothing else), on the gateway's address: the fleet's spans reach the gateway there, so a NetworkPolicy can let every pod
-    /// in to that port and keep the public listener to the Ingress controller. None (the
-    /// default): the receiver is only `/api/gateway/otlp/v1/traces` on the public listener.
+    /// nothing else), on the gateway's address: the fleet's spans reach the gateway there, so
+    /// a NetworkPolicy can let every pod in to that port and keep the public listener to the
+    /// Ingress controller. None (the default): the receiver is only on the public listener.
     pub otlp_port: Option<u16>,
     /// Pass a request carrying another Flotilla process's credential for the service it names
     /// straight through, past the exposure check and the user's token (the default): how a
     /// process in mixed mode reaches a service that `flotilla run` announced behind this
-    /// gateway. Off (Kubernetes, compose: every service has its own address), such a request is
-    /// treated like any client's, so reaching the gateway is not a way around a service's
-    /// NetworkPolicy.
+    /// gateway. Off (the Kubernetes manifests: every service has its own address there), such a
+    /// request is treated like any client's, so reaching the gateway is not a way around a
+    /// service's NetworkPolicy.
     pub fleet_passthrough: bool,
     // `[gateway.rate_limit]` is read on its own, key by key over its defaults
     // ([`RateLimitConfig`], `flotilla_chassis::config::section_over_defaults`).
