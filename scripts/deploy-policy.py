@@ -44,6 +44,10 @@ WITH_SHELL = [r"^busybox:", r"^debian:", r"^alpine:", r"^postgres:", r"^nats:[^:
 STALE_ENDPOINT_SECS = 1 + 5 + 5
 # Margin of terminationGracePeriodSeconds over the worst shutdown.
 GRACE_MARGIN_SECS = 5
+# The gateway's listeners: the public one (the Ingress controller's) and the OTLP receiver's
+# (gateway.otlp_port), the only one the rest of the fleet may reach.
+GATEWAY_PUBLIC_PORT = 8080
+GATEWAY_OTLP_PORT = 4318
 
 
 def problem(where, what):
@@ -186,8 +190,11 @@ def check_network(overlay, objects, deps_objects):
                     problem(where, f"{name} may connect to {other.name} pods/addresses on port "
                                    f"{port} (an egress rule without a `to` it really uses)")
     if overlay == "dev":
-        postgres, nats, etcd = deps["postgres"], deps["nats"], deps["etcd"]
+        postgres, nats, etcd, redis = deps["postgres"], deps["nats"], deps["etcd"], deps["redis"]
         for name, pod in fleet.items():
+            if can_connect(policies, pod, redis, 6379) != (name == "gateway"):
+                problem(where, f"{name} {'cannot' if name == 'gateway' else 'can'} reach Redis "
+                               "(the gateway's rate limits, the gateway's alone)")
             if name in WITH_DATABASE and not can_connect(policies, pod, postgres, 5432):
                 problem(where, f"{name} cannot reach PostgreSQL (it has a database)")
             if not can_connect(policies, pod, nats, 4222):
@@ -211,18 +218,35 @@ def check_network(overlay, objects, deps_objects):
                     problem(where, f"{name} can reach PostgreSQL (it has no database): "
                                    f"NetworkPolicy {policy['metadata']['name']}")
     # L2: every process reaches the gateway's OTLP receiver, the gateway lets them in.
+    # M-B: on its own port only: a pod that reached the public listener could call any
+    # service's public routes through it, past that service's own NetworkPolicy.
     gateway = fleet["gateway"]
     for name, pod in fleet.items():
-        if name != "gateway" and not can_connect(policies, pod, gateway, 8080):
-            problem(where, f"{name} cannot reach the gateway's OTLP receiver (8080)")
+        if name == "gateway":
+            continue
+        if not can_connect(policies, pod, gateway, GATEWAY_OTLP_PORT):
+            problem(where, f"{name} cannot reach the gateway's OTLP receiver "
+                           f"({GATEWAY_OTLP_PORT})")
+        if can_connect(policies, pod, gateway, GATEWAY_PUBLIC_PORT):
+            problem(where, f"{name} can reach the gateway's public listener "
+                           f"({GATEWAY_PUBLIC_PORT}), not only its OTLP receiver")
     config = next((o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"
                    and o["metadata"]["name"].startswith("flotilla-config")), {})
     endpoint = config.get("OTEL_EXPORTER_OTLP_ENDPOINT") or config.get(
         "FLOTILLA_TELEMETRY__OTLP_ENDPOINT", "")
-    if not re.fullmatch(r"http://gateway(-public)?\.flotilla\.svc\.cluster\.local(:\d+)?"
-                        r"/api/gateway/otlp", endpoint):
+    # (The path too: a process sends its credential to .../api/gateway/otlp/v1/traces only.)
+    if endpoint != (f"http://gateway-otlp.flotilla.svc.cluster.local:{GATEWAY_OTLP_PORT}"
+                    "/api/gateway/otlp"):
         problem(where, f"the fleet does not export spans to the gateway's receiver "
                        f"(OTEL_EXPORTER_OTLP_ENDPOINT={endpoint!r})")
+    gateway_env = container_env(gateway.spec)
+    if gateway.ports.get("otlp") != GATEWAY_OTLP_PORT \
+            or gateway_env.get("FLOTILLA_GATEWAY__OTLP_PORT") != str(GATEWAY_OTLP_PORT):
+        problem(where, f"the gateway does not serve its OTLP receiver on port {GATEWAY_OTLP_PORT} "
+                       "(container port `otlp`, FLOTILLA_GATEWAY__OTLP_PORT)")
+    if gateway_env.get("FLOTILLA_GATEWAY__FLEET_PASSTHROUGH") != "false":
+        problem(where, "the gateway passes fleet credentials straight through "
+                       "(FLOTILLA_GATEWAY__FLEET_PASSTHROUGH is not false)")
     # M7: in prod nothing but the Ingress controller (and the fleet's spans) reaches the gateway.
     controller = Pod("controller", "ingress-nginx",
                      {"app.kubernetes.io/name": "ingress-nginx",
@@ -257,8 +281,10 @@ def check_deps_network(deps_objects, fleet_objects):
                 if allowed(policies, pod, "ingress", other, port, pod):
                     problem(where, f"{name} takes connections on {port} from {other.name} pods")
     # The receiving side on its own (the shop's egress is checked with the overlays).
-    nats, postgres = deps["nats"], deps["postgres"]
+    nats, postgres, redis = deps["nats"], deps["postgres"], deps["redis"]
     for name, fleet_pod in fleet.items():
+        if allowed(policies, redis, "ingress", fleet_pod, 6379, redis) != (name == "gateway"):
+            problem(where, f"Redis {'refuses' if name == 'gateway' else 'lets in'} {name}")
         if allowed(policies, nats, "ingress", fleet_pod, 8222, nats):
             problem(where, f"NATS' monitoring port 8222 takes connections from {name}")
         if allowed(policies, postgres, "ingress", fleet_pod, 5432, postgres) \
@@ -405,10 +431,94 @@ def check_secrets(overlay, objects):
             own = {"database-url", "nats-password", "etcd-password"}
             if secret == "flotilla-identity":
                 own |= {"admin-email", "admin-password"}
+            if secret == "flotilla-gateway":
+                own |= {"redis-url"}
             if not keys <= own:
                 problem(f"overlays/{overlay}", f"Secret {secret} holds {sorted(keys - own)}")
         else:
             problem(f"overlays/{overlay}", f"Secret {secret} is not one service's own")
+
+
+def container_env(spec):
+    """The first container's env: name -> value, or `secret:NAME/KEY[?]` (`?`: optional),
+    or `field:PATH`."""
+    env = {}
+    for e in spec["containers"][0].get("env", []):
+        source = e.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            env[e["name"]] = f"secret:{ref['name']}/{ref['key']}" + ("?" if ref.get("optional")
+                                                                     else "")
+        elif "fieldRef" in source:
+            env[e["name"]] = f"field:{source['fieldRef']['fieldPath']}"
+        else:
+            env[e["name"]] = e.get("value", "")
+    return env
+
+
+def check_advertise(overlay, objects):
+    """H-C: each pod registers in discovery under its own IP, not the 0.0.0.0 it binds."""
+    for pod in fleet_pods(pods_of(objects)).values():
+        advertised = container_env(pod.spec).get("FLOTILLA_ADVERTISE_HOST")
+        if advertised != "field:status.podIP":
+            problem(f"overlays/{overlay} {pod.name}", f"advertises {advertised!r} in discovery, "
+                    "not its pod's IP (FLOTILLA_ADVERTISE_HOST from status.podIP)")
+
+
+def check_shared_rate_limits(overlay, objects):
+    """M-C: an autoscaled gateway counts its rate limits in Redis, shared by its replicas;
+    counted per replica, N replicas admit N times the rate."""
+    config = next((o.get("data", {}) for o in objects if o["kind"] == "ConfigMap"
+                   and o["metadata"]["name"].startswith("flotilla-config")), {})
+    hpa = next((o for o in objects if o["kind"] == "HorizontalPodAutoscaler"
+                and o["spec"]["scaleTargetRef"]["name"] == "gateway"), None)
+    if hpa is None or hpa["spec"].get("maxReplicas", 1) <= 1:
+        return
+    gateway = fleet_pods(pods_of(objects))["gateway"]
+    url = container_env(gateway.spec).get("FLOTILLA_REDIS_URL") or config.get(
+        "FLOTILLA_REDIS_URL", "")
+    if not (url.startswith("redis://") or url.startswith("rediss://")
+            or (url.startswith("secret:") and not url.endswith("?"))):
+        problem(f"overlays/{overlay} gateway", f"autoscaled to {hpa['spec']['maxReplicas']} "
+                "replicas without a Redis URL: each counts the rate limits alone "
+                "(FLOTILLA_REDIS_URL, from a Secret)")
+
+
+def etcd_health_problem(probe):
+    """Why `probe` (a k8s probe or compose's healthcheck test) fails once etcd's auth is on."""
+    command = probe if isinstance(probe, list) else probe.get("exec", {}).get("command", [])
+    if command and any(Path(str(word)).name == "etcdctl" for word in command) \
+            and not any(str(word).startswith("--user") for word in command):
+        return ("runs `etcdctl endpoint health` without credentials, which fails once "
+                "authentication is on (user name is empty)")
+    return None
+
+
+def check_etcd_probes(deps_objects, services):
+    """H-B: etcd's probes work with authentication on: HTTP /health (no login) in the cluster;
+    in compose, whose etcd image has no HTTP client, etcdctl logged in as root."""
+    for pod in pods_of(deps_objects):
+        for c in pod.spec["containers"]:
+            if (c.get("command") or [""])[0] != "etcd":
+                continue
+            for kind in ("readinessProbe", "livenessProbe", "startupProbe"):
+                probe = c.get(kind)
+                why = probe and etcd_health_problem(probe)
+                if why:
+                    problem(f"dev-deps {pod.name}", f"{kind} {why}")
+            probe = c.get("readinessProbe") or {}
+            if not probe.get("httpGet", {}).get("path", "").startswith("/health"):
+                problem(f"dev-deps {pod.name}", "readinessProbe is not etcd's HTTP /health")
+    for name, spec in services.items():
+        command = spec.get("command") or []
+        if isinstance(command, str):
+            command = command.split()
+        if (command or [""])[0] != "etcd":
+            continue
+        test = (spec.get("healthcheck") or {}).get("test") or []
+        why = etcd_health_problem(test)
+        if why or not test:
+            problem(f"compose {name}", f"healthcheck {why or 'missing'}")
 
 
 def check_spread(objects):
@@ -538,6 +648,11 @@ def main():
     check_shutdown("prod", prod)
     check_secrets("dev", dev)
     check_secrets("prod", prod)
+    check_advertise("dev", dev)
+    check_advertise("prod", prod)
+    check_shared_rate_limits("dev", dev)
+    check_shared_rate_limits("prod", prod)
+    check_etcd_probes(deps, services)
     check_spread(prod)
     check_nats_tls(prod)
     check_nats_conf()
@@ -547,8 +662,9 @@ def main():
         print(f"policy: {p}")
     if PROBLEMS:
         sys.exit(1)
-    print("policy: network reachability, shells, shutdown timing, secrets, spread, NATS TLS "
-          "and permissions, image pins, CI contract diff: as required")
+    print("policy: network reachability (the gateway's OTLP port apart), shells, shutdown "
+          "timing, secrets, advertised addresses, shared rate limits, etcd probes, spread, NATS "
+          "TLS and permissions, image pins, CI contract diff: as required")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Flotilla needs beyond the Rust toolchain, when missing:
-# protoc (etcd-client's build), etcd (discovery tests start their own), promtool (the metrics
+# protoc (etcd-client's build), etcd and etcdctl (discovery tests start their own etcd;
+# deploy-check.sh probes one), promtool (the metrics
 # tests check every /metrics with `promtool check metrics`). With arguments, also
 # the servers named (`postgres`, `nats`), which scripts/test-servers.sh asks for when none is
 # running and it must start throwaway ones, `chromium` (scripts/browser-check.sh), and `bench`
@@ -9,6 +10,8 @@ set -euo pipefail
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v etcd >/dev/null || missing+=(etcd-server)
+# etcdctl: scripts/deploy-check.sh shows etcd's probes on a real etcd with authentication on.
+command -v etcdctl >/dev/null || missing+=(etcd-client)
 command -v promtool >/dev/null || missing+=(prometheus)
 for server in "$@"; do
     case "$server" in

@@ -37,6 +37,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::settings::HostSettings;
 
+mod advertise;
 mod infra;
 
 /// The discovery backend `settings` name (for `flotilla status`).
@@ -68,6 +69,10 @@ pub const GATEWAY: &str = "gateway";
 
 /// The name of the metrics listener's endpoint (never announced in discovery).
 pub const METRICS: &str = "metrics";
+
+/// The name of the gateway's OTLP receiver's own listener (`gateway.otlp_port`; never
+/// announced in discovery).
+pub const GATEWAY_OTLP: &str = "gateway-otlp";
 
 /// Which services this process runs and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,18 +273,20 @@ impl Host {
         }
         let gateway = if with_gateway {
             let credentials = identity.credentials.clone();
-            Some(build_gateway(
+            let gateway = build_gateway(
                 &config,
                 &settings,
                 &wiring.peers,
                 clock,
                 credentials,
                 &metrics,
-            )?)
+            )?;
+            Some(gateway.draining_on(host.shutdown.clone()))
         } else {
             None
         };
-        host.bind_listeners(&settings, &mode, gateway, routers)
+        let otlp_port = section::<GatewayConfig>(&config, GATEWAY)?.otlp_port;
+        host.bind_listeners(&settings, &mode, gateway, otlp_port, routers)
             .await?;
         host.bind_metrics(&settings, &mode, &metrics).await?;
         if let Some(name) = &host.inherited_listener {
@@ -339,13 +346,15 @@ impl Host {
         Ok(routers)
     }
 
-    /// Binds the gateway's listener (on `--port` in `run`) and, in `serve`, one per service:
-    /// its `--listen` address or the next port up.
+    /// Binds the gateway's listener (on `--port` in `run`) and its OTLP receiver's on
+    /// `otlp_port` when given, and, in `serve`, one per service: its `--listen` address or the
+    /// next port up.
     async fn bind_listeners(
         &mut self,
         settings: &HostSettings,
         mode: &Mode,
         gateway: Option<Gateway>,
+        otlp_port: Option<u16>,
         routers: Vec<(&'static str, Router)>,
     ) -> anyhow::Result<()> {
         let with_gateway = gateway.is_some();
@@ -363,13 +372,18 @@ impl Host {
                 .get(GATEWAY)
                 .copied()
                 .unwrap_or(SocketAddr::new(settings.host, port));
-            self.bind(GATEWAY, addr, gateway.into_router(settings.limits))
-                .await?;
+            let routers = gateway.into_routers(settings.limits);
+            self.bind(GATEWAY, addr, routers.public).await?;
             if let Some(tls) = &settings.tls
                 && let Some(endpoint) = self.endpoints.last_mut()
             {
                 let acceptor = tls.acceptor().context("setting up the gateway's TLS")?;
                 endpoint.tls = Some(acceptor);
+            }
+            // Plain HTTP on the cluster's network, like the services' own listeners.
+            if let Some(port) = otlp_port {
+                let addr = SocketAddr::new(addr.ip(), port);
+                self.bind(GATEWAY_OTLP, addr, routers.otlp).await?;
             }
         }
         if let Mode::Serve(_) = mode {
@@ -431,14 +445,7 @@ impl Host {
         if !infra::discovers(settings) {
             return Ok(());
         }
-        let advertise = |addr: SocketAddr| {
-            let host = match &settings.advertise_host {
-                Some(h) => h.clone(),
-                None if addr.ip().is_unspecified() => "127.0.0.1".to_owned(),
-                None => addr.ip().to_string(),
-            };
-            format!("http://{host}:{}", addr.port())
-        };
+        let advertise = |addr: SocketAddr| advertise::url(settings.advertise_host.as_deref(), addr);
         let mut announced = Vec::new();
         match mode {
             Mode::Run => {
@@ -452,7 +459,11 @@ impl Host {
                 }
             }
             _ => {
-                for e in self.endpoints.iter().filter(|e| e.name != METRICS) {
+                for e in self
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.name != METRICS && e.name != GATEWAY_OTLP)
+                {
                     announced.push((e.name.clone(), advertise(e.addr)));
                 }
             }
@@ -719,6 +730,7 @@ fn build_gateway(
         .rate_limit(limiter)
         .resilience_report(Arc::new(report))
         .secure_cookies(gateway_config.secure_cookies)
+        .fleet_passthrough(gateway_config.fleet_passthrough)
         .cors(&gateway_config.cors)
         .map_err(anyhow::Error::msg)?
         .deadlines(gateway_config.deadline)

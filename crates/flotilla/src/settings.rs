@@ -73,7 +73,8 @@ pub struct HostSettings {
     /// (`FLOTILLA_CLUSTER`). Two fleets sharing a NATS or etcd need different names.
     pub cluster: String,
     /// Address other processes should use to reach this one's listeners (`FLOTILLA_ADVERTISE_HOST`);
-    /// defaults to `host`, or 127.0.0.1 when `host` is unspecified (0.0.0.0).
+    /// defaults to `host`, or, when `host` is unspecified (0.0.0.0, as in a container), the
+    /// address of the interface that routes outward (`host/advertise.rs`).
     pub advertise_host: Option<String>,
     /// etcd lease TTL in seconds: a dead instance leaves discovery within it.
     pub discovery_ttl_secs: u64,
@@ -102,6 +103,26 @@ pub struct EtcdSettings {
     pub user: Option<String>,
     /// Its password.
     pub password: Option<String>,
+}
+
+impl HostSettings {
+    /// The etcd login of this process, when discovery is etcd. The pairing of user and password
+    /// is checked only then: with `dns://` or `static` discovery nothing logs in to etcd, and a
+    /// Deployment that names its etcd user for the etcd option (with the password's Secret key
+    /// optional, absent where discovery is DNS) must still start.
+    pub fn etcd_login(&self) -> anyhow::Result<Option<flotilla_discovery::Credentials>> {
+        if !self.discovery.starts_with("etcd://") {
+            return Ok(None);
+        }
+        match (&self.etcd.user, &self.etcd.password) {
+            (Some(user), Some(password)) => Ok(Some(flotilla_discovery::Credentials {
+                user: user.clone(),
+                password: password.clone(),
+            })),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("etcd.user and etcd.password go together: set both or neither"),
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdSettings {
@@ -155,5 +176,48 @@ impl Default for HostSettings {
             outlier: OutlierSettings::default(),
             metrics_listen: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{EtcdSettings, HostSettings};
+
+    fn with(discovery: &str, user: Option<&str>, password: Option<&str>) -> HostSettings {
+        HostSettings {
+            discovery: discovery.to_owned(),
+            etcd: EtcdSettings {
+                user: user.map(str::to_owned),
+                password: password.map(str::to_owned),
+            },
+            ..HostSettings::default()
+        }
+    }
+
+    /// The Deployments name their etcd user always and take the password from an optional
+    /// Secret key: without it, a pod on DNS discovery must start (it crash-looped before).
+    #[test]
+    fn an_etcd_user_without_a_password_is_refused_only_when_discovery_is_etcd() {
+        for discovery in ["dns://{service}.flotilla.svc.cluster.local:8080", "static"] {
+            let settings = with(discovery, Some("catalog"), None);
+            assert!(
+                settings.etcd_login().expect("not etcd").is_none(),
+                "{discovery}"
+            );
+        }
+        let settings = with("etcd://127.0.0.1:2379", Some("catalog"), None);
+        let err = settings.etcd_login().expect_err("half a login");
+        assert!(err.to_string().contains("go together"), "{err}");
+        let settings = with("etcd://127.0.0.1:2379", None, Some("secret"));
+        assert!(settings.etcd_login().is_err());
+        let settings = with("etcd://127.0.0.1:2379", Some("catalog"), Some("secret"));
+        let login = settings.etcd_login().expect("both").expect("a login");
+        assert_eq!(login.user, "catalog");
+        assert!(
+            with("etcd://127.0.0.1:2379", None, None)
+                .etcd_login()
+                .expect("neither")
+                .is_none()
+        );
     }
 }

@@ -12,6 +12,7 @@
 //! `planted_violations_fail_the_check` proves the check fails: it runs it on mutated copies.
 
 use flotilla::host::{GATEWAY, SERVICES};
+use flotilla::settings::{EtcdSettings, HostSettings};
 use flotilla::topology;
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -159,13 +160,22 @@ fn peers(rule: &Value, key: &str) -> Option<Vec<String>> {
 }
 
 fn port_is_http(rule: &Value) -> bool {
+    port_is(rule, "http", PORT)
+}
+
+/// True when every port the rule opens is the container port `name` (by name or `number`).
+fn port_is(rule: &Value, name: &str, number: u64) -> bool {
     rule["ports"].as_sequence().is_some_and(|ports| {
         !ports.is_empty()
             && ports
                 .iter()
-                .all(|p| p["port"] == "http" || p["port"].as_u64() == Some(PORT))
+                .all(|p| p["port"] == name || p["port"].as_u64() == Some(number))
     })
 }
+
+/// The gateway's OTLP receiver's own port (`gateway.otlp_port`), the one port every Flotilla
+/// pod may reach on the gateway.
+const OTLP_PORT: u64 = 4318;
 
 /// CPU in millicores: `50m`, `0.5`, `1`.
 fn cpu_millis(quantity: &Value) -> Option<u64> {
@@ -388,6 +398,34 @@ fn check_deployment(
             ));
         }
     }
+    // An optional Secret key may be absent (prod creates no etcd-password, its discovery being
+    // DNS): the pod must start without it, by the binary's own rule for the etcd login.
+    let etcd_var = |suffix: &str| {
+        container["env"].as_sequence().and_then(|env| {
+            env.iter()
+                .find(|e| e["name"] == format!("FLOTILLA_ETCD__{suffix}").as_str())
+        })
+    };
+    let password = etcd_var("PASSWORD");
+    let optional =
+        password.is_some_and(|e| e["valueFrom"]["secretKeyRef"]["optional"] == Value::Bool(true));
+    let settings = HostSettings {
+        discovery: m
+            .config
+            .get("FLOTILLA_DISCOVERY")
+            .cloned()
+            .unwrap_or_else(|| "static".to_owned()),
+        etcd: EtcdSettings {
+            user: etcd_var("USER").and_then(|e| e["value"].as_str().map(str::to_owned)),
+            password: (password.is_some() && !optional).then(|| "from its Secret".to_owned()),
+        },
+        ..HostSettings::default()
+    };
+    if let Err(err) = settings.etcd_login() {
+        problem(format!(
+            "does not start without its optional etcd-password: {err}"
+        ));
+    }
     let needs_database = SERVICES
         .iter()
         .any(|spec| spec.name == name && spec.needs_database);
@@ -480,7 +518,17 @@ fn check_network_policy(m: &Manifests, name: &str, problems: &mut Vec<String>) {
             .into_iter()
             .flatten()
         {
-            if !port_is_http(rule) {
+            // The gateway lets every Flotilla pod in to its OTLP port, and to nothing else: its
+            // public port would let them call any service's public routes through it.
+            let from_every_pod =
+                peers(rule, "from").is_some_and(|list| list.iter().any(|p| p == "<every pod>"));
+            if name == GATEWAY && from_every_pod {
+                if !port_is(rule, "otlp", OTLP_PORT) {
+                    problems.push(format!(
+                        "{name}: every Flotilla pod is let in to another port than otlp"
+                    ));
+                }
+            } else if !port_is_http(rule) {
                 problems.push(format!(
                     "{name}: an ingress rule opens another port than http"
                 ));
@@ -509,7 +557,7 @@ fn check_network_policy(m: &Manifests, name: &str, problems: &mut Vec<String>) {
     let callers: Vec<String> = if name == GATEWAY {
         // The Ingress controller: from anywhere (base, dev), or from its namespace only (prod,
         // a peer outside this namespace); and every Flotilla pod of the namespace, whose spans
-        // the gateway's OTLP receiver takes.
+        // the gateway's OTLP receiver takes (on its own port).
         let controller = if from.iter().any(|f| f == "<outside the namespace>") {
             "<outside the namespace>"
         } else {
@@ -830,6 +878,16 @@ fn planted_violations_fail_the_check() {
                 })
             },
             "orders: Deployment does not log in to NATS as its own user orders",
+        ),
+        (
+            "etcd discovery while the etcd password's Secret key is optional",
+            |m| {
+                m.config.insert(
+                    "FLOTILLA_DISCOVERY".to_owned(),
+                    "etcd://etcd.flotilla-deps.svc.cluster.local:2379".to_owned(),
+                );
+            },
+            "identity: Deployment does not start without its optional etcd-password",
         ),
         (
             "the default deny removed",

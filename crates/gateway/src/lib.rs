@@ -29,4 +29,6 @@ pub use keys::KeyCache;
 pub use rate_limit::{
     Bucket, ClassLimits, FailMode, RATE_LIMITED, RateLimitConfig, RateLimitSnapshot, RateLimiter,
 };
-pub use routes::{CorsConfig, Gateway, GatewayConfig, ResilienceReport, RoutePolicy};
+pub use routes::{
+    CorsConfig, Gateway, GatewayConfig, GatewayRouters, ResilienceReport, RoutePolicy,
+};

@@ -15,12 +15,16 @@ use flotilla_chassis::request_context;
 use flotilla_chassis::resilience::collector::SheddingCollector;
 use flotilla_chassis::resilience::shedding::{self, Shedding, SheddingConfig};
 use flotilla_chassis::service_credential::{SERVICE_TOKEN, ServiceCredentials};
+use flotilla_chassis::telemetry::otlp;
 use flotilla_chassis::transport::{ServiceClient, Transport};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::admin_surface::is_admin_path;
 use crate::auth::{AuthError, Authenticator};
@@ -48,6 +52,18 @@ pub struct GatewayConfig {
     pub secure_cookies: bool,
     /// `[gateway.cors]`: which other origins' scripts may call the API.
     pub cors: CorsConfig,
+    /// A listener of its own for the OTLP receiver (`POST /api/gateway/otlp/v1/traces` and
+    /// nothing else), on the gateway's address: the fleet's spans reach the gateway there, so
+    /// a NetworkPolicy can let every pod in to that port and keep the public listener to the
+    /// Ingress controller. None (the default): the receiver is only on the public listener.
+    pub otlp_port: Option<u16>,
+    /// Pass a request carrying another Flotilla process's credential for the service it names
+    /// straight through, past the exposure check and the user's token (the default): how a
+    /// process in mixed mode reaches a service that `flotilla run` announced behind this
+    /// gateway. Off (the Kubernetes manifests: every service has its own address there), such a
+    /// request is treated like any client's, so reaching the gateway is not a way around a
+    /// service's NetworkPolicy.
+    pub fleet_passthrough: bool,
     // `[gateway.rate_limit]` is read on its own, key by key over its defaults
     // ([`RateLimitConfig`], `flotilla_chassis::config::section_over_defaults`).
 }
@@ -60,6 +76,8 @@ impl Default for GatewayConfig {
             shedding: SheddingConfig::default(),
             secure_cookies: false,
             cors: CorsConfig::default(),
+            otlp_port: None,
+            fleet_passthrough: true,
         }
     }
 }
@@ -189,6 +207,21 @@ pub struct Gateway {
     report: Option<ResilienceReport>,
     /// The process's metrics, served to admins at `/api/gateway/admin/metrics`.
     metrics: Option<Metrics>,
+    /// Whether credentialed calls of other Flotilla processes pass straight through
+    /// ([`GatewayConfig::fleet_passthrough`]).
+    fleet_passthrough: bool,
+    /// Cancelled when the process starts shutting down: `/readyz` answers 503 from then on.
+    draining: Option<CancellationToken>,
+}
+
+/// The gateway's two routers: the public one, and the OTLP receiver alone, for a listener of
+/// its own ([`GatewayConfig::otlp_port`]).
+pub struct GatewayRouters {
+    /// Everything: the API, the site, the gateway's probes and admin routes.
+    pub public: Router,
+    /// `POST /api/gateway/otlp/v1/traces` only, the receiver's path on the public listener too
+    /// (the one path a Flotilla process sends its credential to).
+    pub otlp: Router,
 }
 
 /// Makes the gateway's resilience report (the chassis's `resilience::admin::build` over the
@@ -213,7 +246,23 @@ impl Gateway {
             cors: None,
             report: None,
             metrics: None,
+            fleet_passthrough: true,
+            draining: None,
         }
+    }
+
+    /// Passes credentialed calls of other Flotilla processes straight through when `on` (the
+    /// default); treats them like any client's otherwise ([`GatewayConfig::fleet_passthrough`]).
+    pub fn fleet_passthrough(mut self, on: bool) -> Self {
+        self.fleet_passthrough = on;
+        self
+    }
+
+    /// Answers `/readyz` with 503 once `shutdown` is cancelled, so that a load balancer stops
+    /// sending new requests to a draining gateway.
+    pub fn draining_on(mut self, shutdown: CancellationToken) -> Self {
+        self.draining = Some(shutdown);
+        self
     }
 
     /// Serves `metrics` (the whole process's, `?service=<name>` for one service's) at
@@ -296,6 +345,11 @@ impl Gateway {
     /// to the storefront's own body limit and timeout, which answer HTML pages a browser can
     /// show rather than the problem+json the edge answers API callers with.
     pub fn into_router(self, limits: Limits) -> Router {
+        self.into_routers(limits).public
+    }
+
+    /// [`Gateway::into_router`], with the OTLP receiver's router for a listener of its own.
+    pub fn into_routers(self, limits: Limits) -> GatewayRouters {
         let shedding = Arc::clone(&self.shedding);
         if let Some(metrics) = &self.metrics {
             metrics.add_collector(SheddingCollector::new(GATEWAY, Arc::clone(&shedding)));
@@ -319,13 +373,27 @@ impl Gateway {
             // Preflights are answered here, before limits, tokens or the exposure check.
             router = router.layer(cors);
         }
+        let otlp = Router::new()
+            .route(
+                otlp::GATEWAY_RECEIVER,
+                axum::routing::post(gateway_otlp_traces),
+            )
+            .with_state(gateway.clone())
+            .layer(RequestBodyLimitLayer::new(limits.body_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::GATEWAY_TIMEOUT,
+                limits.request_timeout,
+            ));
         let router = router
             .route("/healthz", get(healthz))
+            // Its own readiness, not the storefront's: a storefront outage must not take every
+            // gateway replica (and with them `/api/*`) out of the load balancer.
+            .route("/readyz", get(readyz))
             // Not the storefront's: its `/metrics` (every service router has one) is not public.
             .route("/metrics", any(no_public_metrics))
             .with_state(gateway.clone());
         let pages = Router::new().fallback(site).with_state(gateway);
-        layers::edge(
+        let public = layers::edge(
             GATEWAY,
             router,
             pages,
@@ -333,7 +401,8 @@ impl Gateway {
             &shedding,
             site_error_page,
             is_site_path,
-        )
+        );
+        GatewayRouters { public, otlp }
     }
 
     /// The user `req`'s bearer token names, if it has one; a bad token is refused.
@@ -376,6 +445,9 @@ impl Gateway {
     /// The user a call from another Flotilla process acts for, when the request carries a valid
     /// credential minted for `service` (the process reached `service` through this gateway).
     fn fleet_call(&self, req: &Request, service: &str) -> Option<Option<Caller>> {
+        if !self.fleet_passthrough {
+            return None;
+        }
         let token = req.headers().get(&SERVICE_TOKEN)?.to_str().ok()?;
         self.credentials
             .verify(token, service)
@@ -393,6 +465,28 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> axum::Json<serde_json::Value
         "load": gw.shedding.snapshot(),
         "rate_limit": gw.rate_limit.snapshot(),
     }))
+}
+
+/// The gateway's readiness: its own, not any upstream's. Ready while it serves; 503 once it is
+/// shutting down. It needs nothing from another service to route: identity's keys are fetched
+/// when a token needs them (a token is then refused with 503 while identity is down, anonymous
+/// requests still pass), and each upstream's outage is answered per route.
+async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
+    let draining = gw
+        .draining
+        .as_ref()
+        .is_some_and(CancellationToken::is_cancelled);
+    let status = if draining {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    let body = serde_json::json!({
+        "status": if draining { "not ready" } else { "ready" },
+        "service": GATEWAY,
+        "checks": { "shutdown": if draining { "draining" } else { "no" } },
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// `GET /api/gateway/admin/resilience`: the policy, breaker, bulkhead and retry counters of
@@ -486,7 +580,7 @@ async fn no_public_metrics() -> Response {
 
 /// True for the paths the storefront serves: all but the gateway's own and the API.
 fn is_site_path(path: &str) -> bool {
-    path != "/healthz" && path != "/metrics" && path != "/api" && !path.starts_with("/api/")
+    !matches!(path, "/healthz" | "/readyz" | "/metrics" | "/api") && !path.starts_with("/api/")
 }
 
 /// Runs `handle` under the deadline of `route`: the one the client asked for (bounded), or the
@@ -735,8 +829,8 @@ fn is_probe(rest: &str) -> bool {
     matches!(rest, "/healthz" | "/readyz" | "/openapi.json")
 }
 
-/// The health probes load shedding never refuses: the gateway's own (`/readyz` reaches the
-/// storefront's) and each service's through it, `/api/<service>/{healthz,readyz}`.
+/// The health probes load shedding never refuses: the gateway's own (`/healthz`, `/readyz`)
+/// and each service's through it, `/api/<service>/{healthz,readyz}`.
 fn is_gateway_probe(path: &str) -> bool {
     shedding::is_probe(path)
         || split_api_path(path).is_some_and(|(_, rest)| shedding::is_probe(rest))

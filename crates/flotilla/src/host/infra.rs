@@ -138,17 +138,9 @@ pub async fn discovery(settings: &HostSettings) -> anyhow::Result<Arc<dyn Discov
             )
         })
         .collect();
-    let etcd_credentials = match (&settings.etcd.user, &settings.etcd.password) {
-        (Some(user), Some(password)) => Some(discovery::Credentials {
-            user: user.clone(),
-            password: password.clone(),
-        }),
-        (None, None) => None,
-        _ => anyhow::bail!("etcd.user and etcd.password go together: set both or neither"),
-    };
     let ds = DiscoverySettings {
         ttl: Duration::from_secs(settings.discovery_ttl_secs.max(1)),
-        etcd_credentials,
+        etcd_credentials: settings.etcd_login()?,
         ..DiscoverySettings::default()
     };
     discovery::from_spec(&settings.discovery, &settings.cluster, &static_urls, &ds)

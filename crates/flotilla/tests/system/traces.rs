@@ -378,3 +378,83 @@ async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
         .expect("bad export");
     assert_eq!(res.status(), 400);
 }
+
+/// The receiver on a listener of its own (`gateway.otlp_port`; port 4318 in the Kubernetes
+/// manifests, the one port of the gateway the fleet's pods may reach): another process of the
+/// fleet exports to it with the real exporter and its service credential, and that listener
+/// serves the receiver and nothing else, so reaching it is no way to the services.
+#[tokio::test]
+async fn the_gateways_own_otlp_port_takes_the_fleets_spans_and_serves_nothing_else() {
+    let otlp = crate::support::free_port();
+    let receiver = crate::support::spawn_app_with(json!({
+        "identity": {"admin_email": ADMIN_EMAIL, "admin_password": ADMIN_PASSWORD},
+        "gateway": {"otlp_port": otlp},
+    }))
+    .await;
+    let admin = login(&receiver.http, &receiver.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let endpoint = format!("http://127.0.0.1:{otlp}/api/gateway/otlp");
+    let secret = std::fs::read_to_string(receiver.dir.path().join("service-secret"))
+        .expect("the receiver's secret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let member = crate::support::Process::start(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8 path"),
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("FLOTILLA_SERVICE_SECRET", secret.trim()),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
+        ],
+    );
+    let trace = "2af7651916cd43dd8448eb211c80319c";
+    let res = receiver
+        .http
+        .get(format!(
+            "{}/api/catalog/products/p0000001",
+            member.url("gateway")
+        ))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(res.status(), 200);
+    spans_once(
+        &receiver.http,
+        &receiver.base,
+        &admin,
+        trace,
+        Duration::from_secs(15),
+        |spans| spans.iter().any(|s| s["name"] == "GET /products/{id}"),
+    )
+    .await;
+    // Nothing but the receiver there: no API, no site, no probes, no admin routes; and the
+    // receiver still wants a credential.
+    for path in [
+        "/api/catalog/products",
+        "/",
+        "/healthz",
+        "/api/gateway/admin/traces",
+    ] {
+        let res = receiver
+            .http
+            .get(format!("http://127.0.0.1:{otlp}{path}"))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 404, "{path}");
+    }
+    let res = receiver
+        .http
+        .post(format!("{endpoint}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .expect("anonymous export");
+    assert_eq!(res.status(), 401);
+}
