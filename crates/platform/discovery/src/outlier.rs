@@ -265,7 +265,8 @@ impl OutlierState {
             .min(Duration::from_millis(settings.max_ejection_ms));
         self.ejected_until = Some(now + time);
         self.ejected_until_wall = Some(SystemTime::now() + time);
-        self.next_probe = now + time;
+        // Probed during the ejection too: see `probed_while_ejected`.
+        self.next_probe = now + settings.health_interval().min(time);
         self.consecutive_5xx = 0;
         self.consecutive_local = 0;
         time
@@ -273,25 +274,34 @@ impl OutlierState {
 
     /// A probe's verdict on an ejected instance whose time is over: back into rotation (with a
     /// fresh latency estimate, so it is tried at once) or ejected until the next probe.
+    ///
+    /// A passing probe brings the instance back once its ejection time is over, or at once
+    /// when `rotation_failing` (an instance kept in rotation is failing too): an instance that
+    /// was ejected for a short fault and is healthy again is then a better bet than sitting
+    /// out its ejection while the cap keeps a failing one in rotation (the outage an outside
+    /// tester measured: one replica answering 500, the other frozen for 3 s, and 30 s of
+    /// failures until the ejection ran out). A failing probe keeps it out for at least another
+    /// health interval.
     pub(crate) fn probed_while_ejected(
         &mut self,
         passed: bool,
+        rotation_failing: bool,
         now: Instant,
         settings: &OutlierSettings,
     ) {
-        if passed {
+        let over = self.ejected_until.is_none_or(|until| until <= now);
+        let next = now + settings.health_interval();
+        if passed && (over || rotation_failing) {
             self.ejected_until = None;
             self.ejected_until_wall = None;
             self.in_rotation_since = now;
             self.ewma_ns = 0.0;
             self.ewma_at = now;
-            self.next_probe = now + settings.health_interval();
-        } else {
-            let next = now + settings.health_interval();
+        } else if !passed && self.ejected_until.is_none_or(|until| until < next) {
             self.ejected_until = Some(next);
             self.ejected_until_wall = Some(SystemTime::now() + settings.health_interval());
-            self.next_probe = next;
         }
+        self.next_probe = next;
     }
 
     /// The wall-clock end of the ejection in ms since the Unix epoch.
@@ -395,7 +405,7 @@ mod tests {
             let time = state.eject(now, &s);
             times.push(time.as_millis());
             now += time;
-            state.probed_while_ejected(true, now, &s);
+            state.probed_while_ejected(true, false, now, &s);
         }
         assert_eq!(times, [1_000, 2_000, 3_000, 3_500, 3_500]);
         // Ten base times healthy: back to the first step.
@@ -411,10 +421,37 @@ mod tests {
         let mut state = OutlierState::new(now);
         state.eject(now, &s);
         let later = now + Duration::from_secs(1);
-        state.probed_while_ejected(false, later, &s);
+        state.probed_while_ejected(false, false, later, &s);
         assert!(state.is_ejected());
         assert_eq!(state.ejected_until, Some(later + s.health_interval()));
-        state.probed_while_ejected(true, later + s.health_interval(), &s);
+        state.probed_while_ejected(true, false, later + s.health_interval(), &s);
+        assert!(!state.is_ejected());
+    }
+
+    #[test]
+    fn a_passing_probe_ends_an_ejection_early_only_when_the_rotation_is_failing() {
+        let s = OutlierSettings {
+            base_ejection_ms: 30_000,
+            max_ejection_ms: 30_000,
+            ..settings()
+        };
+        let now = Instant::now();
+        let mut state = OutlierState::new(now);
+        state.eject(now, &s);
+        assert_eq!(
+            state.next_probe,
+            now + s.health_interval(),
+            "probed during it"
+        );
+        let soon = now + Duration::from_secs(2);
+        // Healthy again, the others fine: it sits out its time, a failing probe shortens
+        // nothing.
+        state.probed_while_ejected(true, false, soon, &s);
+        assert!(state.is_ejected());
+        state.probed_while_ejected(false, false, soon, &s);
+        assert_eq!(state.ejected_until, Some(now + Duration::from_secs(30)));
+        // Healthy again while the rotation fails: back at once.
+        state.probed_while_ejected(true, true, soon, &s);
         assert!(!state.is_ejected());
     }
 

@@ -435,6 +435,86 @@ async fn an_attempt_cut_by_the_per_try_timeout_counts_against_its_replica() {
     );
 }
 
+/// One replica failing every request, kept in rotation by the ejection cap, while the other
+/// was ejected for a short fault and is healthy again: the healthy one comes back at its first
+/// passing probe, not at the end of its (here 30 s) ejection. Before, every request failed
+/// until the ejection ran out (an outside tester's run: 30 s at 99 % failures).
+#[tokio::test]
+async fn a_recovered_replica_returns_early_when_the_one_in_rotation_is_failing() {
+    let failing = Instance::start_with("failing", Answer::ServerError);
+    let mut back = Instance::start("back");
+    let addr = back.addr;
+    let settings = OutlierSettings {
+        base_ejection_ms: 30_000,
+        max_ejection_ms: 30_000,
+        ..quick()
+    };
+    let (balancer, _tx) = balancer(&[&failing.url, &back.url], settings);
+    let transport = balancer.transport();
+    back.kill();
+    let started = Instant::now();
+    while !stats(&balancer, &back.url).ejected {
+        let _ = whoami(&transport).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "never ejected");
+    }
+    let _back = Instance::start_on(addr, "back");
+    let restarted = Instant::now();
+    loop {
+        if whoami(&transport).await.as_deref() == Ok("back") {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "still ejected: {:?}",
+            stats(&balancer, &back.url)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("back after {:?}", restarted.elapsed());
+    // From then on the failing one, penalised, is left aside.
+    let mut ok = 0;
+    for _ in 0..20 {
+        ok += usize::from(whoami(&transport).await.is_ok());
+    }
+    assert!(ok >= 19, "{ok} of 20 answered");
+}
+
+/// A replica that answered before and is stuck since, once the latency estimates have decayed
+/// (an instance idle for a while): requests arriving one after another are spread by the
+/// requests in flight, so the stuck one holds a few, not most of them. Before the floor in the
+/// cost, its estimate decayed to nothing and it won every comparison whatever it held.
+#[tokio::test]
+async fn a_burst_spreads_by_requests_in_flight_when_estimates_have_decayed() {
+    let alive = Instance::start("alive");
+    let stuck = Instance::start("stuck");
+    let settings = OutlierSettings {
+        probe_all: false,
+        ewma_decay_ms: 1,
+        ..quick()
+    };
+    let (balancer, _tx) = balancer_on(
+        &[&alive.url, &stuck.url],
+        settings,
+        &pool_with_timeout(Duration::from_millis(500)),
+    );
+    let transport = balancer.transport();
+    for _ in 0..20 {
+        assert!(whoami(&transport).await.is_ok());
+    }
+    stuck.answer(Answer::Hang);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let arrivals = (0..40u64).map(|i| {
+        let transport = transport.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(5 * i)).await;
+            whoami(&transport).await
+        }
+    });
+    let burst: Vec<_> = futures::future::join_all(arrivals).await;
+    let failed = burst.iter().filter(|r| r.is_err()).count();
+    assert!(failed <= 4, "{failed} of 40 waited on the stuck replica");
+}
+
 /// With probes of every instance, a hung replica is ejected before any request waits on it:
 /// 100 requests at once, none fails, none waits.
 #[tokio::test]

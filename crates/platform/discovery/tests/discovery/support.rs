@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use flotilla_chassis::service_credential::ServiceCredentials;
 use flotilla_chassis::transport::http::{HttpPool, HttpSettings};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -36,6 +36,18 @@ pub enum Answer {
     Id,
     /// 500, always (its `/readyz` still passes, as a process whose handlers fail would).
     ServerError,
+    /// Never: the request is read and held, as by a process stuck in its handlers.
+    Hang,
+}
+
+impl Answer {
+    fn code(self) -> u8 {
+        match self {
+            Answer::Id => 0,
+            Answer::ServerError => 1,
+            Answer::Hang => 2,
+        }
+    }
 }
 
 /// An HTTP server answering `GET /whoami` with its id and `GET /readyz` with 200, in a runtime
@@ -44,8 +56,8 @@ pub enum Answer {
 pub struct Instance {
     pub url: String,
     pub addr: std::net::SocketAddr,
-    /// Whether `/whoami` answers 500 now.
-    failing: Arc<AtomicBool>,
+    /// How `/whoami` answers now ([`Answer::code`]).
+    answering: Arc<AtomicU8>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -74,8 +86,8 @@ impl Instance {
         let url = format!("http://{addr}");
         let (stop, stopped) = oneshot::channel::<()>();
         let id = id.to_owned();
-        let failing = Arc::new(AtomicBool::new(answer == Answer::ServerError));
-        let fails = failing.clone();
+        let answering = Arc::new(AtomicU8::new(answer.code()));
+        let mode = answering.clone();
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -85,12 +97,18 @@ impl Instance {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 let whoami = move || {
                     let id = id.clone();
-                    let status = if fails.load(Ordering::Relaxed) {
+                    let mode = mode.load(Ordering::Relaxed);
+                    let status = if mode == Answer::ServerError.code() {
                         StatusCode::INTERNAL_SERVER_ERROR
                     } else {
                         StatusCode::OK
                     };
-                    async move { (status, id) }
+                    async move {
+                        if mode == Answer::Hang.code() {
+                            std::future::pending::<()>().await;
+                        }
+                        (status, id)
+                    }
                 };
                 let app = Router::new()
                     .route("/whoami", get(whoami))
@@ -106,7 +124,7 @@ impl Instance {
         Self {
             url,
             addr,
-            failing,
+            answering,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -114,8 +132,7 @@ impl Instance {
 
     /// From now on `/whoami` answers as `answer` says.
     pub fn answer(&self, answer: Answer) {
-        self.failing
-            .store(answer == Answer::ServerError, Ordering::Relaxed);
+        self.answering.store(answer.code(), Ordering::Relaxed);
     }
 
     /// Stops the server abruptly and waits until its sockets are closed.
