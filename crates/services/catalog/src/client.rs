@@ -151,10 +151,7 @@ impl CatalogClient {
 
     async fn fetch_lookup(&self, ids: &[String]) -> Result<Vec<Product>, ClientError> {
         let body = LookupRequest { ids: ids.to_vec() };
-        let response: LookupResponse = self
-            .inner
-            .send(Method::POST, "/products/lookup", None, &body)
-            .await?;
+        let response: LookupResponse = self.inner.query("/products/lookup", None, &body).await?;
         Ok(response.products)
     }
 }

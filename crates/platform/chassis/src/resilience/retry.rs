@@ -12,10 +12,11 @@
 //!   a delay drawn uniformly from `[0, min(cap, base·2^n)]` before retry `n` (0-based; AWS
 //!   Architecture Blog, "Exponential Backoff and Jitter", 2015) — and only when the backoff plus
 //!   the time the failed attempt took still fits before the deadline.
-//! - **Per try**: an attempt of a read (`GET`, `HEAD`, `OPTIONS`) is cut after `try_timeout_ms`
-//!   (2 000; Envoy's `per_try_timeout`) even when the request's deadline is further away, so
-//!   that an instance that has stopped answering (frozen, or its host partitioned) costs a read
-//!   one try, not its whole deadline: the cut is a timeout, repeated on another instance. A
+//! - **Per try**: an attempt of a read (`GET`, `HEAD`, `OPTIONS`, or a `POST` query its client
+//!   marked `ReadOnly`) is cut after `try_timeout_ms` (2 000; Envoy's `per_try_timeout`), or,
+//!   while a retry is left, after a third of the time left before the deadline if sooner,
+//!   so that an instance that has stopped answering (frozen, or its host partitioned) costs a
+//!   read one try, not its whole deadline: the cut is a timeout, repeated on another instance. A
 //!   write is never cut by it (only by its deadline and the upstream's timeout), even one safe
 //!   to repeat: a slow write is usually doing its work, and cutting it would have the upstream
 //!   do the work, then answer the repeat "in progress" or do it again (a checkout under load
@@ -59,7 +60,7 @@ use tower::{Layer, Service};
 use utoipa::ToSchema;
 
 use crate::request_context;
-use crate::transport::client::IDEMPOTENCY_KEY;
+use crate::transport::client::{IDEMPOTENCY_KEY, ReadOnly};
 use crate::transport::gate::Admission;
 use crate::transport::{Transport, TransportError};
 
@@ -368,16 +369,23 @@ fn never_sent(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// True for reads: requests that change nothing, whose attempts the per-try timeout may cut.
-fn is_read(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+/// The shortest share of a deadline an attempt is cut at to leave the rest to a retry.
+const MIN_SHARE: Duration = Duration::from_millis(100);
+
+/// True for reads: requests that change nothing, whose attempts the per-try timeout may cut —
+/// `GET`, `HEAD`, `OPTIONS`, and a query its client marked [`ReadOnly`].
+fn is_read(req: &Parts) -> bool {
+    matches!(req.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.extensions.get::<ReadOnly>().is_some()
 }
 
 /// True for requests the upstream may see twice without harm.
 fn safe_to_repeat(req: &Parts) -> bool {
     match req.method {
         Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS => true,
-        Method::POST => req.headers.contains_key(&IDEMPOTENCY_KEY),
+        Method::POST => {
+            req.headers.contains_key(&IDEMPOTENCY_KEY) || req.extensions.get::<ReadOnly>().is_some()
+        }
         _ => false,
     }
 }
@@ -414,7 +422,7 @@ impl Policy {
         self.counters.calls.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
         let safe = safe_to_repeat(&parts);
-        let read = is_read(&parts.method);
+        let read = is_read(&parts);
         // Only a body of known length within the limit is kept for a retry: a streamed one
         // (chunked, or a client's upload still arriving) goes through once, as it comes.
         let limit = self.config.max_body_bytes as u64;
@@ -425,7 +433,7 @@ impl Policy {
             // first attempt made now.
             let tried = TriedInstances::default();
             let request = attempt_request(&parts, &Bytes::new());
-            at.try_cut = self.try_cut(read, at.now);
+            at.try_cut = self.try_cut(read, 0, &at);
             let first = in_scope(0, &tried, || first(request, &at));
             Start::Sent(first, parts, tried)
         } else {
@@ -439,11 +447,26 @@ impl Policy {
         }
     }
 
-    /// When an attempt made `now` is cut for another, if the call is a read that may be
-    /// repeated.
-    fn try_cut(&self, read: bool, now: Instant) -> Option<Instant> {
-        (read && self.config.max_retries > 0 && self.config.try_timeout_ms > 0)
-            .then(|| now + Duration::from_millis(self.config.try_timeout_ms))
+    /// When attempt `attempt` (0 for the first) admitted at `at` is cut for another, if the
+    /// call is a read that may be repeated: after `try_timeout_ms`, and, while a retry is
+    /// left, after a third of the time left before the deadline when that is sooner — so that
+    /// a call with a short deadline (a saga step's 2 s) whose first attempt hangs still has
+    /// time to be repeated elsewhere (an outside tester saw checkouts fail when one catalog
+    /// replica froze: their lookups were cut at their deadline, with nothing left for a
+    /// retry). A third, not a half: a retry is made only when what is left exceeds what the
+    /// failed attempt took plus the backoff. Not below [`MIN_SHARE`]: a deadline that short is
+    /// left whole to one attempt.
+    fn try_cut(&self, read: bool, attempt: u32, at: &Admission) -> Option<Instant> {
+        if !read || self.config.max_retries == 0 || self.config.try_timeout_ms == 0 {
+            return None;
+        }
+        let cut = at.now + Duration::from_millis(self.config.try_timeout_ms);
+        let share = at
+            .deadline
+            .filter(|_| attempt < self.config.max_retries)
+            .map(|deadline| deadline.saturating_duration_since(at.now) / 3)
+            .filter(|share| *share >= MIN_SHARE);
+        Some(share.map_or(cut, |share| cut.min(at.now + share)))
     }
 
     /// `call` cut at `at`'s per-try cut-off, for the layer used on its own (the stack's
@@ -507,7 +530,7 @@ impl Policy {
                     };
                     let tried = TriedInstances::default();
                     let mut at = Admission::now();
-                    at.try_cut = self.try_cut(read, at.now);
+                    at.try_cut = self.try_cut(read, 0, &at);
                     let request = attempt_request(parts, &bytes);
                     let attempt = in_scope(0, &tried, || again(request, &at));
                     (attempt.await, parts, bytes, tried, at.now)
@@ -544,7 +567,7 @@ impl Policy {
                 Box::pin(tokio::time::sleep(delay)).await;
                 retry += 1;
                 let mut at = Admission::now();
-                at.try_cut = self.try_cut(read, at.now);
+                at.try_cut = self.try_cut(read, retry, &at);
                 started = at.now;
                 let request = attempt_request(parts, &bytes);
                 result = in_scope(retry, &tried, || again(request, &at)).await;

@@ -17,6 +17,11 @@ use crate::deadline::DEADLINE_EXCEEDED;
 use crate::problem::Problem;
 use crate::request_context::{self, REQUEST_ID};
 
+/// A request extension saying that a `POST` changes nothing (a query with a body): the retry
+/// layer treats it as a read ([`ServiceClient::query`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnly;
+
 /// The header carrying an idempotency key.
 pub static IDEMPOTENCY_KEY: axum::http::HeaderName =
     axum::http::HeaderName::from_static("idempotency-key");
@@ -195,6 +200,20 @@ impl ServiceClient {
         body: &B,
     ) -> Result<T, ClientError> {
         self.call(method, path, caller, Some(body)).await
+    }
+
+    /// `POST path` with a JSON body for a query that changes nothing (a lookup by ids): marked
+    /// [`ReadOnly`], so the resilience stack repeats it and cuts a hung attempt of it as it
+    /// does a `GET`'s, instead of holding it to its deadline as an unkeyed `POST`.
+    pub async fn query<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        caller: Option<&Caller>,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let mut request = self.request(Method::POST, path, caller, Some(body))?;
+        request.extensions_mut().insert(ReadOnly);
+        self.decode(&self.exchange(request).await?)
     }
 
     /// `method path` with a JSON body and an `Idempotency-Key` header, decoding a JSON answer.

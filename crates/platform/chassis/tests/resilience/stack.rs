@@ -259,6 +259,62 @@ async fn a_hung_attempt_of_a_read_is_cut_after_the_try_timeout_and_repeated_else
     );
 }
 
+/// The outside tester's H1: a checkout's lookups have a saga step's 2 s as their deadline, and
+/// one frozen catalog replica of two failed them all — the per-try cut (2 s) was the deadline,
+/// leaving nothing for a retry, and the failures opened orders' breaker for the whole catalog.
+/// While a retry is left, an attempt of a read is cut after a third of the time left, so the
+/// retry elsewhere answers in time; a `POST` query marked `ReadOnly` (the catalog's lookup) is
+/// a read, while an unmarked `POST` still waits for its deadline.
+#[tokio::test(start_paused = true)]
+async fn a_read_with_a_short_deadline_keeps_time_for_a_retry_elsewhere() {
+    use flotilla_chassis::transport::client::ReadOnly;
+    let resilience = Resilience::new(
+        "orders",
+        Arc::new(Policies::uniform(UpstreamPolicy::default())),
+    );
+    let (frozen, good) = (
+        Upstream::new(Behaviour::Hang),
+        Upstream::new(Behaviour::Status(200)),
+    );
+    let transport = resilience.wrap("catalog", one_bad_of_two(&frozen, &good));
+    let lookup = || {
+        let mut post = axum::http::Request::post("/products/lookup")
+            .body(axum::body::Body::from("{}"))
+            .expect("a request");
+        post.extensions_mut().insert(ReadOnly);
+        post
+    };
+    for (name, req) in [("GET", request()), ("POST query", lookup())] {
+        if frozen.calls() > good.calls() {
+            let _ = call(&transport).await; // so that the first attempt goes to the frozen one
+        }
+        let deadline = Some(Instant::now() + Duration::from_secs(2));
+        let started = Instant::now();
+        let answer = request_context::with_deadline(deadline, transport.clone().oneshot(req))
+            .await
+            .map(|r| r.status());
+        assert_eq!(answer.ok(), Some(StatusCode::OK), "{name}");
+        let took = started.elapsed();
+        // A third of 2 s, and one backoff of at most 25 ms.
+        assert!(took >= Duration::from_millis(666), "{name}: {took:?}");
+        assert!(took <= Duration::from_millis(700), "{name}: {took:?}");
+    }
+    // An unmarked POST is not a read: held to its deadline.
+    if frozen.calls() > good.calls() {
+        let _ = call(&transport).await;
+    }
+    let post = axum::http::Request::post("/products/lookup")
+        .body(axum::body::Body::from("{}"))
+        .expect("a request");
+    let deadline = Some(Instant::now() + Duration::from_secs(2));
+    let answer = request_context::with_deadline(deadline, transport.clone().oneshot(post)).await;
+    assert!(
+        matches!(answer, Err(TransportError::DeadlineExceeded(_))),
+        "{answer:?}"
+    );
+    assert!(!resilience.is_refusing("catalog"));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_callers_own_short_deadline_never_opens_the_breaker() {
     let resilience = Resilience::new("gateway", Arc::new(Policies::uniform(breaking_after(2))));
