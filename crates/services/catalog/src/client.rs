@@ -10,7 +10,6 @@
 //! it is told under the product's own path, so a cart priced once can be priced again from the
 //! cache when the catalog fails.
 
-use axum::http::Method;
 use flotilla_chassis::pagination::{Page, PageParams};
 use flotilla_chassis::transport::read_cache::ReadCache;
 use flotilla_chassis::transport::{ClientError, Peers, ServiceClient, Transport};
