@@ -69,6 +69,25 @@ impl Row {
         self.span.duration_nanos as f64 / 1e6
     }
 
+    /// What the row says the span did: its name, and for a call the service and path it went
+    /// to (a client span is named by its method only, as OpenTelemetry names them).
+    pub fn label(&self) -> String {
+        let text = |key: &str| {
+            self.span
+                .attributes
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+        };
+        match (self.span.kind.as_str(), text("server.address")) {
+            ("client", Some(upstream)) => format!(
+                "{} → {upstream} {}",
+                self.span.name,
+                text("url.path").unwrap_or_default()
+            ),
+            _ => self.span.name.clone(),
+        }
+    }
+
     /// The colour class of the span's service.
     pub fn palette(&self) -> &'static str {
         palette(&self.span.service)
@@ -273,6 +292,20 @@ mod tests {
                 .all(|r| r.width >= 1 && r.x + r.width <= SCALE)
         );
         assert_eq!(w.rows[0].span.span_id, "x");
+    }
+
+    #[test]
+    fn a_call_says_where_it_went() {
+        let mut call = span("c", None, 0, 10);
+        call.kind = "client".into();
+        call.name = "POST".into();
+        call.attributes
+            .insert("server.address".into(), "payments".into());
+        call.attributes
+            .insert("url.path".into(), "/payments".into());
+        let w = Waterfall::of(vec![call, span("s", None, 0, 10)]);
+        let labels: Vec<String> = w.rows.iter().map(Row::label).collect();
+        assert_eq!(labels, ["POST → payments /payments", "span s"]);
     }
 
     #[test]
