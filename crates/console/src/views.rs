@@ -200,6 +200,10 @@ pub struct DeadLettersPage {
     pub filter: String,
     pub all: Vec<String>,
     pub services: Vec<ServiceDeadLetters>,
+    /// True when one service is shown (its audit trail is then shown too).
+    pub one: bool,
+    pub audit: Vec<AuditRow>,
+    pub audit_error: Option<String>,
 }
 
 /// One message of the mailbox.

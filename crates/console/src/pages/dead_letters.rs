@@ -10,11 +10,11 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::sagas::Page;
+use super::sagas::{Audit, Page};
 use super::{Ctx, outcome, query, segment};
 use crate::flash::{self, Flash};
 use crate::time_text;
-use crate::views::{DeadLetterRow, DeadLettersPage, ServiceDeadLetters};
+use crate::views::{AuditRow, DeadLetterRow, DeadLettersPage, ServiceDeadLetters};
 
 /// The services with a database, so with an inbox and dead letters of their own.
 pub const WITH_DATABASE: &[&str] = &[
@@ -72,6 +72,17 @@ pub async fn list(ctx: Ctx, params: Result<Query<ListParams>, QueryRejection>) -
         async move { api.get::<Page<DeadLetter>>(&path).await }
     }))
     .await;
+    // One service chosen: its audit trail too (replays and discards are audited there).
+    let (audit, audit_error) = match chosen.as_slice() {
+        [one] => match api
+            .get::<Page<Audit>>(&format!("/api/{one}/admin/audit?page_size=20"))
+            .await
+        {
+            Ok(page) => (page.items.into_iter().map(AuditRow::from).collect(), None),
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        },
+        _ => (Vec::new(), None),
+    };
     let services = chosen
         .iter()
         .zip(answers)
@@ -105,7 +116,10 @@ pub async fn list(ctx: Ctx, params: Result<Query<ListParams>, QueryRejection>) -
         chrome: ctx.chrome("dead-letters"),
         filter: params.service.clone(),
         all: WITH_DATABASE.iter().map(|s| (*s).to_owned()).collect(),
+        one: chosen.len() == 1,
         services,
+        audit,
+        audit_error,
     };
     ctx.page(StatusCode::OK, &page)
 }

@@ -2,8 +2,9 @@
 //! anonymous visitors are sent to the login page and customers refused, however the path is
 //! spelled; an administrator sees a checkout's trace as a waterfall across the services and its
 //! saga with its steps and keys; a form post without the session's token, or from another
-//! site, changes nothing; and a saga stuck at AUTHORIZE while payments is down, set aside for
-//! review and retried from the console once payments is back, ends CONFIRMED.
+//! site, changes nothing; a saga stuck at AUTHORIZE while payments is down, set aside for
+//! review and retried from the console once payments is back, ends CONFIRMED; and dead-letter
+//! actions reach the service, which audits them, with its refusals shown as they came.
 
 use crate::chaos::post_fault;
 use crate::checkout::{
@@ -367,5 +368,81 @@ async fn a_stuck_saga_is_set_aside_then_retried_from_the_console_and_forms_need_
             .await
             .unwrap_or_default()
             .contains("Retry accepted")
+    );
+}
+
+#[tokio::test]
+async fn dead_letter_actions_reach_the_service_and_say_how_they_came_out() {
+    let app = ops_shop().await;
+    let admin = cookie(&login(&app.http, &app.base, ADMIN_EMAIL, ADMIN_PASSWORD).await);
+    let base = app.base.clone();
+    let list = "/ops/dead-letters?service=notifications";
+    let (status, _, html) = page(&app, list, &admin).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("notifications <span class=\"muted\">· 0 parked"),
+        "{html}"
+    );
+    assert!(
+        html.contains("audit trail"),
+        "one service: its audit trail too"
+    );
+    // One service shown: its replay-all form is there even with nothing parked.
+    let token = form_token(&html);
+
+    // Replaying an event that is not parked: the service's 404, in the flash.
+    let (status, flash) = post_form(
+        &app,
+        "/ops/dead-letters/notifications/evt_nope/replay",
+        &admin,
+        &[("csrf", &token)],
+        &base,
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        flash.starts_with("refused=") && flash.contains("404"),
+        "{flash}"
+    );
+    // Discarding without a reason: the service's 422.
+    let (_, flash) = post_form(
+        &app,
+        "/ops/dead-letters/notifications/evt_nope/discard",
+        &admin,
+        &[("csrf", &token), ("reason", "  ")],
+        &base,
+    )
+    .await;
+    assert!(
+        flash.starts_with("refused=") && flash.contains("422"),
+        "{flash}"
+    );
+    // Replaying a batch of none: done, with its counts; audited by the service.
+    let (_, flash) = post_form(
+        &app,
+        "/ops/dead-letters/notifications/replay-all",
+        &admin,
+        &[("csrf", &token), ("limit", "5")],
+        &base,
+    )
+    .await;
+    assert!(
+        flash.starts_with("ok=Replayed on notifications: 0 handled"),
+        "{flash}"
+    );
+    let (_, _, html) = page(&app, list, &admin).await;
+    assert!(html.contains("dead_letter.replay_all"), "audited: {html}");
+    // A service that keeps no dead letters is refused before any call.
+    let (_, flash) = post_form(
+        &app,
+        "/ops/dead-letters/gateway/replay-all",
+        &admin,
+        &[("csrf", &token), ("limit", "5")],
+        &base,
+    )
+    .await;
+    assert!(
+        flash.starts_with("refused=Refused: no such service"),
+        "{flash}"
     );
 }
