@@ -77,12 +77,7 @@ fn quantile(sorted: &[u64], q: f64) -> f64 {
 impl CallStats {
     /// The statistics of `spans` (from any number of traces).
     pub fn of(spans: &[Span]) -> Self {
-        let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
-        let end = spans
-            .iter()
-            .map(|s| s.start_unix_nanos.saturating_add(s.duration_nanos))
-            .max()
-            .unwrap_or(start);
+        let (start, end) = crate::waterfall::window(spans);
         let window_nanos = end.saturating_sub(start).max(1_000_000);
         let window_secs = window_nanos as f64 / 1e9;
         let mut edges: BTreeMap<(String, String), (Vec<u64>, u64)> = BTreeMap::new();

@@ -34,6 +34,7 @@ mod assets;
 mod call_stats;
 mod csrf;
 mod flash;
+mod fleet;
 mod pages;
 mod session;
 mod time_text;

@@ -135,12 +135,7 @@ impl Waterfall {
         spans.sort_by(|a, b| {
             (a.start_unix_nanos, &a.span_id).cmp(&(b.start_unix_nanos, &b.span_id))
         });
-        let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
-        let end = spans
-            .iter()
-            .map(|s| s.start_unix_nanos.saturating_add(s.duration_nanos))
-            .max()
-            .unwrap_or(start);
+        let (start, end) = window(&spans);
         let total = end.saturating_sub(start).max(1);
         let ids: HashMap<&str, usize> = spans
             .iter()
@@ -217,6 +212,17 @@ impl Waterfall {
             })
             .collect()
     }
+}
+
+/// From the first start to the last end of `spans` (ns since the epoch; `(0, 0)` for none).
+pub fn window(spans: &[Span]) -> (u64, u64) {
+    let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.start_unix_nanos.saturating_add(s.duration_nanos))
+        .max()
+        .unwrap_or(start);
+    (start, end)
 }
 
 /// The colour class of `service`: one per service of the shop, `c-other` for anything else

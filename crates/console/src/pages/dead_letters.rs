@@ -13,20 +13,9 @@ use serde::Deserialize;
 use super::sagas::{Audit, Page};
 use super::{Ctx, outcome, query, segment};
 use crate::flash::{self, Flash};
+use crate::fleet::WITH_DATABASE;
 use crate::time_text;
 use crate::views::{AuditRow, DeadLetterRow, DeadLettersPage, ServiceDeadLetters};
-
-/// The services with a database, so with an inbox and dead letters of their own.
-pub const WITH_DATABASE: &[&str] = &[
-    "identity",
-    "catalog",
-    "cart",
-    "inventory",
-    "orders",
-    "payments",
-    "shipping",
-    "notifications",
-];
 
 /// Dead letters shown per service.
 const SHOWN: u32 = 20;
@@ -148,19 +137,21 @@ fn back(service: &str) -> String {
     format!("/ops/dead-letters{}", query(&[("service", service)]))
 }
 
-/// Refuses a service that keeps no dead letters before asking the API.
-fn known(service: &str) -> Result<(), Response> {
-    if WITH_DATABASE.contains(&service) {
-        Ok(())
-    } else {
-        Err(flash::redirect(
+/// The page to come back to when `form` may act on `service`'s dead letters; the refusal when
+/// the service keeps none (refused before asking the API) or the form is not this session's.
+fn admit(ctx: &Ctx, service: &str, form: &ActionForm) -> Result<String, Response> {
+    if !WITH_DATABASE.contains(&service) {
+        return Err(flash::redirect(
             "/ops/dead-letters",
             &Flash {
                 ok: false,
                 text: "Refused: no such service.".into(),
             },
-        ))
+        ));
     }
+    let back = back(service);
+    ctx.check_form(&form.csrf, &back)?;
+    Ok(back)
 }
 
 /// `POST /ops/dead-letters/{service}/{event_id}/{replay|discard}`.
@@ -169,13 +160,10 @@ pub async fn act(
     Path((service, event_id, action)): Path<(String, String, String)>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = known(&service) {
-        return refused;
-    }
-    let back = back(&service);
-    if let Err(refused) = ctx.check_form(&form.csrf, &back) {
-        return refused;
-    }
+    let back = match admit(&ctx, &service, &form) {
+        Ok(back) => back,
+        Err(refused) => return refused,
+    };
     let event = segment(&event_id);
     let result = match action.as_str() {
         "replay" => ctx
@@ -220,13 +208,10 @@ pub async fn replay_all(
     Path(service): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Err(refused) = known(&service) {
-        return refused;
-    }
-    let back = back(&service);
-    if let Err(refused) = ctx.check_form(&form.csrf, &back) {
-        return refused;
-    }
+    let back = match admit(&ctx, &service, &form) {
+        Ok(back) => back,
+        Err(refused) => return refused,
+    };
     let limit = form.limit.trim();
     let path = format!(
         "/api/{service}/admin/dead-letters/replay{}",

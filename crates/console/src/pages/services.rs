@@ -11,8 +11,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::Ctx;
-use super::dead_letters::WITH_DATABASE;
 use crate::call_stats::CallStats;
+use crate::fleet::{ALL, WITH_DATABASE};
 use crate::views::{MapEdge, MapNode, ServiceRow, ServicesPage};
 use crate::waterfall::{Span, palette};
 
@@ -192,19 +192,7 @@ fn row(
 /// The map: services on a circle (the shop's order), an arrow per edge.
 fn map(stats: &CallStats) -> (Vec<MapNode>, Vec<MapEdge>) {
     let mut names: Vec<String> = Vec::new();
-    let order = [
-        "gateway",
-        "storefront",
-        "identity",
-        "catalog",
-        "cart",
-        "orders",
-        "inventory",
-        "payments",
-        "shipping",
-        "notifications",
-    ];
-    for name in order {
+    for &name in ALL {
         if stats
             .edges
             .iter()

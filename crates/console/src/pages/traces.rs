@@ -11,26 +11,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{Ctx, query, segment};
+use crate::fleet::ALL;
 use crate::time_text;
 use crate::views::{TraceFilters, TracePage, TraceRow, TracesPage};
 use crate::waterfall::{Span, Waterfall};
 
 /// How many recent traces the list reads before filtering (the API's maximum).
 const SCANNED: usize = 200;
-
-/// The services a trace's server spans may name, for the filter's choices.
-const SERVICES: &[&str] = &[
-    "gateway",
-    "storefront",
-    "identity",
-    "catalog",
-    "cart",
-    "inventory",
-    "orders",
-    "payments",
-    "shipping",
-    "notifications",
-];
 
 /// `?service=&route=&status=&min_ms=`; anything unreadable is ignored, not refused.
 #[derive(Debug, Default, Deserialize)]
@@ -87,7 +74,7 @@ struct OneTrace {
 /// `GET /ops/traces`.
 pub async fn list(ctx: Ctx, params: Result<Query<ListParams>, QueryRejection>) -> Response {
     let params = params.map(|Query(p)| p).unwrap_or_default();
-    let service = SERVICES
+    let service = ALL
         .iter()
         .find(|s| **s == params.service)
         .copied()
@@ -143,7 +130,7 @@ pub async fn list(ctx: Ctx, params: Result<Query<ListParams>, QueryRejection>) -
     let page = TracesPage {
         chrome: ctx.chrome("traces"),
         filters,
-        services: SERVICES.iter().map(|s| (*s).to_owned()).collect(),
+        services: ALL.iter().map(|s| (*s).to_owned()).collect(),
         rows,
         scanned,
         kept_spans,
