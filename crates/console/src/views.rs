@@ -279,3 +279,91 @@ pub struct ServicesPage {
     pub nodes: Vec<MapNode>,
     pub edges: Vec<MapEdge>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::waterfall::{Span, SpanStatus};
+
+    const HOSTILE: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+
+    fn chrome() -> Chrome {
+        Chrome {
+            user_id: HOSTILE.into(),
+            csrf: "token".into(),
+            flash: Some(Flash {
+                ok: false,
+                text: HOSTILE.into(),
+            }),
+            section: "dead-letters",
+        }
+    }
+
+    fn assert_escaped(html: &str) {
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("<img src=x"), "{html}");
+        assert!(html.contains("&#60;script&#62;"), "{html}");
+    }
+
+    #[test]
+    fn data_from_services_is_text_never_markup() {
+        let row = DeadLetterRow {
+            event_id: HOSTILE.into(),
+            event_type: HOSTILE.into(),
+            attempts: 5,
+            parked: HOSTILE.into(),
+            last_error: HOSTILE.into(),
+            payload: HOSTILE.into(),
+        };
+        let page = DeadLettersPage {
+            chrome: chrome(),
+            filter: HOSTILE.into(),
+            all: vec!["notifications".into()],
+            services: vec![ServiceDeadLetters {
+                service: "notifications".into(),
+                total: 1,
+                rows: vec![row],
+                error: None,
+            }],
+            one: true,
+            audit: Vec::new(),
+            audit_error: None,
+        };
+        let html = page.render().expect("renders");
+        assert_escaped(&html);
+        assert!(html.contains("name=\"reason\""), "the discard form");
+
+        let mut attributes = serde_json::Map::new();
+        attributes.insert(HOSTILE.into(), HOSTILE.into());
+        let span = Span {
+            span_id: HOSTILE.into(),
+            parent_span_id: Some(HOSTILE.into()),
+            name: HOSTILE.into(),
+            kind: "client".into(),
+            service: HOSTILE.into(),
+            start_unix_nanos: 1,
+            duration_nanos: 1,
+            status: SpanStatus {
+                code: "error".into(),
+                message: Some(HOSTILE.into()),
+            },
+            attributes,
+        };
+        let waterfall = Waterfall::of(vec![span]);
+        let page = TracePage {
+            chrome: chrome(),
+            trace_id: HOSTILE.into(),
+            services: waterfall.services(),
+            waterfall,
+            total_ms: 1.0,
+            started: HOSTILE.into(),
+            order_ids: vec![HOSTILE.into()],
+        };
+        let html = page.render().expect("renders");
+        assert_escaped(&html);
+        assert!(
+            html.contains("class=\"chip c-other\""),
+            "an unknown service gets no class of its own"
+        );
+    }
+}

@@ -127,10 +127,19 @@ fn row(
         Err(error) => (false, error.to_string()),
     };
     let outbox_text = match outbox {
-        Ok(o) => format!(
-            "{} pending, {} failing, oldest {} ms",
-            o["pending"], o["failing"], o["oldest_pending_ms"]
-        ),
+        Ok(o) => {
+            let outbox = format!(
+                "outbox: {} pending, {} failing, oldest {} ms",
+                o["pending"], o["failing"], o["oldest_pending_ms"]
+            );
+            match o["consumer"].as_object() {
+                Some(c) => format!(
+                    "{outbox}; consumer: {} handled, {} duplicates, {} failed, {} dead-lettered",
+                    c["handled"], c["duplicates"], c["failures"], c["dead_lettered"]
+                ),
+                None => outbox,
+            }
+        }
         Err(error) => error.to_string(),
     };
     let breakers = match resilience {

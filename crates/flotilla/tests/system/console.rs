@@ -253,6 +253,29 @@ async fn an_admin_sees_a_checkouts_waterfall_and_its_saga() {
     );
     let (_, _, sagas) = page(&app, "/ops/sagas", &admin).await;
     assert!(sagas.contains(&id));
+
+    // The services: every one ready, and the checkout's calls on the map and in the table.
+    let (status, _, services) = page(&app, "/ops/services", &admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        services
+            .matches("<span class=\"good\">ready</span>")
+            .count(),
+        8,
+        "{services}"
+    );
+    assert!(
+        services.contains("<tr><td>orders</td><td>payments</td>"),
+        "{services}"
+    );
+    assert!(services.contains("<svg class=\"map\""), "the call map");
+    assert!(services.contains("<polyline points="), "a RED chart");
+    // And the mailbox: the confirmation notifications sent.
+    let (_, _, mailbox) = page(&app, "/ops/mailbox", &admin).await;
+    assert!(
+        mailbox.contains(&format!("Your order {id} is confirmed")),
+        "{mailbox}"
+    );
 }
 
 #[tokio::test]
