@@ -57,5 +57,5 @@ BIN=${CARGO_TARGET_DIR:-target}/debug/flotilla bash scripts/contract-diff.sh
 echo "== contract check: OpenAPI documents validated, schemathesis through the gateway"
 bash scripts/contract-check.sh
 
-echo "== browser check: the storefront journey in headless Chromium, and its trace"
+echo "== browser check: the storefront journey in headless Chromium, its trace, and the ops console"
 bash scripts/browser-check.sh

@@ -2,7 +2,10 @@
 // add it to the cart, check out, see the order confirmed — in headless Chromium driven by
 // Playwright, a screenshot of every step kept in OUT. Then the checkout's trace, read from the
 // gateway's admin API as an administrator, must hold the storefront's page and the saga's
-// steps in one trace. Any failed step, unexpected status or script error in a page exits 1.
+// steps in one trace. Then the ops console as the administrator: logged out, /ops leads to the
+// login page and back; the traces list, that checkout's waterfall with a span opened, its saga,
+// the sagas list, dead letters, the mailbox and the services page, each one a screenshot.
+// Any failed step, unexpected status or script error in a page exits 1.
 //
 //   node journey.js BASE_URL OUT_DIR ADMIN_EMAIL ADMIN_PASSWORD
 const { chromium } = require('playwright-core');
@@ -104,6 +107,48 @@ function check(condition, what) {
     check(names.includes(want), `the checkout's trace holds "${want}": ${names.join(', ')}`);
   }
   console.log(`trace ${latest.trace_id}: ${trace.spans.length} spans`);
+
+  // The ops console: the customer is refused, the administrator logs in through the shop.
+  const refused = await page.goto(`${base}/ops`);
+  check(refused.status() === 403, `a customer asking for /ops got ${refused.status()}`);
+  problems.length = 0; // Chromium reports the refused page's 403 as a console error.
+  await page.goto(`${base}/`);
+  await submit('/logout');
+  await page.goto(`${base}/ops`);
+  check(page.url().includes('/login?next=/ops'), `an anonymous /ops went to ${page.url()}`);
+  await page.fill('form[action="/login"] input[name=email]', adminEmail);
+  await page.fill('form[action="/login"] input[name=password]', adminPassword);
+  await submit('/login');
+  check(page.url().endsWith('/ops/traces'), `logging in went to ${page.url()}`);
+  check((await page.innerText('h1')) === 'Traces', 'the traces page');
+  await shot('ops-traces');
+
+  const waterfall = await page.goto(`${base}/ops/traces/${latest.trace_id}`);
+  check(waterfall.status() === 200, `the waterfall answered ${waterfall.status()}`);
+  const chips = await page.$$eval('.wf-row .chip', (els) => els.map((e) => e.textContent));
+  for (const service of ['gateway', 'storefront', 'orders', 'inventory', 'payments', 'shipping']) {
+    check(chips.includes(service), `the waterfall shows ${service}: ${[...new Set(chips)]}`);
+  }
+  await shot('ops-trace-waterfall');
+  await page.click('.wf-row summary:has-text("saga running AUTHORIZE")');
+  check(await page.isVisible('.wf-row[open] .attrs'), 'a span opens to its attributes');
+  await shot('ops-trace-span-open');
+
+  const sagaLink = await page.getAttribute('a[href^="/ops/sagas/ord_"]', 'href');
+  check(sagaLink, 'the waterfall links its saga');
+  await page.goto(`${base}${sagaLink}`);
+  const saga = await page.innerText('main');
+  check(saga.includes('confirmed') && saga.includes('AUTHORIZE') && saga.includes(':authorize'),
+    'the saga page shows its steps and keys');
+  await shot('ops-saga');
+
+  for (const [path, name] of [['/ops/sagas', 'ops-sagas'], ['/ops/dead-letters', 'ops-dead-letters'],
+    ['/ops/mailbox', 'ops-mailbox'], ['/ops/services', 'ops-services']]) {
+    const res = await page.goto(`${base}${path}`);
+    check(res.status() === 200, `${path} answered ${res.status()}`);
+    await shot(name);
+  }
+  check(problems.length === 0, `no script errors in the console: ${problems.join('; ')}`);
   await browser.close();
 })().catch((e) => {
   console.error(e.message || e);

@@ -5,6 +5,10 @@
 //! `/%61dmin/faults`, `/x/../admin/faults`, `//admin//faults`, any method. The services check the
 //! role again (defence in depth); this layer makes the answer independent of how a service's
 //! router treats odd spellings, and keeps a customer from even learning which admin routes exist.
+//!
+//! The ops console (`/ops`, `flotilla-console`) is admin surface too, guarded by the same rule:
+//! `/OPS`, `/%6fps`, `/x/../ops` and `//ops/` are the console as far as the guard is concerned,
+//! so no spelling reaches the storefront or the console without an administrator's session.
 
 /// True when `path` (as sent: percent-encoded, any case) names an `admin` segment once decoded,
 /// lower-cased and resolved (`.` and `..` segments, empty segments).
@@ -15,18 +19,35 @@ pub fn is_admin_path(path: &str) -> bool {
     if !bytes.contains(&b'%') && !bytes.windows(5).any(|w| w.eq_ignore_ascii_case(b"admin")) {
         return false;
     }
+    resolved_segments(path).iter().any(|s| s.trim() == "admin")
+}
+
+/// True when `path` (as sent) is the ops console's, `/ops` or below, however spelled: its first
+/// segment, decoded, lower-cased and resolved, is `ops`.
+pub fn is_ops_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if !bytes.contains(&b'%') && !bytes.windows(3).any(|w| w.eq_ignore_ascii_case(b"ops")) {
+        return false;
+    }
+    resolved_segments(path)
+        .first()
+        .is_some_and(|s| s.trim() == "ops")
+}
+
+/// `path`'s segments, percent-decoded, lower-cased, with empty, `.` and `..` segments resolved.
+fn resolved_segments(path: &str) -> Vec<String> {
     let decoded = percent_decode(path).to_ascii_lowercase();
-    let mut segments: Vec<&str> = Vec::new();
+    let mut segments: Vec<String> = Vec::new();
     for segment in decoded.split('/') {
         match segment {
             "" | "." => {}
             ".." => {
                 segments.pop();
             }
-            s => segments.push(s),
+            s => segments.push(s.to_owned()),
         }
     }
-    segments.iter().any(|s| s.trim() == "admin")
+    segments
 }
 
 /// `%XX` decoded byte by byte, repeatedly (a `%2561` is `%61` is `a`), up to three rounds; bytes
@@ -61,7 +82,39 @@ fn percent_decode(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::is_admin_path;
+    use super::{is_admin_path, is_ops_path};
+
+    #[test]
+    fn every_spelling_of_the_console_is_the_console() {
+        for path in [
+            "/ops",
+            "/ops/",
+            "/ops/traces",
+            "/OPS/sagas",
+            "/Ops",
+            "/%6fps",
+            "/%6Fps/traces",
+            "/%256fps",
+            "//ops//traces",
+            "/./ops",
+            "/x/../ops/sagas",
+            "/x/%2e%2e/ops",
+            "/ops%2fsagas",
+        ] {
+            assert!(is_ops_path(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/opsx",
+            "/shops",
+            "/products/ops",
+            "/search?q=ops",
+            "/ops/../products",
+            "/topsoil",
+        ] {
+            assert!(!is_ops_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn every_spelling_of_an_admin_path_is_one() {

@@ -23,10 +23,11 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::admin_surface::is_admin_path;
+use crate::admin_surface::{is_admin_path, is_ops_path};
 use crate::auth::{AuthError, Authenticator};
 use crate::deadlines::{Route, RouteDeadlines};
 use crate::exposure::{Access, Exposure};
@@ -357,7 +358,7 @@ impl Gateway {
         let site_error_page = self.site_error_page.clone();
         let cors = self.cors.clone();
         let gateway = Arc::new(self);
-        let mut router = Router::new()
+        let api_routes = Router::new()
             .route("/api/gateway/admin/resilience", get(gateway_resilience))
             .route("/api/gateway/admin/traces", get(gateway_traces))
             .route("/api/gateway/admin/traces/{trace_id}", get(gateway_trace))
@@ -368,7 +369,11 @@ impl Gateway {
             .route("/api/gateway/admin/metrics", get(gateway_metrics))
             .route("/api", any(api))
             .route("/api/", any(api))
-            .route("/api/{*rest}", any(api));
+            .route("/api/{*rest}", any(api))
+            .with_state(gateway.clone());
+        // The console reads through the API handling itself (flotilla-console's module docs).
+        let console = flotilla_console::router(api_transport(api_routes.clone()));
+        let mut router = api_routes;
         if let Some(cors) = cors {
             // Preflights are answered here, before limits, tokens or the exposure check.
             router = router.layer(cors);
@@ -384,15 +389,19 @@ impl Gateway {
                 axum::http::StatusCode::GATEWAY_TIMEOUT,
                 limits.request_timeout,
             ));
-        let router = router
-            .route("/healthz", get(healthz))
-            // Its own readiness, not the storefront's: a storefront outage must not take every
-            // gateway replica (and with them `/api/*`) out of the load balancer.
-            .route("/readyz", get(readyz))
-            // Not the storefront's: its `/metrics` (every service router has one) is not public.
-            .route("/metrics", any(no_public_metrics))
-            .with_state(gateway.clone());
-        let pages = Router::new().fallback(site).with_state(gateway);
+        let router = router.merge(
+            Router::new()
+                .route("/healthz", get(healthz))
+                // Its own readiness, not the storefront's: a storefront outage must not take
+                // every gateway replica (and with them `/api/*`) out of the load balancer.
+                .route("/readyz", get(readyz))
+                // Not the storefront's: its `/metrics` (every service router has one) is not public.
+                .route("/metrics", any(no_public_metrics))
+                .with_state(gateway.clone()),
+        );
+        let pages = Router::new()
+            .fallback(site)
+            .with_state(Site { gateway, console });
         let public = layers::edge(
             GATEWAY,
             router,
@@ -690,17 +699,39 @@ async fn api_within_deadline(gw: &Gateway, service: &str, rest: &str, req: Reque
     proxy::forward(&upstream.transport, service, req, &target, caller).await
 }
 
-/// Everything else → the storefront, with the session cookie (or a bearer token) as identity.
-/// An invalid or expired cookie makes the visitor anonymous rather than locking them out.
-async fn site(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    within_deadline(&gw, Route::Site, site_within_deadline(&gw, req)).await
+/// What the site's paths are served with: the gateway, and the ops console it mounts at `/ops`.
+#[derive(Clone)]
+struct Site {
+    gateway: Arc<Gateway>,
+    console: Router,
 }
 
-async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
-    let Some(storefront) = &gw.storefront else {
-        return Problem::not_found("no storefront runs here; the API is under /api/<service>/")
-            .into_response();
-    };
+/// The gateway's API handling (`api_routes`) as a [`Transport`], for the console: a request
+/// sent through it is answered exactly as one arriving at `/api/...` (token, admin surface,
+/// exposure, per-user rate limit), without a socket or the edge layers a second time.
+fn api_transport(api_routes: Router) -> Transport {
+    Transport::new(ServiceExt::<Request>::map_err(
+        api_routes,
+        |never: std::convert::Infallible| -> flotilla_chassis::transport::TransportError {
+            match never {}
+        },
+    ))
+}
+
+/// Everything else → the storefront, with the session cookie (or a bearer token) as identity;
+/// `/ops` → the ops console, for administrators only. An invalid or expired cookie makes the
+/// visitor anonymous rather than locking them out.
+async fn site(State(site): State<Site>, req: Request) -> Response {
+    let gw = &site.gateway;
+    within_deadline(
+        gw,
+        Route::Site,
+        site_within_deadline(gw, &site.console, req),
+    )
+    .await
+}
+
+async fn site_within_deadline(gw: &Gateway, console: &Router, req: Request) -> Response {
     let class =
         (!is_gateway_probe(req.uri().path())).then(|| Class::of(req.method(), req.uri().path()));
     if let Some(class) = class
@@ -712,9 +743,24 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         Ok(Some(token)) => Some(token),
         _ => Authenticator::session_cookie(req.headers()),
     };
-    let caller: Option<Caller> = match token {
-        Some(token) => gw.auth.verify(token).await.ok(),
-        None => None,
+    let (token, caller): (Option<String>, Option<Caller>) = match token {
+        Some(token) => match gw.auth.verify(token).await {
+            Ok(caller) => (Some(token.to_owned()), Some(caller)),
+            Err(_) => (None, None),
+        },
+        None => (None, None),
+    };
+    if let (Some(class), Some(caller)) = (class, &caller)
+        && let Err(refused) = gw.rate_limit.check_user(class, &caller.user_id).await
+    {
+        return refused;
+    }
+    if is_ops_path(req.uri().path()) {
+        return ops(console, req, token, caller).await;
+    }
+    let Some(storefront) = &gw.storefront else {
+        return Problem::not_found("no storefront runs here; the API is under /api/<service>/")
+            .into_response();
     };
     // The site's admin pages (`/admin/resilience`) are guarded like the API's.
     if is_admin_path(req.uri().path()) && caller.as_ref().is_none_or(|c| c.role != Role::Admin) {
@@ -723,11 +769,6 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
             "forbidden",
             "this page is for administrators",
         );
-    }
-    if let (Some(class), Some(caller)) = (class, &caller)
-        && let Err(refused) = gw.rate_limit.check_user(class, &caller.user_id).await
-    {
-        return refused;
     }
     let target = req
         .uri()
@@ -745,6 +786,54 @@ async fn site_within_deadline(gw: &Gateway, req: Request) -> Response {
         secure(response.headers_mut());
     }
     response
+}
+
+/// `/ops` (however spelled): an anonymous visitor is sent to the shop's login page, coming back
+/// here afterwards; anyone but an administrator gets the 403 page; an administrator's request
+/// goes to the console with their session (`OpsSession`), which it acts under.
+async fn ops(
+    console: &Router,
+    mut req: Request,
+    token: Option<String>,
+    caller: Option<Caller>,
+) -> Response {
+    let (Some(token), Some(caller)) = (token, caller) else {
+        let path = req.uri().path();
+        // Back to where the visitor was going when that is the console's own spelling.
+        let next = if path == "/ops" || path.starts_with("/ops/") {
+            req.uri().path_and_query().map_or(path, |p| p.as_str())
+        } else {
+            "/ops"
+        };
+        let next: String = url_query_value(next);
+        return axum::response::Redirect::to(&format!("/login?next={next}")).into_response();
+    };
+    if caller.role != Role::Admin {
+        return flotilla_chassis::layers::bare(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "the ops console is for administrators",
+        );
+    }
+    Caller::strip_headers(req.headers_mut());
+    req.extensions_mut()
+        .insert(flotilla_console::OpsSession::new(token, caller.user_id));
+    match console.clone().oneshot(req).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// `text` percent-encoded as a query value.
+fn url_query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// Adds `Secure` to every `Set-Cookie` in `headers` that lacks it.

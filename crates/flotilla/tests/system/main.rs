@@ -4,6 +4,7 @@
 mod chaos;
 mod checkout;
 mod connections;
+mod console;
 mod contract;
 mod crash;
 #[cfg(unix)]

@@ -45,6 +45,10 @@ pub struct TraceSummary {
     pub root: String,
     /// The service that recorded that span.
     pub service: String,
+    /// That span's `url.path`, when it served or made an HTTP request (its name is the route
+    /// template, `/api/{*rest}` at the gateway; this is what was asked for, `/api/orders`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// When it started, in nanoseconds since the Unix epoch.
     pub start_unix_nanos: u64,
     /// From its first start to its last end, in nanoseconds.
@@ -130,6 +134,7 @@ impl SpanStore {
                     trace_id: format!("{:032x}", span.trace_id),
                     root: String::new(),
                     service: String::new(),
+                    path: None,
                     start_unix_nanos: u64::MAX,
                     duration_nanos: 0,
                     spans: 0,
@@ -148,6 +153,10 @@ impl SpanStore {
                 summary.start_unix_nanos = span.start_unix_nanos;
                 summary.root = span.name.to_string();
                 summary.service = span.service.to_string();
+                summary.path = match span.attribute("url.path") {
+                    Some(super::Value::Str(path)) => Some(path.to_string()),
+                    _ => None,
+                };
             }
             summary.duration_nanos = end.saturating_sub(summary.start_unix_nanos);
             summary.spans += 1;
