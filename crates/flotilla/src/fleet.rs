@@ -112,12 +112,16 @@ fn bind_from(host: IpAddr, from: u16) -> std::io::Result<TcpListener> {
     flotilla_chassis::server::bind(SocketAddr::new(host, 0)).map_err(|err| last.unwrap_or(err))
 }
 
-/// Runs the fleet until a signal; returns when every instance has stopped.
+/// Runs the fleet until a signal; returns when every instance has stopped. Unless
+/// `export_configured` (an OTLP endpoint is set by flag, configuration or `OTEL_*`), every
+/// instance but the gateways exports its spans to the first gateway's receiver, so that its
+/// traces API and the ops console show whole traces across the processes.
 pub async fn up(
     config_file: Option<&Path>,
     common: &Common,
     settings: &HostSettings,
     planned: Vec<(Instance, TcpListener)>,
+    export_configured: bool,
 ) -> anyhow::Result<()> {
     // Checked here, once, rather than by every instance it would start (each would fail alike).
     if !cfg!(feature = "nats") {
@@ -144,6 +148,14 @@ pub async fn up(
     for i in &instances {
         urls.entry(i.service.as_str()).or_default().push(i.url());
     }
+    let spans_to_gateway = match &common.otlp_endpoint {
+        Some(_) => None,
+        None if export_configured => None,
+        None => urls
+            .get(GATEWAY)
+            .and_then(|gateways| gateways.first())
+            .map(|gateway| format!("{gateway}/api/gateway/otlp")),
+    };
     let started = Instant::now();
     let mut children: Vec<(Instance, Child)> = Vec::new();
     for (instance, listener) in planned {
@@ -183,6 +195,15 @@ pub async fn up(
             if !urls.contains_key(name.as_str()) {
                 cmd.arg("--remote").arg(format!("{name}={url}"));
             }
+        }
+        match (&common.otlp_endpoint, &spans_to_gateway) {
+            (Some(endpoint), _) => {
+                cmd.arg("--otlp-endpoint").arg(endpoint);
+            }
+            (None, Some(gateway)) if instance.service != GATEWAY => {
+                cmd.arg("--otlp-endpoint").arg(gateway);
+            }
+            _ => {}
         }
         // One address cannot serve every instance: each serves its own series on its own
         // listener's `/metrics` (README, "Metrics").

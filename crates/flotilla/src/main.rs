@@ -97,7 +97,15 @@ async fn main() -> anyhow::Result<()> {
             serve(Host::build(config, settings, Mode::Serve(services)).await?).await
         }
         Command::Up { replicas, common } => {
-            let (_, settings) = flotilla::settings(config, &common)?;
+            let (config, settings) = flotilla::settings(config, &common)?;
+            // Whether spans already have somewhere to go (a flag, the configuration or the
+            // standard OTEL_* variables); if not, `up` sends them to its gateway.
+            let export_configured = flotilla_chassis::config::section_over_defaults::<
+                flotilla_chassis::telemetry::TelemetryConfig,
+            >(&config, "telemetry")?
+            .otlp_target(|name| std::env::var(name).ok())
+            .map_err(anyhow::Error::msg)?
+            .is_some();
             let replicas = replicas.into_iter().flatten().collect();
             let planned = flotilla::fleet::plan(&replicas, settings.host, settings.port)?;
             // Databases are created, migrated and seeded once, before any instance starts.
@@ -109,7 +117,14 @@ async fn main() -> anyhow::Result<()> {
                 Host::build(migrate_config, migrate_settings, Mode::Migrate(Vec::new())).await?;
             host.shutdown_token().cancel();
             host.run().await?;
-            flotilla::fleet::up(cli.config.as_deref(), &common, &settings, planned).await
+            flotilla::fleet::up(
+                cli.config.as_deref(),
+                &common,
+                &settings,
+                planned,
+                export_configured,
+            )
+            .await
         }
         Command::Status { common } => {
             let (_, settings) = flotilla::settings(config, &common)?;

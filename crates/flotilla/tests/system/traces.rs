@@ -1,4 +1,4 @@
-//! Tracing in one process (issue 14): one checkout is one trace, from the gateway through
+//! Tracing in one process and in a fleet (issue 14): one checkout is one trace, from the gateway through
 //! orders, its saga steps and the services they call, to the event's consumers — the structure
 //! asserted span by span, read back from the gateway's admin API.
 
@@ -93,6 +93,91 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
         |spans| spans.iter().filter(|s| s["kind"] == "consumer").count() >= 2,
     )
     .await;
+    one_checkout_trace(&spans, TRACE, id);
+
+    // The list shows the trace, newest first, and filters by service.
+    let list: Value = http
+        .get(format!(
+            "{base}/api/gateway/admin/traces?service=payments&limit=5"
+        ))
+        .header("authorization", &admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        list["traces"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["trace_id"] == TRACE)),
+        "{list:#}"
+    );
+}
+
+/// The same in a fleet (`flotilla up` on PostgreSQL, NATS and etcd, every service its own
+/// process): each process exports its spans to the gateway's receiver (`up` points them there
+/// when no OTLP endpoint is configured), so the gateway holds the whole trace, with the same
+/// structure as in one process.
+#[tokio::test]
+async fn one_checkout_is_one_trace_across_the_processes_of_a_fleet() {
+    const FLEET_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+    let fleet = crate::fleet::up_on(&crate::infra::postgres(), "", &[]);
+    let http = reqwest::Client::new();
+    let base = fleet.gateway.as_str();
+    let ada = customer(&http, base).await;
+    add_to_cart(&http, base, &ada, "p0000003", 1).await;
+    let res = http
+        .post(format!("{base}/api/orders"))
+        .header("authorization", &ada)
+        .header("idempotency-key", "fleet-trace-1")
+        .header("traceparent", format!("00-{FLEET_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({
+            "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+            "card_number": "4242424242424242",
+        }))
+        .send()
+        .await
+        .expect("checkout");
+    assert!(
+        res.status() == 201 || res.status() == 202,
+        "{}",
+        res.status()
+    );
+    let order: Value = res.json().await.expect("order");
+    let id = order["id"].as_str().expect("id");
+    let order = terminal(&http, base, &ada, id, Duration::from_secs(30)).await;
+    assert_eq!(order["status"], "CONFIRMED");
+    let admin = login(&http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // Exports are batched: wait until every process's part has arrived.
+    let spans = spans_once(
+        &http,
+        base,
+        &admin,
+        FLEET_TRACE,
+        Duration::from_secs(30),
+        |spans| {
+            let served: HashSet<&str> = spans
+                .iter()
+                .filter(|s| s["kind"] == "server")
+                .filter_map(|s| s["service"].as_str())
+                .collect();
+            spans.iter().filter(|s| s["kind"] == "consumer").count() >= 2
+                && ["orders", "inventory", "payments", "shipping"]
+                    .iter()
+                    .all(|s| served.contains(s))
+        },
+    )
+    .await;
+    one_checkout_trace(&spans, FLEET_TRACE, id);
+}
+
+/// Asserts that `spans` are one checkout's trace `trace` (order `id`), span by span: the
+/// gateway's server span its root (the caller's span its parent), every other span hanging
+/// from a span of the trace, each service's server span the child of a client span that named
+/// it, the saga's steps spans of orders, order.confirmed's consumers children of its
+/// publication.
+fn one_checkout_trace(spans: &[Value], trace: &str, id: &str) {
     let by_id: HashMap<&str, &Value> = spans
         .iter()
         .map(|s| (s["span_id"].as_str().expect("span id"), s))
@@ -107,17 +192,17 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     };
 
     // The root: the gateway's server span, child of the caller's own span.
-    let edge = spans_named(&spans, "gateway", "server");
+    let edge = spans_named(spans, "gateway", "server");
     assert_eq!(edge.len(), 1, "{spans:#?}");
     assert_eq!(edge[0]["parent_span_id"], CALLER_SPAN);
     assert_eq!(edge[0]["name"], "POST /api/{*rest}");
-    order_status(&spans);
+    order_status(spans);
     // Every other span hangs from a span of this trace: nothing is cut off.
-    for span in &spans {
+    for span in spans {
         if span["span_id"] != edge[0]["span_id"] {
             parent(span);
         }
-        assert_eq!(span["trace_id"], TRACE);
+        assert_eq!(span["trace_id"], trace);
     }
     // Each service's server span is the child of a client span that called it by name.
     let mut served = HashSet::new();
@@ -174,25 +259,6 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     for consumer in ["cart", "notifications"] {
         assert!(consumers.contains(&consumer), "{consumer} in {consumers:?}");
     }
-
-    // The list shows the trace, newest first, and filters by service.
-    let list: Value = http
-        .get(format!(
-            "{base}/api/gateway/admin/traces?service=payments&limit=5"
-        ))
-        .header("authorization", &admin)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    assert!(
-        list["traces"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["trace_id"] == TRACE)),
-        "{list:#}"
-    );
 }
 
 /// The status the gateway answered the checkout with, from its own span.
