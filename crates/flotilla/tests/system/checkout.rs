@@ -106,18 +106,47 @@ pub async fn try_checkout(
     key: &str,
     card: &str,
 ) -> Result<(u16, Value), reqwest::Error> {
-    let res = http
-        .post(format!("{base}/api/orders"))
+    let res = checkout_request(http, base, bearer, key, card)
+        .send()
+        .await?;
+    let status = res.status().as_u16();
+    Ok((status, res.json().await.unwrap_or(Value::Null)))
+}
+
+/// Checks out with the always-approved card under the W3C `traceparent` given, asserting the
+/// order was acknowledged (201 or 202); the order.
+pub async fn traced_checkout(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    key: &str,
+    traceparent: &str,
+) -> Value {
+    let res = checkout_request(http, base, bearer, key, "4242424242424242")
+        .header("traceparent", traceparent)
+        .send()
+        .await
+        .expect("checkout");
+    let status = res.status();
+    assert!(status == 201 || status == 202, "{status}");
+    res.json().await.expect("order")
+}
+
+/// `POST /api/orders` as `bearer`, shipping to Berlin and paying with `card`.
+fn checkout_request(
+    http: &reqwest::Client,
+    base: &str,
+    bearer: &str,
+    key: &str,
+    card: &str,
+) -> reqwest::RequestBuilder {
+    http.post(format!("{base}/api/orders"))
         .header("authorization", bearer)
         .header("idempotency-key", key)
         .json(&json!({
             "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
             "card_number": card,
         }))
-        .send()
-        .await?;
-    let status = res.status().as_u16();
-    Ok((status, res.json().await.unwrap_or(Value::Null)))
 }
 
 /// Polls the order until it is CONFIRMED or CANCELLED.

@@ -8,7 +8,8 @@
 
 use crate::chaos::post_fault;
 use crate::checkout::{
-    ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, login, terminal, try_checkout,
+    ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, login, terminal, traced_checkout,
+    try_checkout,
 };
 use crate::support::{TestApp, spawn_app_with};
 use serde_json::json;
@@ -182,19 +183,8 @@ async fn an_admin_sees_a_checkouts_waterfall_and_its_saga() {
     let ada = customer(http, base).await;
     let admin = cookie(&login(http, base, ADMIN_EMAIL, ADMIN_PASSWORD).await);
     add_to_cart(http, base, &ada, "p0000003", 1).await;
-    let res = http
-        .post(format!("{base}/api/orders"))
-        .header("authorization", &ada)
-        .header("idempotency-key", "console-1")
-        .header("traceparent", format!("00-{TRACE}-00f067aa0ba902b7-01"))
-        .json(&json!({
-            "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-            "card_number": "4242424242424242",
-        }))
-        .send()
-        .await
-        .expect("checkout");
-    let order: serde_json::Value = res.json().await.expect("order");
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let order = traced_checkout(http, base, &ada, "console-1", &traceparent).await;
     let id = order["id"].as_str().expect("order id").to_owned();
     terminal(http, base, &ada, &id, Duration::from_secs(10)).await;
 

@@ -2,7 +2,9 @@
 //! orders, its saga steps and the services they call, to the event's consumers — the structure
 //! asserted span by span, read back from the gateway's admin API.
 
-use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, login, shop, terminal};
+use crate::checkout::{
+    ADMIN_EMAIL, ADMIN_PASSWORD, add_to_cart, customer, login, shop, terminal, traced_checkout,
+};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -60,24 +62,8 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
     let (http, base) = (&app.http, app.base.as_str());
     let ada = customer(http, base).await;
     add_to_cart(http, base, &ada, "p0000003", 1).await;
-    let res = http
-        .post(format!("{base}/api/orders"))
-        .header("authorization", &ada)
-        .header("idempotency-key", "trace-1")
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({
-            "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-            "card_number": "4242424242424242",
-        }))
-        .send()
-        .await
-        .expect("checkout");
-    assert!(
-        res.status() == 201 || res.status() == 202,
-        "{}",
-        res.status()
-    );
-    let order: Value = res.json().await.expect("order");
+    let traceparent = format!("00-{TRACE}-{CALLER_SPAN}-01");
+    let order = traced_checkout(http, base, &ada, "trace-1", &traceparent).await;
     let id = order["id"].as_str().expect("id");
     let order = terminal(http, base, &ada, id, Duration::from_secs(15)).await;
     assert_eq!(order["status"], "CONFIRMED");
@@ -127,24 +113,8 @@ async fn one_checkout_is_one_trace_across_the_processes_of_a_fleet() {
     let base = fleet.gateway.as_str();
     let ada = customer(&http, base).await;
     add_to_cart(&http, base, &ada, "p0000003", 1).await;
-    let res = http
-        .post(format!("{base}/api/orders"))
-        .header("authorization", &ada)
-        .header("idempotency-key", "fleet-trace-1")
-        .header("traceparent", format!("00-{FLEET_TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({
-            "address": {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
-            "card_number": "4242424242424242",
-        }))
-        .send()
-        .await
-        .expect("checkout");
-    assert!(
-        res.status() == 201 || res.status() == 202,
-        "{}",
-        res.status()
-    );
-    let order: Value = res.json().await.expect("order");
+    let traceparent = format!("00-{FLEET_TRACE}-{CALLER_SPAN}-01");
+    let order = traced_checkout(&http, base, &ada, "fleet-trace-1", &traceparent).await;
     let id = order["id"].as_str().expect("id");
     let order = terminal(&http, base, &ada, id, Duration::from_secs(30)).await;
     assert_eq!(order["status"], "CONFIRMED");
@@ -170,6 +140,32 @@ async fn one_checkout_is_one_trace_across_the_processes_of_a_fleet() {
     )
     .await;
     one_checkout_trace(&spans, FLEET_TRACE, id);
+}
+
+/// A second shop process (`flotilla run`) of `receiver`'s fleet (its service secret) exporting
+/// its spans to `endpoint`, with its data directory.
+fn exporting_member(
+    receiver: &crate::support::TestApp,
+    endpoint: &str,
+) -> (crate::support::Process, tempfile::TempDir) {
+    let secret = std::fs::read_to_string(receiver.dir.path().join("service-secret"))
+        .expect("the receiver's secret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let member = crate::support::Process::start(
+        &[
+            "run",
+            "--port",
+            "0",
+            "--data-dir",
+            dir.path().to_str().expect("utf-8 path"),
+        ],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+            ("FLOTILLA_SERVICE_SECRET", secret.trim()),
+            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
+        ],
+    );
+    (member, dir)
 }
 
 /// Asserts that `spans` are one checkout's trace `trace` (order `id`), span by span: the
@@ -371,23 +367,7 @@ async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
 
     // A process of the same fleet needs no token: it sends its service credential, and only
     // to a gateway's receiver.
-    let secret = std::fs::read_to_string(receiver.dir.path().join("service-secret"))
-        .expect("the receiver's secret");
-    let fleet_dir = tempfile::tempdir().expect("tempdir");
-    let member = crate::support::Process::start(
-        &[
-            "run",
-            "--port",
-            "0",
-            "--data-dir",
-            fleet_dir.path().to_str().expect("utf-8 path"),
-        ],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("FLOTILLA_SERVICE_SECRET", secret.trim()),
-            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
-        ],
-    );
+    let (member, _fleet_dir) = exporting_member(&receiver, &endpoint);
     let fleet_trace = "1af7651916cd43dd8448eb211c80319c";
     let res = receiver
         .http
@@ -459,23 +439,7 @@ async fn the_gateways_own_otlp_port_takes_the_fleets_spans_and_serves_nothing_el
     .await;
     let admin = login(&receiver.http, &receiver.base, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let endpoint = format!("http://127.0.0.1:{otlp}/api/gateway/otlp");
-    let secret = std::fs::read_to_string(receiver.dir.path().join("service-secret"))
-        .expect("the receiver's secret");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let member = crate::support::Process::start(
-        &[
-            "run",
-            "--port",
-            "0",
-            "--data-dir",
-            dir.path().to_str().expect("utf-8 path"),
-        ],
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("FLOTILLA_SERVICE_SECRET", secret.trim()),
-            ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
-        ],
-    );
+    let (member, _dir) = exporting_member(&receiver, &endpoint);
     let trace = "2af7651916cd43dd8448eb211c80319c";
     let res = receiver
         .http
