@@ -42,7 +42,7 @@ mod views;
 mod waterfall;
 
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue};
 use flotilla_chassis::transport::Transport;
 use std::sync::Arc;
 use tower_http::csrf::CsrfLayer;
@@ -53,18 +53,10 @@ pub use session::OpsSession;
 /// Where the console lives.
 pub const PREFIX: &str = "/ops";
 
-/// Content-Security-Policy of every console page: no script at all, no inline style, and
-/// everything else from this origin only.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Headers every console answer carries. Pages show operational data: never cached anywhere.
-const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
-    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "same-origin"),
-    (header::CACHE_CONTROL, "no-store"),
-];
+/// Headers every console answer carries (no script, no inline style: the pages' policy).
+/// Pages show operational data: never cached anywhere.
+const SECURITY_HEADERS: [(HeaderName, &str); 4] =
+    flotilla_chassis::layers::page_security_headers("no-store");
 
 /// What every page handler shares: the way to the gateway's API.
 pub(crate) struct Console {

@@ -21,7 +21,7 @@ mod session;
 mod shop;
 mod views;
 
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue};
 use axum::routing::get;
 use flotilla_chassis::{Service, ServiceContext, ServiceSpec, StartError};
 use serde::Deserialize;
@@ -112,19 +112,10 @@ pub async fn service(ctx: ServiceContext) -> Result<Service, StartError> {
     Ok(Service::new(NAME, router(shop), None).with_error_page(error_page))
 }
 
-/// Content-Security-Policy of every page: the shop has no script at all, so none may run, and
-/// styles, pictures and form targets all live on the shop's own origin.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-/// Headers every page carries.
-const SECURITY_HEADERS: [(HeaderName, &str); 4] = [
-    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "same-origin"),
-    // Pages carry the caller's cart count, so no shared cache may keep them.
-    (header::CACHE_CONTROL, "private, no-cache"),
-];
+/// Headers every page carries (no script at all: the pages' policy). Pages carry the caller's
+/// cart count, so no shared cache may keep them.
+const SECURITY_HEADERS: [(HeaderName, &str); 4] =
+    flotilla_chassis::layers::page_security_headers("private, no-cache");
 
 /// Adds [`SECURITY_HEADERS`] to a page made outside the router (an error page of the chassis's
 /// layers), where it has none of its own.

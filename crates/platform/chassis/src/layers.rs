@@ -318,3 +318,25 @@ pub fn deadline_exceeded() -> Response {
         "the request's deadline ran out before it could be answered",
     )
 }
+
+/// Content-Security-Policy of the server-rendered pages (the storefront, the ops console): they
+/// carry no script, so none may run; styles, pictures and form targets all live on the page's
+/// own origin.
+pub const PAGE_CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; \
+     img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The headers every server-rendered page carries, with its `Cache-Control` (pages that show
+/// a user's data are never kept by a shared cache).
+pub const fn page_security_headers(
+    cache_control: &'static str,
+) -> [(axum::http::HeaderName, &'static str); 4] {
+    [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            PAGE_CONTENT_SECURITY_POLICY,
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, cache_control),
+    ]
+}
