@@ -15,10 +15,13 @@ bash scripts/deps.sh nats
 source scripts/test-servers.sh
 ensure_test_servers
 
-echo "== cargo fmt --check"
+# Each stage says how long the run has taken so far (CI must stay well under 40 minutes).
+stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy (warnings are errors)"
+stage "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 # The default build (what `cargo run --release` compiles, without etcd) must be clean too.
 cargo clippy -p flotilla --all-targets --locked -- -D warnings
@@ -31,10 +34,10 @@ run_tests() {
     fi
 }
 
-echo "== tests (SQLite)"
+stage "tests (SQLite)"
 run_tests --workspace --all-features
 
-echo "== service and chassis tests again on PostgreSQL"
+stage "service and chassis tests again on PostgreSQL"
 PG_SUITES=(flotilla-chassis flotilla-testkit flotilla-identity flotilla-catalog flotilla-cart
     flotilla-inventory flotilla-payments flotilla-shipping flotilla-orders flotilla-notifications)
 export FLOTILLA_TEST_DATABASE_URL="$FLOTILLA_TEST_POSTGRES"
@@ -47,15 +50,16 @@ else
     cargo test --locked --no-fail-fast --all-features $(printf -- '-p %s ' "${PG_SUITES[@]}")
 fi
 
-echo "== deploy check: rendered manifests, compose file, Dockerfile and YAML validated offline"
+stage "deploy check: rendered manifests, compose file, Dockerfile and YAML validated offline"
 bash scripts/deploy-check.sh
 
-echo "== contract diff: no published API or event broken without a CONTRACT_VERSION bump"
+stage "contract diff: no published API or event broken without a CONTRACT_VERSION bump"
 cargo build --locked --workspace --all-features --bins --quiet
 BIN=${CARGO_TARGET_DIR:-target}/debug/flotilla bash scripts/contract-diff.sh
 
-echo "== contract check: OpenAPI documents validated, schemathesis through the gateway"
+stage "contract check: OpenAPI documents validated, schemathesis through the gateway"
 bash scripts/contract-check.sh
 
-echo "== browser check: the storefront journey in headless Chromium, its trace, and the ops console"
+stage "browser check: the storefront journey in headless Chromium, its trace, and the ops console"
 bash scripts/browser-check.sh
+stage "done"
