@@ -83,3 +83,51 @@ async fn a_busy_pool_answers_unavailable_while_postgres_is_down_and_recovers_wit
     }
     db.close().await;
 }
+
+/// A silent link to the database (a fault proxy holding every byte): `/readyz` answers 503
+/// within its limit instead of waiting for the pool (an outside tester measured 10 s), and
+/// answers 200 again once the link carries bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_answers_503_within_its_limit_when_the_database_link_goes_silent() {
+    use flotilla_testkit::fault_proxy::{Stream, Toxic, ToxicKind, fault_proxy};
+    use tower::ServiceExt;
+    let pg = PrivatePostgres::start().await;
+    let link = fault_proxy(&format!("127.0.0.1:{}", pg.port())).await;
+    let url = format!("postgres://postgres@{}", link.addr());
+    let db = Db::open_postgres(&url, "ready", &PoolSettings::default())
+        .await
+        .expect("database");
+    let probes = flotilla_chassis::health::routes("inventory", Some(db));
+    let ready = || async {
+        let request = axum::http::Request::get("/readyz")
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let started = Instant::now();
+        let status = probes
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("answer")
+            .status();
+        (status.as_u16(), started.elapsed())
+    };
+    assert_eq!(ready().await.0, 200);
+    link.add_toxic(Toxic::new(ToxicKind::Timeout { timeout: 0 }).on(Stream::Downstream))
+        .await
+        .expect("toxic");
+    let (status, took) = ready().await;
+    assert_eq!(status, 503);
+    assert!(
+        took >= flotilla_chassis::health::READY_WITHIN
+            && took < flotilla_chassis::health::READY_WITHIN + Duration::from_millis(400),
+        "answered after {took:?}"
+    );
+    link.remove_toxic("timeout_downstream")
+        .await
+        .expect("removed");
+    let back = Instant::now();
+    while ready().await.0 != 200 {
+        assert!(back.elapsed() < Duration::from_secs(10), "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
