@@ -105,6 +105,7 @@ async fn one_checkout_is_one_trace_from_the_gateway_to_the_events_consumers() {
 /// process): each process exports its spans to the gateway's receiver (`up` points them there
 /// when no OTLP endpoint is configured), so the gateway holds the whole trace, with the same
 /// structure as in one process.
+#[cfg(all(feature = "etcd", feature = "fleet"))]
 #[tokio::test]
 async fn one_checkout_is_one_trace_across_the_processes_of_a_fleet() {
     const FLEET_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
