@@ -13,6 +13,14 @@ use utoipa::ToSchema;
 /// The media type of a problem document.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The extension member naming the dependency whose failure a 503 reports
+/// ([`Problem::dependency_unavailable`]).
+pub const FAILED_DEPENDENCY: &str = "failed_dependency";
+
+/// The header on a 503 that reports a dependency's failure rather than the answering
+/// service's own ([`Problem::dependency_unavailable`]).
+pub const DEPENDENCY_FAILED_MARK: &str = "x-flotilla-dependency-failed";
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
@@ -143,6 +151,16 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
     }
 
+    /// 503 because `dependency`, another service this one called, failed: named in the
+    /// extension member `failed_dependency` and marked on the response with
+    /// [`DEPENDENCY_FAILED_MARK`], so that a caller's circuit breaker and outlier detection do
+    /// not hold against this service what its dependency did (every instance of it would
+    /// answer the same; a slow shipping once opened the gateway's breaker for orders and
+    /// ejected healthy orders instances).
+    pub fn dependency_unavailable(dependency: &str, detail: impl Into<String>) -> Self {
+        Self::unavailable(detail).with_extension(FAILED_DEPENDENCY, dependency)
+    }
+
     /// 500: a bug or an unexpected failure. The detail is deliberately generic: internals
     /// (SQL, stack traces) are logged, never sent.
     pub fn internal() -> Self {
@@ -177,6 +195,8 @@ impl IntoResponse for Problem {
         let retry_after = self.retry_after;
         let deadline_ran_out = status == StatusCode::GATEWAY_TIMEOUT
             && self.slug() == crate::deadline::DEADLINE_EXCEEDED;
+        let dependency_failed = status == StatusCode::SERVICE_UNAVAILABLE
+            && self.extensions.contains_key(FAILED_DEPENDENCY);
         let mut response = (status, Json(self)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -185,6 +205,9 @@ impl IntoResponse for Problem {
                 crate::deadline::DEADLINE_EXCEEDED_MARK,
                 HeaderValue::from_static("1"),
             );
+        }
+        if dependency_failed {
+            headers.insert(DEPENDENCY_FAILED_MARK, HeaderValue::from_static("1"));
         }
         if let Some(seconds) = retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

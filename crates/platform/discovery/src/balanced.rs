@@ -47,6 +47,8 @@ use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
 use flotilla_chassis::resilience::retry::{RetryAttempt, TriedInstances};
+use flotilla_chassis::deadline::DEADLINE_EXCEEDED_MARK;
+use flotilla_chassis::problem::DEPENDENCY_FAILED_MARK;
 use flotilla_chassis::transport::deadline;
 use flotilla_chassis::transport::http::{HttpEndpoint, HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};
@@ -149,6 +151,12 @@ impl Drop for InFlight {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// The least time an attempt must have had for its running out to be held against the
+/// instance: a client's own deadline of a few milliseconds says nothing about it (an outside
+/// tester ejected healthy replicas with `x-flotilla-deadline-ms: 1`). The retry layer's
+/// shortest per-try cut is as long.
+const FAIR_CHANCE: Duration = Duration::from_millis(100);
 
 /// An attempt still waiting for its instance's answer. The stack's per-attempt deadline ends a
 /// hung attempt by dropping its future, so without this the instance would never be blamed for
@@ -500,6 +508,10 @@ impl Shared {
         instance.requests.fetch_add(1, Ordering::Relaxed);
         let in_flight = InFlight::enter(instance);
         let started = Instant::now();
+        // A cut sooner than a fair chance is the caller's doing.
+        let cut = cut.filter(|cut| {
+            cut.saturating_duration_since(tokio::time::Instant::now()) >= FAIR_CHANCE
+        });
         let call = in_flight.0.endpoint.call(req);
         async move {
             let unanswered = Unanswered {
@@ -513,14 +525,32 @@ impl Shared {
             let now = Instant::now();
             let instance = Arc::clone(&in_flight.0);
             drop(in_flight);
+            let took = now - started;
             let outcome = match &result {
+                // The instance answered for a dependency of its own: any instance would.
+                Ok(response) if response.headers().contains_key(DEPENDENCY_FAILED_MARK) => None,
+                // It ran out of the deadline the caller gave it (504 deadline-exceeded): as for
+                // a cut below, only a fair chance makes that the instance's fault.
+                Ok(response)
+                    if response.headers().contains_key(DEADLINE_EXCEEDED_MARK)
+                        && took < FAIR_CHANCE =>
+                {
+                    None
+                }
                 Ok(response) => match response.status().as_u16() {
-                    500 | 502 | 503 | 504 => Outcome::ServerError,
-                    _ => Outcome::Success,
+                    500 | 502 | 503 | 504 => Some(Outcome::ServerError),
+                    _ => Some(Outcome::Success),
                 },
-                Err(_) => Outcome::LocalFailure,
+                // The request's deadline ran out: the instance's fault only if it had a fair
+                // chance, and then as a 504 would be.
+                Err(TransportError::DeadlineExceeded(_)) => {
+                    (took >= FAIR_CHANCE).then_some(Outcome::ServerError)
+                }
+                Err(_) => Some(Outcome::LocalFailure),
             };
-            self.record(&instance, outcome, now - started, now);
+            if let Some(outcome) = outcome {
+                self.record(&instance, outcome, took, now);
+            }
             result
         }
     }

@@ -259,6 +259,16 @@ impl Breaker {
                     None
                 }
             }
+            // A 503 reporting a dependency's failure: that hop's breaker counts it, and every
+            // instance of this upstream would answer the same.
+            Ok(response)
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE
+                    && response
+                        .headers()
+                        .contains_key(crate::problem::DEPENDENCY_FAILED_MARK) =>
+            {
+                None
+            }
             Ok(response) => Some(
                 self.config
                     .failure_statuses

@@ -104,21 +104,23 @@ impl From<ClientError> for Problem {
                 )
             }
             ClientError::Status { service, .. } | ClientError::Decode { service, .. } => {
-                Problem::unavailable(format!("{service} is not working right now"))
+                Problem::dependency_unavailable(service, format!("{service} is not working right now"))
             }
             ClientError::Transport(TransportError::NoInstance(s))
             | ClientError::Transport(TransportError::Timeout(s))
             | ClientError::Transport(TransportError::Connect { service: s, .. }) => {
-                Problem::unavailable(format!("{s} is unavailable right now"))
+                Problem::dependency_unavailable(s, format!("{s} is unavailable right now"))
             }
             // Refused before leaving the process, so cheap to repeat: a second is long enough
             // for a bulkhead slot to free, and for a breaker kept per instance another
             // instance may already answer.
             ClientError::Transport(TransportError::CircuitOpen(s)) => {
-                Problem::unavailable(format!("{s} is failing; retry shortly")).with_retry_after(1)
+                Problem::dependency_unavailable(s, format!("{s} is failing; retry shortly"))
+                    .with_retry_after(1)
             }
             ClientError::Transport(TransportError::Overloaded(s)) => {
-                Problem::unavailable(format!("{s} is busy; retry shortly")).with_retry_after(1)
+                Problem::dependency_unavailable(s, format!("{s} is busy; retry shortly"))
+                    .with_retry_after(1)
             }
             ClientError::Transport(TransportError::DeadlineExceeded(s)) => Problem::new(
                 StatusCode::GATEWAY_TIMEOUT,

@@ -466,6 +466,47 @@ fn the_config_has_documented_defaults_and_rejects_what_cannot_work() {
     }
 }
 
+/// The outside tester's second run: with shipping slow, orders answered its checkouts 503
+/// "shipping is failing", and the gateway's breaker for orders opened on them, refusing every
+/// orders route. A 503 reporting a dependency's failure (`Problem::dependency_unavailable`,
+/// marked `x-flotilla-dependency-failed`) is not the upstream's failure; its own 503 is.
+#[tokio::test(start_paused = true)]
+async fn a_503_reporting_a_dependencys_failure_is_not_the_upstreams() {
+    let answer = |problem: fn() -> flotilla_chassis::problem::Problem| -> Transport {
+        tower::util::BoxCloneSyncService::new(tower::service_fn(
+            move |_: axum::http::Request<axum::body::Body>| async move {
+                Ok::<_, TransportError>(axum::response::IntoResponse::into_response(problem()))
+            },
+        ))
+    };
+    let config = BreakerConfig {
+        consecutive_failures: 3,
+        ..config()
+    };
+    let breaker = Breaker::new("orders", config.clone()).expect("a valid config");
+    let transport = breaker.layer().layer(answer(|| {
+        flotilla_chassis::problem::Problem::dependency_unavailable(
+            "shipping",
+            "shipping is failing; retry shortly",
+        )
+    }));
+    for _ in 0..20 {
+        assert_eq!(
+            call(&transport).await.ok(),
+            Some(StatusCode::SERVICE_UNAVAILABLE)
+        );
+    }
+    assert_eq!(state(&breaker), BreakerState::Closed);
+    assert_eq!(breaker.snapshot().calls_in_window, 0);
+
+    let breaker = Breaker::new("orders", config).expect("a valid config");
+    let transport = breaker.layer().layer(answer(|| {
+        flotilla_chassis::problem::Problem::unavailable("the database is unavailable")
+    }));
+    calls(&transport, 3).await;
+    assert_eq!(state(&breaker), BreakerState::Open, "its own 503 counts");
+}
+
 /// The outside tester's M1: with shipping slow, checkouts answered 504 `deadline-exceeded`
 /// from orders, and the gateway's breaker for orders opened on them, refusing every orders
 /// route. A 504 that says a deadline ran out further down is not held against the upstream that

@@ -515,6 +515,43 @@ async fn a_burst_spreads_by_requests_in_flight_when_estimates_have_decayed() {
     assert!(failed <= 4, "{failed} of 40 waited on the stuck replica");
 }
 
+/// A client's own deadline says nothing about an instance: requests whose deadline has run out
+/// (refused before they leave) or runs out within milliseconds (cut in flight, here on a hung
+/// replica) eject nothing — an outside tester ejected healthy replicas, for up to 300 s, with
+/// `x-flotilla-deadline-ms: 1`. Nor does a 503 that reports a dependency's failure.
+#[tokio::test]
+async fn a_clients_tiny_deadline_or_a_dependencys_failure_ejects_no_instance() {
+    use flotilla_chassis::request_context;
+    let alive = Instance::start("alive");
+    let hung = Hung::start().await;
+    // No probes: the hung replica would fail them, and that is not what is tested here.
+    let settings = OutlierSettings {
+        probe_all: false,
+        ..quick()
+    };
+    let (balancer, _tx) = balancer(&[&alive.url, &hung.url], settings.clone());
+    let transport = balancer.transport();
+    for deadline_ms in [0u64, 1, 5, 20] {
+        for _ in 0..10 {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(deadline_ms);
+            let _ = request_context::with_deadline(Some(deadline), whoami(&transport)).await;
+        }
+    }
+    for url in [&alive.url, &hung.url] {
+        let s = stats(&balancer, url);
+        assert!(!s.ejected && s.failures == 0, "{s:?}");
+    }
+
+    let forwarding = Instance::start_with("forwarding", Answer::DependencyFailed);
+    let (balancer, _tx) = balancer_on(&[&forwarding.url, &alive.url], settings, &pool());
+    let transport = balancer.transport();
+    for _ in 0..20 {
+        let _ = whoami(&transport).await;
+    }
+    let s = stats(&balancer, &forwarding.url);
+    assert!(!s.ejected && s.failures == 0, "{s:?}");
+}
+
 /// With probes of every instance, a hung replica is ejected before any request waits on it:
 /// 100 requests at once, none fails, none waits.
 #[tokio::test]

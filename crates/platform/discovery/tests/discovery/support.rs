@@ -38,6 +38,8 @@ pub enum Answer {
     ServerError,
     /// Never: the request is read and held, as by a process stuck in its handlers.
     Hang,
+    /// 503 reporting that a dependency of its own failed (`x-flotilla-dependency-failed`).
+    DependencyFailed,
 }
 
 impl Answer {
@@ -46,6 +48,7 @@ impl Answer {
             Answer::Id => 0,
             Answer::ServerError => 1,
             Answer::Hang => 2,
+            Answer::DependencyFailed => 3,
         }
     }
 }
@@ -100,14 +103,18 @@ impl Instance {
                     let mode = mode.load(Ordering::Relaxed);
                     let status = if mode == Answer::ServerError.code() {
                         StatusCode::INTERNAL_SERVER_ERROR
+                    } else if mode == Answer::DependencyFailed.code() {
+                        StatusCode::SERVICE_UNAVAILABLE
                     } else {
                         StatusCode::OK
                     };
+                    let mark = (mode == Answer::DependencyFailed.code())
+                        .then_some(("x-flotilla-dependency-failed", "1"));
                     async move {
                         if mode == Answer::Hang.code() {
                             std::future::pending::<()>().await;
                         }
-                        (status, id)
+                        (status, axum::response::AppendHeaders(mark), id)
                     }
                 };
                 let app = Router::new()
