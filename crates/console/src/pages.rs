@@ -152,17 +152,6 @@ async fn not_found(ctx: Ctx) -> Response {
     ctx.page(StatusCode::NOT_FOUND, &page)
 }
 
-/// The answer to a request that reached the console without an administrator's session (the
-/// gateway's guard keeps them out; this is the console's own refusal if one ever got by).
-pub fn not_an_admin() -> Response {
-    (
-        StatusCode::FORBIDDEN,
-        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        "<!doctype html><title>Forbidden</title><p>The ops console is for administrators.",
-    )
-        .into_response()
-}
-
 /// The answer to a form posted from another site (tower-http's `CsrfLayer`).
 pub fn cross_site_refused() -> impl FnMut(tower_http::csrf::ProtectionError) -> Response + Clone {
     |error| {

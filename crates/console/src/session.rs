@@ -52,6 +52,18 @@ impl<S: Send + Sync> FromRequestParts<S> for OpsSession {
             .extensions
             .get::<OpsSession>()
             .cloned()
-            .ok_or_else(crate::pages::not_an_admin)
+            .ok_or_else(not_an_admin)
     }
+}
+
+/// The answer to a request that reached the console without an administrator's session (the
+/// gateway's guard keeps them out; this is the console's own refusal if one ever got by).
+fn not_an_admin() -> Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Forbidden</title><p>The ops console is for administrators.",
+    )
+        .into_response()
 }
