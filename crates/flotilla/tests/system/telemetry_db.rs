@@ -111,3 +111,26 @@ async fn a_restart_on_the_same_telemetry_db_keeps_the_traces() {
     assert!(listed.iter().any(|t| t["trace_id"] == TRACE), "{list:#}");
     assert_eq!(list["unpersisted_spans"], 0);
 }
+
+#[test]
+fn a_telemetry_db_that_is_not_a_database_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("telemetry.db");
+    std::fs::write(&db, "not a database ".repeat(100)).expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_flotilla"))
+        .args(["run", "--port", "0", "--metrics-listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--telemetry-db")
+        .arg(&db)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("telemetry database {}", db.display())),
+        "{stderr}"
+    );
+}

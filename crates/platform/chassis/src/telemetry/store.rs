@@ -87,7 +87,8 @@ impl SpanStore {
         queue: usize,
     ) -> Result<Self, String> {
         let (file, spans) = super::persist::open(path, limits, queue).await?;
-        let horizon = now_unix_nanos().saturating_sub(limits.max_age_secs * 1_000_000_000);
+        let horizon =
+            now_unix_nanos().saturating_sub(limits.max_age_secs.saturating_mul(1_000_000_000));
         let mut kept: VecDeque<Arc<SpanRecord>> = spans
             .into_iter()
             .filter(|s| s.end_unix_nanos() >= horizon)
