@@ -546,6 +546,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failing_write_costs_the_file_those_spans_and_memory_goes_on() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("telemetry.db");
+        let now = now_unix_nanos();
+        let store = SpanStore::open(StoreLimits::default(), &path)
+            .await
+            .expect("open");
+        // Another connection holds the write lock past the writer's busy timeout.
+        let mut other = SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .expect("open");
+        sqlx::raw_sql("BEGIN EXCLUSIVE")
+            .execute(&mut other)
+            .await
+            .expect("lock");
+        store.record(span(1, 1, None, now));
+        store.flush().await;
+        assert_eq!(store.trace(1).len(), 1);
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut other)
+            .await
+            .expect("unlock");
+        // The writer goes on once the file can be written again.
+        store.record(span(2, 3, None, now + 1));
+        store.flush().await;
+        assert_eq!(store.len(), 2);
+        assert_eq!(rows(&path).await, 1);
+    }
+
+    #[tokio::test]
     async fn a_file_that_is_not_a_database_is_an_error_at_start() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("telemetry.db");
