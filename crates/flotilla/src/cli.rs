@@ -225,6 +225,11 @@ pub struct Common {
     /// http://HOST:PORT/api/gateway/otlp [env: OTEL_EXPORTER_OTLP_ENDPOINT] [default: none].
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
+    /// Also keep the spans of the telemetry store in this SQLite file (created if missing), so
+    /// that the traces of before a restart are still shown [env: FLOTILLA_TELEMETRY__DB]
+    /// [default: memory only].
+    #[arg(long, value_name = "PATH")]
+    pub telemetry_db: Option<PathBuf>,
     /// Service discovery: static, etcd://host:port, or dns://{service}.ns.svc.cluster.local:PORT
     /// [env: FLOTILLA_DISCOVERY] [default: static].
     #[arg(long, value_name = "SPEC")]

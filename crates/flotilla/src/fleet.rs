@@ -205,6 +205,15 @@ pub async fn up(
             }
             _ => {}
         }
+        // One telemetry database, for the first gateway (which gathers the fleet's spans when
+        // the others export to it): processes sharing a file would read back each other's.
+        cmd.env_remove("FLOTILLA_TELEMETRY__DB");
+        if let Some(path) = &common.telemetry_db
+            && instance.service == GATEWAY
+            && instance.replica == 1
+        {
+            cmd.arg("--telemetry-db").arg(path);
+        }
         // One address cannot serve every instance: each serves its own series on its own
         // listener's `/metrics` (README, "Metrics").
         cmd.env_remove("FLOTILLA_METRICS_LISTEN");

@@ -241,6 +241,7 @@ impl Host {
             flotilla_chassis::telemetry::TelemetryConfig,
         >(&config, "telemetry")?
         .install(Some(identity.otlp_credential()))
+        .await
         .map_err(anyhow::Error::msg)?;
         // Before any service starts: handles made before the recorder record nothing.
         let metrics = Metrics::new();
@@ -559,6 +560,10 @@ impl Host {
         let _ = tokio::time::timeout(self.drain, self.bus.stopped()).await;
         for db in self.dbs {
             db.close().await;
+        }
+        // The spans of the last requests, into the telemetry database (with one).
+        if let Some(telemetry) = flotilla_chassis::telemetry::installed() {
+            let _ = tokio::time::timeout(self.drain, telemetry.store().flush()).await;
         }
         Ok(())
     }

@@ -54,11 +54,15 @@ pub fn settings(config: Figment, common: &Common) -> anyhow::Result<(Figment, Ho
             overrides.insert(key.into(), value.clone().into());
         }
     }
+    let mut telemetry = serde_json::Map::new();
     if let Some(endpoint) = &common.otlp_endpoint {
-        overrides.insert(
-            "telemetry".into(),
-            serde_json::json!({ "otlp_endpoint": endpoint }),
-        );
+        telemetry.insert("otlp_endpoint".into(), endpoint.clone().into());
+    }
+    if let Some(path) = &common.telemetry_db {
+        telemetry.insert("db".into(), path.display().to_string().into());
+    }
+    if !telemetry.is_empty() {
+        overrides.insert("telemetry".into(), telemetry.into());
     }
     let mut config = config.merge(Serialized::defaults(serde_json::Value::Object(overrides)));
     for (name, url) in &common.remote {

@@ -36,6 +36,7 @@ pub fn list(query: &ListQuery) -> Response {
         "traces": traces,
         "kept_spans": store.len(),
         "evicted_spans": store.evicted(),
+        "unpersisted_spans": store.unpersisted(),
     }))
     .into_response()
 }

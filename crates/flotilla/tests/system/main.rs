@@ -33,6 +33,7 @@ mod pg_restart;
 mod rate_limit;
 mod shedding;
 mod support;
+mod telemetry_db;
 mod topology;
 mod toxics;
 mod traces;

@@ -334,7 +334,7 @@ async fn another_process_exports_its_spans_to_the_gateways_otlp_receiver() {
             ("FLOTILLA_CATALOG__SEED_PRODUCTS", "5"),
         ],
     );
-    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let trace = "1af7651916cd43dd8448eb211c80319c";
     let res = receiver
         .http
         .get(format!(

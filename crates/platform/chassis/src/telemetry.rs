@@ -16,6 +16,7 @@
 //! on `tracing`, and carry the trace and span ids from the request's `tracing` span.
 
 pub mod otlp;
+mod persist;
 pub mod sampling;
 pub mod span;
 pub mod store;
@@ -141,6 +142,9 @@ pub struct TelemetryConfig {
     /// Where spans are also sent with OTLP/HTTP (a base URL: `/v1/traces` is appended), as
     /// `--otlp-endpoint` or `OTEL_EXPORTER_OTLP_ENDPOINT` say; none by default.
     pub otlp_endpoint: Option<String>,
+    /// A SQLite file the store also keeps its spans in (`--telemetry-db`), so that a restart
+    /// keeps them; memory only when `None` (the default).
+    pub db: Option<std::path::PathBuf>,
 }
 
 impl Default for TelemetryConfig {
@@ -149,6 +153,7 @@ impl Default for TelemetryConfig {
             sample_ratio: 1.0,
             store: StoreLimits::default(),
             otlp_endpoint: None,
+            db: None,
         }
     }
 }
@@ -183,7 +188,9 @@ impl TelemetryConfig {
     /// Installs this process's telemetry from this configuration, unless one is installed
     /// already (a second host in one process shares the first one's); returns the installed.
     /// `credential` goes with spans exported to a Flotilla gateway ([`otlp::GATEWAY_RECEIVER`]).
-    pub fn install(
+    /// With `db`, the store is opened on that file first (its spans read back); a file that
+    /// cannot be used is an `Err`.
+    pub async fn install(
         &self,
         credential: Option<otlp::Credential>,
     ) -> Result<&'static Telemetry, String> {
@@ -196,7 +203,19 @@ impl TelemetryConfig {
         let env = |name: &str| std::env::var(name).ok();
         let sampler = self.sampler(env)?;
         let target = self.otlp_target(env)?;
-        let store = Arc::new(SpanStore::new(self.store));
+        let store = match &self.db {
+            None => SpanStore::new(self.store),
+            Some(path) => {
+                let store = SpanStore::open(self.store, path).await?;
+                tracing::info!(
+                    path = %path.display(),
+                    spans = store.len(),
+                    "telemetry database opened",
+                );
+                store
+            }
+        };
+        let store = Arc::new(store);
         let mut telemetry = Telemetry::new(sampler, store);
         if let Some(mut target) = target {
             target.credential = credential;

@@ -1,5 +1,6 @@
 //! The recent spans of this process, kept in memory within a bound by count and by age: what
-//! the ops console and the tests read, with nothing to install.
+//! the ops console and the tests read, with nothing to install; with `--telemetry-db`, also
+//! in a SQLite file ([`super::persist`]) that the next start reads back.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -34,6 +35,7 @@ pub struct SpanStore {
     limits: StoreLimits,
     spans: Mutex<VecDeque<Arc<SpanRecord>>>,
     evicted: AtomicU64,
+    file: Option<super::persist::Persister>,
 }
 
 /// One trace, summed up for a list.
@@ -66,7 +68,57 @@ impl SpanStore {
             limits,
             spans: Mutex::new(VecDeque::new()),
             evicted: AtomicU64::new(0),
+            file: None,
         }
+    }
+
+    /// A store within `limits` that also keeps its spans in the SQLite file at `path` (created
+    /// if missing), starting with the spans the file holds within those limits: what a previous
+    /// run recorded. Spans are written off the request path by a task spawned here (so this
+    /// must run inside a Tokio runtime). `Err` says why the file cannot be used (not a
+    /// database, not writable).
+    pub async fn open(limits: StoreLimits, path: &std::path::Path) -> Result<Self, String> {
+        Self::open_with_queue(limits, path, super::persist::QUEUE).await
+    }
+
+    pub(crate) async fn open_with_queue(
+        limits: StoreLimits,
+        path: &std::path::Path,
+        queue: usize,
+    ) -> Result<Self, String> {
+        let (file, spans) = super::persist::open(path, limits, queue).await?;
+        let horizon =
+            now_unix_nanos().saturating_sub(limits.max_age_secs.saturating_mul(1_000_000_000));
+        let mut kept: VecDeque<Arc<SpanRecord>> = spans
+            .into_iter()
+            .filter(|s| s.end_unix_nanos() >= horizon)
+            .map(Arc::new)
+            .collect();
+        while kept.len() > limits.max_spans {
+            kept.pop_front();
+        }
+        Ok(Self {
+            limits,
+            spans: Mutex::new(kept),
+            evicted: AtomicU64::new(0),
+            file: Some(file),
+        })
+    }
+
+    /// Waits until the spans recorded so far are in the file (at once without one): before
+    /// the process exits, and in tests.
+    pub async fn flush(&self) {
+        if let Some(file) = &self.file {
+            file.flush().await;
+        }
+    }
+
+    /// Spans not written to the file because its queue was full (the writer behind): they stay
+    /// in memory only. Zero without a file.
+    pub fn unpersisted(&self) -> u64 {
+        self.file
+            .as_ref()
+            .map_or(0, super::persist::Persister::dropped)
     }
 
     fn spans(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<SpanRecord>>> {
@@ -76,6 +128,9 @@ impl SpanStore {
 
     /// Keeps `span`, letting the oldest go past the bounds.
     pub fn record(&self, span: Arc<SpanRecord>) {
+        if let Some(file) = &self.file {
+            file.offer(&span);
+        }
         let horizon = now_unix_nanos().saturating_sub(self.limits.max_age_secs * 1_000_000_000);
         let mut spans = self.spans();
         spans.push_back(span);
@@ -179,7 +234,7 @@ impl SpanStore {
     }
 }
 
-fn now_unix_nanos() -> u64 {
+pub(crate) fn now_unix_nanos() -> u64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
