@@ -46,9 +46,9 @@ use tokio::sync::watch;
 use tower::util::BoxCloneSyncService;
 
 use crate::outlier::{Outcome, OutlierSettings, OutlierState};
-use flotilla_chassis::resilience::retry::{RetryAttempt, TriedInstances};
 use flotilla_chassis::deadline::DEADLINE_EXCEEDED_MARK;
 use flotilla_chassis::problem::DEPENDENCY_FAILED_MARK;
+use flotilla_chassis::resilience::retry::{RetryAttempt, TriedInstances};
 use flotilla_chassis::transport::deadline;
 use flotilla_chassis::transport::http::{HttpEndpoint, HttpPool, UnreachableInstance};
 use flotilla_chassis::transport::{Transport, TransportError};

@@ -104,7 +104,10 @@ impl From<ClientError> for Problem {
                 )
             }
             ClientError::Status { service, .. } | ClientError::Decode { service, .. } => {
-                Problem::dependency_unavailable(service, format!("{service} is not working right now"))
+                Problem::dependency_unavailable(
+                    service,
+                    format!("{service} is not working right now"),
+                )
             }
             ClientError::Transport(TransportError::NoInstance(s))
             | ClientError::Transport(TransportError::Timeout(s))
