@@ -15,6 +15,7 @@
 //! the gateway's path (issue 14: at most 10 % of req/s for tracing at 100 % sampling). Logs stay
 //! on `tracing`, and carry the trace and span ids from the request's `tracing` span.
 
+mod limits;
 pub mod otlp;
 mod persist;
 pub mod sampling;
@@ -23,9 +24,10 @@ pub mod store;
 
 use std::sync::{Arc, OnceLock};
 
+pub use limits::StoreLimits;
 pub use sampling::Sampler;
 pub use span::{Span, SpanKind, SpanRecord, Status, Value};
-pub use store::{SpanStore, StoreLimits};
+pub use store::SpanStore;
 
 use crate::trace_context::TraceParent;
 

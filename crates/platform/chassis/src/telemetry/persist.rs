@@ -18,8 +18,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, Sq
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 
+use super::limits::StoreLimits;
 use super::span::{SpanKind, SpanRecord, Status, Value};
-use super::store::StoreLimits;
 
 /// Spans waiting to be written at most; past it they are dropped (and counted).
 pub(crate) const QUEUE: usize = 8_192;
@@ -306,7 +306,8 @@ async fn load(conn: &mut SqliteConnection, limits: StoreLimits) -> sqlx::Result<
 }
 
 fn horizon(limits: StoreLimits) -> u64 {
-    super::store::now_unix_nanos().saturating_sub(limits.max_age_secs.saturating_mul(1_000_000_000))
+    super::limits::now_unix_nanos()
+        .saturating_sub(limits.max_age_secs.saturating_mul(1_000_000_000))
 }
 
 fn as_i64(n: u64) -> i64 {
@@ -377,7 +378,8 @@ fn attributes_from_json(text: &str) -> Option<Vec<(Cow<'static, str>, Value)>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::store::{SpanStore, now_unix_nanos};
+    use super::super::limits::now_unix_nanos;
+    use super::super::store::SpanStore;
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;

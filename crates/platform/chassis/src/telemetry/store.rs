@@ -2,32 +2,12 @@
 //! the ops console and the tests read, with nothing to install; with `--telemetry-db`, also
 //! in a SQLite file ([`super::persist`]) that the next start reads back.
 
-use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::limits::{StoreLimits, now_unix_nanos};
 use super::span::{SpanKind, SpanRecord, Status};
-
-/// How much the store keeps (`[telemetry]` in the configuration; README, "Telemetry").
-#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreLimits {
-    /// Spans kept at most; the oldest go first.
-    pub max_spans: usize,
-    /// Seconds a span is kept at most.
-    pub max_age_secs: u64,
-}
-
-impl Default for StoreLimits {
-    fn default() -> Self {
-        Self {
-            max_spans: 20_000,
-            max_age_secs: 3600,
-        }
-    }
-}
 
 /// Recent spans, oldest first by the time they ended.
 #[derive(Debug)]
@@ -232,13 +212,6 @@ impl SpanStore {
             .filter_map(|id| traces.remove(&id))
             .collect()
     }
-}
-
-pub(crate) fn now_unix_nanos() -> u64 {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
