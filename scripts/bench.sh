@@ -37,14 +37,15 @@ cd "$(dirname "$0")/.."
 . scripts/lib/bench.sh
 
 SECTIONS=${SECTIONS:-mix edge fleet search stack tracing recovery}
-RESULTS=${RESULTS:-target/bench}
+# Absolute: the benches write to it from their own package's directory.
+RESULTS=$(realpath -m "${RESULTS:-target/bench}")
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 if [ -n "${QUICK:-}" ]; then
     MIX_RATES=${MIX_RATES:-100..500/step 100}; STEP=${STEP:-4s}; WARMUP=3s
     FLEET_SECS=5; EDGE_ROUNDS=1; EDGE_DURATION=3s; SEARCH_DURATION=3s; SEARCH_BACKENDS=sqlite
     STACK_SECS=2; STACK_ROUNDS=1; REC_SECS=30; REC_KILL=10
 else
-    MIX_RATES=${MIX_RATES:-100..800/step 100}; STEP=${STEP:-8s}; WARMUP=5s
+    MIX_RATES=${MIX_RATES:-200..2000/step 200}; STEP=${STEP:-8s}; WARMUP=5s
     FLEET_SECS=10; EDGE_ROUNDS=3; EDGE_DURATION=5s; SEARCH_DURATION=5s
     SEARCH_BACKENDS="sqlite postgres"; STACK_SECS=3; STACK_ROUNDS=3; REC_SECS=60; REC_KILL=20
 fi

@@ -665,12 +665,22 @@ impl Report {
         let _ = writeln!(out, "|---|---|---|---|");
         for run in runs {
             let inv = run.report.invariants;
-            let saturation = run
+            let last_within = run
                 .report
-                .saturation(self.p99_target_ms)
-                .map_or("no step within the target".to_owned(), |r| {
-                    format!("{} journeys/s", thousands(r))
-                });
+                .steps
+                .last()
+                .is_some_and(|s| s.within(self.p99_target_ms));
+            let saturation = match run.report.saturation(self.p99_target_ms) {
+                None => "no step within the target".to_owned(),
+                // Not reached: the highest load offered was still within the target.
+                Some(r) if last_within => {
+                    format!(
+                        "≥ {} journeys/s (every step within the target)",
+                        thousands(r)
+                    )
+                }
+                Some(r) => format!("{} journeys/s", thousands(r)),
+            };
             let _ = writeln!(
                 out,
                 "| {} | {saturation} | {} / {} | {} |",
@@ -1049,7 +1059,9 @@ mod tests {
         assert!(md.contains("flotilla load --rate 50..50/step 50"), "{md}");
         assert!(md.contains("| one process | 50.0 | 49.8 |"), "{md}");
         assert!(
-            md.contains("| one process | 49.8 journeys/s | 25 / 25 | 0 |"),
+            md.contains(
+                "| one process | ≥ 49.8 journeys/s (every step within the target) | 25 / 25 | 0 |"
+            ),
             "{md}"
         );
         // Medians 85,000 and 21,000: 0.25 × nginx.
