@@ -237,7 +237,7 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
         user_id: "test-admin".into(),
         role: Role::Admin,
     };
-    for service in ["notifications", "cart"] {
+    let handled_by = async |service: &str| {
         let mut handled = 0;
         for (url, _) in fleet.instances(service) {
             let report: Value = http
@@ -256,8 +256,20 @@ async fn a_fleet_with_replicas_runs_the_shop_and_handles_each_event_once_per_ser
                 .as_u64()
                 .unwrap_or_else(|| panic!("{service} at {url}: no consumer count in {report}"));
         }
+        handled
+    };
+    for service in ["notifications", "cart"] {
+        // Each subscriber consumes at its own pace (the cart's replicas may still be attaching
+        // to the stream when notifications are done): wait for all ten, then check no more.
+        eventually(
+            &format!("{service} handles every order.confirmed"),
+            Duration::from_secs(30),
+            async || handled_by(service).await >= 10,
+        )
+        .await;
         assert_eq!(
-            handled, 10,
+            handled_by(service).await,
+            10,
             "{service}: each order.confirmed handled once across its replicas"
         );
     }
