@@ -5,7 +5,7 @@
 use crate::checkout::{ADMIN_EMAIL, ADMIN_PASSWORD, login};
 use crate::support::Process;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TRACE: &str = "5af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
@@ -31,27 +31,12 @@ fn start(data: &str, db: &str) -> Process {
 
 /// The spans the admin API serves of `TRACE` once the gateway's server span is among them.
 async fn spans(http: &reqwest::Client, base: &str, admin: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let res = http
-            .get(format!("{base}/api/gateway/admin/traces/{TRACE}"))
-            .header("authorization", admin)
-            .send()
-            .await
-            .expect("trace");
-        if res.status() == 200 {
-            let body: Value = res.json().await.expect("json");
-            let spans = body["spans"].as_array().cloned().unwrap_or_default();
-            if spans
-                .iter()
-                .any(|s| s["service"] == "gateway" && s["kind"] == "server")
-            {
-                return spans;
-            }
-        }
-        assert!(Instant::now() < deadline, "trace {TRACE} not served");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::traces::spans_once(http, base, admin, TRACE, Duration::from_secs(10), |spans| {
+        spans
+            .iter()
+            .any(|s| s["service"] == "gateway" && s["kind"] == "server")
+    })
+    .await
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 /// The spans the gateway at `base` keeps of `trace`, as soon as `ready` holds for them (spans
 /// arrive after the answers: events are consumed, exports batched); fails after `within`.
-async fn spans_once(
+pub(crate) async fn spans_once(
     http: &reqwest::Client,
     base: &str,
     admin: &str,
